@@ -1,0 +1,170 @@
+"""Store configuration: TOML validated into pydantic models. Unknown keys and out-of-range values are
+rejected with the file, the key and the reason (``bingobox check-config FILE``)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="lower-case slug")]
+STANDARD_BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 256000, 460800, 921600)
+
+
+class Strict(BaseModel):
+    """Base for every config model: unknown keys are an error, values are validated on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class SerialPort(Strict):
+    port: str = Field(min_length=1, description="device path (/dev/serial/by-id/...), pty path or pyserial URL "
+                      "(socket://, rfc2217://, loop://)")
+    baudrate: int = 9600
+
+    @field_validator("baudrate")
+    @classmethod
+    def _standard_baud(cls, v: int) -> int:
+        if v not in STANDARD_BAUDS:
+            raise ValueError(f"{v} is not a standard baud rate ({', '.join(map(str, STANDARD_BAUDS))})")
+        return v
+
+
+class DoorConfig(SerialPort):
+    """A door on a Modbus RTU relay/input board."""
+
+    name: Name
+    unit: int = Field(1, ge=1, le=247, description="Modbus slave address")
+    energize_to_unlock: bool = Field(description="true for a fail-secure strike, false for a maglock; no default")
+    lock_coil: int = Field(0, ge=0, le=255)
+    contact_input: int = Field(0, ge=0, le=255, description="door position switch (DPS)")
+    contact_closed_level: bool = Field(True, description="input level that means 'door closed'")
+    rex_input: int | None = Field(1, ge=0, le=255, description="request-to-exit button")
+    fire_input: int | None = Field(2, ge=0, le=255, description="fire-alarm relay contact")
+    fire_active_level: bool = True
+    inputs: int = Field(8, ge=1, le=64, description="discrete inputs read per poll")
+    poll_hz: float = Field(20.0, ge=1, le=50)
+    response_timeout_s: float = Field(0.2, ge=0.02, le=2)
+    failures_before_fault: int = Field(3, ge=1, le=50, description="missed replies in a row before 'fault'")
+    unlock_s: float = Field(5.0, ge=1, le=60, description="grant window: relock if not opened by then")
+    held_open_s: float = Field(20.0, ge=3, le=600, description="door-held-open alarm after this long open")
+    relock_on: Literal["open", "close"] = "close"
+    rex_unlocks: bool = True
+    rex_shunt_s: float = Field(3.0, ge=0, le=30, description="REX suppresses the forced-door alarm this long")
+
+    @model_validator(mode="after")
+    def _distinct_inputs(self) -> DoorConfig:
+        used = [i for i in (self.contact_input, self.rex_input, self.fire_input) if i is not None]
+        if len(used) != len(set(used)):
+            raise ValueError("contact_input, rex_input and fire_input must be different inputs")
+        if max(used) >= self.inputs:
+            raise ValueError(f"input {max(used)} is not among the {self.inputs} inputs read")
+        return self
+
+
+class ReaderConfig(SerialPort):
+    """An M100/R200 UHF RFID reader on a shelf or in the exit area."""
+
+    name: Name
+    baudrate: int = 115200
+    framing: Literal["BB", "AA"] = "BB"
+    role: Literal["shelf", "exit"] = "shelf"
+    mode: Literal["multi", "poll"] = Field("multi", description="continuous multi-poll stream, or single "
+                                           "inventory rounds every poll_interval_s")
+    poll_interval_s: float = Field(0.1, ge=0.02, le=5)
+    multi_poll_rounds: int = Field(65535, ge=1, le=65535)
+    gone_after_s: float = Field(1.5, ge=0.2, le=60, description="multi mode: unseen this long → tag_gone")
+    gone_after_rounds: int = Field(3, ge=1, le=100, description="poll mode: missed rounds → tag_gone")
+    silence_timeout_s: float = Field(1.0, ge=0.1, le=10, description="no frame this long → restart inventory")
+
+
+class CameraConfig(Strict):
+    """A camera: V4L2 device, MJPEG/RTSP URL, video file or image pattern."""
+
+    name: Name
+    source: str | int = Field(description="/dev/v4l/by-id/..., index, http(s)://, rtsp://, file or pattern")
+    backend: Literal["auto", "v4l2", "ffmpeg", "images"] = "auto"
+    width: int | None = Field(None, ge=16, le=7680)
+    height: int | None = Field(None, ge=16, le=4320)
+    fps: float | None = Field(None, gt=0, le=240)
+    fourcc: str | None = Field("MJPG", min_length=4, max_length=4)
+    open_timeout_s: float = Field(3.0, ge=0.1, le=60)
+    read_timeout_s: float = Field(3.0, ge=0.1, le=60)
+    loop_files: bool = True
+
+
+class StoreInfo(Strict):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    name: str = Field("", max_length=100)
+
+
+class StoreConfig(Strict):
+    """The whole controller configuration."""
+
+    store: StoreInfo
+    doors: list[DoorConfig] = Field(default_factory=list)
+    readers: list[ReaderConfig] = Field(default_factory=list)
+    cameras: list[CameraConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> StoreConfig:
+        check_unique_names(self.doors, self.readers, self.cameras)
+        return self
+
+
+def check_unique_names(*groups: list) -> None:
+    seen: set[str] = set()
+    for group in groups:
+        for item in group:
+            if item.name in seen:
+                raise ValueError(f"device name {item.name!r} is used twice")
+            seen.add(item.name)
+
+
+class ConfigError(Exception):
+    """Invalid configuration; ``problems`` holds one 'file: key: reason' line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def load_model(path: str | Path, model: type[M]) -> M:
+    """Read a TOML file into ``model`` or raise ConfigError with every problem found."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError([f"{path}: cannot read: {e}"]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"{path}: not valid TOML: {e}"]) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            msg = re.sub(r"^Value error, ", "", msg)
+            problems.append(f"{path}: {_loc(tuple(err['loc']))}: {msg}")
+        raise ConfigError(problems) from None
+
+
+def load_store_config(path: str | Path) -> StoreConfig:
+    return load_model(path, StoreConfig)

@@ -1,0 +1,1 @@
+"""Device drivers: wire traffic → domain events, commands → frames. Each has ``status()``."""

@@ -1,0 +1,224 @@
+"""Door board driver: Modbus RTU relay/input board. Polls the inputs, drives the lock relay, runs the door
+machine (grant window, relock, forced/held-open alarms, fire) and reports events and a status snapshot.
+
+One poll thread owns the bus: commands from other threads are queued and written at once (the queue wakes
+the thread), so the unlock command leaves within microseconds of ``grant()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+from ..config import DoorConfig
+from ..domain.door import DoorMachine, DoorTiming
+from ..protocol import modbus as mb
+from ..transport import LinkDown, SerialLink
+from .events import DeviceEvent, Listener
+
+log = logging.getLogger(__name__)
+
+
+class NoReply(TimeoutError):
+    pass
+
+
+class DoorBoard:
+    """One door on one board."""
+
+    def __init__(self, cfg: DoorConfig, on_event: Listener, link_factory=SerialLink) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self._emit = on_event
+        self.machine = DoorMachine(cfg.name, DoorTiming(cfg.unlock_s, cfg.held_open_s, cfg.relock_on,
+                                                         cfg.rex_unlocks, cfg.rex_shunt_s))
+        self._decoder = mb.ResponseDecoder(units=frozenset({cfg.unit}), max_byte_count=(cfg.inputs + 7) // 8 + 8)
+        self._replies: queue.Queue = queue.Queue()
+        self._commands: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.link = link_factory(cfg.port, baudrate=cfg.baudrate, name=cfg.name, on_data=self._on_data,
+                                 on_state=self._on_link_state)
+        self.inputs: tuple[bool, ...] | None = None
+        self.relay_on: bool | None = None  # last read-back of the lock relay
+        self._relay_cmd: bool | None = None  # last relay state we wrote
+        self.online = False
+        self._rex_was = False
+        self.misses = 0
+        self.last_poll: float | None = None
+        self.stats = {"polls": 0, "no_reply": 0, "exceptions": 0, "relay_writes": 0, "relay_mismatch": 0}
+        self._lock = threading.Lock()
+
+    # lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.link.start()
+        self._thread = threading.Thread(target=self._run, name=f"door-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._commands.put(("wake", None))
+        if self._thread:
+            self._thread.join(timeout=2)
+        self.link.stop()
+
+    # commands (any thread) -------------------------------------------------------------------------
+    def grant(self, seconds: float | None = None) -> None:
+        """Access granted: unlock for the grant window (relock on close/open or at the end of the window)."""
+        self._commands.put(("grant", seconds))
+
+    def wait_idle(self, timeout: float = 2.0) -> bool:
+        """Wait until queued commands have been handled (for tools and tests)."""
+        done = threading.Event()
+        self._commands.put(("sync", done))
+        return done.wait(timeout)
+
+    @property
+    def state(self) -> str:
+        return self.machine.state
+
+    def status(self) -> dict:
+        with self._lock:
+            inputs = self.inputs
+            return {
+                "kind": "door", "name": self.name, "state": self.machine.state, "online": self.online,
+                "door_open": self.machine.door_open, "fire": self.machine.fire,
+                "lock_engaged": self._lock_engaged(), "relay_on": self.relay_on,
+                "inputs": [int(b) for b in inputs[: self.cfg.inputs]] if inputs else None,
+                "last_poll": self.last_poll, "link": self.link.status(), "decoder": dict(self._decoder.stats),
+                **self.stats,
+            }
+
+    # wire ------------------------------------------------------------------------------------------
+    def _on_data(self, data: bytes) -> None:
+        for frame in self._decoder.feed(data):
+            self._replies.put(frame)
+
+    def _on_link_state(self, up: bool) -> None:
+        self._emit(DeviceEvent(self.name, "connected" if up else "disconnected", {"url": self.cfg.port}))
+        if up:
+            self._commands.put(("wake", None))
+
+    def _transact(self, req: mb.Request) -> mb.Response:
+        while not self._replies.empty():  # a late reply to an earlier request
+            self._replies.get_nowait()
+        self.link.write(mb.encode_request(req))
+        deadline = time.monotonic() + self.cfg.response_timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._decoder.reset()  # silence ends any partial frame (RTU 3.5-char rule)
+                raise NoReply(f"no reply to {type(req).__name__} within {self.cfg.response_timeout_s}s")
+            try:
+                resp = self._replies.get(timeout=left)
+            except queue.Empty:
+                continue
+            if isinstance(resp, mb.ExceptionResponse):
+                self.stats["exceptions"] += 1
+                raise mb.ProtocolError(f"board answered {resp.description} to {req}")
+            return resp
+
+    def _write_relay(self, on: bool) -> None:
+        resp = self._transact(mb.WriteCoil(self.cfg.unit, self.cfg.lock_coil, mb.COIL_ON if on else mb.COIL_OFF))
+        if not isinstance(resp, mb.WriteCoil) or resp.on != on:
+            raise mb.ProtocolError(f"unexpected reply to coil write: {resp}")
+        self._relay_cmd = on
+        self.stats["relay_writes"] += 1
+
+    def _relay_for(self, lock: bool) -> bool:
+        return (not lock) == self.cfg.energize_to_unlock
+
+    def _lock_engaged(self) -> bool | None:
+        if self.relay_on is None:
+            return None
+        return self.relay_on != self.cfg.energize_to_unlock
+
+    # the poll thread -------------------------------------------------------------------------------
+    def _run(self) -> None:
+        period = 1.0 / self.cfg.poll_hz
+        next_poll = time.monotonic()
+        readback_every = max(1, int(self.cfg.poll_hz))  # coil read-back about once a second
+        while not self._stop.is_set():
+            try:
+                cmd, arg = self._commands.get(timeout=max(0.0, next_poll - time.monotonic()))
+            except queue.Empty:
+                cmd, arg = "poll", None
+            now = time.monotonic()
+            if cmd == "grant":
+                if not self.machine.on_grant(now, arg):
+                    self._emit(DeviceEvent(self.name, "grant_refused", {"state": self.machine.state}))
+                self._sync_outputs(now)  # the unlock leaves before anything else touches the bus
+            elif cmd == "sync":
+                self._sync_outputs(now)
+                arg.set()
+                continue
+            if now >= next_poll:
+                next_poll = now + period
+                self._poll(now, self.stats["polls"] % readback_every == 0)
+            self._sync_outputs(time.monotonic())
+
+    def _poll(self, now: float, readback: bool) -> None:
+        cfg = self.cfg
+        try:
+            resp = self._transact(mb.ReadBits(cfg.unit, mb.READ_DISCRETE_INPUTS, 0, cfg.inputs))
+            if readback:
+                coils = self._transact(mb.ReadBits(cfg.unit, mb.READ_COILS, cfg.lock_coil, 1))
+                with self._lock:
+                    self.relay_on = coils.bits[0]
+                if self._relay_cmd is not None and coils.bits[0] != self._relay_cmd:
+                    self.stats["relay_mismatch"] += 1
+                    self._emit(DeviceEvent(self.name, "fault", {"fault": "relay_mismatch",
+                                                                "commanded": self._relay_cmd,
+                                                                "read_back": coils.bits[0]}))
+                    self._relay_cmd = None  # write again on the next sync
+        except (NoReply, LinkDown, mb.ProtocolError) as e:
+            self.stats["no_reply"] += isinstance(e, NoReply)
+            self.misses += 1
+            if self.online and self.misses >= cfg.failures_before_fault:
+                self.online = False
+                self.link.dump(f"door board not answering: {e}")
+                self.machine.on_link(now, False)
+                self._emit(DeviceEvent(self.name, "fault", {"fault": "board_unreachable", "error": str(e)}))
+            self._flush_events()
+            return
+        self.misses = 0
+        self.stats["polls"] += 1
+        self.last_poll = time.time()
+        bits = resp.bits
+        with self._lock:
+            self.inputs = bits
+        door_open = bits[cfg.contact_input] != cfg.contact_closed_level
+        fire = cfg.fire_input is not None and bits[cfg.fire_input] == cfg.fire_active_level
+        rex = cfg.rex_input is not None and bits[cfg.rex_input]
+        m = self.machine
+        if not self.online:
+            self.online = True
+            m.door_open, m.fire = door_open, fire
+            m.on_link(now, True)
+            self._relay_cmd = None
+        m.on_fire(now, fire)
+        if rex and not self._rex_was:
+            m.on_rex(now)
+        self._rex_was = rex
+        m.on_contact(now, door_open)
+        m.on_tick(now)
+
+    def _sync_outputs(self, now: float) -> None:
+        """Drive the relay to what the machine wants (if it differs from what we last wrote), emit events."""
+        if self.online:
+            want = self._relay_for(self.machine.lock_wanted)
+            if want != self._relay_cmd:
+                try:
+                    self._write_relay(want)
+                    with self._lock:
+                        self.relay_on = want
+                except (NoReply, LinkDown, mb.ProtocolError) as e:
+                    log.warning("%s: relay write failed: %s", self.name, e)
+                    self._relay_cmd = None
+        self._flush_events()
+
+    def _flush_events(self) -> None:
+        for kind, data in self.machine.drain():
+            self._emit(DeviceEvent(self.name, kind, data))

@@ -1,0 +1,22 @@
+"""The event every driver emits: which device, what happened, when, and details."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEvent:
+    device: str
+    kind: str  # e.g. tag_seen, tag_gone, door_opened, alarm, connected, disconnected, fault
+    data: dict = field(default_factory=dict)
+    t: float = field(default_factory=time.time)
+
+
+Listener = Callable[[DeviceEvent], None]
+
+
+def ignore(_: DeviceEvent) -> None:
+    """A listener that drops events (for tools that only read status)."""

@@ -1,0 +1,245 @@
+"""RFID reader driver (M100/R200 protocol): continuous inventory, per-tag bookkeeping, seen/gone hysteresis,
+and a bounded inventory for the exit area.
+
+Readers never report a tag's loss; "gone" is decided here: in ``multi`` mode (continuous multi-poll stream)
+after ``gone_after_s`` without a read, in ``poll`` mode (one single-inventory round per interval) after
+``gone_after_rounds`` answered rounds without it. While the link is down nothing is declared gone (an
+unplugged reader must not empty the shelf); after it comes back, tags get a fresh grace period.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ..config import ReaderConfig
+from ..protocol import m100
+from ..transport import LinkDown, SerialLink
+from .events import DeviceEvent, Listener
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TagState:
+    epc: str
+    first_seen: float
+    last_seen: float
+    rssi: int
+    count: int = 1
+    misses: int = 0
+    present: bool = True
+
+    def snapshot(self) -> dict:
+        return {"epc": self.epc, "first_seen": self.first_seen, "last_seen": self.last_seen, "rssi": self.rssi,
+                "count": self.count, "present": self.present}
+
+
+@dataclass
+class _Round:
+    """Reads collected between two round boundaries."""
+
+    seen: set[str] = field(default_factory=set)
+    answered: bool = False
+
+
+class RfidReader:
+    """One M100/R200 reader."""
+
+    def __init__(self, cfg: ReaderConfig, on_event: Listener, link_factory=SerialLink,
+                 clock=time.monotonic) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self._emit = on_event
+        self._clock = clock
+        self.framing = m100.FRAMINGS[cfg.framing]
+        self._decoder = m100.Decoder(self.framing)
+        self._lock = threading.Condition()
+        self.tags: dict[str, TagState] = {}
+        self._round = _Round()
+        self.rounds = 0  # closed rounds that got an answer
+        self._last_frame = 0.0
+        self._inventory_started = 0.0
+        self._need_start = True
+        self._connected = False
+        self._grace_from = 0.0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.stats = {"notices": 0, "empty_rounds": 0, "bad_tag_crc": 0, "errors": 0, "restarts": 0,
+                      "tag_seen": 0, "tag_gone": 0}
+        self.link = link_factory(cfg.port, baudrate=cfg.baudrate, name=cfg.name, on_data=self._on_data,
+                                 on_state=self._on_link_state)
+
+    # lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.link.start()
+        self._thread = threading.Thread(target=self._run, name=f"rfid-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=2)
+        if self.link.connected and self.cfg.mode == "multi":
+            try:
+                self.link.write(m100.stop_multi_poll(self.framing))
+            except LinkDown:
+                pass
+        self.link.stop()
+
+    # queries ---------------------------------------------------------------------------------------
+    def present(self) -> dict[str, TagState]:
+        """Tags currently considered on the shelf / in the field."""
+        with self._lock:
+            return {e: TagState(**vars(t)) for e, t in self.tags.items() if t.present}
+
+    def bounded_inventory(self, rounds: int = 20, stable_rounds: int = 4, timeout: float = 5.0) -> set[str]:
+        """Union of EPCs over answered rounds, ending when ``stable_rounds`` rounds in a row brought nothing new
+        (or after ``rounds`` rounds). Raises TimeoutError if the reader does not answer enough rounds."""
+        found: set[str] = set()
+        quiet = 0
+        deadline = self._clock() + timeout
+        with self._lock:
+            start = self.rounds
+            seen_round = start
+            while self.rounds - start < rounds:
+                left = deadline - self._clock()
+                if left <= 0:
+                    raise TimeoutError(f"{self.name}: only {self.rounds - start} rounds answered in {timeout}s")
+                self._lock.wait(min(left, 0.1))
+                while seen_round < self.rounds:
+                    seen_round += 1
+                    new = self._round_log.get(seen_round, set()) - found
+                    found |= self._round_log.get(seen_round, set())
+                    quiet = 0 if new else quiet + 1
+                if quiet >= stable_rounds:
+                    break
+        return found
+
+    def status(self) -> dict:
+        with self._lock:
+            present = sum(t.present for t in self.tags.values())
+            return {"kind": "rfid", "name": self.name, "role": self.cfg.role, "mode": self.cfg.mode,
+                    "online": self._connected and self._clock() - self._last_frame < self.cfg.silence_timeout_s * 2,
+                    "tags_present": present, "rounds": self.rounds, "last_frame_age_s":
+                    round(self._clock() - self._last_frame, 3) if self._last_frame else None,
+                    "link": self.link.status(), "decoder": dict(self._decoder.stats), **self.stats}
+
+    # wire ------------------------------------------------------------------------------------------
+    def _on_link_state(self, up: bool) -> None:
+        with self._lock:
+            self._connected = up
+            self._need_start = True
+            now = self._clock()
+            if up:
+                self._grace_from = now
+                self._last_frame = now
+                for t in self.tags.values():
+                    t.misses = 0
+        self._emit(DeviceEvent(self.name, "connected" if up else "disconnected", {"url": self.cfg.port}))
+        self._wake.set()
+
+    def _on_data(self, data: bytes) -> None:
+        frames = self._decoder.feed(data)
+        if not frames:
+            return
+        events: list[DeviceEvent] = []
+        now = self._clock()
+        with self._lock:
+            self._last_frame = now
+            for f in frames:
+                if isinstance(f, m100.TagNotice):
+                    if not f.crc_ok:
+                        self.stats["bad_tag_crc"] += 1
+                        continue
+                    self.stats["notices"] += 1
+                    self._round.answered = True
+                    epc = f.epc_hex
+                    self._round.seen.add(epc)
+                    t = self.tags.get(epc)
+                    if t is None:
+                        self.tags[epc] = TagState(epc, now, now, f.rssi)
+                        events.append(DeviceEvent(self.name, "tag_seen", {"epc": epc, "rssi": f.rssi}))
+                        self.stats["tag_seen"] += 1
+                    else:
+                        t.last_seen, t.rssi, t.misses = now, f.rssi, 0
+                        t.count += 1
+                        if not t.present:
+                            t.present = True
+                            t.first_seen = now
+                            events.append(DeviceEvent(self.name, "tag_seen", {"epc": epc, "rssi": f.rssi}))
+                            self.stats["tag_seen"] += 1
+                elif isinstance(f, m100.ErrorFrame):
+                    if f.empty_round:
+                        self.stats["empty_rounds"] += 1
+                        self._round.answered = True
+                    else:
+                        self.stats["errors"] += 1
+                        log.warning("%s: reader error %s", self.name, f.description)
+                elif isinstance(f, m100.Response) and f.cmd == m100.CMD_STOP_MULTI_POLL:
+                    self._need_start = True
+        for e in events:
+            self._emit(e)
+
+    # the inventory thread --------------------------------------------------------------------------
+    _round_log: dict[int, set[str]]
+
+    def _run(self) -> None:
+        self._round_log = {}
+        cfg = self.cfg
+        while not self._stop.is_set():
+            self._wake.wait(cfg.poll_interval_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            now = self._clock()
+            if not self._connected:
+                continue
+            try:
+                if cfg.mode == "poll":
+                    self._close_round(now)
+                    self.link.write(m100.single_inventory(self.framing))
+                else:
+                    silent = now - max(self._last_frame, self._inventory_started) > cfg.silence_timeout_s
+                    if self._need_start or silent:
+                        if silent and not self._need_start:
+                            self.stats["restarts"] += 1
+                            log.info("%s: no frame for %.1fs, restarting inventory", self.name,
+                                     cfg.silence_timeout_s)
+                        self._need_start = False
+                        self._inventory_started = now
+                        self.link.write(m100.multi_poll(cfg.multi_poll_rounds, self.framing))
+                    self._close_round(now)
+            except LinkDown:
+                continue
+
+    def _close_round(self, now: float) -> None:
+        """End the current round: count misses (poll mode) or age out (multi mode), emit tag_gone."""
+        gone: list[str] = []
+        with self._lock:
+            rnd, self._round = self._round, _Round()
+            if rnd.answered:
+                self.rounds += 1
+                self._round_log[self.rounds] = rnd.seen
+                self._round_log.pop(self.rounds - 200, None)
+                self._lock.notify_all()
+            fresh = now - self._last_frame < self.cfg.silence_timeout_s
+            for epc, t in self.tags.items():
+                if not t.present:
+                    continue
+                if self.cfg.mode == "poll":
+                    if rnd.answered and epc not in rnd.seen:
+                        t.misses += 1
+                    if t.misses >= self.cfg.gone_after_rounds:
+                        t.present = False
+                        gone.append(epc)
+                elif fresh and now - max(t.last_seen, self._grace_from) >= self.cfg.gone_after_s:
+                    t.present = False
+                    gone.append(epc)
+            self.stats["tag_gone"] += len(gone)
+        for epc in gone:
+            self._emit(DeviceEvent(self.name, "tag_gone", {"epc": epc}))

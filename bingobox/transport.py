@@ -1,0 +1,161 @@
+"""The one serial seam: every device link is opened with ``serial.serial_for_url`` (device paths, ptys,
+``socket://``, ``rfc2217://``, ``loop://``). A background reader hands bytes to the driver, reconnects with
+backoff when the port disappears, and keeps a ring buffer of recent traffic that is logged on a fault."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import serial
+
+log = logging.getLogger(__name__)
+
+
+class LinkDown(ConnectionError):
+    """The port is not open (unplugged, not yet opened, or failed)."""
+
+
+def open_port(url: str, baudrate: int, timeout: float) -> serial.SerialBase:
+    """Open a port by path or URL. Device paths are locked exclusively (a second driver instance fails)."""
+    port = serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, do_not_open=True)
+    if "://" not in url:
+        port.exclusive = True
+    port.open()
+    return port
+
+
+class SerialLink:
+    """A serial link that stays up: reader thread, write lock, reconnect with exponential backoff."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        baudrate: int,
+        name: str,
+        on_data: Callable[[bytes], None],
+        on_state: Callable[[bool], None] | None = None,
+        read_timeout: float = 0.05,
+        backoff: tuple[float, float] = (0.1, 5.0),
+        ring_size: int = 64,
+        opener: Callable[[str, int, float], Any] = open_port,
+    ) -> None:
+        self.url, self.baudrate, self.name = url, baudrate, name
+        self._on_data, self._on_state = on_data, on_state
+        self._read_timeout, self._backoff = read_timeout, backoff
+        self._opener = opener
+        self._port: Any = None
+        self._write_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ring: deque[tuple[float, str, bytes]] = deque(maxlen=ring_size)
+        self.stats = {"opens": 0, "open_failures": 0, "disconnects": 0, "rx_bytes": 0, "tx_bytes": 0}
+        self.last_error: str | None = None
+        self.connected_since: float | None = None
+
+    # lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"link-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=2)
+        self._close()
+
+    @property
+    def connected(self) -> bool:
+        return self._port is not None
+
+    # I/O -------------------------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        """Write all bytes or raise LinkDown."""
+        with self._write_lock:
+            port = self._port
+            if port is None:
+                raise LinkDown(f"{self.name}: port {self.url} is not open")
+            try:
+                port.write(data)
+            except (serial.SerialException, OSError) as e:
+                self._fail(f"write failed: {e}")
+                raise LinkDown(f"{self.name}: write failed: {e}") from e
+        self.stats["tx_bytes"] += len(data)
+        self.ring.append((time.time(), "tx", bytes(data)))
+
+    def dump(self, reason: str) -> str:
+        """Log (and return) the recent traffic, oldest first, as hex."""
+        lines = [f"{self.name}: {reason}; last {len(self.ring)} chunks on {self.url}:"]
+        for t, direction, data in list(self.ring):
+            lines.append(f"  {time.strftime('%H:%M:%S', time.localtime(t))}.{int(t % 1 * 1000):03d} "
+                         f"{direction} {data.hex(' ')}")
+        text = "\n".join(lines)
+        log.warning(text)
+        return text
+
+    def status(self) -> dict:
+        return {"url": self.url, "connected": self.connected, "connected_since": self.connected_since,
+                "last_error": self.last_error, **self.stats}
+
+    # internals -------------------------------------------------------------------------------------
+    def _close(self) -> None:
+        port, self._port = self._port, None
+        if port is not None:
+            try:
+                port.close()
+            except Exception:
+                pass
+
+    def _fail(self, why: str) -> None:
+        if self._port is None:
+            return
+        self.last_error = why
+        self.stats["disconnects"] += 1
+        self._close()
+        self.connected_since = None
+        self.dump(f"link lost ({why})")
+        if self._on_state:
+            self._on_state(False)
+
+    def _run(self) -> None:
+        delay = self._backoff[0]
+        while not self._stop.is_set():
+            if self._port is None:
+                try:
+                    port = self._opener(self.url, self.baudrate, self._read_timeout)
+                except (serial.SerialException, OSError, ValueError) as e:
+                    self.stats["open_failures"] += 1
+                    if self.last_error != f"open failed: {e}":
+                        log.warning("%s: cannot open %s: %s (retrying with backoff)", self.name, self.url, e)
+                    self.last_error = f"open failed: {e}"
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, self._backoff[1])
+                    continue
+                with self._write_lock:
+                    self._port = port
+                delay = self._backoff[0]
+                self.stats["opens"] += 1
+                self.connected_since = time.time()
+                log.info("%s: opened %s", self.name, self.url)
+                if self._on_state:
+                    self._on_state(True)
+            port = self._port
+            try:
+                data = port.read(max(1, port.in_waiting)) if port is not None else b""
+            except (serial.SerialException, OSError, TypeError, AttributeError) as e:
+                # TypeError/AttributeError: pyserial's socket handler after a concurrent close
+                self._fail(f"read failed: {e}")
+                continue
+            if data:
+                self.stats["rx_bytes"] += len(data)
+                self.ring.append((time.time(), "rx", data))
+                try:
+                    self._on_data(data)
+                except Exception:
+                    log.exception("%s: driver failed on received data", self.name)
