@@ -149,8 +149,9 @@ class Camera:
             if self.connected:
                 self.connected = False
                 self.stats["reconnects"] += 1
-                self._emit(DeviceEvent(self.name, "disconnected", {"error": self.last_error}))
-                log.warning("%s: camera lost (%s), reconnecting", self.name, self.last_error)
+                if not self._stop.is_set():
+                    self._emit(DeviceEvent(self.name, "disconnected", {"error": self.last_error}))
+                    log.warning("%s: camera lost (%s), reconnecting", self.name, self.last_error)
             self._stop.wait(delay)
 
     def _publish(self, image: np.ndarray) -> None:

@@ -33,6 +33,18 @@ TRANSITIONS: list[dict] = [
 ]
 
 
+
+def _triggers_by_state() -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {s: set() for s in STATES}
+    for t in TRANSITIONS:
+        for src in t["source"] if isinstance(t["source"], list) else [t["source"]]:
+            out[src].add(t["trigger"])
+    return out
+
+
+TRIGGERS_BY_STATE = _triggers_by_state()
+
+
 @dataclass(frozen=True)
 class DoorTiming:
     unlock_s: float = 5.0
@@ -82,7 +94,7 @@ class DoorMachine:
         if self.state not in ("locked", "unlocked"):
             return self.state == "emergency"
         self.grant_until = now + (seconds or self.timing.unlock_s)
-        self.grant()
+        self._fire("grant")
         return True
 
     def on_rex(self, now: float) -> None:
@@ -91,7 +103,7 @@ class DoorMachine:
         self.events.append(("rex_pressed", {}))
         if self.state == "locked":
             self.grant_until = now + self.timing.unlock_s
-        self.rex()
+        self._fire("rex")
 
     def on_contact(self, now: float, is_open: bool) -> None:
         self.now = now
@@ -101,11 +113,11 @@ class DoorMachine:
         if is_open:
             self.opened_at = now
             self.events.append(("door_opened", {}))
-            self.opened()
+            self._fire("opened")
         else:
             self.opened_at = None
             self.events.append(("door_closed", {}))
-            self.closed()
+            self._fire("closed")
 
     def on_fire(self, now: float, active: bool) -> None:
         self.now = now
@@ -114,22 +126,27 @@ class DoorMachine:
         self.fire = active
         self.events.append(("fire_alarm" if active else "fire_cleared", {}))
         if active:
-            self.fire_on()
+            self._fire("fire_on")
         else:
-            self.fire_off()
+            self._fire("fire_off")
         if not active and self.state == "open":
             self.opened_at = now
 
     def on_tick(self, now: float) -> None:
         self.now = now
-        self.tick()
+        self._fire("tick")
 
     def on_link(self, now: float, up: bool) -> None:
         self.now = now
         if up:
-            self.link_restored()
+            self._fire("link_restored")
         else:
-            self.link_lost()
+            self._fire("link_lost")
+
+    def _fire(self, trigger: str) -> None:
+        """Fire a trigger only where the table defines it (inputs in other states are no-ops by design)."""
+        if trigger in TRIGGERS_BY_STATE[self.state]:
+            getattr(self, trigger)()
 
     # conditions ------------------------------------------------------------------------------------
     def rex_unlocks(self) -> bool:

@@ -1,0 +1,229 @@
+"""The ``bingobox`` command: check-config, devices, sim, sim-ctl (more subcommands join as parts land)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+import tomllib
+from pathlib import Path
+
+from .config import ConfigError, load_store_config
+
+log = logging.getLogger("bingobox")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set():
+        stop.wait(0.5)
+
+
+# check-config ----------------------------------------------------------------------------------------
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from hardware.sim.config import load_sim_config
+
+    status = 0
+    for path in args.files:
+        try:
+            try:
+                is_store = "store" in tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+                is_store = True  # let the loader report the problem
+            cfg = load_store_config(path) if is_store else load_sim_config(path)
+        except ConfigError as e:
+            for p in e.problems:
+                print(p)
+            status = 2
+            continue
+        kinds = f"{len(cfg.doors)} doors, {len(cfg.readers)} readers, {len(cfg.cameras)} cameras"
+        print(f"{path}: ok ({'store' if is_store else 'simulator'} config: {kinds})")
+    return status
+
+
+# devices ---------------------------------------------------------------------------------------------
+def cmd_devices(args: argparse.Namespace) -> int:
+    """Start the drivers for every device in the config, print their events (JSON lines) and status."""
+    from .devices.camera import Camera
+    from .devices.door import DoorBoard
+    from .devices.rfid import RfidReader
+
+    try:
+        cfg = load_store_config(args.config)
+    except ConfigError as e:
+        print("\n".join(e.problems), file=sys.stderr)
+        return 2
+
+    def emit(ev) -> None:
+        print(json.dumps({"t": round(ev.t, 3), "device": ev.device, "event": ev.kind, **ev.data}), flush=True)
+
+    devs = [DoorBoard(d, emit) for d in cfg.doors] + [RfidReader(r, emit) for r in cfg.readers]
+    devs += [Camera(c, emit) for c in cfg.cameras]
+    for d in devs:
+        d.start()
+    try:
+        for door in args.grant or []:
+            match = [d for d in devs if isinstance(d, DoorBoard) and d.name == door]
+            if not match:
+                print(f"no door named {door!r}", file=sys.stderr)
+                return 2
+            time.sleep(0.5)
+            match[0].grant()
+        if args.seconds:
+            time.sleep(args.seconds)
+        else:
+            _wait_for_signal()
+        print(json.dumps({"status": {d.name: d.status() for d in devs}}, default=str), flush=True)
+    finally:
+        for d in devs:
+            d.stop()
+    return 0
+
+
+# simulator -------------------------------------------------------------------------------------------
+def cmd_sim(args: argparse.Namespace) -> int:
+    from hardware.sim.config import load_sim_config
+    from hardware.sim.control import serve_control
+    from hardware.sim.scenario import ScenarioError, load_scenario, run_steps
+    from hardware.sim.store import ActionError, VirtualStore
+
+    try:
+        cfg = load_sim_config(args.config)
+    except ConfigError as e:
+        print("\n".join(e.problems), file=sys.stderr)
+        return 2
+    steps = None
+    if args.scenario:
+        try:
+            name, steps = load_scenario(args.scenario)
+        except ScenarioError as e:
+            print(e, file=sys.stderr)
+            return 2
+    port = cfg.sim.control_port if args.control_port is None else args.control_port
+    store = VirtualStore(cfg, Path(args.run_dir))
+    try:
+        store.start()
+        ctl = serve_control(store, port)
+    except OSError as e:
+        store.stop()
+        print(f"cannot start the simulator: {e}", file=sys.stderr)
+        return 1
+    store.control_url = f"http://127.0.0.1:{ctl.server_address[1]}"
+    manifest = store.write_manifest()
+    print(f"bingobox sim: control {store.control_url}  (manifest {manifest})")
+    for n, d in store.devices().items():
+        ep = d.endpoints()
+        if d.kind == "camera":
+            print(f"  {d.kind:7} {n:16} {ep['stream']}  {ep['snapshot']}")
+        else:
+            print(f"  {d.kind:7} {n:16} {ep['pty']} -> {ep['tty']}  {ep['url_tcp']}")
+    print("ready", flush=True)
+    if steps is not None:
+        def play() -> None:
+            try:
+                run_steps(steps, store.act, log=lambda s: print(f"scenario {name}: {s}", flush=True))
+                print(f"scenario {name}: done", flush=True)
+            except ActionError as e:
+                print(f"scenario {name}: failed: {e}", flush=True)
+        threading.Thread(target=play, name="scenario", daemon=True).start()
+    try:
+        _wait_for_signal()
+    finally:
+        ctl.shutdown()
+        store.stop()
+    return 0
+
+
+def _parse_value(v: str):
+    try:
+        return json.loads(v)
+    except json.JSONDecodeError:
+        return v
+
+
+def cmd_sim_ctl(args: argparse.Namespace) -> int:
+    from hardware.sim.control import SimClient, SimError
+    from hardware.sim.scenario import ScenarioError, load_scenario, run_steps
+
+    url = args.url
+    if not url:
+        manifest = Path(args.run_dir) / "sim.json"
+        try:
+            url = json.loads(manifest.read_text())["control"]
+        except (OSError, ValueError, KeyError):
+            print(f"no running simulator found ({manifest} missing); give --url", file=sys.stderr)
+            return 2
+    client = SimClient(url)
+    try:
+        if args.action == "status":
+            print(json.dumps(client.status(), indent=2))
+        elif args.action == "scenario":
+            if len(args.params) != 1:
+                print("usage: bingobox sim-ctl scenario FILE", file=sys.stderr)
+                return 2
+            _, steps = load_scenario(args.params[0])
+            run_steps(steps, client.act)
+        else:
+            kv = {}
+            for p in args.params:
+                if "=" not in p:
+                    print(f"argument {p!r} is not key=value", file=sys.stderr)
+                    return 2
+                k, v = p.split("=", 1)
+                kv[k] = _parse_value(v)
+            print(json.dumps(client.act(args.action, **kv)))
+    except (SimError, ScenarioError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"cannot reach the simulator at {url}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bingobox", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check-config", help="validate config files (store or simulator); prints ok or problems")
+    c.add_argument("files", nargs="+")
+    c.set_defaults(fn=cmd_check_config)
+
+    d = sub.add_parser("devices", help="run the device drivers of a store config and print their events")
+    d.add_argument("--config", required=True)
+    d.add_argument("--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)")
+    d.add_argument("--grant", action="append", metavar="DOOR", help="grant access at DOOR once started")
+    d.set_defaults(fn=cmd_devices)
+
+    s = sub.add_parser("sim", help="run the hardware simulator (virtual doors, readers, cameras)")
+    s.add_argument("--config", default="config/sim.toml")
+    s.add_argument("--run-dir", default="run/sim", help="where the pty symlinks and sim.json go")
+    s.add_argument("--control-port", type=int, default=None, help="override [sim].control_port (0 = any free)")
+    s.add_argument("--scenario", help="YAML scenario to play once started")
+    s.set_defaults(fn=cmd_sim)
+
+    k = sub.add_parser("sim-ctl", help="act in a running simulator: ACTION key=value ..., status, scenario FILE")
+    k.add_argument("--url", help="control URL (default: from RUN_DIR/sim.json)")
+    k.add_argument("--run-dir", default="run/sim")
+    k.add_argument("action")
+    k.add_argument("params", nargs="*")
+    k.set_defaults(fn=cmd_sim_ctl)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    return args.fn(args)

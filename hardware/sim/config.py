@@ -1,0 +1,83 @@
+"""Simulator configuration (TOML, validated like the store's: unknown keys rejected)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from bingobox.config import Name, Strict, check_unique_names, load_model
+
+Port = int  # 0 = any free port (the actual one is printed and written to the manifest)
+
+
+class SimDoor(Strict):
+    name: Name
+    unit: int = Field(1, ge=1, le=247)
+    tcp_port: Port = Field(0, ge=0, le=65535)
+    baudrate: int = Field(9600, ge=0, le=921600, description="pace replies like this line speed; 0 = no pacing")
+    energize_to_unlock: bool = True
+    lock_coil: int = Field(0, ge=0, le=7)
+    contact_input: int = Field(0, ge=0, le=7)
+    rex_input: int = Field(1, ge=0, le=7)
+    fire_input: int = Field(2, ge=0, le=7)
+    coils: int = Field(8, ge=1, le=64)
+    inputs: int = Field(8, ge=1, le=64)
+    rex_press_s: float = Field(0.4, ge=0.05, le=10, description="how long a REX press holds the input")
+
+
+class SimReader(Strict):
+    name: Name
+    framing: Literal["BB", "AA"] = "BB"
+    tcp_port: Port = Field(0, ge=0, le=65535)
+    baudrate: int = Field(115200, ge=0, le=921600, description="pace output like this line speed; 0 = none")
+    round_s: float = Field(0.03, ge=0.0, le=5, description="time one inventory round takes besides the link")
+    rssi: int = Field(-55, ge=-100, le=0)
+    rssi_noise: int = Field(3, ge=0, le=20)
+    tags: list[str] = Field(default_factory=list, description="EPCs (hex) on this shelf at start")
+
+    @field_validator("tags")
+    @classmethod
+    def _hex_epcs(cls, v: list[str]) -> list[str]:
+        return [check_epc(e) for e in v]
+
+
+class SimCamera(Strict):
+    name: Name
+    port: Port = Field(0, ge=0, le=65535)
+    width: int = Field(640, ge=64, le=3840)
+    height: int = Field(480, ge=64, le=2160)
+    fps: float = Field(10, gt=0, le=60)
+    quality: int = Field(85, ge=10, le=100)
+
+
+class SimSection(Strict):
+    control_port: Port = Field(8470, ge=0, le=65535)
+    seed: int = 0
+
+
+class SimConfig(Strict):
+    sim: SimSection = Field(default_factory=SimSection)
+    doors: list[SimDoor] = Field(default_factory=list)
+    readers: list[SimReader] = Field(default_factory=list)
+    cameras: list[SimCamera] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> SimConfig:
+        check_unique_names(self.doors, self.readers, self.cameras)
+        return self
+
+
+def check_epc(epc: str) -> str:
+    e = epc.strip().replace(" ", "").upper()
+    try:
+        raw = bytes.fromhex(e)
+    except ValueError:
+        raise ValueError(f"EPC {epc!r} is not hex") from None
+    if not raw or len(raw) % 2 or len(raw) > 62:
+        raise ValueError(f"EPC {epc!r} must be 2..62 bytes, an even count")
+    return e
+
+
+def load_sim_config(path) -> SimConfig:
+    return load_model(path, SimConfig)

@@ -1,0 +1,212 @@
+"""The virtual store: every simulated device built from the simulator config, and the actions an integrator
+(HTTP control API, CLI, scenario file) can take in it — acting in the store and injecting faults."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .camera_server import VirtualCamera, load_image, qr_image
+from .config import SimConfig
+from .door_board import VirtualDoorBoard
+from .rfid_reader import VirtualReader
+from .serial_device import SerialDevice, SerialFaults
+
+log = logging.getLogger(__name__)
+
+
+class ActionError(ValueError):
+    """An action that cannot be done as asked (unknown device, bad argument, locked door...)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class VirtualStore:
+    def __init__(self, cfg: SimConfig, run_dir: Path) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        seed = cfg.sim.seed
+        self.doors = {d.name: VirtualDoorBoard(d, self.run_dir, seed + i) for i, d in enumerate(cfg.doors)}
+        self.readers = {r.name: VirtualReader(r, self.run_dir, seed + 100 + i) for i, r in enumerate(cfg.readers)}
+        self.cameras = {c.name: VirtualCamera(c, seed + 200 + i) for i, c in enumerate(cfg.cameras)}
+        self.control_url: str | None = None
+        self.actions: dict[str, Callable[..., Any]] = {
+            "door.open": self._door_open, "door.force": self._door_force, "door.close": self._door_close,
+            "door.rex": self._door_rex, "fire": self._fire,
+            "tags.add": self._tags_add, "tags.remove": self._tags_remove, "tags.set": self._tags_set,
+            "camera.show": self._camera_show, "camera.clear": self._camera_clear,
+            "fault.unplug": self._unplug, "fault.replug": self._replug, "fault.garbage": self._garbage,
+            "fault.corrupt": self._corrupt, "fault.delay": self._delay, "fault.drop_reads": self._drop_reads,
+            "fault.stuck_relay": self._stuck_relay, "fault.silent": self._silent, "fault.clear": self._clear,
+        }
+
+    # lifecycle -------------------------------------------------------------------------------------
+    def devices(self) -> dict[str, Any]:
+        return {**self.doors, **self.readers, **self.cameras}
+
+    def start(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for dev in self.devices().values():
+            dev.plug()
+
+    def stop(self) -> None:
+        for dev in self.devices().values():
+            dev.unplug()
+        manifest = self.run_dir / "sim.json"
+        if manifest.exists():
+            manifest.unlink()
+
+    def manifest(self) -> dict:
+        return {"pid": os.getpid(), "control": self.control_url,
+                "devices": {n: {"kind": d.kind, **d.endpoints()} for n, d in self.devices().items()}}
+
+    def write_manifest(self) -> Path:
+        path = self.run_dir / "sim.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.manifest(), indent=2))
+        tmp.replace(path)
+        return path
+
+    def status(self) -> dict:
+        return {"devices": {n: d.status() for n, d in self.devices().items()}, "control": self.control_url}
+
+    # dispatch --------------------------------------------------------------------------------------
+    def act(self, action: str, **args: Any) -> dict:
+        fn = self.actions.get(action)
+        if fn is None:
+            raise ActionError(f"unknown action {action!r}; known: {', '.join(sorted(self.actions))}", 404)
+        try:
+            result = fn(**args)
+        except TypeError as e:
+            raise ActionError(f"{action}: bad arguments: {e}") from None
+        except ActionError:
+            raise
+        except (ValueError, RuntimeError, OSError) as e:
+            raise ActionError(f"{action}: {e}", 409 if "locked" in str(e) else 400) from None
+        log.info("action %s %s", action, args)
+        return {"ok": True, "action": action, **(result or {})}
+
+    def _get(self, table: dict, name: str, what: str):
+        if name not in table:
+            raise ActionError(f"no {what} named {name!r}; known: {', '.join(sorted(table)) or 'none'}", 404)
+        return table[name]
+
+    def _serial(self, device: str) -> SerialDevice:
+        return self._get({**self.doors, **self.readers}, device, "serial device")
+
+    # acting in the store ---------------------------------------------------------------------------
+    def _door_open(self, door: str) -> dict:
+        self._get(self.doors, door, "door").open_door()
+        return {}
+
+    def _door_force(self, door: str) -> dict:
+        self._get(self.doors, door, "door").open_door(force=True)
+        return {}
+
+    def _door_close(self, door: str) -> dict:
+        self._get(self.doors, door, "door").close_door()
+        return {}
+
+    def _door_rex(self, door: str) -> dict:
+        self._get(self.doors, door, "door").press_rex()
+        return {}
+
+    def _fire(self, active: bool = True, door: str | None = None) -> dict:
+        targets = [self._get(self.doors, door, "door")] if door else list(self.doors.values())
+        for d in targets:
+            d.set_fire(bool(active))
+        return {"doors": [d.name for d in targets]}
+
+    def _tags_add(self, reader: str, epcs: list[str], rssi: int | None = None) -> dict:
+        r = self._get(self.readers, reader, "reader")
+        r.add_tags(_as_list(epcs), rssi)
+        return {"tags": len(r.field)}
+
+    def _tags_remove(self, reader: str, epcs: list[str]) -> dict:
+        r = self._get(self.readers, reader, "reader")
+        r.remove_tags(_as_list(epcs))
+        return {"tags": len(r.field)}
+
+    def _tags_set(self, reader: str, epcs: list[str]) -> dict:
+        r = self._get(self.readers, reader, "reader")
+        r.set_tags(_as_list(epcs))
+        return {"tags": len(r.field)}
+
+    def _camera_show(self, camera: str, image: str | None = None, qr: str | None = None,
+                     scale: float = 0.6) -> dict:
+        cam = self._get(self.cameras, camera, "camera")
+        if (image is None) == (qr is None):
+            raise ActionError("camera.show needs exactly one of image=PATH or qr=TEXT")
+        if image is not None:
+            cam.show(load_image(image), f"image:{Path(image).name}", float(scale))
+        else:
+            cam.show(qr_image(str(qr)), "qr", float(scale))
+        return {}
+
+    def _camera_clear(self, camera: str) -> dict:
+        self._get(self.cameras, camera, "camera").clear()
+        return {}
+
+    # faults ----------------------------------------------------------------------------------------
+    def _unplug(self, device: str) -> dict:
+        self._get(self.devices(), device, "device").unplug()
+        return {}
+
+    def _replug(self, device: str) -> dict:
+        dev = self._get(self.devices(), device, "device")
+        dev.plug()
+        self.write_manifest()
+        return dev.endpoints()
+
+    def _garbage(self, device: str, bytes: int = 16) -> dict:
+        if not 1 <= int(bytes) <= 4096:
+            raise ActionError("bytes must be 1..4096")
+        self._serial(device).faults.garbage_bytes = int(bytes)
+        return {}
+
+    def _corrupt(self, device: str, count: int = 1) -> dict:
+        if not 1 <= int(count) <= 10000:
+            raise ActionError("count must be 1..10000")
+        self._serial(device).faults.corrupt_frames = int(count)
+        return {}
+
+    def _delay(self, device: str, ms: float) -> dict:
+        if not 0 <= float(ms) <= 10000:
+            raise ActionError("ms must be 0..10000")
+        self._serial(device).faults.delay_s = float(ms) / 1000
+        return {}
+
+    def _drop_reads(self, reader: str, probability: float) -> dict:
+        if not 0 <= float(probability) <= 1:
+            raise ActionError("probability must be 0..1")
+        self._get(self.readers, reader, "reader").faults.drop_reads = float(probability)
+        return {}
+
+    def _stuck_relay(self, door: str, stuck: bool = True) -> dict:
+        self._get(self.doors, door, "door").set_stuck(bool(stuck))
+        return {}
+
+    def _silent(self, device: str, on: bool = True) -> dict:
+        self._serial(device).faults.silent = bool(on)
+        return {}
+
+    def _clear(self, device: str) -> dict:
+        dev = self._get(self.devices(), device, "device")
+        if isinstance(dev, SerialDevice):
+            dev.faults = SerialFaults()
+        if isinstance(dev, VirtualDoorBoard):
+            dev.set_stuck(False)
+        if not dev.plugged:
+            dev.plug()
+            self.write_manifest()
+        return {}
+
+
+def _as_list(v: list[str] | str) -> list[str]:
+    return [x for x in v.replace(",", " ").split()] if isinstance(v, str) else list(v)

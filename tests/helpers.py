@@ -1,0 +1,159 @@
+"""Test helpers: start the simulator as a real process on free ports in a temp dir; collect driver events."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bingobox.devices.events import DeviceEvent
+from hardware.sim.control import SimClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SIM_TOML = """
+[sim]
+control_port = 0
+seed = 7
+
+[[doors]]
+name = "entrance"
+energize_to_unlock = true
+
+[[doors]]
+name = "exit"
+energize_to_unlock = false
+
+[[readers]]
+name = "shelf-1"
+tags = ["E28068940000502458950001", "E28068940000502458950002", "E28068940000502458950003"]
+
+[[readers]]
+name = "exit-area"
+round_s = 0.01
+
+[[readers]]
+name = "r200"
+framing = "AA"
+tags = ["E2806890000050 0E88C6A4A7"]
+
+[[cameras]]
+name = "door-cam"
+fps = 15
+"""
+
+
+class Sim:
+    """A running `bingobox sim` process."""
+
+    def __init__(self, tmp: Path, config_text: str = SIM_TOML) -> None:
+        self.dir = tmp
+        self.run_dir = tmp / "run"
+        cfg = tmp / "sim.toml"
+        cfg.write_text(config_text.replace("0050 0E88", "00500E88"))
+        self.log = open(tmp / "sim.log", "w+")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bingobox", "sim", "--config", str(cfg), "--run-dir", str(self.run_dir),
+             "--control-port", "0"], stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=ROOT)
+        deadline = time.monotonic() + 30
+        lines = []
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.strip() == "ready":
+                break
+        else:
+            self.stop()
+            raise RuntimeError("simulator did not get ready:\n" + "".join(lines))
+        if not lines or lines[-1].strip() != "ready":
+            self.stop()
+            raise RuntimeError("simulator exited:\n" + "".join(lines) + self.stderr())
+        self.banner = "".join(lines)
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()  # keep the pipe drained
+        self.manifest = json.loads((self.run_dir / "sim.json").read_text())
+        self.client = SimClient(self.manifest["control"])
+
+    def stderr(self) -> str:
+        self.log.flush()
+        return (self.dir / "sim.log").read_text()
+
+    def pty(self, name: str) -> str:
+        return str(self.run_dir / name)
+
+    def tcp(self, name: str) -> str:
+        return self.manifest["devices"][name]["url_tcp"]
+
+    def stream(self, name: str) -> str:
+        return self.manifest["devices"][name]["stream"]
+
+    def act(self, action: str, **args):
+        return self.client.act(action, **args)
+
+    def device(self, name: str) -> dict:
+        return self.client.status()["devices"][name]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+class Events:
+    """Collects DeviceEvents from drivers; wait for one that matches."""
+
+    def __init__(self) -> None:
+        self.items: list[DeviceEvent] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, ev: DeviceEvent) -> None:
+        with self._cond:
+            self.items.append(ev)
+            self._cond.notify_all()
+
+    def kinds(self, device: str | None = None) -> list[str]:
+        return [e.kind for e in self.items if device is None or e.device == device]
+
+    def wait_for(self, pred: Callable[[DeviceEvent], bool], timeout: float = 5.0, after: int = 0) -> DeviceEvent:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for e in self.items[after:]:
+                    if pred(e):
+                        return e
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no matching event within {timeout}s; got {[(e.device, e.kind, e.data) for e in self.items[after:]]}")
+                self._cond.wait(left)
+
+    def mark(self) -> int:
+        return len(self.items)
+
+
+def wait_until(pred: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
