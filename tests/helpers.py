@@ -135,7 +135,8 @@ class Events:
                         return e
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"no matching event within {timeout}s; got {[(e.device, e.kind, e.data) for e in self.items[after:]]}")
+                    got = [(e.device, e.kind, e.data) for e in self.items[after:]]
+                    raise AssertionError(f"no matching event within {timeout}s; got {got}")
                 self._cond.wait(left)
 
     def mark(self) -> int:

@@ -33,7 +33,8 @@ class DoorBoard:
         self.name = cfg.name
         self._emit = on_event
         self.machine = DoorMachine(cfg.name, DoorTiming(cfg.unlock_s, cfg.held_open_s, cfg.relock_on,
-                                                         cfg.rex_unlocks, cfg.rex_shunt_s))
+                                                         cfg.rex_unlocks, cfg.rex_shunt_s),
+                                   initial="fault")  # until the board has answered, the door is unknown
         self._decoder = mb.ResponseDecoder(units=frozenset({cfg.unit}), max_byte_count=(cfg.inputs + 7) // 8 + 8)
         self._replies: queue.Queue = queue.Queue()
         self._commands: queue.Queue = queue.Queue()

@@ -59,7 +59,7 @@ class DoorMachine:
 
     state: str
 
-    def __init__(self, name: str, timing: DoorTiming | None = None) -> None:
+    def __init__(self, name: str, timing: DoorTiming | None = None, initial: str = "locked") -> None:
         self.name = name
         self.timing = timing or DoorTiming()
         self.now = 0.0
@@ -69,7 +69,7 @@ class DoorMachine:
         self.door_open = False
         self.fire = False
         self.events: list[tuple[str, dict]] = []
-        self.machine = Machine(model=self, states=STATES, transitions=TRANSITIONS, initial="locked",
+        self.machine = Machine(model=self, states=STATES, transitions=TRANSITIONS, initial=initial,
                                auto_transitions=False, ignore_invalid_triggers=True, queued=True,
                                after_state_change="_state_changed")
 

@@ -1,0 +1,55 @@
+# bingobox — `make test` sets up everything from nothing (apt packages, venv, Python deps) and runs the suite.
+# `make demo` runs the virtual store. Setting up twice is quick: nothing is rebuilt that is already there.
+
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.setup-stamp
+APT_PKGS := libzbar0
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup test unit integration lint demo sim clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	 $(PY) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	 if [ -n "$$missing" ]; then echo "apt: installing$$missing"; \
+	   $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
+	@[ -x $(BIN)/python ] || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	@# face_recognition needs dlib, which has no wheels: take dlib-bin's wheel and install face_recognition
+	@# without its dlib requirement (a source build takes ~9 min; see README "Vision stack").
+	$(BIN)/python -m pip install -q --disable-pip-version-check dlib-bin face_recognition_models
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps face_recognition
+	@touch $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup lint
+	$(BIN)/python -m pytest -q
+
+unit: setup
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: setup
+	$(BIN)/python -m pytest -q tests/integration
+
+# The virtual store with a scripted tour, and the drivers watching it (prints every device event).
+demo: setup
+	@rm -rf run/sim; mkdir -p run
+	@$(BIN)/bingobox sim --config config/sim.toml --run-dir run/sim \
+	   --scenario hardware/sim/scenarios/shelf-and-doors.yaml > run/sim.log 2>&1 & echo $$! > run/sim.pid; \
+	 trap 'kill $$(cat run/sim.pid) 2>/dev/null; wait 2>/dev/null' EXIT INT TERM; \
+	 for i in $$(seq 50); do grep -q '^ready' run/sim.log 2>/dev/null && break; sleep 0.2; done; \
+	 cat run/sim.log; \
+	 $(BIN)/bingobox devices --config config/store.sim.toml --seconds 15 --grant entrance; \
+	 echo "--- simulator log"; grep scenario run/sim.log || true
+
+sim: setup
+	$(BIN)/bingobox sim --config config/sim.toml --run-dir run/sim
+
+clean:
+	rm -rf $(VENV) run .pytest_cache .ruff_cache .hypothesis *.egg-info

@@ -1,0 +1,84 @@
+"""Config validation: every shipped file is valid; unknown keys, bad values and broken TOML are reported
+with the file, the key and the reason."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bingobox.config import ConfigError, load_store_config
+from hardware.sim.config import load_sim_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD = """
+[store]
+id = "s1"
+
+[[doors]]
+name = "entrance"
+port = "loop://"
+energize_to_unlock = true
+"""
+
+
+def problems(tmp_path, text: str) -> list[str]:
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_store_config(p)
+    return e.value.problems
+
+
+def test_shipped_configs_are_valid():
+    load_store_config(ROOT / "config/store.example.toml")
+    store = load_store_config(ROOT / "config/store.sim.toml")
+    sim = load_sim_config(ROOT / "config/sim.toml")
+    # every device the controller expects is one the simulator provides
+    assert {d.name for d in store.doors} <= {d.name for d in sim.doors}
+    assert {r.name for r in store.readers} <= {r.name for r in sim.readers}
+    ports = {c.name: c.port for c in sim.cameras}
+    for cam in store.cameras:
+        assert str(cam.source).endswith(f":{ports[cam.name]}/stream.mjpg")
+    sim_doors = {d.name: d for d in sim.doors}
+    for d in store.doors:
+        assert d.energize_to_unlock == sim_doors[d.name].energize_to_unlock
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    (p,) = problems(tmp_path, GOOD + "colour = 'red'\n")
+    assert p.endswith("c.toml: doors[0].colour: unknown key")
+
+
+def test_out_of_range_and_missing(tmp_path):
+    text = GOOD.replace("energize_to_unlock = true", "poll_hz = 500\nbaudrate = 12345")
+    got = problems(tmp_path, text)
+    assert any("doors[0].poll_hz" in p and "less than or equal to 50" in p for p in got)
+    assert any("doors[0].baudrate" in p and "not a standard baud rate" in p for p in got)
+    assert any("doors[0].energize_to_unlock" in p and "Field required" in p for p in got)
+
+
+def test_cross_field_rules(tmp_path):
+    got = problems(tmp_path, GOOD + "rex_input = 0\n")
+    assert any("must be different inputs" in p for p in got)
+    got = problems(tmp_path, GOOD + "[[readers]]\nname = 'entrance'\nport = 'loop://'\n")
+    assert any("used twice" in p for p in got)
+
+
+def test_broken_toml_and_missing_file(tmp_path):
+    (p,) = problems(tmp_path, "[store\nid=1")
+    assert "not valid TOML" in p and "line 1" in p
+    with pytest.raises(ConfigError, match="file not found"):
+        load_store_config(tmp_path / "nope.toml")
+
+
+def test_check_config_cli(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOOD + "speed = 1\n")
+    cmd = [sys.executable, "-m", "bingobox", "check-config"]
+    ok = subprocess.run([*cmd, str(ROOT / "config/store.sim.toml"), str(ROOT / "config/sim.toml")],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.count(": ok") == 2
+    res = subprocess.run([*cmd, str(bad)], capture_output=True, text=True)
+    assert res.returncode == 2 and "bad.toml: doors[0].speed: unknown key" in res.stdout
