@@ -28,7 +28,7 @@ def locked_in_sim(sim) -> bool:
 
 
 def test_grant_unlocks_then_relocks_after_the_window(door):
-    sim, d, ev = door
+    sim, d, _ev = door
     assert locked_in_sim(sim)
     d.grant()
     wait_until(lambda: not locked_in_sim(sim), 2, "unlock in the simulator")
