@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	@# face_recognition needs dlib, which has no wheels: take dlib-bin's wheel and install face_recognition
 	@# without its dlib requirement (a source build takes ~9 min; see README "Vision stack").
-	$(BIN)/python -m pip install -q --disable-pip-version-check dlib-bin face_recognition_models
+	$(BIN)/python -m pip install -q --disable-pip-version-check dlib-bin face_recognition_models Pillow Click
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps face_recognition
 	@touch $(STAMP)
 
