@@ -44,7 +44,7 @@ demo: setup
 	   --scenario hardware/sim/scenarios/shelf-and-doors.yaml > run/sim.log 2>&1 & echo $$! > run/sim.pid; \
 	 trap 'kill $$(cat run/sim.pid) 2>/dev/null; wait 2>/dev/null' EXIT INT TERM; \
 	 for i in $$(seq 50); do grep -q '^ready' run/sim.log 2>/dev/null && break; sleep 0.2; done; \
-	 cat run/sim.log; \
+	 cat run/sim.log; grep -q '^ready' run/sim.log || { echo "the simulator did not start"; exit 1; }; \
 	 $(BIN)/bingobox devices --config config/store.sim.toml --seconds 15 --grant entrance; \
 	 echo "--- simulator log"; grep scenario run/sim.log || true
 

@@ -20,6 +20,7 @@ log = logging.getLogger("bingobox")
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("transitions").setLevel(logging.WARNING)  # it logs every callback at INFO
 
 
 def _wait_for_signal() -> None:
@@ -65,8 +66,13 @@ def cmd_devices(args: argparse.Namespace) -> int:
         print("\n".join(e.problems), file=sys.stderr)
         return 2
 
-    def emit(ev) -> None:
-        print(json.dumps({"t": round(ev.t, 3), "device": ev.device, "event": ev.kind, **ev.data}), flush=True)
+    out_lock = threading.Lock()
+
+    def emit(ev) -> None:  # called from every driver's thread: one whole line at a time
+        line = json.dumps({"t": round(ev.t, 3), "device": ev.device, "event": ev.kind, **ev.data}) + "\n"
+        with out_lock:
+            sys.stdout.write(line)
+            sys.stdout.flush()
 
     devs = [DoorBoard(d, emit) for d in cfg.doors] + [RfidReader(r, emit) for r in cfg.readers]
     devs += [Camera(c, emit) for c in cfg.cameras]

@@ -143,3 +143,12 @@ def test_socket_url_reaches_the_same_board(fresh_sim):
         wait_until(lambda: not fresh_sim.device("entrance")["lock_engaged"], 2)
     finally:
         d.stop()
+
+
+def test_replies_later_than_the_timeout_count_as_missing(door):
+    sim, d, ev = door
+    sim.act("fault.delay", device="entrance", ms=300)  # the driver waits 200 ms for a reply
+    ev.wait_for(lambda e: e.kind == "fault" and e.data["fault"] == "board_unreachable", timeout=5)
+    sim.act("fault.clear", device="entrance")
+    wait_until(lambda: d.state == "locked" and d.status()["online"], 5, "recovered once replies are prompt")
+    assert d.status()["no_reply"] >= 3
