@@ -49,7 +49,9 @@ class DoorBoard:
         self._rex_was = False
         self.misses = 0
         self.last_poll: float | None = None
-        self.stats = {"polls": 0, "no_reply": 0, "exceptions": 0, "relay_writes": 0, "relay_mismatch": 0}
+        self.stats = {"polls": 0, "no_reply": 0, "exceptions": 0, "mismatched": 0, "relay_writes": 0,
+                      "relay_mismatch": 0}
+        self._quiet_until = 0.0
         self._lock = threading.Lock()
 
     # lifecycle -------------------------------------------------------------------------------------
@@ -103,7 +105,12 @@ class DoorBoard:
             self._commands.put(("wake", None))
 
     def _transact(self, req: mb.Request) -> mb.Response:
-        while not self._replies.empty():  # a late reply to an earlier request
+        """One request, its reply. After a timeout the line gets a guard interval and late frames are thrown
+        away, so a slow board's late reply is never taken for the answer to the next request."""
+        wait = self._quiet_until - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        while not self._replies.empty():
             self._replies.get_nowait()
         self.link.write(mb.encode_request(req))
         deadline = time.monotonic() + self.cfg.response_timeout_s
@@ -111,6 +118,7 @@ class DoorBoard:
             left = deadline - time.monotonic()
             if left <= 0:
                 self._decoder.reset()  # silence ends any partial frame (RTU 3.5-char rule)
+                self._quiet_until = time.monotonic() + self.cfg.response_timeout_s
                 raise NoReply(f"no reply to {type(req).__name__} within {self.cfg.response_timeout_s}s")
             try:
                 resp = self._replies.get(timeout=left)
@@ -119,6 +127,9 @@ class DoorBoard:
             if isinstance(resp, mb.ExceptionResponse):
                 self.stats["exceptions"] += 1
                 raise mb.ProtocolError(f"board answered {resp.description} to {req}")
+            if not _answers(req, resp):
+                self.stats["mismatched"] += 1
+                continue
             return resp
 
     def _write_relay(self, on: bool) -> None:
@@ -223,3 +234,15 @@ class DoorBoard:
     def _flush_events(self) -> None:
         for kind, data in self.machine.drain():
             self._emit(DeviceEvent(self.name, kind, data))
+
+
+def _answers(req: mb.Request, resp: mb.Response) -> bool:
+    """Whether ``resp`` is a well-formed answer to ``req`` (function, address and size agree)."""
+    if isinstance(req, mb.ReadBits):
+        return (isinstance(resp, mb.BitsResponse) and resp.function == req.function
+                and len(resp.bits) == (req.count + 7) // 8 * 8)
+    if isinstance(req, mb.WriteCoil):
+        return resp == req
+    if isinstance(req, mb.WriteCoils):
+        return isinstance(resp, mb.WriteCoilsResponse) and (resp.address, resp.count) == (req.address, len(req.values))
+    return False
