@@ -198,6 +198,12 @@ def cmd_sim_ctl(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from hardware.gateway.main import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bingobox", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true")
@@ -219,6 +225,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--control-port", type=int, default=None, help="override [sim].control_port (0 = any free)")
     s.add_argument("--scenario", help="YAML scenario to play once started")
     s.set_defaults(fn=cmd_sim)
+
+    g = sub.add_parser("gateway", help="run the mock wallet gateway (HTTP, persistent SQLite)")
+    g.add_argument("--db", required=True, help="SQLite file (created if missing; state survives restarts)")
+    g.add_argument("--host", default="127.0.0.1")
+    g.add_argument("--port", type=int, default=8600, help="0 = any free port (printed)")
+    g.add_argument("--admin-token", help="admin API token (or $BINGOBOX_GATEWAY_ADMIN_TOKEN; else generated)")
+    g.add_argument("--store", action="append", metavar="ID=SECRET", help="register a store's signing secret")
+    g.add_argument("--latency-ms", type=float, default=0.0)
+    g.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 500/503/429")
+    g.add_argument("--drop-rate", type=float, default=0.0, help="share of responses dropped after committing")
+    g.add_argument("--outage", action="store_true", help="answer 503 to every terminal request")
+    g.add_argument("--pending-s", type=float, default=0.0, help="new charges stay pending this long")
+    g.add_argument("--seed", type=int, default=None)
+    g.set_defaults(fn=cmd_gateway)
 
     k = sub.add_parser("sim-ctl", help="act in a running simulator: ACTION key=value ..., status, scenario FILE")
     k.add_argument("--url", help="control URL (default: from RUN_DIR/sim.json)")

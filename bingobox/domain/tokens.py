@@ -1,0 +1,148 @@
+"""Entry codes: short-lived Ed25519-signed tokens the wallet app shows as a QR code, verified offline.
+
+Format (JWS compact-like, fixed algorithm):  b64url(header) "." b64url(payload) "." b64url(signature)
+  header  {"alg": "EdDSA", "typ": "bbx-entry", "kid": KEY_ID}
+  payload {"v": 1, "sub": ACCOUNT (pseudonymous), "sto": STORE, "door": DOOR or "*", "iat": s, "exp": s,
+           "jti": 128-bit random b64url, "fc": 0|1 (consented to face billing)}
+The algorithm is pinned (no "alg" agility: "none", HS256-with-the-public-key and friends are refused), the key
+is looked up by kid among pinned public keys, and every rejection carries a reason code.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+ALG = "EdDSA"
+TYP = "bbx-entry"
+VERSION = 1
+MAX_LIFETIME_S = 60
+CLOCK_SKEW_S = 30
+MAX_CODE_LEN = 512
+
+
+class Reject(StrEnum):
+    """Why an entry code was refused (shown on the screen and in the log)."""
+
+    MALFORMED = "malformed"
+    TOO_LARGE = "too_large"
+    BAD_ALG = "bad_alg"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    UNKNOWN_KEY = "unknown_key"
+    BAD_SIGNATURE = "bad_signature"
+    WRONG_STORE = "wrong_store"
+    WRONG_DOOR = "wrong_door"
+    NOT_YET_VALID = "not_yet_valid"
+    EXPIRED = "expired"
+    LIFETIME_TOO_LONG = "lifetime_too_long"
+    REPLAYED = "replayed"
+
+
+class CodeRejected(ValueError):
+    def __init__(self, reason: Reject, detail: str = "") -> None:
+        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class EntryClaims:
+    account: str
+    store: str
+    door: str
+    iat: int
+    exp: int
+    jti: str
+    face_consent: bool
+    kid: str
+
+
+def b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64d(text: str) -> bytes:
+    if not text or any(c not in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" for c in text):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _json(obj: dict) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+
+
+def issue(key: Ed25519PrivateKey, kid: str, account: str, store: str, door: str, now: int,
+          lifetime_s: int = 60, face_consent: bool = False, jti: str | None = None) -> str:
+    """Sign a new entry code (the wallet gateway's side)."""
+    header = b64e(_json({"alg": ALG, "typ": TYP, "kid": kid}))
+    payload = b64e(_json({"v": VERSION, "sub": account, "sto": store, "door": door, "iat": now,
+                          "exp": now + lifetime_s, "jti": jti or b64e(secrets.token_bytes(16)),
+                          "fc": int(face_consent)}))
+    signing_input = f"{header}.{payload}".encode()
+    return f"{header}.{payload}.{b64e(key.sign(signing_input))}"
+
+
+def public_key_from_b64(x: str) -> Ed25519PublicKey:
+    raw = b64d(x)
+    if len(raw) != 32:
+        raise ValueError("an Ed25519 public key is 32 bytes")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def verify(code: str, keys: dict[str, Ed25519PublicKey], store: str, door: str, now: float) -> EntryClaims:
+    """Check everything but replay (the caller records the jti). Raises CodeRejected with the reason."""
+    if len(code) > MAX_CODE_LEN:
+        raise CodeRejected(Reject.TOO_LARGE, f"{len(code)} characters")
+    parts = code.strip().split(".")
+    if len(parts) != 3:
+        raise CodeRejected(Reject.MALFORMED, "not three dot-separated parts")
+    try:
+        header = json.loads(b64d(parts[0]))
+        payload_raw = b64d(parts[1])
+        sig = b64d(parts[2])
+    except (ValueError, binascii.Error, UnicodeDecodeError) as e:
+        raise CodeRejected(Reject.MALFORMED, str(e)) from None
+    if not isinstance(header, dict):
+        raise CodeRejected(Reject.MALFORMED, "header is not an object")
+    if header.get("alg") != ALG or header.get("typ") != TYP:
+        raise CodeRejected(Reject.BAD_ALG, f"alg={header.get('alg')!r} typ={header.get('typ')!r}")
+    kid = header.get("kid")
+    key = keys.get(kid) if isinstance(kid, str) else None
+    if key is None:
+        raise CodeRejected(Reject.UNKNOWN_KEY, f"kid={kid!r}")
+    try:
+        key.verify(sig, f"{parts[0]}.{parts[1]}".encode())
+    except InvalidSignature:
+        raise CodeRejected(Reject.BAD_SIGNATURE) from None
+    try:
+        p = json.loads(payload_raw)
+    except (ValueError, UnicodeDecodeError):
+        raise CodeRejected(Reject.MALFORMED, "payload is not JSON") from None
+    if not isinstance(p, dict):
+        raise CodeRejected(Reject.MALFORMED, "payload is not an object")
+    if p.get("v") != VERSION:
+        raise CodeRejected(Reject.UNSUPPORTED_VERSION, f"v={p.get('v')!r}")
+    types = {"sub": str, "sto": str, "door": str, "iat": int, "exp": int, "jti": str, "fc": int}
+    for field, typ in types.items():
+        if not isinstance(p.get(field), typ) or isinstance(p.get(field), bool):
+            raise CodeRejected(Reject.MALFORMED, f"field {field!r} missing or not {typ.__name__}")
+    if not 0 < len(p["sub"]) <= 64 or not 16 <= len(p["jti"]) <= 64:
+        raise CodeRejected(Reject.MALFORMED, "bad account or jti length")
+    if p["sto"] != store:
+        raise CodeRejected(Reject.WRONG_STORE, f"code is for store {p['sto']!r}")
+    if p["door"] not in ("*", door):
+        raise CodeRejected(Reject.WRONG_DOOR, f"code is for door {p['door']!r}")
+    if p["exp"] - p["iat"] > MAX_LIFETIME_S or p["exp"] <= p["iat"]:
+        raise CodeRejected(Reject.LIFETIME_TOO_LONG, f"lifetime {p['exp'] - p['iat']} s")
+    if now < p["iat"] - CLOCK_SKEW_S:
+        raise CodeRejected(Reject.NOT_YET_VALID, f"issued {p['iat'] - now:.0f} s in the future")
+    if now > p["exp"] + CLOCK_SKEW_S:
+        raise CodeRejected(Reject.EXPIRED, f"expired {now - p['exp']:.0f} s ago")
+    return EntryClaims(p["sub"], p["sto"], p["door"], p["iat"], p["exp"], p["jti"], bool(p["fc"]), kid)

@@ -1,0 +1,455 @@
+"""The mock wallet gateway's HTTP API (FastAPI; served OpenAPI at /openapi.json).
+
+Terminal endpoints (/v1/charges, /v1/refunds) need a signed request (bingobox.wallet.signing); charges and
+refunds need an Idempotency-Key: same key + same body → the stored response replayed (errors included) for
+24 h; same key + other body → 422; same key while the first is in flight → 409; missing/bad key → 400.
+Admin endpoints (/admin/..., and /v1/entry-codes, which stands in for the shopper's wallet app) need the
+X-Admin-Token header. Errors are {"error": {"code", "message"}}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import random
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+
+from bingobox.domain import tokens
+from bingobox.wallet.signing import MAX_SKEW_S, check_signature
+
+from .db import IDEMPOTENCY_TTL_S, IN_FLIGHT_STALE_S, GatewayDB, charge_json
+
+log = logging.getLogger(__name__)
+MAX_CHARGE_FEN = 10_000_000  # 100 000 CNY
+MAX_BALANCE_FEN = 10**12
+ID = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+    def body(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message, **self.extra}}
+
+
+class ConnectionDropped(Exception):
+    """Raised after the response headers went out: the client sees the connection break (fault injection)."""
+
+
+@dataclass
+class Faults:
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    error_statuses: list[int] = field(default_factory=lambda: [500, 503, 429])
+    drop_rate: float = 0.0  # drop the connection after committing
+    outage: bool = False
+    pending_s: float = 0.0  # new charges stay "pending" (user paying) this long
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReceiptLine(Strict):
+    sku: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=100)
+    qty: StrictInt = Field(ge=1, le=1000)
+    unit_fen: StrictInt = Field(ge=0, le=MAX_CHARGE_FEN)
+    amount_fen: StrictInt = Field(ge=0, le=MAX_CHARGE_FEN)
+
+
+class ChargeIn(Strict):
+    account_id: ID
+    amount_fen: StrictInt = Field(ge=1, le=MAX_CHARGE_FEN, description="integer fen (1 CNY = 100 fen)")
+    currency: Literal["CNY"]
+    visit_id: ID | None = None
+    description: str | None = Field(None, max_length=200)
+    items: list[ReceiptLine] = Field(default_factory=list, max_length=500)
+
+    @model_validator(mode="after")
+    def _items_add_up(self) -> ChargeIn:
+        if self.items and sum(i.amount_fen for i in self.items) != self.amount_fen:
+            raise ValueError("items do not add up to amount_fen")
+        for i in self.items:
+            if i.qty * i.unit_fen != i.amount_fen:
+                raise ValueError(f"item {i.sku}: qty * unit_fen != amount_fen")
+        return self
+
+
+class RefundIn(Strict):
+    charge_id: ID
+    amount_fen: StrictInt | None = Field(None, ge=1, le=MAX_CHARGE_FEN)
+    reason: str | None = Field(None, max_length=200)
+
+
+class AccountIn(Strict):
+    real_name: str = Field(min_length=1, max_length=100)
+    id_number: str = Field(min_length=6, max_length=32, pattern=r"^[0-9A-Za-z]+$")
+    balance_fen: StrictInt = Field(0, ge=0, le=MAX_BALANCE_FEN)
+    face_consent: StrictBool = False
+
+
+class TopUpIn(Strict):
+    amount_fen: StrictInt = Field(ge=1, le=MAX_BALANCE_FEN)
+
+
+class FreezeIn(Strict):
+    frozen: StrictBool
+
+
+class StoreIn(Strict):
+    store_id: ID
+    secret: str | None = Field(None, min_length=16, max_length=200)
+
+
+class EntryCodeIn(Strict):
+    account_id: ID
+    store_id: ID
+    door: ID = "*"
+    lifetime_s: StrictInt = Field(60, ge=5, le=tokens.MAX_LIFETIME_S)
+    face_consent: StrictBool | None = None
+
+
+class FaultsIn(Strict):
+    latency_ms: float | None = Field(None, ge=0, le=120_000)
+    error_rate: float | None = Field(None, ge=0, le=1)
+    error_statuses: list[Literal[429, 500, 502, 503, 504]] | None = None
+    drop_rate: float | None = Field(None, ge=0, le=1)
+    outage: StrictBool | None = None
+    pending_s: float | None = Field(None, ge=0, le=3600)
+
+
+def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, seed: int | None = None) -> FastAPI:
+    app = FastAPI(title="bingobox mock wallet gateway", version="1.0",
+                  description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
+    app.state.faults = faults or Faults()
+    rng = random.Random(seed)
+
+    # errors --------------------------------------------------------------------------------------
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, e: ApiError) -> JSONResponse:
+        return JSONResponse(e.body(), status_code=e.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        msg = f"{where}: {first.get('msg', 'invalid')}" if where else first.get("msg", "invalid request")
+        return JSONResponse({"error": {"code": "invalid_request", "message": msg}}, status_code=400)
+
+    # drop-after-commit: the response head goes out, then the connection breaks -------------------
+    @app.middleware("http")
+    async def _drop(request: Request, call_next):
+        response = await call_next(request)
+        if getattr(request.state, "drop", False):
+            async def broken():
+                raise ConnectionDropped("fault injection: connection dropped after commit")
+                yield b""  # pragma: no cover
+            response.body_iterator = broken()
+        return response
+
+    # dependencies --------------------------------------------------------------------------------
+    def admin(x_admin_token: Annotated[str | None, Header()] = None) -> None:
+        if not x_admin_token or not hmac.compare_digest(x_admin_token.encode(), admin_token.encode()):
+            raise ApiError(401, "unauthorized", "admin token missing or wrong")
+
+    async def infra_faults() -> None:
+        f: Faults = app.state.faults
+        if f.outage:
+            raise ApiError(503, "unavailable", "gateway outage (fault injection)")
+        if f.error_rate and rng.random() < f.error_rate:
+            status = rng.choice(f.error_statuses)
+            raise ApiError(status, "rate_limited" if status == 429 else "server_error",
+                           f"injected {status} (fault injection)")
+
+    async def terminal(request: Request, x_store_id: Annotated[str | None, Header()] = None,
+                       x_timestamp: Annotated[str | None, Header()] = None,
+                       x_nonce: Annotated[str | None, Header()] = None,
+                       x_signature: Annotated[str | None, Header()] = None) -> str:
+        """Verify the request signature; returns the store id."""
+        await infra_faults()
+        if not (x_store_id and x_timestamp and x_nonce and x_signature):
+            raise ApiError(401, "unsigned", "X-Store-Id, X-Timestamp, X-Nonce and X-Signature are required")
+        try:
+            ts = int(x_timestamp)
+        except ValueError:
+            raise ApiError(401, "bad_timestamp", "X-Timestamp must be unix seconds") from None
+        now = time.time()
+        if abs(now - ts) > MAX_SKEW_S:
+            raise ApiError(401, "clock_skew", f"timestamp is {now - ts:+.0f} s from gateway time (max {MAX_SKEW_S})")
+        if not 8 <= len(x_nonce) <= 64:
+            raise ApiError(401, "bad_nonce", "X-Nonce must be 8..64 characters")
+        secret = db.store_secret(x_store_id)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        body = await request.body()
+        if secret is None or not check_signature(secret, request.method, target, x_timestamp, x_nonce, body,
+                                                 x_signature):
+            raise ApiError(401, "bad_signature", "signature does not match")
+        if not db.use_nonce(x_store_id, x_nonce, now):
+            raise ApiError(401, "nonce_reused", "this nonce was already used")
+        return x_store_id
+
+    def idem_key(idempotency_key: Annotated[str | None, Header()] = None) -> str:
+        k = idempotency_key
+        if k is None or k == "":
+            raise ApiError(400, "idempotency_key_missing", "Idempotency-Key header is required")
+        if len(k) > 255 or not all(0x21 <= ord(c) <= 0x7E for c in k):
+            raise ApiError(400, "idempotency_key_invalid", "Idempotency-Key must be 1..255 printable ASCII characters")
+        return k
+
+    def maybe_drop(request: Request) -> None:
+        f: Faults = app.state.faults
+        if f.drop_rate and rng.random() < f.drop_rate:
+            request.state.drop = True
+
+    async def idempotent(request: Request, store_id: str, key: str, endpoint: str, payload: dict, run):
+        """Stripe-style idempotency around ``run()`` (which returns (status, body) inside its own transaction)."""
+        rh = hashlib.sha256(json.dumps([endpoint, payload], sort_keys=True).encode()).hexdigest()
+        now = time.time()
+        with db.tx() as c:
+            c.execute("DELETE FROM idempotency WHERE created_at < ?", (now - IDEMPOTENCY_TTL_S,))
+            row = c.execute("SELECT * FROM idempotency WHERE store_id=? AND key=?", (store_id, key)).fetchone()
+            if row is not None:
+                if row["request_hash"] != rh:
+                    raise ApiError(422, "idempotency_key_reused",
+                                   "this Idempotency-Key was used with a different request")
+                if row["state"] == "done":
+                    maybe_drop(request)
+                    return JSONResponse(json.loads(row["body"]), status_code=row["status"],
+                                        headers={"Idempotent-Replayed": "true"})
+                if now - row["created_at"] < IN_FLIGHT_STALE_S:
+                    raise ApiError(409, "idempotency_key_in_use", "a request with this key is still in flight; "
+                                   "retry later with the same key")
+                c.execute("UPDATE idempotency SET created_at=? WHERE store_id=? AND key=?", (now, store_id, key))
+            else:
+                c.execute("INSERT INTO idempotency VALUES (?, ?, ?, ?, 'in_flight', NULL, NULL, ?)",
+                          (store_id, key, endpoint, rh, now))
+        f: Faults = app.state.faults
+        if f.latency_ms:
+            await asyncio.sleep(f.latency_ms / 1000)
+        try:
+            with db.tx() as c:
+                status, body = run(c)
+                c.execute("UPDATE idempotency SET state='done', status=?, body=? WHERE store_id=? AND key=?",
+                          (status, json.dumps(body), store_id, key))
+        except BaseException:
+            with db.tx() as c:
+                c.execute("DELETE FROM idempotency WHERE store_id=? AND key=? AND state='in_flight'", (store_id, key))
+            raise
+        maybe_drop(request)
+        return JSONResponse(body, status_code=status)
+
+    # terminal endpoints --------------------------------------------------------------------------
+    @app.post("/v1/charges", tags=["terminal"], responses={202: {}, 402: {}, 404: {}, 409: {}, 422: {}})
+    async def create_charge(body: ChargeIn, request: Request, store_id: str = Depends(terminal),
+                            key: str = Depends(idem_key)):
+        """Charge a wallet. 200 succeeded, 202 pending (user paying), 402 declined."""
+        pending_s = app.state.faults.pending_s
+
+        def run(c):
+            now = time.time()
+            acc = c.execute("SELECT balance_fen, frozen FROM accounts WHERE id=?", (body.account_id,)).fetchone()
+            if acc is None:
+                return 404, ApiError(404, "account_not_found", f"no account {body.account_id}").body()
+            cid = "ch_" + secrets.token_hex(10)
+            status, reason = "succeeded", None
+            if acc["frozen"]:
+                status, reason = "failed", "account_frozen"
+            elif pending_s:
+                status = "pending"
+            elif acc["balance_fen"] < body.amount_fen:
+                status, reason = "failed", "insufficient_balance"
+            c.execute("INSERT INTO charges VALUES (?,?,?,?,?,?,?,?,?,?,?,0,?,?,?)",
+                      (cid, store_id, key, body.account_id, body.amount_fen, body.currency, status, reason,
+                       body.description, json.dumps([i.model_dump() for i in body.items]), body.visit_id,
+                       now + pending_s if status == "pending" else None, now, now))
+            if status == "succeeded":
+                c.execute("UPDATE accounts SET balance_fen = balance_fen - ? WHERE id=?",
+                          (body.amount_fen, body.account_id))
+            charge = charge_json(c.execute("SELECT * FROM charges WHERE id=?", (cid,)).fetchone())
+            if status == "failed":
+                return 402, ApiError(402, "declined", f"declined: {reason}", reason=reason, charge=charge).body()
+            return (202 if status == "pending" else 200), charge
+
+        return await idempotent(request, store_id, key, "POST /v1/charges", body.model_dump(), run)
+
+    @app.get("/v1/charges/{charge_id}", tags=["terminal"], responses={404: {}})
+    def get_charge(charge_id: str, request: Request, store_id: str = Depends(terminal)):
+        db.resolve_pending(time.time())
+        row = db.charge_row(charge_id, store_id)
+        if row is None:
+            raise ApiError(404, "charge_not_found", f"no charge {charge_id} for this store")
+        maybe_drop(request)
+        return charge_json(row)
+
+    @app.get("/v1/charges", tags=["terminal"])
+    def find_charges(request: Request, idempotency_key: Annotated[str, Query(min_length=1, max_length=255)],
+                     store_id: str = Depends(terminal)):
+        db.resolve_pending(time.time())
+        rows = db.all("SELECT * FROM charges WHERE store_id=? AND idem_key=?", (store_id, idempotency_key))
+        maybe_drop(request)
+        return {"data": [charge_json(r) for r in rows]}
+
+    @app.post("/v1/charges/{charge_id}/cancel", tags=["terminal"], responses={404: {}, 409: {}})
+    def cancel_charge(charge_id: str, request: Request, store_id: str = Depends(terminal)):
+        """Close a charge whose result is unknown. Pending → canceled (no money moves); already closed → as is;
+        succeeded → 409 charge_already_succeeded (query it: the shopper paid)."""
+        now = time.time()
+        db.resolve_pending(now)
+        with db.tx() as c:
+            row = c.execute("SELECT * FROM charges WHERE id=? AND store_id=?", (charge_id, store_id)).fetchone()
+            if row is None:
+                raise ApiError(404, "charge_not_found", f"no charge {charge_id} for this store")
+            if row["status"] == "succeeded":
+                raise ApiError(409, "charge_already_succeeded", "the charge succeeded; refund it instead")
+            if row["status"] == "pending":
+                c.execute("UPDATE charges SET status='canceled', updated_at=? WHERE id=?", (now, charge_id))
+        maybe_drop(request)
+        return charge_json(db.charge_row(charge_id))
+
+    @app.post("/v1/refunds", tags=["terminal"], responses={404: {}, 409: {}, 422: {}})
+    async def create_refund(body: RefundIn, request: Request, store_id: str = Depends(terminal),
+                            key: str = Depends(idem_key)):
+        def run(c):
+            row = c.execute("SELECT * FROM charges WHERE id=? AND store_id=?", (body.charge_id, store_id)).fetchone()
+            if row is None:
+                return 404, ApiError(404, "charge_not_found", f"no charge {body.charge_id}").body()
+            if row["status"] != "succeeded":
+                return 409, ApiError(409, "not_refundable", f"charge is {row['status']}").body()
+            left = row["amount_fen"] - row["refunded_fen"]
+            amount = body.amount_fen or left
+            if amount > left:
+                return 409, ApiError(409, "refund_too_large", f"only {left} fen left to refund").body()
+            rid = "re_" + secrets.token_hex(10)
+            now = time.time()
+            c.execute("INSERT INTO refunds VALUES (?, ?, ?, ?, ?)", (rid, row["id"], amount, body.reason, now))
+            c.execute("UPDATE charges SET refunded_fen = refunded_fen + ?, updated_at=? WHERE id=?",
+                      (amount, now, row["id"]))
+            c.execute("UPDATE accounts SET balance_fen = balance_fen + ? WHERE id=?", (amount, row["account_id"]))
+            return 200, {"id": rid, "object": "refund", "charge_id": row["id"], "amount_fen": amount,
+                         "reason": body.reason, "created_at": now}
+
+        return await idempotent(request, store_id, key, "POST /v1/refunds", body.model_dump(), run)
+
+    # the wallet app's side -----------------------------------------------------------------------
+    @app.get("/v1/public-keys", tags=["public"])
+    def public_keys():
+        """The entry-code verification keys, for terminals to pin."""
+        return {"keys": db.public_keys()}
+
+    @app.post("/v1/entry-codes", tags=["wallet"], dependencies=[Depends(admin)], responses={402: {}, 404: {}})
+    def entry_code(body: EntryCodeIn):
+        """Issue a one-time entry code for an account (what the shopper's wallet app shows as a QR code)."""
+        acc = db.account(body.account_id)
+        if acc is None:
+            raise ApiError(404, "account_not_found", f"no account {body.account_id}")
+        if acc["frozen"]:
+            raise ApiError(402, "account_frozen", "account is frozen")
+        kid, key = db.active_key()
+        now = int(time.time())
+        consent = acc["face_consent"] if body.face_consent is None else body.face_consent
+        code = tokens.issue(key, kid, body.account_id, body.store_id, body.door, now, body.lifetime_s, consent)
+        claims = json.loads(tokens.b64d(code.split(".")[1]))
+        with db.tx() as c:
+            c.execute("INSERT INTO entry_codes VALUES (?, ?, ?, ?, ?, ?)",
+                      (claims["jti"], body.account_id, body.store_id, body.door, claims["iat"], claims["exp"]))
+        return {"code": code, "expires_at": claims["exp"], "jti": claims["jti"], "face_consent": consent}
+
+    # admin ---------------------------------------------------------------------------------------
+    adm = [Depends(admin)]
+
+    @app.post("/admin/accounts", tags=["admin"], dependencies=adm, responses={409: {}})
+    def create_account(body: AccountIn):
+        """Register an account under a real name; only a keyed hash of the ID number is kept."""
+        try:
+            return db.create_account(body.real_name, body.id_number, body.balance_fen, body.face_consent)
+        except Exception as e:  # sqlite3.IntegrityError: the ID number is registered already
+            if "UNIQUE" in str(e):
+                raise ApiError(409, "already_registered", "an account with this ID number exists") from None
+            raise
+
+    def _account(acc_id: str) -> dict:
+        acc = db.account(acc_id)
+        if acc is None:
+            raise ApiError(404, "account_not_found", f"no account {acc_id}")
+        return acc
+
+    @app.get("/admin/accounts/{account_id}", tags=["admin"], dependencies=adm, responses={404: {}})
+    def get_account(account_id: str):
+        return _account(account_id)
+
+    @app.post("/admin/accounts/{account_id}/topup", tags=["admin"], dependencies=adm, responses={404: {}, 409: {}})
+    def topup(account_id: str, body: TopUpIn):
+        _account(account_id)
+        with db.tx() as c:
+            bal = c.execute("SELECT balance_fen FROM accounts WHERE id=?", (account_id,)).fetchone()[0]
+            if bal + body.amount_fen > MAX_BALANCE_FEN:
+                raise ApiError(409, "balance_limit", "balance would exceed the limit")
+            c.execute("UPDATE accounts SET balance_fen = balance_fen + ? WHERE id=?", (body.amount_fen, account_id))
+        return _account(account_id)
+
+    @app.post("/admin/accounts/{account_id}/freeze", tags=["admin"], dependencies=adm, responses={404: {}})
+    def freeze(account_id: str, body: FreezeIn):
+        _account(account_id)
+        with db.tx() as c:
+            c.execute("UPDATE accounts SET frozen=? WHERE id=?", (int(body.frozen), account_id))
+        return _account(account_id)
+
+    @app.get("/admin/accounts/{account_id}/receipts", tags=["admin"], dependencies=adm, responses={404: {}})
+    def receipts(account_id: str):
+        """The wallet's receipts: every successful charge with its items."""
+        _account(account_id)
+        rows = db.all("SELECT * FROM charges WHERE account_id=? AND status='succeeded' ORDER BY created_at",
+                      (account_id,))
+        return {"data": [charge_json(r) for r in rows]}
+
+    @app.post("/admin/stores", tags=["admin"], dependencies=adm)
+    def create_store(body: StoreIn):
+        return {"store_id": body.store_id, "secret": db.upsert_store(body.store_id, body.secret)}
+
+    @app.get("/admin/charges", tags=["admin"], dependencies=adm)
+    def ledger(store_id: Annotated[str | None, Query(max_length=64)] = None,
+               visit_id: Annotated[str | None, Query(max_length=64)] = None):
+        """Every charge (the ledger tests compare against)."""
+        db.resolve_pending(time.time())
+        sql, args = "SELECT * FROM charges WHERE 1=1", []
+        if store_id:
+            sql, args = sql + " AND store_id=?", [*args, store_id]
+        if visit_id:
+            sql, args = sql + " AND visit_id=?", [*args, visit_id]
+        return {"data": [charge_json(r) for r in db.all(sql + " ORDER BY created_at", tuple(args))]}
+
+    @app.post("/admin/keys/rotate", tags=["admin"], dependencies=adm)
+    def rotate():
+        return {"kid": db.rotate_key(), "keys": db.public_keys()}
+
+    @app.get("/admin/faults", tags=["admin"], dependencies=adm)
+    def get_faults():
+        return asdict(app.state.faults)
+
+    @app.post("/admin/faults", tags=["admin"], dependencies=adm)
+    def set_faults(body: FaultsIn):
+        """Switch faults on or off; omitted fields keep their value."""
+        for k, v in body.model_dump(exclude_none=True).items():
+            setattr(app.state.faults, k, v)
+        log.warning("faults now %s", asdict(app.state.faults))
+        return asdict(app.state.faults)
+
+    @app.get("/healthz", tags=["public"])
+    def healthz():
+        return {"ok": True}
+
+    return app

@@ -1,0 +1,183 @@
+"""The gateway's persistent state (SQLite, WAL, synchronous=FULL): stores, accounts, signing keys, entry codes,
+charges, refunds, the idempotency cache and used request nonces. One connection, one lock: every operation is
+a short transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
+from bingobox.domain.tokens import b64e
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stores (store_id TEXT PRIMARY KEY, secret TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS accounts (
+  id TEXT PRIMARY KEY, real_name TEXT NOT NULL, id_hash TEXT NOT NULL UNIQUE,
+  balance_fen INTEGER NOT NULL CHECK (balance_fen >= 0), frozen INTEGER NOT NULL DEFAULT 0,
+  face_consent INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS signing_keys (
+  kid TEXT PRIMARY KEY, private_key BLOB NOT NULL, public_x TEXT NOT NULL, active INTEGER NOT NULL,
+  created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS entry_codes (
+  jti TEXT PRIMARY KEY, account_id TEXT NOT NULL, store_id TEXT NOT NULL, door TEXT NOT NULL,
+  iat INTEGER NOT NULL, exp INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS charges (
+  id TEXT PRIMARY KEY, store_id TEXT NOT NULL, idem_key TEXT NOT NULL, account_id TEXT NOT NULL,
+  amount_fen INTEGER NOT NULL CHECK (amount_fen > 0), currency TEXT NOT NULL, status TEXT NOT NULL,
+  failure_reason TEXT, description TEXT, items TEXT, visit_id TEXT, refunded_fen INTEGER NOT NULL DEFAULT 0,
+  resolve_at REAL, created_at REAL NOT NULL, updated_at REAL NOT NULL, UNIQUE (store_id, idem_key));
+CREATE INDEX IF NOT EXISTS charges_account ON charges (account_id);
+CREATE TABLE IF NOT EXISTS refunds (
+  id TEXT PRIMARY KEY, charge_id TEXT NOT NULL REFERENCES charges(id), amount_fen INTEGER NOT NULL,
+  reason TEXT, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS idempotency (
+  store_id TEXT NOT NULL, key TEXT NOT NULL, endpoint TEXT NOT NULL, request_hash TEXT NOT NULL,
+  state TEXT NOT NULL, status INTEGER, body TEXT, created_at REAL NOT NULL, PRIMARY KEY (store_id, key));
+CREATE TABLE IF NOT EXISTS nonces (store_id TEXT NOT NULL, nonce TEXT NOT NULL, ts REAL NOT NULL,
+  PRIMARY KEY (store_id, nonce));
+"""
+
+IDEMPOTENCY_TTL_S = 24 * 3600
+IN_FLIGHT_STALE_S = 60  # an in-flight marker older than this belongs to a request that died: retry may run
+
+
+class GatewayDB:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+        self.conn.row_factory = sqlite3.Row
+        mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        self.conn.execute("PRAGMA synchronous=FULL")
+        if mode != "wal" or self.conn.execute("PRAGMA synchronous").fetchone()[0] != 2:
+            raise RuntimeError(f"{path}: cannot run with WAL and synchronous=FULL (got {mode})")
+        self.conn.executescript(SCHEMA)
+        self.lock = threading.RLock()
+        with self.tx() as c:
+            if not c.execute("SELECT 1 FROM meta WHERE k='pepper'").fetchone():
+                c.execute("INSERT INTO meta VALUES ('pepper', ?)", (secrets.token_hex(32),))
+        if not self.public_keys():
+            self.rotate_key()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def tx(self):
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def one(self, sql: str, args: tuple = ()) -> sqlite3.Row | None:
+        with self.lock:
+            return self.conn.execute(sql, args).fetchone()
+
+    def all(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self.lock:
+            return self.conn.execute(sql, args).fetchall()
+
+    # stores and accounts --------------------------------------------------------------------------
+    def upsert_store(self, store_id: str, secret: str | None = None) -> str:
+        secret = secret or secrets.token_urlsafe(32)
+        with self.tx() as c:
+            c.execute("INSERT INTO stores VALUES (?, ?, ?) ON CONFLICT(store_id) DO UPDATE SET secret=excluded.secret",
+                      (store_id, secret, time.time()))
+        return secret
+
+    def store_secret(self, store_id: str) -> str | None:
+        row = self.one("SELECT secret FROM stores WHERE store_id=?", (store_id,))
+        return row["secret"] if row else None
+
+    def id_hash(self, id_number: str) -> str:
+        pepper = self.one("SELECT v FROM meta WHERE k='pepper'")["v"]
+        return hmac.new(pepper.encode(), id_number.strip().upper().encode(), hashlib.sha256).hexdigest()
+
+    def create_account(self, real_name: str, id_number: str, balance_fen: int, face_consent: bool) -> dict:
+        acc_id = "acc_" + secrets.token_hex(8)
+        with self.tx() as c:
+            c.execute("INSERT INTO accounts VALUES (?, ?, ?, ?, 0, ?, ?)",
+                      (acc_id, real_name, self.id_hash(id_number), balance_fen, int(face_consent), time.time()))
+        return self.account(acc_id)
+
+    def account(self, acc_id: str) -> dict | None:
+        row = self.one("SELECT id, real_name, balance_fen, frozen, face_consent, created_at FROM accounts WHERE id=?",
+                       (acc_id,))
+        if row is None:
+            return None
+        return {"id": row["id"], "real_name": row["real_name"], "balance_fen": row["balance_fen"],
+                "frozen": bool(row["frozen"]), "face_consent": bool(row["face_consent"]),
+                "created_at": row["created_at"]}
+
+    # signing keys ----------------------------------------------------------------------------------
+    def rotate_key(self) -> str:
+        key = Ed25519PrivateKey.generate()
+        kid = "k" + secrets.token_hex(4)
+        x = b64e(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+        priv = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        with self.tx() as c:
+            c.execute("UPDATE signing_keys SET active=0")
+            c.execute("INSERT INTO signing_keys VALUES (?, ?, ?, 1, ?)", (kid, priv, x, time.time()))
+        return kid
+
+    def active_key(self) -> tuple[str, Ed25519PrivateKey]:
+        row = self.one("SELECT kid, private_key FROM signing_keys WHERE active=1")
+        return row["kid"], Ed25519PrivateKey.from_private_bytes(row["private_key"])
+
+    def public_keys(self) -> list[dict]:
+        return [{"kid": r["kid"], "alg": "EdDSA", "crv": "Ed25519", "x": r["public_x"], "active": bool(r["active"])}
+                for r in self.all("SELECT kid, public_x, active FROM signing_keys ORDER BY created_at")]
+
+    # nonces ----------------------------------------------------------------------------------------
+    def use_nonce(self, store_id: str, nonce: str, now: float) -> bool:
+        """Record a request nonce; False if it was seen in the last 10 minutes."""
+        with self.tx() as c:
+            c.execute("DELETE FROM nonces WHERE ts < ?", (now - 600,))
+            try:
+                c.execute("INSERT INTO nonces VALUES (?, ?, ?)", (store_id, nonce, now))
+            except sqlite3.IntegrityError:
+                return False
+        return True
+
+    # charges ---------------------------------------------------------------------------------------
+    def charge_row(self, charge_id: str, store_id: str | None = None) -> sqlite3.Row | None:
+        if store_id is None:
+            return self.one("SELECT * FROM charges WHERE id=?", (charge_id,))
+        return self.one("SELECT * FROM charges WHERE id=? AND store_id=?", (charge_id, store_id))
+
+    def resolve_pending(self, now: float) -> None:
+        """Pending (user-paying) charges whose time has come succeed now, or fail if the money is gone."""
+        with self.tx() as c:
+            for row in c.execute("SELECT * FROM charges WHERE status='pending' AND resolve_at <= ?", (now,)).fetchall():
+                acc = c.execute("SELECT balance_fen, frozen FROM accounts WHERE id=?", (row["account_id"],)).fetchone()
+                if acc["frozen"] or acc["balance_fen"] < row["amount_fen"]:
+                    reason = "account_frozen" if acc["frozen"] else "insufficient_balance"
+                    c.execute("UPDATE charges SET status='failed', failure_reason=?, updated_at=? WHERE id=?",
+                              (reason, now, row["id"]))
+                else:
+                    c.execute("UPDATE accounts SET balance_fen = balance_fen - ? WHERE id=?",
+                              (row["amount_fen"], row["account_id"]))
+                    c.execute("UPDATE charges SET status='succeeded', updated_at=? WHERE id=?", (now, row["id"]))
+
+
+def charge_json(row: sqlite3.Row) -> dict:
+    return {"id": row["id"], "object": "charge", "status": row["status"], "amount_fen": row["amount_fen"],
+            "currency": row["currency"], "account_id": row["account_id"], "store_id": row["store_id"],
+            "idempotency_key": row["idem_key"], "visit_id": row["visit_id"], "description": row["description"],
+            "failure_reason": row["failure_reason"], "refunded_fen": row["refunded_fen"],
+            "items": json.loads(row["items"]) if row["items"] else [], "created_at": row["created_at"],
+            "updated_at": row["updated_at"]}
