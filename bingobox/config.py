@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="lower-case slug")]
 STANDARD_BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 256000, 460800, 921600)
@@ -96,6 +96,59 @@ class CameraConfig(Strict):
     loop_files: bool = True
 
 
+class WalletLimits(Strict):
+    """Offline exposure bounds (integer fen). Reaching one stops new entries, never anyone leaving."""
+
+    max_visit_fen: int = Field(50_000, ge=1, le=10_000_000)
+    max_pending_count: int = Field(50, ge=1, le=100_000)
+    max_pending_fen: int = Field(500_000, ge=1, le=1_000_000_000)
+    max_pending_age_s: float = Field(86_400, ge=60, le=7 * 86_400)
+
+    @model_validator(mode="after")
+    def _visit_fits(self) -> WalletLimits:
+        if self.max_visit_fen > self.max_pending_fen:
+            raise ValueError("max_visit_fen cannot exceed max_pending_fen")
+        return self
+
+
+class WalletConfig(Strict):
+    """The wallet gateway and how the terminal charges it."""
+
+    gateway_url: str = Field(pattern=r"^https?://", description="base URL of the wallet gateway")
+    store_secret: SecretStr | None = Field(None, min_length=16, description="request-signing secret (or secret_file)")
+    secret_file: Path | None = Field(None, description="file holding the signing secret (kept out of the config)")
+    keys_file: Path = Field(description="pinned entry-code public keys (JSON from GET /v1/public-keys)")
+    connect_timeout_s: float = Field(1.0, ge=0.05, le=30)
+    read_timeout_s: float = Field(3.0, ge=0.1, le=60)
+    retry_base_s: float = Field(0.2, ge=0.01, le=60)
+    retry_max_s: float = Field(30, ge=0.1, le=3600)
+    poll_interval_s: float = Field(3.0, ge=0.1, le=60)
+    paying_window_s: float = Field(60, ge=1, le=600, description="cancel a charge still pending after this")
+    debt_retry_s: float = Field(3600, ge=0, le=7 * 86_400, description="retry declined charges (0 = never)")
+    limits: WalletLimits = Field(default_factory=WalletLimits)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> WalletConfig:
+        if (self.store_secret is None) == (self.secret_file is None):
+            raise ValueError("give exactly one of store_secret or secret_file")
+        return self
+
+    def secret(self) -> str:
+        if self.store_secret is not None:
+            return self.store_secret.get_secret_value()
+        try:
+            text = Path(self.secret_file).read_text().strip()
+        except OSError as e:
+            raise ConfigError([f"wallet.secret_file: cannot read {self.secret_file}: {e}"]) from None
+        if len(text) < 16:
+            raise ConfigError([f"wallet.secret_file: {self.secret_file} holds fewer than 16 characters"])
+        return text
+
+
+class JournalConfig(Strict):
+    path: Path = Field(Path("run/store.db"), description="the store's SQLite database")
+
+
 class StoreInfo(Strict):
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     name: str = Field("", max_length=100)
@@ -108,6 +161,8 @@ class StoreConfig(Strict):
     doors: list[DoorConfig] = Field(default_factory=list)
     readers: list[ReaderConfig] = Field(default_factory=list)
     cameras: list[CameraConfig] = Field(default_factory=list)
+    wallet: WalletConfig | None = None
+    journal: JournalConfig = Field(default_factory=JournalConfig)
 
     @model_validator(mode="after")
     def _unique_names(self) -> StoreConfig:

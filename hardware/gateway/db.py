@@ -9,15 +9,14 @@ import hmac
 import json
 import secrets
 import sqlite3
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from bingobox.domain.tokens import b64e
+from bingobox.storage import Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -52,44 +51,14 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 IN_FLIGHT_STALE_S = 60  # an in-flight marker older than this belongs to a request that died: retry may run
 
 
-class GatewayDB:
+class GatewayDB(Database):
     def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
-        self.conn.row_factory = sqlite3.Row
-        mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        self.conn.execute("PRAGMA synchronous=FULL")
-        if mode != "wal" or self.conn.execute("PRAGMA synchronous").fetchone()[0] != 2:
-            raise RuntimeError(f"{path}: cannot run with WAL and synchronous=FULL (got {mode})")
-        self.conn.executescript(SCHEMA)
-        self.lock = threading.RLock()
+        super().__init__(path, SCHEMA)
         with self.tx() as c:
             if not c.execute("SELECT 1 FROM meta WHERE k='pepper'").fetchone():
                 c.execute("INSERT INTO meta VALUES ('pepper', ?)", (secrets.token_hex(32),))
         if not self.public_keys():
             self.rotate_key()
-
-    def close(self) -> None:
-        self.conn.close()
-
-    @contextmanager
-    def tx(self):
-        with self.lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
-
-    def one(self, sql: str, args: tuple = ()) -> sqlite3.Row | None:
-        with self.lock:
-            return self.conn.execute(sql, args).fetchone()
-
-    def all(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        with self.lock:
-            return self.conn.execute(sql, args).fetchall()
 
     # stores and accounts --------------------------------------------------------------------------
     def upsert_store(self, store_id: str, secret: str | None = None) -> str:

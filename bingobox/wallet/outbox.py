@@ -1,0 +1,275 @@
+"""The durable charge outbox: a charge intent with its idempotency key is committed before the first attempt;
+one sender retries with the same key and backoff, resolves unknown results by querying, and cancels a charge
+left pending past the wallet's window. A new key is issued only after the old charge is known closed
+(canceled, or declined and retried as debt). Pending intents resume after a restart.
+
+States of an intent:  pending → succeeded | paying | declined,  paying → succeeded | declined | canceled.
+A canceled intent is followed at once by a new intent (new key) for the same visit; a declined one is debt,
+retried with a new key every ``debt_retry_s``. Per visit, at most one intent ever succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..journal import Journal
+from .client import Outcome, Result, WalletClient
+
+log = logging.getLogger(__name__)
+OPEN = ("pending", "paying")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Offline exposure bounds. Reaching one stops new entries; it never keeps anyone inside."""
+
+    max_visit_fen: int = 50_000
+    max_pending_count: int = 50
+    max_pending_fen: int = 500_000
+    max_pending_age_s: float = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Policy:
+    retry_base_s: float = 0.2
+    retry_max_s: float = 30.0
+    poll_interval_s: float = 3.0
+    paying_window_s: float = 60.0
+    debt_retry_s: float = 3600.0
+
+
+class Outbox:
+    def __init__(self, journal: Journal, client: WalletClient, limits: Limits | None = None,
+                 policy: Policy | None = None, on_event: Callable[[str, dict], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.j = journal
+        self.client = client
+        self.limits = limits or Limits()
+        self.policy = policy or Policy()
+        self._on_event = on_event or (lambda kind, data: None)
+        self._clock = clock
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._done = threading.Condition()
+        self.stats = {"attempts": 0, "succeeded": 0, "declined": 0, "canceled": 0, "unknown": 0}
+
+    # submitting ----------------------------------------------------------------------------------
+    def submit(self, visit_id: str, account_id: str, amount_fen: int, items: list[dict],
+               supersedes: int | None = None) -> int:
+        """Commit a charge intent (durably) and wake the sender. Returns the intent id."""
+        if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
+            raise ValueError(f"amount must be a positive integer number of fen, got {amount_fen!r}")
+        now = self._clock()
+        with self.j.tx() as c:
+            if supersedes is None and c.execute(
+                    "SELECT 1 FROM charge_intents WHERE visit_id=?", (visit_id,)).fetchone():
+                raise ValueError(f"visit {visit_id} already has a charge intent")
+            cur = c.execute(
+                "INSERT INTO charge_intents (visit_id, account_id, amount_fen, items, idem_key, state, "
+                "next_attempt_at, supersedes, created_at, updated_at) VALUES (?,?,?,?,?,'pending',?,?,?,?)",
+                (visit_id, account_id, amount_fen, json.dumps(items), str(uuid.uuid4()), now, supersedes, now, now))
+            intent_id = cur.lastrowid
+        self._wake.set()
+        return intent_id
+
+    def intent(self, intent_id: int) -> dict:
+        row = self.j.one("SELECT * FROM charge_intents WHERE id=?", (intent_id,))
+        return dict(row) if row else {}
+
+    def visit_state(self, visit_id: str) -> dict | None:
+        """The newest intent of a visit (a canceled/declined intent may have a successor)."""
+        row = self.j.one("SELECT * FROM charge_intents WHERE visit_id=? ORDER BY id DESC LIMIT 1", (visit_id,))
+        return dict(row) if row else None
+
+    def wait_settled(self, visit_id: str, timeout: float) -> dict | None:
+        """Wait until the visit's newest intent is succeeded or declined (or the timeout passes)."""
+        deadline = time.monotonic() + timeout
+        with self._done:
+            while True:
+                st = self.visit_state(visit_id)
+                if st and st["state"] in ("succeeded", "declined"):
+                    return st
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return st
+                self._done.wait(min(left, 0.5))
+
+    # limits and debts ----------------------------------------------------------------------------
+    def exposure(self) -> dict:
+        row = self.j.one(f"SELECT COUNT(*) n, COALESCE(SUM(amount_fen), 0) s, MIN(created_at) oldest "
+                         f"FROM charge_intents WHERE state IN {OPEN}")
+        age = self._clock() - row["oldest"] if row["oldest"] else 0.0
+        return {"pending_count": row["n"], "pending_fen": row["s"], "oldest_pending_age_s": round(age, 1)}
+
+    def admission(self) -> tuple[bool, str | None]:
+        """May another shopper come in? (Never consulted for anyone leaving.)"""
+        e, lim = self.exposure(), self.limits
+        if e["pending_count"] >= lim.max_pending_count:
+            return False, "too_many_pending_charges"
+        if e["pending_fen"] + lim.max_visit_fen > lim.max_pending_fen:
+            return False, "pending_charges_sum"
+        if e["oldest_pending_age_s"] > lim.max_pending_age_s:
+            return False, "pending_charge_too_old"
+        return True, None
+
+    def debtors(self) -> set[str]:
+        """Accounts with a declined charge not yet settled by a later successful one."""
+        rows = self.j.all("SELECT DISTINCT account_id FROM charge_intents d WHERE state='declined' AND NOT EXISTS "
+                          "(SELECT 1 FROM charge_intents s WHERE s.visit_id=d.visit_id AND s.state='succeeded')")
+        return {r["account_id"] for r in rows}
+
+    def status(self) -> dict:
+        counts = {r["state"]: r["n"] for r in self.j.all("SELECT state, COUNT(*) n FROM charge_intents GROUP BY state")}
+        ok, why = self.admission()
+        return {"intents": counts, **self.exposure(), "admission": ok, "admission_reason": why,
+                "debtors": len(self.debtors()), **self.stats}
+
+    # the sender ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                worked = self.step()
+            except Exception:
+                log.exception("outbox step failed")
+                worked = False
+            if worked:
+                continue
+            row = self.j.one("SELECT MIN(next_attempt_at) t FROM charge_intents WHERE state IN ('pending','paying') "
+                             "OR (state='declined' AND retried=0)")
+            wait = 1.0 if row["t"] is None else min(1.0, max(0.0, row["t"] - self._clock()))
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def step(self) -> bool:
+        """Work on the most overdue intent; False if none is due."""
+        now = self._clock()
+        debt = "OR (state='declined' AND retried=0)" if self.policy.debt_retry_s else ""
+        row = self.j.one(f"SELECT * FROM charge_intents WHERE (state IN ('pending','paying') {debt}) "
+                         "AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 1", (now,))
+        if row is None:
+            return False
+        it = dict(row)
+        if it["state"] == "pending":
+            self._send(it, now)
+        elif it["state"] == "paying":
+            self._poll(it, now)
+        else:
+            self._retry_debt(it)
+        return True
+
+    def _update(self, it: dict, **fields) -> None:
+        fields["updated_at"] = self._clock()
+        sets = ", ".join(f"{k}=?" for k in fields)
+        with self.j.tx() as c:
+            c.execute(f"UPDATE charge_intents SET {sets} WHERE id=?", (*fields.values(), it["id"]))
+        it.update(fields)
+
+    def _backoff(self, it: dict, error: str | None) -> None:
+        n = max(1, it["attempts"])
+        delay = min(self.policy.retry_max_s, self.policy.retry_base_s * 2 ** (n - 1)) * random.uniform(0.8, 1.2)
+        self.stats["unknown"] += 1
+        if it["attempts"] in (1, 5) or it["attempts"] % 20 == 0:
+            log.warning("charge %s (visit %s): %s; retrying in %.1fs with the same key", it["idem_key"],
+                        it["visit_id"], error, delay)
+        self._update(it, next_attempt_at=self._clock() + delay, last_error=(error or "")[:300])
+
+    def _send(self, it: dict, now: float) -> None:
+        if it["attempts"] > 0:
+            # an earlier attempt may have reached the gateway: ask before charging again
+            found = self.client.find_by_key(it["idem_key"])
+            if found.outcome == Outcome.NOT_FOUND:
+                pass
+            elif found.outcome in (Outcome.UNKNOWN, Outcome.REJECTED):
+                self._backoff(it, found.error)
+                return
+            else:
+                self._adopt(it, found)
+                return
+        # commit the attempt before it leaves: after a crash we then know to query first
+        self._update(it, attempts=it["attempts"] + 1, first_attempt_at=it["first_attempt_at"] or now)
+        self.stats["attempts"] += 1
+        payload = {"account_id": it["account_id"], "amount_fen": it["amount_fen"], "currency": it["currency"],
+                   "visit_id": it["visit_id"], "items": json.loads(it["items"])}
+        result = self.client.create_charge(it["idem_key"], payload)
+        if result.outcome == Outcome.IN_FLIGHT:
+            self._update(it, next_attempt_at=self._clock() + 0.5, last_error=result.error)
+        elif result.outcome in (Outcome.UNKNOWN, Outcome.REJECTED):
+            if result.outcome == Outcome.REJECTED:
+                log.error("charge %s rejected by the gateway: %s", it["idem_key"], result.error)
+            self._backoff(it, result.error)
+        else:
+            self._adopt(it, result)
+
+    def _adopt(self, it: dict, r: Result) -> None:
+        """Take the gateway's word on the charge."""
+        charge_id = (r.charge or {}).get("id") or it["charge_id"]
+        if r.outcome == Outcome.SUCCEEDED:
+            self._update(it, state="succeeded", charge_id=charge_id, last_error=None)
+            self.stats["succeeded"] += 1
+            self._finished(it, "charge_succeeded")
+        elif r.outcome == Outcome.PENDING:
+            self._update(it, state="paying", charge_id=charge_id,
+                         next_attempt_at=self._clock() + self.policy.poll_interval_s)
+        elif r.outcome == Outcome.DECLINED:
+            reason = r.error or ((r.charge or {}).get("failure_reason")) or "declined"
+            self._update(it, state="declined", charge_id=charge_id, reason=reason,
+                         next_attempt_at=self._clock() + self.policy.debt_retry_s)
+            self.stats["declined"] += 1
+            self._finished(it, "charge_declined")
+        elif r.outcome == Outcome.CANCELED:
+            self._update(it, state="canceled", charge_id=charge_id)
+            self.stats["canceled"] += 1
+            self._on_event("charge_canceled", {"visit_id": it["visit_id"], "charge_id": charge_id})
+            self.submit(it["visit_id"], it["account_id"], it["amount_fen"], json.loads(it["items"]),
+                        supersedes=it["id"])
+        else:
+            self._backoff(it, f"unexpected answer {r.outcome}")
+
+    def _poll(self, it: dict, now: float) -> None:
+        r = self.client.get_charge(it["charge_id"])
+        if r.outcome in (Outcome.UNKNOWN, Outcome.REJECTED, Outcome.NOT_FOUND):
+            self._update(it, next_attempt_at=now + self.policy.poll_interval_s, last_error=r.error)
+            return
+        if r.outcome != Outcome.PENDING:
+            self._adopt(it, r)
+            return
+        if now - it["first_attempt_at"] < self.policy.paying_window_s:
+            self._update(it, next_attempt_at=now + self.policy.poll_interval_s)
+            return
+        c = self.client.cancel(it["charge_id"])  # past the window: close it, right after the last query
+        if c.outcome == Outcome.ALREADY_SUCCEEDED:
+            self._adopt(it, self.client.get_charge(it["charge_id"]))
+        elif c.outcome in (Outcome.CANCELED, Outcome.DECLINED, Outcome.SUCCEEDED):
+            self._adopt(it, c)
+        else:
+            self._update(it, next_attempt_at=now + self.policy.poll_interval_s, last_error=c.error)
+
+    def _retry_debt(self, it: dict) -> None:
+        self._update(it, retried=1)
+        log.info("retrying the declined charge of visit %s with a new key", it["visit_id"])
+        self.submit(it["visit_id"], it["account_id"], it["amount_fen"], json.loads(it["items"]), supersedes=it["id"])
+
+    def _finished(self, it: dict, kind: str) -> None:
+        self._on_event(kind, {"visit_id": it["visit_id"], "charge_id": it["charge_id"],
+                              "amount_fen": it["amount_fen"], "reason": it.get("reason")})
+        with self._done:
+            self._done.notify_all()

@@ -1,0 +1,180 @@
+"""The outbox's decisions, one layer alone: a scripted wallet client and a fake clock drive every path."""
+
+import pytest
+
+from bingobox.journal import Journal
+from bingobox.wallet.client import Outcome, Result
+from bingobox.wallet.outbox import Limits, Outbox, Policy
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1_800_000_000.0
+
+    def __call__(self):
+        return self.t
+
+
+class FakeClient:
+    """Answers from scripts: a list of Results per method, the last one repeating."""
+
+    def __init__(self, **scripts):
+        self.scripts = {k: list(v) for k, v in scripts.items()}
+        self.calls = []
+
+    def _next(self, name, *args):
+        self.calls.append((name, *args))
+        s = self.scripts.get(name) or [Result(Outcome.UNKNOWN, error="no script")]
+        return s.pop(0) if len(s) > 1 else s[0]
+
+    def create_charge(self, key, payload):
+        return self._next("create", key, payload["amount_fen"])
+
+    def find_by_key(self, key):
+        return self._next("find", key)
+
+    def get_charge(self, cid):
+        return self._next("get", cid)
+
+    def cancel(self, cid):
+        return self._next("cancel", cid)
+
+
+def ch(status, cid="ch_1"):
+    return {"id": cid, "status": status}
+
+
+OK = Result(Outcome.SUCCEEDED, ch("succeeded"), 200)
+UNKNOWN = Result(Outcome.UNKNOWN, error="timeout")
+
+
+@pytest.fixture
+def env(tmp_path):
+    clock = Clock()
+
+    def make(client, **policy):
+        return Outbox(Journal(tmp_path / "store.db"), client, Limits(max_visit_fen=1000, max_pending_count=3,
+                      max_pending_fen=5000, max_pending_age_s=600),
+                      Policy(**{"retry_base_s": 1, "poll_interval_s": 3, "paying_window_s": 60,
+                                "debt_retry_s": 3600, **policy}), clock=clock)
+    return make, clock
+
+
+def drain(ob, clock, seconds=0, step=0.5):
+    end = clock.t + seconds
+    while True:
+        while ob.step():
+            pass
+        if clock.t >= end:
+            return
+        clock.t += step
+
+
+def test_success_first_time(env):
+    make, clock = env
+    c = FakeClient(create=[OK])
+    ob = make(c)
+    vid = ob.submit("v1", "acc", 250, [{"sku": "a"}])
+    assert ob.intent(vid)["state"] == "pending"  # committed before any attempt
+    drain(ob, clock)
+    assert ob.visit_state("v1")["state"] == "succeeded" and [x[0] for x in c.calls] == ["create"]
+
+
+def test_unknown_result_is_queried_before_charging_again(env):
+    make, clock = env
+    c = FakeClient(create=[UNKNOWN], find=[OK])
+    ob = make(c)
+    ob.submit("v1", "acc", 250, [])
+    drain(ob, clock, 5)
+    assert [x[0] for x in c.calls] == ["create", "find"]
+    assert ob.visit_state("v1")["state"] == "succeeded"
+    c2 = FakeClient(create=[UNKNOWN, UNKNOWN, OK], find=[Result(Outcome.NOT_FOUND)])
+    ob2 = make(c2)
+    ob2.submit("v2", "acc", 300, [])
+    drain(ob2, clock, 10)
+    keys = {x[1] for x in c2.calls}
+    assert len(keys) == 1  # every attempt used the same idempotency key
+    assert ob2.visit_state("v2")["state"] == "succeeded"
+
+
+def test_pending_is_polled_then_canceled_then_charged_under_a_new_key(env):
+    make, clock = env
+    pending = Result(Outcome.PENDING, ch("pending", "ch_p"), 202)
+    c = FakeClient(create=[pending, OK], get=[pending], cancel=[Result(Outcome.CANCELED, ch("canceled", "ch_p"))],
+                   find=[Result(Outcome.NOT_FOUND)])
+    ob = make(c)
+    ob.submit("v1", "acc", 400, [])
+    drain(ob, clock, 59)
+    assert ob.visit_state("v1")["state"] == "paying" and "cancel" not in [x[0] for x in c.calls]
+    drain(ob, clock, 10)
+    rows = ob.j.all("SELECT state, idem_key, supersedes FROM charge_intents WHERE visit_id='v1' ORDER BY id")
+    assert [r["state"] for r in rows] == ["canceled", "succeeded"]
+    assert rows[0]["idem_key"] != rows[1]["idem_key"] and rows[1]["supersedes"] == 1
+
+
+def test_cancel_that_finds_the_charge_paid_adopts_success(env):
+    make, clock = env
+    pending = Result(Outcome.PENDING, ch("pending"), 202)
+    c = FakeClient(create=[pending], get=[pending, pending, OK],
+                   cancel=[Result(Outcome.ALREADY_SUCCEEDED, status=409)])
+    ob = make(c, paying_window_s=5)
+    ob.submit("v1", "acc", 400, [])
+    drain(ob, clock, 20)
+    assert ob.visit_state("v1")["state"] == "succeeded"
+    assert ob.j.one("SELECT COUNT(*) n FROM charge_intents")["n"] == 1
+
+
+def test_declined_is_debt_retried_with_a_new_key_later(env):
+    make, clock = env
+    declined = Result(Outcome.DECLINED, ch("failed"), 402, "insufficient_balance")
+    c = FakeClient(create=[declined, OK])
+    ob = make(c)
+    ob.submit("v1", "acc_poor", 900, [])
+    drain(ob, clock, 10)
+    st = ob.visit_state("v1")
+    assert (st["state"], st["reason"]) == ("declined", "insufficient_balance")
+    assert ob.debtors() == {"acc_poor"}
+    drain(ob, clock, 3600, step=60)
+    assert ob.visit_state("v1")["state"] == "succeeded" and ob.debtors() == set()
+    assert len({x[1] for x in c.calls}) == 2
+
+
+def test_crash_after_the_attempt_left_resumes_by_querying(env):
+    make, clock = env
+    ob = make(FakeClient())
+    ob.submit("v1", "acc", 500, [])
+    ob._update(ob.visit_state("v1"), attempts=1)  # what the journal holds if the process died mid-request
+    ob.j.close()
+    c = FakeClient(find=[OK])
+    ob2 = make(c)  # restart on the same file
+    drain(ob2, clock)
+    assert [x[0] for x in c.calls] == ["find"] and ob2.visit_state("v1")["state"] == "succeeded"
+
+
+def test_limits_stop_admission_not_exits(env):
+    make, clock = env
+    ob = make(FakeClient(create=[UNKNOWN]))
+    assert ob.admission() == (True, None)
+    for i in range(3):
+        ob.submit(f"v{i}", "acc", 100, [])
+    assert ob.admission() == (False, "too_many_pending_charges")
+    ob2 = make(FakeClient(create=[UNKNOWN]))
+    ob2.j.conn.execute("DELETE FROM charge_intents")
+    ob2.submit("big", "acc", 4500, [])
+    assert ob2.admission() == (False, "pending_charges_sum")
+    ob2.j.conn.execute("UPDATE charge_intents SET amount_fen=10")
+    clock.t += 601
+    assert ob2.admission() == (False, "pending_charge_too_old")
+    # the exposure never refuses a submit: a shopper leaving is always charged later
+    ob2.submit("after-limit", "acc", 999, [])
+
+
+def test_submit_refuses_bad_amounts_and_duplicates(env):
+    make, _ = env
+    ob = make(FakeClient())
+    for bad in (0, -1, 1.5, "100", True):
+        with pytest.raises(ValueError):
+            ob.submit("x", "acc", bad, [])
+    ob.submit("v1", "acc", 1, [])
+    with pytest.raises(ValueError, match="already has"):
+        ob.submit("v1", "acc", 1, [])
