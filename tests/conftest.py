@@ -17,3 +17,12 @@ def fresh_sim(tmp_path):
     s = Sim(tmp_path)
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    from tests.helpers import Gateway
+
+    g = Gateway(tmp_path_factory.mktemp("gw"))
+    yield g
+    g.stop()

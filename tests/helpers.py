@@ -158,3 +158,81 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+STORE_ID = "store-t1"
+STORE_SECRET = "test-secret-0123456789abcdef"
+ADMIN = "admin-token-for-tests"
+
+
+class Gateway:
+    """A running `bingobox gateway` process on a free port with its SQLite file in a temp dir."""
+
+    def __init__(self, tmp: Path, *extra: str, db: Path | None = None) -> None:
+        import requests
+
+        self.dir = tmp
+        self.db = db or tmp / "gateway.db"
+        self.extra = extra
+        self.log_path = tmp / f"gateway-{int(time.time() * 1000)}.log"
+        self.log = open(self.log_path, "w+")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bingobox", "gateway", "--db", str(self.db), "--port", "0", "--admin-token", ADMIN,
+             "--store", f"{STORE_ID}={STORE_SECRET}", *extra], stdout=subprocess.PIPE, stderr=self.log, text=True,
+            cwd=ROOT)
+        lines = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.strip() == "ready":
+                break
+        if not lines or lines[-1].strip() != "ready":
+            self.stop()
+            raise RuntimeError("gateway did not start:\n" + "".join(lines) + self.log_path.read_text())
+        self.url = lines[0].split()[2]
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+        self.http = requests.Session()
+
+    def admin(self, method: str, path: str, body: dict | None = None):
+        r = self.http.request(method, self.url + path, json=body, headers={"X-Admin-Token": ADMIN}, timeout=10)
+        return r
+
+    def account(self, balance_fen: int = 100_000, face_consent: bool = False, name: str = "Test Shopper") -> dict:
+        import secrets
+
+        r = self.admin("POST", "/admin/accounts", {"real_name": name, "id_number": secrets.token_hex(9),
+                                                   "balance_fen": balance_fen, "face_consent": face_consent})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def faults(self, **kw) -> dict:
+        return self.admin("POST", "/admin/faults", kw).json()
+
+    def ledger(self) -> list[dict]:
+        return self.admin("GET", "/admin/charges").json()["data"]
+
+    def signed(self, method: str, path: str, body: bytes | dict | None = None, headers: dict | None = None,
+               secret: str = STORE_SECRET, **sign_kw):
+        import json as _json
+
+        from bingobox.wallet.signing import sign_headers
+
+        data = body if isinstance(body, bytes) else (_json.dumps(body).encode() if body is not None else b"")
+        h = sign_headers(STORE_ID, secret, method, path, data, **sign_kw)
+        if body is not None:
+            h["Content-Type"] = "application/json"
+        h.update(headers or {})
+        return self.http.request(method, self.url + path, data=data or None, headers=h, timeout=10)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()

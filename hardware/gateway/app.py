@@ -136,6 +136,7 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
     app = FastAPI(title="bingobox mock wallet gateway", version="1.0",
                   description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
     app.state.faults = faults or Faults()
+    app.state.injected = {"outage": 0, "errors": 0, "drops": 0, "delayed": 0, "pending": 0}
     rng = random.Random(seed)
 
     # errors --------------------------------------------------------------------------------------
@@ -169,8 +170,10 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
     async def infra_faults() -> None:
         f: Faults = app.state.faults
         if f.outage:
+            app.state.injected["outage"] += 1
             raise ApiError(503, "unavailable", "gateway outage (fault injection)")
         if f.error_rate and rng.random() < f.error_rate:
+            app.state.injected["errors"] += 1
             status = rng.choice(f.error_statuses)
             raise ApiError(status, "rate_limited" if status == 429 else "server_error",
                            f"injected {status} (fault injection)")
@@ -193,7 +196,10 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
         if not 8 <= len(x_nonce) <= 64:
             raise ApiError(401, "bad_nonce", "X-Nonce must be 8..64 characters")
         secret = db.store_secret(x_store_id)
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        # the request target exactly as sent (percent-encoding included), as the client signed it
+        raw = request.scope.get("raw_path") or request.url.path.encode()
+        query = request.scope.get("query_string", b"")
+        target = raw.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
         body = await request.body()
         if secret is None or not check_signature(secret, request.method, target, x_timestamp, x_nonce, body,
                                                  x_signature):
@@ -213,6 +219,7 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
     def maybe_drop(request: Request) -> None:
         f: Faults = app.state.faults
         if f.drop_rate and rng.random() < f.drop_rate:
+            app.state.injected["drops"] += 1
             request.state.drop = True
 
     async def idempotent(request: Request, store_id: str, key: str, endpoint: str, payload: dict, run):
@@ -239,6 +246,7 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
                           (store_id, key, endpoint, rh, now))
         f: Faults = app.state.faults
         if f.latency_ms:
+            app.state.injected["delayed"] += 1
             await asyncio.sleep(f.latency_ms / 1000)
         try:
             with db.tx() as c:
@@ -270,6 +278,7 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
                 status, reason = "failed", "account_frozen"
             elif pending_s:
                 status = "pending"
+                app.state.injected["pending"] += 1
             elif acc["balance_fen"] < body.amount_fen:
                 status, reason = "failed", "insufficient_balance"
             c.execute("INSERT INTO charges VALUES (?,?,?,?,?,?,?,?,?,?,?,0,?,?,?)",
@@ -438,7 +447,8 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
 
     @app.get("/admin/faults", tags=["admin"], dependencies=adm)
     def get_faults():
-        return asdict(app.state.faults)
+        """The switches, and how often each fault was injected since start."""
+        return {**asdict(app.state.faults), "injected": app.state.injected}
 
     @app.post("/admin/faults", tags=["admin"], dependencies=adm)
     def set_faults(body: FaultsIn):
