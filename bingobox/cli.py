@@ -1,4 +1,4 @@
-"""The ``bingobox`` command: check-config, devices, sim, sim-ctl (more subcommands join as parts land)."""
+"""The ``bingobox`` command: check-config, devices, sim, sim-ctl, gateway, fetch-keys."""
 
 from __future__ import annotations
 
@@ -198,6 +198,34 @@ def cmd_sim_ctl(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fetch_keys(args: argparse.Namespace) -> int:
+    """Pin the gateway's entry-code keys: fetch GET /v1/public-keys once and write them to a file."""
+    import requests
+
+    from .domain.entry import load_pinned_keys
+
+    try:
+        r = requests.get(args.gateway.rstrip("/") + "/v1/public-keys", timeout=10)
+        r.raise_for_status()
+        doc = r.json()
+    except (requests.RequestException, ValueError) as e:
+        print(f"cannot fetch keys from {args.gateway}: {e}", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    try:
+        keys = load_pinned_keys(tmp)
+    except ValueError as e:
+        tmp.unlink()
+        print(e, file=sys.stderr)
+        return 1
+    tmp.replace(out)
+    print(f"{out}: pinned {len(keys)} key(s): {', '.join(keys)}")
+    return 0
+
+
 def cmd_gateway(args: argparse.Namespace) -> int:
     from hardware.gateway.main import run
 
@@ -239,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pending-s", type=float, default=0.0, help="new charges stay pending this long")
     g.add_argument("--seed", type=int, default=None)
     g.set_defaults(fn=cmd_gateway)
+
+    f = sub.add_parser("fetch-keys", help="pin the wallet gateway's entry-code public keys to a file")
+    f.add_argument("--gateway", required=True, help="gateway base URL")
+    f.add_argument("--out", required=True, help="where to write the keys (the config's wallet.keys_file)")
+    f.set_defaults(fn=cmd_fetch_keys)
 
     k = sub.add_parser("sim-ctl", help="act in a running simulator: ACTION key=value ..., status, scenario FILE")
     k.add_argument("--url", help="control URL (default: from RUN_DIR/sim.json)")

@@ -82,3 +82,18 @@ def test_check_config_cli(tmp_path):
     assert ok.returncode == 0 and ok.stdout.count(": ok") == 2
     res = subprocess.run([*cmd, str(bad)], capture_output=True, text=True)
     assert res.returncode == 2 and "bad.toml: doors[0].speed: unknown key" in res.stdout
+
+
+def test_wallet_section_rules(tmp_path):
+    wallet = '\n[wallet]\ngateway_url = "http://127.0.0.1:1"\nkeys_file = "k.json"\n'
+    got = problems(tmp_path, GOOD + wallet)
+    assert any("exactly one of store_secret or secret_file" in p for p in got)
+    got = problems(tmp_path, GOOD + wallet + 'store_secret = "short"\n')
+    assert any("wallet.store_secret" in p and "at least 16" in p for p in got)
+    got = problems(tmp_path, GOOD + wallet + 'secret_file = "s"\n[wallet.limits]\nmax_visit_fen = 9\n'
+                   'max_pending_fen = 5\n')
+    assert any("max_visit_fen cannot exceed" in p for p in got)
+    p = tmp_path / "ok.toml"
+    p.write_text(GOOD + wallet + 'store_secret = "0123456789abcdef-long"\n')
+    cfg = load_store_config(p)
+    assert "0123456789abcdef" not in repr(cfg) and cfg.wallet.secret() == "0123456789abcdef-long"
