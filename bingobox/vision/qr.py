@@ -1,0 +1,182 @@
+"""QR decoding from camera frames with pyzbar, cheapest first.
+
+1. pyzbar on the grayscale frame (QR only). Most frames hold no code: this is all they cost, plus step 2.
+2. A gate: are there finder-pattern-like shapes (a dark square in a light ring in a dark square)? If not,
+   nothing below can pay off and the frame is done.
+3. Retries that rescue hard photos: rescale, local binarisation, inverted (light-on-dark) codes.
+4. Grid re-rendering: locate the three finder patterns, fit a homography from their corners to the module
+   grid, sample every module, and hand pyzbar a clean synthetic code. This reads strongly tilted codes and
+   some curved ones (Reed-Solomon absorbs a few wrongly sampled modules).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from pyzbar import pyzbar
+from pyzbar.pyzbar import ZBarSymbol
+
+_QR = [ZBarSymbol.QRCODE]
+
+
+def _zbar(gray: np.ndarray) -> list[str]:
+    out = []
+    for s in pyzbar.decode(gray, symbols=_QR):
+        try:
+            out.append(s.data.decode("utf-8"))
+        except UnicodeDecodeError:
+            out.append(s.data.decode("latin-1"))
+    return out
+
+
+@dataclass
+class _Finder:
+    centre: np.ndarray
+    size: float
+    contour: np.ndarray
+
+
+def _nested(bw: np.ndarray, lo: float, hi: float, max_out: int = 12) -> list[_Finder]:
+    """Contours holding a contour holding a contour, with an outer/inner area ratio in (lo, hi)."""
+    cs, hier = cv2.findContours(bw, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
+    if hier is None:
+        return []
+    hier = hier[0]
+    found = []
+    for i, c in enumerate(cs):
+        k = hier[i][2]
+        if k < 0 or hier[k][2] < 0:
+            continue
+        a0 = cv2.contourArea(c)
+        a2 = max(cv2.contourArea(cs[hier[k][2]]), 0.5)
+        if a0 < 20 or not lo < a0 / a2 < hi:
+            continue
+        _, _, w, h = cv2.boundingRect(c)
+        if not 0.5 < w / h < 2:
+            continue
+        m = cv2.moments(c)
+        if m["m00"]:
+            found.append(_Finder(np.array([m["m10"] / m["m00"], m["m01"] / m["m00"]]), float(np.sqrt(a0)), c))
+    kept: list[_Finder] = []
+    for f in sorted(found, key=lambda f: -f.size):
+        if all(np.linalg.norm(f.centre - q.centre) > q.size * 0.5 for q in kept):
+            kept.append(f)
+    return kept[:max_out]
+
+
+def _finders(gray: np.ndarray, block: int = 31, invert: bool = False) -> list[_Finder]:
+    mode = cv2.THRESH_BINARY if invert else cv2.THRESH_BINARY_INV
+    return _nested(cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, mode, block, 3), 2.5, 10)
+
+
+def _quad(contour: np.ndarray) -> np.ndarray:
+    hull = cv2.convexHull(contour)
+    for eps in (0.02, 0.04, 0.06, 0.1):
+        ap = cv2.approxPolyDP(hull, eps * cv2.arcLength(hull, True), True)
+        if len(ap) == 4:
+            return ap.reshape(4, 2).astype(np.float32)
+    return cv2.boxPoints(cv2.minAreaRect(contour)).astype(np.float32)
+
+
+def _corners_in_code_frame(pts: np.ndarray, ex: np.ndarray, ey: np.ndarray) -> list[np.ndarray]:
+    uv = [(p @ ex, p @ ey) for p in pts]
+    return [pts[int(np.argmin([u + v for u, v in uv]))], pts[int(np.argmax([u - v for u, v in uv]))],
+            pts[int(np.argmax([u + v for u, v in uv]))], pts[int(np.argmax([v - u for u, v in uv]))]]
+
+
+def _render(bits: np.ndarray, module: int = 6, quiet: int = 4) -> np.ndarray:
+    n = bits.shape[0]
+    img = np.full(((n + 2 * quiet) * module,) * 2, 255, np.uint8)
+    big = np.kron(bits.astype(np.uint8), np.ones((module, module), np.uint8))
+    img[quiet * module:(quiet + n) * module, quiet * module:(quiet + n) * module][big > 0] = 0
+    return img
+
+
+def _sample(gray: np.ndarray, h: np.ndarray, n: int, module_px: float) -> np.ndarray:
+    ys, xs = np.mgrid[0:n, 0:n].astype(np.float32)
+    pts = cv2.perspectiveTransform(np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5], 1)[None], h)[0]
+    mx = pts[:, 0].reshape(n, n).astype(np.float32)
+    my = pts[:, 1].reshape(n, n).astype(np.float32)
+    value = cv2.remap(cv2.GaussianBlur(gray, (3, 3), 0), mx, my, cv2.INTER_LINEAR).astype(int)
+    local = cv2.remap(cv2.blur(gray, (int(module_px * 6) | 1,) * 2), mx, my, cv2.INTER_LINEAR).astype(int)
+    return value < local
+
+
+def grid_decode(gray: np.ndarray, finders: list[_Finder]) -> list[str]:
+    """Re-render the code from its finder patterns and decode the clean image."""
+    for trio in itertools.combinations(finders[:5], 3):
+        p = [f.centre for f in trio]
+        sides = [np.linalg.norm(p[(i + 1) % 3] - p[(i + 2) % 3]) for i in range(3)]
+        i0 = int(np.argmax(sides))  # the corner finder is opposite the longest side
+        ftl, fa, fb = trio[i0], trio[(i0 + 1) % 3], trio[(i0 + 2) % 3]
+        va, vb = fa.centre - ftl.centre, fb.centre - ftl.centre
+        if va[0] * vb[1] - va[1] * vb[0] < 0:
+            fa, fb, va, vb = fb, fa, vb, va
+        la, lb = np.linalg.norm(va), np.linalg.norm(vb)
+        if not 0.6 < la / lb < 1.6:
+            continue
+        ex, ey = va / la, vb / lb
+        module = np.mean([f.size for f in trio]) / 7.0
+        est = (la + lb) / 2 / module + 7
+        for n in sorted({21 + 4 * max(0, round((est - 21) / 4) + k) for k in (0, -1, 1)}):
+            src, dst = [], []
+            for f, (ox, oy) in ((ftl, (0, 0)), (fa, (n - 7, 0)), (fb, (0, n - 7))):
+                src += _corners_in_code_frame(_quad(f.contour) - ftl.centre, ex, ey)
+                dst += [(ox, oy), (ox + 7, oy), (ox + 7, oy + 7), (ox, oy + 7)]
+                src.append(f.centre - ftl.centre)
+                dst.append((ox + 3.5, oy + 3.5))
+            h, _ = cv2.findHomography(np.float32(dst), np.float32(src) + ftl.centre.astype(np.float32))
+            if h is None:
+                continue
+            texts = _zbar(_render(_sample(gray, h, n, module)))
+            if texts:
+                return texts
+    return []
+
+
+def _dedupe(texts: list[str]) -> list[str]:
+    return list(dict.fromkeys(texts))
+
+
+class QrReader:
+    """Decode entry codes from frames. ``decode`` returns the texts found (several codes are all returned)."""
+
+    def __init__(self, max_side: int = 1280) -> None:
+        self.max_side = max_side
+        self.stats = {"frames": 0, "plain": 0, "gated_out": 0, "retry": 0, "grid": 0, "none": 0}
+
+    def decode(self, image: np.ndarray) -> list[str]:
+        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        self.stats["frames"] += 1
+        texts = _zbar(gray)
+        if texts:
+            self.stats["plain"] += 1
+            return _dedupe(texts)
+        finders = _finders(gray)
+        inverted = [] if len(finders) >= 2 else _finders(gray, invert=True)
+        if len(finders) < 2 and len(inverted) < 2:
+            self.stats["gated_out"] += 1
+            return []
+        work = gray if len(finders) >= 2 else 255 - gray
+        for attempt in self._retries(work):
+            texts = _zbar(attempt)
+            if texts:
+                self.stats["retry"] += 1
+                return _dedupe(texts)
+        texts = grid_decode(work, finders if len(finders) >= 2 else inverted)
+        self.stats["grid" if texts else "none"] += 1
+        return _dedupe(texts)
+
+    def _retries(self, gray: np.ndarray):
+        h, w = gray.shape
+        if gray is not None and max(h, w) > 400:
+            yield cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        yield cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, 31, 5)
+        if max(h, w) < 800:
+            yield cv2.resize(gray, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
+            yield cv2.resize(gray, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
+        yield cv2.resize(gray, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA)
+        yield cv2.GaussianBlur(gray, (3, 3), 0)
