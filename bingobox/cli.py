@@ -1,4 +1,4 @@
-"""The ``bingobox`` command: check-config, devices, sim, sim-ctl, gateway, fetch-keys."""
+"""The ``bingobox`` command: check-config, devices, sim, sim-ctl, gateway, fetch-keys, vision."""
 
 from __future__ import annotations
 
@@ -226,6 +226,66 @@ def cmd_fetch_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vision_qr(args: argparse.Namespace) -> int:
+    """One JSON line per image: the texts found and the time the decoder took."""
+    import cv2
+
+    from .vision.qr import QrReader
+
+    reader = QrReader()
+    status = 0
+    for path in args.images:
+        img = cv2.imread(path)
+        if img is None:
+            print(json.dumps({"file": path, "error": "not a readable image (missing, corrupt or truncated)"}))
+            status = 1
+            continue
+        t0 = time.perf_counter()
+        texts = reader.decode(img)
+        print(json.dumps({"file": path, "texts": texts, "ms": round((time.perf_counter() - t0) * 1000, 2)},
+                         ensure_ascii=False), flush=True)
+    return status
+
+
+def cmd_vision_faces(args: argparse.Namespace) -> int:
+    """Enrol everyone in --gallery (one folder per person), then decide each image with the exit's rule."""
+    from .vision.faces import FaceEngine, ImageReadError, Rule, decide, read_rgb
+
+    engine = FaceEngine()
+    rule = Rule(**{k: v for k, v in (("threshold", args.threshold), ("margin", args.margin)) if v is not None})
+    gallery: dict[str, list] = {}
+    root = Path(args.gallery)
+    if not root.is_dir():
+        print(f"--gallery {root}: not a folder", file=sys.stderr)
+        return 2
+    for person in sorted(p for p in root.iterdir() if p.is_dir()):
+        for photo in sorted(person.iterdir()):
+            try:
+                e = engine.enrol(read_rgb(str(photo)))
+            except ImageReadError as err:
+                print(f"gallery: {err}", file=sys.stderr)
+                continue
+            if e.ok:
+                gallery.setdefault(person.name, []).append(e.encoding)
+            else:
+                print(f"gallery: {photo}: not enrolled ({e.reason})", file=sys.stderr)
+    status = 0
+    for path in args.images:
+        try:
+            rgb = read_rgb(path)
+        except ImageReadError as err:
+            print(json.dumps({"file": path, "match": None, "distance": None, "margin": None, "reason": "error",
+                              "error": str(err)}))
+            status = 1
+            continue
+        enc, why, faces = engine.probe(rgb)
+        d = decide(enc, gallery, rule) if enc is not None else None
+        out = {"file": path, "match": d.match if d else None, "distance": d.distance if d else None,
+               "margin": d.margin if d else None, "reason": d.reason if d else why, "faces": faces}
+        print(json.dumps(out), flush=True)
+    return status
+
+
 def cmd_gateway(args: argparse.Namespace) -> int:
     from hardware.gateway.main import run
 
@@ -272,6 +332,18 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--gateway", required=True, help="gateway base URL")
     f.add_argument("--out", required=True, help="where to write the keys (the config's wallet.keys_file)")
     f.set_defaults(fn=cmd_fetch_keys)
+
+    v = sub.add_parser("vision", help="run the vision pipeline on image files")
+    vsub = v.add_subparsers(dest="vision_command", required=True)
+    vq = vsub.add_parser("qr", help="decode QR codes: one JSON line per image")
+    vq.add_argument("images", nargs="+")
+    vq.set_defaults(fn=cmd_vision_qr)
+    vf = vsub.add_parser("faces", help="match faces against a gallery with the exit's decision rule")
+    vf.add_argument("--gallery", required=True, help="one subfolder per person with enrolment photos")
+    vf.add_argument("--threshold", type=float, default=None)
+    vf.add_argument("--margin", type=float, default=None)
+    vf.add_argument("images", nargs="+")
+    vf.set_defaults(fn=cmd_vision_faces)
 
     k = sub.add_parser("sim-ctl", help="act in a running simulator: ACTION key=value ..., status, scenario FILE")
     k.add_argument("--url", help="control URL (default: from RUN_DIR/sim.json)")

@@ -156,23 +156,31 @@ class QrReader:
             self.stats["plain"] += 1
             return _dedupe(texts)
         finders = _finders(gray)
-        inverted = [] if len(finders) >= 2 else _finders(gray, invert=True)
+        inverted = None if len(finders) >= 2 else _finders(gray, invert=True)
         if len(finders) < 2 and len(inverted) < 2:
             self.stats["gated_out"] += 1
             return []
-        work = gray if len(finders) >= 2 else 255 - gray
-        for attempt in self._retries(work):
-            texts = _zbar(attempt)
+        for work, found in ((gray, finders), (255 - gray, inverted)):
+            if found is None:  # the normal path failed: is it a light-on-dark code?
+                found = _finders(gray, invert=True)
+            if len(found) < 2:
+                continue
+            for attempt in self._retries(work):
+                texts = _zbar(attempt)
+                if texts:
+                    self.stats["retry"] += 1
+                    return _dedupe(texts)
+            texts = grid_decode(work, found)
             if texts:
-                self.stats["retry"] += 1
+                self.stats["grid"] += 1
                 return _dedupe(texts)
-        texts = grid_decode(work, finders if len(finders) >= 2 else inverted)
-        self.stats["grid" if texts else "none"] += 1
-        return _dedupe(texts)
+        self.stats["none"] += 1
+        return []
 
     def _retries(self, gray: np.ndarray):
         h, w = gray.shape
-        if gray is not None and max(h, w) > 400:
+        yield gray  # (the inverted image gets its plain try here)
+        if max(h, w) > 400:
             yield cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
         yield cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, 31, 5)
         if max(h, w) < 800:
