@@ -286,6 +286,12 @@ def cmd_vision_faces(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args)
+
+
 def cmd_gateway(args: argparse.Namespace) -> int:
     from hardware.gateway.main import run
 
@@ -344,6 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     vf.add_argument("--margin", type=float, default=None)
     vf.add_argument("images", nargs="+")
     vf.set_defaults(fn=cmd_vision_faces)
+
+    b = sub.add_parser("bench", help="measure speed (medians, p99, ratios against baselines in the same run)")
+    b.add_argument("what", choices=["vision"])
+    b.add_argument("--runs", type=int, default=30)
+    b.add_argument("--testdata", default=str(Path(__file__).resolve().parents[1].parent / "shared/testdata"))
+    b.set_defaults(fn=cmd_bench)
 
     k = sub.add_parser("sim-ctl", help="act in a running simulator: ACTION key=value ..., status, scenario FILE")
     k.add_argument("--url", help="control URL (default: from RUN_DIR/sim.json)")

@@ -20,4 +20,5 @@ def test_face_recognition_imports_with_its_models():
     import face_recognition_models
 
     assert face_recognition.face_encodings and dlib.__version__
+    assert dlib.DLIB_USE_BLAS, "dlib must be the OpenBLAS source build (make setup), not the dlib-bin wheel"
     assert face_recognition_models.face_recognition_model_location().endswith(".dat")

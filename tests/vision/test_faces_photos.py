@@ -32,7 +32,7 @@ def photos(testdata, engine):
         rows = [r for r in csv.DictReader(f) if r["category"] == "identity"]
     for r in rows:
         rgb = read_rgb(str(testdata / "faces" / r["file"]))
-        enc, why, _ = engine.probe(rgb)
+        enc, _why, _ = engine.probe(rgb)
         if enc is None:
             continue
         out[r["identity"]].append((r["file"], engine.enrol(rgb).ok, enc))

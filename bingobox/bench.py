@@ -1,0 +1,158 @@
+"""``bingobox bench``: the project's own speed measurements (never timed unit tests).
+
+Every figure is a median and p99 over repeated runs in this process, and each optimised path is reported as a
+ratio against its baseline measured in the same run, so a noisy shared machine shifts both alike.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def timed(fn: Callable[[], object], runs: int, warmup: int = 2) -> dict:
+    for _ in range(warmup):
+        fn()
+    ms = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        ms.append((time.perf_counter() - t0) * 1000)
+    ms.sort()
+    return {"median_ms": round(statistics.median(ms), 2), "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2),
+            "runs": runs}
+
+
+def _exit_frames(testdata: Path, n: int) -> list[np.ndarray]:
+    """640x480 exit-camera frames: a face photo held up in front of the simulator's background."""
+    from hardware.sim.camera_server import background
+
+    photos = sorted((testdata / "faces").glob("*/*.jpg"))
+    photos = [p for p in photos if p.parent.name not in ("multi_face", "no_face")]
+    frames = []
+    for i, p in enumerate(photos[:: max(1, len(photos) // n)][:n]):
+        img = cv2.imread(str(p))
+        f = 380 / img.shape[0]
+        small = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)[:, :600]
+        bg = background(640, 480, i)
+        y0, x0 = (480 - small.shape[0]) // 2, (640 - small.shape[1]) // 2
+        bg[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
+        frames.append(cv2.cvtColor(bg, cv2.COLOR_BGR2RGB))
+    return frames
+
+
+def _cycle(items: list):
+    state = {"i": 0}
+
+    def nxt():
+        state["i"] = (state["i"] + 1) % len(items)
+        return items[state["i"]]
+    return nxt
+
+
+def _progress(work: Callable[[], None], seconds: float = 1.5) -> float:
+    """How many loop iterations a Python thread makes while ``work`` runs (busy elsewhere), per second."""
+    stop = threading.Event()
+    count = [0]
+
+    def spin():
+        while not stop.is_set():
+            count[0] += 1
+
+    t = threading.Thread(target=spin)
+    t0 = time.perf_counter()
+    t.start()
+    end = t0 + seconds
+    while time.perf_counter() < end:
+        work()
+    stop.set()
+    t.join()
+    return count[0] / (time.perf_counter() - t0)
+
+
+def bench_vision(testdata: Path, runs: int = 30) -> dict:
+    import dlib
+    import face_recognition
+
+    from hardware.sim.camera_server import background, qr_image
+
+    from .vision.faces import FaceEngine, decide
+    from .vision.qr import QrReader
+
+    out: dict = {"dlib": {"version": dlib.__version__, "blas": bool(dlib.DLIB_USE_BLAS)}}
+    reader = QrReader()
+    bg = [background(640, 480, s) for s in range(8)]
+    with_code = []
+    for i, b in enumerate(bg):
+        code = cv2.resize(qr_image(f"bbx-entry-{i}-" + "x" * 200), (200, 200), interpolation=cv2.INTER_AREA)
+        f = b.copy()
+        f[100:300, 200:400] = code
+        with_code.append(f)
+    nxt_code, nxt_none = _cycle(with_code), _cycle(bg)
+    out["qr_640x480_with_code"] = timed(lambda: reader.decode(nxt_code()), runs * 3)
+    out["qr_640x480_no_code"] = timed(lambda: reader.decode(nxt_none()), runs * 3)
+
+    frames = _exit_frames(testdata, 12)
+    engine = FaceEngine()
+    nf = _cycle(frames)
+    gallery = {f"v{i}": [np.random.default_rng(i).normal(0, 0.1, 128)] for i in range(10)}
+    probe_enc, _, _ = engine.probe(frames[0])
+    gallery["v0"] = [probe_enc]
+    out["detect_full_frame_upsample1"] = timed(lambda: face_recognition.face_locations(nf()), runs)
+    out["detect_full_frame_upsample0"] = timed(
+        lambda: face_recognition.face_locations(nf(), number_of_times_to_upsample=0), runs)
+    out["detect_320_upsample0"] = timed(lambda: engine.locate(nf()), runs)
+    box = engine.locate(frames[0])[0]
+    out["encode_one_face"] = timed(lambda: engine.encode(frames[0], box), runs)
+    big = {f"v{i}": [np.random.default_rng(i).normal(0, 0.1, 128)] for i in range(1000)}
+    out["match_10_inside"] = timed(lambda: decide(probe_enc, gallery), runs * 10)
+    out["match_1000_inside"] = timed(lambda: decide(probe_enc, big), runs)
+
+    def naive():
+        img = nf()
+        locs = face_recognition.face_locations(img)
+        encs = face_recognition.face_encodings(img, locs)
+        return [face_recognition.compare_faces(list(np.array([g[0] for g in gallery.values()])), e) for e in encs]
+
+    def ours():
+        enc, _, _ = engine.probe(nf())
+        return decide(enc, gallery) if enc is not None else None
+
+    out["exit_naive_library_defaults"] = timed(naive, runs)
+    out["exit_ours"] = timed(ours, runs)
+    out["exit_speedup_median"] = round(out["exit_naive_library_defaults"]["median_ms"] / out["exit_ours"]["median_ms"], 2)
+    out["exit_speedup_p99"] = round(out["exit_naive_library_defaults"]["p99_ms"] / out["exit_ours"]["p99_ms"], 2)
+
+    from .vision.worker import FaceWorker
+
+    w = FaceWorker()
+    w.start()
+    try:
+        w.enrol("v0", frames[0])
+        out["exit_via_worker_process"] = timed(lambda: w.match([nf()], ["v0"]), runs)
+        idle = _progress(lambda: time.sleep(0.001))
+        in_thread = _progress(lambda: engine.encode(frames[0], box))
+        in_worker = _progress(lambda: w.match([frames[0]], ["v0"]))
+    finally:
+        w.stop()
+    out["control_loop_progress_while_encoding"] = {
+        "same_process_thread": round(in_thread / idle, 3), "worker_process": round(in_worker / idle, 3)}
+    return out
+
+
+def main(args) -> int:
+    import json
+
+    testdata = Path(args.testdata)
+    if not (testdata / "faces").is_dir():
+        print(f"{testdata}: no faces/ folder (the bench composes exit frames from shared/testdata)")
+        return 2
+    result = {"vision": bench_vision(testdata, runs=args.runs)}
+    print(json.dumps(result, indent=2))
+    return 0
