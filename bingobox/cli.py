@@ -292,6 +292,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def cmd_diagram(args: argparse.Namespace) -> int:
+    """Print the state machines (from their live definitions) as Mermaid diagrams."""
+    from .domain import diagram
+
+    unknown = set(args.machines) - set(diagram.MACHINES)
+    if unknown:
+        print(f"no machine named {', '.join(sorted(unknown))}; known: {', '.join(diagram.MACHINES)}", file=sys.stderr)
+        return 2
+    for name in args.machines or sorted(diagram.MACHINES):
+        print(f"%% {name}\n{diagram.mermaid(name)}\n")
+    return 0
+
+
 def cmd_gateway(args: argparse.Namespace) -> int:
     from hardware.gateway.main import run
 
@@ -350,6 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     vf.add_argument("--margin", type=float, default=None)
     vf.add_argument("images", nargs="+")
     vf.set_defaults(fn=cmd_vision_faces)
+
+    dg = sub.add_parser("diagram", help="print the store, visit and door state machines as Mermaid")
+    dg.add_argument("machines", nargs="*", help="store, visit and/or door (default: all)")
+    dg.set_defaults(fn=cmd_diagram)
 
     b = sub.add_parser("bench", help="measure speed (medians, p99, ratios against baselines in the same run)")
     b.add_argument("what", choices=["vision"])

@@ -1,0 +1,43 @@
+"""The state machines as data → Mermaid state diagrams, and checks that every state is reachable."""
+
+from __future__ import annotations
+
+from . import door, store, visit
+
+MACHINES = {
+    "store": (store.STATES, store.TRANSITIONS, "starting"),
+    "visit": (visit.STATES, visit.TRANSITIONS, "code_accepted"),
+    "door": (door.STATES, door.TRANSITIONS, "locked"),
+}
+
+
+def _sources(t: dict) -> list[str]:
+    return t["source"] if isinstance(t["source"], list) else [t["source"]]
+
+
+def mermaid(name: str) -> str:
+    _, transitions, initial = MACHINES[name]
+    lines = ["stateDiagram-v2", f"    [*] --> {initial}"]
+    for t in transitions:
+        label = t["trigger"] + (f" [{t['conditions']}]" if t.get("conditions") else "")
+        for s in _sources(t):
+            lines.append(f"    {s} --> {t['dest']}: {label}")
+    return "\n".join(lines)
+
+
+def unreachable(name: str) -> set[str]:
+    states, transitions, initial = MACHINES[name]
+    seen, todo = {initial}, [initial]
+    while todo:
+        s = todo.pop()
+        for t in transitions:
+            if s in _sources(t) and t["dest"] not in seen:
+                seen.add(t["dest"])
+                todo.append(t["dest"])
+    return set(states) - seen
+
+
+def unknown_states(name: str) -> set[str]:
+    states, transitions, _ = MACHINES[name]
+    used = {t["dest"] for t in transitions} | {s for t in transitions for s in _sources(t)}
+    return used - set(states)
