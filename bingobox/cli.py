@@ -305,6 +305,61 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the store: the controller against whatever the config points at. SIGTERM stops it cleanly."""
+    from .controller import Controller
+    from .vision.faces import Rule
+    from .vision.worker import FaceWorker
+
+    try:
+        cfg = load_store_config(args.config)
+        vc = cfg.vision
+        worker = FaceWorker(Rule(vc.face_threshold, vc.face_margin, vc.agree_frames),
+                            detect_width=vc.detect_width) if vc.faces else None
+        ctl = Controller(cfg, face_worker=worker)
+    except ConfigError as e:
+        print("\n".join(e.problems), file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as e:
+        print(f"cannot run the store: {e}", file=sys.stderr)
+        return 2
+    if args.status_file:
+        ctl.status_path = Path(args.status_file)
+    ctl.start()
+    print(f"bingobox run: store {cfg.store.id} running (journal {cfg.journal.path})", flush=True)
+    try:
+        _wait_for_signal()
+    finally:
+        ctl.stop()
+    return 0
+
+
+def cmd_visits(args: argparse.Namespace) -> int:
+    """List visits from the journal, or show one visit's evidence record."""
+    from .journal import Journal
+
+    try:
+        cfg = load_store_config(args.config)
+    except ConfigError as e:
+        print("\n".join(e.problems), file=sys.stderr)
+        return 2
+    j = Journal(cfg.journal.path)
+    if args.visit:
+        v = j.one("SELECT * FROM visits WHERE id=?", (args.visit,))
+        if v is None:
+            print(f"no visit {args.visit}", file=sys.stderr)
+            return 1
+        print(json.dumps(dict(v), indent=2))
+        for e in j.all("SELECT t, kind, data FROM visit_events WHERE visit_id=? ORDER BY id", (args.visit,)):
+            print(f"{time.strftime('%H:%M:%S', time.localtime(e['t']))}  {e['kind']:22} {e['data']}")
+        return 0
+    for v in j.all("SELECT id, account_id, state, amount_fen, flags, created_at FROM visits ORDER BY created_at "
+                   "DESC LIMIT ?", (args.limit,)):
+        print(f"{v['id']}  {time.strftime('%m-%d %H:%M:%S', time.localtime(v['created_at']))}  {v['state']:10} "
+              f"{v['account_id']:22} {v['amount_fen'] or 0:>7} fen  {v['flags']}")
+    return 0
+
+
 def cmd_gateway(args: argparse.Namespace) -> int:
     from hardware.gateway.main import run
 
@@ -363,6 +418,17 @@ def build_parser() -> argparse.ArgumentParser:
     vf.add_argument("--margin", type=float, default=None)
     vf.add_argument("images", nargs="+")
     vf.set_defaults(fn=cmd_vision_faces)
+
+    r = sub.add_parser("run", help="run the store controller")
+    r.add_argument("--config", required=True)
+    r.add_argument("--status-file", help="write a JSON status snapshot here every second")
+    r.set_defaults(fn=cmd_run)
+
+    vs = sub.add_parser("visits", help="list visits, or show one visit's evidence record")
+    vs.add_argument("--config", required=True)
+    vs.add_argument("visit", nargs="?")
+    vs.add_argument("--limit", type=int, default=50)
+    vs.set_defaults(fn=cmd_visits)
 
     dg = sub.add_parser("diagram", help="print the store, visit and door state machines as Mermaid")
     dg.add_argument("machines", nargs="*", help="store, visit and/or door (default: all)")

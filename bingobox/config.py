@@ -149,6 +149,32 @@ class JournalConfig(Strict):
     path: Path = Field(Path("run/store.db"), description="the store's SQLite database")
 
 
+class LayoutConfig(Strict):
+    """Which device does what in the store."""
+
+    entry_door: Name
+    exit_door: Name
+    entry_camera: Name = Field(description="reads entry codes; enrols consenting shoppers' faces")
+    exit_camera: Name = Field(description="recognises shoppers leaving; reads a QR code as fallback")
+    exit_reader: Name | None = Field(None, description="RFID reader of the exit area (bounded inventory)")
+
+
+class VisitsConfig(Strict):
+    enter_within_s: float = Field(20, ge=2, le=300, description="a code not followed by a door cycle: abandoned")
+    max_inside_s: float = Field(7200, ge=60, le=86_400)
+    exit_charge_wait_s: float = Field(3.0, ge=0, le=30, description="wait for the charge's answer, then open anyway")
+    enrol_frames: int = Field(3, ge=1, le=10)
+    rescan_debounce_s: float = Field(5, ge=0.5, le=60)
+
+
+class VisionConfig(Strict):
+    face_threshold: float = Field(0.56, ge=0.3, le=0.7)
+    face_margin: float = Field(0.06, ge=0, le=0.3)
+    detect_width: int = Field(320, ge=160, le=1920)
+    agree_frames: int = Field(1, ge=1, le=5)
+    faces: bool = Field(True, description="face billing on/off (off: every exit is a QR scan)")
+
+
 class StoreInfo(Strict):
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     name: str = Field("", max_length=100)
@@ -163,10 +189,23 @@ class StoreConfig(Strict):
     cameras: list[CameraConfig] = Field(default_factory=list)
     wallet: WalletConfig | None = None
     journal: JournalConfig = Field(default_factory=JournalConfig)
+    layout: LayoutConfig | None = None
+    catalog: Path | None = Field(None, description="CSV: epc_prefix,sku,name,price_fen")
+    visits: VisitsConfig = Field(default_factory=VisitsConfig)
+    vision: VisionConfig = Field(default_factory=VisionConfig)
 
     @model_validator(mode="after")
     def _unique_names(self) -> StoreConfig:
         check_unique_names(self.doors, self.readers, self.cameras)
+        if self.layout is not None:
+            lay = self.layout
+            doors, cams = {d.name for d in self.doors}, {c.name for c in self.cameras}
+            readers = {r.name for r in self.readers}
+            for key, name, known in (("entry_door", lay.entry_door, doors), ("exit_door", lay.exit_door, doors),
+                                     ("entry_camera", lay.entry_camera, cams), ("exit_camera", lay.exit_camera, cams),
+                                     ("exit_reader", lay.exit_reader, readers)):
+                if name is not None and name not in known:
+                    raise ValueError(f"layout.{key}: no such device {name!r}")
         return self
 
 

@@ -6,6 +6,8 @@ alarms and the audit log). Face templates never go in here.
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 from .storage import Database
@@ -34,12 +36,36 @@ CREATE TABLE IF NOT EXISTS charge_intents (
 );
 CREATE INDEX IF NOT EXISTS intents_due ON charge_intents (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS intents_visit ON charge_intents (visit_id);
+CREATE TABLE IF NOT EXISTS visits (
+  id TEXT PRIMARY KEY, account_id TEXT NOT NULL, state TEXT NOT NULL, face_consent INTEGER NOT NULL,
+  alone INTEGER NOT NULL DEFAULT 1, created_at REAL NOT NULL, updated_at REAL NOT NULL, entered_at REAL,
+  left_at REAL, basket TEXT NOT NULL DEFAULT '{}', amount_fen INTEGER, receipt TEXT,
+  flags TEXT NOT NULL DEFAULT '[]');
+CREATE INDEX IF NOT EXISTS visits_state ON visits (state);
+CREATE TABLE IF NOT EXISTS visit_events (
+  id INTEGER PRIMARY KEY, visit_id TEXT, t REAL NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS visit_events_visit ON visit_events (visit_id);
+CREATE TABLE IF NOT EXISTS alarms (
+  id INTEGER PRIMARY KEY, t REAL NOT NULL, kind TEXT NOT NULL, device TEXT, data TEXT NOT NULL, cleared_at REAL);
 """
 
 
 class Journal(Database):
     def __init__(self, path: str | Path) -> None:
         super().__init__(path, SCHEMA)
+
+    # evidence --------------------------------------------------------------------------------------
+    def evidence(self, visit_id: str | None, kind: str, data: dict, t: float | None = None) -> None:
+        """One line of a visit's evidence record (code check, door cycle, tag, face score, charge, receipt).
+        Never a frame or a face template."""
+        with self.tx() as c:
+            c.execute("INSERT INTO visit_events (visit_id, t, kind, data) VALUES (?, ?, ?, ?)",
+                      (visit_id, t or time.time(), kind, json.dumps(data, default=str)))
+
+    def alarm(self, kind: str, device: str | None, data: dict, t: float | None = None) -> None:
+        with self.tx() as c:
+            c.execute("INSERT INTO alarms (t, kind, device, data) VALUES (?, ?, ?, ?)",
+                      (t or time.time(), kind, device, json.dumps(data, default=str)))
 
     # entry-code replay cache ----------------------------------------------------------------------
     def remember_jti(self, jti: str, exp: float, now: float, keep_s: float = 30.0) -> bool:

@@ -1,0 +1,34 @@
+"""Latency histograms (bounded sample windows) reported as percentiles."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+
+class Histogram:
+    def __init__(self, keep: int = 10_000) -> None:
+        self._v: deque[float] = deque(maxlen=keep)
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self, value: float) -> None:
+        with self._lock:
+            self._v.append(value)
+            self.count += 1
+
+    def percentile(self, p: float) -> float | None:
+        with self._lock:
+            v = sorted(self._v)
+        if not v:
+            return None
+        return v[min(len(v) - 1, round(p / 100 * (len(v) - 1)))]
+
+    def summary(self) -> dict:
+        with self._lock:
+            v = sorted(self._v)
+        if not v:
+            return {"count": 0}
+        def pick(p: float) -> float:
+            return round(v[min(len(v) - 1, round(p / 100 * (len(v) - 1)))], 2)
+        return {"count": self.count, "p50": pick(50), "p90": pick(90), "p99": pick(99), "max": round(v[-1], 2)}
