@@ -360,6 +360,12 @@ def cmd_visits(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import main as demo_main
+
+    return demo_main(args)
+
+
 def cmd_gateway(args: argparse.Namespace) -> int:
     from hardware.gateway.main import run
 
@@ -429,6 +435,19 @@ def build_parser() -> argparse.ArgumentParser:
     vs.add_argument("visit", nargs="?")
     vs.add_argument("--limit", type=int, default=50)
     vs.set_defaults(fn=cmd_visits)
+
+    de = sub.add_parser("demo", help="a whole store on this box with scripted shoppers; prints a JSON summary")
+    de.add_argument("--shoppers", type=int, default=10)
+    de.add_argument("--seed", type=int, default=1)
+    de.add_argument("--faults", default="", help="comma list of gateway_drop, gateway_errors, gateway_outage, "
+                    "unplug, junk, kill; or all")
+    de.add_argument("--concurrency", type=int, default=3, help="shoppers in the store at once")
+    de.add_argument("--json", action="store_true", help="one-line JSON summary")
+    de.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    de.add_argument("--run-dir", help="where the processes keep their files (default run/demo-PID)")
+    de.add_argument("--testdata", default=str(Path(__file__).resolve().parents[1].parent / "shared/testdata"),
+                    help="face photos for shoppers who consent to face billing")
+    de.set_defaults(fn=cmd_demo)
 
     dg = sub.add_parser("diagram", help="print the store, visit and door state machines as Mermaid")
     dg.add_argument("machines", nargs="*", help="store, visit and/or door (default: all)")

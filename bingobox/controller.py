@@ -271,6 +271,11 @@ class Controller:
             return
         leaving = [v for v in self.visits.values() if v.exit_granted and v.state in ("charging", "declined",
                                                                                         "at_exit")]
+        if not leaving and any(v.state in IN_STORE for v in self.visits.values()):
+            # someone left unidentified (request-to-exit, or behind another shopper): say so, don't guess who
+            self.counts["alarms"] += 1
+            self.journal.alarm("exit_unidentified", ev.device, {"inside": [v.id for v in self.visits.values()
+                                                                           if v.state in IN_STORE]})
         for v in leaving:
             self._evidence(v, "door_cycle", {"door": ev.device, "opened": ev.t})
             v.machine.fire("exit_door_cycle") or v.machine.fire("walked_out")
@@ -329,7 +334,8 @@ class Controller:
             self._refuse("already_inside", "one open visit per account", c)
             return
         self.doors[self.lay.entry_door].grant()
-        self.metrics["entry_ms"].add((time.time() - frame_t) * 1000)
+        entry_ms = (time.time() - frame_t) * 1000
+        self.metrics["entry_ms"].add(entry_ms)
         vid = "v_" + uuid.uuid4().hex[:16]
         v = Visit(vid, c.account, c.face_consent, VisitMachine(vid), time.time())
         v.machine.fire("unlocked")
@@ -337,7 +343,7 @@ class Controller:
         self.counts["entries"] += 1
         self._save(v, new=True)
         self._evidence(v, "code_accepted", {"jti": c.jti, "kid": c.kid, "face_consent": c.face_consent,
-                                            "door": self.lay.entry_door})
+                                            "door": self.lay.entry_door, "latency_ms": round(entry_ms, 2)})
         if c.face_consent and self.faces is not None and self.cfg.vision.faces:
             self._spawn_once(self._enrol, v.id)
 
@@ -381,16 +387,25 @@ class Controller:
             return
         v.exit_t0 = frame_t
         if self.lay.exit_reader and not v.alone:
-            self._spawn_once(self._exit_inventory, v.id)
+            reader = self.readers[self.lay.exit_reader]
+            if reader.status()["online"] and reader.rounds_since(frame_t) >= 2:
+                # its continuous inventory has looked at the exit area since the shopper was seen there
+                self._on_exit_inventory(v.id, set(reader.present()))
+            else:
+                self._spawn_once(self._exit_inventory, v.id, frame_t)
         else:
             self._charge(v)
 
-    def _exit_inventory(self, visit_id: str) -> None:
-        try:
-            epcs = self.readers[self.lay.exit_reader].bounded_inventory(rounds=30, stable_rounds=5, timeout=3)
-        except TimeoutError as e:
-            log.warning("exit reader: %s", e)
-            epcs = None
+    def _exit_inventory(self, visit_id: str, since: float) -> None:
+        reader = self.readers[self.lay.exit_reader]
+        epcs: set[str] | None = None
+        if reader.status()["online"] and reader.wait_rounds_since(since, 2, timeout=1.0):
+            epcs = set(reader.present())
+        else:
+            try:
+                epcs = reader.bounded_inventory(rounds=30, stable_rounds=5, timeout=3)
+            except TimeoutError as e:
+                log.warning("exit reader: %s", e)
         self.q.put(("basket", visit_id, epcs))
 
     def _on_exit_inventory(self, visit_id: str, epcs: set[str] | None) -> None:
@@ -440,9 +455,11 @@ class Controller:
     def _grant_exit(self, v: Visit) -> None:
         self.doors[self.lay.exit_door].grant()
         v.exit_granted = True
-        if v.exit_t0:
-            self.metrics["exit_ms"].add((time.time() - v.exit_t0) * 1000)
-        self._evidence(v, "exit_unlocked", {"door": self.lay.exit_door})
+        exit_ms = (time.time() - v.exit_t0) * 1000 if v.exit_t0 else None
+        if exit_ms is not None:
+            self.metrics["exit_ms"].add(exit_ms)
+        self._evidence(v, "exit_unlocked", {"door": self.lay.exit_door,
+                                            "latency_ms": round(exit_ms, 2) if exit_ms is not None else None})
         self._save(v)
 
     def _finish(self, v: Visit) -> None:
@@ -476,7 +493,11 @@ class Controller:
                 self.counts["timed_out"] += 1
                 self._flag(v, "timed_out")
                 self._forget_face(v)
-                self._save(v)
+                lines, _ = v.basket.lines(self.catalog)  # only items attributed with certainty
+                total = sum(li["amount_fen"] for li in lines)
+                if total:
+                    self.outbox.submit(v.id, v.account, total, lines)
+                self._save(v, amount=total)
                 del self.visits[v.id]
             elif v.exit_deadline and not v.exit_granted and now >= v.exit_deadline:
                 self._evidence(v, "exit_without_answer", {"waited_s": self.cfg.visits.exit_charge_wait_s})

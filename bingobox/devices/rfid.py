@@ -60,6 +60,8 @@ class RfidReader:
         self.tags: dict[str, TagState] = {}
         self._round = _Round()
         self.rounds = 0  # closed rounds that got an answer
+        self._round_log: dict[int, set[str]] = {}
+        self._round_end: dict[int, float] = {}
         self._last_frame = 0.0
         self._inventory_started = 0.0
         self._need_start = True
@@ -186,10 +188,23 @@ class RfidReader:
             self._emit(e)
 
     # the inventory thread --------------------------------------------------------------------------
-    _round_log: dict[int, set[str]]
+    def rounds_since(self, t: float) -> int:
+        """Answered rounds that ended after wall-clock time ``t``."""
+        with self._lock:
+            return sum(1 for end in self._round_end.values() if end > t)
+
+    def wait_rounds_since(self, t: float, n: int, timeout: float) -> bool:
+        """Wait until ``n`` answered rounds have ended after ``t`` (the field was looked at since then)."""
+        deadline = self._clock() + timeout
+        with self._lock:
+            while sum(1 for end in self._round_end.values() if end > t) < n:
+                left = deadline - self._clock()
+                if left <= 0:
+                    return False
+                self._lock.wait(min(left, 0.05))
+        return True
 
     def _run(self) -> None:
-        self._round_log = {}
         cfg = self.cfg
         while not self._stop.is_set():
             self._wake.wait(cfg.poll_interval_s)
@@ -226,6 +241,8 @@ class RfidReader:
                 self.rounds += 1
                 self._round_log[self.rounds] = rnd.seen
                 self._round_log.pop(self.rounds - 200, None)
+                self._round_end[self.rounds] = time.time()
+                self._round_end.pop(self.rounds - 200, None)
                 self._lock.notify_all()
             fresh = now - self._last_frame < self.cfg.silence_timeout_s
             for epc, t in self.tags.items():

@@ -118,7 +118,7 @@ class StoreIn(Strict):
 class EntryCodeIn(Strict):
     account_id: ID
     store_id: ID
-    door: ID = "*"
+    door: Annotated[str, Field(pattern=r"^(\*|[A-Za-z0-9_.:-]{1,64})$", description="a door, or * for any")] = "*"
     lifetime_s: StrictInt = Field(60, ge=5, le=tokens.MAX_LIFETIME_S)
     face_consent: StrictBool | None = None
 

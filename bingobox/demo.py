@@ -1,0 +1,494 @@
+"""``bingobox demo``: a whole store on one box — simulator, mock wallet gateway and controller as real processes —
+with scripted shoppers walking through, and a JSON summary checked against the gateway's ledger.
+
+Shoppers take turns at the doors (one person in front of a camera at a time) but shop concurrently. Each one gets
+an entry code from the wallet, shows it to the door camera, (if they consented and photos exist) shows their face,
+walks in, takes items off the shelves (sometimes putting one back), carries them into the exit area, shows their
+face to the exit camera (or, if not recognised in time, a fresh code) and walks out.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import json
+import os
+import random
+import secrets
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+FAULTS = ("gateway_drop", "gateway_errors", "gateway_outage", "unplug", "junk", "kill")
+
+
+@dataclass
+class Shopper:
+    n: int
+    account: str
+    face: tuple[Path, Path] | None  # enrolment photo, exit photo
+    took: list[str] = field(default_factory=list)
+    visit: str | None = None
+    used_qr_at_exit: bool = False
+    done: bool = False
+    error: str | None = None
+
+
+class Proc:
+    def __init__(self, name: str, args: list[str], log: Path) -> None:
+        self.name, self.args, self.log_path = name, args, log
+        self.start()
+
+    def start(self) -> None:
+        self.log = open(self.log_path, "a")  # noqa: SIM115 - closed in stop()
+        self.p = subprocess.Popen([sys.executable, "-m", "bingobox", *self.args], stdout=subprocess.PIPE,
+                                  stderr=self.log, text=True, cwd=ROOT)
+
+    def wait_line(self, needle: str, timeout: float = 60) -> list[str]:
+        lines, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.p.stdout.readline()
+            if not line:
+                raise RuntimeError(f"{self.name} exited: {''.join(lines)}\n{self.log_path.read_text()[-3000:]}")
+            lines.append(line)
+            if needle in line:
+                threading.Thread(target=self.p.stdout.read, daemon=True).start()
+                return lines
+        raise RuntimeError(f"{self.name} did not print {needle!r}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            try:
+                self.p.wait(20)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(5)
+        self.log.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _identities(testdata: Path) -> list[tuple[Path, Path]]:
+    """Pairs of (enrolment, exit) photos of the same person that the face pipeline can use."""
+    manifest = testdata / "faces/manifest.csv"
+    if not manifest.is_file():
+        return []
+    by_id = collections.defaultdict(list)
+    with open(manifest) as f:
+        for r in csv.DictReader(f):
+            if r["category"] == "identity" and r["faces_detected_hog"] == "1":
+                by_id[r["identity"]].append(testdata / "faces" / r["file"])
+    return [(ps[0], ps[1]) for _, ps in sorted(by_id.items()) if len(ps) >= 2]
+
+
+class Demo:
+    def __init__(self, shoppers: int, seed: int, faults: set[str], run_dir: Path, testdata: Path,
+                 concurrency: int = 3, verbose: bool = True) -> None:
+        self.n, self.seed, self.faults = shoppers, seed, faults
+        self.rng = random.Random(seed)
+        self.dir = run_dir
+        self.testdata = testdata
+        self.concurrency = concurrency
+        self.verbose = verbose
+        self.procs: dict[str, Proc] = {}
+        self.entry_lock = threading.Lock()
+        self.exit_lock = threading.Lock()
+        self.shelf_lock = threading.Lock()
+        self.shelves: dict[str, list[str]] = {}
+        with open(ROOT / "config/catalog.csv", newline="") as f:
+            self.catalog_prefixes = [r["epc_prefix"] for r in csv.DictReader(f)]
+
+    def say(self, msg: str) -> None:
+        if self.verbose:
+            print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
+
+    # setting up the store --------------------------------------------------------------------------
+    def setup(self) -> None:
+        d = self.dir
+        if d.exists() and any(d.iterdir()):
+            if not (d / "store.toml").exists():
+                raise RuntimeError(f"{d} is not empty and not an earlier demo's folder: choose another --run-dir")
+            import shutil
+
+            shutil.rmtree(d)  # a fresh store each run
+        d.mkdir(parents=True, exist_ok=True)
+        self.store_id, self.secret, self.admin = "demo-store", secrets.token_urlsafe(24), secrets.token_urlsafe(16)
+        gport = _free_port()
+        self.procs["gateway"] = Proc("gateway", ["gateway", "--db", str(d / "gateway.db"), "--port", str(gport),
+                                                 "--admin-token", self.admin, "--store",
+                                                 f"{self.store_id}={self.secret}", "--seed", str(self.seed)],
+                                     d / "gateway.log")
+        self.procs["gateway"].wait_line("ready")
+        self.gw = f"http://127.0.0.1:{gport}"
+        self.http = requests.Session()
+        for i, prefix in enumerate(self.catalog_prefixes):
+            shelf = "shelf-1" if i % 2 == 0 else "shelf-2"
+            self.shelves.setdefault(shelf, []).extend(f"{prefix}{k:04X}" for k in range(1, 4 * self.n + 4))
+        sim_cfg = d / "sim.toml"
+        sim_cfg.write_text("\n".join([
+            "[sim]", "control_port = 0", f"seed = {self.seed}", "",
+            *[f'[[doors]]\nname = "{n}"\nenergize_to_unlock = true\nbaudrate = 0\n' for n in ("entrance", "exit")],
+            *[f'[[readers]]\nname = "{n}"\nround_s = 0.02\nrssi_noise = 2\n' for n in ("shelf-1", "shelf-2",
+                                                                                        "exit-area")],
+            *[f'[[cameras]]\nname = "{n}"\nfps = 15\n' for n in ("door-cam", "exit-cam")]]))
+        self.procs["sim"] = Proc("sim", ["sim", "--config", str(sim_cfg), "--run-dir", str(d / "sim"),
+                                         "--control-port", "0"], d / "sim.log")
+        self.procs["sim"].wait_line("ready")
+        self.manifest = json.loads((d / "sim" / "sim.json").read_text())
+        self.sim = self.manifest["control"]
+        for shelf, epcs in self.shelves.items():
+            self.act("tags.set", reader=shelf, epcs=epcs)
+        (d / "store-secret").write_text(self.secret)
+        keys = self.http.get(f"{self.gw}/v1/public-keys", timeout=10).json()
+        (d / "keys.json").write_text(json.dumps(keys))
+        dev = self.manifest["devices"]
+        (d / "store.toml").write_text(f"""
+catalog = "{ROOT / 'config/catalog.csv'}"
+
+[store]
+id = "{self.store_id}"
+name = "bingobox demo store"
+
+[[doors]]
+name = "entrance"
+port = "{dev['entrance']['pty']}"
+energize_to_unlock = true
+unlock_s = 4
+held_open_s = 15
+
+[[doors]]
+name = "exit"
+port = "{dev['exit']['pty']}"
+energize_to_unlock = true
+unlock_s = 4
+held_open_s = 15
+
+[[readers]]
+name = "shelf-1"
+port = "{dev['shelf-1']['pty']}"
+gone_after_s = 0.6
+
+[[readers]]
+name = "shelf-2"
+port = "{dev['shelf-2']['pty']}"
+gone_after_s = 0.6
+
+[[readers]]
+name = "exit-area"
+port = "{dev['exit-area']['pty']}"
+role = "exit"
+mode = "poll"
+poll_interval_s = 0.05
+
+[[cameras]]
+name = "door-cam"
+source = "{dev['door-cam']['stream']}"
+
+[[cameras]]
+name = "exit-cam"
+source = "{dev['exit-cam']['stream']}"
+
+[layout]
+entry_door = "entrance"
+exit_door = "exit"
+entry_camera = "door-cam"
+exit_camera = "exit-cam"
+exit_reader = "exit-area"
+
+[wallet]
+gateway_url = "{self.gw}"
+secret_file = "{d / 'store-secret'}"
+keys_file = "{d / 'keys.json'}"
+read_timeout_s = 1.5
+retry_base_s = 0.1
+retry_max_s = 2
+poll_interval_s = 0.5
+paying_window_s = 5
+
+[visits]
+exit_charge_wait_s = 3
+enter_within_s = 15
+
+[journal]
+path = "{d / 'store.db'}"
+""")
+        self.start_controller()
+
+    def start_controller(self) -> None:
+        self.procs["controller"] = Proc("controller", ["run", "--config", str(self.dir / "store.toml"),
+                                                       "--status-file", str(self.dir / "status.json")],
+                                        self.dir / "controller.log")
+        self.procs["controller"].wait_line("running", timeout=120)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # devices connected and the face worker up
+            st = self.status()
+            if st and not [p for p in st.get("problems", []) if p.startswith("device:")]:
+                return
+            time.sleep(0.2)
+
+    # helpers ---------------------------------------------------------------------------------------
+    def act(self, action: str, **args) -> dict:
+        r = self.http.post(f"{self.sim}/action", json={"action": action, **args}, timeout=10)
+        body = r.json()
+        if r.status_code != 200:
+            raise RuntimeError(f"{action}: {body}")
+        return body
+
+    def sim_status(self, device: str) -> dict:
+        return self.http.get(f"{self.sim}/status", timeout=10).json()["devices"][device]
+
+    def status(self) -> dict:
+        try:
+            return json.loads((self.dir / "status.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def admin_post(self, path: str, body: dict) -> dict:
+        r = self.http.post(self.gw + path, json=body, headers={"X-Admin-Token": self.admin}, timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+    def code(self, s: Shopper, door: str = "*") -> str:
+        return self.admin_post("/v1/entry-codes", {"account_id": s.account, "store_id": self.store_id,
+                                                   "door": door})["code"]
+
+    def wait_unlocked(self, door: str, timeout: float, locked: bool = False) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.sim_status(door)["lock_engaged"] == locked:
+                return True
+            time.sleep(0.05)
+        return False
+
+    # a shopper -------------------------------------------------------------------------------------
+    def shop(self, s: Shopper) -> None:
+        try:
+            with self.entry_lock:
+                self.act("camera.show", camera="door-cam", qr=self.code(s, "entrance"))
+                if not self.wait_unlocked("entrance", 8):
+                    raise RuntimeError("entrance did not unlock")
+                if s.face:
+                    self.act("camera.show", camera="door-cam", image=str(s.face[0]))
+                    time.sleep(1.2)  # enrolment takes a few frames
+                self.act("door.open", door="entrance")
+                time.sleep(0.3)
+                self.act("door.close", door="entrance")
+                self.act("camera.clear", camera="door-cam")
+                self.wait_unlocked("entrance", 3, locked=True)  # the door shuts behind them
+            time.sleep(0.3)
+            with self.shelf_lock:
+                k = self.rng.randint(0, 3)
+                for _ in range(k):
+                    shelf = self.rng.choice(sorted(self.shelves))
+                    s.took.append(self.shelves[shelf].pop())
+                    self.act("tags.remove", reader=shelf, epcs=[s.took[-1]])
+                    s.took[-1] = (shelf, s.took[-1])
+            if s.took and self.rng.random() < 0.2:  # changed their mind
+                time.sleep(1.0)
+                shelf, epc = s.took.pop()
+                self.act("tags.add", reader=shelf, epcs=[epc])
+            time.sleep(1.2)  # shelves report a removal after a moment
+            with self.exit_lock:
+                epcs = [e for _, e in s.took]
+                if epcs:
+                    self.act("tags.add", reader="exit-area", epcs=epcs)
+                time.sleep(0.4)  # walking through the exit area to the camera
+                if s.face:
+                    self.act("camera.show", camera="exit-cam", image=str(s.face[1]))
+                opened = self.wait_unlocked("exit", 6 if s.face else 0.5)
+                if not opened:  # not recognised (or no face billing): scan a fresh code
+                    s.used_qr_at_exit = True
+                    self.act("camera.show", camera="exit-cam", qr=self.code(s))
+                    opened = self.wait_unlocked("exit", 10)
+                if not opened:  # the way out is never blocked: the exit button
+                    s.error = "exit needed the request-to-exit button"
+                    self.act("door.rex", door="exit")
+                    self.wait_unlocked("exit", 3)
+                self.act("door.open", door="exit")
+                time.sleep(0.3)
+                self.act("door.close", door="exit")
+                self.act("camera.clear", camera="exit-cam")
+                self.wait_unlocked("exit", 3, locked=True)
+                if epcs:
+                    self.act("tags.remove", reader="exit-area", epcs=epcs)
+            s.done = True
+            self.say(f"shopper {s.n}: out with {len(s.took)} items"
+                     f"{' (QR at exit)' if s.used_qr_at_exit else ''}{' — ' + s.error if s.error else ''}")
+        except Exception as e:
+            s.error = f"{type(e).__name__}: {e}"
+            self.say(f"shopper {s.n}: {s.error}")
+
+    # faults ----------------------------------------------------------------------------------------
+    def chaos(self, stop: threading.Event) -> None:
+        plan = [f for f in FAULTS if f in self.faults]
+        i = 0
+        while plan and not stop.wait(self.rng.uniform(3, 6)):
+            f = plan[i % len(plan)]
+            i += 1
+            self.say(f"fault: {f}")
+            if f == "gateway_drop":
+                self.admin_post("/admin/faults", {"drop_rate": 0.5})
+                stop.wait(3)
+                self.admin_post("/admin/faults", {"drop_rate": 0.0})
+            elif f == "gateway_errors":
+                self.admin_post("/admin/faults", {"error_rate": 0.5})
+                stop.wait(3)
+                self.admin_post("/admin/faults", {"error_rate": 0.0})
+            elif f == "gateway_outage":
+                self.admin_post("/admin/faults", {"outage": True})
+                stop.wait(4)
+                self.admin_post("/admin/faults", {"outage": False})
+            elif f == "unplug":
+                self.act("fault.unplug", device="shelf-2")
+                stop.wait(1.5)
+                self.act("fault.replug", device="shelf-2")
+            elif f == "junk":
+                for dev in ("entrance", "shelf-1", "exit-area"):
+                    self.act("fault.garbage", device=dev, bytes=32)
+                    self.act("fault.corrupt", device=dev, count=2)
+            elif f == "kill":
+                self.procs["controller"].stop(signal.SIGKILL)
+                self.start_controller()
+
+    # the run ---------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        self.setup()
+        faces = _identities(self.testdata)
+        shoppers = []
+        for i in range(self.n):
+            low = self.rng.random() < 0.1  # some wallets are nearly empty: declined, recorded as debt
+            face = faces[i % len(faces)] if faces and i < len(faces) and self.rng.random() < 0.7 else None
+            acc = self.admin_post("/admin/accounts", {"real_name": f"Shopper {i}", "id_number": secrets.token_hex(8),
+                                                      "balance_fen": 50 if low else 1_000_000,
+                                                      "face_consent": face is not None})
+            shoppers.append(Shopper(i, acc["id"], face))
+        stop = threading.Event()
+        chaos = threading.Thread(target=self.chaos, args=(stop,), daemon=True)
+        chaos.start()
+        pending = list(shoppers)
+        running: list[threading.Thread] = []
+        t0 = time.monotonic()
+        while pending or running:
+            running = [t for t in running if t.is_alive()]
+            while pending and len(running) < self.concurrency:
+                s = pending.pop(0)
+                t = threading.Thread(target=self.shop, args=(s,), daemon=True)
+                t.start()
+                running.append(t)
+                time.sleep(0.5)
+            time.sleep(0.1)
+        stop.set()
+        chaos.join(timeout=30)
+        self.admin_post("/admin/faults", {"drop_rate": 0, "error_rate": 0, "outage": False})
+        summary = self.settle_and_summarise(shoppers, time.monotonic() - t0)
+        return summary
+
+    def settle_and_summarise(self, shoppers: list[Shopper], seconds: float) -> dict:
+        db = self.dir / "store.db"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # pending charges drain
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+                open_n = c.execute("SELECT COUNT(*) FROM charge_intents WHERE state IN ('pending','paying')")
+                if open_n.fetchone()[0] == 0:
+                    break
+            time.sleep(0.5)
+        status = self.status()
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+            c.row_factory = sqlite3.Row
+            visits = [dict(r) for r in c.execute("SELECT * FROM visits")]
+            intents = [dict(r) for r in c.execute("SELECT * FROM charge_intents")]
+            lat_rows = {k: [json.loads(r[0]).get("latency_ms") for r in c.execute(
+                "SELECT data FROM visit_events WHERE kind=?", (k,))] for k in ("code_accepted", "exit_unlocked")}
+        ledger = self.http.get(f"{self.gw}/admin/charges", headers={"X-Admin-Token": self.admin},
+                               timeout=10).json()["data"]
+        ok = collections.Counter(ch["visit_id"] for ch in ledger if ch["status"] == "succeeded")
+        paid = collections.Counter()
+        for ch in ledger:
+            if ch["status"] == "succeeded":
+                paid[ch["account_id"]] += ch["amount_fen"] - ch["refunded_fen"]
+        prices = {}
+        with open(ROOT / "config/catalog.csv", newline="") as f:
+            for r in csv.DictReader(f):
+                prices[r["epc_prefix"]] = int(r["price_fen"])
+        declined_accounts = {i["account_id"] for i in intents if i["state"] == "declined"} - {
+            i["account_id"] for i in intents if i["state"] == "succeeded"}
+        baskets = {v["id"]: json.loads(v["basket"]) for v in visits}
+        lost, wrong_amount, wrong = [], [], []
+        for s in shoppers:  # the oracle is what each shopper really carried out
+            owed = sum(prices[e[:20]] for _, e in s.took)
+            if owed and paid[s.account] == 0 and s.account not in declined_accounts:
+                lost.append(s.n)
+            elif paid[s.account] and paid[s.account] != owed:
+                wrong_amount.append(s.n)
+        doubled = [vid for vid, n in ok.items() if n > 1]
+        by_account = {s.account: s for s in shoppers}
+        for v in visits:
+            s = by_account.get(v["account_id"])
+            took = {e for _, e in s.took} if s else set()
+            if ok[v["id"]] and not set(baskets[v["id"]]) <= took:
+                wrong.append(v["id"])
+        left = [v for v in visits if v["state"] == "left"]
+        missed_items = sum(len({e for _, e in s.took} - {e for v in visits if v["account_id"] == s.account
+                                                            for e in baskets[v["id"]]}) for s in shoppers)
+        from .metrics import Histogram
+
+        def pct(values: list) -> dict:
+            h = Histogram()
+            for x in values:
+                if x is not None:
+                    h.add(x)
+            return h.summary()
+
+        lat = status.get("latency", {})
+        summary = {
+            "shoppers": len(shoppers), "visits": len(left), "charged": len(ok),
+            "charges_at_gateway": sum(ok.values()), "lost": len(lost), "doubled": len(doubled),
+            "wrong_person": len(wrong), "wrong_amount": len(wrong_amount), "declined": len(declined_accounts),
+            "fallback_qr": sum(s.used_qr_at_exit for s in shoppers),
+            "alarms": status.get("counts", {}).get("alarms"),
+            "items_not_charged": missed_items, "shopper_errors": [s.error for s in shoppers if s.error],
+            "latency_ms": {"entry": pct(lat_rows["code_accepted"]), "exit": pct(lat_rows["exit_unlocked"]),
+                           "face_match_since_last_start": lat.get("face_match_ms")},
+            "faults": sorted(self.faults), "seconds": round(seconds, 1), "run_dir": str(self.dir),
+        }
+        if lost or doubled or wrong or wrong_amount:
+            summary["problems"] = {"lost_shoppers": lost, "doubled": doubled, "wrong_person": wrong,
+                                   "wrong_amount_shoppers": wrong_amount}
+        return summary
+
+    def close(self) -> None:
+        for name in ("controller", "sim", "gateway"):
+            if name in self.procs:
+                self.procs[name].stop()
+
+
+def main(args) -> int:
+    faults = set(FAULTS) if args.faults == "all" else {f for f in (args.faults or "").split(",") if f}
+    unknown = faults - set(FAULTS)
+    if unknown:
+        print(f"unknown faults {sorted(unknown)}; known: {', '.join(FAULTS)}, all", file=sys.stderr)
+        return 2
+    run_dir = Path(args.run_dir or f"run/demo-{os.getpid()}").resolve()
+    demo = Demo(args.shoppers, args.seed, faults, run_dir, Path(args.testdata), args.concurrency,
+                verbose=not args.quiet)
+    try:
+        summary = demo.run()
+    finally:
+        demo.close()
+    print(json.dumps(summary, indent=None if args.json else 2))
+    return 1 if summary["lost"] or summary["doubled"] or summary["wrong_person"] else 0
