@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.setup-stamp
 APT_PKGS := libzbar0 cmake libopenblas-dev liblapack-dev
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup test unit integration lint demo sim clean
+.PHONY: setup test unit integration lint demo devices-demo sim clean
 
 setup: $(STAMP)
 
@@ -43,8 +43,13 @@ unit: setup
 integration: setup
 	$(BIN)/python -m pytest -q tests/integration
 
-# The virtual store with a scripted tour, and the drivers watching it (prints every device event).
+# The whole store on this box: simulator, mock wallet gateway and controller as processes, scripted shoppers
+# walking through (faces from ../shared/testdata when present), and a summary checked against the ledger.
 demo: setup
+	$(BIN)/bingobox demo --shoppers 10 --seed 1 --run-dir run/demo
+
+# The virtual store alone with a scripted tour, and the drivers watching it (prints every device event).
+devices-demo: setup
 	@rm -rf run/sim; mkdir -p run
 	@$(BIN)/bingobox sim --config config/sim.toml --run-dir run/sim \
 	   --scenario hardware/sim/scenarios/shelf-and-doors.yaml > run/sim.log 2>&1 & echo $$! > run/sim.pid; \

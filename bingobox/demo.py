@@ -276,62 +276,81 @@ path = "{d / 'store.db'}"
         return False
 
     # a shopper -------------------------------------------------------------------------------------
+    def enter(self, s: Shopper, code: str | None = None) -> None:
+        """Show the entry code (and the face, if consenting) at the door, walk in."""
+        with self.entry_lock:
+            self.act("camera.show", camera="door-cam", qr=code or self.code(s, "entrance"))
+            if not self.wait_unlocked("entrance", 8):
+                self.act("camera.clear", camera="door-cam")
+                raise RuntimeError("entrance did not unlock")
+            if s.face:
+                self.act("camera.show", camera="door-cam", image=str(s.face[0]))
+                time.sleep(1.2)  # enrolment takes a few frames
+            self.act("door.open", door="entrance")
+            time.sleep(0.3)
+            self.act("door.close", door="entrance")
+            self.act("camera.clear", camera="door-cam")
+            self.wait_unlocked("entrance", 3, locked=True)  # the door shuts behind them
+
+    def take(self, s: Shopper, k: int, shelf: str | None = None) -> None:
+        with self.shelf_lock:
+            for _ in range(k):
+                sh = shelf or self.rng.choice(sorted(self.shelves))
+                epc = self.shelves[sh].pop()
+                self.act("tags.remove", reader=sh, epcs=[epc])
+                s.took.append((sh, epc))
+
+    def put_back(self, s: Shopper) -> None:
+        shelf, epc = s.took.pop()
+        self.act("tags.add", reader=shelf, epcs=[epc])
+
+    def leave(self, s: Shopper, face: bool = True) -> None:
+        """Carry the items through the exit area, be recognised (or scan a fresh code), walk out."""
+        with self.exit_lock:
+            epcs = [e for _, e in s.took]
+            if epcs:
+                self.act("tags.add", reader="exit-area", epcs=epcs)
+            time.sleep(0.4)  # walking through the exit area to the camera
+            if s.face and face:
+                self.act("camera.show", camera="exit-cam", image=str(s.face[1]))
+            opened = self.wait_unlocked("exit", 6 if s.face and face else 0.5)
+            if not opened:  # not recognised (or no face billing): scan a fresh code
+                s.used_qr_at_exit = True
+                self.act("camera.show", camera="exit-cam", qr=self.code(s))
+                opened = self.wait_unlocked("exit", 10)
+            if not opened:  # the way out is never blocked: the exit button
+                s.error = "exit needed the request-to-exit button"
+                self.act("door.rex", door="exit")
+                self.wait_unlocked("exit", 3)
+            self.act("door.open", door="exit")
+            time.sleep(0.3)
+            self.act("door.close", door="exit")
+            self.act("camera.clear", camera="exit-cam")
+            self.wait_unlocked("exit", 3, locked=True)
+            if epcs:
+                self.act("tags.remove", reader="exit-area", epcs=epcs)
+
     def shop(self, s: Shopper) -> None:
         try:
-            with self.entry_lock:
-                self.act("camera.show", camera="door-cam", qr=self.code(s, "entrance"))
-                if not self.wait_unlocked("entrance", 8):
-                    raise RuntimeError("entrance did not unlock")
-                if s.face:
-                    self.act("camera.show", camera="door-cam", image=str(s.face[0]))
-                    time.sleep(1.2)  # enrolment takes a few frames
-                self.act("door.open", door="entrance")
-                time.sleep(0.3)
-                self.act("door.close", door="entrance")
-                self.act("camera.clear", camera="door-cam")
-                self.wait_unlocked("entrance", 3, locked=True)  # the door shuts behind them
+            self.enter(s)
             time.sleep(0.3)
-            with self.shelf_lock:
-                k = self.rng.randint(0, 3)
-                for _ in range(k):
-                    shelf = self.rng.choice(sorted(self.shelves))
-                    s.took.append(self.shelves[shelf].pop())
-                    self.act("tags.remove", reader=shelf, epcs=[s.took[-1]])
-                    s.took[-1] = (shelf, s.took[-1])
+            self.take(s, self.rng.randint(0, 3))
             if s.took and self.rng.random() < 0.2:  # changed their mind
                 time.sleep(1.0)
-                shelf, epc = s.took.pop()
-                self.act("tags.add", reader=shelf, epcs=[epc])
+                self.put_back(s)
             time.sleep(1.2)  # shelves report a removal after a moment
-            with self.exit_lock:
-                epcs = [e for _, e in s.took]
-                if epcs:
-                    self.act("tags.add", reader="exit-area", epcs=epcs)
-                time.sleep(0.4)  # walking through the exit area to the camera
-                if s.face:
-                    self.act("camera.show", camera="exit-cam", image=str(s.face[1]))
-                opened = self.wait_unlocked("exit", 6 if s.face else 0.5)
-                if not opened:  # not recognised (or no face billing): scan a fresh code
-                    s.used_qr_at_exit = True
-                    self.act("camera.show", camera="exit-cam", qr=self.code(s))
-                    opened = self.wait_unlocked("exit", 10)
-                if not opened:  # the way out is never blocked: the exit button
-                    s.error = "exit needed the request-to-exit button"
-                    self.act("door.rex", door="exit")
-                    self.wait_unlocked("exit", 3)
-                self.act("door.open", door="exit")
-                time.sleep(0.3)
-                self.act("door.close", door="exit")
-                self.act("camera.clear", camera="exit-cam")
-                self.wait_unlocked("exit", 3, locked=True)
-                if epcs:
-                    self.act("tags.remove", reader="exit-area", epcs=epcs)
+            self.leave(s)
             s.done = True
             self.say(f"shopper {s.n}: out with {len(s.took)} items"
                      f"{' (QR at exit)' if s.used_qr_at_exit else ''}{' — ' + s.error if s.error else ''}")
         except Exception as e:
             s.error = f"{type(e).__name__}: {e}"
             self.say(f"shopper {s.n}: {s.error}")
+
+    def new_shopper(self, n: int, balance_fen: int = 1_000_000, face: tuple[Path, Path] | None = None) -> Shopper:
+        acc = self.admin_post("/admin/accounts", {"real_name": f"Shopper {n}", "id_number": secrets.token_hex(8),
+                                                  "balance_fen": balance_fen, "face_consent": face is not None})
+        return Shopper(n, acc["id"], face)
 
     # faults ----------------------------------------------------------------------------------------
     def chaos(self, stop: threading.Event) -> None:
@@ -373,10 +392,7 @@ path = "{d / 'store.db'}"
         for i in range(self.n):
             low = self.rng.random() < 0.1  # some wallets are nearly empty: declined, recorded as debt
             face = faces[i % len(faces)] if faces and i < len(faces) and self.rng.random() < 0.7 else None
-            acc = self.admin_post("/admin/accounts", {"real_name": f"Shopper {i}", "id_number": secrets.token_hex(8),
-                                                      "balance_fen": 50 if low else 1_000_000,
-                                                      "face_consent": face is not None})
-            shoppers.append(Shopper(i, acc["id"], face))
+            shoppers.append(self.new_shopper(i, 50 if low else 1_000_000, face))
         stop = threading.Event()
         chaos = threading.Thread(target=self.chaos, args=(stop,), daemon=True)
         chaos.start()
