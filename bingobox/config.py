@@ -164,7 +164,7 @@ class VisitsConfig(Strict):
     max_inside_s: float = Field(7200, ge=60, le=86_400)
     exit_charge_wait_s: float = Field(3.0, ge=0, le=30, description="wait for the charge's answer, then open anyway")
     enrol_frames: int = Field(3, ge=1, le=10)
-    rescan_debounce_s: float = Field(5, ge=0.5, le=60)
+    rescan_debounce_s: float = Field(1.0, ge=0.2, le=60, description="a code out of sight this long scans anew")
 
 
 class VisionConfig(Strict):

@@ -305,9 +305,10 @@ class Controller:
     # entry and exit codes --------------------------------------------------------------------------
     def _on_code(self, role: str, code: str, frame_t: float) -> None:
         now = time.time()
-        if now - self._recent_codes.get(code, 0) < self.cfg.visits.rescan_debounce_s:
-            return  # the same code in the next frames
-        self._recent_codes[code] = now
+        last = self._recent_codes.get(code, 0)
+        self._recent_codes[code] = now  # refreshed by every frame that shows it
+        if now - last < self.cfg.visits.rescan_debounce_s:
+            return  # the same code still in front of the camera: one scan
         for old in [c for c, t in self._recent_codes.items() if now - t > 60]:
             del self._recent_codes[old]
         if role == "entry":

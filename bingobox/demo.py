@@ -284,7 +284,7 @@ path = "{d / 'store.db'}"
                 self.act("camera.clear", camera="door-cam")
                 raise RuntimeError("entrance did not unlock")
             if s.face:
-                self.act("camera.show", camera="door-cam", image=str(s.face[0]))
+                self.act("camera.show", camera="door-cam", image=str(s.face[0]), scale=0.8)
                 time.sleep(1.2)  # enrolment takes a few frames
             self.act("door.open", door="entrance")
             time.sleep(0.3)
@@ -312,7 +312,7 @@ path = "{d / 'store.db'}"
                 self.act("tags.add", reader="exit-area", epcs=epcs)
             time.sleep(0.4)  # walking through the exit area to the camera
             if s.face and face:
-                self.act("camera.show", camera="exit-cam", image=str(s.face[1]))
+                self.act("camera.show", camera="exit-cam", image=str(s.face[1]), scale=0.8)
             opened = self.wait_unlocked("exit", 6 if s.face and face else 0.5)
             if not opened:  # not recognised (or no face billing): scan a fresh code
                 s.used_qr_at_exit = True
