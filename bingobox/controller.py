@@ -34,6 +34,7 @@ from .wallet.outbox import Limits, Outbox, Policy
 
 log = logging.getLogger(__name__)
 IN_STORE = ("entered", "inside", "unsure")
+UNSEEN_ENTRY = ("code_accepted", "door_unlocked")  # let in, but the door cycle was not seen (yet)
 
 
 @dataclass
@@ -248,7 +249,7 @@ class Controller:
             waiting = sorted((v for v in self.visits.values() if v.state == "door_unlocked"),
                              key=lambda v: v.created_at)
             if waiting:
-                v = waiting[0]
+                v = waiting[-1]  # the newest grant is the one that unlocked the door now
                 v.machine.fire("door_opened")
                 v.entered_at = ev.t
                 inside = [o for o in self.visits.values() if o.state in IN_STORE and o is not v]
@@ -355,6 +356,14 @@ class Controller:
             return  # limits never apply to leaving; a forged or replayed code identifies nobody
         v = next((v for v in self.visits.values() if v.account == d.claims.account and v.state in IN_STORE), None)
         if v is None:
+            v = next((v for v in self.visits.values() if v.account == d.claims.account
+                      and v.state in UNSEEN_ENTRY), None)
+            if v is not None:  # they are at the exit, so they came in: the door cycle was missed
+                self._evidence(v, "entry_cycle_not_seen", {})
+                v.machine.fire("door_opened")
+                v.machine.fire("door_closed")
+                v.alone = False  # what they took was not attributed to them: the exit reader decides
+        if v is None:
             log.info("exit code of %s who has no open visit: opening the exit", d.claims.account)
             self.doors[self.lay.exit_door].grant()
             return
@@ -387,7 +396,7 @@ class Controller:
         if not v.machine.fire("identified"):
             return
         v.exit_t0 = frame_t
-        if self.lay.exit_reader and not v.alone:
+        if self.lay.exit_reader and (not v.alone or self.unattributed):
             reader = self.readers[self.lay.exit_reader]
             if reader.status()["online"] and reader.rounds_since(frame_t) >= 2:
                 # its continuous inventory has looked at the exit area since the shopper was seen there
@@ -552,6 +561,9 @@ class Controller:
                 else:
                     v.exit_deadline = time.time() + self.cfg.visits.exit_charge_wait_s
             self.visits[v.id] = v
+            if v.state in ("code_accepted", "door_unlocked") and time.time() - v.created_at < \
+                    self.doors[self.lay.entry_door].cfg.unlock_s:
+                self.doors[self.lay.entry_door].grant()  # the restart relocked the door in front of them
         if rows:
             log.info("restored %d open visits from the journal", len(rows))
 

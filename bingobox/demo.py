@@ -286,8 +286,16 @@ path = "{d / 'store.db'}"
             if s.face:
                 self.act("camera.show", camera="door-cam", image=str(s.face[0]), scale=0.8)
                 time.sleep(1.2)  # enrolment takes a few frames
-            self.act("door.open", door="entrance")
-            time.sleep(0.3)
+            for _ in range(3):
+                try:
+                    self.act("door.open", door="entrance")
+                    break
+                except RuntimeError:  # relocked in front of us (e.g. the controller restarted): scan again
+                    self.act("camera.show", camera="door-cam", qr=self.code(s, "entrance"))
+                    self.wait_unlocked("entrance", 8)
+            else:
+                raise RuntimeError("the entrance stayed locked")
+            time.sleep(1.0)  # walking through
             self.act("door.close", door="entrance")
             self.act("camera.clear", camera="door-cam")
             self.wait_unlocked("entrance", 3, locked=True)  # the door shuts behind them
@@ -323,7 +331,7 @@ path = "{d / 'store.db'}"
                 self.act("door.rex", door="exit")
                 self.wait_unlocked("exit", 3)
             self.act("door.open", door="exit")
-            time.sleep(0.3)
+            time.sleep(1.0)
             self.act("door.close", door="exit")
             self.act("camera.clear", camera="exit-cam")
             self.wait_unlocked("exit", 3, locked=True)

@@ -112,13 +112,16 @@ class DoorBoard:
             time.sleep(wait)
         while not self._replies.empty():
             self._replies.get_nowait()
+        rx_before = self.link.stats["rx_bytes"]
         self.link.write(mb.encode_request(req))
         deadline = time.monotonic() + self.cfg.response_timeout_s
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 self._decoder.reset()  # silence ends any partial frame (RTU 3.5-char rule)
-                self._quiet_until = time.monotonic() + self.cfg.response_timeout_s
+                if self.link.stats["rx_bytes"] == rx_before:
+                    # nothing came back: a late reply may still be on its way, let it pass before asking again
+                    self._quiet_until = time.monotonic() + self.cfg.response_timeout_s
                 raise NoReply(f"no reply to {type(req).__name__} within {self.cfg.response_timeout_s}s")
             try:
                 resp = self._replies.get(timeout=left)
