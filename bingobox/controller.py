@@ -514,6 +514,7 @@ class Controller:
                 self._grant_exit(v)  # the charge is safe in the outbox; nobody waits inside for the network
         ok, _ = self.outbox.admission()
         self.store.set_problem("charges_pending_limit", not ok)
+        self.store.set_problem("gateway", self.outbox.gateway_ok is False)
         if int(now * 10) % 10 == 0:
             self._write_status()
 

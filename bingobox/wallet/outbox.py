@@ -60,6 +60,7 @@ class Outbox:
         self._thread: threading.Thread | None = None
         self._done = threading.Condition()
         self.stats = {"attempts": 0, "succeeded": 0, "declined": 0, "canceled": 0, "unknown": 0}
+        self.gateway_ok: bool | None = None  # how the last exchange with the gateway went (None: none yet)
 
     # submitting ----------------------------------------------------------------------------------
     def submit(self, visit_id: str, account_id: str, amount_fen: int, items: list[dict],
@@ -130,6 +131,7 @@ class Outbox:
         counts = {r["state"]: r["n"] for r in self.j.all("SELECT state, COUNT(*) n FROM charge_intents GROUP BY state")}
         ok, why = self.admission()
         return {"intents": counts, **self.exposure(), "admission": ok, "admission_reason": why,
+                "gateway_ok": self.gateway_ok,
                 "debtors": len(self.debtors()), **self.stats}
 
     # the sender ----------------------------------------------------------------------------------
@@ -184,6 +186,7 @@ class Outbox:
         it.update(fields)
 
     def _backoff(self, it: dict, error: str | None) -> None:
+        self.gateway_ok = False
         n = max(1, it["attempts"])
         delay = min(self.policy.retry_max_s, self.policy.retry_base_s * 2 ** (n - 1)) * random.uniform(0.8, 1.2)
         self.stats["unknown"] += 1
@@ -221,6 +224,7 @@ class Outbox:
 
     def _adopt(self, it: dict, r: Result) -> None:
         """Take the gateway's word on the charge."""
+        self.gateway_ok = True
         charge_id = (r.charge or {}).get("id") or it["charge_id"]
         if r.outcome == Outcome.SUCCEEDED:
             self._update(it, state="succeeded", charge_id=charge_id, last_error=None)

@@ -152,9 +152,12 @@ def test_gateway_outage_does_not_keep_anyone_inside(store):
     v = wait_left(store, s.account)
     assert "exit_without_answer" in dict(events(store, v["id"]))
     assert not ledger(store, s.account)
+    wait_until(lambda: store.status().get("state") == "degraded" and "gateway" in store.status()["problems"], 5,
+               "store degraded while the gateway is down")
     store.admin_post("/admin/faults", {"outage": False})
     wait_until(lambda: [c for c in ledger(store, s.account) if c["status"] == "succeeded"], 20, "queued charge sent")
     assert len(ledger(store, s.account)) == 1
+    wait_until(lambda: store.status().get("state") == "ready", 5, "ready again")
 
 
 def test_controller_killed_mid_charge_charges_once_after_restart(store):
