@@ -23,6 +23,15 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("transitions").setLevel(logging.WARNING)  # it logs every callback at INFO
 
 
+def _load(loader, path: str):
+    """Load a config with ``loader``; on problems print them (file: key: reason) and return None."""
+    try:
+        return loader(path)
+    except ConfigError as e:
+        print("\n".join(e.problems), file=sys.stderr)
+        return None
+
+
 def _wait_for_signal() -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -60,10 +69,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
     from .devices.door import DoorBoard
     from .devices.rfid import RfidReader
 
-    try:
-        cfg = load_store_config(args.config)
-    except ConfigError as e:
-        print("\n".join(e.problems), file=sys.stderr)
+    cfg = _load(load_store_config, args.config)
+    if cfg is None:
         return 2
 
     out_lock = threading.Lock()
@@ -104,10 +111,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from hardware.sim.scenario import ScenarioError, load_scenario, run_steps
     from hardware.sim.store import ActionError, VirtualStore
 
-    try:
-        cfg = load_sim_config(args.config)
-    except ConfigError as e:
-        print("\n".join(e.problems), file=sys.stderr)
+    cfg = _load(load_sim_config, args.config)
+    if cfg is None:
         return 2
     steps = None
     if args.scenario:
@@ -311,8 +316,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .vision.faces import Rule
     from .vision.worker import FaceWorker
 
+    cfg = _load(load_store_config, args.config)
+    if cfg is None:
+        return 2
     try:
-        cfg = load_store_config(args.config)
         vc = cfg.vision
         worker = FaceWorker(Rule(vc.face_threshold, vc.face_margin, vc.agree_frames),
                             detect_width=vc.detect_width) if vc.faces else None
@@ -338,10 +345,8 @@ def cmd_visits(args: argparse.Namespace) -> int:
     """List visits from the journal, or show one visit's evidence record."""
     from .journal import Journal
 
-    try:
-        cfg = load_store_config(args.config)
-    except ConfigError as e:
-        print("\n".join(e.problems), file=sys.stderr)
+    cfg = _load(load_store_config, args.config)
+    if cfg is None:
         return 2
     j = Journal(cfg.journal.path)
     if args.visit:

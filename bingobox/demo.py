@@ -53,18 +53,27 @@ class Proc:
                                   stderr=self.log, text=True, cwd=ROOT)
 
     def wait_line(self, needle: str, timeout: float = 60) -> list[str]:
+        """Read stdout until a line contains ``needle`` (then keep the pipe drained); the lines read so far."""
         lines, deadline = [], time.monotonic() + timeout
         while time.monotonic() < deadline:
             line = self.p.stdout.readline()
             if not line:
+                self.stop()
                 raise RuntimeError(f"{self.name} exited: {''.join(lines)}\n{self.log_path.read_text()[-3000:]}")
             lines.append(line)
             if needle in line:
                 threading.Thread(target=self.p.stdout.read, daemon=True).start()
                 return lines
-        raise RuntimeError(f"{self.name} did not print {needle!r}")
+        self.stop()
+        raise RuntimeError(f"{self.name} did not print {needle!r} within {timeout}s")
+
+    @property
+    def returncode(self) -> int | None:
+        return self.p.poll()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.log.closed:
+            return
         if self.p.poll() is None:
             self.p.send_signal(sig)
             try:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bingobox.demo import Proc
 from bingobox.devices.events import DeviceEvent
 from hardware.sim.control import SimClient
 
@@ -57,32 +56,13 @@ class Sim:
         self.run_dir = tmp / "run"
         cfg = tmp / "sim.toml"
         cfg.write_text(config_text.replace("0050 0E88", "00500E88"))
-        self.log = open(tmp / "sim.log", "w+")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bingobox", "sim", "--config", str(cfg), "--run-dir", str(self.run_dir),
-             "--control-port", "0"], stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=ROOT)
-        deadline = time.monotonic() + 30
-        lines = []
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.strip() == "ready":
-                break
-        else:
-            self.stop()
-            raise RuntimeError("simulator did not get ready:\n" + "".join(lines))
-        if not lines or lines[-1].strip() != "ready":
-            self.stop()
-            raise RuntimeError("simulator exited:\n" + "".join(lines) + self.stderr())
-        self.banner = "".join(lines)
-        threading.Thread(target=self.proc.stdout.read, daemon=True).start()  # keep the pipe drained
+        self.proc = Proc("sim", ["sim", "--config", str(cfg), "--run-dir", str(self.run_dir), "--control-port", "0"],
+                         tmp / "sim.log")
+        self.banner = "".join(self.proc.wait_line("ready", timeout=30))
         self.manifest = json.loads((self.run_dir / "sim.json").read_text())
         self.client = SimClient(self.manifest["control"])
 
     def stderr(self) -> str:
-        self.log.flush()
         return (self.dir / "sim.log").read_text()
 
     def pty(self, name: str) -> str:
@@ -101,14 +81,7 @@ class Sim:
         return self.client.status()["devices"][name]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
+        self.proc.stop()
 
 
 class Events:
@@ -175,25 +148,9 @@ class Gateway:
         self.db = db or tmp / "gateway.db"
         self.extra = extra
         self.log_path = tmp / f"gateway-{int(time.time() * 1000)}.log"
-        self.log = open(self.log_path, "w+")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bingobox", "gateway", "--db", str(self.db), "--port", "0", "--admin-token", ADMIN,
-             "--store", f"{STORE_ID}={STORE_SECRET}", *extra], stdout=subprocess.PIPE, stderr=self.log, text=True,
-            cwd=ROOT)
-        lines = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.strip() == "ready":
-                break
-        if not lines or lines[-1].strip() != "ready":
-            self.stop()
-            raise RuntimeError("gateway did not start:\n" + "".join(lines) + self.log_path.read_text())
-        self.url = lines[0].split()[2]
-        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+        self.proc = Proc("gateway", ["gateway", "--db", str(self.db), "--port", "0", "--admin-token", ADMIN,
+                                     "--store", f"{STORE_ID}={STORE_SECRET}", *extra], self.log_path)
+        self.url = self.proc.wait_line("ready", timeout=30)[0].split()[2]
         self.http = requests.Session()
 
     def admin(self, method: str, path: str, body: dict | None = None):
@@ -228,11 +185,4 @@ class Gateway:
         return self.http.request(method, self.url + path, data=data or None, headers=h, timeout=10)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
+        self.proc.stop(sig)

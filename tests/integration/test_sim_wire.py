@@ -126,4 +126,4 @@ def test_control_api_rejects_bad_requests(sim):
     r = requests.post(f"{url}/action", json={"action": "camera.show", "camera": "door-cam", "image": "/nope.jpg"},
                       timeout=5)
     assert r.status_code == 400 and "no such image" in r.json()["error"]["message"]
-    assert sim.proc.poll() is None
+    assert sim.proc.returncode is None
