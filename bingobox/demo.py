@@ -202,7 +202,7 @@ name = "exit-area"
 port = "{dev['exit-area']['pty']}"
 role = "exit"
 mode = "poll"
-poll_interval_s = 0.05
+poll_interval_s = 0.03
 
 [[cameras]]
 name = "door-cam"
