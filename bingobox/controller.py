@@ -432,19 +432,20 @@ class Controller:
         self._charge(v)
 
     def _charge(self, v: Visit) -> None:
+        """The critical path: the intent is committed and the sender woken first; the evidence follows."""
         lines, unknown = v.basket.lines(self.catalog)
-        if unknown:
-            self._evidence(v, "unknown_items", {"epcs": unknown})
         total = sum(li["amount_fen"] for li in lines)
-        self._evidence(v, "basket", {"lines": lines, "total_fen": total,
-                                     "items": {e: how for e, how in v.basket.items.items()}})
         v.machine.fire("charge")
         if total == 0:
             self.counts["zero_baskets"] += 1
             self._grant_exit(v)
-            return
-        self.outbox.submit(v.id, v.account, total, lines)
-        v.exit_deadline = time.time() + self.cfg.visits.exit_charge_wait_s
+        else:
+            self.outbox.submit(v.id, v.account, total, lines)
+            v.exit_deadline = time.time() + self.cfg.visits.exit_charge_wait_s
+        if unknown:
+            self._evidence(v, "unknown_items", {"epcs": unknown})
+        self._evidence(v, "basket", {"lines": lines, "total_fen": total,
+                                     "items": {e: how for e, how in v.basket.items.items()}})
         self._save(v, amount=total)
 
     def _on_charge(self, kind: str, data: dict) -> None:
@@ -474,11 +475,7 @@ class Controller:
 
     def _finish(self, v: Visit) -> None:
         """The shopper is out: templates destroyed, receipt stored, the visit closed."""
-        if self.faces is not None and v.enrolled:
-            try:
-                self.faces.forget(v.id)
-            except Exception as e:
-                log.warning("could not forget templates of %s: %s", v.id, e)
+        self._forget_face(v)
         lines, _ = v.basket.lines(self.catalog)
         st = self.outbox.visit_state(v.id)
         receipt = {"visit": v.id, "account": v.account, "lines": lines,
@@ -522,8 +519,8 @@ class Controller:
         if self.faces is not None and v.enrolled:
             try:
                 self.faces.forget(v.id)
-            except Exception:
-                pass
+            except Exception as e:  # a dead worker has lost every template anyway
+                log.warning("could not forget the templates of %s: %s", v.id, e)
 
     # persistence -----------------------------------------------------------------------------------
     def _evidence(self, v: Visit, kind: str, data: dict) -> None:
