@@ -151,9 +151,69 @@ def main(args) -> int:
     import json
 
     testdata = Path(args.testdata)
-    if not (testdata / "faces").is_dir():
-        print(f"{testdata}: no faces/ folder (the bench composes exit frames from shared/testdata)")
-        return 2
-    result = {"vision": bench_vision(testdata, runs=args.runs)}
+    result: dict = {}
+    if args.what in ("vision", "all"):
+        if not (testdata / "faces").is_dir():
+            print(f"{testdata}: no faces/ folder (the vision bench composes exit frames from shared/testdata)")
+            return 2
+        result["vision"] = bench_vision(testdata, runs=args.runs)
+    if args.what in ("rfid", "all"):
+        result["rfid"] = bench_rfid()
+    if args.what in ("store", "all"):
+        result["store"] = bench_store(args.shoppers, testdata)
     print(json.dumps(result, indent=2))
     return 0
+
+
+def bench_rfid(seconds: float = 5.0, tags: int = 60) -> dict:
+    """Driver throughput and CPU at the link limit: a simulated reader (its own process, 115200 baud pacing) streams
+    multi-poll notices for ``tags`` tags; this process runs only the driver. CPU is this process's time / wall."""
+    import tempfile
+
+    from .config import ReaderConfig
+    from .demo import Proc
+    from .devices.rfid import RfidReader
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "sim.toml"
+        epcs = ", ".join(f'"E2806894000050240001{i:04X}"' for i in range(tags))
+        cfg.write_text(f'[sim]\ncontrol_port = 0\n[[readers]]\nname = "r"\nround_s = 0\nbaudrate = 115200\n'
+                       f'rssi_noise = 0\ntags = [{epcs}]\n')
+        sim = Proc("sim", ["sim", "--config", str(cfg), "--run-dir", f"{tmp}/run", "--control-port", "0"],
+                   Path(tmp) / "sim.log")
+        try:
+            sim.wait_line("ready", timeout=30)
+            t0, c0 = time.perf_counter(), time.process_time()
+            time.sleep(seconds / 2)
+            idle_cpu = (time.process_time() - c0) / (time.perf_counter() - t0)
+            r = RfidReader(ReaderConfig(name="r", port=f"{tmp}/run/r", gone_after_s=2.0), lambda e: None)
+            r.start()
+            time.sleep(1.0)  # warm up
+            n0, t0, c0 = r.stats["notices"], time.perf_counter(), time.process_time()
+            time.sleep(seconds)
+            n1, t1, c1 = r.stats["notices"], time.perf_counter(), time.process_time()
+            present = len(r.present())
+            r.stop()
+        finally:
+            sim.stop()
+    wall = t1 - t0
+    return {"notices_per_s": round((n1 - n0) / wall, 1), "link_limit_per_s": round(115200 / 10 / 24, 1),
+            "driver_cpu_percent_of_one_core": round(100 * ((c1 - c0) / wall - idle_cpu), 2),
+            "idle_process_cpu_percent": round(100 * idle_cpu, 2), "tags_present": present, "tags": tags}
+
+
+def bench_store(shoppers: int, testdata: Path) -> dict:
+    """Entry (code in the newest frame → unlock command) and exit (frame with the shopper → charge acknowledged →
+    exit unlock command) latencies of the whole store, from a demo run without faults."""
+    import tempfile
+
+    from .demo import Demo
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Demo(shoppers, 1, set(), Path(tmp) / "store", testdata, verbose=False)
+        try:
+            s = d.run()
+        finally:
+            d.close()
+    return {"shoppers": shoppers, "entry_ms": s["latency_ms"]["entry"], "exit_ms": s["latency_ms"]["exit"],
+            "lost": s["lost"], "doubled": s["doubled"], "wrong_person": s["wrong_person"]}

@@ -459,8 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     dg.set_defaults(fn=cmd_diagram)
 
     b = sub.add_parser("bench", help="measure speed (medians, p99, ratios against baselines in the same run)")
-    b.add_argument("what", choices=["vision"])
+    b.add_argument("what", choices=["vision", "rfid", "store", "all"])
     b.add_argument("--runs", type=int, default=30)
+    b.add_argument("--shoppers", type=int, default=12, help="store bench: scripted shoppers")
     b.add_argument("--testdata", default=str(Path(__file__).resolve().parents[1].parent / "shared/testdata"))
     b.set_defaults(fn=cmd_bench)
 
