@@ -377,8 +377,14 @@ class Controller:
             self._evidence(v, "identified", {"by": "face", "distance": d.distance, "margin": d.margin})
             self._at_exit(v, frame_t)
         elif d.reason.startswith("unsure") or d.reason == "frames_disagree":
-            self.journal.evidence(None, "face_unsure", {"distance": d.distance, "margin": d.margin,
-                                                        "reason": d.reason})
+            v = self.visits.get(d.nearest or "")
+            if v is not None and d.reason == "unsure_margin" and v.machine.fire("not_sure"):
+                # probably them, but not sure enough to charge: they are asked to scan their code
+                self._evidence(v, "face_unsure", {"distance": d.distance, "margin": d.margin, "reason": d.reason})
+                self._save(v)
+            else:
+                self.journal.evidence(None, "face_unsure", {"distance": d.distance, "margin": d.margin,
+                                                            "reason": d.reason})
 
     def _on_enrolled(self, visit_id: str, result: dict) -> None:
         v = self.visits.get(visit_id)

@@ -66,6 +66,7 @@ class Decision:
     distance: float | None
     margin: float | None
     reason: str  # matched | unsure_distance | unsure_margin | no_face | several_faces | nobody_inside
+    nearest: str | None = None  # the closest shopper even when unsure (never charged on this; asked to scan)
 
 
 @dataclass
@@ -102,11 +103,12 @@ def decide(encoding: np.ndarray, gallery: dict[str, list[np.ndarray]], rule: Rul
         return Decision(None, None, None, "nobody_inside")
     best, who = dists[0]
     margin = dists[1][0] - best if len(dists) > 1 else None
+    m = None if margin is None else round(margin, 4)
     if best > rule.threshold:
-        return Decision(None, round(best, 4), None if margin is None else round(margin, 4), "unsure_distance")
+        return Decision(None, round(best, 4), m, "unsure_distance", who)
     if margin is not None and margin < rule.margin:
-        return Decision(None, round(best, 4), round(margin, 4), "unsure_margin")
-    return Decision(who, round(best, 4), None if margin is None else round(margin, 4), "matched")
+        return Decision(None, round(best, 4), m, "unsure_margin", who)
+    return Decision(who, round(best, 4), m, "matched", who)
 
 
 class FaceEngine:
