@@ -14,9 +14,9 @@ import queue
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
+from . import feeds
 from .config import StoreConfig
 from .devices.camera import Camera
 from .devices.door import DoorBoard
@@ -28,34 +28,12 @@ from .domain.store import WHAT_WORKS, StoreMachine
 from .domain.visit import FINAL, VisitMachine
 from .journal import Journal
 from .metrics import Histogram
-from .vision.qr import QrReader
+from .visit_record import IN_STORE, Visit, save_visit
 from .wallet.client import WalletClient
 from .wallet.outbox import Limits, Outbox, Policy
 
 log = logging.getLogger(__name__)
-IN_STORE = ("entered", "inside", "unsure")
 UNSEEN_ENTRY = ("code_accepted", "door_unlocked")  # let in, but the door cycle was not seen (yet)
-
-
-@dataclass
-class Visit:
-    id: str
-    account: str
-    face_consent: bool
-    machine: VisitMachine
-    created_at: float
-    basket: Basket = field(default_factory=Basket)
-    alone: bool = True
-    enrolled: bool = False
-    entered_at: float | None = None
-    exit_t0: float | None = None  # when the shopper was seen at the exit (frame time)
-    exit_deadline: float | None = None
-    exit_granted: bool = False
-    flags: list[str] = field(default_factory=list)
-
-    @property
-    def state(self) -> str:
-        return self.machine.state
 
 
 class Controller:
@@ -102,10 +80,11 @@ class Controller:
             except Exception as e:  # no faces: every exit falls back to the QR code
                 log.error("face worker did not start (%s): exits will ask for the QR code", e)
                 self.faces = None
-        self._spawn(self._qr_scanner, self.lay.entry_camera, "entry")
-        self._spawn(self._qr_scanner, self.lay.exit_camera, "exit")
+        self._spawn(feeds.qr_scanner, self.cameras[self.lay.entry_camera], "entry", self.q, self._stop)
+        self._spawn(feeds.qr_scanner, self.cameras[self.lay.exit_camera], "exit", self.q, self._stop)
         if self.faces is not None:
-            self._spawn(self._face_matcher)
+            self._spawn(feeds.face_matcher, self.cameras[self.lay.exit_camera], self.faces, self._enrolled_inside,
+                        self.q, self._stop, self.metrics["face_match_ms"])
         self._spawn(self._loop)
         self.q.put(("started", None))
 
@@ -129,65 +108,13 @@ class Controller:
         t.start()
         self._threads.append(t)
 
+    def _enrolled_inside(self) -> list[str]:
+        """Visits the exit camera's faces are matched against (read from the feed thread: a snapshot)."""
+        return [v.id for v in list(self.visits.values()) if v.enrolled and v.state in IN_STORE]
+
     # feeding the loop ------------------------------------------------------------------------------
     def _device_event(self, ev: DeviceEvent) -> None:
         self.q.put(("device", ev))
-
-    def _qr_scanner(self, camera: str, role: str) -> None:
-        cam, reader, seq = self.cameras[camera], QrReader(), 0
-        while not self._stop.is_set():
-            frame = cam.wait_frame(seq, timeout=0.5)
-            if frame is None:
-                continue
-            seq = frame.seq
-            for text in reader.decode(frame.image):
-                self.q.put(("qr", role, text, frame.t))
-
-    def _face_matcher(self) -> None:
-        """Exit camera → the face worker, only while someone enrolled is inside."""
-        import cv2
-
-        cam, seq = self.cameras[self.lay.exit_camera], 0
-        while not self._stop.is_set():
-            candidates = [v.id for v in list(self.visits.values()) if v.enrolled and v.state in IN_STORE]
-            if not candidates:
-                self._stop.wait(0.1)
-                continue
-            frame = cam.wait_frame(seq, timeout=0.5)
-            if frame is None:
-                continue
-            seq = frame.seq
-            t0 = time.perf_counter()
-            try:
-                d = self.faces.match([cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)], candidates)
-            except Exception as e:
-                log.warning("face match failed: %s", e)
-                self._stop.wait(0.5)
-                continue
-            self.metrics["face_match_ms"].add((time.perf_counter() - t0) * 1000)
-            if d.reason != "no_face":
-                self.q.put(("face", d, frame.t))
-
-    def _enrol(self, visit_id: str) -> None:
-        """Enrol a consenting shopper from the entry camera's next frames (off the entry's critical path)."""
-        import cv2
-
-        cam = self.cameras[self.lay.entry_camera]
-        seq = cam.latest().seq if cam.latest() else 0
-        result: dict = {"ok": False, "reason": "no_frame"}
-        for _ in range(self.cfg.visits.enrol_frames * 3):
-            frame = cam.wait_frame(seq, timeout=1.0)
-            if frame is None or self._stop.is_set():
-                break
-            seq = frame.seq
-            try:
-                result = self.faces.enrol(visit_id, cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
-            except Exception as e:
-                result = {"ok": False, "reason": f"worker: {e}"}
-                break
-            if result.get("ok") or result.get("reason") == "several_faces":
-                break
-        self.q.put(("enrolled", visit_id, result))
 
     # the loop --------------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -347,7 +274,8 @@ class Controller:
         self._evidence(v, "code_accepted", {"jti": c.jti, "kid": c.kid, "face_consent": c.face_consent,
                                             "door": self.lay.entry_door, "latency_ms": round(entry_ms, 2)})
         if c.face_consent and self.faces is not None and self.cfg.vision.faces:
-            self._spawn_once(self._enrol, v.id)
+            self._spawn_once(feeds.enrol, self.cameras[self.lay.entry_camera], self.faces, v.id,
+                             self.cfg.visits.enrol_frames, self.q, self._stop)
 
     def _exit_code(self, code: str, frame_t: float) -> None:
         d = self.gate.check(code, self.lay.exit_door)
@@ -408,21 +336,9 @@ class Controller:
                 # its continuous inventory has looked at the exit area since the shopper was seen there
                 self._on_exit_inventory(v.id, set(reader.present()))
             else:
-                self._spawn_once(self._exit_inventory, v.id, frame_t)
+                self._spawn_once(feeds.exit_inventory, reader, v.id, frame_t, self.q)
         else:
             self._charge(v)
-
-    def _exit_inventory(self, visit_id: str, since: float) -> None:
-        reader = self.readers[self.lay.exit_reader]
-        epcs: set[str] | None = None
-        if reader.status()["online"] and reader.wait_rounds_since(since, 2, timeout=1.0):
-            epcs = set(reader.present())
-        else:
-            try:
-                epcs = reader.bounded_inventory(rounds=30, stable_rounds=5, timeout=3)
-            except TimeoutError as e:
-                log.warning("exit reader: %s", e)
-        self.q.put(("basket", visit_id, epcs))
 
     def _on_exit_inventory(self, visit_id: str, epcs: set[str] | None) -> None:
         v = self.visits.get(visit_id)
@@ -540,16 +456,7 @@ class Controller:
 
     def _save(self, v: Visit, new: bool = False, amount: int | None = None, receipt: dict | None = None,
               left: bool = False) -> None:
-        now = time.time()
-        with self.journal.tx() as c:
-            if new:
-                c.execute("INSERT INTO visits (id, account_id, state, face_consent, alone, created_at, updated_at) "
-                          "VALUES (?, ?, ?, ?, ?, ?, ?)", (v.id, v.account, v.state, int(v.face_consent),
-                                                           int(v.alone), v.created_at, now))
-            c.execute("UPDATE visits SET state=?, alone=?, updated_at=?, entered_at=?, basket=?, flags=?, "
-                      "amount_fen=COALESCE(?, amount_fen), receipt=COALESCE(?, receipt), left_at=? WHERE id=?",
-                      (v.state, int(v.alone), now, v.entered_at, json.dumps(v.basket.items), json.dumps(v.flags),
-                       amount, json.dumps(receipt) if receipt else None, now if left else None, v.id))
+        save_visit(self.journal, v, new=new, amount=amount, receipt=receipt, left=left)
 
     def _restore(self) -> None:
         """Open visits from the journal come back after a restart (without face templates: QR at the exit)."""

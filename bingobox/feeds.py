@@ -1,0 +1,89 @@
+"""Threads that watch the cameras and the exit reader and put what they see on the control loop's queue.
+They decide nothing: the loop does."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+import cv2
+
+from .devices.camera import Camera
+from .devices.rfid import RfidReader
+from .metrics import Histogram
+from .vision.qr import QrReader
+
+log = logging.getLogger(__name__)
+
+
+def qr_scanner(cam: Camera, role: str, q: queue.Queue, stop: threading.Event) -> None:
+    """Every new frame → QR texts → ("qr", role, text, frame time)."""
+    reader, seq = QrReader(), 0
+    while not stop.is_set():
+        frame = cam.wait_frame(seq, timeout=0.5)
+        if frame is None:
+            continue
+        seq = frame.seq
+        for text in reader.decode(frame.image):
+            q.put(("qr", role, text, frame.t))
+
+
+def face_matcher(cam: Camera, faces, candidates: Callable[[], list[str]], q: queue.Queue, stop: threading.Event,
+                 timing: Histogram) -> None:
+    """The exit camera's newest frame → the face worker, only while someone enrolled is inside → ("face", ...)."""
+    seq = 0
+    while not stop.is_set():
+        inside = candidates()
+        if not inside:
+            stop.wait(0.1)
+            continue
+        frame = cam.wait_frame(seq, timeout=0.5)
+        if frame is None:
+            continue
+        seq = frame.seq
+        t0 = time.perf_counter()
+        try:
+            d = faces.match([cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)], inside)
+        except Exception as e:
+            log.warning("face match failed: %s", e)
+            stop.wait(0.5)
+            continue
+        timing.add((time.perf_counter() - t0) * 1000)
+        if d.reason != "no_face":
+            q.put(("face", d, frame.t))
+
+
+def enrol(cam: Camera, faces, visit_id: str, frames: int, q: queue.Queue, stop: threading.Event) -> None:
+    """Enrol a consenting shopper from the entry camera's next frames (off the entry's critical path)."""
+    latest = cam.latest()
+    seq = latest.seq if latest else 0
+    result: dict = {"ok": False, "reason": "no_frame"}
+    for _ in range(frames * 3):
+        frame = cam.wait_frame(seq, timeout=1.0)
+        if frame is None or stop.is_set():
+            break
+        seq = frame.seq
+        try:
+            result = faces.enrol(visit_id, cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
+        except Exception as e:
+            result = {"ok": False, "reason": f"worker: {e}"}
+            break
+        if result.get("ok") or result.get("reason") == "several_faces":
+            break
+    q.put(("enrolled", visit_id, result))
+
+
+def exit_inventory(reader: RfidReader, visit_id: str, since: float, q: queue.Queue) -> None:
+    """What is in the exit area once the reader has looked at it since the shopper was seen → ("basket", ...)."""
+    epcs: set[str] | None = None
+    if reader.status()["online"] and reader.wait_rounds_since(since, 2, timeout=1.0):
+        epcs = set(reader.present())
+    else:
+        try:
+            epcs = reader.bounded_inventory(rounds=30, stable_rounds=5, timeout=3)
+        except TimeoutError as e:
+            log.warning("exit reader: %s", e)
+    q.put(("basket", visit_id, epcs))
