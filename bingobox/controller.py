@@ -84,7 +84,7 @@ class Controller:
         self._spawn(feeds.qr_scanner, self.cameras[self.lay.exit_camera], "exit", self.q, self._stop)
         if self.faces is not None:
             self._spawn(feeds.face_matcher, self.cameras[self.lay.exit_camera], self.faces, self._enrolled_inside,
-                        self.q, self._stop, self.metrics["face_match_ms"])
+                        self.q, self._stop, self.metrics["face_match_ms"], self.cfg.vision.agree_frames)
         self._spawn(self._loop)
         self.q.put(("started", None))
 

@@ -3,6 +3,7 @@ They decide nothing: the loop does."""
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -32,9 +33,11 @@ def qr_scanner(cam: Camera, role: str, q: queue.Queue, stop: threading.Event) ->
 
 
 def face_matcher(cam: Camera, faces, candidates: Callable[[], list[str]], q: queue.Queue, stop: threading.Event,
-                 timing: Histogram) -> None:
-    """The exit camera's newest frame → the face worker, only while someone enrolled is inside → ("face", ...)."""
+                 timing: Histogram, agree_frames: int = 1) -> None:
+    """The exit camera's newest frames → the face worker, only while someone enrolled is inside → ("face", ...).
+    With ``agree_frames`` > 1 the last that many frames go together and must agree on the shopper."""
     seq = 0
+    recent: collections.deque = collections.deque(maxlen=agree_frames)
     while not stop.is_set():
         inside = candidates()
         if not inside:
@@ -44,9 +47,12 @@ def face_matcher(cam: Camera, faces, candidates: Callable[[], list[str]], q: que
         if frame is None:
             continue
         seq = frame.seq
+        recent.append(cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
+        if len(recent) < recent.maxlen:
+            continue
         t0 = time.perf_counter()
         try:
-            d = faces.match([cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)], inside)
+            d = faces.match(list(recent), inside)
         except Exception as e:
             log.warning("face match failed: %s", e)
             stop.wait(0.5)

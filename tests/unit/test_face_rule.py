@@ -29,3 +29,18 @@ def test_best_template_counts_and_nobody_inside():
     assert decide(BASE, gallery).match == "a"
     assert decide(BASE, {}).reason == "nobody_inside"
     assert decide(BASE, {"a": []}).reason == "nobody_inside"
+
+
+def test_frames_must_agree():
+    from bingobox.vision.faces import Decision
+    from bingobox.vision.worker import _agree
+
+    a = Decision("a", 0.3, 0.2, "matched", "a")
+    b = Decision("b", 0.3, 0.2, "matched", "b")
+    unsure = Decision(None, 0.6, None, "unsure_distance", "a")
+    two = Rule(agree_frames=2)
+    assert _agree([a, a], two).match == "a"
+    assert _agree([a, b], two).reason == "frames_disagree"
+    assert _agree([a, unsure], two).reason == "frames_disagree"  # one sure frame is not enough when two are asked
+    assert _agree([a], Rule()).match == "a"
+    assert _agree([unsure], Rule()).reason == "unsure_distance"
