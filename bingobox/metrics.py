@@ -17,13 +17,6 @@ class Histogram:
             self._v.append(value)
             self.count += 1
 
-    def percentile(self, p: float) -> float | None:
-        with self._lock:
-            v = sorted(self._v)
-        if not v:
-            return None
-        return v[min(len(v) - 1, round(p / 100 * (len(v) - 1)))]
-
     def summary(self) -> dict:
         with self._lock:
             v = sorted(self._v)

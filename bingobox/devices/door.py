@@ -72,12 +72,6 @@ class DoorBoard:
         """Access granted: unlock for the grant window (relock on close/open or at the end of the window)."""
         self._commands.put(("grant", seconds))
 
-    def wait_idle(self, timeout: float = 2.0) -> bool:
-        """Wait until queued commands have been handled (for tools and tests)."""
-        done = threading.Event()
-        self._commands.put(("sync", done))
-        return done.wait(timeout)
-
     @property
     def state(self) -> str:
         return self.machine.state
@@ -165,10 +159,6 @@ class DoorBoard:
                 if not self.machine.on_grant(now, arg):
                     self._emit(DeviceEvent(self.name, "grant_refused", {"state": self.machine.state}))
                 self._sync_outputs(now)  # the unlock leaves before anything else touches the bus
-            elif cmd == "sync":
-                self._sync_outputs(now)
-                arg.set()
-                continue
             if now >= next_poll:
                 next_poll = now + period
                 self._poll(now, self.stats["polls"] % readback_every == 0)

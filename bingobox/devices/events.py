@@ -17,6 +17,3 @@ class DeviceEvent:
 
 Listener = Callable[[DeviceEvent], None]
 
-
-def ignore(_: DeviceEvent) -> None:
-    """A listener that drops events (for tools that only read status)."""

@@ -32,10 +32,6 @@ class TagState:
     misses: int = 0
     present: bool = True
 
-    def snapshot(self) -> dict:
-        return {"epc": self.epc, "first_seen": self.first_seen, "last_seen": self.last_seen, "rssi": self.rssi,
-                "count": self.count, "present": self.present}
-
 
 @dataclass
 class _Round:

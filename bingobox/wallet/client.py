@@ -111,11 +111,3 @@ class WalletClient:
 
     def cancel(self, charge_id: str) -> Result:
         return self._classify(*self._call("POST", f"/v1/charges/{charge_id}/cancel", {}))
-
-    def refund(self, charge_id: str, key: str, amount_fen: int | None = None, reason: str | None = None) -> Result:
-        body = {"charge_id": charge_id, **({"amount_fen": amount_fen} if amount_fen else {}),
-                **({"reason": reason} if reason else {})}
-        status, resp, err = self._call("POST", "/v1/refunds", body, {"Idempotency-Key": key})
-        if status == 200 and resp is not None:
-            return Result(Outcome.SUCCEEDED, resp, status)
-        return self._classify(status, resp, err)

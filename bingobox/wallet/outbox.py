@@ -58,7 +58,6 @@ class Outbox:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._done = threading.Condition()
         self.stats = {"attempts": 0, "succeeded": 0, "declined": 0, "canceled": 0, "unknown": 0}
         self.gateway_ok: bool | None = None  # how the last exchange with the gateway went (None: none yet)
 
@@ -89,19 +88,6 @@ class Outbox:
         """The newest intent of a visit (a canceled/declined intent may have a successor)."""
         row = self.j.one("SELECT * FROM charge_intents WHERE visit_id=? ORDER BY id DESC LIMIT 1", (visit_id,))
         return dict(row) if row else None
-
-    def wait_settled(self, visit_id: str, timeout: float) -> dict | None:
-        """Wait until the visit's newest intent is succeeded or declined (or the timeout passes)."""
-        deadline = time.monotonic() + timeout
-        with self._done:
-            while True:
-                st = self.visit_state(visit_id)
-                if st and st["state"] in ("succeeded", "declined"):
-                    return st
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return st
-                self._done.wait(min(left, 0.5))
 
     # limits and debts ----------------------------------------------------------------------------
     def exposure(self) -> dict:
@@ -275,5 +261,3 @@ class Outbox:
     def _finished(self, it: dict, kind: str) -> None:
         self._on_event(kind, {"visit_id": it["visit_id"], "charge_id": it["charge_id"],
                               "amount_fen": it["amount_fen"], "reason": it.get("reason")})
-        with self._done:
-            self._done.notify_all()
