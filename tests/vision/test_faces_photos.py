@@ -80,10 +80,11 @@ def test_no_face_and_several_faces_give_clear_answers(testdata, engine):
         rgb = read_rgb(str(f))
         assert engine.probe(rgb)[1] == "no_face"
         assert engine.enrol(rgb).reason == "no_face"
-    reasons = {f.name: engine.probe(read_rgb(str(f)))[1] for f in sorted((testdata / "faces/multi_face").iterdir())}
-    assert reasons["obama_and_biden.jpg"] == "several_faces"
-    # a far-away second face may be ignored; a crowd of small faces may not be found at all: never a crash
-    assert set(reasons.values()) <= {"several_faces", "ok", "no_face"}
+    answers = {f.name: engine.probe(read_rgb(str(f)))[1:] for f in sorted((testdata / "faces/multi_face").iterdir())}
+    # measured with the 320-px detector: two comparable faces are refused; a far-away second face (kit_with_rose) is
+    # ignored, so the near one is matched; a crowd of small faces (multiface_friends) is not found at all
+    assert answers == {"obama_and_biden.jpg": ("several_faces", 2), "two_people.jpg": ("several_faces", 2),
+                       "kit_with_rose.jpg": ("ok", 1), "multiface_friends.jpg": ("no_face", 0)}
     assert engine.enrol(read_rgb(str(testdata / "faces/multi_face/obama_and_biden.jpg"))).reason == "several_faces"
 
 
