@@ -97,6 +97,18 @@ def bench_vision(testdata: Path, runs: int = 30) -> dict:
     nxt_code, nxt_none = _cycle(with_code), _cycle(bg)
     out["qr_640x480_with_code"] = timed(lambda: reader.decode(nxt_code()), runs * 3)
     out["qr_640x480_no_code"] = timed(lambda: reader.decode(nxt_none()), runs * 3)
+    shirts = [cv2.imread(str(testdata / "qr" / f"zxing_qrcode-4_{i}.png"), cv2.IMREAD_GRAYSCALE) for i in range(30, 34)]
+    if all(s is not None for s in shirts):  # codes on a wrinkled shirt: only the refined grid reads them
+        from pyzbar import pyzbar
+
+        from .vision.qr import _finders, candidate_grids
+        from .vision.qr_grid import refine
+
+        nxt_shirt = _cycle(shirts)
+        out["qr_wrinkled_plain_pyzbar"] = timed(lambda: pyzbar.decode(nxt_shirt()), runs)
+        out["qr_wrinkled_reader"] = timed(lambda: reader.decode(nxt_shirt()), runs)
+        grid, _ = next(candidate_grids(_finders(shirts[0])))
+        out["qr_grid_refine_one"] = timed(lambda: refine(shirts[0], grid), runs)
 
     frames = _exit_frames(testdata, 12)
     engine = FaceEngine()

@@ -5,19 +5,23 @@
    nothing below can pay off and the frame is done.
 3. Retries that rescue hard photos: rescale, local binarisation, inverted (light-on-dark) codes.
 4. Grid re-rendering: locate the three finder patterns, fit a homography from their corners to the module
-   grid, sample every module, and hand pyzbar a clean synthetic code. This reads strongly tilted codes and
-   some curved ones (Reed-Solomon absorbs a few wrongly sampled modules).
+   grid, sample every module, and hand pyzbar a clean synthetic code. This reads strongly tilted codes. If that
+   fails, the grid is bent to follow the code's own module edges (``qr_grid.refine``) and sampled again: this
+   reads codes on wrinkled fabric and curved surfaces.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from pyzbar import pyzbar
 from pyzbar.pyzbar import ZBarSymbol
+
+from .qr_grid import GridMap, refine, sample
 
 _QR = [ZBarSymbol.QRCODE]
 
@@ -95,18 +99,9 @@ def _render(bits: np.ndarray, module: int = 6, quiet: int = 4) -> np.ndarray:
     return img
 
 
-def _sample(gray: np.ndarray, h: np.ndarray, n: int, module_px: float) -> np.ndarray:
-    ys, xs = np.mgrid[0:n, 0:n].astype(np.float32)
-    pts = cv2.perspectiveTransform(np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5], 1)[None], h)[0]
-    mx = pts[:, 0].reshape(n, n).astype(np.float32)
-    my = pts[:, 1].reshape(n, n).astype(np.float32)
-    value = cv2.remap(cv2.GaussianBlur(gray, (3, 3), 0), mx, my, cv2.INTER_LINEAR).astype(int)
-    local = cv2.remap(cv2.blur(gray, (int(module_px * 6) | 1,) * 2), mx, my, cv2.INTER_LINEAR).astype(int)
-    return value < local
-
-
-def grid_decode(gray: np.ndarray, finders: list[_Finder]) -> list[str]:
-    """Re-render the code from its finder patterns and decode the clean image."""
+def candidate_grids(finders: list[_Finder]) -> Iterator[tuple[GridMap, float]]:
+    """Module grids (with the module size in pixels) that three of the finder patterns could belong to: each
+    plausible trio, and the code sizes near the one their spacing suggests, most likely first."""
     for trio in itertools.combinations(finders[:5], 3):
         p = [f.centre for f in trio]
         sides = [np.linalg.norm(p[(i + 1) % 3] - p[(i + 2) % 3]) for i in range(3)]
@@ -119,7 +114,7 @@ def grid_decode(gray: np.ndarray, finders: list[_Finder]) -> list[str]:
         if not 0.6 < la / lb < 1.6:
             continue
         ex, ey = va / la, vb / lb
-        module = np.mean([f.size for f in trio]) / 7.0
+        module = float(np.mean([f.size for f in trio]) / 7.0)
         est = (la + lb) / 2 / module + 7
         for n in sorted({21 + 4 * max(0, round((est - 21) / 4) + k) for k in (0, -1, 1)}):
             src, dst = [], []
@@ -129,11 +124,19 @@ def grid_decode(gray: np.ndarray, finders: list[_Finder]) -> list[str]:
                 src.append(f.centre - ftl.centre)
                 dst.append((ox + 3.5, oy + 3.5))
             h, _ = cv2.findHomography(np.float32(dst), np.float32(src) + ftl.centre.astype(np.float32))
-            if h is None:
-                continue
-            texts = _zbar(_render(_sample(gray, h, n, module)))
-            if texts:
-                return texts
+            if h is not None:
+                yield GridMap(h, n), module
+
+
+def grid_decode(gray: np.ndarray, finders: list[_Finder]) -> list[str]:
+    """Re-render the code from its finder patterns and decode the clean image; if the code is not flat, bend
+    the grid to follow its own module edges and try again."""
+    for grid, module in candidate_grids(finders):
+        texts = _zbar(_render(sample(gray, grid, module)))
+        if not texts:
+            texts = _zbar(_render(sample(gray, refine(gray, grid), module)))
+        if texts:
+            return texts
     return []
 
 

@@ -36,7 +36,19 @@ def test_read_rate_on_photographs(testdata):
     print(f"\nQR photographs: read {ours}/{len(exp)} ({100 * ours / len(exp):.1f} %) exactly; plain pyzbar "
           f"{plain}/{len(exp)} ({100 * plain / len(exp):.1f} %); missed: {missed}; stages: {reader.stats}")
     assert len(exp) == 86
-    assert ours >= 82 and ours > plain  # the floor reached so far (goal: 84, i.e. 97 %)
+    assert ours >= 84 and ours > plain  # the goal: ≥ 97 % (measured: 86/86)
+    assert reader.stats["gated_out"] == 0  # every photo holds a code: none may be dropped by the cheap gate
+
+
+def test_codes_on_a_wrinkled_shirt(testdata):
+    """The 20 zxing 't-shirt' photos: low light, a code printed on fabric with folds. Plain zbar reads 14, zxing-cpp
+    15; the last four need the module grid bent to follow the fabric (``qr_grid.refine``)."""
+    exp = expected(testdata)
+    reader = QrReader()
+    names = [f"zxing_qrcode-4_{i}.png" for i in range(15, 35)]
+    read = [n for n in names if exp[n] in reader.decode(cv2.imread(str(testdata / "qr" / n)))]
+    print(f"\nt-shirt photos: {len(read)}/{len(names)}; stages: {reader.stats}")
+    assert read == names
 
 
 def test_codes_in_simulated_camera_frames():
