@@ -44,7 +44,7 @@ integration: setup
 	$(BIN)/python -m pytest -q tests/integration
 
 # The whole store on this box: simulator, mock wallet gateway and controller as processes, scripted shoppers
-# walking through (faces from ../shared/testdata when present), and a summary checked against the ledger.
+# walking through (faces from tests/data/faces), and a summary checked against the ledger.
 demo: setup
 	$(BIN)/bingobox demo --shoppers 10 --seed 1 --run-dir run/demo
 

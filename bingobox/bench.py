@@ -166,7 +166,7 @@ def main(args) -> int:
     result: dict = {}
     if args.what in ("vision", "all"):
         if not (testdata / "faces").is_dir():
-            print(f"{testdata}: no faces/ folder (the vision bench composes exit frames from shared/testdata)")
+            print(f"{testdata}: no faces/ folder (the vision bench needs the photographs of tests/data)")
             return 2
         result["vision"] = bench_vision(testdata, runs=args.runs)
     if args.what in ("rfid", "all"):

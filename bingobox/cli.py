@@ -14,6 +14,8 @@ from pathlib import Path
 
 from .config import ConfigError, load_store_config
 
+_TESTDATA = Path(__file__).resolve().parents[1] / "tests/data"  # photographs (see tests/data/SOURCES.md)
+
 log = logging.getLogger("bingobox")
 
 
@@ -450,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--json", action="store_true", help="one-line JSON summary")
     de.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     de.add_argument("--run-dir", help="where the processes keep their files (default run/demo-PID)")
-    de.add_argument("--testdata", default=str(Path(__file__).resolve().parents[1].parent / "shared/testdata"),
+    de.add_argument("--testdata", default=str(_TESTDATA),
                     help="face photos for shoppers who consent to face billing")
     de.set_defaults(fn=cmd_demo)
 
@@ -462,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("what", choices=["vision", "rfid", "store", "all"])
     b.add_argument("--runs", type=int, default=30)
     b.add_argument("--shoppers", type=int, default=12, help="store bench: scripted shoppers")
-    b.add_argument("--testdata", default=str(Path(__file__).resolve().parents[1].parent / "shared/testdata"))
+    b.add_argument("--testdata", default=str(_TESTDATA))
     b.set_defaults(fn=cmd_bench)
 
     k = sub.add_parser("sim-ctl", help="act in a running simulator: ACTION key=value ..., status, scenario FILE")

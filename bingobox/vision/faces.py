@@ -5,7 +5,7 @@ The decision rule (exit): match only against the shoppers currently inside; acce
 its distance is at most ``threshold`` AND the second-nearest is at least ``margin`` farther; otherwise the answer
 is "unsure" and the shopper re-scans the QR code. A shopper's distance is the minimum over their templates.
 
-Defaults, measured on shared/testdata/faces (96 single-face photos, 16 identities; dlib 20.0.1, the same
+Defaults, measured on tests/data/faces (96 single-face photos, 16 identities; dlib 20.0.1, the same
 figures with the dlib-bin wheel and with the OpenBLAS source build):
   same person:      323 pairs, median 0.413, p95 0.550, p99 0.602, max 0.653
   different people: 4237 pairs, min 0.583, p0.1 0.616, p1 0.663, median 0.862

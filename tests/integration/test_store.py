@@ -18,7 +18,7 @@ from bingobox.demo import Demo, _identities
 from tests.helpers import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
-TESTDATA = ROOT.parent / "shared/testdata"
+TESTDATA = ROOT / "tests/data"
 
 
 @pytest.fixture
@@ -63,15 +63,15 @@ def wait_left(d: Demo, account: str, timeout: float = 15) -> dict:
     return visit_of(d, account)
 
 
-def faces_or_skip():
+def face_photos():
     ids = _identities(TESTDATA)
     if not ids:
-        pytest.skip(f"face photos not found at {TESTDATA}: the face path cannot be exercised without them")
+        pytest.fail(f"face photos not found at {TESTDATA}: the face path cannot be exercised without them")
     return ids
 
 
 def test_a_shopper_recognised_by_face_pays_exactly_once(store):
-    s = store.new_shopper(1, face=faces_or_skip()[0])
+    s = store.new_shopper(1, face=face_photos()[0])
     store.enter(s)
     store.take(s, 2, "shelf-1")
     time.sleep(1.2)
@@ -213,7 +213,7 @@ def test_tailgating_raises_an_alarm_and_marks_the_visit(store):
     store.act("door.close", door="entrance")
     wait_until(lambda: "possible_tailgater" in visit_of(store, s.account)["flags"], 5, "visit flagged")
     assert rows(store, "SELECT 1 FROM alarms WHERE kind='door_forced'")
-    faces_or_skip()
+    face_photos()
     t = store.new_shopper(9, face=(TESTDATA / "faces/multi_face/two_people.jpg",) * 2)
     store.enter(t)  # two faces in front of the door camera on one code
     wait_until(lambda: "tailgating" in visit_of(store, t.account)["flags"], 10, "tailgating flagged")
