@@ -43,14 +43,16 @@ class Shopper:
 
 
 class Proc:
-    def __init__(self, name: str, args: list[str], log: Path) -> None:
-        self.name, self.args, self.log_path = name, args, log
+    """A ``bingobox`` subcommand as a child process (stderr to ``log``; ``env`` added to the environment)."""
+
+    def __init__(self, name: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.name, self.args, self.log_path, self.env = name, args, log, env or {}
         self.start()
 
     def start(self) -> None:
         self.log = open(self.log_path, "a")  # noqa: SIM115 - closed in stop()
         self.p = subprocess.Popen([sys.executable, "-m", "bingobox", *self.args], stdout=subprocess.PIPE,
-                                  stderr=self.log, text=True, cwd=ROOT)
+                                  stderr=self.log, text=True, cwd=ROOT, env={**os.environ, **self.env})
 
     def wait_line(self, needle: str, timeout: float = 60) -> list[str]:
         """Read stdout until a line contains ``needle`` (then keep the pipe drained); the lines read so far."""
@@ -138,10 +140,10 @@ class Demo:
         d.mkdir(parents=True, exist_ok=True)
         self.store_id, self.secret, self.admin = "demo-store", secrets.token_urlsafe(24), secrets.token_urlsafe(16)
         gport = _free_port()
+        # the admin token goes by environment: not in `ps`, and a token starting with "-" is not taken for an option
         self.procs["gateway"] = Proc("gateway", ["gateway", "--db", str(d / "gateway.db"), "--port", str(gport),
-                                                 "--admin-token", self.admin, "--store",
-                                                 f"{self.store_id}={self.secret}", "--seed", str(self.seed)],
-                                     d / "gateway.log")
+                                                 "--store", f"{self.store_id}={self.secret}", "--seed", str(self.seed)],
+                                     d / "gateway.log", env={"BINGOBOX_GATEWAY_ADMIN_TOKEN": self.admin})
         self.procs["gateway"].wait_line("ready")
         self.gw = f"http://127.0.0.1:{gport}"
         self.http = requests.Session()
