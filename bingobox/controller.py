@@ -28,12 +28,18 @@ from .domain.store import WHAT_WORKS, StoreMachine
 from .domain.visit import FINAL, VisitMachine
 from .journal import Journal
 from .metrics import Histogram
+from .operations import ActionError
 from .visit_record import IN_STORE, Visit, save_visit
 from .wallet.client import WalletClient
 from .wallet.outbox import Limits, Outbox, Policy
 
 log = logging.getLogger(__name__)
 UNSEEN_ENTRY = ("code_accepted", "door_unlocked")  # let in, but the door cycle was not seen (yet)
+
+
+def _short(account: str) -> str:
+    """A pseudonymous account id shortened for the screen."""
+    return account if len(account) <= 10 else f"{account[:4]}…{account[-4:]}"
 
 
 class Controller:
@@ -66,6 +72,8 @@ class Controller:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.status_path = None
+        self.view: dict = {}  # the latest screen_view(), replaced (never mutated) by the loop
+        self._last_view = 0.0
 
     # lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -148,6 +156,8 @@ class Controller:
             self._on_charge(item[1], item[2])
         elif kind == "basket":
             self._on_exit_inventory(item[1], item[2])
+        elif kind == "operator":
+            self._on_operator(*item[1:])
         elif kind == "started":
             self.store.started()
             log.info("store %s: %s (%s)", self.cfg.store.id, self.store.state, WHAT_WORKS[self.store.state])
@@ -212,6 +222,9 @@ class Controller:
     def _shelf(self, ev: DeviceEvent) -> None:
         epc = ev.data.get("epc")
         if epc is None or ev.kind not in ("tag_gone", "tag_seen"):
+            return
+        if self.store.state == "maintenance":  # restocking: nobody's basket
+            self.journal.evidence(None, "restock", {"epc": epc, "reader": ev.device, "change": ev.kind})
             return
         if ev.kind == "tag_gone":
             inside = [v for v in self.visits.values() if v.state in IN_STORE]
@@ -434,7 +447,9 @@ class Controller:
         ok, _ = self.outbox.admission()
         self.store.set_problem("charges_pending_limit", not ok)
         self.store.set_problem("gateway", self.outbox.gateway_ok is False)
-        if int(now * 10) % 10 == 0:
+        if now - self._last_view >= 0.5:
+            self._last_view = now
+            self.view = self.screen_view()
             self._write_status()
 
     def _forget_face(self, v: Visit) -> None:
@@ -481,7 +496,66 @@ class Controller:
     def _spawn_once(self, fn, *args) -> None:
         threading.Thread(target=fn, args=args, name=f"ctl-{fn.__name__}", daemon=True).start()
 
+    # operator actions ------------------------------------------------------------------------------
+    def act(self, operator: str, action: str, args: Any, timeout: float = 5.0) -> dict:
+        """Apply an operator action (``operations.ACTIONS``) in the control loop; its answer, or a timeout."""
+        reply: queue.Queue = queue.Queue(maxsize=1)
+        self.q.put(("operator", operator, action, args, reply))
+        try:
+            return reply.get(timeout=timeout)
+        except queue.Empty:
+            return {"ok": False, "error": "timeout", "detail": f"the control loop did not answer in {timeout} s"}
+
+    def _on_operator(self, operator: str, action: str, args: Any, reply: queue.Queue) -> None:
+        try:
+            detail = self._operate(operator, action, args)
+            result = {"ok": True, "detail": detail, "state": self.store.state}
+        except ActionError as e:
+            result = {"ok": False, "error": e.code, "detail": str(e), "state": self.store.state}
+        self.journal.evidence(None, "operator", {"operator": operator, "action": action, **result})
+        reply.put(result)
+
+    def _operate(self, operator: str, action: str, args: Any) -> str:
+        st = self.store
+        if action == "unlock":
+            if args.door not in self.doors:
+                raise ActionError("no_such_door", f"no door {args.door!r} (doors: {', '.join(self.doors)})")
+            self.doors[args.door].grant(args.seconds)
+            return f"{args.door} unlocked for {args.seconds:g} s"
+        if action in ("lock_down", "release", "restock"):
+            if not st.may(action):
+                raise ActionError("not_now", f"cannot {action.replace('_', ' ')} while the store is {st.state}")
+            before = st.state
+            getattr(st, action)()
+            if before == "maintenance" and action in ("release", "lock_down"):
+                self.unattributed.clear()  # the shelves as they are now are the new baseline
+            log.warning("operator %s: %s (%s → %s)", operator, action, before, st.state)
+            return f"store {before} → {st.state}"
+        if action == "clear_alarm":
+            if not self.journal.clear_alarm(args.alarm_id, operator):
+                raise ActionError("no_such_alarm", f"alarm {args.alarm_id} is not open")
+            return f"alarm {args.alarm_id} cleared"
+        raise ActionError("unknown_action", action)
+
     # status ----------------------------------------------------------------------------------------
+    def screen_view(self) -> dict:
+        """What the status screen shows, built in the loop thread (a consistent snapshot)."""
+        now = time.time()
+        inside = [{"visit": v.id, "account": _short(v.account), "state": v.state, "face": v.enrolled,
+                   "since_s": round(now - (v.entered_at or v.created_at)), "items": len(v.basket.items),
+                   "flags": list(v.flags)} for v in self.visits.values()]
+        stock = {}
+        for name, r in self.readers.items():
+            if name == self.lay.exit_reader:
+                continue
+            skus: dict[str, int] = {}
+            for epc in r.present():
+                p = self.catalog.lookup(epc)
+                key = p.name if p else "unknown tag"
+                skus[key] = skus.get(key, 0) + 1
+            stock[name] = dict(sorted(skus.items()))
+        return {**self.status(), "visits": inside, "stock": stock}
+
     def status(self) -> dict:
         return {"store": self.cfg.store.id, "state": self.store.state, "what_works": WHAT_WORKS[self.store.state],
                 "problems": sorted(self.store.problems),

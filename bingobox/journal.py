@@ -1,7 +1,7 @@
 """The store's journal: one SQLite database per store (WAL, synchronous=FULL, checked at start).
 
-Holds the charge outbox and the entry-code replay cache (and, as the controller grows, visits, evidence,
-alarms and the audit log). Face templates never go in here.
+Holds the charge outbox, the entry-code replay cache, visits and their evidence, alarms, and the operators' audit
+log. Face templates never go in here.
 """
 
 from __future__ import annotations
@@ -47,12 +47,20 @@ CREATE TABLE IF NOT EXISTS visit_events (
 CREATE INDEX IF NOT EXISTS visit_events_visit ON visit_events (visit_id);
 CREATE TABLE IF NOT EXISTS alarms (
   id INTEGER PRIMARY KEY, t REAL NOT NULL, kind TEXT NOT NULL, device TEXT, data TEXT NOT NULL, cleared_at REAL);
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY, t REAL NOT NULL, operator TEXT, action TEXT NOT NULL, args TEXT NOT NULL,
+  outcome TEXT NOT NULL, detail TEXT, source TEXT);
 """
+MIGRATIONS = ["ALTER TABLE alarms ADD COLUMN cleared_by TEXT"]
 
 
 class Journal(Database):
     def __init__(self, path: str | Path) -> None:
         super().__init__(path, SCHEMA)
+        with self.tx() as c:
+            cols = {r[1] for r in c.execute("PRAGMA table_info(alarms)")}
+            if "cleared_by" not in cols:
+                c.execute(MIGRATIONS[0])
 
     # evidence --------------------------------------------------------------------------------------
     def evidence(self, visit_id: str | None, kind: str, data: dict, t: float | None = None) -> None:
@@ -66,6 +74,41 @@ class Journal(Database):
         with self.tx() as c:
             c.execute("INSERT INTO alarms (t, kind, device, data) VALUES (?, ?, ?, ?)",
                       (t or time.time(), kind, device, json.dumps(data, default=str)))
+
+    def clear_alarm(self, alarm_id: int, operator: str, t: float | None = None) -> bool:
+        """Mark an open alarm cleared; False if there is no such open alarm."""
+        with self.tx() as c:
+            cur = c.execute("UPDATE alarms SET cleared_at=?, cleared_by=? WHERE id=? AND cleared_at IS NULL",
+                            (t or time.time(), operator, alarm_id))
+            return cur.rowcount == 1
+
+    def open_alarms(self, limit: int = 50) -> list[dict]:
+        rows = self.all("SELECT id, t, kind, device, data FROM alarms WHERE cleared_at IS NULL ORDER BY id DESC "
+                        "LIMIT ?", (limit,))
+        return [{**dict(r), "data": json.loads(r["data"])} for r in rows]
+
+    # audit log -------------------------------------------------------------------------------------
+    def audit(self, operator: str | None, action: str, args: dict, outcome: str, detail: str = "",
+              source: str = "") -> int:
+        """One operator action (or login), whatever its outcome; returns its id."""
+        with self.tx() as c:
+            cur = c.execute("INSERT INTO audit (t, operator, action, args, outcome, detail, source) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (time.time(), operator, action, json.dumps(args, default=str), outcome, detail, source))
+            return int(cur.lastrowid)
+
+    def set_audit_outcome(self, audit_id: int, outcome: str, detail: str) -> None:
+        with self.tx() as c:
+            c.execute("UPDATE audit SET outcome=?, detail=? WHERE id=?", (outcome, detail, audit_id))
+
+    def recent_audit(self, limit: int = 30) -> list[dict]:
+        rows = self.all("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+        return [{**dict(r), "args": json.loads(r["args"])} for r in rows]
+
+    def recent_charges(self, limit: int = 30) -> list[dict]:
+        rows = self.all("SELECT id, visit_id, account_id, amount_fen, state, charge_id, reason, attempts, created_at, "
+                        "updated_at FROM charge_intents ORDER BY id DESC LIMIT ?", (limit,))
+        return [dict(r) for r in rows]
 
     # entry-code replay cache ----------------------------------------------------------------------
     def remember_jti(self, jti: str, exp: float, now: float, keep_s: float = 30.0) -> bool:

@@ -45,6 +45,14 @@ class StoreMachine:
     def healthy(self) -> bool:
         return not self.problems
 
+    def may(self, trigger: str) -> bool:
+        """Whether ``trigger`` leads anywhere from the current state."""
+        for t in TRANSITIONS:
+            src = t["source"] if isinstance(t["source"], list) else [t["source"]]
+            if t["trigger"] == trigger and self.state in src:
+                return True
+        return False
+
     @property
     def admits(self) -> bool:
         return ADMITS.get(self.state, False)

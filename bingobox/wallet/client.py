@@ -111,3 +111,11 @@ class WalletClient:
 
     def cancel(self, charge_id: str) -> Result:
         return self._classify(*self._call("POST", f"/v1/charges/{charge_id}/cancel", {}))
+
+    def refund(self, key: str, charge_id: str, amount_fen: int, reason: str) -> tuple[int | None, dict | None, str]:
+        """Refund (part of) a succeeded charge; the HTTP status, the body and a one-line description."""
+        status, body, err = self._call("POST", "/v1/refunds",
+                                       {"charge_id": charge_id, "amount_fen": amount_fen, "reason": reason},
+                                       {"Idempotency-Key": key})
+        error = (body or {}).get("error") or {}
+        return status, body, err or f"HTTP {status} {error.get('code', '')} {error.get('message', '')}".strip()
