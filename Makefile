@@ -6,10 +6,11 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.setup-stamp
 # libzbar0: pyzbar's library. cmake + OpenBLAS/LAPACK: dlib is built from source with BLAS (see below).
-APT_PKGS := libzbar0 cmake libopenblas-dev liblapack-dev
+# chromium: the real browser the status screen's tests drive (Playwright with executablePath, no download).
+APT_PKGS := libzbar0 cmake libopenblas-dev liblapack-dev chromium
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup test unit integration lint demo devices-demo sim clean
+.PHONY: setup test unit integration lint demo store devices-demo sim clean
 
 setup: $(STAMP)
 
@@ -43,10 +44,14 @@ unit: setup
 integration: setup
 	$(BIN)/python -m pytest -q tests/integration
 
-# The whole store on this box: simulator, mock wallet gateway and controller as processes, scripted shoppers
-# walking through (faces from tests/data/faces), and a summary checked against the ledger.
+# The whole store on this box: simulator, mock wallet gateway and controller (with its status screen) as processes,
+# scripted shoppers walking through (faces from tests/data/faces), and a summary checked against the ledger.
 demo: setup
 	$(BIN)/bingobox demo --shoppers 10 --seed 1 --run-dir run/demo
+
+# The same store, kept running after the shoppers, with the status screen on http://127.0.0.1:8080/ (Ctrl-C stops).
+store: setup
+	$(BIN)/bingobox demo --shoppers 10 --seed 1 --run-dir run/store --screen-port 8080 --keep
 
 # The virtual store alone with a scripted tour, and the drivers watching it (prints every device event).
 devices-demo: setup

@@ -334,12 +334,40 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if args.status_file:
         ctl.status_path = Path(args.status_file)
+    screen = None
+    if cfg.screen is not None:
+        from .screen.server import ScreenServer
+
+        try:
+            screen = ScreenServer(ctl, cfg)
+        except (ValueError, OSError) as e:  # an unreadable or invalid operators_file
+            print(f"{args.config}: screen: {e}", file=sys.stderr)
+            return 2
     ctl.start()
-    print(f"bingobox run: store {cfg.store.id} running (journal {cfg.journal.path})", flush=True)
     try:
+        if screen is not None:
+            print(f"bingobox run: status screen at {screen.start()}", flush=True)
+        print(f"bingobox run: store {cfg.store.id} running (journal {cfg.journal.path})", flush=True)
         _wait_for_signal()
     finally:
+        if screen is not None:
+            screen.stop()
         ctl.stop()
+    return 0
+
+
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    """Print a scrypt hash for [[screen.operators]] password_hash (the password is read from stdin or asked)."""
+    import getpass
+
+    from .screen.auth import hash_password
+
+    password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass("password: ")
+    try:
+        print(hash_password(password))
+    except ValueError as e:
+        print(f"hash-password: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -452,9 +480,14 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--json", action="store_true", help="one-line JSON summary")
     de.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     de.add_argument("--run-dir", help="where the processes keep their files (default run/demo-PID)")
+    de.add_argument("--screen-port", type=int, default=0, help="status screen port (default: a free one)")
+    de.add_argument("--keep", action="store_true", help="keep the store running after the shoppers (Ctrl-C stops)")
     de.add_argument("--testdata", default=str(_TESTDATA),
                     help="face photos for shoppers who consent to face billing")
     de.set_defaults(fn=cmd_demo)
+
+    hp = sub.add_parser("hash-password", help="hash an operator password for the status screen's config")
+    hp.set_defaults(fn=cmd_hash_password)
 
     dg = sub.add_parser("diagram", help="print the store, visit and door state machines as Mermaid")
     dg.add_argument("machines", nargs="*", help="store, visit and/or door (default: all)")

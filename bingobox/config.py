@@ -180,6 +180,34 @@ class StoreInfo(Strict):
     name: str = Field("", max_length=100)
 
 
+class OperatorConfig(Strict):
+    name: Name
+    password_hash: str = Field(pattern=r"^scrypt\$\d+\$\d+\$\d+\$[0-9a-f]{32}\$[0-9a-f]{64}$",
+                               description="from `bingobox hash-password` (never the password itself)")
+
+
+class ScreenConfig(Strict):
+    """The operator status screen (a web page served by the controller)."""
+
+    host: str = Field("127.0.0.1", description="bind address (loopback: a browser on the box)")
+    port: int = Field(8080, ge=0, le=65535, description="0: any free port (written to the status file)")
+    operators: list[OperatorConfig] = Field(default_factory=list, description="who may act; none: view only")
+    operators_file: Path | None = Field(None, description="TOML with [[operators]], kept out of the config")
+    session_ttl_s: float = Field(3600, ge=60, le=86400)
+    login_failures_per_minute: int = Field(5, ge=1, le=100)
+    push_interval_s: float = Field(1.0, ge=0.2, le=10)
+
+    def all_operators(self) -> list[OperatorConfig]:
+        extra: list[OperatorConfig] = []
+        if self.operators_file is not None:
+            data = tomllib.loads(self.operators_file.read_text(encoding="utf-8"))
+            unknown = set(data) - {"operators"}
+            if unknown:
+                raise ValueError(f"{self.operators_file}: unknown keys {sorted(unknown)}")
+            extra = [OperatorConfig.model_validate(o) for o in data.get("operators", [])]
+        return [*self.operators, *extra]
+
+
 class StoreConfig(Strict):
     """The whole controller configuration."""
 
@@ -193,6 +221,7 @@ class StoreConfig(Strict):
     catalog: Path | None = Field(None, description="CSV: epc_prefix,sku,name,price_fen")
     visits: VisitsConfig = Field(default_factory=VisitsConfig)
     vision: VisionConfig = Field(default_factory=VisionConfig)
+    screen: ScreenConfig | None = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> StoreConfig:

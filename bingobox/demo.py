@@ -26,6 +26,8 @@ from pathlib import Path
 
 import requests
 
+from .screen.auth import hash_password
+
 ROOT = Path(__file__).resolve().parent.parent
 FAULTS = ("gateway_drop", "gateway_errors", "gateway_outage", "unplug", "junk", "kill")
 
@@ -109,8 +111,11 @@ def _identities(testdata: Path) -> list[tuple[Path, Path]]:
 
 class Demo:
     def __init__(self, shoppers: int, seed: int, faults: set[str], run_dir: Path, testdata: Path,
-                 concurrency: int = 3, verbose: bool = True) -> None:
+                 concurrency: int = 3, verbose: bool = True, screen_port: int = 0) -> None:
         self.n, self.seed, self.faults = shoppers, seed, faults
+        self.screen_port = screen_port or _free_port()  # fixed for the run: a restarted controller keeps the URL
+        self.screen_url: str | None = None
+        self.operator = ("operator", os.environ.get("BINGOBOX_OPERATOR_PASSWORD") or secrets.token_urlsafe(12))
         self.rng = random.Random(seed)
         self.dir = run_dir
         self.testdata = testdata
@@ -237,14 +242,25 @@ enter_within_s = 15
 
 [journal]
 path = "{d / 'store.db'}"
+
+[screen]
+port = {self.screen_port}
+push_interval_s = 0.5
+
+[[screen.operators]]
+name = "{self.operator[0]}"
+password_hash = "{hash_password(self.operator[1])}"
 """)
         self.start_controller()
+        self.say(f"status screen: {self.screen_url} (log in as {self.operator[0]} / {self.operator[1]})")
 
     def start_controller(self) -> None:
         self.procs["controller"] = Proc("controller", ["run", "--config", str(self.dir / "store.toml"),
                                                        "--status-file", str(self.dir / "status.json")],
                                         self.dir / "controller.log")
-        self.procs["controller"].wait_line("running", timeout=120)
+        for line in self.procs["controller"].wait_line("running", timeout=120):
+            if "status screen at " in line:
+                self.screen_url = line.split("status screen at ", 1)[1].strip()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # devices connected and the face worker up
             st = self.status()
@@ -520,10 +536,16 @@ def main(args) -> int:
         return 2
     run_dir = Path(args.run_dir or f"run/demo-{os.getpid()}").resolve()
     demo = Demo(args.shoppers, args.seed, faults, run_dir, Path(args.testdata), args.concurrency,
-                verbose=not args.quiet)
+                verbose=not args.quiet, screen_port=args.screen_port)
     try:
         summary = demo.run()
+        print(json.dumps(summary, indent=None if args.json else 2), flush=True)
+        if args.keep:
+            print(f"the store keeps running: status screen {demo.screen_url} (operator / "
+                  f"{demo.operator[1]}); Ctrl-C stops it", file=sys.stderr, flush=True)
+            from .cli import _wait_for_signal
+
+            _wait_for_signal()
     finally:
         demo.close()
-    print(json.dumps(summary, indent=None if args.json else 2))
     return 1 if summary["lost"] or summary["doubled"] or summary["wrong_person"] else 0

@@ -97,3 +97,21 @@ def test_wallet_section_rules(tmp_path):
     p.write_text(GOOD + wallet + 'store_secret = "0123456789abcdef-long"\n')
     cfg = load_store_config(p)
     assert "0123456789abcdef" not in repr(cfg) and cfg.wallet.secret() == "0123456789abcdef-long"
+
+
+def test_screen_section_rules(tmp_path):
+    from bingobox.screen.auth import check_password, hash_password
+
+    got = problems(tmp_path, GOOD + '\n[screen]\nport = 8080\nallow_everyone = true\n')
+    assert any("screen.allow_everyone: unknown key" in p for p in got)
+    got = problems(tmp_path, GOOD + '\n[screen]\n[[screen.operators]]\nname = "alice"\npassword_hash = "hunter22"\n')
+    assert any("screen.operators[0].password_hash" in p for p in got)  # a plain password is not a hash
+    ops = tmp_path / "operators.toml"
+    ops.write_text(f'[[operators]]\nname = "bob"\npassword_hash = "{hash_password("bobs password")}"\n')
+    p = tmp_path / "ok.toml"
+    p.write_text(GOOD + f'\n[screen]\noperators_file = "{ops}"\n')
+    (bob,) = load_store_config(p).screen.all_operators()
+    assert bob.name == "bob" and check_password("bobs password", bob.password_hash)
+    ops.write_text('[[operators]]\nname = "bob"\npassword_hash = "x"\n')
+    with pytest.raises(ValueError):
+        load_store_config(p).screen.all_operators()

@@ -1,0 +1,57 @@
+"""Prometheus metrics from the controller's snapshot (prometheus_client does the text format)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+_STORE_STATES = ("starting", "ready", "degraded", "lockdown", "emergency", "maintenance")
+
+
+class _ViewCollector:
+    def __init__(self, view: dict, now: float) -> None:
+        self.view, self.now = view, now
+
+    def collect(self):
+        v = self.view
+        state = GaugeMetricFamily("bingobox_store_state", "1 for the store's current state", labels=["state"])
+        for s in _STORE_STATES:
+            state.add_metric([s], float(v.get("state") == s))
+        yield state
+        yield GaugeMetricFamily("bingobox_shoppers_inside", "shoppers inside the store", value=v.get("inside", 0))
+        yield GaugeMetricFamily("bingobox_snapshot_age_seconds", "age of the control loop's last snapshot",
+                                value=max(0.0, self.now - v.get("t", 0)) if v.get("t") else float("nan"))
+        counts = CounterMetricFamily("bingobox_events", "visits and their outcomes since start", labels=["event"])
+        for k, n in sorted(v.get("counts", {}).items()):
+            counts.add_metric([k], n)
+        yield counts
+        lat = GaugeMetricFamily("bingobox_latency_ms", "latency percentiles over the recent window",
+                                labels=["path", "quantile"])
+        for path, summary in sorted(v.get("latency", {}).items()):
+            for q in ("p50", "p90", "p99", "max"):
+                if q in summary:
+                    lat.add_metric([path.removesuffix("_ms"), q], summary[q])
+        yield lat
+        charges = v.get("charges", {})
+        intents = GaugeMetricFamily("bingobox_charge_intents", "charge intents by state", labels=["state"])
+        for s, n in sorted(charges.get("intents", {}).items()):
+            intents.add_metric([s], n)
+        yield intents
+        gw = charges.get("gateway_ok")
+        yield GaugeMetricFamily("bingobox_gateway_up", "1 if the last gateway call got an answer",
+                                value=float("nan") if gw is None else float(gw))
+        online = GaugeMetricFamily("bingobox_device_online", "1 if the device answers", labels=["device", "kind"])
+        for name, d in sorted(v.get("devices", {}).items()):
+            online.add_metric([name, str(d.get("kind", ""))], float(bool(d.get("online"))))
+        yield online
+        stock = GaugeMetricFamily("bingobox_shelf_items", "tagged items on each shelf", labels=["shelf", "product"])
+        for shelf, items in sorted(v.get("stock", {}).items()):
+            for product, n in items.items():
+                stock.add_metric([shelf, product], n)
+        yield stock
+
+
+def exposition(view: dict, now: float) -> bytes:
+    registry = CollectorRegistry()
+    registry.register(_ViewCollector(view, now))
+    return generate_latest(registry)

@@ -1,0 +1,66 @@
+"""Serving the status screen from the controller process: uvicorn in a thread, stopped with the controller."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+from ..config import ScreenConfig, StoreConfig
+from ..wallet.client import WalletClient
+from .app import make_app
+from .auth import Auth
+
+log = logging.getLogger(__name__)
+
+
+def _refunder(cfg: StoreConfig):
+    w = cfg.wallet
+    if w is None:
+        return None
+    client = WalletClient(w.gateway_url, cfg.store.id, w.secret(), w.connect_timeout_s, w.read_timeout_s)
+
+    def refund(key: str, args: Any) -> tuple[bool, str]:
+        status, body, detail = client.refund(key, args.charge_id, args.amount_fen, args.reason)
+        if status == 200 and body is not None:
+            amount = body.get("amount_fen", args.amount_fen)
+            return True, f"refunded {amount} fen of {args.charge_id} ({body.get('id')})"
+        return False, detail
+
+    return refund
+
+
+class ScreenServer:
+    def __init__(self, store: Any, cfg: StoreConfig) -> None:
+        sc: ScreenConfig = cfg.screen or ScreenConfig()
+        operators = {o.name: o.password_hash for o in sc.all_operators()}
+        auth = Auth(operators, sc.session_ttl_s, sc.login_failures_per_minute)
+        app = make_app(store, auth, _refunder(cfg), sc.push_interval_s)
+        self.server = uvicorn.Server(uvicorn.Config(app, host=sc.host, port=sc.port, log_level="warning",
+                                                    access_log=False, lifespan="off"))
+        self.host = sc.host
+        self.port: int | None = None
+        self._thread = threading.Thread(target=self.server.run, name="screen", daemon=True)
+        if not operators:
+            log.warning("status screen: no operators configured: it shows the store but nobody can act")
+
+    def start(self, timeout: float = 10.0) -> str:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise OSError(f"the status screen could not listen on {self.host}")
+            time.sleep(0.02)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        return self.url
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=5)

@@ -1,0 +1,195 @@
+// bingobox status screen: live state over server-sent events, operator actions with a session + CSRF token.
+// Everything from the server is written with textContent (never parsed as HTML).
+"use strict";
+
+let csrf = null;
+let operator = null;
+let last = null;
+
+const $ = (id) => document.getElementById(id);
+const fen = (n) => (n / 100).toFixed(2) + " CNY";
+const ago = (t) => { const s = Math.max(0, Date.now() / 1000 - t); return s < 90 ? `${s.toFixed(0)} s ago` : `${(s / 60).toFixed(0)} min ago`; };
+
+function cell(row, text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text === null || text === undefined ? "—" : String(text);
+  if (cls) td.className = cls;
+  row.appendChild(td);
+  return td;
+}
+
+function fill(id, rows, build) {
+  const body = $(id);
+  body.replaceChildren();
+  for (const r of rows) {
+    const tr = document.createElement("tr");
+    build(tr, r);
+    body.appendChild(tr);
+  }
+}
+
+function button(label, action, args, confirmText) {
+  const b = document.createElement("button");
+  b.textContent = label;
+  b.className = "row";
+  b.disabled = !operator;
+  b.addEventListener("click", () => act(action, args, confirmText));
+  return b;
+}
+
+function say(text, ok) {
+  const m = $("message");
+  m.textContent = text;
+  m.className = "message " + (ok ? "ok" : "error");
+}
+
+async function act(action, args, confirmText) {
+  if (confirmText && !window.confirm(confirmText)) return;
+  const r = await fetch(`/api/actions/${action}`, {
+    method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf || "" },
+    body: JSON.stringify(args || {}),
+  });
+  const body = await r.json().catch(() => ({}));
+  if (r.status === 401) setOperator(null, null);
+  const detail = body.detail || (body.error && body.error.message) || r.statusText;
+  say(`${action}: ${detail}`, r.ok);
+}
+
+function setOperator(name, token) {
+  operator = name;
+  csrf = token;
+  $("login").hidden = !!name;
+  $("me").hidden = !name;
+  $("me-name").textContent = name || "";
+  for (const b of document.querySelectorAll("button.op, button.row")) b.disabled = !name;
+}
+
+function polyline(svg, cls, values, max) {
+  const pts = [];
+  values.forEach((v, i) => { if (v !== null) pts.push(`${(i / Math.max(1, values.length - 1)) * 300},${100 - (v / max) * 90}`); });
+  const p = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+  p.setAttribute("points", pts.join(" "));
+  p.setAttribute("class", cls);
+  svg.appendChild(p);
+}
+
+function label(svg, text) {
+  const t = document.createElementNS("http://www.w3.org/2000/svg", "text");
+  t.setAttribute("x", "2"); t.setAttribute("y", "9"); t.setAttribute("class", "scale");
+  t.textContent = text;
+  svg.appendChild(t);
+}
+
+function charts(history) {
+  const traffic = $("chart-traffic");
+  const latency = $("chart-latency");
+  traffic.replaceChildren();
+  latency.replaceChildren();
+  if (history.length < 2) return;
+  const inside = history.map((h) => h.inside);
+  const lastMinute = history.map((h) => h.entries - history[history.findIndex((o) => o.t >= h.t - 60)].entries);
+  const tmax = Math.max(1, ...inside, ...lastMinute);
+  polyline(traffic, "inside", inside, tmax);
+  polyline(traffic, "entries", lastMinute, tmax);
+  label(traffic, `max ${tmax}`);
+  const e = history.map((h) => h.entry_p99 ?? null);
+  const x = history.map((h) => h.exit_p99 ?? null);
+  const lmax = Math.max(1, ...e.filter((v) => v !== null), ...x.filter((v) => v !== null));
+  polyline(latency, "entries", e, lmax);
+  polyline(latency, "exit", x, lmax);
+  label(latency, `max ${lmax.toFixed(0)} ms`);
+}
+
+function render(s) {
+  last = s;
+  $("store-id").textContent = s.store || "";
+  const st = $("store-state");
+  st.textContent = s.state;
+  st.className = "badge " + s.state;
+  $("what-works").textContent = s.what_works || "";
+  const probs = $("problems");
+  probs.replaceChildren(...(s.problems || []).map((p) => { const e = document.createElement("span"); e.textContent = p; return e; }));
+  const c = s.counts || {};
+  fill("counts", Object.entries(c), (tr, [k, v]) => { cell(tr, k); cell(tr, v); });
+  const devices = Object.values(s.devices || {});
+  fill("doors", devices.filter((d) => d.kind === "door"), (tr, d) => {
+    cell(tr, d.name); cell(tr, d.state); cell(tr, d.door_open ? "open" : "closed");
+    cell(tr, d.lock_engaged === null ? "?" : d.lock_engaged ? "locked" : "unlocked");
+    cell(tr, d.online ? "online" : "offline", d.online ? "on" : "off");
+    cell(tr, "").appendChild(button("Unlock", "unlock", { door: d.name }, `Unlock ${d.name} for 5 s?`));
+  });
+  fill("devices", devices.filter((d) => d.kind !== "door"), (tr, d) => {
+    cell(tr, d.name); cell(tr, d.kind + (d.role ? ` (${d.role})` : ""));
+    cell(tr, d.online ? "online" : "offline", d.online ? "on" : "off");
+    cell(tr, d.kind === "rfid" ? `${d.tags_present} tags, ${d.rounds} rounds` : d.fps ? `${d.fps} fps` : d.last_error || "");
+  });
+  $("inside-count").textContent = `(${s.inside ?? 0})`;
+  fill("visits", s.visits || [], (tr, v) => {
+    cell(tr, v.visit); cell(tr, v.account); cell(tr, v.state + (v.flags.length ? ` [${v.flags.join(", ")}]` : ""));
+    cell(tr, v.items); cell(tr, v.face ? "yes" : "no"); cell(tr, `${v.since_s} s`);
+  });
+  const stock = $("stock");
+  stock.replaceChildren();
+  for (const [shelf, items] of Object.entries(s.stock || {})) {
+    const h = document.createElement("div");
+    h.textContent = `${shelf}: ` + (Object.entries(items).map(([p, n]) => `${p} × ${n}`).join(", ") || "empty");
+    stock.appendChild(h);
+  }
+  $("alarm-count").textContent = `(${(s.alarms || []).length} open)`;
+  fill("alarms", s.alarms || [], (tr, a) => {
+    cell(tr, a.id); cell(tr, ago(a.t)); cell(tr, a.kind); cell(tr, a.device);
+    cell(tr, "").appendChild(button("Clear", "clear_alarm", { alarm_id: a.id }));
+  });
+  fill("charges", s.charges || [], (tr, ch) => {
+    cell(tr, ch.id); cell(tr, ch.visit_id); cell(tr, ch.account_id); cell(tr, fen(ch.amount_fen));
+    cell(tr, ch.state + (ch.reason ? ` (${ch.reason})` : "")); cell(tr, ch.charge_id);
+    const td = cell(tr, "");
+    if (ch.state === "succeeded" && ch.charge_id) {
+      const rb = document.createElement("button");
+      rb.textContent = "Refund"; rb.className = "row"; rb.disabled = !operator;
+      rb.addEventListener("click", () => {
+        const amount = window.prompt(`Refund how many fen of ${ch.charge_id}? (at most ${ch.amount_fen})`, String(ch.amount_fen));
+        if (amount === null) return;
+        const reason = window.prompt("Reason", "operator refund") || "operator refund";
+        act("refund", { charge_id: ch.charge_id, amount_fen: Number(amount), reason });
+      });
+      td.appendChild(rb);
+    }
+  });
+  const lat = s.latency || {};
+  fill("latency", Object.entries(lat), (tr, [k, v]) => { cell(tr, k); cell(tr, v.count ? `p50 ${v.p50} · p99 ${v.p99} · n ${v.count}` : "no samples"); });
+  fill("audit", s.audit || [], (tr, a) => {
+    cell(tr, ago(a.t)); cell(tr, a.operator); cell(tr, a.action); cell(tr, JSON.stringify(a.args)); cell(tr, a.outcome); cell(tr, a.detail);
+  });
+  charts(s.history || []);
+}
+
+function connect() {
+  const es = new EventSource("/api/stream");
+  es.addEventListener("state", (e) => { $("link").textContent = "live"; $("link").className = "link live"; render(JSON.parse(e.data)); });
+  es.onerror = () => { $("link").textContent = "reconnecting…"; $("link").className = "link"; };
+}
+
+$("login").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const r = await fetch("/api/login", {
+    method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ name: $("login-name").value, password: $("login-password").value }),
+  });
+  const body = await r.json().catch(() => ({}));
+  $("login-password").value = "";
+  if (r.ok) { setOperator(body.operator, body.csrf); say(`logged in as ${body.operator}`, true); }
+  else say((body.error && body.error.message) || "login failed", false);
+});
+$("logout").addEventListener("click", async () => {
+  await fetch("/api/logout", { method: "POST", credentials: "same-origin" });
+  setOperator(null, null);
+  say("logged out", true);
+});
+for (const b of document.querySelectorAll("button.op")) b.addEventListener("click", () => act(b.dataset.action, {}));
+
+fetch("/api/me", { credentials: "same-origin" }).then(async (r) => {
+  if (r.ok) { const b = await r.json(); setOperator(b.operator, b.csrf); } else setOperator(null, null);
+});
+connect();

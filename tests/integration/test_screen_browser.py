@@ -1,0 +1,153 @@
+"""The operator status screen in a real browser (Debian's chromium driven by Playwright) against the whole store
+as processes: live updates without reloading, login, lockdown refusing entry, restock, clearing an alarm, a refund
+reaching the gateway, and the audit log."""
+
+import os
+import shutil
+
+import pytest
+
+from bingobox.demo import Demo
+from tests.helpers import ROOT, wait_until
+from tests.integration.test_store import ledger, rows
+
+pytestmark = pytest.mark.integration
+CHROMIUM = os.environ.get("BINGOBOX_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def store(tmp_path):
+    d = Demo(0, seed=5, faults=set(), run_dir=tmp_path / "store", testdata=ROOT / "tests/data", verbose=False)
+    d.setup()
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def page(store, tmp_path):
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"no chromium at {CHROMIUM}: `make setup` installs Debian's chromium package")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        p = ctx.new_page()
+        p.set_default_timeout(15_000)
+        p.goto(store.screen_url)
+        yield p
+        p.screenshot(path=str(tmp_path / "screen.png"), full_page=True)
+        ctx.close()
+        browser.close()
+
+
+def text(page, testid: str) -> str:
+    return page.get_by_test_id(testid).inner_text()
+
+
+def test_the_screen_follows_the_store_live_and_operators_act_on_it(store, page):
+    from playwright.sync_api import expect
+
+    expect(page.get_by_test_id("link")).to_have_text("live")
+    expect(page.get_by_test_id("store-state")).to_have_text("ready")
+    expect(page.locator("button.op").first).to_be_disabled()  # nobody logged in: view only
+    expect(page.locator("#doors tr")).to_have_count(2)
+    expect(page.locator("#stock")).to_contain_text("shelf-1:")
+
+    # a shopper walks in: the page shows them without a reload
+    s = store.new_shopper(1)
+    store.enter(s)
+    expect(page.get_by_test_id("inside-count")).to_have_text("(1)")
+    expect(page.locator("#visits")).to_contain_text(s.account[:4])
+    store.take(s, 2)
+    store.leave(s)
+    expect(page.get_by_test_id("inside-count")).to_have_text("(0)")
+    expect(page.locator("#charges tr").first).to_contain_text("succeeded")
+
+    # a wrong password is refused and audited; the right one enables the actions
+    page.fill("#login-name", "operator")
+    page.fill("#login-password", "not the password")
+    page.click("#login button")
+    expect(page.get_by_test_id("message")).to_contain_text("wrong password")
+    page.fill("#login-password", store.operator[1])
+    page.click("#login button")
+    expect(page.locator("#me-name")).to_have_text("operator")
+    expect(page.locator("button.op").first).to_be_enabled()
+
+    # lockdown: the next code does not open the door
+    page.click("button[data-action=lock_down]")
+    expect(page.get_by_test_id("store-state")).to_have_text("lockdown")
+    late = store.new_shopper(2)
+    store.act("camera.show", camera="door-cam", qr=store.code(late, "entrance"))
+    wait_until(lambda: any(r["data"].find("store_not_admitting") >= 0 for r in
+                           rows(store, "SELECT data FROM visit_events WHERE kind='code_refused'")), 10, "refused")
+    assert store.sim_status("entrance")["lock_engaged"] is True
+    store.act("camera.clear", camera="door-cam")
+    page.click("button[data-action=release]")
+    expect(page.get_by_test_id("store-state")).to_have_text("ready")
+
+    # restock: tags moved during maintenance are nobody's basket
+    page.click("button[data-action=restock]")
+    expect(page.get_by_test_id("store-state")).to_have_text("maintenance")
+    store.act("tags.remove", reader="shelf-2", epcs=[store.shelves["shelf-2"].pop()])
+    wait_until(lambda: rows(store, "SELECT 1 FROM visit_events WHERE kind='restock'"), 10, "restock recorded")
+    page.click("button[data-action=release]")
+    expect(page.get_by_test_id("store-state")).to_have_text("ready")
+
+    # a forced door raises an alarm; the operator clears it
+    store.act("door.force", door="exit")
+    expect(page.locator("#alarms tr")).to_have_count(1)
+    expect(page.locator("#alarms")).to_contain_text("door_forced")
+    store.act("door.close", door="exit")
+    page.locator("#alarms button").click()
+    expect(page.locator("#alarms tr")).to_have_count(0)
+
+    # a refund of part of the charge reaches the gateway
+    (charge,) = [c for c in ledger(store, s.account) if c["status"] == "succeeded"]
+    answers = iter(["100", "damaged item"])
+    page.on("dialog", lambda d: d.accept(next(answers)))
+    page.locator("#charges tr").first.locator("button").click()
+    expect(page.get_by_test_id("message")).to_contain_text("refunded 100 fen")
+    (after,) = [c for c in ledger(store, s.account) if c["id"] == charge["id"]]
+    assert after["refunded_fen"] == 100
+
+    # every attempt is in the audit log, with who did it
+    audit = rows(store, "SELECT operator, action, outcome FROM audit ORDER BY id")
+    assert ("operator", "login", "bad_credentials") in [tuple(a.values()) for a in audit]
+    done = [(a["action"], a["outcome"]) for a in audit if a["operator"] == "operator" and a["action"] != "login"]
+    assert done == [("lock_down", "ok"), ("release", "ok"), ("restock", "ok"), ("release", "ok"),
+                    ("clear_alarm", "ok"), ("refund", "ok")]
+    expect(page.locator("#audit")).to_contain_text("refund")
+
+
+def test_actions_the_store_cannot_take_are_refused_with_the_reason(store):
+    import requests
+
+    http = requests.Session()
+    url = store.screen_url.rstrip("/")
+    me = http.post(f"{url}/api/login", json={"name": "operator", "password": store.operator[1]}, timeout=10)
+    h = {"X-CSRF-Token": me.json()["csrf"]}
+
+    def act(name, body=None):
+        r = http.post(f"{url}/api/actions/{name}", json=body or {}, headers=h, timeout=10)
+        return r.status_code, r.json()
+
+    assert act("unlock", {"door": "back-door"}) == (409, {"ok": False, "error": "no_such_door", "state": "ready",
+                                                          "detail": "no door 'back-door' (doors: entrance, exit)"})
+    assert act("release")[1]["error"] == "not_now"  # nothing to release from
+    assert act("clear_alarm", {"alarm_id": 999})[1]["error"] == "no_such_alarm"
+    code, body = act("refund", {"charge_id": "ch_nope", "amount_fen": 5, "reason": "test"})
+    assert code == 409 and "charge_not_found" in body["detail"]
+    assert act("unlock", {"door": "entrance", "seconds": 2})[0] == 200
+    wait_until(lambda: store.sim_status("entrance")["lock_engaged"] is False, 5, "entrance unlocked")
+    wait_until(lambda: store.sim_status("entrance")["lock_engaged"] is True, 8, "entrance relocked")
+    store.act("fire", active=True)
+    wait_until(lambda: http.get(f"{url}/api/state", timeout=10).json()["state"] == "emergency", 10, "emergency")
+    assert act("lock_down")[1] == {"ok": False, "error": "not_now", "state": "emergency",
+                                   "detail": "cannot lock down while the store is emergency"}
+    store.act("fire", active=False)
+    outcomes = [(r["action"], r["outcome"]) for r in rows(store, "SELECT action, outcome FROM audit ORDER BY id")]
+    assert outcomes == [("login", "ok"), ("unlock", "failed"), ("release", "failed"), ("clear_alarm", "failed"),
+                        ("refund", "failed"), ("unlock", "ok"), ("lock_down", "failed")]
