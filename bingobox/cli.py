@@ -348,11 +348,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         if screen is not None:
             print(f"bingobox run: status screen at {screen.start()}", flush=True)
         print(f"bingobox run: store {cfg.store.id} running (journal {cfg.journal.path})", flush=True)
+        ctl.notifier.ready(f"store {cfg.store.id} running")
         _wait_for_signal()
     finally:
+        ctl.notifier.stopping()
         if screen is not None:
             screen.stop()
         ctl.stop()
+        ctl.notifier.close()
     return 0
 
 

@@ -29,6 +29,7 @@ from .domain.visit import FINAL, VisitMachine
 from .journal import Journal
 from .metrics import Histogram
 from .operations import ActionError
+from .service import Notifier
 from .visit_record import IN_STORE, Visit, save_visit
 from .wallet.client import WalletClient
 from .wallet.outbox import Limits, Outbox, Policy
@@ -43,7 +44,7 @@ def _short(account: str) -> str:
 
 
 class Controller:
-    def __init__(self, cfg: StoreConfig, face_worker: Any = None) -> None:
+    def __init__(self, cfg: StoreConfig, face_worker: Any = None, notifier: Notifier | None = None) -> None:
         if cfg.wallet is None or cfg.layout is None or cfg.catalog is None:
             raise ValueError("running a store needs [wallet], [layout] and catalog in the config")
         self.cfg = cfg
@@ -72,6 +73,7 @@ class Controller:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.status_path = None
+        self.notifier = notifier or Notifier()  # systemd: watchdog pings come from the loop's own tick
         self.view: dict = {}  # the latest screen_view(), replaced (never mutated) by the loop
         self._last_view = 0.0
 
@@ -444,6 +446,7 @@ class Controller:
             elif v.exit_deadline and not v.exit_granted and now >= v.exit_deadline:
                 self._evidence(v, "exit_without_answer", {"waited_s": self.cfg.visits.exit_charge_wait_s})
                 self._grant_exit(v)  # the charge is safe in the outbox; nobody waits inside for the network
+        self.notifier.tick(f"{self.store.state}: {sum(v.state in IN_STORE for v in self.visits.values())} inside")
         ok, _ = self.outbox.admission()
         self.store.set_problem("charges_pending_limit", not ok)
         self.store.set_problem("gateway", self.outbox.gateway_ok is False)

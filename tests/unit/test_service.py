@@ -1,0 +1,71 @@
+"""systemd integration: sd_notify datagrams (READY, STATUS, rate-limited WATCHDOG pings, STOPPING) on a real unix
+socket, and the shipped unit files checked by systemd-analyze."""
+
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+from bingobox.service import Notifier
+from tests.helpers import ROOT
+
+
+@pytest.fixture
+def notify_socket(tmp_path):
+    path = str(tmp_path / "notify")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(1)
+    yield path, s
+    s.close()
+
+
+def received(s) -> list[str]:
+    out = []
+    s.setblocking(False)
+    try:
+        while True:
+            out.append(s.recv(4096).decode())
+    except BlockingIOError:
+        pass
+    s.settimeout(1)
+    return out
+
+
+def test_ready_status_watchdog_and_stopping(notify_socket):
+    path, s = notify_socket
+    now = [0.0]
+    n = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "4000000"}, clock=lambda: now[0])
+    assert n.enabled and n.watchdog_s == 2.0  # half the period systemd waits
+    n.ready("store s1 running")
+    n.tick("ready: 0 inside")
+    n.tick("ready: 0 inside")  # no ping due, status unchanged: nothing sent
+    now[0] = 2.5
+    n.tick("ready: 1 inside")
+    n.stopping()
+    assert received(s) == ["READY=1\nSTATUS=store s1 running", "WATCHDOG=1\nSTATUS=ready: 0 inside",
+                           "WATCHDOG=1\nSTATUS=ready: 1 inside", "STOPPING=1"]
+
+
+def test_outside_systemd_nothing_is_sent_and_a_vanished_socket_is_harmless(notify_socket):
+    path, s = notify_socket
+    quiet = Notifier({})
+    assert not quiet.enabled and quiet.watchdog_s is None
+    quiet.ready()
+    quiet.tick("x")
+    other_pid = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"})
+    assert other_pid.watchdog_s is None  # the watchdog is meant for another process
+    gone = Notifier({"NOTIFY_SOCKET": path + "-missing"})
+    gone.ready()  # logged, not raised
+    assert received(s) == []
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here")
+@pytest.mark.parametrize("unit", ["bingobox.service", "bingobox-sim.service"])
+def test_unit_files_verify(unit, tmp_path):
+    text = (ROOT / "systemd" / unit).read_text()
+    local = tmp_path / unit  # the same unit pointed at this checkout instead of /opt/bingobox
+    local.write_text(text.replace("/opt/bingobox/.venv", str(ROOT / ".venv")).replace("/opt/bingobox", str(ROOT)))
+    r = subprocess.run(["systemd-analyze", "verify", str(local)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
