@@ -528,6 +528,9 @@ class Controller:
         if action in ("lock_down", "release", "restock"):
             if not st.may(action):
                 raise ActionError("not_now", f"cannot {action.replace('_', ' ')} while the store is {st.state}")
+            inside = sum(v.state in IN_STORE for v in self.visits.values())
+            if action == "restock" and inside:  # shelf changes during restocking are nobody's: wait for them
+                raise ActionError("shoppers_inside", f"{inside} shopper(s) inside: restock when the store is empty")
             before = st.state
             getattr(st, action)()
             if before == "maintenance" and action in ("release", "lock_down"):

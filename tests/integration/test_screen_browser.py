@@ -140,6 +140,10 @@ def test_actions_the_store_cannot_take_are_refused_with_the_reason(store):
     assert act("clear_alarm", {"alarm_id": 999})[1]["error"] == "no_such_alarm"
     code, body = act("refund", {"charge_id": "ch_nope", "amount_fen": 5, "reason": "test"})
     assert code == 409 and "charge_not_found" in body["detail"]
+    s = store.new_shopper(3)
+    store.enter(s)
+    assert act("restock")[1]["error"] == "shoppers_inside"  # their shelf changes would go unbilled
+    store.leave(s)
     assert act("unlock", {"door": "entrance", "seconds": 2})[0] == 200
     wait_until(lambda: store.sim_status("entrance")["lock_engaged"] is False, 5, "entrance unlocked")
     wait_until(lambda: store.sim_status("entrance")["lock_engaged"] is True, 8, "entrance relocked")
@@ -150,4 +154,4 @@ def test_actions_the_store_cannot_take_are_refused_with_the_reason(store):
     store.act("fire", active=False)
     outcomes = [(r["action"], r["outcome"]) for r in rows(store, "SELECT action, outcome FROM audit ORDER BY id")]
     assert outcomes == [("login", "ok"), ("unlock", "failed"), ("release", "failed"), ("clear_alarm", "failed"),
-                        ("refund", "failed"), ("unlock", "ok"), ("lock_down", "failed")]
+                        ("refund", "failed"), ("restock", "failed"), ("unlock", "ok"), ("lock_down", "failed")]
