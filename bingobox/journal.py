@@ -87,6 +87,20 @@ class Journal(Database):
                         "LIMIT ?", (limit,))
         return [{**dict(r), "data": json.loads(r["data"])} for r in rows]
 
+    def visit_record(self, visit_id: str) -> dict | None:
+        """A visit and its evidence, in order (code check → door cycle → items → face → charge → receipt)."""
+        v = self.one("SELECT * FROM visits WHERE id=?", (visit_id,))
+        if v is None:
+            return None
+        events = self.all("SELECT t, kind, data FROM visit_events WHERE visit_id=? ORDER BY id", (visit_id,))
+        charges = self.all("SELECT id, amount_fen, state, charge_id, reason, attempts, created_at, updated_at "
+                           "FROM charge_intents WHERE visit_id=? ORDER BY id", (visit_id,))
+        out = dict(v)
+        for key in ("basket", "flags", "receipt"):
+            out[key] = json.loads(out[key]) if out.get(key) else out.get(key)
+        return {**out, "events": [{"t": e["t"], "kind": e["kind"], "data": json.loads(e["data"])} for e in events],
+                "charges": [dict(c) for c in charges]}
+
     # audit log -------------------------------------------------------------------------------------
     def audit(self, operator: str | None, action: str, args: dict, outcome: str, detail: str = "",
               source: str = "") -> int:

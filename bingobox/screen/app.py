@@ -9,6 +9,7 @@ where decisions are made. Every action attempt and every login is written to the
     GET  /api/stream            the same, pushed as server-sent events (live, no refresh)
     POST /api/login | /api/logout, GET /api/me
     POST /api/actions/{name}    session cookie + X-CSRF-Token header; body: the action's arguments (JSON)
+    GET  /api/visits/{id}       one visit's evidence record (operators only)
     GET  /metrics               Prometheus text format
 """
 
@@ -88,7 +89,7 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool, 
     def state() -> dict:
         view = store.view
         history.sample(view)
-        return {**view, "alarms": store.journal.open_alarms(), "charges": store.journal.recent_charges(15),
+        return {**view, "alarms": store.journal.open_alarms(), "recent_charges": store.journal.recent_charges(15),
                 "audit": store.journal.recent_audit(15), "history": list(history.samples)[-120:]}
 
     def session_of(request: Request) -> Session | None:
@@ -153,6 +154,17 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool, 
         if s is None:
             return _error(401, "not_logged_in", "log in to act")
         return JSONResponse({"operator": s.operator, "csrf": s.csrf})
+
+    @app.get("/api/visits/{visit_id}")
+    def visit(visit_id: str, request: Request) -> JSONResponse:
+        """One visit's evidence record, for operators (it names the account and holds face scores)."""
+        s = session_of(request)
+        if s is None:
+            return _error(401, "not_logged_in", "log in to see a visit's evidence")
+        record = store.journal.visit_record(visit_id[:64])
+        if record is None:
+            return _error(404, "no_such_visit", f"no visit {visit_id[:64]!r}")
+        return JSONResponse(json.loads(json.dumps(record, default=str)))
 
     @app.post("/api/actions/{name}")
     async def action(name: str, request: Request) -> JSONResponse:

@@ -9,7 +9,7 @@ import pytest
 
 from bingobox.demo import Demo
 from tests.helpers import ROOT, wait_until
-from tests.integration.test_store import ledger, rows
+from tests.integration.test_store import ledger, rows, visit_of
 
 pytestmark = pytest.mark.integration
 CHROMIUM = os.environ.get("BINGOBOX_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
@@ -43,8 +43,8 @@ def page(store, tmp_path):
         browser.close()
 
 
-def text(page, testid: str) -> str:
-    return page.get_by_test_id(testid).inner_text()
+def visit_id(store, account: str) -> str:
+    return visit_of(store, account)["id"]
 
 
 def test_the_screen_follows_the_store_live_and_operators_act_on_it(store, page):
@@ -65,6 +65,9 @@ def test_the_screen_follows_the_store_live_and_operators_act_on_it(store, page):
     store.leave(s)
     expect(page.get_by_test_id("inside-count")).to_have_text("(0)")
     expect(page.locator("#charges tr").first).to_contain_text("succeeded")
+    expect(page.get_by_test_id("payments")).to_have_text("wallet gateway up; no charges pending")
+    page.locator("#charges tr").first.locator("button.link-button").click()
+    expect(page.get_by_test_id("message")).to_contain_text("log in to see")  # evidence is for operators
 
     # a wrong password is refused and audited; the right one enables the actions
     page.fill("#login-name", "operator")
@@ -75,6 +78,14 @@ def test_the_screen_follows_the_store_live_and_operators_act_on_it(store, page):
     page.click("#login button")
     expect(page.locator("#me-name")).to_have_text("operator")
     expect(page.locator("button.op").first).to_be_enabled()
+
+    # the visit's evidence record: code → door cycle → items → charge → receipt
+    page.locator("#charges tr").first.locator("button.link-button").click()
+    expect(page.locator("#visit-id")).to_have_text(s.visit or visit_id(store, s.account))
+    steps = page.locator("#visit-events tr td:nth-child(2)").all_inner_texts()
+    for step in ("code_accepted", "door_cycle", "tag_taken", "basket", "receipt"):
+        assert step in steps, steps
+    page.click("#visit-close")
 
     # lockdown: the next code does not open the door
     page.click("button[data-action=lock_down]")
@@ -108,7 +119,7 @@ def test_the_screen_follows_the_store_live_and_operators_act_on_it(store, page):
     (charge,) = [c for c in ledger(store, s.account) if c["status"] == "succeeded"]
     answers = iter(["100", "damaged item"])
     page.on("dialog", lambda d: d.accept(next(answers)))
-    page.locator("#charges tr").first.locator("button").click()
+    page.locator("#charges tr").first.locator("button.row").click()
     expect(page.get_by_test_id("message")).to_contain_text("refunded 100 fen")
     (after,) = [c for c in ledger(store, s.account) if c["id"] == charge["id"]]
     assert after["refunded_fen"] == 100

@@ -128,6 +128,14 @@ def test_bad_action_bodies_are_refused_with_a_reason_and_audited(setup):
     assert r.status_code == 422 and r.json()["error"]["code"] == "bad_request"
 
 
+def test_evidence_records_are_for_operators(setup):
+    client, *_ = setup
+    assert client.get("/api/visits/v_123").status_code == 401
+    login(client)
+    r = client.get("/api/visits/v_123")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "no_such_visit"
+
+
 def test_wrong_passwords_are_audited_and_throttled(setup):
     client, _, journal, _ = setup
     for _ in range(3):

@@ -56,6 +56,31 @@ async function act(action, args, confirmText) {
   say(`${action}: ${detail}`, r.ok);
 }
 
+function visitLink(id) {
+  const a = document.createElement("button");
+  a.type = "button";
+  a.className = "link-button";
+  a.textContent = id;
+  a.title = operator ? "show the evidence record" : "log in to see the evidence record";
+  a.addEventListener("click", () => showVisit(id));
+  return a;
+}
+
+async function showVisit(id) {
+  const r = await fetch(`/api/visits/${encodeURIComponent(id)}`, { credentials: "same-origin" });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) { say((body.error && body.error.message) || r.statusText, false); return; }
+  $("visit-panel").hidden = false;
+  $("visit-id").textContent = body.id;
+  const total = body.amount_fen === null || body.amount_fen === undefined ? "—" : fen(body.amount_fen);
+  $("visit-summary").textContent = `account ${body.account_id} · ${body.state} · amount ${total}` +
+    (body.flags && body.flags.length ? ` · flags: ${body.flags.join(", ")}` : "");
+  fill("visit-events", body.events || [], (tr, e) => {
+    cell(tr, new Date(e.t * 1000).toLocaleTimeString()); cell(tr, e.kind); cell(tr, JSON.stringify(e.data));
+  });
+  $("visit-panel").scrollIntoView();
+}
+
 function setOperator(name, token) {
   operator = name;
   csrf = token;
@@ -110,6 +135,11 @@ function render(s) {
   $("what-works").textContent = s.what_works || "";
   const probs = $("problems");
   probs.replaceChildren(...(s.problems || []).map((p) => { const e = document.createElement("span"); e.textContent = p; return e; }));
+  const ch = s.charges || {};
+  const pending = ch.pending_count ? `${ch.pending_count} charge(s) pending (${fen(ch.pending_fen)}, oldest ${ch.oldest_pending_age_s} s)` : "no charges pending";
+  const gw = ch.gateway_ok === false ? "wallet gateway unreachable — charges queue" : ch.gateway_ok ? "wallet gateway up" : "wallet gateway not contacted yet";
+  $("payments").textContent = `${gw}; ${pending}` + (ch.admission === false ? `; entry stopped: ${ch.admission_reason}` : "");
+  $("payments").className = "payments" + (ch.gateway_ok === false || ch.admission === false ? " off" : "");
   const c = s.counts || {};
   fill("counts", Object.entries(c), (tr, [k, v]) => { cell(tr, k); cell(tr, v); });
   const devices = Object.values(s.devices || {});
@@ -126,7 +156,7 @@ function render(s) {
   });
   $("inside-count").textContent = `(${s.inside ?? 0})`;
   fill("visits", s.visits || [], (tr, v) => {
-    cell(tr, v.visit); cell(tr, v.account); cell(tr, v.state + (v.flags.length ? ` [${v.flags.join(", ")}]` : ""));
+    cell(tr, "").appendChild(visitLink(v.visit)); cell(tr, v.account); cell(tr, v.state + (v.flags.length ? ` [${v.flags.join(", ")}]` : ""));
     cell(tr, v.items); cell(tr, v.face ? "yes" : "no"); cell(tr, `${v.since_s} s`);
   });
   const stock = $("stock");
@@ -141,8 +171,8 @@ function render(s) {
     cell(tr, a.id); cell(tr, ago(a.t)); cell(tr, a.kind); cell(tr, a.device);
     cell(tr, "").appendChild(button("Clear", "clear_alarm", { alarm_id: a.id }));
   });
-  fill("charges", s.charges || [], (tr, ch) => {
-    cell(tr, ch.id); cell(tr, ch.visit_id); cell(tr, ch.account_id); cell(tr, fen(ch.amount_fen));
+  fill("charges", s.recent_charges || [], (tr, ch) => {
+    cell(tr, ch.id); cell(tr, "").appendChild(visitLink(ch.visit_id)); cell(tr, ch.account_id); cell(tr, fen(ch.amount_fen));
     cell(tr, ch.state + (ch.reason ? ` (${ch.reason})` : "")); cell(tr, ch.charge_id);
     const td = cell(tr, "");
     if (ch.state === "succeeded" && ch.charge_id) {
@@ -187,6 +217,7 @@ $("logout").addEventListener("click", async () => {
   setOperator(null, null);
   say("logged out", true);
 });
+$("visit-close").addEventListener("click", () => { $("visit-panel").hidden = true; });
 for (const b of document.querySelectorAll("button.op")) b.addEventListener("click", () => act(b.dataset.action, {}));
 
 fetch("/api/me", { credentials: "same-origin" }).then(async (r) => {
