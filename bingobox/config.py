@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import re
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from .domain.hours import DAYS, Hours, parse_span
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="lower-case slug")]
 STANDARD_BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 256000, 460800, 921600)
@@ -175,9 +179,45 @@ class VisionConfig(Strict):
     faces: bool = Field(True, description="face billing on/off (off: every exit is a QR scan)")
 
 
+class HoursConfig(Strict):
+    """Opening hours (entry only; the exit always works). Without [store.hours] the store never closes."""
+
+    timezone: str = Field("UTC", description="IANA zone, e.g. Asia/Shanghai")
+    daily: str | None = Field(None, description="'HH:MM-HH:MM' (past midnight allowed) or 'closed'")
+    mon: str | None = None
+    tue: str | None = None
+    wed: str | None = None
+    thu: str | None = None
+    fri: str | None = None
+    sat: str | None = None
+    sun: str | None = None
+    closed_dates: list[date] = Field(default_factory=list, description="holidays: closed all day")
+
+    @model_validator(mode="after")
+    def _valid(self) -> HoursConfig:
+        self.build()
+        return self
+
+    def build(self) -> Hours:
+        try:
+            tz = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: unknown zone {self.timezone!r}") from None
+        spans = {}
+        for day in DAYS:
+            text = getattr(self, day) or self.daily
+            if text is not None:
+                try:
+                    spans[day] = parse_span(text)
+                except ValueError as e:
+                    raise ValueError(f"{day if getattr(self, day) else 'daily'}: {e}") from None
+        return Hours(tz, spans, frozenset(self.closed_dates))
+
+
 class StoreInfo(Strict):
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     name: str = Field("", max_length=100)
+    hours: HoursConfig | None = None
 
 
 class OperatorConfig(Strict):

@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from . import feeds
@@ -64,6 +65,7 @@ class Controller:
         self.cameras = {c.name: Camera(c, emit) for c in cfg.cameras}
         self.faces = face_worker
         self.store = StoreMachine()
+        self.hours = cfg.store.hours.build() if cfg.store.hours is not None else None
         self.visits: dict[str, Visit] = {}
         self.unattributed: dict[str, float] = {}  # EPCs that left a shelf while several shoppers were inside
         self._recent_codes: dict[str, float] = {}
@@ -268,6 +270,9 @@ class Controller:
     def _entry_code(self, code: str, frame_t: float) -> None:
         if not self.store.admits:
             self._refuse("store_not_admitting", self.store.state)
+            return
+        if not self.open_now():
+            self._refuse("store_closed", "outside the opening hours")  # the code stays unused
             return
         d = self.gate.check(code, self.lay.entry_door)
         if not d.ok:
@@ -544,6 +549,9 @@ class Controller:
         raise ActionError("unknown_action", action)
 
     # status ----------------------------------------------------------------------------------------
+    def open_now(self) -> bool:
+        return self.hours is None or self.hours.is_open(datetime.now(UTC))
+
     def screen_view(self) -> dict:
         """What the status screen shows, built in the loop thread (a consistent snapshot)."""
         now = time.time()
@@ -564,6 +572,7 @@ class Controller:
 
     def status(self) -> dict:
         return {"store": self.cfg.store.id, "state": self.store.state, "what_works": WHAT_WORKS[self.store.state],
+                "open_now": self.open_now(),
                 "problems": sorted(self.store.problems),
                 "inside": sum(v.state in IN_STORE for v in self.visits.values()),
                 "open_visits": len(self.visits), "unattributed_items": len(self.unattributed), "counts": self.counts,

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bingobox.demo import Demo, _identities
+from bingobox.domain import tokens
 from tests.helpers import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
@@ -117,6 +118,30 @@ def test_declined_charge_is_debt_and_refuses_the_next_entry(store):
     assert store.sim_status("entrance")["lock_engaged"]
     refused = [json.loads(r["data"]) for r in rows(store, "SELECT data FROM visit_events WHERE kind='code_refused'")]
     assert any(r["reason"] == "unpaid_charges" and r["account"] == s.account for r in refused)
+
+
+def test_outside_opening_hours_nobody_enters_but_whoever_is_inside_leaves(store):
+    s = store.new_shopper(13)
+    store.enter(s)
+    store.take(s, 1)
+    time.sleep(1.2)
+    cfg = store.dir / "store.toml"  # closing time: the controller restarts with hours that say closed
+    cfg.write_text(cfg.read_text() + '\n[store.hours]\ntimezone = "Asia/Shanghai"\ndaily = "closed"\n')
+    store.procs["controller"].stop()
+    store.start_controller()
+    late = store.new_shopper(14)
+    code = store.code(late, "entrance")
+    store.act("camera.show", camera="door-cam", qr=code)
+    wait_until(lambda: any(json.loads(r["data"])["reason"] == "store_closed" for r in
+                           rows(store, "SELECT data FROM visit_events WHERE kind='code_refused'")), 10, "refused")
+    assert store.sim_status("entrance")["lock_engaged"]
+    store.act("camera.clear", camera="door-cam")
+    store.leave(s)  # the exit does not look at the clock
+    wait_left(store, s.account)
+    (charge,) = [c for c in ledger(store, s.account) if c["status"] == "succeeded"]
+    assert charge["amount_fen"] == price(s.took[0][1])
+    jti = json.loads(tokens.b64d(code.split(".")[1]))["jti"]
+    assert not rows(store, "SELECT 1 FROM entry_replay WHERE jti=?", (jti,))  # refused before it was used up
 
 
 def test_forged_and_replayed_codes_leave_the_door_locked(store):

@@ -132,7 +132,7 @@ function render(s) {
   const st = $("store-state");
   st.textContent = s.state;
   st.className = "badge " + s.state;
-  $("what-works").textContent = s.what_works || "";
+  $("what-works").textContent = (s.open_now === false ? "closed by the opening hours (exit works) · " : "") + (s.what_works || "");
   const probs = $("problems");
   probs.replaceChildren(...(s.problems || []).map((p) => { const e = document.createElement("span"); e.textContent = p; return e; }));
   const ch = s.charges || {};
