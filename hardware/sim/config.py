@@ -15,6 +15,7 @@ class SimDoor(Strict):
     name: Name
     unit: int = Field(1, ge=1, le=247)
     tcp_port: Port = Field(0, ge=0, le=65535)
+    tcp_protocol: Literal["raw", "rfc2217"] = Field("raw", description="raw bytes (socket://) or RFC 2217 (rfc2217://)")
     baudrate: int = Field(9600, ge=0, le=921600, description="pace replies like this line speed; 0 = no pacing")
     energize_to_unlock: bool = True
     lock_coil: int = Field(0, ge=0, le=7)
@@ -30,6 +31,7 @@ class SimReader(Strict):
     name: Name
     framing: Literal["BB", "AA"] = "BB"
     tcp_port: Port = Field(0, ge=0, le=65535)
+    tcp_protocol: Literal["raw", "rfc2217"] = Field("raw", description="raw bytes (socket://) or RFC 2217 (rfc2217://)")
     baudrate: int = Field(115200, ge=0, le=921600, description="pace output like this line speed; 0 = none")
     round_s: float = Field(0.03, ge=0.0, le=5, description="time one inventory round takes besides the link")
     rssi: int = Field(-55, ge=-100, le=0)

@@ -25,7 +25,7 @@ class VirtualDoorBoard(SerialDevice):
     kind = "door"
 
     def __init__(self, cfg: SimDoor, run_dir: Path, seed: int = 0) -> None:
-        super().__init__(cfg.name, run_dir, cfg.tcp_port, cfg.baudrate, seed)
+        super().__init__(cfg.name, run_dir, cfg.tcp_port, cfg.baudrate, seed, cfg.tcp_protocol)
         self.cfg = cfg
         self.coils = [False] * cfg.coils
         self.relay = [False] * cfg.coils  # the physical contacts: follow the coils unless stuck

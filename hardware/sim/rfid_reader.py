@@ -24,7 +24,7 @@ class VirtualReader(SerialDevice):
     kind = "rfid"
 
     def __init__(self, cfg: SimReader, run_dir: Path, seed: int = 0) -> None:
-        super().__init__(cfg.name, run_dir, cfg.tcp_port, cfg.baudrate, seed)
+        super().__init__(cfg.name, run_dir, cfg.tcp_port, cfg.baudrate, seed, cfg.tcp_protocol)
         self.cfg = cfg
         self.framing = m100.FRAMINGS[cfg.framing]
         self.field: dict[str, int] = {e: cfg.rssi for e in cfg.tags}  # EPC hex → base RSSI

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .serial_endpoints import Endpoint, PtyEndpoint, TcpEndpoint
+from .serial_endpoints import Endpoint, PtyEndpoint, TcpEndpoint, VirtualLine
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ class SerialDevice:
 
     kind = "serial"
 
-    def __init__(self, name: str, run_dir: Path, tcp_port: int, baudrate: int, seed: int = 0) -> None:
+    def __init__(self, name: str, run_dir: Path, tcp_port: int, baudrate: int, seed: int = 0,
+                 tcp_protocol: str = "raw") -> None:
         self.name = name
         self.baudrate = baudrate
         self.faults = SerialFaults()
@@ -40,7 +41,8 @@ class SerialDevice:
         self.plugged = False
         self._out_lock = threading.Lock()
         self.pty = PtyEndpoint(run_dir / name, self._receive)
-        self.tcp = TcpEndpoint("127.0.0.1", tcp_port, self._receive)
+        self.tcp = TcpEndpoint("127.0.0.1", tcp_port, self._receive, rfc2217=tcp_protocol == "rfc2217",
+                               line=VirtualLine(name, baudrate))
         self.stats = {"rx_bytes": 0, "tx_frames": 0, "requests": 0, "dropped_requests": 0}
 
     # lifecycle / faults ----------------------------------------------------------------------------
@@ -61,8 +63,9 @@ class SerialDevice:
         """Subclass hook: stop streaming etc."""
 
     def endpoints(self) -> dict:
+        scheme = "rfc2217" if self.tcp.rfc2217 else "socket"
         return {"pty": str(self.pty.link), "tty": self.pty.tty_path, "tcp": self.tcp.port,
-                "url_tcp": f"socket://127.0.0.1:{self.tcp.port}"}
+                "url_tcp": f"{scheme}://127.0.0.1:{self.tcp.port}"}
 
     def status(self) -> dict:
         return {"kind": self.kind, "name": self.name, "plugged": self.plugged, "faults": vars(self.faults).copy(),

@@ -1,4 +1,6 @@
-"""Where a virtual serial device is reachable: a raw pty published as a symlink, and a TCP port.
+"""Where a virtual serial device is reachable: a raw pty published as a symlink, and a TCP port (raw bytes for
+``socket://``, or RFC 2217 — telnet with COM-port control, as ser2net and terminal servers speak it — for
+``rfc2217://``).
 
 The pty's slave side is put in raw mode at once (a fresh pty echoes and mangles bytes) and the simulator
 keeps its own slave fd open, so clients can close and reopen freely. Writes never block the device: if no
@@ -115,15 +117,59 @@ class PtyEndpoint(Endpoint):
                 self._on_receive(data, self)
 
 
-class TcpEndpoint(Endpoint):
-    """A TCP port on loopback for ``socket://127.0.0.1:PORT``; a new client replaces the previous one."""
+class VirtualLine:
+    """The serial line settings an RFC 2217 client negotiates (what pyserial's PortManager reads and sets).
+    The device keeps its own speed: a client asking for another one is logged, as a miswired bench would be."""
 
-    def __init__(self, host: str, port: int, on_receive: Receiver) -> None:
+    def __init__(self, name: str, baudrate: int) -> None:
+        self.name, self.device_baudrate = name, baudrate
+        self.baudrate = baudrate or 9600
+        self.bytesize, self.parity, self.stopbits = 8, "N", 1
+        self.xonxoff = self.rtscts = self.break_condition = self.ri = False
+        self.rts = self.dtr = self.cts = self.dsr = self.cd = True
+
+    def __setattr__(self, key: str, value) -> None:
+        if key == "baudrate" and getattr(self, "device_baudrate", 0) and value != self.device_baudrate:
+            log.warning("%s: an RFC 2217 client set %s baud; the device runs at %s", self.name, value,
+                        self.device_baudrate)
+        super().__setattr__(key, value)
+
+    def reset_input_buffer(self) -> None:
+        pass
+
+    def reset_output_buffer(self) -> None:
+        pass
+
+
+class _Rfc2217Session:
+    """One client's telnet/RFC 2217 state; ``write`` is what PortManager calls to answer negotiations."""
+
+    def __init__(self, conn: socket.socket, line: VirtualLine) -> None:
+        from serial.rfc2217 import PortManager
+
+        self.conn = conn
+        self._send = threading.Lock()
+        self.manager = PortManager(line, self, logger=logging.getLogger(f"{__name__}.rfc2217"))
+
+    def write(self, data: bytes) -> None:
+        with self._send:
+            self.conn.sendall(data)
+
+
+class TcpEndpoint(Endpoint):
+    """A TCP port on loopback for ``socket://127.0.0.1:PORT`` (or ``rfc2217://`` when ``rfc2217``); a new client
+    replaces the previous one."""
+
+    def __init__(self, host: str, port: int, on_receive: Receiver, rfc2217: bool = False,
+                 line: VirtualLine | None = None) -> None:
         self.host, self.port = host, port
         self.name = f"tcp:{port}"
         self._on_receive = on_receive
         self._server: socket.socket | None = None
         self._client: socket.socket | None = None
+        self._session: _Rfc2217Session | None = None
+        self.rfc2217 = rfc2217
+        self.line = line or VirtualLine(self.name, 0)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -149,11 +195,14 @@ class TcpEndpoint(Endpoint):
             self._thread.join(timeout=2)
 
     def write(self, data: bytes) -> None:
-        c = self._client
+        c, session = self._client, self._session
         if c is None:
             return
         try:
-            c.sendall(data)
+            if session is not None:
+                session.write(b"".join(session.manager.escape(data)))  # IAC bytes doubled
+            else:
+                c.sendall(data)
         except OSError:
             self._drop_client(c)
 
@@ -162,7 +211,7 @@ class TcpEndpoint(Endpoint):
             c = self._client
             if c is None or (which is not None and c is not which):
                 return
-            self._client = None
+            self._client = self._session = None
         with contextlib.suppress(OSError):
             c.shutdown(socket.SHUT_RDWR)
         c.close()
@@ -175,11 +224,17 @@ class TcpEndpoint(Endpoint):
                 return
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._drop_client()
+            try:
+                session = _Rfc2217Session(conn, self.line) if self.rfc2217 else None  # sends its first offers
+            except OSError:
+                conn.close()
+                continue
             with self._lock:
-                self._client = conn
-            threading.Thread(target=self._read, args=(conn,), name=f"{self.name}-client", daemon=True).start()
+                self._client, self._session = conn, session
+            threading.Thread(target=self._read, args=(conn, session), name=f"{self.name}-client",
+                             daemon=True).start()
 
-    def _read(self, conn: socket.socket) -> None:
+    def _read(self, conn: socket.socket, session: _Rfc2217Session | None) -> None:
         while True:
             try:
                 data = conn.recv(4096)
@@ -188,4 +243,12 @@ class TcpEndpoint(Endpoint):
             if not data:
                 self._drop_client(conn)
                 return
+            if session is not None:
+                try:
+                    data = b"".join(session.manager.filter(data))  # telnet commands handled, payload kept
+                except OSError:
+                    self._drop_client(conn)
+                    return
+                if not data:
+                    continue
             self._on_receive(data, self)
