@@ -31,6 +31,7 @@ class TagState:
     count: int = 1
     misses: int = 0
     present: bool = True
+    since_round: int = 0  # the reader's round count when it was (last) first seen
 
 
 @dataclass
@@ -94,6 +95,21 @@ class RfidReader:
         """Tags currently considered on the shelf / in the field."""
         with self._lock:
             return {e: TagState(**vars(t)) for e, t in self.tags.items() if t.present}
+
+    def read_rates(self, window: int = 50, min_rounds: int = 10) -> dict[str, float]:
+        """For each present tag, the share of the last ``window`` answered rounds (since it appeared) that read it
+        (a round: one answered poll, or one poll interval of the multi-poll stream).
+        A tag far below 1.0 is loose, shielded or badly placed: it risks being declared gone while on the shelf.
+        Tags present for fewer than ``min_rounds`` rounds are left out (not enough evidence yet)."""
+        with self._lock:
+            last = self.rounds
+            out = {}
+            for epc, t in self.tags.items():
+                first = max(t.since_round + 1, last - window + 1, last - 199)
+                rounds = [r for r in range(first, last + 1) if r in self._round_log]
+                if t.present and len(rounds) >= min_rounds:
+                    out[epc] = round(sum(epc in self._round_log[r] for r in rounds) / len(rounds), 3)
+            return out
 
     def bounded_inventory(self, rounds: int = 20, stable_rounds: int = 4, timeout: float = 5.0) -> set[str]:
         """Union of EPCs over answered rounds, ending when ``stable_rounds`` rounds in a row brought nothing new
@@ -160,7 +176,7 @@ class RfidReader:
                     self._round.seen.add(epc)
                     t = self.tags.get(epc)
                     if t is None:
-                        self.tags[epc] = TagState(epc, now, now, f.rssi)
+                        self.tags[epc] = TagState(epc, now, now, f.rssi, since_round=self.rounds)
                         events.append(DeviceEvent(self.name, "tag_seen", {"epc": epc, "rssi": f.rssi}))
                         self.stats["tag_seen"] += 1
                     else:
@@ -168,7 +184,7 @@ class RfidReader:
                         t.count += 1
                         if not t.present:
                             t.present = True
-                            t.first_seen = now
+                            t.first_seen, t.since_round = now, self.rounds
                             events.append(DeviceEvent(self.name, "tag_seen", {"epc": epc, "rssi": f.rssi}))
                             self.stats["tag_seen"] += 1
                 elif isinstance(f, m100.ErrorFrame):

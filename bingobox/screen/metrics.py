@@ -49,6 +49,17 @@ class _ViewCollector:
             for product, n in items.items():
                 stock.add_metric([shelf, product], n)
         yield stock
+        weak = GaugeMetricFamily("bingobox_rfid_weak_tags", "shelf tags read in under half the recent rounds",
+                                 labels=["shelf"])
+        unknown = GaugeMetricFamily("bingobox_rfid_unknown_tags", "shelf tags the catalog does not know",
+                                    labels=["shelf"])
+        for shelf, h in sorted(v.get("rfid_health", {}).items()):
+            weak.add_metric([shelf], len(h.get("weak", [])))
+            unknown.add_metric([shelf], len(h.get("unknown", [])))
+        yield weak
+        yield unknown
+        yield GaugeMetricFamily("bingobox_rfid_cross_read_tags", "tags present on more than one shelf reader",
+                                value=len(v.get("cross_read", {})))
 
 
 def exposition(view: dict, now: float) -> bytes:

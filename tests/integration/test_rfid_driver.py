@@ -55,6 +55,23 @@ def test_dropped_reads_do_not_make_tags_vanish(fresh_sim):
         r.stop()
 
 
+def test_read_rates_tell_weak_tags_from_healthy_ones(fresh_sim):
+    r, ev = reader(fresh_sim, gone_after_s=3.0)
+    try:
+        wait_until(lambda: len(r.read_rates()) == 3, 5, "enough rounds for every tag")
+        time.sleep(0.5)
+        healthy = r.read_rates()
+        # 85 % of reads dropped: ~3 reader rounds per driver round → a tag is read in ~39 % of driver rounds
+        fresh_sim.act("fault.drop_reads", reader="shelf-1", probability=0.85)
+        time.sleep(3.0)
+        weak = r.read_rates(window=25)  # rounds since the fault only
+        print(f"\nread rates: healthy {healthy}; with 85 % of reads dropped {weak}")
+        assert set(healthy) == SHELF and min(healthy.values()) >= 0.95
+        assert set(weak) == SHELF and max(weak.values()) < 0.7 and "tag_gone" not in ev.kinds()
+    finally:
+        r.stop()
+
+
 def test_junk_and_corrupt_frames_are_survived(fresh_sim):
     r, ev = reader(fresh_sim)
     try:

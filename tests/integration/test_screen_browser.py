@@ -55,6 +55,9 @@ def test_the_screen_follows_the_store_live_and_operators_act_on_it(store, page):
     expect(page.locator("button.op").first).to_be_disabled()  # nobody logged in: view only
     expect(page.locator("#doors tr")).to_have_count(2)
     expect(page.locator("#stock")).to_contain_text("shelf-1:")
+    stray = "E2FFFFFFFFFFFFFFFFFF0001"  # a tag the catalog does not know, left on a shelf
+    store.act("tags.add", reader="shelf-2", epcs=[stray])
+    expect(page.get_by_test_id("health-shelf-2")).to_contain_text(f"tags not in the catalog: {stray}")
 
     # a shopper walks in: the page shows them without a reload
     s = store.new_shopper(1)

@@ -22,7 +22,10 @@ class FakeStore:
                      "charges": {"intents": {"succeeded": 2}, "gateway_ok": True},
                      "devices": {"entrance": {"kind": "door", "online": True}, "shelf-1": {"kind": "rfid",
                                                                                         "online": False}},
-                     "stock": {"shelf-1": {"Cola 330ml": 4}}, "visits": []}
+                     "stock": {"shelf-1": {"Cola 330ml": 4}}, "visits": [],
+                     "rfid_health": {"shelf-1": {"weak": ["E2801"], "unknown": ["E2802", "E2803"],
+                                                 "lowest_read_rate": 0.3}},
+                     "cross_read": {"E2809": ["shelf-1", "shelf-2"]}}
 
     def act(self, operator, action, args, timeout=5.0):
         self.acted.append((operator, action, args))
@@ -91,6 +94,9 @@ def test_page_state_and_metrics_need_no_login(setup):
     assert lat[("entry", "p99")] == 14.0
     stock = families["bingobox_shelf_items"].samples[0]
     assert stock.labels == {"shelf": "shelf-1", "product": "Cola 330ml"} and stock.value == 4
+    assert families["bingobox_rfid_weak_tags"].samples[0].value == 1
+    assert families["bingobox_rfid_unknown_tags"].samples[0].value == 2
+    assert families["bingobox_rfid_cross_read_tags"].samples[0].value == 1
 
 
 def test_actions_need_a_session_and_the_csrf_header(setup):

@@ -165,6 +165,24 @@ function render(s) {
     const h = document.createElement("div");
     h.textContent = `${shelf}: ` + (Object.entries(items).map(([p, n]) => `${p} × ${n}`).join(", ") || "empty");
     stock.appendChild(h);
+    const health = (s.rfid_health || {})[shelf] || {};
+    const notes = [];
+    if ((health.weak || []).length) notes.push(`weak tags (read in < 50 % of rounds): ${health.weak.join(", ")}`);
+    if ((health.unknown || []).length) notes.push(`tags not in the catalog: ${health.unknown.join(", ")}`);
+    if (notes.length) {
+      const w = document.createElement("div");
+      w.className = "warn";
+      w.dataset.testid = `health-${shelf}`;
+      w.textContent = notes.join(" · ");
+      stock.appendChild(w);
+    }
+  }
+  const cross = Object.entries(s.cross_read || {});
+  if (cross.length) {
+    const c = document.createElement("div");
+    c.className = "warn";
+    c.textContent = "read by several shelves: " + cross.map(([e, n]) => `${e} (${n.join(", ")})`).join("; ");
+    stock.appendChild(c);
   }
   $("alarm-count").textContent = `(${(s.alarms || []).length} open)`;
   fill("alarms", s.alarms || [], (tr, a) => {
