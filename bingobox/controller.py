@@ -29,7 +29,8 @@ from .domain.store import WHAT_WORKS, StoreMachine
 from .domain.visit import FINAL, VisitMachine
 from .journal import Journal
 from .metrics import Histogram
-from .operations import ActionError
+from .operations import ActionError, apply
+from .screen.view import screen_view
 from .service import Notifier
 from .visit_record import IN_STORE, Visit, save_visit
 from .wallet.client import WalletClient
@@ -37,14 +38,6 @@ from .wallet.outbox import Limits, Outbox, Policy
 
 log = logging.getLogger(__name__)
 UNSEEN_ENTRY = ("code_accepted", "door_unlocked")  # let in, but the door cycle was not seen (yet)
-# A shelf tag read in fewer than half of the recent rounds is loose, shielded or misplaced: it may be declared gone
-# (and charged) while still on the shelf. Healthy tags on the simulator and on bench readers read in > 95 %.
-WEAK_READ_RATE = 0.5
-
-
-def _short(account: str) -> str:
-    """A pseudonymous account id shortened for the screen."""
-    return account if len(account) <= 10 else f"{account[:4]}…{account[-4:]}"
 
 
 class Controller:
@@ -460,7 +453,7 @@ class Controller:
         self.store.set_problem("gateway", self.outbox.gateway_ok is False)
         if now - self._last_view >= 0.5:
             self._last_view = now
-            self.view = self.screen_view()
+            self.view = screen_view(self)
             self._write_status()
 
     def _forget_face(self, v: Visit) -> None:
@@ -519,66 +512,16 @@ class Controller:
 
     def _on_operator(self, operator: str, action: str, args: Any, reply: queue.Queue) -> None:
         try:
-            detail = self._operate(operator, action, args)
+            detail = apply(self, operator, action, args)
             result = {"ok": True, "detail": detail, "state": self.store.state}
         except ActionError as e:
             result = {"ok": False, "error": e.code, "detail": str(e), "state": self.store.state}
         self.journal.evidence(None, "operator", {"operator": operator, "action": action, **result})
         reply.put(result)
 
-    def _operate(self, operator: str, action: str, args: Any) -> str:
-        st = self.store
-        if action == "unlock":
-            if args.door not in self.doors:
-                raise ActionError("no_such_door", f"no door {args.door!r} (doors: {', '.join(self.doors)})")
-            self.doors[args.door].grant(args.seconds)
-            return f"{args.door} unlocked for {args.seconds:g} s"
-        if action in ("lock_down", "release", "restock"):
-            if not st.may(action):
-                raise ActionError("not_now", f"cannot {action.replace('_', ' ')} while the store is {st.state}")
-            inside = sum(v.state in IN_STORE for v in self.visits.values())
-            if action == "restock" and inside:  # shelf changes during restocking are nobody's: wait for them
-                raise ActionError("shoppers_inside", f"{inside} shopper(s) inside: restock when the store is empty")
-            before = st.state
-            getattr(st, action)()
-            if before == "maintenance" and action in ("release", "lock_down"):
-                self.unattributed.clear()  # the shelves as they are now are the new baseline
-            log.warning("operator %s: %s (%s → %s)", operator, action, before, st.state)
-            return f"store {before} → {st.state}"
-        if action == "clear_alarm":
-            if not self.journal.clear_alarm(args.alarm_id, operator):
-                raise ActionError("no_such_alarm", f"alarm {args.alarm_id} is not open")
-            return f"alarm {args.alarm_id} cleared"
-        raise ActionError("unknown_action", action)
-
     # status ----------------------------------------------------------------------------------------
     def open_now(self) -> bool:
         return self.hours is None or self.hours.is_open(datetime.now(UTC))
-
-    def screen_view(self) -> dict:
-        """What the status screen shows, built in the loop thread (a consistent snapshot)."""
-        now = time.time()
-        inside = [{"visit": v.id, "account": _short(v.account), "state": v.state, "face": v.enrolled,
-                   "since_s": round(now - (v.entered_at or v.created_at)), "items": len(v.basket.items),
-                   "flags": list(v.flags)} for v in self.visits.values()]
-        stock, health, shelves_of = {}, {}, {}
-        for name, r in self.readers.items():
-            if name == self.lay.exit_reader:
-                continue
-            skus: dict[str, int] = {}
-            unknown = []
-            for epc in r.present():
-                p = self.catalog.lookup(epc)
-                skus[p.name if p else "unknown tag"] = skus.get(p.name if p else "unknown tag", 0) + 1
-                if p is None:
-                    unknown.append(epc)
-                shelves_of.setdefault(epc, []).append(name)
-            stock[name] = dict(sorted(skus.items()))
-            rates = r.read_rates()
-            health[name] = {"weak": sorted(e for e, x in rates.items() if x < WEAK_READ_RATE), "unknown": unknown,
-                            "lowest_read_rate": min(rates.values()) if rates else None}
-        cross = {e: names for e, names in shelves_of.items() if len(names) > 1}
-        return {**self.status(), "visits": inside, "stock": stock, "rfid_health": health, "cross_read": cross}
 
     def status(self) -> dict:
         return {"store": self.cfg.store.id, "state": self.store.state, "what_works": WHAT_WORKS[self.store.state],

@@ -1,9 +1,16 @@
-"""What an operator may do from the status screen: each action's arguments (validated, unknown keys refused).
-The control loop applies them (``Controller.act``); the screen writes every attempt to the audit log."""
+"""What an operator may do from the status screen: each action's arguments (validated, unknown keys refused) and
+``apply``, which the control loop calls (``Controller.act`` queues the action); the screen audits every attempt."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from .visit_record import IN_STORE
+
+log = logging.getLogger(__name__)
 
 
 class _Args(BaseModel):
@@ -43,3 +50,30 @@ class ActionError(Exception):
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(detail)
         self.code = code
+
+
+def apply(ctl: Any, operator: str, action: str, args: Any) -> str:
+    """Carry out ``action`` for ``operator`` on the controller ``ctl`` — called in its control loop only."""
+    st = ctl.store
+    if action == "unlock":
+        if args.door not in ctl.doors:
+            raise ActionError("no_such_door", f"no door {args.door!r} (doors: {', '.join(ctl.doors)})")
+        ctl.doors[args.door].grant(args.seconds)
+        return f"{args.door} unlocked for {args.seconds:g} s"
+    if action in ("lock_down", "release", "restock"):
+        if not st.may(action):
+            raise ActionError("not_now", f"cannot {action.replace('_', ' ')} while the store is {st.state}")
+        inside = sum(v.state in IN_STORE for v in ctl.visits.values())
+        if action == "restock" and inside:  # shelf changes during restocking are nobody's: wait for them
+            raise ActionError("shoppers_inside", f"{inside} shopper(s) inside: restock when the store is empty")
+        before = st.state
+        getattr(st, action)()
+        if before == "maintenance" and action in ("release", "lock_down"):
+            ctl.unattributed.clear()  # the shelves as they are now are the new baseline
+        log.warning("operator %s: %s (%s → %s)", operator, action, before, st.state)
+        return f"store {before} → {st.state}"
+    if action == "clear_alarm":
+        if not ctl.journal.clear_alarm(args.alarm_id, operator):
+            raise ActionError("no_such_alarm", f"alarm {args.alarm_id} is not open")
+        return f"alarm {args.alarm_id} cleared"
+    raise ActionError("unknown_action", action)
