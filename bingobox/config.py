@@ -236,6 +236,8 @@ class ScreenConfig(Strict):
     session_ttl_s: float = Field(3600, ge=60, le=86400)
     login_failures_per_minute: int = Field(5, ge=1, le=100)
     push_interval_s: float = Field(1.0, ge=0.2, le=10)
+    view_requires_login: bool = Field(False, description="true: nothing is shown until an operator logs in (for a "
+                                      "screen bound to a LAN address); /metrics stays open (counts, no accounts)")
 
     def all_operators(self) -> list[OperatorConfig]:
         extra: list[OperatorConfig] = []

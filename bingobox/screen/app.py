@@ -73,8 +73,9 @@ class History:
 
 
 def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool, str]] | None = None,
-             push_interval_s: float = 1.0) -> FastAPI:
-    """``refund(audit_key, args)`` calls the wallet gateway (outside the control loop: it waits on the network)."""
+             push_interval_s: float = 1.0, view_requires_login: bool = False) -> FastAPI:
+    """``refund(audit_key, args)`` calls the wallet gateway (outside the control loop: it waits on the network).
+    ``view_requires_login``: the store's state (accounts, visits, charges) only for logged-in operators."""
     app = FastAPI(title="bingobox status screen", docs_url=None, redoc_url=None)
     history = History()
     page = resources.files(__package__).joinpath("static")
@@ -107,15 +108,23 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool, 
     def style() -> Response:
         return Response(assets["style.css"], media_type="text/css")
 
+    def may_view(request: Request) -> bool:
+        return not view_requires_login or session_of(request) is not None
+
     @app.get("/api/state")
-    def get_state() -> JSONResponse:
+    def get_state(request: Request) -> JSONResponse:
+        if not may_view(request):
+            return _error(401, "not_logged_in", "log in to see the store")
         return JSONResponse(json.loads(json.dumps(state(), default=str)))
 
-    @app.get("/api/stream")
-    async def stream(request: Request) -> StreamingResponse:
+    @app.get("/api/stream", response_model=None)
+    async def stream(request: Request) -> StreamingResponse | JSONResponse:
+        if not may_view(request):
+            return _error(401, "not_logged_in", "log in to see the store")
+
         async def events():
             yield "retry: 2000\n\n"
-            while not await request.is_disconnected():
+            while not await request.is_disconnected() and may_view(request):
                 data = await asyncio.to_thread(lambda: json.dumps(state(), default=str))
                 yield f"event: state\ndata: {data}\n\n"
                 await asyncio.sleep(push_interval_s)

@@ -38,7 +38,7 @@ class ScreenServer:
         sc: ScreenConfig = cfg.screen or ScreenConfig()
         operators = {o.name: o.password_hash for o in sc.all_operators()}
         auth = Auth(operators, sc.session_ttl_s, sc.login_failures_per_minute)
-        app = make_app(store, auth, _refunder(cfg), sc.push_interval_s)
+        app = make_app(store, auth, _refunder(cfg), sc.push_interval_s, sc.view_requires_login)
         self.server = uvicorn.Server(uvicorn.Config(app, host=sc.host, port=sc.port, log_level="warning",
                                                     access_log=False, lifespan="off"))
         self.host = sc.host
@@ -46,6 +46,9 @@ class ScreenServer:
         self._thread = threading.Thread(target=self.server.run, name="screen", daemon=True)
         if not operators:
             log.warning("status screen: no operators configured: it shows the store but nobody can act")
+        if sc.host not in ("127.0.0.1", "::1", "localhost") and not sc.view_requires_login:
+            log.warning("status screen on %s without view_requires_login: anyone who reaches it sees the store",
+                        sc.host)
 
     def start(self, timeout: float = 10.0) -> str:
         self._thread.start()

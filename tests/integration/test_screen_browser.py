@@ -169,3 +169,20 @@ def test_actions_the_store_cannot_take_are_refused_with_the_reason(store):
     outcomes = [(r["action"], r["outcome"]) for r in rows(store, "SELECT action, outcome FROM audit ORDER BY id")]
     assert outcomes == [("login", "ok"), ("unlock", "failed"), ("release", "failed"), ("clear_alarm", "failed"),
                         ("refund", "failed"), ("restock", "failed"), ("unlock", "ok"), ("lock_down", "failed")]
+
+
+def test_a_screen_that_requires_a_login_shows_nothing_before_it(store, page):
+    from playwright.sync_api import expect
+
+    cfg = store.dir / "store.toml"
+    cfg.write_text(cfg.read_text().replace("[screen]\n", "[screen]\nview_requires_login = true\n"))
+    store.procs["controller"].stop()
+    store.start_controller()
+    page.reload()
+    expect(page.get_by_test_id("link")).to_have_text("log in to see the store")
+    expect(page.get_by_test_id("store-state")).to_have_text("…")
+    page.fill("#login-name", "operator")
+    page.fill("#login-password", store.operator[1])
+    page.click("#login button")
+    expect(page.get_by_test_id("link")).to_have_text("live")
+    expect(page.get_by_test_id("store-state")).to_have_text("ready")

@@ -134,6 +134,22 @@ def test_bad_action_bodies_are_refused_with_a_reason_and_audited(setup):
     assert r.status_code == 422 and r.json()["error"]["code"] == "bad_request"
 
 
+def test_the_view_can_require_a_login(tmp_path):
+    journal = Journal(tmp_path / "store.db")
+    client = TestClient(make_app(FakeStore(journal), Auth({"alice": hash_password(PASSWORD)}),
+                                 view_requires_login=True))
+    try:
+        assert client.get("/").status_code == 200  # the page itself, with its login form
+        assert client.get("/api/state").status_code == 401
+        assert client.get("/api/stream").status_code == 401
+        assert client.get("/metrics").status_code == 200  # counts only, no accounts
+        login(client)
+        assert client.get("/api/state").json()["state"] == "ready"
+    finally:
+        client.close()
+        journal.close()
+
+
 def test_evidence_records_are_for_operators(setup):
     client, *_ = setup
     assert client.get("/api/visits/v_123").status_code == 401

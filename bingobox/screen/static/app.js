@@ -213,10 +213,21 @@ function render(s) {
   charts(s.history || []);
 }
 
-function connect() {
+let stream = null;
+
+async function connect() {
+  if (stream) return;
+  const r = await fetch("/api/state", { credentials: "same-origin" });
+  if (r.status === 401) { $("link").textContent = "log in to see the store"; return; }
+  if (r.ok) render(await r.json());
   const es = new EventSource("/api/stream");
+  stream = es;
   es.addEventListener("state", (e) => { $("link").textContent = "live"; $("link").className = "link live"; render(JSON.parse(e.data)); });
-  es.onerror = () => { $("link").textContent = "reconnecting…"; $("link").className = "link"; };
+  es.onerror = () => {
+    $("link").textContent = "reconnecting…";
+    $("link").className = "link";
+    if (es.readyState === EventSource.CLOSED) { stream = null; setTimeout(connect, 3000); }  // e.g. logged out
+  };
 }
 
 $("login").addEventListener("submit", async (e) => {
@@ -227,7 +238,7 @@ $("login").addEventListener("submit", async (e) => {
   });
   const body = await r.json().catch(() => ({}));
   $("login-password").value = "";
-  if (r.ok) { setOperator(body.operator, body.csrf); say(`logged in as ${body.operator}`, true); }
+  if (r.ok) { setOperator(body.operator, body.csrf); say(`logged in as ${body.operator}`, true); connect(); }
   else say((body.error && body.error.message) || "login failed", false);
 });
 $("logout").addEventListener("click", async () => {
