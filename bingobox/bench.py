@@ -6,6 +6,7 @@ ratio against its baseline measured in the same run, so a noisy shared machine s
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
@@ -225,7 +226,49 @@ def bench_store(shoppers: int, testdata: Path) -> dict:
         d = Demo(shoppers, 1, set(), Path(tmp) / "store", testdata, verbose=False)
         try:
             s = d.run()
+            pid = d.procs["controller"].p.pid
+            resources = {"controller": _proc_usage(pid), "children": [_proc_usage(c) for c in _children(pid)]}
+            resources["one_enrolled_shopper_idling_inside"] = _idle_shopper_cost(d, pid)
         finally:
             d.close()
     return {"shoppers": shoppers, "entry_ms": s["latency_ms"]["entry"], "exit_ms": s["latency_ms"]["exit"],
-            "lost": s["lost"], "doubled": s["doubled"], "wrong_person": s["wrong_person"]}
+            "lost": s["lost"], "doubled": s["doubled"], "wrong_person": s["wrong_person"],
+            "seconds": s["seconds"], "resources": resources}
+
+
+def _idle_shopper_cost(d, pid: int, seconds: float = 10.0) -> dict:
+    """CPU share of the controller and its children while one enrolled shopper browses and the exit area is empty
+    (the exit's face matcher is armed: the motion gate decides whether it looks)."""
+    from .demo import _identities
+
+    faces = _identities(d.testdata)
+    s = d.new_shopper(999, face=faces[0])
+    d.enter(s)
+    time.sleep(1.0)
+
+    def cpu() -> float:
+        return sum(_proc_usage(p)["cpu_s"] for p in [pid, *_children(pid)])
+
+    c0, t0 = cpu(), time.monotonic()
+    time.sleep(seconds)
+    share = (cpu() - c0) / (time.monotonic() - t0)
+    d.leave(s)
+    return {"seconds": seconds, "cpu_share_of_one_core": round(share, 3)}
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def _proc_usage(pid: int) -> dict:
+    """Resident memory now and at its peak (MiB), and CPU seconds used so far, of one process (Linux /proc)."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    return {"pid": pid, "cmd": cmd[-60:], "rss_mib": round(int(status["VmRSS"].split()[0]) / 1024, 1),
+            "peak_rss_mib": round(int(status["VmHWM"].split()[0]) / 1024, 1),
+            "cpu_s": round((int(stat[11]) + int(stat[12])) / ticks, 2), "threads": int(status["Threads"])}

@@ -15,29 +15,46 @@ import cv2
 from .devices.camera import Camera
 from .devices.rfid import RfidReader
 from .metrics import Histogram
+from .vision.motion import MotionGate
 from .vision.qr import QrReader
 
 log = logging.getLogger(__name__)
 
 
+QR_RESCAN_S = 0.5  # an unchanged picture is scanned again this often (a code held still that failed once)
+
+
 def qr_scanner(cam: Camera, role: str, q: queue.Queue, stop: threading.Event) -> None:
-    """Every new frame → QR texts → ("qr", role, text, frame time)."""
-    reader, seq = QrReader(), 0
+    """New frames → QR texts → ("qr", role, text, frame time). A frame is scanned when the picture changed since
+    the last scan that found nothing (``vision.motion``), when the last scan found a code, or every QR_RESCAN_S."""
+    reader, seq, gate = QrReader(), 0, MotionGate()
+    found, last_scan = False, 0.0
     while not stop.is_set():
         frame = cam.wait_frame(seq, timeout=0.5)
         if frame is None:
             continue
         seq = frame.seq
-        for text in reader.decode(frame.image):
+        now = time.monotonic()
+        if not gate.moved(frame.image) and not found and now - last_scan < QR_RESCAN_S:
+            continue
+        last_scan = now
+        texts = reader.decode(frame.image)
+        found = bool(texts)
+        if not found:
+            gate.absorb(frame.image)  # the next scan waits for a change (or the rescan interval)
+        for text in texts:
             q.put(("qr", role, text, frame.t))
 
 
 def face_matcher(cam: Camera, faces, candidates: Callable[[], list[str]], q: queue.Queue, stop: threading.Event,
                  timing: Histogram, agree_frames: int = 1) -> None:
     """The exit camera's newest frames → the face worker, only while someone enrolled is inside → ("face", ...).
-    With ``agree_frames`` > 1 the last that many frames go together and must agree on the shopper."""
+    With ``agree_frames`` > 1 the last that many frames go together and must agree on the shopper. Frames are
+    skipped while nothing moves and the last look found no face (``vision.motion``)."""
     seq = 0
     recent: collections.deque = collections.deque(maxlen=agree_frames)
+    gate = MotionGate()
+    nobody = True  # the last look found no face
     while not stop.is_set():
         inside = candidates()
         if not inside:
@@ -47,6 +64,8 @@ def face_matcher(cam: Camera, faces, candidates: Callable[[], list[str]], q: que
         if frame is None:
             continue
         seq = frame.seq
+        if not gate.moved(frame.image) and nobody:
+            continue  # an empty, unchanged exit area: no need to look for faces
         recent.append(cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
         if len(recent) < recent.maxlen:
             continue
@@ -58,7 +77,10 @@ def face_matcher(cam: Camera, faces, candidates: Callable[[], list[str]], q: que
             stop.wait(0.5)
             continue
         timing.add((time.perf_counter() - t0) * 1000)
-        if d.reason != "no_face":
+        nobody = d.reason == "no_face"
+        if nobody:
+            gate.absorb(frame.image)  # what changed was not a person (light, a door, a trolley)
+        else:
             q.put(("face", d, frame.t))
 
 
