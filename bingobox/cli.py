@@ -346,7 +346,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     ctl.start()
     try:
         if screen is not None:
-            print(f"bingobox run: status screen at {screen.start()}", flush=True)
+            try:
+                print(f"bingobox run: status screen at {screen.start()}", flush=True)
+            except OSError as e:  # the port is taken: say so and stop cleanly (systemd restarts us)
+                print(f"bingobox run: {e}", file=sys.stderr)
+                return 2
         print(f"bingobox run: store {cfg.store.id} running (journal {cfg.journal.path})", flush=True)
         ctl.notifier.ready(f"store {cfg.store.id} running")
         _wait_for_signal()

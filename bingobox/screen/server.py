@@ -43,19 +43,26 @@ class ScreenServer:
                                                     access_log=False, lifespan="off"))
         self.host = sc.host
         self.port: int | None = None
-        self._thread = threading.Thread(target=self.server.run, name="screen", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="screen", daemon=True)
         if not operators:
             log.warning("status screen: no operators configured: it shows the store but nobody can act")
         if sc.host not in ("127.0.0.1", "::1", "localhost") and not sc.view_requires_login:
             log.warning("status screen on %s without view_requires_login: anyone who reaches it sees the store",
                         sc.host)
 
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except SystemExit:  # uvicorn exits when it cannot bind; it has logged why, and start() reports it
+            pass
+
     def start(self, timeout: float = 10.0) -> str:
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise OSError(f"the status screen could not listen on {self.host}")
+                raise OSError(f"the status screen could not listen on {self.host}:{self.server.config.port} "
+                              "(port taken or address not on this host)")
             time.sleep(0.02)
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
         return self.url

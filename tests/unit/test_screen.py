@@ -178,3 +178,27 @@ def test_refunds_go_to_the_gateway_with_a_key_per_audit_entry(setup):
     r = client.post("/api/actions/refund", json={"charge_id": "ch_1", "amount_fen": 2.5, "reason": "x"}, headers=h)
     assert r.status_code == 422  # money is integer fen
     assert store.acted == []
+
+
+def test_a_taken_port_is_a_clear_error(tmp_path):
+    import socket
+
+    from bingobox.config import ScreenConfig, StoreConfig
+    from bingobox.screen.server import ScreenServer
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    journal = Journal(tmp_path / "store.db")
+    cfg = StoreConfig(store={"id": "s1"}, screen=ScreenConfig(port=port))
+    try:
+        with pytest.raises(OSError, match=f"could not listen on 127.0.0.1:{port}"):
+            ScreenServer(FakeStore(journal), cfg).start(timeout=5)
+        free = ScreenServer(FakeStore(journal), StoreConfig(store={"id": "s1"}, screen=ScreenConfig(port=0)))
+        url = free.start()
+        assert url.startswith("http://127.0.0.1:") and free.port != port
+        free.stop()
+    finally:
+        busy.close()
+        journal.close()
