@@ -38,6 +38,7 @@ from .wallet.outbox import Limits, Outbox, Policy
 
 log = logging.getLogger(__name__)
 UNSEEN_ENTRY = ("code_accepted", "door_unlocked")  # let in, but the door cycle was not seen (yet)
+VIEW_EVERY_S = 1.0  # the snapshot for the screen and the status file (its SQL runs on the loop thread: keep it rare)
 
 
 class Controller:
@@ -451,10 +452,10 @@ class Controller:
         ok, _ = self.outbox.admission()
         self.store.set_problem("charges_pending_limit", not ok)
         self.store.set_problem("gateway", self.outbox.gateway_ok is False)
-        if now - self._last_view >= 0.5:
+        if now - self._last_view >= VIEW_EVERY_S:
             self._last_view = now
             self.view = screen_view(self)
-            self._write_status()
+            self._write_status(self.view)
 
     def _forget_face(self, v: Visit) -> None:
         if self.faces is not None and v.enrolled:
@@ -533,12 +534,12 @@ class Controller:
                 "devices": {n: d.status() for n, d in {**self.doors, **self.readers, **self.cameras}.items()},
                 "t": time.time()}
 
-    def _write_status(self) -> None:
+    def _write_status(self, snapshot: dict | None = None) -> None:
         if self.status_path is None:
             return
         tmp = self.status_path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(self.status(), default=str))
+            tmp.write_text(json.dumps(snapshot if snapshot is not None else self.status(), default=str))
             tmp.replace(self.status_path)
         except OSError as e:
             log.warning("cannot write %s: %s", self.status_path, e)
