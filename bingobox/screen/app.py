@@ -87,11 +87,19 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool, 
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return _error(422, "bad_request", f"{where}: {first.get('msg', 'invalid')}".strip(": "))
 
-    def state() -> dict:
+    cached: dict = {"t": None, "json": ""}
+
+    def state_json() -> str:
+        """The page's state as JSON, built once per controller snapshot however many pages watch (its journal
+        reads share the lock the control loop writes through)."""
         view = store.view
+        if view.get("t") is not None and view.get("t") == cached["t"]:
+            return cached["json"]
         history.sample(view)
-        return {**view, "alarms": store.journal.open_alarms(), "recent_charges": store.journal.recent_charges(15),
+        data = {**view, "alarms": store.journal.open_alarms(), "recent_charges": store.journal.recent_charges(15),
                 "audit": store.journal.recent_audit(15), "history": list(history.samples)[-120:]}
+        cached.update(t=view.get("t"), json=json.dumps(data, default=str))
+        return cached["json"]
 
     def session_of(request: Request) -> Session | None:
         return auth.session(request.cookies.get(COOKIE))
@@ -112,10 +120,10 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool, 
         return not view_requires_login or session_of(request) is not None
 
     @app.get("/api/state")
-    def get_state(request: Request) -> JSONResponse:
+    def get_state(request: Request) -> Response:
         if not may_view(request):
             return _error(401, "not_logged_in", "log in to see the store")
-        return JSONResponse(json.loads(json.dumps(state(), default=str)))
+        return Response(state_json(), media_type="application/json")
 
     @app.get("/api/stream", response_model=None)
     async def stream(request: Request) -> StreamingResponse | JSONResponse:
@@ -125,7 +133,7 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool, 
         async def events():
             yield "retry: 2000\n\n"
             while not await request.is_disconnected() and may_view(request):
-                data = await asyncio.to_thread(lambda: json.dumps(state(), default=str))
+                data = await asyncio.to_thread(state_json)
                 yield f"event: state\ndata: {data}\n\n"
                 await asyncio.sleep(push_interval_s)
 
