@@ -3,6 +3,7 @@ rejected with the file, the key and the reason (``bingobox check-config FILE``).
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from datetime import date
@@ -268,6 +269,7 @@ class StoreConfig(Strict):
     @model_validator(mode="after")
     def _unique_names(self) -> StoreConfig:
         check_unique_names(self.doors, self.readers, self.cameras)
+        check_one_device_per_port([*self.doors, *self.readers])
         if self.layout is not None:
             lay = self.layout
             doors, cams = {d.name for d in self.doors}, {c.name for c in self.cameras}
@@ -278,6 +280,19 @@ class StoreConfig(Strict):
                 if name is not None and name not in known:
                     raise ValueError(f"layout.{key}: no such device {name!r}")
         return self
+
+
+def check_one_device_per_port(devices: list) -> None:
+    """Each serial port (device path, or socket/rfc2217 address) drives one device: drivers open ports exclusively.
+    Two doors on one relay board, or several boards on one RS-485 bus, are not supported yet — say so at load
+    instead of leaving the second door in 'fault' at run time."""
+    seen: dict[str, str] = {}
+    for d in devices:
+        key = os.path.realpath(d.port) if d.port.startswith("/") and os.path.exists(d.port) else d.port
+        if key in seen:
+            raise ValueError(f"{seen[key]} and {d.name} use the same port {d.port!r}: one device per serial port "
+                             "(a shared board or RS-485 bus is not supported yet)")
+        seen[key] = d.name
 
 
 def check_unique_names(*groups: list) -> None:

@@ -115,3 +115,13 @@ def test_screen_section_rules(tmp_path):
     ops.write_text('[[operators]]\nname = "bob"\npassword_hash = "x"\n')
     with pytest.raises(ValueError):
         load_store_config(p).screen.all_operators()
+
+
+def test_two_devices_on_one_port_are_refused_at_load(tmp_path):
+    got = problems(tmp_path, GOOD + '\n[[doors]]\nname = "exit"\nport = "loop://"\nenergize_to_unlock = false\n')
+    assert any("entrance and exit use the same port 'loop://'" in p for p in got)
+    link = tmp_path / "by-id"
+    link.symlink_to("/dev/null")  # a by-id name and the device it points to are one port
+    text = (f'[store]\nid = "s1"\n[[doors]]\nname = "a"\nport = "{link}"\nenergize_to_unlock = true\n'
+            '[[readers]]\nname = "r"\nport = "/dev/null"\n')
+    assert any("a and r use the same port" in p for p in problems(tmp_path, text))
