@@ -448,13 +448,13 @@ class Controller:
             elif v.exit_deadline and not v.exit_granted and now >= v.exit_deadline:
                 self._evidence(v, "exit_without_answer", {"waited_s": self.cfg.visits.exit_charge_wait_s})
                 self._grant_exit(v)  # the charge is safe in the outbox; nobody waits inside for the network
-        self.notifier.tick(f"{self.store.state}: {sum(v.state in IN_STORE for v in self.visits.values())} inside")
-        ok, _ = self.outbox.admission()
-        self.store.set_problem("charges_pending_limit", not ok)
+        self.notifier.tick(f"{self.store.state}: {self.inside()} inside")
         self.store.set_problem("gateway", self.outbox.gateway_ok is False)
-        if now - self._last_view >= VIEW_EVERY_S:
+        if now - self._last_view >= VIEW_EVERY_S:  # entry itself asks the outbox afresh; this is for the screen
             self._last_view = now
-            self.view = screen_view(self)
+            charges = self.outbox.status()
+            self.store.set_problem("charges_pending_limit", not charges["admission"])
+            self.view = screen_view(self, charges)
             self._write_status(self.view)
 
     def _forget_face(self, v: Visit) -> None:
@@ -524,13 +524,16 @@ class Controller:
     def open_now(self) -> bool:
         return self.hours is None or self.hours.is_open(datetime.now(UTC))
 
-    def status(self) -> dict:
+    def inside(self) -> int:
+        """Shoppers inside the store now."""
+        return sum(v.state in IN_STORE for v in self.visits.values())
+
+    def status(self, charges: dict | None = None) -> dict:
         return {"store": self.cfg.store.id, "state": self.store.state, "what_works": WHAT_WORKS[self.store.state],
-                "open_now": self.open_now(),
-                "problems": sorted(self.store.problems),
-                "inside": sum(v.state in IN_STORE for v in self.visits.values()),
+                "open_now": self.open_now(), "problems": sorted(self.store.problems), "inside": self.inside(),
                 "open_visits": len(self.visits), "unattributed_items": len(self.unattributed), "counts": self.counts,
-                "latency": {k: h.summary() for k, h in self.metrics.items()}, "charges": self.outbox.status(),
+                "latency": {k: h.summary() for k, h in self.metrics.items()},
+                "charges": charges if charges is not None else self.outbox.status(),
                 "devices": {n: d.status() for n, d in {**self.doors, **self.readers, **self.cameras}.items()},
                 "t": time.time()}
 

@@ -8,8 +8,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from .visit_record import IN_STORE
-
 log = logging.getLogger(__name__)
 
 
@@ -63,7 +61,7 @@ def apply(ctl: Any, operator: str, action: str, args: Any) -> str:
     if action in ("lock_down", "release", "restock"):
         if not st.may(action):
             raise ActionError("not_now", f"cannot {action.replace('_', ' ')} while the store is {st.state}")
-        inside = sum(v.state in IN_STORE for v in ctl.visits.values())
+        inside = ctl.inside()
         if action == "restock" and inside:  # shelf changes during restocking are nobody's: wait for them
             raise ActionError("shoppers_inside", f"{inside} shopper(s) inside: restock when the store is empty")
         before = st.state

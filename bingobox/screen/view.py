@@ -16,8 +16,9 @@ def _short(account: str) -> str:
     return account if len(account) <= 10 else f"{account[:4]}…{account[-4:]}"
 
 
-def screen_view(ctl: Any) -> dict:
-    """What the status screen shows, built in the loop thread (a consistent snapshot)."""
+def screen_view(ctl: Any, charges: dict | None = None) -> dict:
+    """What the status screen shows, built in the loop thread (a consistent snapshot); ``charges``: the outbox
+    status if already read."""
     now = time.time()
     inside = [{"visit": v.id, "account": _short(v.account), "state": v.state, "face": v.enrolled,
                "since_s": round(now - (v.entered_at or v.created_at)), "items": len(v.basket.items),
@@ -39,4 +40,4 @@ def screen_view(ctl: Any) -> dict:
         health[name] = {"weak": sorted(e for e, x in rates.items() if x < WEAK_READ_RATE), "unknown": unknown,
                         "lowest_read_rate": min(rates.values()) if rates else None}
     cross = {e: names for e, names in shelves_of.items() if len(names) > 1}
-    return {**ctl.status(), "visits": inside, "stock": stock, "rfid_health": health, "cross_read": cross}
+    return {**ctl.status(charges), "visits": inside, "stock": stock, "rfid_health": health, "cross_read": cross}

@@ -96,9 +96,9 @@ class Outbox:
         age = self._clock() - row["oldest"] if row["oldest"] else 0.0
         return {"pending_count": row["n"], "pending_fen": row["s"], "oldest_pending_age_s": round(age, 1)}
 
-    def admission(self) -> tuple[bool, str | None]:
-        """May another shopper come in? (Never consulted for anyone leaving.)"""
-        e, lim = self.exposure(), self.limits
+    def admission(self, exposure: dict | None = None) -> tuple[bool, str | None]:
+        """May another shopper come in? (Never consulted for anyone leaving.) ``exposure``: already read."""
+        e, lim = exposure or self.exposure(), self.limits
         if e["pending_count"] >= lim.max_pending_count:
             return False, "too_many_pending_charges"
         if e["pending_fen"] + lim.max_visit_fen > lim.max_pending_fen:
@@ -115,8 +115,9 @@ class Outbox:
 
     def status(self) -> dict:
         counts = {r["state"]: r["n"] for r in self.j.all("SELECT state, COUNT(*) n FROM charge_intents GROUP BY state")}
-        ok, why = self.admission()
-        return {"intents": counts, **self.exposure(), "admission": ok, "admission_reason": why,
+        exposure = self.exposure()
+        ok, why = self.admission(exposure)
+        return {"intents": counts, **exposure, "admission": ok, "admission_reason": why,
                 "gateway_ok": self.gateway_ok,
                 "debtors": len(self.debtors()), **self.stats}
 
