@@ -46,21 +46,20 @@ CREATE TABLE IF NOT EXISTS visit_events (
   id INTEGER PRIMARY KEY, visit_id TEXT, t REAL NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS visit_events_visit ON visit_events (visit_id);
 CREATE TABLE IF NOT EXISTS alarms (
-  id INTEGER PRIMARY KEY, t REAL NOT NULL, kind TEXT NOT NULL, device TEXT, data TEXT NOT NULL, cleared_at REAL);
+  id INTEGER PRIMARY KEY, t REAL NOT NULL, kind TEXT NOT NULL, device TEXT, data TEXT NOT NULL, cleared_at REAL,
+  cleared_by TEXT);
 CREATE TABLE IF NOT EXISTS audit (
   id INTEGER PRIMARY KEY, t REAL NOT NULL, operator TEXT, action TEXT NOT NULL, args TEXT NOT NULL,
   outcome TEXT NOT NULL, detail TEXT, source TEXT);
 """
-MIGRATIONS = ["ALTER TABLE alarms ADD COLUMN cleared_by TEXT"]
 
 
 class Journal(Database):
     def __init__(self, path: str | Path) -> None:
         super().__init__(path, SCHEMA)
-        with self.tx() as c:
-            cols = {r[1] for r in c.execute("PRAGMA table_info(alarms)")}
-            if "cleared_by" not in cols:
-                c.execute(MIGRATIONS[0])
+        if "cleared_by" not in {r[1] for r in self.all("PRAGMA table_info(alarms)")}:  # a journal from before it
+            with self.tx() as c:
+                c.execute("ALTER TABLE alarms ADD COLUMN cleared_by TEXT")
 
     # evidence --------------------------------------------------------------------------------------
     def evidence(self, visit_id: str | None, kind: str, data: dict, t: float | None = None) -> None:

@@ -11,11 +11,16 @@ from bingobox.config import Name, Strict, check_unique_names, load_model
 Port = int  # 0 = any free port (the actual one is printed and written to the manifest)
 
 
-class SimDoor(Strict):
+class SimSerial(Strict):
+    """Where a virtual serial device is served besides its pty."""
+
     name: Name
-    unit: int = Field(1, ge=1, le=247)
     tcp_port: Port = Field(0, ge=0, le=65535)
     tcp_protocol: Literal["raw", "rfc2217"] = Field("raw", description="raw bytes (socket://) or RFC 2217 (rfc2217://)")
+
+
+class SimDoor(SimSerial):
+    unit: int = Field(1, ge=1, le=247)
     baudrate: int = Field(9600, ge=0, le=921600, description="pace replies like this line speed; 0 = no pacing")
     energize_to_unlock: bool = True
     lock_coil: int = Field(0, ge=0, le=7)
@@ -27,11 +32,8 @@ class SimDoor(Strict):
     rex_press_s: float = Field(0.4, ge=0.05, le=10, description="how long a REX press holds the input")
 
 
-class SimReader(Strict):
-    name: Name
+class SimReader(SimSerial):
     framing: Literal["BB", "AA"] = "BB"
-    tcp_port: Port = Field(0, ge=0, le=65535)
-    tcp_protocol: Literal["raw", "rfc2217"] = Field("raw", description="raw bytes (socket://) or RFC 2217 (rfc2217://)")
     baudrate: int = Field(115200, ge=0, le=921600, description="pace output like this line speed; 0 = none")
     round_s: float = Field(0.03, ge=0.0, le=5, description="time one inventory round takes besides the link")
     rssi: int = Field(-55, ge=-100, le=0)
