@@ -109,8 +109,8 @@ class SerialLink:
         if port is not None:
             try:
                 port.close()
-            except Exception:
-                pass
+            except Exception as e:  # closing a port that already failed: the failure was reported
+                log.debug("%s: close after failure: %s", self.name, e)
 
     def _fail(self, why: str) -> None:
         if self._port is None:
