@@ -313,14 +313,12 @@ class Controller:
             self.doors[self.lay.exit_door].grant()
             return
         self.counts["fallback_qr"] += 1
-        self._evidence(v, "identified", {"by": "qr"})
-        self._at_exit(v, frame_t)
+        self._at_exit(v, frame_t, {"by": "qr"})
 
     def _on_face(self, d, frame_t: float) -> None:
         if d.reason == "matched" and d.match in self.visits and self.visits[d.match].state in IN_STORE:
             v = self.visits[d.match]
-            self._evidence(v, "identified", {"by": "face", "distance": d.distance, "margin": d.margin})
-            self._at_exit(v, frame_t)
+            self._at_exit(v, frame_t, {"by": "face", "distance": d.distance, "margin": d.margin})
         elif d.reason.startswith("unsure") or d.reason == "frames_disagree":
             v = self.visits.get(d.nearest or "")
             if v is not None and d.reason == "unsure_margin" and v.machine.fire("not_sure"):
@@ -343,35 +341,42 @@ class Controller:
             self.counts["alarms"] += 1
 
     # exit and charging -----------------------------------------------------------------------------
-    def _at_exit(self, v: Visit, frame_t: float) -> None:
+    def _at_exit(self, v: Visit, frame_t: float, identified: dict) -> None:
+        """Identified at the exit (by face or code): charge now, or once the exit reader has looked."""
         if not v.machine.fire("identified"):
             return
         v.exit_t0 = frame_t
         if self.lay.exit_reader and (not v.alone or self.unattributed):
             reader = self.readers[self.lay.exit_reader]
-            if reader.status()["online"] and reader.rounds_since(frame_t) >= 2:
+            if reader.online() and reader.rounds_since(frame_t) >= 2:
                 # its continuous inventory has looked at the exit area since the shopper was seen there
-                self._on_exit_inventory(v.id, set(reader.present()))
+                self._on_exit_inventory(v.id, set(reader.present()), [("identified", identified)])
             else:
+                self._evidence(v, "identified", identified)  # (no intent to wait for yet: the reader looks first)
                 self._spawn_once(feeds.exit_inventory, reader, v.id, frame_t, self.q)
         else:
-            self._charge(v)
+            self._charge(v, [("identified", identified)])
 
-    def _on_exit_inventory(self, visit_id: str, epcs: set[str] | None) -> None:
+    def _on_exit_inventory(self, visit_id: str, epcs: set[str] | None,
+                           evidence: list[tuple[str, dict]] | None = None) -> None:
         v = self.visits.get(visit_id)
         if v is None:
             return
-        if epcs is None:
-            self._flag(v, "exit_reader_unavailable")  # charge what was attributed; state the rest
+        evidence = list(evidence or [])
+        if epcs is None:  # charge what was attributed; state the rest (saved with the charge, after the intent)
+            if "exit_reader_unavailable" not in v.flags:
+                v.flags.append("exit_reader_unavailable")
+                evidence.append(("flag", {"flag": "exit_reader_unavailable"}))
         else:
             for epc in epcs:
                 v.basket.add(epc, "exit_reader")
                 self.unattributed.pop(epc, None)
-            self._evidence(v, "exit_inventory", {"epcs": sorted(epcs)})
-        self._charge(v)
+            evidence.append(("exit_inventory", {"epcs": sorted(epcs)}))
+        self._charge(v, evidence)
 
-    def _charge(self, v: Visit) -> None:
-        """The critical path: the intent is committed and the sender woken first; the evidence follows."""
+    def _charge(self, v: Visit, evidence: list[tuple[str, dict]] = ()) -> None:
+        """The critical path: the intent is committed and the sender woken first; ``evidence`` of how we got here
+        (identification, exit inventory) and the basket's follow, in that order."""
         lines, unknown = v.basket.lines(self.catalog)
         total = sum(li["amount_fen"] for li in lines)
         v.machine.fire("charge")
@@ -381,6 +386,8 @@ class Controller:
         else:
             self.outbox.submit(v.id, v.account, total, lines)
             v.exit_deadline = time.time() + self.cfg.visits.exit_charge_wait_s
+        for kind, data in evidence:
+            self._evidence(v, kind, data)
         if unknown:
             self._evidence(v, "unknown_items", {"epcs": unknown})
         self._evidence(v, "basket", {"lines": lines, "total_fen": total,

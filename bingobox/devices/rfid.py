@@ -134,11 +134,15 @@ class RfidReader:
                     break
         return found
 
+    def online(self) -> bool:
+        """Connected, and frames came recently."""
+        return self._connected and self._clock() - self._last_frame < self.cfg.silence_timeout_s * 2
+
     def status(self) -> dict:
         with self._lock:
             present = sum(t.present for t in self.tags.values())
             return {"kind": "rfid", "name": self.name, "role": self.cfg.role, "mode": self.cfg.mode,
-                    "online": self._connected and self._clock() - self._last_frame < self.cfg.silence_timeout_s * 2,
+                    "online": self.online(),
                     "tags_present": present, "rounds": self.rounds, "last_frame_age_s":
                     round(self._clock() - self._last_frame, 3) if self._last_frame else None,
                     "link": self.link.status(), "decoder": dict(self._decoder.stats), **self.stats}
