@@ -183,8 +183,9 @@ def bench_rfid(seconds: float = 5.0, tags: int = 60) -> dict:
     multi-poll notices for ``tags`` tags; this process runs only the driver. CPU is this process's time / wall."""
     import tempfile
 
+    from hardware.harness.process import Proc
+
     from .config import ReaderConfig
-    from .demo import Proc
     from .devices.rfid import RfidReader
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -220,7 +221,7 @@ def bench_store(shoppers: int, testdata: Path) -> dict:
     exit unlock command) latencies of the whole store, from a demo run without faults."""
     import tempfile
 
-    from .demo import Demo
+    from hardware.harness.demo import Demo
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Demo(shoppers, 1, set(), Path(tmp) / "store", testdata, verbose=False)
@@ -239,7 +240,7 @@ def bench_store(shoppers: int, testdata: Path) -> dict:
 def _idle_shopper_cost(d, pid: int, seconds: float = 10.0) -> dict:
     """CPU share of the controller and its children while one enrolled shopper browses and the exit area is empty
     (the exit's face matcher is armed: the motion gate decides whether it looks)."""
-    from .demo import _identities
+    from hardware.harness.demo import _identities
 
     faces = _identities(d.testdata)
     s = d.new_shopper(999, face=faces[0])

@@ -1,11 +1,12 @@
-"""The ``bingobox`` command: check-config, devices, sim, sim-ctl, gateway, fetch-keys, vision."""
+"""The ``bingobox`` command. Running a store: run, check-config, visits, hash-password, fetch-keys. Looking at it:
+devices, vision, diagram. Integrators and developers: sim, sim-ctl, gateway, demo, simulate, bench (the last three
+are thin verbs over ``hardware/``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import signal
 import sys
 import threading
 import time
@@ -13,6 +14,7 @@ import tomllib
 from pathlib import Path
 
 from .config import ConfigError, load_store_config
+from .sdnotify import wait_for_signal
 
 _TESTDATA = Path(__file__).resolve().parents[1] / "tests/data"  # photographs (see tests/data/SOURCES.md)
 
@@ -32,14 +34,6 @@ def _load(loader, path: str):
     except ConfigError as e:
         print("\n".join(e.problems), file=sys.stderr)
         return None
-
-
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.is_set():
-        stop.wait(0.5)
 
 
 # check-config ----------------------------------------------------------------------------------------
@@ -98,7 +92,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
         if args.seconds:
             time.sleep(args.seconds)
         else:
-            _wait_for_signal()
+            wait_for_signal()
         print(json.dumps({"status": {d.name: d.status() for d in devs}}, default=str), flush=True)
     finally:
         for d in devs:
@@ -151,7 +145,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
                 print(f"scenario {name}: failed: {e}", flush=True)
         threading.Thread(target=play, name="scenario", daemon=True).start()
     try:
-        _wait_for_signal()
+        wait_for_signal()
     finally:
         ctl.shutdown()
         store.stop()
@@ -313,8 +307,8 @@ def cmd_diagram(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the store: the controller against whatever the config points at. SIGTERM stops it cleanly."""
-    from .controller import Controller
+    """Run the store: the app against whatever the config points at. SIGTERM stops it cleanly."""
+    from .app import StoreApp
     from .vision.faces import Rule
     from .vision.worker import FaceWorker
 
@@ -325,25 +319,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         vc = cfg.vision
         worker = FaceWorker(Rule(vc.face_threshold, vc.face_margin, vc.agree_frames),
                             detect_width=vc.detect_width) if vc.faces else None
-        ctl = Controller(cfg, face_worker=worker)
+        app = StoreApp(cfg, face_worker=worker, status_path=Path(args.status_file) if args.status_file else None)
     except ConfigError as e:
         print("\n".join(e.problems), file=sys.stderr)
         return 2
     except (ValueError, OSError) as e:
         print(f"cannot run the store: {e}", file=sys.stderr)
         return 2
-    if args.status_file:
-        ctl.status_path = Path(args.status_file)
     screen = None
     if cfg.screen is not None:
         from .screen.server import ScreenServer
 
         try:
-            screen = ScreenServer(ctl, cfg)
+            screen = ScreenServer(app, cfg)
         except (ValueError, OSError) as e:  # an unreadable or invalid operators_file
             print(f"{args.config}: screen: {e}", file=sys.stderr)
             return 2
-    ctl.start()
+    app.start()
     try:
         if screen is not None:
             try:
@@ -352,14 +344,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"bingobox run: {e}", file=sys.stderr)
                 return 2
         print(f"bingobox run: store {cfg.store.id} running (journal {cfg.journal.path})", flush=True)
-        ctl.notifier.ready(f"store {cfg.store.id} running")
-        _wait_for_signal()
+        app.notifier.ready(f"store {cfg.store.id} running")
+        wait_for_signal()
     finally:
-        ctl.notifier.stopping()
+        app.notifier.stopping()
         if screen is not None:
             screen.stop()
-        ctl.stop()
-        ctl.notifier.close()
+        app.stop()
+        app.notifier.close()
     return 0
 
 
@@ -387,25 +379,32 @@ def cmd_visits(args: argparse.Namespace) -> int:
         return 2
     j = Journal(cfg.journal.path)
     if args.visit:
-        v = j.one("SELECT * FROM visits WHERE id=?", (args.visit,))
-        if v is None:
+        record = j.visit_record(args.visit)
+        if record is None:
             print(f"no visit {args.visit}", file=sys.stderr)
             return 1
-        print(json.dumps(dict(v), indent=2))
-        for e in j.all("SELECT t, kind, data FROM visit_events WHERE visit_id=? ORDER BY id", (args.visit,)):
-            print(f"{time.strftime('%H:%M:%S', time.localtime(e['t']))}  {e['kind']:22} {e['data']}")
+        events = record.pop("events")
+        print(json.dumps(record, indent=2, default=str))
+        for e in events:
+            print(f"{time.strftime('%H:%M:%S', time.localtime(e['t']))}  {e['kind']:22} {json.dumps(e['data'])}")
         return 0
-    for v in j.all("SELECT id, account_id, state, amount_fen, flags, created_at FROM visits ORDER BY created_at "
-                   "DESC LIMIT ?", (args.limit,)):
+    for v in j.list_visits(args.limit):
+        review = "  REVIEW" if "review" in v["flags"] else ""
         print(f"{v['id']}  {time.strftime('%m-%d %H:%M:%S', time.localtime(v['created_at']))}  {v['state']:10} "
-              f"{v['account_id']:22} {v['amount_fen'] or 0:>7} fen  {v['flags']}")
+              f"{v['account_id']:22} {v['amount_fen'] or 0:>7} fen  {','.join(v['flags']) or '-'}{review}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import main as demo_main
+    from hardware.harness.demo import main as demo_main
 
     return demo_main(args)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from hardware.simcore.campaign import main as simulate_main
+
+    return simulate_main(args)
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
@@ -492,6 +491,18 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--testdata", default=str(_TESTDATA),
                     help="face photos for shoppers who consent to face billing")
     de.set_defaults(fn=cmd_demo)
+
+    sm = sub.add_parser("simulate", help="deterministic simulation of the store core with a crash at every journal "
+                        "commit of a visit's life; exits non-zero on any violation")
+    sm.add_argument("--runs", type=int, default=20, help="schedules (one seed each)")
+    sm.add_argument("--seed", type=int, default=1, help="the first run's seed (run i uses seed + i)")
+    sm.add_argument("--shoppers", type=int, default=6, help="at most this many shoppers per schedule")
+    sm.add_argument("--no-crashes", action="store_true", help="play each schedule once, without crashes")
+    sm.add_argument("--jobs", type=int, default=1, help="processes to run schedules in")
+    sm.add_argument("--crash-at", type=int, default=None, help="replay: play each schedule once, crashing after "
+                    "this journal commit")
+    sm.add_argument("--json", action="store_true", help="one JSON object (runs, crash_points, violations, …)")
+    sm.set_defaults(fn=cmd_simulate)
 
     hp = sub.add_parser("hash-password", help="hash an operator password for the status screen's config")
     hp.set_defaults(fn=cmd_hash_password)

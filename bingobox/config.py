@@ -130,6 +130,8 @@ class WalletConfig(Strict):
     poll_interval_s: float = Field(3.0, ge=0.1, le=60)
     paying_window_s: float = Field(60, ge=1, le=600, description="cancel a charge still pending after this")
     debt_retry_s: float = Field(3600, ge=0, le=7 * 86_400, description="retry declined charges (0 = never)")
+    max_rejections: int = Field(5, ge=1, le=100, description="a charge the gateway refuses as malformed (a 4xx that "
+                                "is not a decline) is tried this often, then failed with an alarm")
     limits: WalletLimits = Field(default_factory=WalletLimits)
 
     @model_validator(mode="after")
@@ -170,6 +172,17 @@ class VisitsConfig(Strict):
     exit_charge_wait_s: float = Field(3.0, ge=0, le=30, description="wait for the charge's answer, then open anyway")
     enrol_frames: int = Field(3, ge=1, le=10)
     rescan_debounce_s: float = Field(1.0, ge=0.2, le=60, description="a code out of sight this long scans anew")
+    exit_window_s: float = Field(3.0, ge=0.2, le=30, description="the exit reader's reads this long before an "
+                                 "identification count as what the shopper carries (never before the exit door last "
+                                 "closed)")
+    exit_min_rounds: int = Field(5, ge=1, le=100, description="the exit window holds at least this many of the exit "
+                                 "reader's rounds (a single round misses a tag now and then)")
+    exit_inventory_timeout_s: float = Field(1.5, ge=0.1, le=10, description="wait this long for the exit reader to "
+                                            "look after an identification, then charge the basket as it is")
+    exit_unseen_close_s: float = Field(60, ge=5, le=3600, description="a granted exit whose door cycle was not seen "
+                                       "closes the visit after this long")
+    recent_exit_s: float = Field(300, ge=10, le=86_400, description="items carried out this recently are never "
+                                 "added to another basket")
 
 
 class VisionConfig(Strict):
@@ -178,6 +191,8 @@ class VisionConfig(Strict):
     detect_width: int = Field(320, ge=160, le=1920)
     agree_frames: int = Field(1, ge=1, le=5)
     faces: bool = Field(True, description="face billing on/off (off: every exit is a QR scan)")
+    max_frame_age_s: float = Field(1.0, ge=0.1, le=10, description="a camera frame older than this is dropped, "
+                                   "not decoded or matched")
 
 
 class HoursConfig(Strict):

@@ -1,117 +1,218 @@
-"""Threads that watch the cameras and the exit reader and put what they see on the control loop's queue.
-They decide nothing: the loop does."""
+"""Threads that watch the cameras and put typed events in the control loop's inbox. They decide nothing: the loop
+does. Each sheds load instead of queueing it: it only ever looks at a camera's newest frame, drops frames older
+than ``vision.max_frame_age_s``, and offers its result newest-wins (``loop.Inbox.offer``).
+
+``FaceSide`` is the store core's face port (``core.ports.Faces``) over the face worker process: enrolment at the
+entrance (several frames of the shopper walking in, best first), the exit matcher, and forgetting templates.
+"""
 
 from __future__ import annotations
 
 import collections
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable
 
 import cv2
 
-from .devices.camera import Camera
-from .devices.rfid import RfidReader
+from .config import VisionConfig
+from .core.events import CodeSeen, Enrolled, FaceDecided
+from .devices.camera import Camera, Frame
+from .loop import Inbox
 from .metrics import Histogram
 from .vision.motion import MotionGate
 from .vision.qr import QrReader
 
 log = logging.getLogger(__name__)
 
-
 QR_RESCAN_S = 0.5  # an unchanged picture is scanned again this often (a code held still that failed once)
+MAX_CODES_PER_FRAME = 4  # a frame full of codes is not a shopper: the first few are enough
 
 
-def qr_scanner(cam: Camera, role: str, q: queue.Queue, stop: threading.Event) -> None:
-    """New frames → QR texts → ("qr", role, text, frame time). A frame is scanned when the picture changed since
-    the last scan that found nothing (``vision.motion``), when the last scan found a code, or every QR_RESCAN_S."""
+class _Stale:
+    """A frame too old to act on (the thread fell behind): skipped, its sequence number consumed."""
+
+    def __init__(self, frame: Frame) -> None:
+        self.seq = frame.seq
+
+
+def _fresh(cam: Camera, seq: int, max_age_s: float, timeout: float = 0.5) -> Frame | _Stale | None:
+    """The camera's newest frame after ``seq`` if it is not older than ``max_age_s`` (None otherwise)."""
+    frame = cam.wait_frame(seq, timeout=timeout)
+    if frame is None:
+        return None
+    if time.time() - frame.t > max_age_s:
+        return _Stale(frame)  # the caller skips it but moves past its seq
+    return frame
+
+
+def qr_scanner(cam: Camera, role: str, inbox: Inbox, stop: threading.Event, max_age_s: float = 1.0,
+               timing: Histogram | None = None) -> None:
+    """New frames → QR texts → CodeSeen. A frame is scanned when the picture changed since the last scan that found
+    nothing (``vision.motion``), when the last scan found a code, or every QR_RESCAN_S."""
     reader, seq, gate = QrReader(), 0, MotionGate()
     found, last_scan = False, 0.0
+    stats = {"stale": 0}
     while not stop.is_set():
-        frame = cam.wait_frame(seq, timeout=0.5)
+        frame = _fresh(cam, seq, max_age_s)
         if frame is None:
             continue
         seq = frame.seq
+        if isinstance(frame, _Stale):
+            stats["stale"] += 1
+            continue
         now = time.monotonic()
         if not gate.moved(frame.image) and not found and now - last_scan < QR_RESCAN_S:
             continue
         last_scan = now
+        t0 = time.perf_counter()
         texts = reader.decode(frame.image)
+        decoded = time.time()
+        if timing is not None:
+            timing.add((time.perf_counter() - t0) * 1000)
         found = bool(texts)
         if not found:
             gate.absorb(frame.image)  # the next scan waits for a change (or the rescan interval)
-        for text in texts:
-            q.put(("qr", role, text, frame.t))
+        for text in texts[:MAX_CODES_PER_FRAME]:
+            inbox.offer(f"qr:{role}:{text}", CodeSeen(role, text, frame.t, {"decoded": decoded}))
 
 
-def face_matcher(cam: Camera, faces, candidates: Callable[[], list[str]], q: queue.Queue, stop: threading.Event,
-                 timing: Histogram, agree_frames: int = 1) -> None:
-    """The exit camera's newest frames → the face worker, only while someone enrolled is inside → ("face", ...).
-    With ``agree_frames`` > 1 the last that many frames go together and must agree on the shopper. Frames are
-    skipped while nothing moves and the last look found no face (``vision.motion``)."""
-    seq = 0
-    recent: collections.deque = collections.deque(maxlen=agree_frames)
-    gate = MotionGate()
-    nobody = True  # the last look found no face
-    while not stop.is_set():
-        inside = candidates()
-        if not inside:
-            stop.wait(0.1)
-            continue
-        frame = cam.wait_frame(seq, timeout=0.5)
-        if frame is None:
-            continue
-        seq = frame.seq
-        if not gate.moved(frame.image) and nobody:
-            continue  # an empty, unchanged exit area: no need to look for faces
-        recent.append(cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
-        if len(recent) < recent.maxlen:
-            continue
-        t0 = time.perf_counter()
-        try:
-            d = faces.match(list(recent), inside)
-        except Exception as e:
-            log.warning("face match failed: %s", e)
-            stop.wait(0.5)
-            continue
-        timing.add((time.perf_counter() - t0) * 1000)
-        nobody = d.reason == "no_face"
-        if nobody:
-            gate.absorb(frame.image)  # what changed was not a person (light, a door, a trolley)
-        else:
-            q.put(("face", d, frame.t))
+class FaceSide:
+    """The face worker seen from the store: ``enrol`` / ``forget`` / ``set_candidates`` (the core's port), and the
+    exit matcher, which looks only while an enrolled shopper is inside and something moves at the exit."""
 
+    def __init__(self, worker, entry_cam: Camera, exit_cam: Camera, inbox: Inbox, cfg: VisionConfig,
+                 enrol_frames: int = 6, enrol_window_s: float = 2.0) -> None:
+        self.worker = worker
+        self.entry_cam, self.exit_cam = entry_cam, exit_cam
+        self.inbox = inbox
+        self.cfg = cfg
+        self.enrol_frames, self.enrol_window_s = enrol_frames, enrol_window_s
+        self._candidates: list[str] = []
+        self._jobs: collections.deque[tuple[str, str]] = collections.deque()
+        self._jobs_cv = threading.Condition()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.match_ms = Histogram()
+        self.stats = {"matches": 0, "stale": 0, "enrolments": 0, "enrol_dropped": 0, "forgotten": 0}
 
-def enrol(cam: Camera, faces, visit_id: str, frames: int, q: queue.Queue, stop: threading.Event) -> None:
-    """Enrol a consenting shopper from the entry camera's next frames (off the entry's critical path)."""
-    latest = cam.latest()
-    seq = latest.seq if latest else 0
-    result: dict = {"ok": False, "reason": "no_frame"}
-    for _ in range(frames * 3):
-        frame = cam.wait_frame(seq, timeout=1.0)
-        if frame is None or stop.is_set():
-            break
-        seq = frame.seq
-        try:
-            result = faces.enrol(visit_id, cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
-        except Exception as e:
-            result = {"ok": False, "reason": f"worker: {e}"}
-            break
-        if result.get("ok") or result.get("reason") == "several_faces":
-            break
-    q.put(("enrolled", visit_id, result))
+    # the port ------------------------------------------------------------------------------------------
+    def enrol(self, visit_id: str) -> None:
+        with self._jobs_cv:
+            enrols = [j for j in self._jobs if j[0] == "enrol"]
+            if len(enrols) >= 8:  # a rush at the entrance: the oldest waiting enrolment gives way
+                self._jobs.remove(enrols[0])
+                self.stats["enrol_dropped"] += 1
+                self.inbox.put(Enrolled(enrols[0][1], {"ok": False, "reason": "busy"}))
+            self._jobs.append(("enrol", visit_id))
+            self._jobs_cv.notify()
 
+    def forget(self, visit_id: str) -> None:
+        with self._jobs_cv:
+            self._jobs.appendleft(("forget", visit_id))  # templates go before anything else is done
+            self._jobs_cv.notify()
 
-def exit_inventory(reader: RfidReader, visit_id: str, since: float, q: queue.Queue) -> None:
-    """What is in the exit area once the reader has looked at it since the shopper was seen → ("basket", ...)."""
-    epcs: set[str] | None = None
-    if reader.status()["online"] and reader.wait_rounds_since(since, 2, timeout=1.0):
-        epcs = set(reader.present())
-    else:
-        try:
-            epcs = reader.bounded_inventory(rounds=30, stable_rounds=5, timeout=3)
-        except TimeoutError as e:
-            log.warning("exit reader: %s", e)
-    q.put(("basket", visit_id, epcs))
+    def set_candidates(self, visit_ids: list[str]) -> None:
+        self._candidates = list(visit_ids)
+
+    # lifecycle -------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.worker.start()
+        for fn in (self._matcher, self._enroller):
+            t = threading.Thread(target=fn, name=f"faces-{fn.__name__.strip('_')}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._jobs_cv:
+            self._jobs_cv.notify_all()
+        for t in self._threads:
+            t.join(timeout=5)
+        self.worker.stop()
+
+    @property
+    def alive(self) -> bool:
+        return self.worker.alive
+
+    # threads ---------------------------------------------------------------------------------------------
+    def _matcher(self) -> None:
+        seq = 0
+        recent: collections.deque = collections.deque(maxlen=self.cfg.agree_frames)
+        gate = MotionGate()
+        nobody = True  # the last look found no face
+        while not self._stop.is_set():
+            inside = self._candidates
+            if not inside:
+                recent.clear()
+                self._stop.wait(0.1)
+                continue
+            frame = _fresh(self.exit_cam, seq, self.cfg.max_frame_age_s)
+            if frame is None:
+                continue
+            seq = frame.seq
+            if isinstance(frame, _Stale):
+                self.stats["stale"] += 1
+                continue
+            if not gate.moved(frame.image) and nobody:
+                continue  # an empty, unchanged exit area: no need to look for faces
+            recent.append((frame.t, cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)))
+            if len(recent) < recent.maxlen:
+                continue
+            t0 = time.perf_counter()
+            try:
+                d = self.worker.match([img for _, img in recent], inside, priority=True)
+            except Exception as e:
+                log.warning("face match failed: %s", e)
+                self._stop.wait(0.5)
+                continue
+            decided = time.time()
+            self.match_ms.add((time.perf_counter() - t0) * 1000)
+            self.stats["matches"] += 1
+            nobody = d.reason == "no_face"
+            if nobody:
+                gate.absorb(frame.image)  # what changed was not a person (light, a door, a trolley)
+            else:
+                self.inbox.offer("face", FaceDecided(d, recent[0][0], {"decided": decided}))
+
+    def _enroller(self) -> None:
+        while not self._stop.is_set():
+            with self._jobs_cv:
+                while not self._jobs and not self._stop.is_set():
+                    self._jobs_cv.wait(0.5)
+                if self._stop.is_set():
+                    return
+                op, visit_id = self._jobs.popleft()
+            try:
+                if op == "forget":
+                    self.worker.forget(visit_id)
+                    self.stats["forgotten"] += 1
+                else:
+                    self.inbox.put(Enrolled(visit_id, self._enrol(visit_id)))
+            except Exception as e:
+                log.warning("face worker: %s of %s failed: %s", op, visit_id, e)
+                if op == "enrol":
+                    self.inbox.put(Enrolled(visit_id, {"ok": False, "reason": f"worker: {e}"}))
+
+    def _enrol(self, visit_id: str) -> dict:
+        """Several frames of the shopper walking in (over ``enrol_window_s``), each assessed in the worker; the best
+        ones become the templates."""
+        latest = self.entry_cam.latest()
+        seq = latest.seq if latest else 0
+        deadline = time.monotonic() + self.enrol_window_s
+        looked = 0
+        while looked < self.enrol_frames * 3 and time.monotonic() < deadline and not self._stop.is_set():
+            frame = _fresh(self.entry_cam, seq, self.cfg.max_frame_age_s, timeout=0.3)
+            if frame is None or isinstance(frame, _Stale):
+                seq = frame.seq if frame is not None else seq
+                continue
+            seq = frame.seq
+            looked += 1
+            r = self.worker.assess(visit_id, cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
+            if r.get("reason") == "several_faces":
+                self.worker.discard(visit_id)
+                return {**r, "ok": False, "frames": looked}
+            if r.get("candidates", 0) >= self.enrol_frames:
+                break
+        self.stats["enrolments"] += 1
+        return {**self.worker.commit_enrolment(visit_id, keep=3), "frames": looked}

@@ -2,12 +2,17 @@
 
 Holds the charge outbox, the entry-code replay cache, visits and their evidence, alarms, and the operators' audit
 log. Face templates never go in here.
+
+A visit's transition is one transaction: its row, the evidence of what happened and (at checkout) the charge
+intent are written together with ``tx()`` and the ``*_in`` helpers, so no transition exists only in memory.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .storage import Database
@@ -22,7 +27,7 @@ CREATE TABLE IF NOT EXISTS charge_intents (
   currency TEXT NOT NULL DEFAULT 'CNY',
   items TEXT NOT NULL,
   idem_key TEXT NOT NULL UNIQUE,
-  state TEXT NOT NULL CHECK (state IN ('pending', 'paying', 'succeeded', 'declined', 'canceled')),
+  state TEXT NOT NULL CHECK (state IN ('pending', 'paying', 'succeeded', 'declined', 'canceled', 'failed')),
   charge_id TEXT,
   reason TEXT,
   attempts INTEGER NOT NULL DEFAULT 0,
@@ -31,6 +36,7 @@ CREATE TABLE IF NOT EXISTS charge_intents (
   last_error TEXT,
   supersedes INTEGER REFERENCES charge_intents(id),
   retried INTEGER NOT NULL DEFAULT 0,
+  rejections INTEGER NOT NULL DEFAULT 0,
   created_at REAL NOT NULL,
   updated_at REAL NOT NULL
 );
@@ -40,7 +46,7 @@ CREATE TABLE IF NOT EXISTS visits (
   id TEXT PRIMARY KEY, account_id TEXT NOT NULL, state TEXT NOT NULL, face_consent INTEGER NOT NULL,
   alone INTEGER NOT NULL DEFAULT 1, created_at REAL NOT NULL, updated_at REAL NOT NULL, entered_at REAL,
   left_at REAL, basket TEXT NOT NULL DEFAULT '{}', amount_fen INTEGER, receipt TEXT,
-  flags TEXT NOT NULL DEFAULT '[]');
+  flags TEXT NOT NULL DEFAULT '[]', identified_at REAL, exit_granted_at REAL);
 CREATE INDEX IF NOT EXISTS visits_state ON visits (state);
 CREATE TABLE IF NOT EXISTS visit_events (
   id INTEGER PRIMARY KEY, visit_id TEXT, t REAL NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL);
@@ -54,31 +60,97 @@ CREATE TABLE IF NOT EXISTS audit (
 """
 
 
+# columns added since the first journals; an older file gains them when it is opened
+_ADDED_COLUMNS = {"alarms": {"cleared_by": "TEXT"}, "visits": {"identified_at": "REAL", "exit_granted_at": "REAL"},
+                  "charge_intents": {"rejections": "INTEGER NOT NULL DEFAULT 0"}}
+VISIT_COLUMNS = ("id", "account_id", "state", "face_consent", "alone", "created_at", "updated_at", "entered_at",
+                 "left_at", "basket", "amount_fen", "receipt", "flags", "identified_at", "exit_granted_at")
+
+
 class Journal(Database):
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
         super().__init__(path, SCHEMA)
-        if "cleared_by" not in {r[1] for r in self.all("PRAGMA table_info(alarms)")}:  # a journal from before it
-            with self.tx() as c:
-                c.execute("ALTER TABLE alarms ADD COLUMN cleared_by TEXT")
+        self.clock = clock
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring an older journal up to this schema (read first: no write transaction when nothing changes)."""
+        missing = [(t, col, decl) for t, cols in _ADDED_COLUMNS.items()
+                   for col, decl in cols.items() if col not in {r[1] for r in self.all(f"PRAGMA table_info({t})")}]
+        rebuild = "'failed'" not in self.one("SELECT sql FROM sqlite_master WHERE name='charge_intents'")[0]
+        if not missing and not rebuild:
+            return
+        with self.tx() as c:
+            for table, col, decl in missing:
+                c.execute(f"ALTER TABLE {table} ADD COLUMN {col} {decl}")
+            if rebuild:  # a CHECK constraint changes only by rebuilding the table
+                c.execute("ALTER TABLE charge_intents RENAME TO charge_intents_old")
+                c.execute("DROP INDEX IF EXISTS intents_due")
+                c.execute("DROP INDEX IF EXISTS intents_visit")
+                for stmt in SCHEMA.split(";"):
+                    if "charge_intents" in stmt and stmt.strip():
+                        c.execute(stmt)
+                cols = ", ".join(r[1] for r in c.execute("PRAGMA table_info(charge_intents_old)"))
+                c.execute(f"INSERT INTO charge_intents ({cols}) SELECT {cols} FROM charge_intents_old")
+                c.execute("DROP TABLE charge_intents_old")
+
+    # visits: one transaction per transition ---------------------------------------------------------
+    @staticmethod
+    def save_visit_in(c: sqlite3.Connection, row: dict, new: bool = False) -> None:
+        """Write a visit's row inside an open transaction (``row``: VISIT_COLUMNS, JSON fields already encoded)."""
+        if new:
+            cols = ", ".join(row)
+            c.execute(f"INSERT INTO visits ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+        else:
+            sets = ", ".join(f"{k}=?" for k in row if k != "id")
+            c.execute(f"UPDATE visits SET {sets} WHERE id=?", (*[v for k, v in row.items() if k != "id"], row["id"]))
+
+    @staticmethod
+    def evidence_in(c: sqlite3.Connection, visit_id: str | None, kind: str, data: dict, t: float) -> None:
+        c.execute("INSERT INTO visit_events (visit_id, t, kind, data) VALUES (?, ?, ?, ?)",
+                  (visit_id, t, kind, json.dumps(data, default=str)))
+
+    def open_visits(self) -> list[dict]:
+        """Every visit not in a final state, oldest first (for a restart)."""
+        rows = self.all("SELECT * FROM visits WHERE state NOT IN ('left', 'abandoned', 'timed_out') "
+                        "ORDER BY created_at")
+        return [dict(r) for r in rows]
+
+    def recent_baskets(self, since: float) -> dict[str, tuple[str, float]]:
+        """EPC → (visit, left at) for the baskets of visits that left since ``since`` (just carried out)."""
+        out: dict[str, tuple[str, float]] = {}
+        for r in self.all("SELECT id, basket, left_at FROM visits WHERE left_at >= ? AND state='left' "
+                          "ORDER BY left_at", (since,)):
+            for epc in json.loads(r["basket"]):
+                out[epc] = (r["id"], r["left_at"])
+        return out
+
+    def last_visit_of(self, account: str) -> dict | None:
+        r = self.one("SELECT * FROM visits WHERE account_id=? ORDER BY created_at DESC LIMIT 1", (account,))
+        return dict(r) if r else None
+
+    def list_visits(self, limit: int = 50) -> list[dict]:
+        rows = self.all("SELECT id, account_id, state, amount_fen, flags, created_at FROM visits "
+                        "ORDER BY created_at DESC LIMIT ?", (limit,))
+        return [{**dict(r), "flags": json.loads(r["flags"])} for r in rows]
 
     # evidence --------------------------------------------------------------------------------------
     def evidence(self, visit_id: str | None, kind: str, data: dict, t: float | None = None) -> None:
         """One line of a visit's evidence record (code check, door cycle, tag, face score, charge, receipt).
         Never a frame or a face template."""
         with self.tx() as c:
-            c.execute("INSERT INTO visit_events (visit_id, t, kind, data) VALUES (?, ?, ?, ?)",
-                      (visit_id, t or time.time(), kind, json.dumps(data, default=str)))
+            self.evidence_in(c, visit_id, kind, data, t or self.clock())
 
     def alarm(self, kind: str, device: str | None, data: dict, t: float | None = None) -> None:
         with self.tx() as c:
             c.execute("INSERT INTO alarms (t, kind, device, data) VALUES (?, ?, ?, ?)",
-                      (t or time.time(), kind, device, json.dumps(data, default=str)))
+                      (t or self.clock(), kind, device, json.dumps(data, default=str)))
 
     def clear_alarm(self, alarm_id: int, operator: str, t: float | None = None) -> bool:
         """Mark an open alarm cleared; False if there is no such open alarm."""
         with self.tx() as c:
             cur = c.execute("UPDATE alarms SET cleared_at=?, cleared_by=? WHERE id=? AND cleared_at IS NULL",
-                            (t or time.time(), operator, alarm_id))
+                            (t or self.clock(), operator, alarm_id))
             return cur.rowcount == 1
 
     def open_alarms(self, limit: int = 50) -> list[dict]:
@@ -107,7 +179,7 @@ class Journal(Database):
         with self.tx() as c:
             cur = c.execute("INSERT INTO audit (t, operator, action, args, outcome, detail, source) "
                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (time.time(), operator, action, json.dumps(args, default=str), outcome, detail, source))
+                            (self.clock(), operator, action, json.dumps(args, default=str), outcome, detail, source))
             return int(cur.lastrowid)
 
     def set_audit_outcome(self, audit_id: int, outcome: str, detail: str) -> None:
@@ -124,11 +196,20 @@ class Journal(Database):
         return [dict(r) for r in rows]
 
     # entry-code replay cache ----------------------------------------------------------------------
+    def jti_used(self, jti: str) -> bool:
+        return self.one("SELECT 1 FROM entry_replay WHERE jti=?", (jti,)) is not None
+
+    @staticmethod
+    def remember_jti_in(c: sqlite3.Connection, jti: str, exp: float, now: float, keep_s: float = 30.0) -> bool:
+        """Record a used entry-code id inside an open transaction; False if it was used before (kept until
+        exp + keep_s)."""
+        c.execute("DELETE FROM entry_replay WHERE exp < ?", (now - keep_s,))
+        if c.execute("SELECT 1 FROM entry_replay WHERE jti=?", (jti,)).fetchone():
+            return False
+        c.execute("INSERT INTO entry_replay VALUES (?, ?, ?)", (jti, exp, now))
+        return True
+
     def remember_jti(self, jti: str, exp: float, now: float, keep_s: float = 30.0) -> bool:
         """Record a used entry-code id; False if it was used before (it is kept until exp + keep_s)."""
         with self.tx() as c:
-            c.execute("DELETE FROM entry_replay WHERE exp < ?", (now - keep_s,))
-            if c.execute("SELECT 1 FROM entry_replay WHERE jti=?", (jti,)).fetchone():
-                return False
-            c.execute("INSERT INTO entry_replay VALUES (?, ?, ?)", (jti, exp, now))
-        return True
+            return self.remember_jti_in(c, jti, exp, now, keep_s)

@@ -1,10 +1,11 @@
 """What an operator may do from the status screen: each action's arguments (validated, unknown keys refused) and
-``apply``, which the control loop calls (``Controller.act`` queues the action); the screen audits every attempt."""
+``apply``, which the control loop calls on the store core (``StoreApp.act`` queues the action as an
+``OperatorCommand``); the screen audits every attempt."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
@@ -28,6 +29,10 @@ class ClearAlarm(_Args):
     alarm_id: StrictInt = Field(ge=1)
 
 
+class RetryCharge(_Args):
+    visit_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+
 class Refund(_Args):
     charge_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     amount_fen: StrictInt = Field(ge=1, le=10_000_000, description="integer fen")
@@ -40,6 +45,7 @@ ACTIONS: dict[str, type[_Args]] = {
     "release": NoArgs,  # back from lockdown or maintenance
     "restock": NoArgs,  # maintenance: shelf changes are not anybody's basket; re-baselined on release
     "clear_alarm": ClearAlarm,
+    "retry_charge": RetryCharge,  # a failed charge (the gateway refused it), once its cause is mended
     "refund": Refund,  # through the wallet gateway, idempotent per audit entry
 }
 
@@ -50,28 +56,38 @@ class ActionError(Exception):
         self.code = code
 
 
-def apply(ctl: Any, operator: str, action: str, args: Any) -> str:
-    """Carry out ``action`` for ``operator`` on the controller ``ctl`` — called in its control loop only."""
-    st = ctl.store
+if TYPE_CHECKING:
+    from .core.store import StoreCore
+
+
+def apply(core: StoreCore, operator: str, action: str, args: _Args) -> str:
+    """Carry out ``action`` for ``operator`` on the store core — called in its control loop only."""
+    st = core.store
     if action == "unlock":
-        if args.door not in ctl.doors:
-            raise ActionError("no_such_door", f"no door {args.door!r} (doors: {', '.join(ctl.doors)})")
-        ctl.doors[args.door].grant(args.seconds)
+        if args.door not in core.doors:
+            raise ActionError("no_such_door", f"no door {args.door!r} (doors: {', '.join(core.doors)})")
+        core.doors[args.door].grant(args.seconds)
         return f"{args.door} unlocked for {args.seconds:g} s"
     if action in ("lock_down", "release", "restock"):
         if not st.may(action):
             raise ActionError("not_now", f"cannot {action.replace('_', ' ')} while the store is {st.state}")
-        inside = ctl.inside()
+        inside = core.inside()
         if action == "restock" and inside:  # shelf changes during restocking are nobody's: wait for them
             raise ActionError("shoppers_inside", f"{inside} shopper(s) inside: restock when the store is empty")
         before = st.state
         getattr(st, action)()
         if before == "maintenance" and action in ("release", "lock_down"):
-            ctl.unattributed.clear()  # the shelves as they are now are the new baseline
+            core.unattributed.clear()  # the shelves as they are now are the new baseline
         log.warning("operator %s: %s (%s → %s)", operator, action, before, st.state)
         return f"store {before} → {st.state}"
     if action == "clear_alarm":
-        if not ctl.journal.clear_alarm(args.alarm_id, operator):
+        if not core.journal.clear_alarm(args.alarm_id, operator):
             raise ActionError("no_such_alarm", f"alarm {args.alarm_id} is not open")
         return f"alarm {args.alarm_id} cleared"
+    if action == "retry_charge":
+        try:
+            intent = core.outbox.retry_failed(args.visit_id)
+        except ValueError as e:
+            raise ActionError("no_failed_charge", str(e)) from None
+        return f"visit {args.visit_id}: charged again (intent {intent})"
     raise ActionError("unknown_action", action)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,6 +34,9 @@ class Database:
         if integrity != "ok":
             raise StorageError(f"{self.path}: integrity check failed: {integrity}")
         self.lock = threading.RLock()
+        self.commits = 0  # durable commits through tx() since open
+        # called after each durable commit (the deterministic simulation crashes the store here)
+        self.after_commit: Callable[[int], None] | None = None
         if schema:
             with self.lock:
                 self.conn.executescript(schema)
@@ -52,6 +56,9 @@ class Database:
                 self.conn.execute("ROLLBACK")
                 raise
             self.conn.execute("COMMIT")
+            self.commits += 1
+            if self.after_commit is not None:
+                self.after_commit(self.commits)
 
     def one(self, sql: str, args: tuple = ()) -> sqlite3.Row | None:
         with self.lock:

@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bingobox.demo import Proc
 from bingobox.devices.events import DeviceEvent
+from hardware.harness.process import Proc
 from hardware.sim.control import SimClient
 
 ROOT = Path(__file__).resolve().parent.parent

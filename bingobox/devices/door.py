@@ -52,6 +52,7 @@ class DoorBoard:
         self.stats = {"polls": 0, "no_reply": 0, "exceptions": 0, "mismatched": 0, "relay_writes": 0,
                       "relay_mismatch": 0}
         self._quiet_until = 0.0
+        self._last_write: tuple[float, float] | None = None  # the last relay write: sent, acknowledged (wall clock)
         self._lock = threading.Lock()
 
     # lifecycle -------------------------------------------------------------------------------------
@@ -68,9 +69,10 @@ class DoorBoard:
         self.link.stop()
 
     # commands (any thread) -------------------------------------------------------------------------
-    def grant(self, seconds: float | None = None) -> None:
-        """Access granted: unlock for the grant window (relock on close/open or at the end of the window)."""
-        self._commands.put(("grant", seconds))
+    def grant(self, seconds: float | None = None, tag: str | None = None) -> None:
+        """Access granted: unlock for the grant window (relock on close/open or at the end of the window). With a
+        ``tag``, an ``unlock_written`` event says when the unlock went on the wire and when the board answered."""
+        self._commands.put(("grant", (seconds, tag)))
 
     @property
     def state(self) -> str:
@@ -130,9 +132,12 @@ class DoorBoard:
             return resp
 
     def _write_relay(self, on: bool) -> None:
-        resp = self._transact(mb.WriteCoil(self.cfg.unit, self.cfg.lock_coil, mb.COIL_ON if on else mb.COIL_OFF))
+        req = mb.WriteCoil(self.cfg.unit, self.cfg.lock_coil, mb.COIL_ON if on else mb.COIL_OFF)
+        written = time.time()
+        resp = self._transact(req)
         if not isinstance(resp, mb.WriteCoil) or resp.on != on:
             raise mb.ProtocolError(f"unexpected reply to coil write: {resp}")
+        self._last_write = (written, time.time())
         self._relay_cmd = on
         self.stats["relay_writes"] += 1
 
@@ -156,9 +161,15 @@ class DoorBoard:
                 cmd, arg = "poll", None
             now = time.monotonic()
             if cmd == "grant":
-                if not self.machine.on_grant(now, arg):
-                    self._emit(DeviceEvent(self.name, "grant_refused", {"state": self.machine.state}))
+                seconds, tag = arg
+                if not self.machine.on_grant(now, seconds):
+                    self._emit(DeviceEvent(self.name, "grant_refused", {"state": self.machine.state, "tag": tag}))
+                self._last_write = None
                 self._sync_outputs(now)  # the unlock leaves before anything else touches the bus
+                if tag is not None and self.online and self._relay_cmd == self._relay_for(False):
+                    written, acked = self._last_write or (time.time(), time.time())  # (already unlocked: now)
+                    self._emit(DeviceEvent(self.name, "unlock_written", {"tag": tag, "written": written,
+                                                                         "acked": acked}))
             if now >= next_poll:
                 next_poll = now + period
                 self._poll(now, self.stats["polls"] % readback_every == 0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..config import ReaderConfig
@@ -67,6 +68,7 @@ class RfidReader:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._waiters: list[tuple[tuple, float, Callable[[], None]]] = []  # (window args, deadline, callback)
         self.stats = {"notices": 0, "empty_rounds": 0, "bad_tag_crc": 0, "errors": 0, "restarts": 0,
                       "tag_seen": 0, "tag_gone": 0}
         self.link = link_factory(cfg.port, baudrate=cfg.baudrate, name=cfg.name, on_data=self._on_data,
@@ -209,6 +211,45 @@ class RfidReader:
         with self._lock:
             return sum(1 for end in self._round_end.values() if end > t)
 
+    def window(self, t0: float, t_after: float, min_rounds: int = 1) -> set[str] | None:
+        """EPCs read in the rounds that ended after ``t0`` (wall clock), up to and including the first round that
+        ended after ``t_after`` — or later, until the window holds ``min_rounds`` rounds (one round misses a tag
+        now and then; several do not); None while the window is not complete (the history holds 200 rounds)."""
+        with self._lock:
+            return self._window(t0, t_after, min_rounds)
+
+    def _window(self, t0: float, t_after: float, min_rounds: int) -> set[str] | None:
+        out: set[str] = set()
+        rounds = sorted((r, end) for r, end in self._round_end.items() if end > t0)
+        for n, (r, end) in enumerate(rounds, start=1):
+            out |= self._round_log.get(r, set())
+            if end > t_after and n >= min_rounds:
+                return out
+        return None
+
+    def when_ready(self, t0: float, t_after: float, min_rounds: int, callback: Callable[[], None],
+                   timeout: float) -> None:
+        """Call ``callback`` once ``window(t0, t_after, min_rounds)`` is complete, or after ``timeout``: from the
+        reader's own thread, which must only post an event."""
+        with self._lock:
+            ready = self._window(t0, t_after, min_rounds) is not None
+            if not ready:
+                self._waiters.append(((t0, t_after, min_rounds), time.monotonic() + timeout, callback))
+        if ready:
+            callback()
+
+    def _wake_waiters(self, last_end: float | None) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = [w for w in self._waiters if now >= w[1] or (last_end is not None and
+                                                                 self._window(*w[0]) is not None)]
+            self._waiters = [w for w in self._waiters if w not in due]
+        for _, _, cb in due:
+            try:
+                cb()
+            except Exception:
+                log.exception("%s: a round waiter failed", self.name)
+
     def wait_rounds_since(self, t: float, n: int, timeout: float) -> bool:
         """Wait until ``n`` answered rounds have ended after ``t`` (the field was looked at since then)."""
         deadline = self._clock() + timeout
@@ -228,6 +269,8 @@ class RfidReader:
             if self._stop.is_set():
                 break
             now = self._clock()
+            if self._waiters:
+                self._wake_waiters(None)  # time-outs, also while the reader is away
             if not self._connected:
                 continue
             try:
@@ -251,13 +294,14 @@ class RfidReader:
     def _close_round(self, now: float) -> None:
         """End the current round: count misses (poll mode) or age out (multi mode), emit tag_gone."""
         gone: list[str] = []
+        ended: float | None = None
         with self._lock:
             rnd, self._round = self._round, _Round()
             if rnd.answered:
                 self.rounds += 1
                 self._round_log[self.rounds] = rnd.seen
                 self._round_log.pop(self.rounds - 200, None)
-                self._round_end[self.rounds] = time.time()
+                ended = self._round_end[self.rounds] = time.time()
                 self._round_end.pop(self.rounds - 200, None)
                 self._lock.notify_all()
             fresh = now - self._last_frame < self.cfg.silence_timeout_s
@@ -274,5 +318,7 @@ class RfidReader:
                     t.present = False
                     gone.append(epc)
             self.stats["tag_gone"] += len(gone)
+        if ended is not None and self._waiters:
+            self._wake_waiters(ended)
         for epc in gone:
             self._emit(DeviceEvent(self.name, "tag_gone", {"epc": epc}))

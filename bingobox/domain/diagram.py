@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from . import door, store, visit
 
+# name → (states, transitions, the states a machine starts in): a visit starts when its code is accepted, or at
+# the exit (a recovery visit)
 MACHINES = {
-    "store": (store.STATES, store.TRANSITIONS, "starting"),
-    "visit": (visit.STATES, visit.TRANSITIONS, "code_accepted"),
-    "door": (door.STATES, door.TRANSITIONS, "locked"),
+    "store": (store.STATES, store.TRANSITIONS, ["starting"]),
+    "visit": (visit.STATES, visit.TRANSITIONS, [str(visit.INITIAL), str(visit.S.at_exit)]),
+    "door": (door.STATES, door.TRANSITIONS, ["locked"]),
 }
 
 
@@ -17,7 +19,7 @@ def _sources(t: dict) -> list[str]:
 
 def mermaid(name: str) -> str:
     _, transitions, initial = MACHINES[name]
-    lines = ["stateDiagram-v2", f"    [*] --> {initial}"]
+    lines = ["stateDiagram-v2", *(f"    [*] --> {s}" for s in initial)]
     for t in transitions:
         label = t["trigger"] + (f" [{t['conditions']}]" if t.get("conditions") else "")
         for s in _sources(t):
@@ -27,7 +29,7 @@ def mermaid(name: str) -> str:
 
 def unreachable(name: str) -> set[str]:
     states, transitions, initial = MACHINES[name]
-    seen, todo = {initial}, [initial]
+    seen, todo = set(initial), list(initial)
     while todo:
         s = todo.pop()
         for t in transitions:

@@ -1,5 +1,8 @@
 """The door's entry decision for a scanned code: offline token check, one-time use across restarts, and the
-store's refusals (unpaid charges, offline exposure limits). Every refusal has a reason code."""
+store's refusals (unpaid charges, offline exposure limits). Every refusal has a reason code.
+
+``check`` only reads: the code is used up by whoever acts on it, in the same journal transaction as what it opens
+(``UsedCodes.use_in``), so a crash between the two can neither lose the code's effect nor let it in twice."""
 
 from __future__ import annotations
 
@@ -11,13 +14,18 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ..journal import Journal
 from . import tokens
 
 
 class ChargeState(Protocol):
     def admission(self) -> tuple[bool, str | None]: ...
     def debtors(self) -> set[str]: ...
+
+
+class UsedCodes(Protocol):
+    """The replay cache (the journal's ``entry_replay``)."""
+
+    def jti_used(self, jti: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -42,21 +50,22 @@ def load_pinned_keys(path: str | Path) -> dict[str, Ed25519PublicKey]:
 
 
 class EntryGate:
-    def __init__(self, keys: dict[str, Ed25519PublicKey], store_id: str, journal: Journal,
+    def __init__(self, keys: dict[str, Ed25519PublicKey], store_id: str, used: UsedCodes,
                  charges: ChargeState | None = None, clock=time.time) -> None:
         self.keys = keys
         self.store_id = store_id
-        self.journal = journal
+        self.used = used
         self.charges = charges
         self._clock = clock
 
     def check(self, code: str, door: str) -> Decision:
+        """Verify a code for ``door`` (reads only: the caller uses the code up with what it opens)."""
         now = self._clock()
         try:
             claims = tokens.verify(code, self.keys, self.store_id, door, now)
         except tokens.CodeRejected as e:
             return Decision(False, e.reason.value, e.detail)
-        if not self.journal.remember_jti(claims.jti, claims.exp, now, keep_s=tokens.CLOCK_SKEW_S):
+        if self.used.jti_used(claims.jti):
             return Decision(False, tokens.Reject.REPLAYED.value, "this code was used already", claims)
         if self.charges is not None:
             if claims.account in self.charges.debtors():

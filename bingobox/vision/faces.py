@@ -160,7 +160,8 @@ class FaceEngine:
         if yaw is None or yaw > q.max_yaw:
             return Enrolment(False, "not_frontal", detail={"yaw": yaw})
         return Enrolment(True, "enrolled", self.encode(rgb, box),
-                         {"face_px": box.height, "sharpness": round(sharp, 1), "yaw": round(yaw, 3)})
+                         {"face_px": box.height, "sharpness": round(sharp, 1), "yaw": round(yaw, 3),
+                          "score": quality_score(box.height, sharp, yaw, q)})
 
     def probe(self, rgb: np.ndarray) -> tuple[np.ndarray | None, str, int]:
         """The encoding of the main face at the exit: (encoding, reason, faces found)."""
@@ -170,6 +171,15 @@ class FaceEngine:
         if len(boxes) > 1 and boxes[1].height > 0.6 * boxes[0].height:
             return None, "several_faces", len(boxes)  # two people at the exit: don't guess who pays
         return self.encode(rgb, boxes[0]), "ok", len(boxes)
+
+
+def quality_score(face_px: int, sharpness: float, yaw: float, q: Quality) -> float:
+    """How good a frame is for a template (0..1): a larger, sharper, more frontal face scores higher. Used to pick
+    the best of the frames a shopper gives while walking in."""
+    size = min(face_px / (2.5 * q.min_face_px), 1.0)
+    sharp = min(sharpness / (10 * q.min_sharpness), 1.0)
+    frontal = max(0.0, 1.0 - yaw / q.max_yaw)
+    return round(0.4 * size + 0.3 * sharp + 0.3 * frontal, 4)
 
 
 def _yaw(marks: dict) -> float | None:

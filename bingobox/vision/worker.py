@@ -4,6 +4,11 @@ normal progress), so the control loop must not share a process with it.
 Frames travel over a pipe (memory only, nothing written anywhere). Templates are created, kept and matched
 inside the worker and never leave it; ``forget(visit)`` destroys a visit's templates, and if the worker dies
 they are all gone (exits fall back to the QR code).
+
+Enrolment takes several frames: each is assessed (``assess``: detection, quality gates, an encoding kept as a
+candidate with its quality score) and ``commit_enrolment`` keeps the best few as the visit's templates. Calls are
+serialised; the exit's ``match`` goes first whenever it is waiting (``priority``), so an enrolment at the
+entrance delays an exit by at most one frame's work.
 """
 
 from __future__ import annotations
@@ -24,9 +29,15 @@ class WorkerDown(RuntimeError):
     pass
 
 
+def _wipe(arrays: list[np.ndarray]) -> None:
+    for a in arrays:
+        a.fill(0.0)  # overwrite before the memory is released
+
+
 def _serve(conn, engine_kw: dict, rule: Rule, quality: Quality) -> None:
     engine = FaceEngine(quality=quality, **engine_kw)
     templates: dict[str, list[np.ndarray]] = {}
+    candidates: dict[str, list[tuple[float, np.ndarray]]] = {}  # visit → (quality, encoding) being enrolled
     conn.send(("ready", None))
     while True:
         try:
@@ -42,6 +53,31 @@ def _serve(conn, engine_kw: dict, rule: Rule, quality: Quality) -> None:
                     del temps[:-kw.get("keep", 3)]
                 reply = {"ok": e.ok, "reason": e.reason, "templates": len(templates.get(kw["visit"], [])),
                          **e.detail}
+            elif op == "assess":
+                e = engine.enrol(kw["frame"])
+                if e.ok:
+                    cands = candidates.setdefault(kw["visit"], [])
+                    cands.append((e.detail["score"], e.encoding))
+                    if len(cands) > 12:  # keep the best dozen while more frames come
+                        cands.sort(key=lambda c: -c[0])
+                        _wipe([c[1] for c in cands[12:]])
+                        del cands[12:]
+                reply = {"ok": e.ok, "reason": e.reason, "candidates": len(candidates.get(kw["visit"], [])),
+                         **{k: v for k, v in e.detail.items() if k != "score"}}
+            elif op == "commit_enrolment":
+                cands = sorted(candidates.pop(kw["visit"], []), key=lambda c: -c[0])
+                keep = [enc for _, enc in cands[: kw.get("keep", 3)]]
+                _wipe([enc for _, enc in cands[kw.get("keep", 3):]])
+                if keep:
+                    old = templates.pop(kw["visit"], [])
+                    _wipe(old)
+                    templates[kw["visit"]] = keep
+                best = cands[0][0] if cands else None
+                reply = {"ok": bool(keep), "reason": "enrolled" if keep else kw.get("why", "no_usable_frame"),
+                         "templates": len(keep), "best_score": round(best, 3) if best is not None else None}
+            elif op == "discard":
+                _wipe([enc for _, enc in candidates.pop(kw["visit"], [])])
+                reply = {}
             elif op == "match":
                 gallery = {v: templates[v] for v in kw["visits"] if templates.get(v)}
                 decisions = []
@@ -52,8 +88,8 @@ def _serve(conn, engine_kw: dict, rule: Rule, quality: Quality) -> None:
                 reply = asdict(_agree(decisions, rule))
             elif op == "forget":
                 temps = templates.pop(kw["visit"], [])
-                for t in temps:
-                    t.fill(0.0)  # overwrite before the memory is released
+                _wipe(temps)
+                _wipe([enc for _, enc in candidates.pop(kw["visit"], [])])
                 reply = {"forgot": len(temps)}
             elif op == "count":
                 reply = {"visits": len(templates), "templates": sum(len(t) for t in templates.values())}
@@ -81,7 +117,8 @@ def _agree(decisions: list[Decision], rule: Rule) -> Decision:
 
 
 class FaceWorker:
-    """Client side of the worker process. Calls are serialised; each waits for its answer."""
+    """Client side of the worker process. Calls are serialised (the exit's matches first); each waits for its
+    answer."""
 
     def __init__(self, rule: Rule | None = None, quality: Quality | None = None, detect_width: int = 320,
                  upsample: int = 0, timeout_s: float = 10.0) -> None:
@@ -89,6 +126,9 @@ class FaceWorker:
         self._engine_kw = {"detect_width": detect_width, "upsample": upsample}
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
+        self._turn = threading.Condition()
+        self._busy = False
+        self._urgent = 0  # priority callers waiting
         self._conn = None
         self.proc: mp.Process | None = None
 
@@ -123,26 +163,49 @@ class FaceWorker:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.is_alive()
 
-    def _call(self, op: str, **kw) -> dict:
+    def _call(self, op: str, priority: bool = False, **kw) -> dict:
         if not self.alive:
             raise WorkerDown("face worker is not running")
-        with self._lock:
-            try:
-                self._conn.send((op, kw))
-                if not self._conn.poll(self.timeout_s):
-                    raise WorkerDown(f"face worker gave no answer to {op} in {self.timeout_s}s")
-                status, reply = self._conn.recv()
-            except (EOFError, OSError, BrokenPipeError) as e:
-                raise WorkerDown(f"face worker died: {e}") from None
+        with self._turn:
+            self._urgent += priority
+            while self._busy or (not priority and self._urgent):
+                self._turn.wait()
+            self._urgent -= priority
+            self._busy = True
+        try:
+            with self._lock:
+                try:
+                    self._conn.send((op, kw))
+                    if not self._conn.poll(self.timeout_s):
+                        raise WorkerDown(f"face worker gave no answer to {op} in {self.timeout_s}s")
+                    status, reply = self._conn.recv()
+                except (EOFError, OSError, BrokenPipeError) as e:
+                    raise WorkerDown(f"face worker died: {e}") from None
+        finally:
+            with self._turn:
+                self._busy = False
+                self._turn.notify_all()
         if status == "error":
             raise ValueError(reply)
         return reply
 
     def enrol(self, visit: str, frame_rgb: np.ndarray) -> dict:
+        """Enrol from one frame at once (a template if it passes the gates)."""
         return self._call("enrol", visit=visit, frame=frame_rgb)
 
-    def match(self, frames_rgb: list[np.ndarray], visits: list[str]) -> Decision:
-        return Decision(**self._call("match", frames=frames_rgb, visits=visits))
+    def assess(self, visit: str, frame_rgb: np.ndarray) -> dict:
+        """One frame of a shopper being enrolled: a candidate template if it passes the quality gates."""
+        return self._call("assess", visit=visit, frame=frame_rgb)
+
+    def commit_enrolment(self, visit: str, keep: int = 3) -> dict:
+        """The best ``keep`` candidates become the visit's templates; the rest are wiped."""
+        return self._call("commit_enrolment", visit=visit, keep=keep)
+
+    def discard(self, visit: str) -> None:
+        self._call("discard", visit=visit)
+
+    def match(self, frames_rgb: list[np.ndarray], visits: list[str], priority: bool = False) -> Decision:
+        return Decision(**self._call("match", priority=priority, frames=frames_rgb, visits=visits))
 
     def forget(self, visit: str) -> int:
         return self._call("forget", visit=visit)["forgot"]

@@ -3,9 +3,11 @@ one sender retries with the same key and backoff, resolves unknown results by qu
 left pending past the wallet's window. A new key is issued only after the old charge is known closed
 (canceled, or declined and retried as debt). Pending intents resume after a restart.
 
-States of an intent:  pending → succeeded | paying | declined,  paying → succeeded | declined | canceled.
+States of an intent:  pending → succeeded | paying | declined | failed,  paying → succeeded | declined | canceled.
 A canceled intent is followed at once by a new intent (new key) for the same visit; a declined one is debt,
-retried with a new key every ``debt_retry_s``. Per visit, at most one intent ever succeeds.
+retried with a new key every ``debt_retry_s``. A charge the gateway refuses as malformed (a 4xx that is not a
+decline) is tried ``max_rejections`` times and then ``failed``: final, out of the exposure totals, an alarm for the
+operator, who may charge it again once the cause is mended. Per visit, at most one intent ever succeeds.
 """
 
 from __future__ import annotations
@@ -43,42 +45,62 @@ class Policy:
     poll_interval_s: float = 3.0
     paying_window_s: float = 60.0
     debt_retry_s: float = 3600.0
+    max_rejections: int = 5  # 4xx refusals (not declines) before the intent is failed
 
 
 class Outbox:
     def __init__(self, journal: Journal, client: WalletClient, limits: Limits | None = None,
                  policy: Policy | None = None, on_event: Callable[[str, dict], None] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
         self.j = journal
         self.client = client
         self.limits = limits or Limits()
         self.policy = policy or Policy()
         self._on_event = on_event or (lambda kind, data: None)
         self._clock = clock
+        self._failures: dict[int, int] = {}  # intent → failed exchanges in a row (the backoff)
+        self._seeded = rng is not None  # a simulation's replayable keys; otherwise from os.urandom
+        self._rng = rng or random.Random()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.stats = {"attempts": 0, "succeeded": 0, "declined": 0, "canceled": 0, "unknown": 0}
+        self.stats = {"attempts": 0, "succeeded": 0, "declined": 0, "canceled": 0, "unknown": 0, "failed": 0}
         self.gateway_ok: bool | None = None  # how the last exchange with the gateway went (None: none yet)
 
     # submitting ----------------------------------------------------------------------------------
     def submit(self, visit_id: str, account_id: str, amount_fen: int, items: list[dict],
                supersedes: int | None = None) -> int:
         """Commit a charge intent (durably) and wake the sender. Returns the intent id."""
+        with self.j.tx() as c:
+            intent_id = self.add_intent_in(c, visit_id, account_id, amount_fen, items, supersedes)
+        self.wake()
+        return intent_id
+
+    def add_intent_in(self, c, visit_id: str, account_id: str, amount_fen: int, items: list[dict],
+                      supersedes: int | None = None) -> int:
+        """Write a charge intent inside the caller's transaction (the visit's checkout commits it with the basket);
+        call ``wake()`` once that transaction is committed."""
         if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
             raise ValueError(f"amount must be a positive integer number of fen, got {amount_fen!r}")
         now = self._clock()
-        with self.j.tx() as c:
-            if supersedes is None and c.execute(
-                    "SELECT 1 FROM charge_intents WHERE visit_id=?", (visit_id,)).fetchone():
-                raise ValueError(f"visit {visit_id} already has a charge intent")
-            cur = c.execute(
-                "INSERT INTO charge_intents (visit_id, account_id, amount_fen, items, idem_key, state, "
-                "next_attempt_at, supersedes, created_at, updated_at) VALUES (?,?,?,?,?,'pending',?,?,?,?)",
-                (visit_id, account_id, amount_fen, json.dumps(items), str(uuid.uuid4()), now, supersedes, now, now))
-            intent_id = cur.lastrowid
+        if supersedes is None and c.execute("SELECT 1 FROM charge_intents WHERE visit_id=?", (visit_id,)).fetchone():
+            raise ValueError(f"visit {visit_id} already has a charge intent")
+        key = str(uuid.UUID(int=self._rng.getrandbits(128), version=4) if self._seeded else uuid.uuid4())
+        cur = c.execute(
+            "INSERT INTO charge_intents (visit_id, account_id, amount_fen, items, idem_key, state, "
+            "next_attempt_at, supersedes, created_at, updated_at) VALUES (?,?,?,?,?,'pending',?,?,?,?)",
+            (visit_id, account_id, amount_fen, json.dumps(items), key, now, supersedes, now, now))
+        return int(cur.lastrowid)
+
+    def wake(self) -> None:
         self._wake.set()
-        return intent_id
+
+    def retry_failed(self, visit_id: str) -> int:
+        """Charge a failed intent again with a new key (the operator mended the cause). Returns the new intent."""
+        it = self.visit_state(visit_id)
+        if it is None or it["state"] != "failed":
+            raise ValueError(f"visit {visit_id} has no failed charge")
+        return self.submit(visit_id, it["account_id"], it["amount_fen"], json.loads(it["items"]), supersedes=it["id"])
 
     def intent(self, intent_id: int) -> dict:
         row = self.j.one("SELECT * FROM charge_intents WHERE id=?", (intent_id,))
@@ -173,14 +195,31 @@ class Outbox:
         it.update(fields)
 
     def _backoff(self, it: dict, error: str | None) -> None:
+        """No answer (or one that settles nothing): try again later, the wait doubling with each failure in a row
+        (queries count too: a gateway that is down is not asked ten times a second)."""
         self.gateway_ok = False
-        n = max(1, it["attempts"])
-        delay = min(self.policy.retry_max_s, self.policy.retry_base_s * 2 ** (n - 1)) * random.uniform(0.8, 1.2)
+        n = self._failures[it["id"]] = self._failures.get(it["id"], 0) + 1
+        delay = min(self.policy.retry_max_s, self.policy.retry_base_s * 2 ** min(n - 1, 30)) * \
+            self._rng.uniform(0.8, 1.2)
         self.stats["unknown"] += 1
-        if it["attempts"] in (1, 5) or it["attempts"] % 20 == 0:
+        if n in (1, 5) or n % 20 == 0:
             log.warning("charge %s (visit %s): %s; retrying in %.1fs with the same key", it["idem_key"],
                         it["visit_id"], error, delay)
         self._update(it, next_attempt_at=self._clock() + delay, last_error=(error or "")[:300])
+
+    def _reject(self, it: dict, error: str | None) -> None:
+        """A 4xx that is not a decline: retrying with the same request cannot succeed by itself. Bounded."""
+        n = it["rejections"] + 1
+        log.error("charge %s (visit %s) rejected by the gateway (%d/%d): %s", it["idem_key"], it["visit_id"], n,
+                  self.policy.max_rejections, error)
+        if n < self.policy.max_rejections:
+            self._update(it, rejections=n)
+            self._backoff(it, error)
+            return
+        self.gateway_ok = True  # it answered: the gateway is up, the charge is what is wrong
+        self._update(it, rejections=n, state="failed", reason=(error or "rejected")[:300], last_error=error)
+        self.stats["failed"] += 1
+        self._finished(it, "charge_failed")
 
     def _send(self, it: dict, now: float) -> None:
         if it["attempts"] > 0:
@@ -188,8 +227,11 @@ class Outbox:
             found = self.client.find_by_key(it["idem_key"])
             if found.outcome == Outcome.NOT_FOUND:
                 pass
-            elif found.outcome in (Outcome.UNKNOWN, Outcome.REJECTED):
+            elif found.outcome == Outcome.UNKNOWN:
                 self._backoff(it, found.error)
+                return
+            elif found.outcome == Outcome.REJECTED:
+                self._reject(it, found.error)
                 return
             else:
                 self._adopt(it, found)
@@ -199,19 +241,22 @@ class Outbox:
         self.stats["attempts"] += 1
         payload = {"account_id": it["account_id"], "amount_fen": it["amount_fen"], "currency": it["currency"],
                    "visit_id": it["visit_id"], "items": json.loads(it["items"])}
+        it["sent_at"] = self._clock()
         result = self.client.create_charge(it["idem_key"], payload)
+        it["answered_at"] = self._clock()
         if result.outcome == Outcome.IN_FLIGHT:
             self._update(it, next_attempt_at=self._clock() + 0.5, last_error=result.error)
-        elif result.outcome in (Outcome.UNKNOWN, Outcome.REJECTED):
-            if result.outcome == Outcome.REJECTED:
-                log.error("charge %s rejected by the gateway: %s", it["idem_key"], result.error)
+        elif result.outcome == Outcome.UNKNOWN:
             self._backoff(it, result.error)
+        elif result.outcome == Outcome.REJECTED:
+            self._reject(it, result.error)
         else:
             self._adopt(it, result)
 
     def _adopt(self, it: dict, r: Result) -> None:
         """Take the gateway's word on the charge."""
         self.gateway_ok = True
+        self._failures.pop(it["id"], None)
         charge_id = (r.charge or {}).get("id") or it["charge_id"]
         if r.outcome == Outcome.SUCCEEDED:
             self._update(it, state="succeeded", charge_id=charge_id, last_error=None)
@@ -260,5 +305,8 @@ class Outbox:
         self.submit(it["visit_id"], it["account_id"], it["amount_fen"], json.loads(it["items"]), supersedes=it["id"])
 
     def _finished(self, it: dict, kind: str) -> None:
-        self._on_event(kind, {"visit_id": it["visit_id"], "charge_id": it["charge_id"],
-                              "amount_fen": it["amount_fen"], "reason": it.get("reason")})
+        data = {"visit_id": it["visit_id"], "charge_id": it["charge_id"], "amount_fen": it["amount_fen"],
+                "reason": it.get("reason")}
+        if "sent_at" in it:  # this attempt's request and answer (the exit's stage timings)
+            data.update(sent_at=it["sent_at"], answered_at=it["answered_at"])
+        self._on_event(kind, data)

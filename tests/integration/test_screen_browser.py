@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from bingobox.demo import Demo
+from hardware.harness.demo import Demo
 from tests.helpers import ROOT, wait_until
 from tests.integration.test_store import ledger, rows, visit_of
 

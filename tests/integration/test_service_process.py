@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from bingobox.demo import Demo, Proc
+from hardware.harness.demo import Demo
+from hardware.harness.process import Proc
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.integration

@@ -26,12 +26,14 @@ def test_every_trigger_has_a_handler():
 
 def test_a_whole_visit_and_the_side_exits():
     v = VisitMachine("v1")
-    for trig in ("unlocked", "door_opened", "door_closed", "identified", "charge", "exit_door_cycle"):
+    for trig in ("door_opened", "door_closed", "identified", "charge", "exit_door_cycle"):
         assert v.fire(trig), trig
     assert v.state == "left" and v.final
     a = VisitMachine("v2")
-    a.fire("unlocked")
     assert a.fire("abandon") and a.state == "abandoned"
+    r = VisitMachine("v6")  # across a restart: never abandoned, presumed inside; a new code replaces it
+    assert r.fire("presume_inside") and r.state == "inside" and r.fire("replaced") and r.state == "abandoned"
+    assert VisitMachine("v7", initial="code_accepted").state == "door_unlocked"  # an older journal's state
     u = VisitMachine("v3", initial="inside")
     assert u.fire("not_sure") and u.fire("identified") and u.state == "at_exit"
     d = VisitMachine("v4", initial="charging")

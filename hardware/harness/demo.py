@@ -16,8 +16,6 @@ import os
 import random
 import secrets
 import signal
-import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -26,10 +24,13 @@ from pathlib import Path
 
 import requests
 
-from .screen.auth import hash_password
+from bingobox.screen.auth import hash_password
 
-ROOT = Path(__file__).resolve().parent.parent
+from . import oracle, storeconf
+from .process import ROOT, Proc, free_port
+
 FAULTS = ("gateway_drop", "gateway_errors", "gateway_outage", "unplug", "junk", "kill")
+CATALOG = ROOT / "config/catalog.csv"
 
 
 @dataclass
@@ -37,63 +38,11 @@ class Shopper:
     n: int
     account: str
     face: tuple[Path, Path] | None  # enrolment photo, exit photo
-    took: list[str] = field(default_factory=list)
+    took: list[tuple[str, str]] = field(default_factory=list)  # (shelf, epc)
     visit: str | None = None
     used_qr_at_exit: bool = False
     done: bool = False
     error: str | None = None
-
-
-class Proc:
-    """A ``bingobox`` subcommand as a child process (stderr to ``log``; ``env`` added to the environment)."""
-
-    def __init__(self, name: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-        self.name, self.args, self.log_path, self.env = name, args, log, env or {}
-        self.start()
-
-    def start(self) -> None:
-        self.log = open(self.log_path, "a")  # noqa: SIM115 - closed in stop()
-        self.p = subprocess.Popen([sys.executable, "-m", "bingobox", *self.args], stdout=subprocess.PIPE,
-                                  stderr=self.log, text=True, cwd=ROOT, env={**os.environ, **self.env})
-
-    def wait_line(self, needle: str, timeout: float = 60) -> list[str]:
-        """Read stdout until a line contains ``needle`` (then keep the pipe drained); the lines read so far."""
-        lines, deadline = [], time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.p.stdout.readline()
-            if not line:
-                self.stop()
-                raise RuntimeError(f"{self.name} exited: {''.join(lines)}\n{self.log_path.read_text()[-3000:]}")
-            lines.append(line)
-            if needle in line:
-                threading.Thread(target=self.p.stdout.read, daemon=True).start()
-                return lines
-        self.stop()
-        raise RuntimeError(f"{self.name} did not print {needle!r} within {timeout}s")
-
-    @property
-    def returncode(self) -> int | None:
-        return self.p.poll()
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.log.closed:
-            return
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-            try:
-                self.p.wait(20)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(5)
-        self.log.close()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _identities(testdata: Path) -> list[tuple[Path, Path]]:
@@ -113,7 +62,7 @@ class Demo:
     def __init__(self, shoppers: int, seed: int, faults: set[str], run_dir: Path, testdata: Path,
                  concurrency: int = 3, verbose: bool = True, screen_port: int = 0) -> None:
         self.n, self.seed, self.faults = shoppers, seed, faults
-        self.screen_port = screen_port or _free_port()  # fixed for the run: a restarted controller keeps the URL
+        self.screen_port = screen_port or free_port()  # fixed for the run: a restarted controller keeps the URL
         self.screen_url: str | None = None
         self.operator = ("operator", os.environ.get("BINGOBOX_OPERATOR_PASSWORD") or secrets.token_urlsafe(12))
         self.rng = random.Random(seed)
@@ -126,7 +75,7 @@ class Demo:
         self.exit_lock = threading.Lock()
         self.shelf_lock = threading.Lock()
         self.shelves: dict[str, list[str]] = {}
-        with open(ROOT / "config/catalog.csv", newline="") as f:
+        with open(CATALOG, newline="") as f:
             self.catalog_prefixes = [r["epc_prefix"] for r in csv.DictReader(f)]
 
     def say(self, msg: str) -> None:
@@ -144,7 +93,7 @@ class Demo:
             shutil.rmtree(d)  # a fresh store each run
         d.mkdir(parents=True, exist_ok=True)
         self.store_id, self.secret, self.admin = "demo-store", secrets.token_urlsafe(24), secrets.token_urlsafe(16)
-        gport = _free_port()
+        gport = free_port()
         # the admin token goes by environment: not in `ps`, and a token starting with "-" is not taken for an option
         self.procs["gateway"] = Proc("gateway", ["gateway", "--db", str(d / "gateway.db"), "--port", str(gport),
                                                  "--store", f"{self.store_id}={self.secret}", "--seed", str(self.seed)],
@@ -153,15 +102,9 @@ class Demo:
         self.gw = f"http://127.0.0.1:{gport}"
         self.http = requests.Session()
         for i, prefix in enumerate(self.catalog_prefixes):
-            shelf = "shelf-1" if i % 2 == 0 else "shelf-2"
+            shelf = storeconf.SHELVES[i % len(storeconf.SHELVES)]
             self.shelves.setdefault(shelf, []).extend(f"{prefix}{k:04X}" for k in range(1, 4 * self.n + 4))
-        sim_cfg = d / "sim.toml"
-        sim_cfg.write_text("\n".join([
-            "[sim]", "control_port = 0", f"seed = {self.seed}", "",
-            *[f'[[doors]]\nname = "{n}"\nenergize_to_unlock = true\nbaudrate = 0\n' for n in ("entrance", "exit")],
-            *[f'[[readers]]\nname = "{n}"\nround_s = 0.02\nrssi_noise = 2\n' for n in ("shelf-1", "shelf-2",
-                                                                                        "exit-area")],
-            *[f'[[cameras]]\nname = "{n}"\nfps = 15\n' for n in ("door-cam", "exit-cam")]]))
+        sim_cfg = storeconf.write(d / "sim.toml", storeconf.sim_config(self.seed))
         self.procs["sim"] = Proc("sim", ["sim", "--config", str(sim_cfg), "--run-dir", str(d / "sim"),
                                          "--control-port", "0"], d / "sim.log")
         self.procs["sim"].wait_line("ready")
@@ -172,85 +115,9 @@ class Demo:
         (d / "store-secret").write_text(self.secret)
         keys = self.http.get(f"{self.gw}/v1/public-keys", timeout=10).json()
         (d / "keys.json").write_text(json.dumps(keys))
-        dev = self.manifest["devices"]
-        (d / "store.toml").write_text(f"""
-catalog = "{ROOT / 'config/catalog.csv'}"
-
-[store]
-id = "{self.store_id}"
-name = "bingobox demo store"
-
-[[doors]]
-name = "entrance"
-port = "{dev['entrance']['pty']}"
-energize_to_unlock = true
-unlock_s = 4
-held_open_s = 15
-
-[[doors]]
-name = "exit"
-port = "{dev['exit']['pty']}"
-energize_to_unlock = true
-unlock_s = 4
-held_open_s = 15
-
-[[readers]]
-name = "shelf-1"
-port = "{dev['shelf-1']['pty']}"
-gone_after_s = 0.6
-
-[[readers]]
-name = "shelf-2"
-port = "{dev['shelf-2']['pty']}"
-gone_after_s = 0.6
-
-[[readers]]
-name = "exit-area"
-port = "{dev['exit-area']['pty']}"
-role = "exit"
-mode = "poll"
-poll_interval_s = 0.03
-
-[[cameras]]
-name = "door-cam"
-source = "{dev['door-cam']['stream']}"
-
-[[cameras]]
-name = "exit-cam"
-source = "{dev['exit-cam']['stream']}"
-
-[layout]
-entry_door = "entrance"
-exit_door = "exit"
-entry_camera = "door-cam"
-exit_camera = "exit-cam"
-exit_reader = "exit-area"
-
-[wallet]
-gateway_url = "{self.gw}"
-secret_file = "{d / 'store-secret'}"
-keys_file = "{d / 'keys.json'}"
-read_timeout_s = 1.5
-retry_base_s = 0.1
-retry_max_s = 2
-poll_interval_s = 0.5
-paying_window_s = 5
-
-[visits]
-exit_charge_wait_s = 3
-enter_within_s = 15
-
-[journal]
-path = "{d / 'store.db'}"
-
-[screen]
-port = {self.screen_port}
-push_interval_s = 0.5
-
-[[screen.operators]]
-name = "{self.operator[0]}"
-password_hash = "{hash_password(self.operator[1])}"
-""")
+        storeconf.write(d / "store.toml", storeconf.store_config(
+            self.store_id, self.manifest["devices"], CATALOG, self.gw, d / "store-secret", d / "keys.json",
+            d / "store.db", self.screen_port, (self.operator[0], hash_password(self.operator[1]))))
         self.start_controller()
         self.say(f"status screen: {self.screen_url} (log in as {self.operator[0]} / {self.operator[1]})")
 
@@ -450,77 +317,11 @@ password_hash = "{hash_password(self.operator[1])}"
         return summary
 
     def settle_and_summarise(self, shoppers: list[Shopper], seconds: float) -> dict:
-        db = self.dir / "store.db"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # pending charges drain
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
-                open_n = c.execute("SELECT COUNT(*) FROM charge_intents WHERE state IN ('pending','paying')")
-                if open_n.fetchone()[0] == 0:
-                    break
-            time.sleep(0.5)
-        status = self.status()
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
-            c.row_factory = sqlite3.Row
-            visits = [dict(r) for r in c.execute("SELECT * FROM visits")]
-            intents = [dict(r) for r in c.execute("SELECT * FROM charge_intents")]
-            lat_rows = {k: [json.loads(r[0]).get("latency_ms") for r in c.execute(
-                "SELECT data FROM visit_events WHERE kind=?", (k,))] for k in ("code_accepted", "exit_unlocked")}
+        oracle.settle(self.dir / "store.db")
         ledger = self.http.get(f"{self.gw}/admin/charges", headers={"X-Admin-Token": self.admin},
                                timeout=10).json()["data"]
-        ok = collections.Counter(ch["visit_id"] for ch in ledger if ch["status"] == "succeeded")
-        paid = collections.Counter()
-        for ch in ledger:
-            if ch["status"] == "succeeded":
-                paid[ch["account_id"]] += ch["amount_fen"] - ch["refunded_fen"]
-        prices = {}
-        with open(ROOT / "config/catalog.csv", newline="") as f:
-            for r in csv.DictReader(f):
-                prices[r["epc_prefix"]] = int(r["price_fen"])
-        declined_accounts = {i["account_id"] for i in intents if i["state"] == "declined"} - {
-            i["account_id"] for i in intents if i["state"] == "succeeded"}
-        baskets = {v["id"]: json.loads(v["basket"]) for v in visits}
-        lost, wrong_amount, wrong = [], [], []
-        for s in shoppers:  # the oracle is what each shopper really carried out
-            owed = sum(prices[e[:20]] for _, e in s.took)
-            if owed and paid[s.account] == 0 and s.account not in declined_accounts:
-                lost.append(s.n)
-            elif paid[s.account] and paid[s.account] != owed:
-                wrong_amount.append(s.n)
-        doubled = [vid for vid, n in ok.items() if n > 1]
-        by_account = {s.account: s for s in shoppers}
-        for v in visits:
-            s = by_account.get(v["account_id"])
-            took = {e for _, e in s.took} if s else set()
-            if ok[v["id"]] and not set(baskets[v["id"]]) <= took:
-                wrong.append(v["id"])
-        left = [v for v in visits if v["state"] == "left"]
-        missed_items = sum(len({e for _, e in s.took} - {e for v in visits if v["account_id"] == s.account
-                                                            for e in baskets[v["id"]]}) for s in shoppers)
-        from .metrics import Histogram
-
-        def pct(values: list) -> dict:
-            h = Histogram()
-            for x in values:
-                if x is not None:
-                    h.add(x)
-            return h.summary()
-
-        lat = status.get("latency", {})
-        summary = {
-            "shoppers": len(shoppers), "visits": len(left), "charged": len(ok),
-            "charges_at_gateway": sum(ok.values()), "lost": len(lost), "doubled": len(doubled),
-            "wrong_person": len(wrong), "wrong_amount": len(wrong_amount), "declined": len(declined_accounts),
-            "fallback_qr": sum(s.used_qr_at_exit for s in shoppers),
-            "alarms": status.get("counts", {}).get("alarms"),
-            "items_not_charged": missed_items, "shopper_errors": [s.error for s in shoppers if s.error],
-            "latency_ms": {"entry": pct(lat_rows["code_accepted"]), "exit": pct(lat_rows["exit_unlocked"]),
-                           "face_match_since_last_start": lat.get("face_match_ms")},
-            "faults": sorted(self.faults), "seconds": round(seconds, 1), "run_dir": str(self.dir),
-        }
-        if lost or doubled or wrong or wrong_amount:
-            summary["problems"] = {"lost_shoppers": lost, "doubled": doubled, "wrong_person": wrong,
-                                   "wrong_amount_shoppers": wrong_amount}
-        return summary
+        summary = oracle.summarise(self.dir / "store.db", ledger, shoppers, self.status(), CATALOG)
+        return {**summary, "faults": sorted(self.faults), "seconds": round(seconds, 1), "run_dir": str(self.dir)}
 
     def close(self) -> None:
         for name in ("controller", "sim", "gateway"):
@@ -543,9 +344,9 @@ def main(args) -> int:
         if args.keep:
             print(f"the store keeps running: status screen {demo.screen_url} (operator / "
                   f"{demo.operator[1]}); Ctrl-C stops it", file=sys.stderr, flush=True)
-            from .cli import _wait_for_signal
+            from bingobox.sdnotify import wait_for_signal
 
-            _wait_for_signal()
+            wait_for_signal()
     finally:
         demo.close()
-    return 1 if summary["lost"] or summary["doubled"] or summary["wrong_person"] else 0
+    return 1 if summary["lost"] or summary["doubled"] or summary["wrong_person"] or summary["wrong_amount"] else 0

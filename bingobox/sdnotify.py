@@ -2,14 +2,17 @@
 
 READY=1 once the store runs, STATUS= with the store's state, WATCHDOG=1 from the control loop's own tick (so a
 loop that hangs stops the pings and systemd restarts the process), STOPPING=1 on the way out. Outside systemd
-(no NOTIFY_SOCKET) every call does nothing.
+(no NOTIFY_SOCKET) every call does nothing. ``wait_for_signal`` is how the foreground commands wait for
+SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Mapping
 
@@ -68,3 +71,12 @@ class Notifier:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+def wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM (the foreground commands: run, sim, devices, demo --keep)."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set():
+        stop.wait(0.5)

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from bingobox.service import Notifier
+from bingobox.sdnotify import Notifier
 from tests.helpers import ROOT
 
 

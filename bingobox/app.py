@@ -1,0 +1,160 @@
+"""The composition root: ``StoreApp`` builds everything a running store needs — journal, catalog, wallet client,
+outbox, entry gate, device drivers, face side, camera feeds, the store core and its control loop — starts it in a
+stated order and stops it in the reverse one. Nothing else builds its own dependencies.
+
+    start:  journal (opened) → open visits restored → outbox → devices → face worker → camera feeds → loop
+    stop:   loop → feeds → face worker → devices → outbox → journal
+
+The status screen and the status file read ``view`` (a snapshot the loop publishes once a second) and act through
+``act`` (an ``OperatorCommand`` the loop applies): they never reach into the core.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from . import feeds
+from .config import StoreConfig
+from .core.events import ChargeUpdate, OperatorCommand, Started
+from .core.store import StoreCore
+from .devices.camera import Camera
+from .devices.door import DoorBoard
+from .devices.rfid import RfidReader
+from .domain.catalog import Catalog
+from .domain.entry import EntryGate, load_pinned_keys
+from .journal import Journal
+from .loop import EventLoop, Inbox
+from .metrics import Histogram
+from .sdnotify import Notifier
+from .status import build_view
+from .wallet.client import WalletClient
+from .wallet.outbox import Limits, Outbox, Policy
+
+log = logging.getLogger(__name__)
+VIEW_EVERY_S = 1.0  # the published snapshot (its SQL runs on the loop thread: keep it rare)
+
+
+class StoreApp:
+    def __init__(self, cfg: StoreConfig, face_worker: Any = None, notifier: Notifier | None = None,
+                 status_path: Path | None = None) -> None:
+        if cfg.wallet is None or cfg.layout is None or cfg.catalog is None:
+            raise ValueError("running a store needs [wallet], [layout] and catalog in the config")
+        self.cfg = cfg
+        lay, w = cfg.layout, cfg.wallet
+        self.inbox = Inbox()
+        self.journal = Journal(cfg.journal.path)
+        self.catalog = Catalog.load(cfg.catalog)
+        self.client = WalletClient(w.gateway_url, cfg.store.id, w.secret(), w.connect_timeout_s, w.read_timeout_s)
+        self.outbox = Outbox(self.journal, self.client, Limits(**w.limits.model_dump()),
+                             Policy(retry_base_s=w.retry_base_s, retry_max_s=w.retry_max_s,
+                                    poll_interval_s=w.poll_interval_s, paying_window_s=w.paying_window_s,
+                                    debt_retry_s=w.debt_retry_s, max_rejections=w.max_rejections),
+                             on_event=lambda kind, data: self.inbox.put(ChargeUpdate(kind, data)))
+        self.gate = EntryGate(load_pinned_keys(w.keys_file), cfg.store.id, self.journal, self.outbox)
+        emit = self.inbox.put
+        self.doors = {d.name: DoorBoard(d, emit) for d in cfg.doors}
+        self.readers = {r.name: RfidReader(r, emit) for r in cfg.readers}
+        self.cameras = {c.name: Camera(c, emit) for c in cfg.cameras}
+        self.faces = None
+        if face_worker is not None and cfg.vision.faces:
+            self.faces = feeds.FaceSide(face_worker, self.cameras[lay.entry_camera], self.cameras[lay.exit_camera],
+                                        self.inbox, cfg.vision, enrol_frames=cfg.visits.enrol_frames)
+        self.core = StoreCore(cfg, self.journal, self.catalog, self.outbox, self.gate, self.doors,
+                              self.readers.get(lay.exit_reader) if lay.exit_reader else None, self.faces,
+                              post=self.inbox.put, hours=cfg.store.hours.build() if cfg.store.hours else None)
+        self.loop = EventLoop(self.inbox, self.core.handle, self.core.tick, on_tick=self._after_tick)
+        self.notifier = notifier or Notifier()  # systemd: watchdog pings come from the loop's own tick
+        self.status_path = status_path
+        self.qr_ms = {"entry": Histogram(), "exit": Histogram()}
+        self.view: dict = {}  # the latest published snapshot (replaced, never mutated)
+        self._last_view = 0.0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # lifecycle -------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.core.restore()
+        self.outbox.start()
+        for dev in [*self.doors.values(), *self.readers.values(), *self.cameras.values()]:
+            dev.start()
+        if self.faces is not None:
+            try:
+                self.faces.start()
+            except Exception as e:  # no faces: every exit falls back to the QR code
+                log.error("face worker did not start (%s): exits will ask for the QR code", e)
+                self.faces = self.core.faces = None
+        lay, age = self.cfg.layout, self.cfg.vision.max_frame_age_s
+        for role, cam in (("entry", lay.entry_camera), ("exit", lay.exit_camera)):
+            self._spawn(feeds.qr_scanner, self.cameras[cam], role, self.inbox, self._stop, age, self.qr_ms[role])
+        self.loop.start()
+        self.inbox.put(Started())
+
+    def stop(self) -> None:
+        self.loop.stop()
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        if self.faces is not None:
+            self.faces.stop()
+        for dev in [*self.cameras.values(), *self.readers.values(), *self.doors.values()]:
+            dev.stop()
+        self.outbox.stop()
+        self.client.close()
+        self._publish()
+        self.journal.close()
+
+    def _spawn(self, fn, *args) -> None:
+        t = threading.Thread(target=fn, args=args, name=f"feed-{fn.__name__}-{len(self._threads)}", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    # what the screen uses ----------------------------------------------------------------------------------
+    def act(self, operator: str, action: str, args: Any, timeout: float = 5.0) -> dict:
+        """Apply an operator action (``operations.ACTIONS``) in the control loop; its answer, or a timeout."""
+        reply: queue.Queue = queue.Queue(maxsize=1)
+        self.inbox.put(OperatorCommand(operator, action, args, reply))
+        try:
+            return reply.get(timeout=timeout)
+        except queue.Empty:
+            return {"ok": False, "error": "timeout", "detail": f"the control loop did not answer in {timeout} s"}
+
+    # the loop's tick ---------------------------------------------------------------------------------------
+    def _after_tick(self) -> None:
+        self.notifier.tick(f"{self.core.store.state}: {self.core.inside()} inside")
+        now = time.time()
+        if now - self._last_view >= VIEW_EVERY_S:
+            self._last_view = now
+            self._publish()
+
+    def _publish(self) -> None:
+        charges = self.outbox.status()
+        self.core.store.set_problem("charges_pending_limit", not charges["admission"])
+        lay = self.cfg.layout
+        shelves = {n: r for n, r in self.readers.items() if n != lay.exit_reader}
+        devices = {n: d.status() for n, d in {**self.doors, **self.readers, **self.cameras}.items()}
+        lat = {"qr_entry_ms": self.qr_ms["entry"].summary(), "qr_exit_ms": self.qr_ms["exit"].summary()}
+        if self.faces is not None:
+            lat["face_match_ms"] = self.faces.match_ms.summary()
+        snap = self.core.snapshot()
+        snap["latency"] = {**snap["latency"], **lat}
+        self.view = build_view(snap, charges, devices, shelves, self.catalog,
+                               {"loop": {"lag_ms": round(self.loop.lag_ms, 1), "inbox": len(self.inbox),
+                                         **self.inbox.stats},
+                                "faces": dict(self.faces.stats) if self.faces is not None else None})
+        self._write_status(self.view)
+
+    def _write_status(self, snapshot: dict) -> None:
+        if self.status_path is None:
+            return
+        tmp = self.status_path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(snapshot, default=str))
+            tmp.replace(self.status_path)
+        except OSError as e:
+            log.warning("cannot write %s: %s", self.status_path, e)

@@ -1,0 +1,78 @@
+"""What the store's control loop consumes: small typed events, one dispatch table (``core.StoreCore.handle``).
+
+Producers (device drivers, the camera feeds, the face worker's threads, the outbox, the screen) only build these
+and put them in the loop's inbox; the loop decides. Device events are ``devices.events.DeviceEvent``.
+"""
+
+from __future__ import annotations
+
+import queue
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..devices.events import DeviceEvent
+from ..vision.faces import Decision
+
+__all__ = ["ChargeUpdate", "CodeSeen", "DeviceEvent", "Enrolled", "Event", "FaceDecided", "InventoryReady",
+           "OperatorCommand", "Started"]
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """Every device and feed is started: the store may open."""
+
+
+@dataclass(frozen=True, slots=True)
+class CodeSeen:
+    """A QR text in a camera frame. ``role``: "entry" or "exit"; ``stages``: when the frame was captured and
+    decoded (wall-clock seconds)."""
+
+    role: str
+    text: str
+    frame_t: float
+    stages: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FaceDecided:
+    """The exit camera's face decision (matched / unsure / no_face …) for the frame taken at ``frame_t``."""
+
+    decision: Decision
+    frame_t: float
+    stages: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolled:
+    """The outcome of enrolling a consenting shopper's face at the entrance."""
+
+    visit_id: str
+    result: dict
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryReady:
+    """The exit reader has looked at the exit area since a shopper was identified there (or gave up waiting)."""
+
+    visit_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeUpdate:
+    """The outbox's word on a charge: charge_succeeded / charge_declined / charge_canceled / charge_failed."""
+
+    kind: str
+    data: dict
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorCommand:
+    """An operator action from the status screen; the result goes back on ``reply``."""
+
+    operator: str
+    action: str
+    args: Any
+    reply: queue.Queue
+
+
+Event = DeviceEvent | Started | CodeSeen | FaceDecided | Enrolled | InventoryReady | ChargeUpdate | OperatorCommand

@@ -1,0 +1,111 @@
+"""The demo's ledger oracle: what each scripted shopper really carried out, against the gateway's ledger and the
+store's journal — lost, doubled, wrong person, wrong amount, items not charged — and the latencies the store
+recorded (each entry's and exit's stage times, ``stages`` evidence)."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Protocol
+
+from bingobox.domain.catalog import Catalog
+from bingobox.metrics import Histogram
+
+
+class Shopper(Protocol):
+    n: int
+    account: str
+    took: list[tuple[str, str]]
+    used_qr_at_exit: bool
+    error: str | None
+
+
+def _rows(db: Path, sql: str, args: tuple = ()) -> list[dict]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+        c.row_factory = sqlite3.Row
+        return [dict(r) for r in c.execute(sql, args)]
+
+
+def settle(db: Path, timeout: float = 60) -> None:
+    """Wait until no charge is pending (the outbox has drained)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _rows(db, "SELECT 1 FROM charge_intents WHERE state IN ('pending','paying') LIMIT 1"):
+            return
+        time.sleep(0.5)
+
+
+def percentiles(values: list[float]) -> dict:
+    h = Histogram()
+    for x in values:
+        if x is not None:
+            h.add(x)
+    return h.summary()
+
+
+def stage_table(db: Path) -> dict:
+    """Per path (entry/exit): the total latency and each stage's share, ms (p50/p90/p99/max)."""
+    out: dict = {}
+    for r in _rows(db, "SELECT data FROM visit_events WHERE kind='stages'"):
+        d = json.loads(r["data"])
+        path = out.setdefault(d["path"], {"total": [], "stages": collections.defaultdict(list)})
+        path["total"].append(d["latency_ms"])
+        order = [k for k in ("captured", "decoded", "decided", "handled", "verified", "inventory", "committed",
+                             "sent", "answered", "granted", "written", "acked") if d.get(k) is not None]
+        for a, b in itertools.pairwise(order):
+            path["stages"][f"{a}→{b}"].append((d[b] - d[a]) * 1000)
+    return {p: {"total_ms": percentiles(v["total"]),
+                "stages_ms": {k: percentiles(x) for k, x in v["stages"].items()}} for p, v in out.items()}
+
+
+def summarise(db: Path, ledger: list[dict], shoppers: list[Shopper], status: dict, catalog_path: Path) -> dict:
+    visits = _rows(db, "SELECT * FROM visits")
+    intents = _rows(db, "SELECT * FROM charge_intents")
+    catalog = Catalog.load(catalog_path)
+    ok = collections.Counter(ch["visit_id"] for ch in ledger if ch["status"] == "succeeded")
+    paid: collections.Counter = collections.Counter()
+    for ch in ledger:
+        if ch["status"] == "succeeded":
+            paid[ch["account_id"]] += ch["amount_fen"] - ch["refunded_fen"]
+    declined = {i["account_id"] for i in intents if i["state"] == "declined"} - {
+        i["account_id"] for i in intents if i["state"] == "succeeded"}
+    baskets = {v["id"]: json.loads(v["basket"]) for v in visits}
+    lost, wrong_amount, wrong = [], [], []
+    for s in shoppers:  # the oracle is what each shopper really carried out
+        owed = sum(catalog.lookup(e).price_fen for _, e in s.took)
+        if owed and paid[s.account] == 0 and s.account not in declined:
+            lost.append(s.n)
+        elif paid[s.account] and paid[s.account] != owed:
+            wrong_amount.append(s.n)
+    doubled = [vid for vid, n in ok.items() if n > 1]
+    by_account = {s.account: s for s in shoppers}
+    for v in visits:
+        s = by_account.get(v["account_id"])
+        took = {e for _, e in s.took} if s else set()
+        if ok[v["id"]] and not set(baskets[v["id"]]) <= took:
+            wrong.append(v["id"])
+    left_accounts = {v["account_id"] for v in visits if v["state"] == "left"}
+    missed_items = sum(len({e for _, e in s.took} - {e for v in visits if v["account_id"] == s.account
+                                                        for e in baskets[v["id"]]}) for s in shoppers)
+    stages = stage_table(db)
+    summary = {
+        "shoppers": len(shoppers), "visits": sum(s.account in left_accounts for s in shoppers),
+        "visit_rows": len(visits), "charged": len(ok), "charges_at_gateway": sum(ok.values()), "lost": len(lost),
+        "doubled": len(doubled), "wrong_person": len(wrong), "wrong_amount": len(wrong_amount),
+        "declined": len(declined), "fallback_qr": sum(s.used_qr_at_exit for s in shoppers),
+        "alarms": status.get("counts", {}).get("alarms"), "items_not_charged": missed_items,
+        "recovery_visits": sum("recovery" in json.loads(v["flags"]) for v in visits),
+        "shopper_errors": [s.error for s in shoppers if s.error],
+        "latency_ms": {"entry": stages.get("entry", {}).get("total_ms", {"count": 0}),
+                       "exit": stages.get("exit", {}).get("total_ms", {"count": 0}),
+                       "face_match_since_last_start": status.get("latency", {}).get("face_match_ms")},
+        "stages_ms": {p: v["stages_ms"] for p, v in stages.items()},
+    }
+    if lost or doubled or wrong or wrong_amount:
+        summary["problems"] = {"lost_shoppers": lost, "doubled": doubled, "wrong_person": wrong,
+                               "wrong_amount_shoppers": wrong_amount}
+    return summary

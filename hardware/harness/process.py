@@ -1,0 +1,64 @@
+"""A ``bingobox`` subcommand as a child process, waiting for its ready line; free ports on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Proc:
+    """A ``bingobox`` subcommand as a child process (stderr to ``log``; ``env`` added to the environment)."""
+
+    def __init__(self, name: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.name, self.args, self.log_path, self.env = name, args, log, env or {}
+        self.start()
+
+    def start(self) -> None:
+        self.log = open(self.log_path, "a")  # noqa: SIM115 - closed in stop()
+        self.p = subprocess.Popen([sys.executable, "-m", "bingobox", *self.args], stdout=subprocess.PIPE,
+                                  stderr=self.log, text=True, cwd=ROOT, env={**os.environ, **self.env})
+
+    def wait_line(self, needle: str, timeout: float = 60) -> list[str]:
+        """Read stdout until a line contains ``needle`` (then keep the pipe drained); the lines read so far."""
+        lines, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.p.stdout.readline()
+            if not line:
+                self.stop()
+                raise RuntimeError(f"{self.name} exited: {''.join(lines)}\n{self.log_path.read_text()[-3000:]}")
+            lines.append(line)
+            if needle in line:
+                threading.Thread(target=self.p.stdout.read, daemon=True).start()
+                return lines
+        self.stop()
+        raise RuntimeError(f"{self.name} did not print {needle!r} within {timeout}s")
+
+    @property
+    def returncode(self) -> int | None:
+        return self.p.poll()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.log.closed:
+            return
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            try:
+                self.p.wait(20)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(5)
+        self.log.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,58 @@
+"""The demo store's configuration, built as data, checked against the config models (``StoreConfig``,
+``SimConfig``) and written as TOML — never pasted together as text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tomli_w
+
+from bingobox.config import StoreConfig
+from hardware.sim.config import SimConfig
+
+SHELVES = ("shelf-1", "shelf-2")
+DOORS = ("entrance", "exit")
+CAMERAS = ("door-cam", "exit-cam")
+
+
+def sim_config(seed: int, fps: float = 15) -> dict:
+    """The simulated store: two doors (strikes), two shelves and the exit area, two cameras."""
+    cfg = {"sim": {"control_port": 0, "seed": seed},
+           "doors": [{"name": n, "energize_to_unlock": True, "baudrate": 0} for n in DOORS],
+           "readers": [{"name": n, "round_s": 0.02, "rssi_noise": 2} for n in (*SHELVES, "exit-area")],
+           "cameras": [{"name": n, "fps": fps} for n in CAMERAS]}
+    SimConfig.model_validate(cfg)
+    return cfg
+
+
+def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secret_file: Path, keys_file: Path,
+                 journal: Path, screen_port: int, operator: tuple[str, str] | None, **overrides) -> dict:
+    """The controller's config for the simulated store (``devices``: the simulator's manifest)."""
+    door = {"energize_to_unlock": True, "unlock_s": 4, "held_open_s": 15}
+    cfg = {
+        "catalog": str(catalog),
+        "store": {"id": store_id, "name": "bingobox demo store"},
+        "doors": [{"name": n, "port": devices[n]["pty"], **door} for n in DOORS],
+        "readers": [*[{"name": n, "port": devices[n]["pty"], "gone_after_s": 0.6} for n in SHELVES],
+                    {"name": "exit-area", "port": devices["exit-area"]["pty"], "role": "exit", "mode": "poll",
+                     "poll_interval_s": 0.03}],
+        "cameras": [{"name": n, "source": devices[n]["stream"]} for n in CAMERAS],
+        "layout": {"entry_door": "entrance", "exit_door": "exit", "entry_camera": "door-cam",
+                   "exit_camera": "exit-cam", "exit_reader": "exit-area"},
+        "wallet": {"gateway_url": gateway, "secret_file": str(secret_file), "keys_file": str(keys_file),
+                   "read_timeout_s": 1.5, "retry_base_s": 0.1, "retry_max_s": 2, "poll_interval_s": 0.5,
+                   "paying_window_s": 5},
+        "visits": {"exit_charge_wait_s": 3, "enter_within_s": 15},
+        "journal": {"path": str(journal)},
+        "screen": {"port": screen_port, "push_interval_s": 0.5,
+                   "operators": [{"name": operator[0], "password_hash": operator[1]}] if operator else []},
+    }
+    for key, value in overrides.items():  # e.g. vision={"agree_frames": 2}
+        cfg.setdefault(key, {}).update(value)
+    StoreConfig.model_validate(cfg)
+    return cfg
+
+
+def write(path: Path, cfg: dict) -> Path:
+    path.write_text(tomli_w.dumps(cfg))
+    return path

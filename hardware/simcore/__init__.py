@@ -1,0 +1,1 @@
+"""Deterministic simulation of the store core: ``run.run_seed``, ``bingobox simulate``."""

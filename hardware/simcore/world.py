@@ -1,0 +1,188 @@
+"""The simulated store around the core: shelves with tagged goods, the exit area, two doors, the face side, the
+wallet gateway, and scripted shoppers who walk through it. It knows the truth the oracle checks against: who
+carried which item out, who left how (identified, request-to-exit, fire), and when the controller was down."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bingobox.devices.events import DeviceEvent
+from bingobox.domain import tokens
+from bingobox.domain.door import DoorTiming
+
+from .devices import SimDoor, SimExitReader
+from .gateway import SimGateway
+from .sched import Clock, Scheduler
+
+GONE_AFTER_S = 0.6  # the shelf readers' "gone" hysteresis
+SEEN_AFTER_S = 0.1
+
+
+@dataclass
+class Shopper:
+    n: int
+    account: str
+    face: bool  # consented to face billing (and their photo enrols)
+    balance_fen: int
+    takes: int
+    put_back: bool
+    arrive: float
+    tailgater: bool = False  # came in behind someone, without a code
+    tailgated_at_entrance: bool = False  # two faces at the entrance camera on one code
+    carried: set[str] = field(default_factory=set)  # what they carry now (the truth)
+    carried_out: set[str] = field(default_factory=set)  # what they carried through the exit
+    entered: bool = False
+    left_how: str | None = None  # door | rex | fire | never_entered
+    waited_exit_s: float = 0.0
+    rex_while_up: bool = False  # had to press the exit button although the controller was running
+    codes: list[str] = field(default_factory=list)
+    done: bool = False
+    first_commit: int | None = None  # the journal's commit count when they reached the entrance
+    last_commit: int | None = None  # … and when they were out
+
+    @property
+    def commit_span(self) -> tuple[int, int] | None:
+        if self.first_commit is None or self.last_commit is None:
+            return None
+        return self.first_commit + 1, self.last_commit
+
+
+class World:
+    def __init__(self, seed: int, store_id: str, catalog_prefixes: list[tuple[str, int]], shelves: list[str],
+                 unlock_s: float = 5.0) -> None:
+        self.rng = random.Random(f"{seed}:world")
+        self.seed = seed
+        self.clock = Clock()
+        self.sched = Scheduler(self.clock)
+        self.store_id = store_id
+        key = Ed25519PrivateKey.from_private_bytes(random.Random(f"{seed}:key").randbytes(32))
+        self.signing_key = key
+        self.kid = "sim-key-1"
+        self.prices = dict(catalog_prefixes)
+        self.shelf_names = shelves
+        self.shelf: dict[str, str] = {}  # epc → shelf it is on now
+        for i, (prefix, _) in enumerate(catalog_prefixes):
+            for k in range(1, 40):
+                self.shelf[f"{prefix}{k:04X}"] = shelves[i % len(shelves)]
+        self.exit_field: list[tuple[str, float, float]] = []  # (epc, in, out) in the exit reader's field
+        timing = DoorTiming(unlock_s=unlock_s, held_open_s=20.0)
+        self.doors = {"entrance": SimDoor("entrance", timing, self.sched), "exit": SimDoor("exit", timing, self.sched)}
+        self.exit_reader = SimExitReader(self, seed=seed)
+        self.gateway = SimGateway(self.clock, random.Random(f"{seed}:gateway"))
+        self.shoppers: list[Shopper] = []
+        self.at_entrance: Shopper | None = None
+        self.in_exit_area: Shopper | None = None
+        self.at_exit_camera: Shopper | None = None
+        self.entrance_busy = False
+        self.up = False  # the controller is running
+        self.epoch = 0  # controller incarnations (events of an earlier one are lost)
+        self.down_spans: list[tuple[float, float]] = []
+        self.shelf_unplugged: dict[str, float | None] = {s: None for s in shelves}
+        self.p_enrol_fail = 0.05
+        self.p_face_unsure = 0.05
+        self.lag_max = 0.0  # the control loop runs this far behind (a rush)
+        self.exit_grants_nobody: list[float] = []
+        self.fire_active = False
+        self.start = self.clock()
+        self.doors["exit"].on_unlock = self._exit_unlocked
+        self._deliver: Callable[[object], None] = lambda ev: None
+        self.commit_count: Callable[[], int] = lambda: 0
+        self._last_delivery = 0.0
+
+    # the controller's inbox ----------------------------------------------------------------------------------
+    def lag(self) -> float:
+        return self.rng.uniform(0, self.lag_max) if self.lag_max else 0.0
+
+    def connect(self, deliver: Callable[[object], None]) -> None:
+        self._deliver = deliver
+
+    def post(self, ev: object) -> None:
+        """An event for the controller: handled in order, after the loop's lag; lost if it dies meanwhile."""
+        if not self.up:
+            return
+        epoch = self.epoch
+        t = max(self.clock() + self.lag(), self._last_delivery)
+        self._last_delivery = t
+
+        def deliver() -> None:
+            if self.up and self.epoch == epoch:
+                self._deliver(ev)
+        self.sched.at(t, deliver)
+
+    def _exit_unlocked(self) -> None:
+        if self.in_exit_area is None and not self.fire:
+            self.exit_grants_nobody.append(self.clock())
+
+    @property
+    def fire(self) -> bool:
+        return any(d.fire for d in self.doors.values())
+
+    # entry codes ---------------------------------------------------------------------------------------------
+    def code(self, s: Shopper, door: str = "*") -> str:
+        now = int(self.clock())
+        text = tokens.issue(self.signing_key, self.kid, s.account, self.store_id, door, now, 60, s.face,
+                            jti=tokens.b64e(self.rng.randbytes(16)))
+        s.codes.append(text)
+        return text
+
+    def public_keys(self) -> dict:
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        raw = self.signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return {self.kid: tokens.public_key_from_b64(tokens.b64e(raw))}
+
+    # shelves and the exit area ------------------------------------------------------------------------------
+    def take(self, s: Shopper, epc: str) -> None:
+        shelf = self.shelf.pop(epc)
+        s.carried.add(epc)
+        self._shelf_event(shelf, "tag_gone", epc, GONE_AFTER_S)
+
+    def put_back(self, s: Shopper, epc: str) -> None:
+        s.carried.discard(epc)
+        shelf = self.rng.choice(self.shelf_names)
+        self.shelf[epc] = shelf
+        self._shelf_event(shelf, "tag_seen", epc, SEEN_AFTER_S)
+
+    def _shelf_event(self, shelf: str, kind: str, epc: str, after: float) -> None:
+        """A shelf reader's driver reports a change after its hysteresis, if the same driver is still running
+        (a restarted one never saw what changed before it started; an unplugged one reports after the replug)."""
+        epoch = self.epoch
+
+        def report() -> None:
+            if self.epoch != epoch or not self.up:
+                return
+            back = self.shelf_unplugged[shelf]
+            if back is not None:  # away: nothing declared gone until it is back, then after a grace period
+                self.sched.at(back + GONE_AFTER_S, report)
+                return
+            if (kind == "tag_gone") == (self.shelf.get(epc) != shelf):  # still true
+                self.post(DeviceEvent(shelf, kind, {"epc": epc}, self.clock()))
+        self.sched.after(after, report)
+
+    def shelves_after_restart(self) -> None:
+        """A restarted controller's shelf drivers see every tag on their shelves (tag_seen for each)."""
+        for epc, shelf in sorted(self.shelf.items()):
+            self.post(DeviceEvent(shelf, "tag_seen", {"epc": epc}, self.clock()))
+
+    def exit_field_at(self, t: float) -> set[str]:
+        return {e for e, t_in, t_out in self.exit_field if t_in <= t < t_out}
+
+    def carry_into_exit_area(self, s: Shopper) -> None:
+        for e in sorted(s.carried):
+            self.exit_field.append((e, self.clock(), float("inf")))
+
+    def carry_out(self, s: Shopper) -> None:
+        now = self.clock()
+        self.exit_field = [(e, a, now if e in s.carried and b == float("inf") else b) for e, a, b in self.exit_field]
+        s.carried_out |= s.carried
+        s.carried = set()
+
+    def owed(self, s: Shopper) -> int:
+        return sum(self.price(e) for e in s.carried_out)
+
+    def price(self, epc: str) -> int:
+        return next(p for prefix, p in self.prices.items() if epc.startswith(prefix))
