@@ -362,4 +362,13 @@ def load_model(path: str | Path, model: type[M]) -> M:
 
 
 def load_store_config(path: str | Path) -> StoreConfig:
-    return load_model(path, StoreConfig)
+    """The store config, with its catalog checked too (against what the wallet gateway accepts)."""
+    from .domain.catalog import Catalog, CatalogError
+
+    cfg = load_model(path, StoreConfig)
+    if cfg.catalog is not None:
+        try:
+            Catalog.load(cfg.catalog)
+        except CatalogError as e:
+            raise ConfigError([f"{path}: catalog: {p}" for p in e.problems]) from None
+    return cfg

@@ -14,8 +14,38 @@ class Product:
     price_fen: int
 
 
+# What a wallet gateway accepts on a receipt line (the mock gateway enforces the same; a charge outside these is
+# refused with a 4xx and could never succeed, so the catalog is checked against them when the config is loaded).
+MAX_SKU = 64
+MAX_NAME = 100
+MAX_UNIT_FEN = 10_000_000
+
+
 class CatalogError(ValueError):
-    pass
+    """An unusable catalog; ``problems`` holds one 'file:line: column: reason' line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _row_problems(r: dict) -> list[tuple[str, str]]:
+    out = []
+    prefix = (r.get("epc_prefix") or "").strip()
+    if not prefix or any(c not in "0123456789abcdefABCDEF" for c in prefix):
+        out.append(("epc_prefix", f"{prefix!r} is not hexadecimal"))
+    sku, name = (r.get("sku") or "").strip(), (r.get("name") or "").strip()
+    if not sku or len(sku) > MAX_SKU:
+        out.append(("sku", f"{len(sku)} characters; the gateway accepts 1 to {MAX_SKU}"))
+    if not name or len(name) > MAX_NAME:
+        out.append(("name", f"{len(name)} characters; the gateway accepts 1 to {MAX_NAME}"))
+    try:
+        price = int((r.get("price_fen") or "").strip())
+        if not 0 <= price <= MAX_UNIT_FEN:
+            out.append(("price_fen", f"{price} fen is outside 0..{MAX_UNIT_FEN}"))
+    except ValueError:
+        out.append(("price_fen", f"{r.get('price_fen')!r} is not a whole number of fen"))
+    return out
 
 
 class Catalog:
@@ -27,24 +57,31 @@ class Catalog:
 
     @classmethod
     def load(cls, path: str | Path) -> Catalog:
-        entries: dict[str, Product] = {}
+        """Read the CSV (epc_prefix,sku,name,price_fen); every problem is reported, each as file:line: column."""
         try:
             with open(path, newline="", encoding="utf-8") as f:
-                rows = list(csv.DictReader(f))
-        except OSError as e:
-            raise CatalogError(f"{path}: cannot read the catalog: {e}") from None
+                reader = csv.DictReader(f)
+                rows = list(reader)
+                columns = set(reader.fieldnames or [])
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            raise CatalogError([f"{path}: cannot read the catalog: {e}"]) from None
+        missing = {"epc_prefix", "sku", "name", "price_fen"} - columns
+        if missing:
+            raise CatalogError([f"{path}:1: missing column(s) {', '.join(sorted(missing))}"])
+        entries: dict[str, Product] = {}
+        problems = []
         for n, r in enumerate(rows, start=2):
-            try:
-                prefix = r["epc_prefix"].strip().upper()
-                int(prefix, 16)
-                price = int(r["price_fen"])
-                if price < 0 or not r["sku"].strip() or not r["name"].strip():
-                    raise ValueError("empty sku/name or negative price")
-            except (KeyError, ValueError, TypeError, AttributeError) as e:
-                raise CatalogError(f"{path}:{n}: bad row {r}: {e}") from None
+            bad = _row_problems(r)
+            problems += [f"{path}:{n}: {col}: {why}" for col, why in bad]
+            if bad:
+                continue
+            prefix = r["epc_prefix"].strip().upper()
             if prefix in entries:
-                raise CatalogError(f"{path}:{n}: EPC prefix {prefix} listed twice")
-            entries[prefix] = Product(r["sku"].strip(), r["name"].strip(), price)
+                problems.append(f"{path}:{n}: epc_prefix: {prefix} is listed twice")
+                continue
+            entries[prefix] = Product(r["sku"].strip(), r["name"].strip(), int(r["price_fen"]))
+        if problems:
+            raise CatalogError(problems)
         return cls(entries)
 
     def lookup(self, epc: str) -> Product | None:

@@ -125,3 +125,21 @@ def test_two_devices_on_one_port_are_refused_at_load(tmp_path):
     text = (f'[store]\nid = "s1"\n[[doors]]\nname = "a"\nport = "{link}"\nenergize_to_unlock = true\n'
             '[[readers]]\nname = "r"\nport = "/dev/null"\n')
     assert any("a and r use the same port" in p for p in problems(tmp_path, text))
+
+
+def test_the_catalog_is_checked_against_what_the_gateway_accepts(tmp_path):
+    cat = tmp_path / "catalog.csv"
+    cat.write_text("epc_prefix,sku,name,price_fen\n"
+                   "E2806894000050240001,cola,Cola,350\n"
+                   f"E2806894000050240002,chips,{'x' * 101},650\n"
+                   "E2806894000050240003,water,Water,-5\n"
+                   "XYZ,gum,Gum,120\n"
+                   "E2806894000050240001,cola2,Cola again,360\n"
+                   f"E2806894000050240004,{'s' * 65},Onigiri,20000000\n")
+    got = problems(tmp_path, f'catalog = "{cat}"\n' + GOOD)
+    assert got == [f"{tmp_path / 'c.toml'}: catalog: {cat}:3: name: 101 characters; the gateway accepts 1 to 100",
+                   f"{tmp_path / 'c.toml'}: catalog: {cat}:4: price_fen: -5 fen is outside 0..10000000",
+                   f"{tmp_path / 'c.toml'}: catalog: {cat}:5: epc_prefix: 'XYZ' is not hexadecimal",
+                   f"{tmp_path / 'c.toml'}: catalog: {cat}:6: epc_prefix: E2806894000050240001 is listed twice",
+                   f"{tmp_path / 'c.toml'}: catalog: {cat}:7: sku: 65 characters; the gateway accepts 1 to 64",
+                   f"{tmp_path / 'c.toml'}: catalog: {cat}:7: price_fen: 20000000 fen is outside 0..10000000"]
