@@ -18,7 +18,7 @@ CAMERAS = ("door-cam", "exit-cam")
 def sim_config(seed: int, fps: float = 15) -> dict:
     """The simulated store: two doors (strikes), two shelves and the exit area, two cameras."""
     cfg = {"sim": {"control_port": 0, "seed": seed},
-           "doors": [{"name": n, "energize_to_unlock": True, "baudrate": 0} for n in DOORS],
+           "doors": [{"name": n, "energize_to_unlock": True, "baudrate": 0, "comm_watchdog_s": 1.0} for n in DOORS],
            "readers": [{"name": n, "round_s": 0.02, "rssi_noise": 2} for n in (*SHELVES, "exit-area")],
            "cameras": [{"name": n, "fps": fps} for n in CAMERAS]}
     SimConfig.model_validate(cfg)

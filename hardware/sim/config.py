@@ -30,6 +30,9 @@ class SimDoor(SimSerial):
     coils: int = Field(8, ge=1, le=64)
     inputs: int = Field(8, ge=1, le=64)
     rex_press_s: float = Field(0.4, ge=0.05, le=10, description="how long a REX press holds the input")
+    comm_watchdog_s: float | None = Field(None, ge=0.1, le=60, description="a communication watchdog, as many "
+                                          "relay boards have: no request for this long drops every coil (the "
+                                          "safe state: a strike locks, a maglock frees the door)")
 
 
 class SimReader(SimSerial):

@@ -35,12 +35,24 @@ class VirtualDoorBoard(SerialDevice):
         self.rex_until = 0.0
         self._decoder = mb.RequestDecoder()
         self._lock = threading.Lock()
+        self._last_request = time.monotonic()
         self.history: list[tuple[float, str]] = []
 
     # physics ---------------------------------------------------------------------------------------
     @property
     def lock_engaged(self) -> bool:
+        self._watchdog()
         return self.relay[self.cfg.lock_coil] != self.cfg.energize_to_unlock
+
+    def _watchdog(self) -> None:
+        """The board's communication watchdog: the controller stopped talking, every coil drops."""
+        wd = self.cfg.comm_watchdog_s
+        if wd is not None and any(self.coils) and time.monotonic() - self._last_request > wd:
+            with self._lock:
+                self._log(f"communication watchdog: no request for {wd:g} s, coils off")
+                self.coils = [False] * len(self.coils)
+                if not self.stuck_relay:
+                    self.relay = list(self.coils)
 
     def inputs(self) -> list[bool]:
         bits = [False] * self.cfg.inputs
@@ -89,6 +101,8 @@ class VirtualDoorBoard(SerialDevice):
         for req in self._decoder.feed(data):
             if req.unit not in (self.cfg.unit, 0):
                 continue  # another slave on the bus
+            self._watchdog()  # (a request that comes too late finds the coils already dropped)
+            self._last_request = time.monotonic()
             self.stats["requests"] += 1
             resp = self._handle(req)
             if resp is not None and req.unit != 0:  # broadcasts are never answered

@@ -127,3 +127,26 @@ def test_control_api_rejects_bad_requests(sim):
                       timeout=5)
     assert r.status_code == 400 and "no such image" in r.json()["error"]["message"]
     assert sim.proc.returncode is None
+
+
+def test_a_board_with_a_communication_watchdog_drops_its_coils_when_the_controller_goes_quiet(tmp_path):
+    from tests.helpers import Sim
+
+    s = Sim(tmp_path, '[sim]\ncontrol_port = 0\n[[doors]]\nname = "exit"\nenergize_to_unlock = true\n'
+                      'baudrate = 0\ncomm_watchdog_s = 0.5\n')
+    try:
+        with serial.serial_for_url(s.pty("exit"), 9600, timeout=0.3) as port:
+            port.write(mb.encode_request(mb.WriteCoil(1, 0, mb.COIL_ON)))  # unlock the strike
+            assert port.read(8) == mb.encode_request(mb.WriteCoil(1, 0, mb.COIL_ON))
+            assert not s.device("exit")["lock_engaged"]
+            for _ in range(5):  # a controller polling keeps it where it is
+                time.sleep(0.2)
+                port.write(mb.encode_request(mb.ReadBits(1, mb.READ_DISCRETE_INPUTS, 0, 8)))
+                port.read(6)
+            assert not s.device("exit")["lock_engaged"]
+            time.sleep(0.8)  # the controller died: the board falls back to its safe state (a strike locks)
+            assert s.device("exit")["lock_engaged"]
+            port.write(mb.encode_request(mb.ReadBits(1, mb.READ_COILS, 0, 1)))
+            assert mb.ResponseDecoder().feed(port.read(6))[0].bits[0] is False
+    finally:
+        s.stop()
