@@ -91,7 +91,8 @@ class StoreApp:
                 self.faces = self.core.faces = None
         lay, age = self.cfg.layout, self.cfg.vision.max_frame_age_s
         for role, cam in (("entry", lay.entry_camera), ("exit", lay.exit_camera)):
-            self._spawn(feeds.qr_scanner, self.cameras[cam], role, self.inbox, self._stop, age, self.qr_ms[role])
+            self._spawn(feeds.qr_scanner, self.cameras[cam], role, self.inbox, self._stop, age, self.qr_ms[role],
+                        self.cfg.vision.qr_budget_ms)
         self.loop.start()
         self.inbox.put(Started())
 

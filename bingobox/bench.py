@@ -81,7 +81,7 @@ def bench_vision(testdata: Path, runs: int = 30) -> dict:
     import dlib
     import face_recognition
 
-    from hardware.sim.camera_server import background, qr_image
+    from hardware.sim.camera_server import background, finder_squares, qr_image
 
     from .vision.faces import FaceEngine, decide
     from .vision.qr import QrReader
@@ -98,6 +98,10 @@ def bench_vision(testdata: Path, runs: int = 30) -> dict:
     nxt_code, nxt_none = _cycle(with_code), _cycle(bg)
     out["qr_640x480_with_code"] = timed(lambda: reader.decode(nxt_code()), runs * 3)
     out["qr_640x480_no_code"] = timed(lambda: reader.decode(nxt_none()), runs * 3)
+    squares = finder_squares()  # adversarial: finder-like squares in three corners (was 11 s a frame)
+    feed = QrReader(budget_ms=80)
+    out["qr_finder_squares_worst"] = {**timed(lambda: reader.decode(squares), runs),
+                                      "feed_budget_80ms": timed(lambda: feed.decode(squares), runs)}
     shirts = [cv2.imread(str(testdata / "qr" / f"zxing_qrcode-4_{i}.png"), cv2.IMREAD_GRAYSCALE) for i in range(30, 34)]
     if all(s is not None for s in shirts):  # codes on a wrinkled shirt: only the refined grid reads them
         from pyzbar import pyzbar

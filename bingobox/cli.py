@@ -233,7 +233,7 @@ def cmd_vision_qr(args: argparse.Namespace) -> int:
 
     from .vision.qr import QrReader
 
-    reader = QrReader()
+    reader = QrReader(budget_ms=None)  # photographs: no per-frame budget
     status = 0
     for path in args.images:
         img = cv2.imread(path)

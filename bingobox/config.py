@@ -193,6 +193,8 @@ class VisionConfig(Strict):
     faces: bool = Field(True, description="face billing on/off (off: every exit is a QR scan)")
     max_frame_age_s: float = Field(1.0, ge=0.1, le=10, description="a camera frame older than this is dropped, "
                                    "not decoded or matched")
+    qr_budget_ms: float = Field(80, ge=5, le=2000, description="one frame's QR decoding stops after this long (the "
+                                "next frame comes soon)")
 
 
 class HoursConfig(Strict):

@@ -47,10 +47,10 @@ def _fresh(cam: Camera, seq: int, max_age_s: float, timeout: float = 0.5) -> Fra
 
 
 def qr_scanner(cam: Camera, role: str, inbox: Inbox, stop: threading.Event, max_age_s: float = 1.0,
-               timing: Histogram | None = None) -> None:
+               timing: Histogram | None = None, budget_ms: float = 80.0) -> None:
     """New frames → QR texts → CodeSeen. A frame is scanned when the picture changed since the last scan that found
     nothing (``vision.motion``), when the last scan found a code, or every QR_RESCAN_S."""
-    reader, seq, gate = QrReader(), 0, MotionGate()
+    reader, seq, gate = QrReader(budget_ms=budget_ms), 0, MotionGate()
     found, last_scan = False, 0.0
     stats = {"stale": 0}
     while not stop.is_set():

@@ -8,12 +8,19 @@
    grid, sample every module, and hand pyzbar a clean synthetic code. This reads strongly tilted codes. If that
    fails, the grid is bent to follow the code's own module edges (``qr_grid.refine``) and sampled again: this
    reads codes on wrinkled fabric and curved surfaces.
+
+Every frame's cost is bounded, whatever is in it: frames larger than ``max_side`` are scaled down first; grids are
+tried only for real QR versions (n = 17 + 4v, v ≤ 40) with a module size that the finder patterns' own size
+agrees with; at most ``MAX_GRIDS`` grids; and the cascade stops once the frame has cost ``budget_ms`` (the next
+frame comes soon). Three small squares in the corners of a frame used to send the grid stage to n ≈ 230 and
+11 s per frame; now they are not a code at all.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -24,6 +31,8 @@ from pyzbar.pyzbar import ZBarSymbol
 from .qr_grid import GridMap, refine, sample
 
 _QR = [ZBarSymbol.QRCODE]
+MIN_N, MAX_N = 21, 177  # QR versions 1…40: n = 17 + 4v modules per side
+MAX_GRIDS = 12  # grids tried per frame at most (each costs a sampling and maybe a refinement, ~10 ms)
 
 
 def _zbar(gray: np.ndarray) -> list[str]:
@@ -113,10 +122,17 @@ def candidate_grids(finders: list[_Finder]) -> Iterator[tuple[GridMap, float]]:
         la, lb = np.linalg.norm(va), np.linalg.norm(vb)
         if not 0.6 < la / lb < 1.6:
             continue
+        sizes = [f.size for f in trio]
+        if max(sizes) > 2.5 * min(sizes):  # one code's finders are alike (perspective makes them differ a little)
+            continue
         ex, ey = va / la, vb / lb
-        module = float(np.mean([f.size for f in trio]) / 7.0)
+        module = float(np.mean(sizes) / 7.0)
         est = (la + lb) / 2 / module + 7
+        if not MIN_N - 4 <= est <= MAX_N + 4:  # no QR version has that many modules: not one code's finders
+            continue
         for n in sorted({21 + 4 * max(0, round((est - 21) / 4) + k) for k in (0, -1, 1)}):
+            if n > MAX_N:
+                continue
             src, dst = [], []
             for f, (ox, oy) in ((ftl, (0, 0)), (fa, (n - 7, 0)), (fb, (0, n - 7))):
                 src += _corners_in_code_frame(_quad(f.contour) - ftl.centre, ex, ey)
@@ -128,12 +144,17 @@ def candidate_grids(finders: list[_Finder]) -> Iterator[tuple[GridMap, float]]:
                 yield GridMap(h, n), module
 
 
-def grid_decode(gray: np.ndarray, finders: list[_Finder]) -> list[str]:
+def grid_decode(gray: np.ndarray, finders: list[_Finder], over: Callable[[], bool] = lambda: False,
+                stats: dict | None = None) -> list[str]:
     """Re-render the code from its finder patterns and decode the clean image; if the code is not flat, bend
-    the grid to follow its own module edges and try again."""
-    for grid, module in candidate_grids(finders):
+    the grid to follow its own module edges and try again. Stops when ``over()`` says the budget is spent."""
+    for i, (grid, module) in enumerate(candidate_grids(finders)):
+        if i >= MAX_GRIDS or over():
+            break
+        if stats is not None:
+            stats["grids"] = stats.get("grids", 0) + 1
         texts = _zbar(_render(sample(gray, grid, module)))
-        if not texts:
+        if not texts and not over():
             texts = _zbar(_render(sample(gray, refine(gray, grid), module)))
         if texts:
             return texts
@@ -145,15 +166,30 @@ def _dedupe(texts: list[str]) -> list[str]:
 
 
 class QrReader:
-    """Decode entry codes from frames. ``decode`` returns the texts found (several codes are all returned)."""
+    """Decode entry codes from frames. ``decode`` returns the texts found (several codes are all returned).
+    ``budget_ms``: past this much time on one frame the cascade stops (None: no limit, for photographs)."""
 
-    def __init__(self, max_side: int = 1280) -> None:
+    def __init__(self, max_side: int = 1280, budget_ms: float | None = 150.0) -> None:
         self.max_side = max_side
-        self.stats = {"frames": 0, "plain": 0, "gated_out": 0, "retry": 0, "grid": 0, "none": 0}
+        self.budget_ms = budget_ms
+        self.stats = {"frames": 0, "plain": 0, "gated_out": 0, "retry": 0, "grid": 0, "none": 0, "over_budget": 0,
+                      "grids": 0, "scaled": 0}
 
     def decode(self, image: np.ndarray) -> list[str]:
+        t0 = time.perf_counter()
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         self.stats["frames"] += 1
+        if max(gray.shape) > self.max_side:
+            f = self.max_side / max(gray.shape)
+            gray = cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+            self.stats["scaled"] += 1
+        budget = self.budget_ms / 1000 if self.budget_ms is not None else None
+
+        def over() -> bool:
+            if budget is not None and time.perf_counter() - t0 > budget:
+                self.stats["over_budget"] += 1
+                return True
+            return False
         texts = _zbar(gray)
         if texts:
             self.stats["plain"] += 1
@@ -169,11 +205,13 @@ class QrReader:
             if len(found) < 2:
                 continue
             for attempt in self._retries(work):
+                if over():
+                    return []
                 texts = _zbar(attempt)
                 if texts:
                     self.stats["retry"] += 1
                     return _dedupe(texts)
-            texts = grid_decode(work, found)
+            texts = grid_decode(work, found, over, self.stats)
             if texts:
                 self.stats["grid"] += 1
                 return _dedupe(texts)

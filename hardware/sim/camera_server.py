@@ -47,6 +47,21 @@ def qr_image(text: str, scale: int = 8) -> np.ndarray:
     return img
 
 
+def finder_squares(width: int = 640, height: int = 480, px: int = 12, seed: int = 3) -> np.ndarray:
+    """An adversarial frame for QR decoders: three finder-pattern-like squares in three corners and no code. Their
+    spacing suggests a grid of ~230 modules, which no QR version has (it cost 11 s per frame once)."""
+    frame = cv2.cvtColor(background(width, height, seed), cv2.COLOR_BGR2GRAY)
+    m = px / 7
+    sq = np.full((px, px), 255, np.uint8)
+    cv2.rectangle(sq, (0, 0), (px - 1, px - 1), 0, -1)
+    cv2.rectangle(sq, (int(m), int(m)), (px - 1 - int(m), px - 1 - int(m)), 255, -1)
+    cv2.rectangle(sq, (int(2 * m), int(2 * m)), (px - 1 - int(2 * m), px - 1 - int(2 * m)), 0, -1)
+    for y, x in ((10, 10), (10, width - 10 - px), (height - 10 - px, 10)):
+        frame[y - 3:y + px + 3, x - 3:x + px + 3] = 255
+        frame[y:y + px, x:x + px] = sq
+    return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+
+
 def background(width: int, height: int, seed: int) -> np.ndarray:
     """A plain, deterministic 'store' scene: floor gradient, shelves, a door frame."""
     rng = np.random.default_rng(seed)

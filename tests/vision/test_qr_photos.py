@@ -93,3 +93,30 @@ def test_cli_prints_one_json_line_per_image(testdata, tmp_path):
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert lines[0]["texts"] == ["MEBKM:URL:http\\://en.wikipedia.org/wiki/Main_Page;;"] and lines[0]["ms"] > 0
     assert "error" in lines[1] and r.returncode == 1
+
+
+def test_finder_like_squares_cost_a_bounded_number_of_decoder_calls(monkeypatch):
+    """The adversarial frame (three small squares in the corners) once sent the grid stage to n ≈ 230 modules
+    and 11 s per frame. Counted, not timed: no grid is tried and pyzbar is called a bounded number of times."""
+    from bingobox.vision import qr
+    from hardware.sim.camera_server import finder_squares
+
+    frame = finder_squares()
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    assert len(qr._finders(gray)) >= 3 and list(qr.candidate_grids(qr._finders(gray))) == []
+    calls = []
+    real = qr.pyzbar.decode
+    monkeypatch.setattr(qr.pyzbar, "decode", lambda *a, **k: calls.append(1) or real(*a, **k))
+    reader = QrReader()
+    assert reader.decode(frame) == [] and reader.stats["grids"] == 0 and len(calls) <= 16
+    calls.clear()
+    spent = QrReader(budget_ms=0)  # a frame past its budget stops at the next stage
+    assert spent.decode(frame) == [] and spent.stats["over_budget"] == 1 and len(calls) == 1
+
+
+def test_a_frame_larger_than_max_side_is_scaled_down_first():
+    big = cv2.resize(np.dstack([background(640, 480, 1)] * 1)[..., :3], (2560, 1920))
+    code = cv2.resize(qr_image("bbx-big-frame"), (800, 800), interpolation=cv2.INTER_NEAREST)
+    big[500:1300, 800:1600] = code
+    reader = QrReader(max_side=1280)
+    assert reader.decode(big) == ["bbx-big-frame"] and reader.stats["scaled"] == 1
