@@ -143,8 +143,12 @@ class Journal(Database):
 
     def alarm(self, kind: str, device: str | None, data: dict, t: float | None = None) -> None:
         with self.tx() as c:
-            c.execute("INSERT INTO alarms (t, kind, device, data) VALUES (?, ?, ?, ?)",
-                      (t or self.clock(), kind, device, json.dumps(data, default=str)))
+            self.alarm_in(c, kind, device, data, t or self.clock())
+
+    @staticmethod
+    def alarm_in(c: sqlite3.Connection, kind: str, device: str | None, data: dict, t: float) -> None:
+        c.execute("INSERT INTO alarms (t, kind, device, data) VALUES (?, ?, ?, ?)",
+                  (t, kind, device, json.dumps(data, default=str)))
 
     def clear_alarm(self, alarm_id: int, operator: str, t: float | None = None) -> bool:
         """Mark an open alarm cleared; False if there is no such open alarm."""

@@ -352,26 +352,31 @@ def unlock_written(core: StoreCore, ev: DeviceEvent) -> None:
 
 # never kept inside ------------------------------------------------------------------------------------
 def fail_open(core: StoreCore, v: Visit, stage: str, error: BaseException | None = None) -> None:
-    """Something failed after ``v`` was identified: open the exit anyway, record what failed, raise an alarm."""
+    """Something failed after ``v`` was identified: open the exit anyway, record what failed, raise an alarm.
+    The record (the visit flagged, the alarm) is committed before the door opens, in one transaction, so a crash
+    in between cannot lose it; if the journal itself is what fails, the door opens all the same."""
     core.counts["fail_open"] += 1
     log.error("checkout of %s failed at %s (%r): opening the exit", v.id, stage, error, exc_info=error)
     if v.state in IN_STORE or v.state in UNSEEN_ENTRY:
         v.machine.set(S.at_exit)
     v.flag("checkout_failed")
     first_grant = v.exit_granted_at is None
-    v.exit_granted_at = v.exit_granted_at or core.clock()
+    v.exit_granted_at = v.exit_granted_at or core.clock()  # (in memory whatever the journal does)
+    alarm = {"visit": v.id, "account": v.account, "stage": stage, "error": repr(error),
+             "basket": sorted(v.basket.items)}
+    try:
+        with core.book.commit([v], [(v, "checkout_failed", {"stage": stage, "error": repr(error)})]) as tx:
+            Journal.alarm_in(tx.c, "checkout_failed", core.lay.exit_door, alarm, tx.now)
+        core.counts["alarms"] += 1
+        log.warning("alarm checkout_failed on %s: %s", core.lay.exit_door, alarm)
+    except Exception as e:
+        log.error("visit %s not saved after the failure (%s): the alarm stays in memory", v.id, e)
+        core.alarm("checkout_failed", core.lay.exit_door, alarm)
     if first_grant:
         try:
             _door_grant(core, v)
         except Exception as e:
             log.error("exit door grant for %s failed too: %s", v.id, e)
-    core.alarm("checkout_failed", core.lay.exit_door, {"visit": v.id, "account": v.account, "stage": stage,
-                                                        "error": repr(error), "basket": sorted(v.basket.items)})
-    try:  # persisted if the journal takes it now
-        with core.book.commit([v], [(v, "checkout_failed", {"stage": stage, "error": repr(error)})]):
-            pass
-    except Exception as e:
-        log.error("visit %s not saved after the failure: %s", v.id, e)
 
 
 # timeouts ---------------------------------------------------------------------------------------------

@@ -124,6 +124,7 @@ class StoreCore:
             self.alarm(ev.data.get("alarm") or ev.data.get("fault") or ev.kind, ev.device, ev.data, ev.t)
         if ev.kind == "fire_alarm" and self.store.may("fire"):
             self.store.fire()
+            self.stranger_inside(ev.t, "fire")  # every door is free: anyone may walk in
         elif ev.kind == "fire_cleared" and self.store.may("fire_cleared"):
             self.store.fire_cleared()
         if ev.kind == "unlock_written":
