@@ -129,6 +129,14 @@ class Journal(Database):
         r = self.one("SELECT * FROM visits WHERE account_id=? ORDER BY created_at DESC LIMIT 1", (account,))
         return dict(r) if r else None
 
+    def for_review(self, recent: int = 500, limit: int = 20) -> list[dict]:
+        """Recent visits an operator should look at: recovery visits, unverified exits, failed checkouts or
+        charges (among the last ``recent`` visits: a bounded query, whatever the journal's size)."""
+        rows = self.all("SELECT id, account_id, state, amount_fen, flags, created_at FROM (SELECT * FROM visits "
+                        "ORDER BY rowid DESC LIMIT ?) WHERE flags LIKE '%review%' OR flags LIKE '%_failed%' "
+                        "LIMIT ?", (recent, limit))
+        return [{**dict(r), "flags": json.loads(r["flags"])} for r in rows]
+
     def list_visits(self, limit: int = 50) -> list[dict]:
         rows = self.all("SELECT id, account_id, state, amount_fen, flags, created_at FROM visits "
                         "ORDER BY created_at DESC LIMIT ?", (limit,))

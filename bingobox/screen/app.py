@@ -28,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..core.store import short_account
 from ..operations import ACTIONS
 from .auth import Auth, Session
 from .metrics import exposition
@@ -97,7 +98,9 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool, 
             return cached["json"]
         history.sample(view)
         data = {**view, "alarms": store.journal.open_alarms(), "recent_charges": store.journal.recent_charges(15),
-                "audit": store.journal.recent_audit(15), "history": list(history.samples)[-120:]}
+                "review": [{**r, "account_id": short_account(r["account_id"])} for r in store.journal.for_review()],
+                "audit": store.journal.recent_audit(15),
+                "history": list(history.samples)[-120:]}
         cached.update(t=view.get("t"), json=json.dumps(data, default=str))
         return cached["json"]
 

@@ -69,6 +69,8 @@ def test_the_screen_follows_the_store_live_and_operators_act_on_it(store, page):
     expect(page.get_by_test_id("inside-count")).to_have_text("(0)")
     expect(page.locator("#charges tr").first).to_contain_text("succeeded")
     expect(page.get_by_test_id("payments")).to_have_text("wallet gateway up; no charges pending")
+    expect(page.get_by_test_id("stages")).to_contain_text("exit: answered→granted")  # where the time went
+    expect(page.get_by_test_id("stages")).to_contain_text("entry: captured→decoded")
     page.locator("#charges tr").first.locator("button.link-button").click()
     expect(page.get_by_test_id("message")).to_contain_text("log in to see")  # evidence is for operators
 
@@ -126,6 +128,13 @@ def test_the_screen_follows_the_store_live_and_operators_act_on_it(store, page):
     expect(page.get_by_test_id("message")).to_contain_text("refunded 100 fen")
     (after,) = [c for c in ledger(store, s.account) if c["id"] == charge["id"]]
     assert after["refunded_fen"] == 100
+
+    # someone with no open visit leaves by code with goods: a recovery visit, charged and listed for review
+    r = store.new_shopper(3)
+    store.take(r, 1)
+    store.leave(r, face=False)
+    expect(page.get_by_test_id("review")).to_contain_text("recovery")
+    expect(page.get_by_test_id("review")).to_contain_text(r.account[:4])  # (shortened: the full id is evidence)
 
     # every attempt is in the audit log, with who did it
     audit = rows(store, "SELECT operator, action, outcome FROM audit ORDER BY id")

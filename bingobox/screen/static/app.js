@@ -205,6 +205,18 @@ function render(s) {
       td.appendChild(rb);
     }
   });
+  fill("review", s.review || [], (tr, v) => {
+    cell(tr, "").appendChild(visitLink(v.id)); cell(tr, v.account_id); cell(tr, v.state);
+    cell(tr, v.amount_fen === null ? null : fen(v.amount_fen)); cell(tr, v.flags.join(", "));
+    const td = cell(tr, "");
+    if (v.flags.includes("charge_failed")) td.appendChild(button("Charge again", "retry_charge", { visit_id: v.id },
+      `Charge visit ${v.id} again (once the cause of the refusal is mended)?`));
+  });
+  const stages = [];
+  for (const [path, st] of Object.entries(s.stages_ms || {})) {
+    for (const [k, v] of Object.entries(st)) if (v.count) stages.push([`${path}: ${k}`, `${v.p50} · ${v.p99}`]);
+  }
+  fill("stages", stages, (tr, [k, v]) => { cell(tr, k); cell(tr, v); });
   const lat = s.latency || {};
   fill("latency", Object.entries(lat), (tr, [k, v]) => { cell(tr, k); cell(tr, v.count ? `p50 ${v.p50} · p99 ${v.p99} · n ${v.count}` : "no samples"); });
   fill("audit", s.audit || [], (tr, a) => {
