@@ -514,7 +514,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="measure speed (medians, p99, ratios against baselines in the same run)")
     b.add_argument("what", choices=["vision", "rfid", "store", "all"])
     b.add_argument("--runs", type=int, default=30)
-    b.add_argument("--shoppers", type=int, default=12, help="store bench: scripted shoppers")
+    b.add_argument("--shoppers", type=int, default=None, help="store bench: scripted shoppers (at least --exits)")
+    b.add_argument("--exits", type=int, default=100, help="store bench: drive at least this many exits")
+    b.add_argument("--concurrency", type=int, default=3, help="store bench: shoppers in the store at once")
+    b.add_argument("--seed", type=int, default=1, help="store bench: the scripted shoppers' seed")
     b.add_argument("--testdata", default=str(_TESTDATA))
     b.set_defaults(fn=cmd_bench)
 

@@ -156,6 +156,7 @@ class FaceSide:
                 continue
             if not gate.moved(frame.image) and nobody:
                 continue  # an empty, unchanged exit area: no need to look for faces
+            picked = time.time()
             recent.append((frame.t, cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)))
             if len(recent) < recent.maxlen:
                 continue
@@ -173,7 +174,7 @@ class FaceSide:
             if nobody:
                 gate.absorb(frame.image)  # what changed was not a person (light, a door, a trolley)
             else:
-                self.inbox.offer("face", FaceDecided(d, recent[0][0], {"decided": decided}))
+                self.inbox.offer("face", FaceDecided(d, recent[0][0], {"picked": picked, "decided": decided}))
 
     def _enroller(self) -> None:
         while not self._stop.is_set():

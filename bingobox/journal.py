@@ -125,10 +125,6 @@ class Journal(Database):
                 out[epc] = (r["id"], r["left_at"])
         return out
 
-    def last_visit_of(self, account: str) -> dict | None:
-        r = self.one("SELECT * FROM visits WHERE account_id=? ORDER BY created_at DESC LIMIT 1", (account,))
-        return dict(r) if r else None
-
     def for_review(self, recent: int = 500, limit: int = 20) -> list[dict]:
         """Recent visits an operator should look at: recovery visits, unverified exits, failed checkouts or
         charges (among the last ``recent`` visits: a bounded query, whatever the journal's size)."""

@@ -35,8 +35,8 @@ from .visits import Visit, VisitBook
 log = logging.getLogger(__name__)
 
 ENTRY_STAGES = ("captured", "decoded", "verified", "committed", "granted", "written", "acked")
-EXIT_STAGES = ("captured", "decided", "handled", "inventory", "committed", "sent", "answered", "granted", "written",
-               "acked")
+EXIT_STAGES = ("captured", "picked", "decoded", "decided", "handled", "inventory", "committed", "sent", "answered",
+               "granted", "written", "acked")
 
 
 class StoreCore:
@@ -190,9 +190,6 @@ class StoreCore:
                     if how.startswith("shelf:"):
                         visit.basket.remove(epc)
                         self.unattributed[epc] = t
-
-    def unlock_s(self, door: str) -> float:
-        return next((d.unlock_s for d in self.cfg.doors if d.name == door), 5.0)
 
     def open_now(self) -> bool:
         return self.hours is None or self.hours.is_open(datetime.fromtimestamp(self.clock(), UTC))

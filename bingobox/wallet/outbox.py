@@ -187,12 +187,19 @@ class Outbox:
             self._retry_debt(it)
         return True
 
-    def _update(self, it: dict, **fields) -> None:
+    def _update(self, it: dict, successor: bool = False, **fields) -> None:
+        """Change an intent (one durable transaction). ``successor``: in the same transaction, a new intent (new
+        key) for the same visit takes over — a crash between the two would leave the visit never charged."""
         fields["updated_at"] = self._clock()
         sets = ", ".join(f"{k}=?" for k in fields)
         with self.j.tx() as c:
             c.execute(f"UPDATE charge_intents SET {sets} WHERE id=?", (*fields.values(), it["id"]))
+            if successor:
+                self.add_intent_in(c, it["visit_id"], it["account_id"], it["amount_fen"], json.loads(it["items"]),
+                                   supersedes=it["id"])
         it.update(fields)
+        if successor:
+            self.wake()
 
     def _backoff(self, it: dict, error: str | None) -> None:
         """No answer (or one that settles nothing): try again later, the wait doubling with each failure in a row
@@ -272,11 +279,9 @@ class Outbox:
             self.stats["declined"] += 1
             self._finished(it, "charge_declined")
         elif r.outcome == Outcome.CANCELED:
-            self._update(it, state="canceled", charge_id=charge_id)
+            self._update(it, successor=True, state="canceled", charge_id=charge_id)
             self.stats["canceled"] += 1
             self._on_event("charge_canceled", {"visit_id": it["visit_id"], "charge_id": charge_id})
-            self.submit(it["visit_id"], it["account_id"], it["amount_fen"], json.loads(it["items"]),
-                        supersedes=it["id"])
         else:
             self._backoff(it, f"unexpected answer {r.outcome}")
 
@@ -300,9 +305,8 @@ class Outbox:
             self._update(it, next_attempt_at=now + self.policy.poll_interval_s, last_error=c.error)
 
     def _retry_debt(self, it: dict) -> None:
-        self._update(it, retried=1)
         log.info("retrying the declined charge of visit %s with a new key", it["visit_id"])
-        self.submit(it["visit_id"], it["account_id"], it["amount_fen"], json.loads(it["items"]), supersedes=it["id"])
+        self._update(it, successor=True, retried=1)
 
     def _finished(self, it: dict, kind: str) -> None:
         data = {"visit_id": it["visit_id"], "charge_id": it["charge_id"], "amount_fen": it["amount_fen"],

@@ -37,7 +37,7 @@ CATALOG = ROOT / "config/catalog.csv"
 class Shopper:
     n: int
     account: str
-    face: tuple[Path, Path] | None  # enrolment photo, exit photo
+    face: tuple[list[Path], Path] | None  # photos shown walking in (enrolment), photo shown at the exit
     took: list[tuple[str, str]] = field(default_factory=list)  # (shelf, epc)
     visit: str | None = None
     used_qr_at_exit: bool = False
@@ -45,8 +45,9 @@ class Shopper:
     error: str | None = None
 
 
-def _identities(testdata: Path) -> list[tuple[Path, Path]]:
-    """Pairs of (enrolment, exit) photos of the same person that the face pipeline can use."""
+def _identities(testdata: Path) -> list[tuple[list[Path], Path]]:
+    """Per person: the photos they show walking in (up to three: their enrolment frames) and another one they show
+    at the exit."""
     manifest = testdata / "faces/manifest.csv"
     if not manifest.is_file():
         return []
@@ -55,7 +56,7 @@ def _identities(testdata: Path) -> list[tuple[Path, Path]]:
         for r in csv.DictReader(f):
             if r["category"] == "identity" and r["faces_detected_hog"] == "1":
                 by_id[r["identity"]].append(testdata / "faces" / r["file"])
-    return [(ps[0], ps[1]) for _, ps in sorted(by_id.items()) if len(ps) >= 2]
+    return [(ps[1:4], ps[0]) for _, ps in sorted(by_id.items()) if len(ps) >= 2]
 
 
 class Demo:
@@ -177,9 +178,10 @@ class Demo:
             if not self.wait_unlocked("entrance", 8):
                 self.act("camera.clear", camera="door-cam")
                 raise RuntimeError("entrance did not unlock")
-            if s.face:
-                self.act("camera.show", camera="door-cam", image=str(s.face[0]), scale=0.8)
-                time.sleep(1.2)  # enrolment takes a few frames
+            if s.face:  # walking in, they give the camera a few frames (the best become their templates)
+                for photo in s.face[0]:
+                    self.act("camera.show", camera="door-cam", image=str(photo), scale=0.8)
+                    time.sleep(1.2 / len(s.face[0]))
             for _ in range(3):
                 try:
                     self.act("door.open", door="entrance")
@@ -293,7 +295,8 @@ class Demo:
         shoppers = []
         for i in range(self.n):
             low = self.rng.random() < 0.1  # some wallets are nearly empty: declined, recorded as debt
-            face = faces[i % len(faces)] if faces and i < len(faces) and self.rng.random() < 0.7 else None
+            # (a person comes back every len(faces) shoppers: never two of them inside at once below that concurrency)
+            face = faces[i % len(faces)] if faces and self.rng.random() < 0.7 else None
             shoppers.append(self.new_shopper(i, 50 if low else 1_000_000, face))
         stop = threading.Event()
         chaos = threading.Thread(target=self.chaos, args=(stop,), daemon=True)
@@ -313,6 +316,7 @@ class Demo:
         stop.set()
         chaos.join(timeout=30)
         self.admin_post("/admin/faults", {"drop_rate": 0, "error_rate": 0, "outage": False})
+        self.shoppers = shoppers
         summary = self.settle_and_summarise(shoppers, time.monotonic() - t0)
         return summary
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
+from bingobox.core.store import ENTRY_STAGES, EXIT_STAGES
 from bingobox.domain.catalog import Catalog
 from bingobox.metrics import Histogram
 
@@ -54,8 +55,7 @@ def stage_table(db: Path) -> dict:
         d = json.loads(r["data"])
         path = out.setdefault(d["path"], {"total": [], "stages": collections.defaultdict(list)})
         path["total"].append(d["latency_ms"])
-        order = [k for k in ("captured", "decoded", "decided", "handled", "verified", "inventory", "committed",
-                             "sent", "answered", "granted", "written", "acked") if d.get(k) is not None]
+        order = [k for k in (ENTRY_STAGES if d["path"] == "entry" else EXIT_STAGES) if d.get(k) is not None]
         for a, b in itertools.pairwise(order):
             path["stages"][f"{a}→{b}"].append((d[b] - d[a]) * 1000)
     return {p: {"total_ms": percentiles(v["total"]),

@@ -243,7 +243,8 @@ def test_tailgating_raises_an_alarm_and_marks_the_visit(store):
     wait_until(lambda: "possible_tailgater" in visit_of(store, s.account)["flags"], 5, "visit flagged")
     assert rows(store, "SELECT 1 FROM alarms WHERE kind='door_forced'")
     face_photos()
-    t = store.new_shopper(9, face=(TESTDATA / "faces/multi_face/two_people.jpg",) * 2)
+    two = TESTDATA / "faces/multi_face/two_people.jpg"
+    t = store.new_shopper(9, face=([two], two))
     store.enter(t)  # two faces in front of the door camera on one code
     wait_until(lambda: "tailgating" in visit_of(store, t.account)["flags"], 10, "tailgating flagged")
     assert rows(store, "SELECT 1 FROM alarms WHERE kind='tailgating'")

@@ -112,6 +112,28 @@ def test_pending_is_polled_then_canceled_then_charged_under_a_new_key(env):
     assert rows[0]["idem_key"] != rows[1]["idem_key"] and rows[1]["supersedes"] == 1
 
 
+def test_a_crash_right_after_the_cancel_still_leaves_the_visit_a_charge(env):
+    """(Found by the simulation: the cancel was committed, the new intent was not, and the visit was never charged.)"""
+    make, clock = env
+    pending = Result(Outcome.PENDING, ch("pending", "ch_p"), 202)
+    c = FakeClient(create=[pending], get=[pending], cancel=[Result(Outcome.CANCELED, ch("canceled", "ch_p"))])
+    ob = make(c, paying_window_s=5)
+    ob.submit("v1", "acc", 400, [])
+
+    class Crash(BaseException):
+        pass
+
+    def crash_on_cancel(_n):
+        if ob.j.one("SELECT 1 FROM charge_intents WHERE state='canceled'"):
+            raise Crash
+    ob.j.after_commit = crash_on_cancel
+    with pytest.raises(Crash):
+        drain(ob, clock, 20)
+    ob.j.after_commit = None
+    rows = ob.j.all("SELECT state, supersedes FROM charge_intents WHERE visit_id='v1' ORDER BY id")
+    assert [(r["state"], r["supersedes"]) for r in rows] == [("canceled", None), ("pending", 1)]
+
+
 def test_cancel_that_finds_the_charge_paid_adopts_success(env):
     make, clock = env
     pending = Result(Outcome.PENDING, ch("pending"), 202)
