@@ -1,10 +1,13 @@
 """RFID reader driver (M100/R200 protocol): continuous inventory, per-tag bookkeeping, seen/gone hysteresis,
 and a bounded inventory for the exit area.
 
-Readers never report a tag's loss; "gone" is decided here: in ``multi`` mode (continuous multi-poll stream)
-after ``gone_after_s`` without a read, in ``poll`` mode (one single-inventory round per interval) after
-``gone_after_rounds`` answered rounds without it. While the link is down nothing is declared gone (an
-unplugged reader must not empty the shelf); after it comes back, tags get a fresh grace period.
+Readers never report a tag's loss; "gone" is decided here. In ``multi`` mode (continuous multi-poll stream) a
+tag is gone after ``gone_after_s`` without a read — or longer on a crowded shelf: a reader needs a while to read
+every tag in its field once (at 115 200 baud about 480 notices a second, so 372 tags take 0.8 s), and a tag is
+declared gone only after three such cycles without it (``cycle_s``, measured from the notice rate). In ``poll``
+mode (one single-inventory round per interval) it is gone after ``gone_after_rounds`` answered rounds without it.
+While the link is down nothing is declared gone (an unplugged reader must not empty the shelf); after it comes
+back, tags get a fresh grace period.
 """
 
 from __future__ import annotations
@@ -69,6 +72,10 @@ class RfidReader:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._waiters: list[tuple[tuple, float, Callable[[], None]]] = []  # (window args, deadline, callback)
+        self._notices_at_close = 0
+        self._closed_at: float | None = None
+        self.notice_rate = 0.0  # notices per second (smoothed): how fast the reader goes through its field
+        self.cycle_s = 0.0  # time to read every present tag once, at that rate
         self.stats = {"notices": 0, "empty_rounds": 0, "bad_tag_crc": 0, "errors": 0, "restarts": 0,
                       "tag_seen": 0, "tag_gone": 0}
         self.link = link_factory(cfg.port, baudrate=cfg.baudrate, name=cfg.name, on_data=self._on_data,
@@ -145,7 +152,8 @@ class RfidReader:
             present = sum(t.present for t in self.tags.values())
             return {"kind": "rfid", "name": self.name, "role": self.cfg.role, "mode": self.cfg.mode,
                     "online": self.online(),
-                    "tags_present": present, "rounds": self.rounds, "last_frame_age_s":
+                    "tags_present": present, "rounds": self.rounds, "cycle_s": round(self.cycle_s, 3),
+                    "notice_rate": round(self.notice_rate, 1), "last_frame_age_s":
                     round(self._clock() - self._last_frame, 3) if self._last_frame else None,
                     "link": self.link.status(), "decoder": dict(self._decoder.stats), **self.stats}
 
@@ -305,6 +313,13 @@ class RfidReader:
                 self._round_end.pop(self.rounds - 200, None)
                 self._lock.notify_all()
             fresh = now - self._last_frame < self.cfg.silence_timeout_s
+            if self._closed_at is not None and now > self._closed_at and fresh:
+                rate = (self.stats["notices"] - self._notices_at_close) / (now - self._closed_at)
+                self.notice_rate = rate if not self.notice_rate else 0.9 * self.notice_rate + 0.1 * rate
+            self._notices_at_close, self._closed_at = self.stats["notices"], now
+            present = sum(t.present for t in self.tags.values())
+            self.cycle_s = present / self.notice_rate if self.notice_rate > 1 else 0.0
+            gone_after = max(self.cfg.gone_after_s, 3 * self.cycle_s)
             for epc, t in self.tags.items():
                 if not t.present:
                     continue
@@ -314,7 +329,7 @@ class RfidReader:
                     if t.misses >= self.cfg.gone_after_rounds:
                         t.present = False
                         gone.append(epc)
-                elif fresh and now - max(t.last_seen, self._grace_from) >= self.cfg.gone_after_s:
+                elif fresh and now - max(t.last_seen, self._grace_from) >= gone_after:
                     t.present = False
                     gone.append(epc)
             self.stats["tag_gone"] += len(gone)

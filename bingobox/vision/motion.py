@@ -4,7 +4,8 @@ Face detection costs ~25 ms of a core per frame; at 15 fps that is most of a cor
 shopper is inside, while the exit area is empty most of that time. The gate compares a small blurred grayscale
 copy of each frame (64 px wide, < 0.2 ms) with a slowly adapting background and says whether enough of it changed.
 The face matcher skips frames only while nothing moves *and* its last look found no face, so a shopper who walks
-up is seen in the first frame that shows them, and one who stands still keeps being looked at.
+up is seen in the first frame that shows them, and one who stands still keeps being looked at. ``box`` says where
+the frame changed: the face detector's finer (costlier) passes look only there.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class MotionGate:
         self.diff, self.area, self.alpha = diff, area, alpha
         self._bg: np.ndarray | None = None
         self.frames = self.moving = 0
+        self.box: tuple[int, int, int, int] | None = None  # where the last moving frame changed (x0, y0, x1, y1)
 
     def _small(self, bgr: np.ndarray) -> np.ndarray:
         h, w = bgr.shape[:2]
@@ -37,10 +39,13 @@ class MotionGate:
         if self._bg is None or self._bg.shape != small.shape:
             self._bg = small
             self.moving += 1
+            self.box = None  # (no background yet: anywhere)
             return True
-        changed = float((np.abs(small - self._bg) > self.diff).mean())
+        mask = np.abs(small - self._bg) > self.diff
+        changed = float(mask.mean())
         if changed >= self.area:
             self.moving += 1
+            self.box = _box(mask, bgr.shape[1], bgr.shape[0])
             return True
         cv2.accumulateWeighted(small, self._bg, self.alpha)
         return False
@@ -48,3 +53,12 @@ class MotionGate:
     def absorb(self, bgr: np.ndarray) -> None:
         """Take this frame as the background now (after a look that found nobody: the change was not a person)."""
         self._bg = self._small(bgr)
+
+
+def _box(mask: np.ndarray, width: int, height: int, grow: float = 0.15) -> tuple[int, int, int, int]:
+    """The bounding box of the changed cells, in frame pixels, grown by ``grow`` of its size on each side."""
+    ys, xs = np.nonzero(mask)
+    f = width / mask.shape[1]
+    x0, x1, y0, y1 = xs.min() * f, (xs.max() + 1) * f, ys.min() * f, (ys.max() + 1) * f
+    gx, gy = (x1 - x0) * grow, (y1 - y0) * grow
+    return (max(0, int(x0 - gx)), max(0, int(y0 - gy)), min(width, int(x1 + gx)), min(height, int(y1 + gy)))

@@ -82,7 +82,7 @@ def _serve(conn, engine_kw: dict, rule: Rule, quality: Quality) -> None:
                 gallery = {v: templates[v] for v in kw["visits"] if templates.get(v)}
                 decisions = []
                 for frame in kw["frames"]:
-                    enc, why, _faces = engine.probe(frame)
+                    enc, why, _faces = engine.probe(frame, kw.get("roi"))
                     decisions.append(decide(enc, gallery, rule) if enc is not None
                                      else Decision(None, None, None, why))
                 reply = asdict(_agree(decisions, rule))
@@ -204,8 +204,10 @@ class FaceWorker:
     def discard(self, visit: str) -> None:
         self._call("discard", visit=visit)
 
-    def match(self, frames_rgb: list[np.ndarray], visits: list[str], priority: bool = False) -> Decision:
-        return Decision(**self._call("match", priority=priority, frames=frames_rgb, visits=visits))
+    def match(self, frames_rgb: list[np.ndarray], visits: list[str], priority: bool = False,
+              roi: tuple[int, int, int, int] | None = None) -> Decision:
+        """The exit's decision on these frames against ``visits``' templates; ``roi``: where the picture changed."""
+        return Decision(**self._call("match", priority=priority, frames=frames_rgb, visits=visits, roi=roi))
 
     def forget(self, visit: str) -> int:
         return self._call("forget", visit=visit)["forgot"]

@@ -30,6 +30,7 @@ from . import oracle, storeconf
 from .process import ROOT, Proc, free_port
 
 FAULTS = ("gateway_drop", "gateway_errors", "gateway_outage", "unplug", "junk", "kill")
+STOCK = 24  # tags per product on its shelf
 CATALOG = ROOT / "config/catalog.csv"
 
 
@@ -102,9 +103,12 @@ class Demo:
         self.procs["gateway"].wait_line("ready")
         self.gw = f"http://127.0.0.1:{gport}"
         self.http = requests.Session()
+        # a shelf holds what a real one would (STOCK per product; one reader reads ~150 tags in a third of a second);
+        # staff put new ones out when a product runs low (restock)
+        self._serial: dict[str, int] = {}
         for i, prefix in enumerate(self.catalog_prefixes):
             shelf = storeconf.SHELVES[i % len(storeconf.SHELVES)]
-            self.shelves.setdefault(shelf, []).extend(f"{prefix}{k:04X}" for k in range(1, 4 * self.n + 4))
+            self.shelves.setdefault(shelf, []).extend(self._new_tags(prefix, STOCK))
         sim_cfg = storeconf.write(d / "sim.toml", storeconf.sim_config(self.seed))
         self.procs["sim"] = Proc("sim", ["sim", "--config", str(sim_cfg), "--run-dir", str(d / "sim"),
                                          "--control-port", "0"], d / "sim.log")
@@ -196,13 +200,23 @@ class Demo:
             self.act("camera.clear", camera="door-cam")
             self.wait_unlocked("entrance", 3, locked=True)  # the door shuts behind them
 
+    def _new_tags(self, prefix: str, n: int) -> list[str]:
+        first = self._serial.get(prefix, 0) + 1
+        self._serial[prefix] = first + n - 1
+        return [f"{prefix}{k:04X}" for k in range(first, first + n)]
+
     def take(self, s: Shopper, k: int, shelf: str | None = None) -> None:
         with self.shelf_lock:
             for _ in range(k):
                 sh = shelf or self.rng.choice(sorted(self.shelves))
-                epc = self.shelves[sh].pop()
+                epc = self.shelves[sh].pop(self.rng.randrange(len(self.shelves[sh])))
                 self.act("tags.remove", reader=sh, epcs=[epc])
                 s.took.append((sh, epc))
+                prefix = epc[:-4]
+                if sum(e.startswith(prefix) for e in self.shelves[sh]) < STOCK // 2:  # staff restock it
+                    more = self._new_tags(prefix, STOCK // 2)
+                    self.act("tags.add", reader=sh, epcs=more)
+                    self.shelves[sh].extend(more)
 
     def put_back(self, s: Shopper) -> None:
         shelf, epc = s.took.pop()

@@ -140,3 +140,23 @@ def test_bounded_inventory_times_out_on_a_dead_reader(fresh_sim):
             r.bounded_inventory(rounds=5, stable_rounds=2, timeout=0.8)
     finally:
         r.stop()
+
+
+def test_a_crowded_shelf_does_not_flap_and_a_taken_item_still_goes(fresh_sim):
+    """400 tags take a reader at 115 200 baud ~0.85 s to read once: a fixed 0.6 s hysteresis declared tags gone
+    and back again continuously (a 30-shopper demo made 60 000 such events). The hysteresis follows the cycle."""
+    crowd = [f"E280689400005024000{i:05X}" for i in range(400)]
+    fresh_sim.act("tags.set", reader="shelf-1", epcs=crowd)
+    r, ev = reader(fresh_sim, gone_after_s=0.6)
+    try:
+        wait_until(lambda: len(seen(ev)) == 400, 10, "the whole shelf seen")
+        mark = ev.mark()
+        time.sleep(3.0)
+        assert [e for e in ev.items[mark:] if e.kind == "tag_gone"] == []
+        assert 0.5 < r.status()["cycle_s"] < 2.0
+        fresh_sim.act("tags.remove", reader="shelf-1", epcs=[crowd[7]])
+        gone = ev.wait_for(lambda e: e.kind == "tag_gone", timeout=10, after=mark)
+        assert gone.data["epc"] == crowd[7]
+    finally:
+        r.stop()
+        fresh_sim.act("tags.set", reader="shelf-1", epcs=sorted(SHELF))
