@@ -25,7 +25,7 @@ from .vision.qr import QrReader
 
 log = logging.getLogger(__name__)
 
-QR_RESCAN_S = 0.5  # an unchanged picture is scanned again this often (a code held still that failed once)
+QR_RESCAN_S = 0.5  # an unchanged picture that looked like a code is scanned again this often (held still, failed once)
 MAX_CODES_PER_FRAME = 4  # a frame full of codes is not a shopper: the first few are enough
 
 
@@ -49,9 +49,10 @@ def _fresh(cam: Camera, seq: int, max_age_s: float, timeout: float = 0.5) -> Fra
 def qr_scanner(cam: Camera, role: str, inbox: Inbox, stop: threading.Event, max_age_s: float = 1.0,
                timing: Histogram | None = None, budget_ms: float = 80.0) -> None:
     """New frames → QR texts → CodeSeen. A frame is scanned when the picture changed since the last scan that found
-    nothing (``vision.motion``), when the last scan found a code, or every QR_RESCAN_S."""
+    nothing (``vision.motion``), when the last scan found a code, or every QR_RESCAN_S while the picture holds
+    something code-like (finder patterns) that did not decode yet."""
     reader, seq, gate = QrReader(budget_ms=budget_ms), 0, MotionGate()
-    found, last_scan = False, 0.0
+    found, last_scan, codelike = False, 0.0, False
     stats = {"stale": 0}
     while not stop.is_set():
         frame = _fresh(cam, seq, max_age_s)
@@ -62,11 +63,13 @@ def qr_scanner(cam: Camera, role: str, inbox: Inbox, stop: threading.Event, max_
             stats["stale"] += 1
             continue
         now = time.monotonic()
-        if not gate.moved(frame.image) and not found and now - last_scan < QR_RESCAN_S:
-            continue
+        if not gate.moved(frame.image) and not found and (not codelike or now - last_scan < QR_RESCAN_S):
+            continue  # nothing changed, and the last look found nothing like a code in it
         last_scan = now
         t0 = time.perf_counter()
+        gated = reader.stats["gated_out"]
         texts = reader.decode(frame.image)
+        codelike = reader.stats["gated_out"] == gated  # finder-like shapes were there: worth another look
         decoded = time.time()
         if timing is not None:
             timing.add((time.perf_counter() - t0) * 1000)

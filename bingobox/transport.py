@@ -41,6 +41,7 @@ class SerialLink:
         on_data: Callable[[bytes], None],
         on_state: Callable[[bool], None] | None = None,
         read_timeout: float = 0.05,
+        coalesce_s: float = 0.0,
         backoff: tuple[float, float] = (0.1, 5.0),
         ring_size: int = 64,
         opener: Callable[[str, int, float], Any] = open_port,
@@ -48,6 +49,9 @@ class SerialLink:
         self.url, self.baudrate, self.name = url, baudrate, name
         self._on_data, self._on_state = on_data, on_state
         self._read_timeout, self._backoff = read_timeout, backoff
+        # a streaming device (an RFID reader at its link limit) is read in batches at most this often: one call per
+        # few notices instead of one per notice (a request/reply device keeps 0: its replies are awaited)
+        self._coalesce = coalesce_s
         self._opener = opener
         self._port: Any = None
         self._write_lock = threading.Lock()
@@ -159,3 +163,5 @@ class SerialLink:
                     self._on_data(data)
                 except Exception:
                     log.exception("%s: driver failed on received data", self.name)
+                if self._coalesce:
+                    self._stop.wait(self._coalesce)

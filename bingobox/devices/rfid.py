@@ -78,8 +78,9 @@ class RfidReader:
         self.cycle_s = 0.0  # time to read every present tag once, at that rate
         self.stats = {"notices": 0, "empty_rounds": 0, "bad_tag_crc": 0, "errors": 0, "restarts": 0,
                       "tag_seen": 0, "tag_gone": 0}
+        link_kw = {"coalesce_s": 0.005} if link_factory is SerialLink else {}  # notices in batches of a few
         self.link = link_factory(cfg.port, baudrate=cfg.baudrate, name=cfg.name, on_data=self._on_data,
-                                 on_state=self._on_link_state)
+                                 on_state=self._on_link_state, **link_kw)
 
     # lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
