@@ -165,7 +165,7 @@ class FaceSide:
                 continue
             t0 = time.perf_counter()
             try:
-                d = self.worker.match([img for _, img in recent], inside, priority=True, roi=gate.box)
+                d = self.worker.match([img for _, img in recent], inside, roi=gate.box)
             except Exception as e:
                 log.warning("face match failed: %s", e)
                 self._stop.wait(0.5)

@@ -149,9 +149,9 @@ class FaceEngine:
     def encode(self, rgb: np.ndarray, box: FaceBox) -> np.ndarray:
         return self.fr.face_encodings(rgb, [box.as_tuple()], num_jitters=1, model="small")[0]
 
-    def enrol(self, rgb: np.ndarray) -> Enrolment:
+    def enrol(self, rgb: np.ndarray, roi: tuple[int, int, int, int] | None = None) -> Enrolment:
         """Quality-gated template from one frame: exactly one usable face, sharp and frontal enough."""
-        boxes = self.locate(rgb)
+        boxes = self.locate(rgb, roi)
         if not boxes:
             return Enrolment(False, "no_face")
         if len(boxes) > 1 and boxes[1].height > 0.5 * boxes[0].height:

@@ -1,14 +1,12 @@
-"""Face work in its own process: dlib holds the GIL while it encodes (a thread beside it gets ~10 % of its
+"""Face work in processes of its own: dlib holds the GIL while it encodes (a thread beside it gets ~10 % of its
 normal progress), so the control loop must not share a process with it.
 
-Frames travel over a pipe (memory only, nothing written anywhere). Templates are created, kept and matched
-inside the worker and never leave it; ``forget(visit)`` destroys a visit's templates, and if the worker dies
-they are all gone (exits fall back to the QR code).
-
-Enrolment takes several frames: each is assessed (``assess``: detection, quality gates, an encoding kept as a
-candidate with its quality score) and ``commit_enrolment`` keeps the best few as the visit's templates. Calls are
-serialised; the exit's ``match`` goes first whenever it is waiting (``priority``), so an enrolment at the
-entrance delays an exit by at most one frame's work.
+Two processes, so an enrolment at the entrance never holds up an exit: the *matcher* keeps the templates and
+answers the exit camera's ``match``; the *enroller* assesses the frames of shoppers walking in (``assess``:
+detection, quality gates, an encoding kept as a candidate with its quality score) and, on ``commit_enrolment``,
+hands the best few to the matcher over a pipe of their own — the templates go from one worker to the other and
+never through the controller. Frames travel over pipes (memory only, nothing written anywhere). ``forget(visit)``
+destroys a visit's templates and candidates; if a worker dies, what it held is gone (exits fall back to the code).
 """
 
 from __future__ import annotations
@@ -17,12 +15,14 @@ import logging
 import multiprocessing as mp
 import threading
 from dataclasses import asdict
+from multiprocessing.connection import wait
 
 import numpy as np
 
 from .faces import Decision, FaceEngine, Quality, Rule, decide
 
 log = logging.getLogger(__name__)
+KEEP_CANDIDATES = 12  # while more frames come, the best dozen are kept
 
 
 class WorkerDown(RuntimeError):
@@ -34,10 +34,65 @@ def _wipe(arrays: list[np.ndarray]) -> None:
         a.fill(0.0)  # overwrite before the memory is released
 
 
-def _serve(conn, engine_kw: dict, rule: Rule, quality: Quality) -> None:
-    engine = FaceEngine(quality=quality, **engine_kw)
+def _serve_matcher(conn, from_enroller, engine_kw: dict, rule: Rule) -> None:
+    engine = FaceEngine(**engine_kw)
     templates: dict[str, list[np.ndarray]] = {}
+    conn.send(("ready", None))
+    sources = [conn, from_enroller]
+    while True:
+        for c in wait(sources):
+            try:
+                op, kw = c.recv()
+            except (EOFError, OSError):
+                if c is conn:
+                    return
+                sources.remove(c)  # the enroller died: matching goes on with what is here
+                continue
+            if c is from_enroller:  # ("templates", {visit, encodings, append, keep})
+                old = templates.get(kw["visit"], [])
+                if kw.get("append"):
+                    new = [*old, *kw["encodings"]]
+                    _wipe(new[: -kw["keep"]])
+                    templates[kw["visit"]] = new[-kw["keep"]:]
+                else:
+                    _wipe(old)
+                    templates[kw["visit"]] = kw["encodings"]
+                c.send(("ok", {"templates": len(templates[kw["visit"]])}))
+                continue
+            try:
+                if op == "match":
+                    gallery = {v: templates[v] for v in kw["visits"] if templates.get(v)}
+                    decisions = []
+                    for frame in kw["frames"]:
+                        enc, why, _faces = engine.probe(frame, kw.get("roi"))
+                        decisions.append(decide(enc, gallery, rule) if enc is not None
+                                         else Decision(None, None, None, why))
+                    reply = asdict(_agree(decisions, rule))
+                elif op == "forget":
+                    temps = templates.pop(kw["visit"], [])
+                    _wipe(temps)
+                    reply = {"forgot": len(temps)}
+                elif op == "count":
+                    reply = {"visits": len(templates), "templates": sum(len(t) for t in templates.values())}
+                elif op == "stop":
+                    conn.send(("ok", None))
+                    return
+                else:
+                    reply = {"error": f"unknown op {op}"}
+                conn.send(("ok", reply))
+            except Exception as e:  # a bad frame must not kill the worker
+                conn.send(("error", f"{type(e).__name__}: {e}"))
+
+
+def _serve_enroller(conn, to_matcher, engine_kw: dict, quality: Quality) -> None:
+    engine = FaceEngine(quality=quality, **engine_kw)
     candidates: dict[str, list[tuple[float, np.ndarray]]] = {}  # visit → (quality, encoding) being enrolled
+
+    def hand_over(visit: str, encodings: list[np.ndarray], append: bool, keep: int) -> int:
+        to_matcher.send(("templates", {"visit": visit, "encodings": encodings, "append": append, "keep": keep}))
+        _wipe(encodings)  # (the matcher has its own copy now)
+        return to_matcher.recv()[1]["templates"]  # acknowledged: a match from now on sees them
+
     conn.send(("ready", None))
     while True:
         try:
@@ -45,61 +100,40 @@ def _serve(conn, engine_kw: dict, rule: Rule, quality: Quality) -> None:
         except (EOFError, OSError):
             return
         try:
-            if op == "enrol":
+            if op == "enrol":  # one frame, at once: a template if it passes the gates
                 e = engine.enrol(kw["frame"])
-                if e.ok:
-                    temps = templates.setdefault(kw["visit"], [])
-                    temps.append(e.encoding)
-                    del temps[:-kw.get("keep", 3)]
-                reply = {"ok": e.ok, "reason": e.reason, "templates": len(templates.get(kw["visit"], [])),
-                         **e.detail}
+                n = hand_over(kw["visit"], [e.encoding], True, kw.get("keep", 3)) if e.ok else 0
+                reply = {"ok": e.ok, "reason": e.reason, "templates": n,
+                         **{k: v for k, v in e.detail.items() if k != "score"}}
             elif op == "assess":
-                e = engine.enrol(kw["frame"])
+                e = engine.enrol(kw["frame"], kw.get("roi"))
                 if e.ok:
                     cands = candidates.setdefault(kw["visit"], [])
                     cands.append((e.detail["score"], e.encoding))
-                    if len(cands) > 12:  # keep the best dozen while more frames come
+                    if len(cands) > KEEP_CANDIDATES:
                         cands.sort(key=lambda c: -c[0])
-                        _wipe([c[1] for c in cands[12:]])
-                        del cands[12:]
+                        _wipe([c[1] for c in cands[KEEP_CANDIDATES:]])
+                        del cands[KEEP_CANDIDATES:]
                 reply = {"ok": e.ok, "reason": e.reason, "candidates": len(candidates.get(kw["visit"], [])),
                          **{k: v for k, v in e.detail.items() if k != "score"}}
             elif op == "commit_enrolment":
                 cands = sorted(candidates.pop(kw["visit"], []), key=lambda c: -c[0])
                 keep = [enc for _, enc in cands[: kw.get("keep", 3)]]
                 _wipe([enc for _, enc in cands[kw.get("keep", 3):]])
-                if keep:
-                    old = templates.pop(kw["visit"], [])
-                    _wipe(old)
-                    templates[kw["visit"]] = keep
                 best = cands[0][0] if cands else None
+                n = hand_over(kw["visit"], keep, False, len(keep)) if keep else 0
                 reply = {"ok": bool(keep), "reason": "enrolled" if keep else kw.get("why", "no_usable_frame"),
-                         "templates": len(keep), "best_score": round(best, 3) if best is not None else None}
-            elif op == "discard":
+                         "templates": n, "best_score": round(best, 3) if best is not None else None}
+            elif op in ("discard", "forget"):
                 _wipe([enc for _, enc in candidates.pop(kw["visit"], [])])
                 reply = {}
-            elif op == "match":
-                gallery = {v: templates[v] for v in kw["visits"] if templates.get(v)}
-                decisions = []
-                for frame in kw["frames"]:
-                    enc, why, _faces = engine.probe(frame, kw.get("roi"))
-                    decisions.append(decide(enc, gallery, rule) if enc is not None
-                                     else Decision(None, None, None, why))
-                reply = asdict(_agree(decisions, rule))
-            elif op == "forget":
-                temps = templates.pop(kw["visit"], [])
-                _wipe(temps)
-                _wipe([enc for _, enc in candidates.pop(kw["visit"], [])])
-                reply = {"forgot": len(temps)}
-            elif op == "count":
-                reply = {"visits": len(templates), "templates": sum(len(t) for t in templates.values())}
             elif op == "stop":
                 conn.send(("ok", None))
                 return
             else:
                 reply = {"error": f"unknown op {op}"}
             conn.send(("ok", reply))
-        except Exception as e:  # a bad frame must not kill the worker
+        except Exception as e:
             conn.send(("error", f"{type(e).__name__}: {e}"))
 
 
@@ -116,41 +150,50 @@ def _agree(decisions: list[Decision], rule: Rule) -> Decision:
     return min(matched, key=lambda d: d.distance)
 
 
-class FaceWorker:
-    """Client side of the worker process. Calls are serialised (the exit's matches first); each waits for its
-    answer."""
+class _Side:
+    """One worker process and the pipe to it (calls on it are serialised; each waits for its answer)."""
 
-    def __init__(self, rule: Rule | None = None, quality: Quality | None = None, detect_width: int = 320,
-                 upsample: int = 0, timeout_s: float = 10.0) -> None:
-        self.rule, self.quality = rule or Rule(), quality or Quality()
-        self._engine_kw = {"detect_width": detect_width, "upsample": upsample}
-        self.timeout_s = timeout_s
-        self._lock = threading.Lock()
-        self._turn = threading.Condition()
-        self._busy = False
-        self._urgent = 0  # priority callers waiting
-        self._conn = None
+    def __init__(self, name: str, timeout_s: float) -> None:
+        self.name, self.timeout_s = name, timeout_s
+        self.lock = threading.Lock()
+        self.conn = None
         self.proc: mp.Process | None = None
 
-    def start(self, timeout_s: float = 60.0) -> None:
-        ctx = mp.get_context("spawn")  # no fork of a threaded controller
-        self._conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child, self._engine_kw, self.rule, self.quality),
-                                name="bingobox-faces", daemon=True)
+    def start(self, ctx, target, args: tuple, timeout_s: float) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=target, args=(child, *args), name=f"bingobox-{self.name}", daemon=True)
         self.proc.start()
         child.close()
-        if not self._conn.poll(timeout_s):
-            self.stop()
-            raise WorkerDown("face worker did not start")
-        self._conn.recv()
+        if not self.conn.poll(timeout_s):
+            raise WorkerDown(f"face {self.name} did not start")
+        self.conn.recv()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.is_alive()
+
+    def call(self, op: str, **kw) -> dict:
+        if not self.alive:
+            raise WorkerDown(f"face {self.name} is not running")
+        with self.lock:
+            try:
+                self.conn.send((op, kw))
+                if not self.conn.poll(self.timeout_s):
+                    raise WorkerDown(f"face {self.name} gave no answer to {op} in {self.timeout_s}s")
+                status, reply = self.conn.recv()
+            except (EOFError, OSError, BrokenPipeError) as e:
+                raise WorkerDown(f"face {self.name} died: {e}") from None
+        if status == "error":
+            raise ValueError(reply)
+        return reply
 
     def stop(self) -> None:
         if self.proc is None:
             return
         try:
-            with self._lock:
-                self._conn.send(("stop", {}))
-                self._conn.poll(2)
+            with self.lock:
+                self.conn.send(("stop", {}))
+                self.conn.poll(2)
         except (OSError, BrokenPipeError):
             pass
         self.proc.join(3)
@@ -159,58 +202,70 @@ class FaceWorker:
             self.proc.join(2)
         self.proc = None
 
+
+class FaceWorker:
+    """Client side of the two face processes (the matcher and the enroller)."""
+
+    def __init__(self, rule: Rule | None = None, quality: Quality | None = None, detect_width: int = 320,
+                 upsample: int = 0, timeout_s: float = 10.0) -> None:
+        self.rule, self.quality = rule or Rule(), quality or Quality()
+        self._engine_kw = {"detect_width": detect_width, "upsample": upsample}
+        self.matcher = _Side("matcher", timeout_s)
+        self.enroller = _Side("enroller", timeout_s)
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        ctx = mp.get_context("spawn")  # no fork of a threaded controller
+        a, b = ctx.Pipe()  # enroller → matcher: templates, and the matcher's acknowledgement
+        try:
+            self.matcher.start(ctx, _serve_matcher, (a, self._engine_kw, self.rule), timeout_s)
+            self.enroller.start(ctx, _serve_enroller, (b, self._engine_kw, self.quality), timeout_s)
+        except WorkerDown:
+            self.stop()
+            raise
+        finally:
+            a.close()
+            b.close()
+
+    def stop(self) -> None:
+        self.enroller.stop()
+        self.matcher.stop()
+
     @property
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.is_alive()
+        return self.matcher.alive and self.enroller.alive
 
-    def _call(self, op: str, priority: bool = False, **kw) -> dict:
-        if not self.alive:
-            raise WorkerDown("face worker is not running")
-        with self._turn:
-            self._urgent += priority
-            while self._busy or (not priority and self._urgent):
-                self._turn.wait()
-            self._urgent -= priority
-            self._busy = True
-        try:
-            with self._lock:
-                try:
-                    self._conn.send((op, kw))
-                    if not self._conn.poll(self.timeout_s):
-                        raise WorkerDown(f"face worker gave no answer to {op} in {self.timeout_s}s")
-                    status, reply = self._conn.recv()
-                except (EOFError, OSError, BrokenPipeError) as e:
-                    raise WorkerDown(f"face worker died: {e}") from None
-        finally:
-            with self._turn:
-                self._busy = False
-                self._turn.notify_all()
-        if status == "error":
-            raise ValueError(reply)
-        return reply
+    @property
+    def proc(self) -> mp.Process | None:
+        """The matcher's process (it holds the templates)."""
+        return self.matcher.proc
 
     def enrol(self, visit: str, frame_rgb: np.ndarray) -> dict:
         """Enrol from one frame at once (a template if it passes the gates)."""
-        return self._call("enrol", visit=visit, frame=frame_rgb)
+        return self.enroller.call("enrol", visit=visit, frame=frame_rgb)
 
-    def assess(self, visit: str, frame_rgb: np.ndarray) -> dict:
+    def assess(self, visit: str, frame_rgb: np.ndarray, roi: tuple[int, int, int, int] | None = None) -> dict:
         """One frame of a shopper being enrolled: a candidate template if it passes the quality gates."""
-        return self._call("assess", visit=visit, frame=frame_rgb)
+        return self.enroller.call("assess", visit=visit, frame=frame_rgb, roi=roi)
 
     def commit_enrolment(self, visit: str, keep: int = 3) -> dict:
-        """The best ``keep`` candidates become the visit's templates; the rest are wiped."""
-        return self._call("commit_enrolment", visit=visit, keep=keep)
+        """The best ``keep`` candidates become the visit's templates (in the matcher); the rest are wiped."""
+        return self.enroller.call("commit_enrolment", visit=visit, keep=keep)
 
     def discard(self, visit: str) -> None:
-        self._call("discard", visit=visit)
+        self.enroller.call("discard", visit=visit)
 
-    def match(self, frames_rgb: list[np.ndarray], visits: list[str], priority: bool = False,
+    def match(self, frames_rgb: list[np.ndarray], visits: list[str],
               roi: tuple[int, int, int, int] | None = None) -> Decision:
         """The exit's decision on these frames against ``visits``' templates; ``roi``: where the picture changed."""
-        return Decision(**self._call("match", priority=priority, frames=frames_rgb, visits=visits, roi=roi))
+        return Decision(**self.matcher.call("match", frames=frames_rgb, visits=visits, roi=roi))
 
     def forget(self, visit: str) -> int:
-        return self._call("forget", visit=visit)["forgot"]
+        if self.enroller.alive:
+            try:
+                self.enroller.call("forget", visit=visit)
+            except WorkerDown as e:
+                log.warning("%s", e)
+        return self.matcher.call("forget", visit=visit)["forgot"]
 
     def count(self) -> dict:
-        return self._call("count")
+        return self.matcher.call("count")

@@ -215,6 +215,12 @@ def test_worker_process_enrols_matches_and_forgets(testdata):
         assert d.match is None and d.reason.startswith("unsure")
         assert w.count() == {"visits": 2, "templates": 2}
         assert w.forget("visit-a") == 1 and w.count()["visits"] == 1
+        # several walk-in frames, the best kept: matchable as soon as the enroller says so (the matcher has them)
+        for photo in ("obama/1.jpg", "obama/4.jpg", "no_face/brick.png"):
+            w.assess("visit-d", frame_with(testdata, photo))
+        assert w.commit_enrolment("visit-d")["templates"] == 2
+        assert w.match([frame_with(testdata, "obama/2.jpg")], ["visit-d", "visit-b"]).match == "visit-d"
+        assert w.matcher.proc.pid != w.enroller.proc.pid  # an enrolment never holds up an exit
         assert w.match([frame_with(testdata, "obama/2.jpg")], ["visit-a"]).reason == "nobody_inside"
         assert w.proc.pid != __import__("os").getpid()
         w.proc.kill()
