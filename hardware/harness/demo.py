@@ -62,7 +62,7 @@ def _identities(testdata: Path) -> list[tuple[list[Path], Path]]:
 
 class Demo:
     def __init__(self, shoppers: int, seed: int, faults: set[str], run_dir: Path, testdata: Path,
-                 concurrency: int = 3, verbose: bool = True, screen_port: int = 0) -> None:
+                 concurrency: int = 3, verbose: bool = True, screen_port: int = 0, camera_fps: float = 15) -> None:
         self.n, self.seed, self.faults = shoppers, seed, faults
         self.screen_port = screen_port or free_port()  # fixed for the run: a restarted controller keeps the URL
         self.screen_url: str | None = None
@@ -71,6 +71,7 @@ class Demo:
         self.dir = run_dir
         self.testdata = testdata
         self.concurrency = concurrency
+        self.camera_fps = camera_fps
         self.verbose = verbose
         self.procs: dict[str, Proc] = {}
         self.entry_lock = threading.Lock()
@@ -109,7 +110,7 @@ class Demo:
         for i, prefix in enumerate(self.catalog_prefixes):
             shelf = storeconf.SHELVES[i % len(storeconf.SHELVES)]
             self.shelves.setdefault(shelf, []).extend(self._new_tags(prefix, STOCK))
-        sim_cfg = storeconf.write(d / "sim.toml", storeconf.sim_config(self.seed))
+        sim_cfg = storeconf.write(d / "sim.toml", storeconf.sim_config(self.seed, self.camera_fps))
         self.procs["sim"] = Proc("sim", ["sim", "--config", str(sim_cfg), "--run-dir", str(d / "sim"),
                                          "--control-port", "0"], d / "sim.log")
         self.procs["sim"].wait_line("ready")
@@ -355,7 +356,7 @@ def main(args) -> int:
         return 2
     run_dir = Path(args.run_dir or f"run/demo-{os.getpid()}").resolve()
     demo = Demo(args.shoppers, args.seed, faults, run_dir, Path(args.testdata), args.concurrency,
-                verbose=not args.quiet, screen_port=args.screen_port)
+                verbose=not args.quiet, screen_port=args.screen_port, camera_fps=args.camera_fps)
     try:
         summary = demo.run()
         print(json.dumps(summary, indent=None if args.json else 2), flush=True)
