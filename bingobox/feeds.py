@@ -52,7 +52,7 @@ def qr_scanner(cam: Camera, role: str, inbox: Inbox, stop: threading.Event, max_
     nothing (``vision.motion``), when the last scan found a code, or every QR_RESCAN_S while the picture holds
     something code-like (finder patterns) that did not decode yet."""
     reader, seq, gate = QrReader(budget_ms=budget_ms), 0, MotionGate()
-    found, last_scan, codelike = False, 0.0, False
+    found, last_scan, codelike, texts = False, 0.0, False, []
     stats = {"stale": 0}
     while not stop.is_set():
         frame = _fresh(cam, seq, max_age_s)
@@ -63,9 +63,15 @@ def qr_scanner(cam: Camera, role: str, inbox: Inbox, stop: threading.Event, max_
             stats["stale"] += 1
             continue
         now = time.monotonic()
-        if not gate.moved(frame.image) and not found and (not codelike or now - last_scan < QR_RESCAN_S):
+        moved, same = gate.moved(frame.image), gate.unchanged_since_look()
+        if same and found:  # the same code still held up: it is still there (no need to decode it again)
+            for text in texts[:MAX_CODES_PER_FRAME]:
+                inbox.offer(f"qr:{role}:{text}", CodeSeen(role, text, frame.t, {"decoded": time.time()}))
+            continue
+        if (same or not moved) and not found and (not codelike or now - last_scan < QR_RESCAN_S):
             continue  # nothing changed, and the last look found nothing like a code in it
         last_scan = now
+        gate.looked()
         t0 = time.perf_counter()
         gated = reader.stats["gated_out"]
         texts = reader.decode(frame.image)
@@ -144,6 +150,7 @@ class FaceSide:
         recent: collections.deque = collections.deque(maxlen=self.cfg.agree_frames)
         gate = MotionGate()
         nobody = True  # the last look found no face
+        looked_for: list[str] = []  # whom the last look compared the picture with
         while not self._stop.is_set():
             inside = self._candidates
             if not inside:
@@ -159,6 +166,8 @@ class FaceSide:
                 continue
             if not gate.moved(frame.image) and nobody:
                 continue  # an empty, unchanged exit area: no need to look for faces
+            if gate.unchanged_since_look() and inside == looked_for:
+                continue  # the same picture, the same shoppers inside: the same answer as last time
             picked = time.time()
             recent.append((frame.t, cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)))
             if len(recent) < recent.maxlen:
@@ -171,6 +180,8 @@ class FaceSide:
                 self._stop.wait(0.5)
                 continue
             decided = time.time()
+            gate.looked()
+            looked_for = inside
             self.match_ms.add((time.perf_counter() - t0) * 1000)
             self.stats["matches"] += 1
             nobody = d.reason == "no_face"

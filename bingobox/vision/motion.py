@@ -25,6 +25,8 @@ class MotionGate:
         self._bg: np.ndarray | None = None
         self.frames = self.moving = 0
         self.box: tuple[int, int, int, int] | None = None  # where the last moving frame changed (x0, y0, x1, y1)
+        self._last: np.ndarray | None = None  # the last frame given to moved() (small)
+        self._look: np.ndarray | None = None  # the frame the caller last looked at (decoded, matched)
 
     def _small(self, bgr: np.ndarray) -> np.ndarray:
         h, w = bgr.shape[:2]
@@ -35,6 +37,7 @@ class MotionGate:
     def moved(self, bgr: np.ndarray) -> bool:
         """Whether this frame differs from the background; quiet frames are blended into it."""
         small = self._small(bgr)
+        self._last = small
         self.frames += 1
         if self._bg is None or self._bg.shape != small.shape:
             self._bg = small
@@ -49,6 +52,17 @@ class MotionGate:
             return True
         cv2.accumulateWeighted(small, self._bg, self.alpha)
         return False
+
+    def looked(self) -> None:
+        """The caller looked (decoded, matched) at the last frame given to ``moved``."""
+        self._look = self._last
+
+    def unchanged_since_look(self) -> bool:
+        """Whether the last frame given to ``moved`` is the picture the caller last looked at (the same person
+        standing still in front of the camera): looking again would give the same answer."""
+        if self._look is None or self._last is None or self._look.shape != self._last.shape:
+            return False
+        return float((np.abs(self._last - self._look) > self.diff).mean()) < self.area
 
     def absorb(self, bgr: np.ndarray) -> None:
         """Take this frame as the background now (after a look that found nobody: the change was not a person)."""

@@ -29,3 +29,22 @@ def test_noise_and_drifting_light_are_not_motion_but_a_person_is():
     gate.absorb(noisy(person, rng, offset=18))  # (had the look found no face)
     assert not gate.moved(noisy(person, rng, offset=18))
     assert gate.frames == 64 and gate.moving == 3
+
+
+def test_a_person_standing_still_is_looked_at_once_and_where_they_are():
+    rng = np.random.default_rng(2)
+    scene = background(640, 480, 3)
+    gate = MotionGate()
+    gate.moved(noisy(scene, rng))
+    face = cv2.resize(cv2.imread(str(ROOT / "tests/data/faces/obama/1.jpg")), (200, 250))
+    person = scene.copy()
+    person[100:350, 220:420] = face
+    assert gate.moved(noisy(person, rng)) and not gate.unchanged_since_look()  # never looked at yet
+    x0, y0, x1, y1 = gate.box  # where the picture changed: around the face
+    assert x0 <= 220 and x1 >= 420 and y0 <= 100 and y1 >= 350 and (x1 - x0) * (y1 - y0) < 0.5 * 640 * 480
+    gate.looked()
+    for _ in range(5):  # the same person standing there: moved (not the background), but nothing new to look at
+        assert gate.moved(noisy(person, rng)) and gate.unchanged_since_look()
+    stepped = scene.copy()
+    stepped[100:350, 300:500] = face  # they step aside
+    assert gate.moved(noisy(stepped, rng)) and not gate.unchanged_since_look()
