@@ -484,6 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "unplug, junk, kill; or all")
     de.add_argument("--concurrency", type=int, default=3, help="shoppers in the store at once")
     de.add_argument("--camera-fps", type=float, default=15, help="frames per second of the simulated cameras")
+    de.add_argument("--browse-s", type=float, default=0.0, help="mean time shoppers look around inside (more of "
+                    "them inside at once)")
     de.add_argument("--json", action="store_true", help="one-line JSON summary")
     de.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     de.add_argument("--run-dir", help="where the processes keep their files (default run/demo-PID)")

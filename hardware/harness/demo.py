@@ -62,7 +62,8 @@ def _identities(testdata: Path) -> list[tuple[list[Path], Path]]:
 
 class Demo:
     def __init__(self, shoppers: int, seed: int, faults: set[str], run_dir: Path, testdata: Path,
-                 concurrency: int = 3, verbose: bool = True, screen_port: int = 0, camera_fps: float = 15) -> None:
+                 concurrency: int = 3, verbose: bool = True, screen_port: int = 0, camera_fps: float = 15,
+                 browse_s: float = 0.0) -> None:
         self.n, self.seed, self.faults = shoppers, seed, faults
         self.screen_port = screen_port or free_port()  # fixed for the run: a restarted controller keeps the URL
         self.screen_url: str | None = None
@@ -72,6 +73,7 @@ class Demo:
         self.testdata = testdata
         self.concurrency = concurrency
         self.camera_fps = camera_fps
+        self.browse_s = browse_s  # mean time a shopper spends looking around besides taking goods
         self.verbose = verbose
         self.procs: dict[str, Proc] = {}
         self.entry_lock = threading.Lock()
@@ -252,7 +254,7 @@ class Demo:
     def shop(self, s: Shopper) -> None:
         try:
             self.enter(s)
-            time.sleep(0.3)
+            time.sleep(0.3 + (self.rng.uniform(0, 2 * self.browse_s) if self.browse_s else 0.0))
             self.take(s, self.rng.randint(0, 3))
             if s.took and self.rng.random() < 0.2:  # changed their mind
                 time.sleep(1.0)
@@ -356,7 +358,8 @@ def main(args) -> int:
         return 2
     run_dir = Path(args.run_dir or f"run/demo-{os.getpid()}").resolve()
     demo = Demo(args.shoppers, args.seed, faults, run_dir, Path(args.testdata), args.concurrency,
-                verbose=not args.quiet, screen_port=args.screen_port, camera_fps=args.camera_fps)
+                verbose=not args.quiet, screen_port=args.screen_port, camera_fps=args.camera_fps,
+                browse_s=args.browse_s)
     try:
         summary = demo.run()
         print(json.dumps(summary, indent=None if args.json else 2), flush=True)

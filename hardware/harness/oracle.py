@@ -92,13 +92,19 @@ def summarise(db: Path, ledger: list[dict], shoppers: list[Shopper], status: dic
     missed_items = sum(len({e for _, e in s.took} - {e for v in visits if v["account_id"] == s.account
                                                         for e in baskets[v["id"]]}) for s in shoppers)
     stages = stage_table(db)
+    spans = sorted([(v["entered_at"], 1) for v in visits if v["entered_at"]] +
+                   [(v["left_at"], -1) for v in visits if v["entered_at"] and v["left_at"]])
+    inside = max_inside = 0
+    for _, step in spans:  # how many were inside at once, at most
+        inside += step
+        max_inside = max(max_inside, inside)
     summary = {
         "shoppers": len(shoppers), "visits": sum(s.account in left_accounts for s in shoppers),
         "visit_rows": len(visits), "charged": len(ok), "charges_at_gateway": sum(ok.values()), "lost": len(lost),
         "doubled": len(doubled), "wrong_person": len(wrong), "wrong_amount": len(wrong_amount),
         "declined": len(declined), "fallback_qr": sum(s.used_qr_at_exit for s in shoppers),
         "alarms": status.get("counts", {}).get("alarms"), "items_not_charged": missed_items,
-        "recovery_visits": sum("recovery" in json.loads(v["flags"]) for v in visits),
+        "recovery_visits": sum("recovery" in json.loads(v["flags"]) for v in visits), "max_inside": max_inside,
         "shopper_errors": [s.error for s in shoppers if s.error],
         "latency_ms": {"entry": stages.get("entry", {}).get("total_ms", {"count": 0}),
                        "exit": stages.get("exit", {}).get("total_ms", {"count": 0}),
