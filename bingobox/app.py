@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
+import signal
 import threading
 import time
 from pathlib import Path
@@ -59,6 +61,9 @@ class StoreApp:
         self.gate = EntryGate(load_pinned_keys(w.keys_file), cfg.store.id, self.journal, self.outbox)
         emit = self.inbox.put
         self.doors = {d.name: DoorBoard(d, emit) for d in cfg.doors}
+        for door in self.doors.values():
+            door.on_failure = self._fatal
+        self.fatal: str | None = None  # why the process must end (a dead door driver): systemd restarts it
         self.readers = {r.name: RfidReader(r, emit) for r in cfg.readers}
         self.cameras = {c.name: Camera(c, emit) for c in cfg.cameras}
         self.faces = None
@@ -74,6 +79,7 @@ class StoreApp:
         self.qr_ms = {"entry": Histogram(), "exit": Histogram()}
         self.view: dict = {}  # the latest published snapshot (replaced, never mutated)
         self._last_view = 0.0
+        self._sick_logged = False
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -126,8 +132,23 @@ class StoreApp:
             return {"ok": False, "error": "timeout", "detail": f"the control loop did not answer in {timeout} s"}
 
     # the loop's tick ---------------------------------------------------------------------------------------
+    def _fatal(self, reason: str) -> None:
+        """A part the doors depend on died (from its own thread): end the process so systemd starts it afresh —
+        a door frozen with a dead driver must not go on looking alive."""
+        if self.fatal is None:
+            self.fatal = reason
+            log.critical("%s: stopping so that the service is restarted", reason)
+            os.kill(os.getpid(), signal.SIGTERM)
+
     def _after_tick(self) -> None:
-        self.notifier.tick(f"{self.core.store.state}: {self.core.inside()} inside")
+        sick = [n for n, d in self.doors.items() if not d.healthy()]
+        if sick:  # no watchdog ping: a door thread that hangs gets the process restarted too
+            if not self._sick_logged:
+                log.error("door driver(s) %s not running their loop: the watchdog ping stops", ", ".join(sick))
+                self._sick_logged = True
+        else:
+            self._sick_logged = False
+            self.notifier.tick(f"{self.core.store.state}: {self.core.inside()} inside")
         now = time.time()
         if now - self._last_view >= VIEW_EVERY_S:
             self._last_view = now

@@ -55,6 +55,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             continue
         kinds = f"{len(cfg.doors)} doors, {len(cfg.readers)} readers, {len(cfg.cameras)} cameras"
         print(f"{path}: ok ({'store' if is_store else 'simulator'} config: {kinds})")
+        if is_store:
+            for d in cfg.doors:
+                for w in d.hardware_warnings():
+                    print(f"{path}: warning: {w}")
     return status
 
 
@@ -315,6 +319,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(load_store_config, args.config)
     if cfg is None:
         return 2
+    for d in cfg.doors:
+        for w in d.hardware_warnings():
+            log.warning(w)
     try:
         vc = cfg.vision
         worker = FaceWorker(Rule(vc.face_threshold, vc.face_margin, vc.agree_frames),
@@ -352,6 +359,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             screen.stop()
         app.stop()
         app.notifier.close()
+    if app.fatal:
+        print(f"bingobox run: {app.fatal}", file=sys.stderr)
+        return 1  # (systemd: Restart=always, and OnFailure= tells someone)
     return 0
 
 

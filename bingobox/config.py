@@ -59,6 +59,36 @@ class DoorConfig(SerialPort):
     relock_on: Literal["open", "close"] = "close"
     rex_unlocks: bool = True
     rex_shunt_s: float = Field(3.0, ge=0, le=30, description="REX suppresses the forced-door alarm this long")
+    comm_watchdog_register: int | None = Field(None, ge=0, le=0xFFFF, description="the board's communication-"
+                                               "watchdog holding register (FC06), if it has one")
+    comm_watchdog_s: float | None = Field(None, ge=0.5, le=600, description="no request from the controller for "
+                                          "this long and the board drops its relays (its safe state)")
+    comm_watchdog_unit_s: float = Field(0.1, gt=0, le=10, description="what one count in that register means")
+    rex_cuts_power: bool | None = Field(None, description="maglocks: the installer states that the request-to-exit "
+                                        "button also cuts the lock's power in hardware")
+    fire_cuts_power: bool | None = Field(None, description="maglocks: the installer states that the fire panel "
+                                         "cuts the lock's power in hardware")
+
+    @model_validator(mode="after")
+    def _watchdog_pair(self) -> DoorConfig:
+        if (self.comm_watchdog_register is None) != (self.comm_watchdog_s is None):
+            raise ValueError("comm_watchdog_register and comm_watchdog_s go together")
+        if self.comm_watchdog_s is not None and round(self.comm_watchdog_s / self.comm_watchdog_unit_s) > 0xFFFF:
+            raise ValueError("comm_watchdog_s does not fit the register in comm_watchdog_unit_s counts")
+        return self
+
+    def hardware_warnings(self) -> list[str]:
+        """What the installer must do in hardware that the config does not say was done."""
+        if self.energize_to_unlock:
+            return []  # a strike: power off locks; egress is by the handle (mechanical), not by power
+        out = []
+        if self.rex_input is not None and self.rex_cuts_power is not True:
+            out.append(f"doors.{self.name}: maglock without rex_cuts_power = true: wire the request-to-exit button "
+                       "to cut the lock's power directly (software must not be the only way out)")
+        if self.fire_input is not None and self.fire_cuts_power is not True:
+            out.append(f"doors.{self.name}: maglock without fire_cuts_power = true: wire the fire panel's relay to "
+                       "cut the lock's power directly")
+        return out
 
     @model_validator(mode="after")
     def _distinct_inputs(self) -> DoorConfig:

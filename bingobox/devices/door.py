@@ -11,6 +11,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 from ..config import DoorConfig
 from ..domain.door import DoorMachine, DoorTiming
@@ -53,6 +54,10 @@ class DoorBoard:
                       "relay_mismatch": 0}
         self._quiet_until = 0.0
         self._last_write: tuple[float, float] | None = None  # the last relay write: sent, acknowledged (wall clock)
+        self.heartbeat = time.monotonic()  # the poll loop's last turn
+        self.failure: str | None = None  # why the poll thread died, if it did
+        self.on_failure: Callable[[str], None] | None = None  # set by the app: a dead door driver ends the process
+        self.watchdog_armed: bool | None = None  # the board's communication watchdog (None: not configured)
         self._lock = threading.Lock()
 
     # lifecycle -------------------------------------------------------------------------------------
@@ -87,6 +92,7 @@ class DoorBoard:
                 "lock_engaged": self._lock_engaged(), "relay_on": self.relay_on,
                 "inputs": [int(b) for b in inputs[: self.cfg.inputs]] if inputs else None,
                 "last_poll": self.last_poll, "link": self.link.status(), "decoder": dict(self._decoder.stats),
+                "board_watchdog": self.watchdog_armed, "failure": self.failure,
                 **self.stats,
             }
 
@@ -150,11 +156,33 @@ class DoorBoard:
         return self.relay_on != self.cfg.energize_to_unlock
 
     # the poll thread -------------------------------------------------------------------------------
+    def healthy(self, within_s: float = 5.0) -> bool:
+        """The poll thread is alive and went round its loop lately (the watchdog ping depends on it)."""
+        return (self._thread is not None and self._thread.is_alive() and self.failure is None
+                and time.monotonic() - self.heartbeat < within_s)
+
     def _run(self) -> None:
+        """The poll loop. It must not die silently with the relay frozen: an unexpected error puts the door in
+        ``fault``, says so (an event, the log) and calls ``on_failure`` (the app exits so systemd restarts it)."""
+        try:
+            self._loop()
+        except Exception as e:
+            self.failure = f"{type(e).__name__}: {e}"
+            log.exception("%s: the door driver failed", self.name)
+            self.online = False
+            try:
+                self.machine.on_link(time.monotonic(), False)
+            finally:
+                self._emit(DeviceEvent(self.name, "fault", {"fault": "driver_failed", "error": self.failure}))
+                if self.on_failure is not None:
+                    self.on_failure(f"door {self.name}: {self.failure}")
+
+    def _loop(self) -> None:
         period = 1.0 / self.cfg.poll_hz
         next_poll = time.monotonic()
         readback_every = max(1, int(self.cfg.poll_hz))  # coil read-back about once a second
         while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
             try:
                 cmd, arg = self._commands.get(timeout=max(0.0, next_poll - time.monotonic()))
             except queue.Empty:
@@ -214,12 +242,30 @@ class DoorBoard:
             m.door_open, m.fire = door_open, fire
             m.on_link(now, True)
             self._relay_cmd = None
+            self._arm_board_watchdog()
         m.on_fire(now, fire)
         if rex and not self._rex_was:
             m.on_rex(now)
         self._rex_was = rex
         m.on_contact(now, door_open)
         m.on_tick(now)
+
+    def _arm_board_watchdog(self) -> None:
+        """Tell a board that has a communication watchdog how long to wait for us before it drops its relays
+        (written at every (re)connection: a board that restarted forgot it)."""
+        cfg = self.cfg
+        if cfg.comm_watchdog_register is None or cfg.comm_watchdog_s is None:
+            return
+        counts = round(cfg.comm_watchdog_s / cfg.comm_watchdog_unit_s)
+        req = mb.WriteRegister(cfg.unit, cfg.comm_watchdog_register, counts)
+        try:
+            if self._transact(req) != req:
+                raise mb.ProtocolError("unexpected reply to the watchdog register write")
+            self.watchdog_armed = True
+        except (NoReply, LinkDown, mb.ProtocolError) as e:
+            self.watchdog_armed = False
+            log.error("%s: the board's communication watchdog could not be set: %s", self.name, e)
+            self._emit(DeviceEvent(self.name, "fault", {"fault": "comm_watchdog_not_set", "error": str(e)}))
 
     def _sync_outputs(self, now: float) -> None:
         """Drive the relay to what the machine wants (if it differs from what we last wrote), emit events."""
@@ -245,7 +291,7 @@ def _answers(req: mb.Request, resp: mb.Response) -> bool:
     if isinstance(req, mb.ReadBits):
         return (isinstance(resp, mb.BitsResponse) and resp.function == req.function
                 and len(resp.bits) == (req.count + 7) // 8 * 8)
-    if isinstance(req, mb.WriteCoil):
+    if isinstance(req, mb.WriteCoil | mb.WriteRegister):
         return resp == req
     if isinstance(req, mb.WriteCoils):
         return isinstance(resp, mb.WriteCoilsResponse) and (resp.address, resp.count) == (req.address, len(req.values))

@@ -14,6 +14,7 @@ from .checksums import crc16_modbus
 READ_COILS = 0x01
 READ_DISCRETE_INPUTS = 0x02
 WRITE_SINGLE_COIL = 0x05
+WRITE_SINGLE_REGISTER = 0x06
 WRITE_MULTIPLE_COILS = 0x0F
 
 COIL_ON = 0xFF00
@@ -52,6 +53,16 @@ class WriteCoil:
     @property
     def on(self) -> bool:
         return self.value == COIL_ON
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRegister:
+    """FC06 request (and its echo response): one 16-bit holding register (a board's settings, e.g. its
+    communication watchdog)."""
+
+    unit: int
+    address: int
+    value: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +110,8 @@ class ExceptionResponse:
         return EXCEPTION_NAMES.get(self.code, f"exception 0x{self.code:02X}")
 
 
-Request = ReadBits | WriteCoil | WriteCoils | OtherRequest
-Response = BitsResponse | WriteCoil | WriteCoilsResponse | ExceptionResponse
+Request = ReadBits | WriteCoil | WriteRegister | WriteCoils | OtherRequest
+Response = BitsResponse | WriteCoil | WriteRegister | WriteCoilsResponse | ExceptionResponse
 
 
 def with_crc(pdu: bytes) -> bytes:
@@ -137,6 +148,11 @@ def encode_request(req: Request) -> bytes:
             raise ProtocolError("coil address and value are 16 bits")
         return with_crc(bytes((req.unit, WRITE_SINGLE_COIL)) + req.address.to_bytes(2, "big")
                         + req.value.to_bytes(2, "big"))
+    if isinstance(req, WriteRegister):
+        if not 0 <= req.value <= 0xFFFF or not 0 <= req.address <= 0xFFFF:
+            raise ProtocolError("register address and value are 16 bits")
+        return with_crc(bytes((req.unit, WRITE_SINGLE_REGISTER)) + req.address.to_bytes(2, "big")
+                        + req.value.to_bytes(2, "big"))
     if isinstance(req, WriteCoils):
         if not 1 <= len(req.values) <= 1968:
             raise ProtocolError("FC0F writes 1..1968 coils")
@@ -155,7 +171,7 @@ def encode_response(resp: Response) -> bytes:
         if len(data) > 250:
             raise ProtocolError("too many bits for one response")
         return with_crc(bytes((resp.unit, resp.function, len(data))) + data)
-    if isinstance(resp, WriteCoil):
+    if isinstance(resp, WriteCoil | WriteRegister):
         return encode_request(resp)
     if isinstance(resp, WriteCoilsResponse):
         return with_crc(bytes((resp.unit, WRITE_MULTIPLE_COILS)) + resp.address.to_bytes(2, "big")
@@ -248,6 +264,8 @@ class RequestDecoder(_Decoder):
             return ReadBits(unit, fc, addr, int.from_bytes(f[4:6], "big"))
         if fc == WRITE_SINGLE_COIL:
             return WriteCoil(unit, addr, int.from_bytes(f[4:6], "big"))
+        if fc == WRITE_SINGLE_REGISTER:
+            return WriteRegister(unit, addr, int.from_bytes(f[4:6], "big"))
         if fc == WRITE_MULTIPLE_COILS:
             count = int.from_bytes(f[4:6], "big")
             bits = unpack_bits(f[7:-2])
@@ -281,4 +299,8 @@ class ResponseDecoder(_Decoder):
         addr = int.from_bytes(f[2:4], "big")
         if fc == WRITE_MULTIPLE_COILS:
             return WriteCoilsResponse(unit, addr, int.from_bytes(f[4:6], "big"))
-        return WriteCoil(unit, addr, int.from_bytes(f[4:6], "big"))
+        if fc == WRITE_SINGLE_REGISTER:
+            return WriteRegister(unit, addr, int.from_bytes(f[4:6], "big"))
+        if fc == WRITE_SINGLE_COIL:
+            return WriteCoil(unit, addr, int.from_bytes(f[4:6], "big"))
+        return ExceptionResponse(unit, fc, ILLEGAL_FUNCTION)  # (FC16's echo: this host never sends FC16)

@@ -13,12 +13,14 @@ from hardware.sim.config import SimConfig
 SHELVES = ("shelf-1", "shelf-2")
 DOORS = ("entrance", "exit")
 CAMERAS = ("door-cam", "exit-cam")
+WATCHDOG_REGISTER = 0x00FA  # the simulated boards' communication-watchdog register (the controller sets 1 s)
 
 
 def sim_config(seed: int, fps: float = 15) -> dict:
     """The simulated store: two doors (strikes), two shelves and the exit area, two cameras."""
     cfg = {"sim": {"control_port": 0, "seed": seed},
-           "doors": [{"name": n, "energize_to_unlock": True, "baudrate": 0, "comm_watchdog_s": 1.0} for n in DOORS],
+           "doors": [{"name": n, "energize_to_unlock": True, "baudrate": 0, "comm_watchdog_register": WATCHDOG_REGISTER}
+                     for n in DOORS],
            "readers": [{"name": n, "round_s": 0.02, "rssi_noise": 2} for n in (*SHELVES, "exit-area")],
            "cameras": [{"name": n, "fps": fps} for n in CAMERAS]}
     SimConfig.model_validate(cfg)
@@ -28,7 +30,8 @@ def sim_config(seed: int, fps: float = 15) -> dict:
 def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secret_file: Path, keys_file: Path,
                  journal: Path, screen_port: int, operator: tuple[str, str] | None, **overrides) -> dict:
     """The controller's config for the simulated store (``devices``: the simulator's manifest)."""
-    door = {"energize_to_unlock": True, "unlock_s": 4, "held_open_s": 15}
+    door = {"energize_to_unlock": True, "unlock_s": 4, "held_open_s": 15,
+            "comm_watchdog_register": WATCHDOG_REGISTER, "comm_watchdog_s": 1.0}
     cfg = {
         "catalog": str(catalog),
         "store": {"id": store_id, "name": "bingobox demo store"},

@@ -33,6 +33,9 @@ class SimDoor(SimSerial):
     comm_watchdog_s: float | None = Field(None, ge=0.1, le=60, description="a communication watchdog, as many "
                                           "relay boards have: no request for this long drops every coil (the "
                                           "safe state: a strike locks, a maglock frees the door)")
+    comm_watchdog_register: int | None = Field(None, ge=0, le=0xFFFF, description="a holding register (FC06) "
+                                               "that sets that watchdog, in comm_watchdog_unit_s counts (0: off)")
+    comm_watchdog_unit_s: float = Field(0.1, gt=0, le=10)
 
 
 class SimReader(SimSerial):

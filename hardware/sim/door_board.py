@@ -36,6 +36,7 @@ class VirtualDoorBoard(SerialDevice):
         self._decoder = mb.RequestDecoder()
         self._lock = threading.Lock()
         self._last_request = time.monotonic()
+        self.watchdog_s = cfg.comm_watchdog_s  # (a controller may set it through comm_watchdog_register)
         self.history: list[tuple[float, str]] = []
 
     # physics ---------------------------------------------------------------------------------------
@@ -46,8 +47,8 @@ class VirtualDoorBoard(SerialDevice):
 
     def _watchdog(self) -> None:
         """The board's communication watchdog: the controller stopped talking, every coil drops."""
-        wd = self.cfg.comm_watchdog_s
-        if wd is not None and any(self.coils) and time.monotonic() - self._last_request > wd:
+        wd = self.watchdog_s
+        if wd and any(self.coils) and time.monotonic() - self._last_request > wd:
             with self._lock:
                 self._log(f"communication watchdog: no request for {wd:g} s, coils off")
                 self.coils = [False] * len(self.coils)
@@ -94,7 +95,8 @@ class VirtualDoorBoard(SerialDevice):
     def status(self) -> dict:
         return {**super().status(), "door_open": self.door_open, "lock_engaged": self.lock_engaged,
                 "coils": [int(c) for c in self.coils], "relay": [int(r) for r in self.relay],
-                "inputs": [int(b) for b in self.inputs()], "fire": self.fire, "stuck_relay": self.stuck_relay}
+                "inputs": [int(b) for b in self.inputs()], "fire": self.fire, "stuck_relay": self.stuck_relay,
+                "comm_watchdog_s": self.watchdog_s}
 
     # Modbus slave ----------------------------------------------------------------------------------
     def on_bytes(self, data: bytes, endpoint: Endpoint) -> None:
@@ -127,6 +129,14 @@ class VirtualDoorBoard(SerialDevice):
                 return mb.ExceptionResponse(u, mb.WRITE_SINGLE_COIL, mb.ILLEGAL_DATA_VALUE)
             self._set_coils(req.address, [req.on])
             return mb.WriteCoil(u, req.address, req.value)
+        if isinstance(req, mb.WriteRegister):
+            if self.cfg.comm_watchdog_register is None:
+                return mb.ExceptionResponse(u, mb.WRITE_SINGLE_REGISTER, mb.ILLEGAL_FUNCTION)
+            if req.address != self.cfg.comm_watchdog_register:
+                return mb.ExceptionResponse(u, mb.WRITE_SINGLE_REGISTER, mb.ILLEGAL_DATA_ADDRESS)
+            self.watchdog_s = req.value * self.cfg.comm_watchdog_unit_s
+            self._log(f"communication watchdog set to {self.watchdog_s:g} s")
+            return mb.WriteRegister(u, req.address, req.value)
         if isinstance(req, mb.WriteCoils):
             if req.address + len(req.values) > len(self.coils):
                 return mb.ExceptionResponse(u, mb.WRITE_MULTIPLE_COILS, mb.ILLEGAL_DATA_ADDRESS)

@@ -152,3 +152,56 @@ def test_replies_later_than_the_timeout_count_as_missing(door):
     sim.act("fault.clear", device="entrance")
     wait_until(lambda: d.state == "locked" and d.status()["online"], 5, "recovered once replies are prompt")
     assert d.status()["no_reply"] >= 3
+
+
+def test_the_board_watchdog_is_armed_and_frees_the_relay_when_the_controller_dies(tmp_path):
+    """A board with a communication watchdog is told (FC06, at every connection) how long to wait for the
+    controller; when it stops talking the board drops its relays by itself (a strike locks)."""
+    from tests.helpers import Sim
+
+    sim = Sim(tmp_path, '[sim]\ncontrol_port = 0\n[[doors]]\nname = "exit"\nenergize_to_unlock = true\n'
+                        'baudrate = 0\ncomm_watchdog_register = 250\n')
+    events = Events()
+    d = DoorBoard(DoorConfig(name="exit", port=sim.pty("exit"), energize_to_unlock=True, unlock_s=30,
+                             comm_watchdog_register=250, comm_watchdog_s=0.8), events)
+    try:
+        d.start()
+        wait_until(lambda: d.status()["board_watchdog"] is True, 5, "watchdog armed")
+        assert sim.device("exit")["comm_watchdog_s"] == pytest.approx(0.8)
+        d.grant()
+        wait_until(lambda: not sim.device("exit")["lock_engaged"], 2, "unlocked")
+        time.sleep(1.2)
+        assert not sim.device("exit")["lock_engaged"]  # the controller polls: the grant holds
+        d._stop.set()  # the controller dies: nobody polls (the relay is not touched on the way out)
+        d._thread.join(2)
+        wait_until(lambda: sim.device("exit")["lock_engaged"], 3, "the board's own watchdog relocks")
+    finally:
+        d.link.stop()
+        sim.stop()
+
+
+def test_a_board_without_that_register_is_an_alarm_not_a_crash(door):
+    sim, _d, ev = door  # the fresh simulator's boards have no watchdog register
+    d2 = DoorBoard(DoorConfig(name="exit", port=sim.pty("exit"), energize_to_unlock=True,
+                              comm_watchdog_register=250, comm_watchdog_s=1.0), ev)
+    d2.start()
+    try:
+        e = ev.wait_for(lambda e: e.kind == "fault" and e.device == "exit", timeout=5)
+        assert e.data["fault"] == "comm_watchdog_not_set" and d2.status()["board_watchdog"] is False
+        assert d2.healthy()
+    finally:
+        d2.stop()
+
+
+def test_a_driver_that_dies_says_so_and_ends_the_process(door):
+    _sim, d, ev = door
+    failures = []
+    d.on_failure = failures.append
+
+    def boom(now):
+        raise RuntimeError("a bug in the door machine")
+    d.machine.on_tick = boom
+    e = ev.wait_for(lambda e: e.kind == "fault" and e.data.get("fault") == "driver_failed", timeout=3)
+    assert "a bug in the door machine" in e.data["error"] and failures and "door entrance" in failures[0]
+    wait_until(lambda: not d.healthy(), 2, "no longer healthy (the watchdog ping stops)")
+    assert d.state == "fault"

@@ -66,6 +66,29 @@ def test_cross_field_rules(tmp_path):
     assert any("used twice" in p for p in got)
 
 
+def test_door_watchdog_and_maglock_wiring(tmp_path):
+    got = problems(tmp_path, GOOD + "comm_watchdog_s = 2\n")
+    assert any("comm_watchdog_register and comm_watchdog_s go together" in p for p in got)
+    wd = "comm_watchdog_register = 250\ncomm_watchdog_s = 600\ncomm_watchdog_unit_s = 0.001\n"
+    got = problems(tmp_path, GOOD + wd)
+    assert any("does not fit the register" in p for p in got)
+    maglock = GOOD.replace("= true", "= false") + "rex_input = 1\nfire_input = 2\n"
+    p = tmp_path / "m.toml"
+    p.write_text(maglock)
+    warns = load_store_config(p).doors[0].hardware_warnings()
+    assert len(warns) == 2 and "request-to-exit" in warns[0] and "fire panel" in warns[1]
+    p.write_text(maglock + "rex_cuts_power = true\nfire_cuts_power = true\n")
+    assert load_store_config(p).doors[0].hardware_warnings() == []
+    p.write_text(GOOD + "rex_input = 1\n")  # a strike: no power needed to leave
+    assert load_store_config(p).doors[0].hardware_warnings() == []
+    res = subprocess.run([sys.executable, "-m", "bingobox", "check-config", str(tmp_path / "m.toml")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and "warning:" not in res.stdout
+    p.write_text(maglock)
+    res = subprocess.run([sys.executable, "-m", "bingobox", "check-config", str(p)], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.count("warning:") == 2
+
+
 def test_broken_toml_and_missing_file(tmp_path):
     (p,) = problems(tmp_path, "[store\nid=1")
     assert "not valid TOML" in p and "line 1" in p

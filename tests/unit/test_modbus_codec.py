@@ -15,6 +15,7 @@ REQUESTS = {
     "01 02 00 00 00 08 79 CC": mb.ReadBits(1, 2, 0, 8),
     "01 01 00 00 00 08 3D CC": mb.ReadBits(1, 1, 0, 8),
     "01 05 02 00 00 07 8D B0": mb.WriteCoil(1, 0x0200, 0x0007),  # vendor "flash" (meaning unverified)
+    "01 06 00 01 00 03 98 0B": mb.WriteRegister(1, 1, 3),  # FC06: the Modbus spec's own example frame
 }
 RESPONSES = {
     "01 05 00 00 FF 00 8C 3A": mb.WriteCoil(1, 0, 0xFF00),
@@ -22,6 +23,7 @@ RESPONSES = {
     "01 02 01 01 60 48": mb.BitsResponse(1, 2, (True,) + (False,) * 7),
     "01 02 01 00 A1 88": mb.BitsResponse(1, 2, (False,) * 8),
     "01 85 02 C3 51": mb.ExceptionResponse(1, 5, 2),
+    "01 06 00 01 00 03 98 0B": mb.WriteRegister(1, 1, 3),  # FC06's answer echoes the request
 }
 
 
@@ -75,6 +77,8 @@ def test_encoder_rejects_out_of_range():
         mb.encode_request(mb.ReadBits(300, 2, 0, 8))
     with pytest.raises(ProtocolError):
         mb.encode_request(mb.WriteCoil(1, 0, 0x1FFFF))
+    with pytest.raises(ProtocolError):
+        mb.encode_request(mb.WriteRegister(1, 0, 0x10000))
 
 
 bits = st.lists(st.booleans(), min_size=1, max_size=64)

@@ -62,10 +62,22 @@ def test_outside_systemd_nothing_is_sent_and_a_vanished_socket_is_harmless(notif
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here")
-@pytest.mark.parametrize("unit", ["bingobox.service", "bingobox-sim.service"])
+@pytest.mark.parametrize("unit", ["bingobox.service", "bingobox-sim.service", "bingobox-alert@.service"])
 def test_unit_files_verify(unit, tmp_path):
     text = (ROOT / "systemd" / unit).read_text()
     local = tmp_path / unit  # the same unit pointed at this checkout instead of /opt/bingobox
     local.write_text(text.replace("/opt/bingobox/.venv", str(ROOT / ".venv")).replace("/opt/bingobox", str(ROOT)))
     r = subprocess.run(["systemd-analyze", "verify", str(local)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here")
+def test_the_controller_unit_stays_sandboxed():
+    """systemd's own exposure score (offline): no worse than the 1.9 "OK" the unit had before the fail-safety work
+    (now 1.8: ProcSubset, IPAddressDeny, no raw USB device access)."""
+    r = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--root=/",
+                        str(ROOT / "systemd/bingobox.service")], capture_output=True, text=True, timeout=60)
+    score = float(r.stdout.split("Overall exposure level for bingobox.service:")[1].split()[0])
+    assert score <= 1.9, r.stdout[-500:]
+    text = (ROOT / "systemd/bingobox.service").read_text()
+    assert "OnFailure=bingobox-alert@" in text and "char-usb_device" not in text
