@@ -123,13 +123,24 @@ class StoreApp:
 
     # what the screen uses ----------------------------------------------------------------------------------
     def act(self, operator: str, action: str, args: Any, timeout: float = 5.0) -> dict:
-        """Apply an operator action (``operations.ACTIONS``) in the control loop; its answer, or a timeout."""
+        """Apply an operator action (``operations.ACTIONS``) in the control loop and say what came of it: done
+        (``ok`` True), not done (False: refused, or the loop was too busy to start it — then it never runs later),
+        or, when it started and gave no word, unknown (``ok`` None)."""
         reply: queue.Queue = queue.Queue(maxsize=1)
-        self.inbox.put(OperatorCommand(operator, action, args, reply))
+        cmd = OperatorCommand(operator, action, args, reply)
+        self.inbox.put(cmd)  # (if the inbox is full it is dropped: never started, so "not done" below is true)
         try:
             return reply.get(timeout=timeout)
         except queue.Empty:
-            return {"ok": False, "error": "timeout", "detail": f"the control loop did not answer in {timeout} s"}
+            pass
+        if cmd.ticket.cancel():
+            return {"ok": False, "error": "not_run",
+                    "detail": f"the control loop did not get to it in {timeout:g} s: nothing was done"}
+        try:  # it started: its outcome is on its way
+            return reply.get(timeout=timeout)
+        except queue.Empty:
+            return {"ok": None, "error": "outcome_unknown",
+                    "detail": f"started, and no outcome within {2 * timeout:g} s: see the store's state"}
 
     # the loop's tick ---------------------------------------------------------------------------------------
     def _fatal(self, reason: str) -> None:

@@ -272,6 +272,7 @@ class OperatorConfig(Strict):
     name: Name
     password_hash: str = Field(pattern=r"^scrypt\$\d+\$\d+\$\d+\$[0-9a-f]{32}\$[0-9a-f]{64}$",
                                description="from `bingobox hash-password` (never the password itself)")
+    may_refund: bool = Field(False, description="may give money back (refunds); the other actions need no grant")
 
 
 class ScreenConfig(Strict):
@@ -282,10 +283,35 @@ class ScreenConfig(Strict):
     operators: list[OperatorConfig] = Field(default_factory=list, description="who may act; none: view only")
     operators_file: Path | None = Field(None, description="TOML with [[operators]], kept out of the config")
     session_ttl_s: float = Field(3600, ge=60, le=86400)
-    login_failures_per_minute: int = Field(5, ge=1, le=100)
+    login_failures_per_minute: int = Field(5, ge=1, le=100, description="per (name, source address)")
+    login_failures_per_source_per_minute: int = Field(10, ge=1, le=1000)
+    login_failures_per_minute_all: int = Field(30, ge=1, le=10000, description="all sources but the box itself")
     push_interval_s: float = Field(1.0, ge=0.2, le=10)
+    max_streams: int = Field(20, ge=1, le=1000, description="live views (server-sent event streams) at once")
+    max_connections: int = Field(64, ge=4, le=10000, description="HTTP connections at once; beyond: 503")
+    allowed_hosts: list[str] | None = Field(None, description="Host header values accepted (DNS-rebinding guard); "
+                                            "default: the bind address, localhost, 127.0.0.1 and this box's name")
+    tls_cert: Path | None = Field(None, description="serve https (PEM); then the session cookie is Secure")
+    tls_key: Path | None = None
     view_requires_login: bool = Field(False, description="true: nothing is shown until an operator logs in (for a "
                                       "screen bound to a LAN address); /metrics stays open (counts, no accounts)")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ScreenConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
+
+    def hosts(self) -> list[str]:
+        """The Host header values the screen answers to."""
+        if self.allowed_hosts is not None:
+            return self.allowed_hosts
+        import socket
+
+        names = {"127.0.0.1", "localhost", socket.gethostname()}
+        if self.host not in ("0.0.0.0", "::", ""):
+            names.add(self.host)
+        return sorted(names)
 
     def all_operators(self) -> list[OperatorConfig]:
         extra: list[OperatorConfig] = []

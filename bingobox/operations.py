@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
@@ -34,6 +35,8 @@ class RetryCharge(_Args):
 
 
 class Refund(_Args):
+    request_id: str = Field(pattern=r"^[A-Za-z0-9-]{8,64}$", description="made once per refund the operator asks "
+                            "for (the page: when the dialog opens) and sent again with every retry of it")
     charge_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     amount_fen: StrictInt = Field(ge=1, le=10_000_000, description="integer fen")
     reason: str = Field(min_length=1, max_length=200)
@@ -46,7 +49,7 @@ ACTIONS: dict[str, type[_Args]] = {
     "restock": NoArgs,  # maintenance: shelf changes are not anybody's basket; re-baselined on release
     "clear_alarm": ClearAlarm,
     "retry_charge": RetryCharge,  # a failed charge (the gateway refused it), once its cause is mended
-    "refund": Refund,  # through the wallet gateway, idempotent per audit entry
+    "refund": Refund,  # through the wallet gateway, idempotent per refund asked for (request_id)
 }
 
 
@@ -60,14 +63,23 @@ if TYPE_CHECKING:
     from .core.store import StoreCore
 
 
-def apply(core: StoreCore, operator: str, action: str, args: _Args) -> str:
-    """Carry out ``action`` for ``operator`` on the store core — called in its control loop only."""
+def apply(core: StoreCore, operator: str, action: str, args: _Args,
+          finish: Callable[[dict], None]) -> str | None:
+    """Carry out ``action`` for ``operator`` on the store core — called in its control loop only. Returns what was
+    done; None when the outcome comes later, through ``finish`` (an unlock: when the door's board answered)."""
     st = core.store
     if action == "unlock":
         if args.door not in core.doors:
             raise ActionError("no_such_door", f"no door {args.door!r} (doors: {', '.join(core.doors)})")
-        core.doors[args.door].grant(args.seconds)
-        return f"{args.door} unlocked for {args.seconds:g} s"
+
+        def done(outcome: str, detail: str) -> None:
+            ok = {"unlocked": True, "refused": False}.get(outcome)
+            finish({"ok": ok,
+                    "detail": f"{detail} for {args.seconds:g} s" if ok else detail,
+                    **({} if ok else {"error": "door_refused" if ok is False else "outcome_unknown"})})
+
+        core.doors[args.door].grant(args.seconds, done=done)
+        return None
     if action in ("lock_down", "release", "restock"):
         if not st.may(action):
             raise ActionError("not_now", f"cannot {action.replace('_', ' ')} while the store is {st.state}")

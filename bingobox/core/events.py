@@ -7,6 +7,7 @@ and put them in the loop's inbox; the loop decides. Device events are ``devices.
 from __future__ import annotations
 
 import queue
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,14 +66,38 @@ class ChargeUpdate:
     data: dict
 
 
+class Ticket:
+    """Who decides an operator command's fate first: the loop (it starts the action) or the screen (it gave up
+    waiting, so the action must not run later behind the operator's back)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.state = "queued"
+
+    def _move(self, to: str) -> bool:
+        with self._lock:
+            if self.state != "queued":
+                return False
+            self.state = to
+            return True
+
+    def start(self) -> bool:
+        return self._move("started")
+
+    def cancel(self) -> bool:
+        return self._move("canceled")
+
+
 @dataclass(frozen=True, slots=True)
 class OperatorCommand:
-    """An operator action from the status screen; the result goes back on ``reply``."""
+    """An operator action from the status screen; the result goes back on ``reply`` (once): ``ok`` True (done),
+    False (refused or failed: nothing happened) or None (the outcome is unknown)."""
 
     operator: str
     action: str
     args: Any
     reply: queue.Queue
+    ticket: Ticket = field(default_factory=Ticket)
 
 
 Event = DeviceEvent | Started | CodeSeen | FaceDecided | Enrolled | InventoryReady | ChargeUpdate | OperatorCommand

@@ -13,7 +13,10 @@ class Door(Protocol):
 
     name: str
 
-    def grant(self, seconds: float | None = None, tag: str | None = None) -> None: ...
+    def grant(self, seconds: float | None = None, tag: str | None = None,
+              done: Callable[[str, str], None] | None = None) -> None:
+        """Unlock for a while; ``done(outcome, detail)``: unlocked / refused / unknown (see ``DoorBoard.grant``)."""
+        ...
 
     def status(self) -> dict: ...
 

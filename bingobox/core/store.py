@@ -152,15 +152,23 @@ class StoreCore:
     def _on_operator(self, cmd: OperatorCommand) -> None:
         from ..operations import ActionError, apply
 
+        if not cmd.ticket.start():
+            return  # the screen stopped waiting before the loop got to it: it told the operator nothing was done
+
+        def finish(result: dict) -> None:  # (from the loop, or a door driver's thread for an unlock)
+            result = {**result, "state": self.store.state}
+            try:
+                self.journal.evidence(None, "operator", {"operator": cmd.operator, "action": cmd.action, **result})
+            finally:
+                cmd.reply.put(result)
+
         try:
-            detail = apply(self, cmd.operator, cmd.action, cmd.args)
-            result = {"ok": True, "detail": detail, "state": self.store.state}
+            detail = apply(self, cmd.operator, cmd.action, cmd.args, finish)
         except ActionError as e:
-            result = {"ok": False, "error": e.code, "detail": str(e), "state": self.store.state}
-        try:
-            self.journal.evidence(None, "operator", {"operator": cmd.operator, "action": cmd.action, **result})
-        finally:
-            cmd.reply.put(result)
+            finish({"ok": False, "error": e.code, "detail": str(e)})
+            return
+        if detail is not None:
+            finish({"ok": True, "detail": detail})
 
     # shared helpers --------------------------------------------------------------------------------------
     def alarm(self, kind: str, device: str | None, data: dict, t: float | None = None) -> None:

@@ -74,10 +74,14 @@ class DoorBoard:
         self.link.stop()
 
     # commands (any thread) -------------------------------------------------------------------------
-    def grant(self, seconds: float | None = None, tag: str | None = None) -> None:
+    def grant(self, seconds: float | None = None, tag: str | None = None,
+              done: Callable[[str, str], None] | None = None) -> None:
         """Access granted: unlock for the grant window (relock on close/open or at the end of the window). With a
-        ``tag``, an ``unlock_written`` event says when the unlock went on the wire and when the board answered."""
-        self._commands.put(("grant", (seconds, tag)))
+        ``tag``, an ``unlock_written`` event says when the unlock went on the wire and when the board answered.
+        ``done(outcome, detail)`` (from the driver's thread): ``unlocked`` (the board acknowledged the relay),
+        ``refused`` (the door is in no state to open, or its board is not answering) or ``unknown`` (the write
+        went out and no answer came: the door may be open)."""
+        self._commands.put(("grant", (seconds, tag, done)))
 
     @property
     def state(self) -> str:
@@ -189,19 +193,32 @@ class DoorBoard:
                 cmd, arg = "poll", None
             now = time.monotonic()
             if cmd == "grant":
-                seconds, tag = arg
-                if not self.machine.on_grant(now, seconds):
-                    self._emit(DeviceEvent(self.name, "grant_refused", {"state": self.machine.state, "tag": tag}))
-                self._last_write = None
-                self._sync_outputs(now)  # the unlock leaves before anything else touches the bus
-                if tag is not None and self.online and self._relay_cmd == self._relay_for(False):
-                    written, acked = self._last_write or (time.time(), time.time())  # (already unlocked: now)
-                    self._emit(DeviceEvent(self.name, "unlock_written", {"tag": tag, "written": written,
-                                                                         "acked": acked}))
+                self._grant(now, *arg)
             if now >= next_poll:
                 next_poll = now + period
                 self._poll(now, self.stats["polls"] % readback_every == 0)
             self._sync_outputs(time.monotonic())
+
+    def _grant(self, now: float, seconds: float | None, tag: str | None,
+               done: Callable[[str, str], None] | None) -> None:
+        granted = self.machine.on_grant(now, seconds)
+        if not granted:
+            self._emit(DeviceEvent(self.name, "grant_refused", {"state": self.machine.state, "tag": tag}))
+        self._last_write = None
+        self._sync_outputs(now)  # the unlock leaves before anything else touches the bus
+        unlocked = self.online and self._relay_cmd == self._relay_for(False)
+        if tag is not None and unlocked:
+            written, acked = self._last_write or (time.time(), time.time())  # (already unlocked: now)
+            self._emit(DeviceEvent(self.name, "unlock_written", {"tag": tag, "written": written, "acked": acked}))
+        if done is None:
+            return
+        if not granted:
+            done("refused", f"{self.name} refused: the door is {self.machine.state}"
+                 + ("" if self.online else " (its board is not answering)"))
+        elif unlocked:
+            done("unlocked", f"{self.name} unlocked")  # (the board acknowledged the relay)
+        else:
+            done("unknown", f"{self.name}: the unlock was sent and not acknowledged: the door may or may not be open")
 
     def _poll(self, now: float, readback: bool) -> None:
         cfg = self.cfg

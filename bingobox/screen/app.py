@@ -5,8 +5,9 @@ Served by the controller process (uvicorn in a thread). It only reads snapshots 
 where decisions are made. Every action attempt and every login is written to the journal's audit table.
 
     GET  /                      the page (no build step, no external assets: it works on a box without internet)
-    GET  /api/state             the snapshot + open alarms, recent charges, the audit log, recent history
-    GET  /api/stream            the same, pushed as server-sent events (live, no refresh)
+    GET  /api/state             operators: the snapshot + open alarms, recent charges, the audit log, history;
+                                anyone else: state and counts only (shortened account ids, no audit, no addresses)
+    GET  /api/stream            the same, pushed as server-sent events (live, no refresh; at most ``max_streams``)
     POST /api/login | /api/logout, GET /api/me
     POST /api/actions/{name}    session cookie + X-CSRF-Token header; body: the action's arguments (JSON)
     GET  /api/visits/{id}       one visit's evidence record (operators only)
@@ -27,10 +28,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ..core.store import short_account
 from ..operations import ACTIONS
-from .auth import Auth, Session
+from .auth import Auth, Session, same_token
 from .metrics import exposition
 
 COOKIE = "bbx_session"
@@ -73,12 +75,36 @@ class History:
                              "exit_p99": lat.get("exit_ms", {}).get("p99")})
 
 
-def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool, str]] | None = None,
-             push_interval_s: float = 1.0, view_requires_login: bool = False) -> FastAPI:
-    """``refund(audit_key, args)`` calls the wallet gateway (outside the control loop: it waits on the network).
-    ``view_requires_login``: the store's state (accounts, visits, charges) only for logged-in operators."""
+def public_view(data: dict) -> dict:
+    """What an anonymous viewer sees: the store's state and counts; accounts shortened; no audit log, no review
+    list, no device addresses or error texts, no alarm details."""
+    devices = {n: {k: d.get(k) for k in ("kind", "name", "role", "state", "online", "door_open", "lock_engaged",
+                                         "tags_present", "rounds", "fps") if k in d}
+               for n, d in (data.get("devices") or {}).items()}
+    charges = [{"id": c.get("id"), "visit_id": c.get("visit_id"),
+                "account_id": short_account(str(c.get("account_id") or "")),
+                "amount_fen": c.get("amount_fen"), "state": c.get("state"), "created_at": c.get("created_at")}
+               for c in data.get("recent_charges") or []]
+    alarms = [{k: a.get(k) for k in ("id", "t", "kind", "device")} for a in data.get("alarms") or []]
+    hidden = {"audit", "review", "devices", "recent_charges", "alarms", "problems"}
+    return {**{k: v for k, v in data.items() if k not in hidden}, "devices": devices, "recent_charges": charges,
+            "alarms": alarms, "problems": [f"{len(data.get('problems') or [])} problem(s): log in to see them"]
+            if data.get("problems") else [], "public": True}
+
+
+def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool | None, str]] | None = None,
+             push_interval_s: float = 1.0, view_requires_login: bool = False,
+             allowed_hosts: list[str] | None = None, max_streams: int = 20) -> FastAPI:
+    """``refund(idempotency_key, args)`` calls the wallet gateway (outside the control loop: it waits on the
+    network) and says (True: refunded, False: refused, None: unknown) and why.
+    ``view_requires_login``: nothing of the store for anyone but logged-in operators.
+    ``allowed_hosts``: the Host header values accepted (a page on another site rebinding its DNS name to the box
+    is refused); None: any (tests only)."""
     app = FastAPI(title="bingobox status screen", docs_url=None, redoc_url=None)
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     history = History()
+    streams = {"open": 0, "refused": 0}
     page = resources.files(__package__).joinpath("static")
     assets = {name: page.joinpath(name).read_text(encoding="utf-8") for name in ("index.html", "app.js", "style.css")}
 
@@ -88,21 +114,24 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool, 
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return _error(422, "bad_request", f"{where}: {first.get('msg', 'invalid')}".strip(": "))
 
-    cached: dict = {"t": None, "json": ""}
+    cached: dict = {"t": None, "full": "", "public": ""}
 
-    def state_json() -> str:
-        """The page's state as JSON, built once per controller snapshot however many pages watch (its journal
-        reads share the lock the control loop writes through)."""
+    def state_json(full: bool) -> str:
+        """The page's state as JSON (for operators, or the public part), built once per controller snapshot
+        however many pages watch (its journal reads share the lock the control loop writes through)."""
         view = store.view
-        if view.get("t") is not None and view.get("t") == cached["t"]:
-            return cached["json"]
-        history.sample(view)
-        data = {**view, "alarms": store.journal.open_alarms(), "recent_charges": store.journal.recent_charges(15),
-                "review": [{**r, "account_id": short_account(r["account_id"])} for r in store.journal.for_review()],
-                "audit": store.journal.recent_audit(15),
-                "history": list(history.samples)[-120:]}
-        cached.update(t=view.get("t"), json=json.dumps(data, default=str))
-        return cached["json"]
+        if view.get("t") is None or view.get("t") != cached["t"]:
+            history.sample(view)
+            data = {**view, "alarms": store.journal.open_alarms(),
+                    "recent_charges": store.journal.recent_charges(15),
+                    "review": [{**r, "account_id": short_account(r["account_id"])}
+                               for r in store.journal.for_review()],
+                    "audit": store.journal.recent_audit(15),
+                    "history": list(history.samples)[-120:],
+                    "screen": {"streams": streams["open"], "streams_refused": streams["refused"]}}
+            cached.update(t=view.get("t"), full=json.dumps(data, default=str),
+                          public=json.dumps(public_view(data), default=str))
+        return cached["full" if full else "public"]
 
     def session_of(request: Request) -> Session | None:
         return auth.session(request.cookies.get(COOKIE))
@@ -126,36 +155,50 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool, 
     def get_state(request: Request) -> Response:
         if not may_view(request):
             return _error(401, "not_logged_in", "log in to see the store")
-        return Response(state_json(), media_type="application/json")
+        return Response(state_json(session_of(request) is not None), media_type="application/json",
+                        headers={"Cache-Control": "no-store"})
 
     @app.get("/api/stream", response_model=None)
     async def stream(request: Request) -> StreamingResponse | JSONResponse:
         if not may_view(request):
             return _error(401, "not_logged_in", "log in to see the store")
+        if streams["open"] >= max_streams:
+            streams["refused"] += 1
+            return JSONResponse({"error": {"code": "too_many_streams", "message": f"{max_streams} live views are "
+                                           "open already: close one, or reload /api/state"}},
+                                status_code=503, headers={"Retry-After": "10"})
+        streams["open"] += 1
 
         async def events():
-            yield "retry: 2000\n\n"
-            while not await request.is_disconnected() and may_view(request):
-                data = await asyncio.to_thread(state_json)
-                yield f"event: state\ndata: {data}\n\n"
-                await asyncio.sleep(push_interval_s)
+            try:
+                yield "retry: 2000\n\n"
+                while not await request.is_disconnected() and may_view(request):
+                    data = await asyncio.to_thread(state_json, session_of(request) is not None)
+                    yield f"event: state\ndata: {data}\n\n"
+                    await asyncio.sleep(push_interval_s)
+            finally:
+                streams["open"] -= 1
 
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     @app.post("/api/login")
     def login(body: LoginIn, request: Request) -> JSONResponse:
-        got = auth.login(body.name, body.password)
         source = request.client.host if request.client else ""
+        got = auth.login(body.name, body.password, source)
         if isinstance(got, str):
-            store.journal.audit(body.name, "login", {}, got, source=source)
-            status = 429 if got == "throttled" else 401
-            return _error(status, got, "too many failed logins: wait a minute" if got == "throttled"
-                          else "unknown operator or wrong password")
+            if auth.audit_worthy(got, source):  # (a name that is no operator may be a password typed there)
+                store.journal.audit(body.name if auth.known(body.name) else "(unknown name)", "login", {}, got,
+                                    source=source)
+            status, message = {"throttled": (429, "too many failed logins: wait a minute"),
+                               "busy": (503, "another login is being checked: try again")}.get(
+                got, (401, "unknown operator or wrong password"))
+            return _error(status, got, message)
         token, session = got
         store.journal.audit(session.operator, "login", {}, "ok", source=source)
-        resp = JSONResponse({"operator": session.operator, "csrf": session.csrf})
-        resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=int(auth.ttl_s), path="/")
+        resp = JSONResponse({"operator": session.operator, "csrf": session.csrf, "may_refund": session.may_refund})
+        resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=int(auth.ttl_s), path="/",
+                        secure=request.url.scheme == "https")
         return resp
 
     @app.post("/api/logout")
@@ -173,7 +216,7 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool, 
         s = session_of(request)
         if s is None:
             return _error(401, "not_logged_in", "log in to act")
-        return JSONResponse({"operator": s.operator, "csrf": s.csrf})
+        return JSONResponse({"operator": s.operator, "csrf": s.csrf, "may_refund": s.may_refund})
 
     @app.get("/api/visits/{visit_id}")
     def visit(visit_id: str, request: Request) -> JSONResponse:
@@ -191,10 +234,12 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool, 
         s = session_of(request)
         if s is None:
             return _error(401, "not_logged_in", "log in to act")
-        if request.headers.get("x-csrf-token") != s.csrf:
+        if not same_token(request.headers.get("x-csrf-token"), s.csrf):
             return _error(403, "csrf", "missing or wrong X-CSRF-Token header")
         if name not in ACTIONS:
             return _error(404, "unknown_action", f"no action {name!r} (actions: {', '.join(ACTIONS)})")
+        if name == "refund" and not s.may_refund:
+            return _error(403, "no_refund_permission", f"{s.operator} may not refund (operators.may_refund)")
         raw = await request.body()
         try:
             body = json.loads(raw or b"{}")
@@ -208,17 +253,19 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool, 
         source = request.client.host if request.client else ""
         audit_id = await asyncio.to_thread(store.journal.audit, s.operator, name, args.model_dump(), "started", "",
                                            source)
-        if name == "refund":
+        if name == "refund":  # one key per refund asked for: a retry of the same request cannot refund twice
             if refund is None:
                 ok, detail = False, "no wallet gateway configured"
             else:
-                ok, detail = await asyncio.to_thread(refund, f"refund-{audit_id}", args)
-            result = {"ok": ok, "detail": detail} if ok else {"ok": False, "error": "refund_failed", "detail": detail}
+                ok, detail = await asyncio.to_thread(refund, f"refund-{args.request_id}", args)
+            result = {"ok": ok, "detail": detail, **({} if ok else {
+                "error": "refund_failed" if ok is False else "outcome_unknown"})}
         else:
             result = await asyncio.to_thread(store.act, s.operator, name, args)
-        await asyncio.to_thread(store.journal.set_audit_outcome, audit_id, "ok" if result["ok"] else "failed",
-                                result.get("detail", ""))
-        return JSONResponse(result, status_code=200 if result["ok"] else 409)
+        outcome = {True: "ok", False: "failed", None: "unknown"}[result["ok"]]
+        await asyncio.to_thread(store.journal.set_audit_outcome, audit_id, outcome, result.get("detail", ""))
+        return JSONResponse({**result, "outcome": outcome},
+                            status_code={"ok": 200, "failed": 409, "unknown": 202}[outcome])
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -1,7 +1,12 @@
 """Operator logins for the status screen: scrypt password hashes, in-memory sessions, a login throttle.
 
-A session is an unguessable cookie (HttpOnly, SameSite=Strict) plus a CSRF token the page sends back in a header
-with every action; both are forgotten at logout, at expiry and when the controller restarts.
+A session is an unguessable cookie (HttpOnly, SameSite=Strict, Secure over TLS) plus a CSRF token the page sends
+back in a header with every action; both are forgotten at logout, at expiry and when the controller restarts.
+
+The throttle counts failures per (name, source) pair, per source and — for sources other than the box itself —
+across all sources, over the last minute. An attempt is counted *before* its password is hashed (forty parallel
+guesses are forty failures, not one), and at most one hash runs at a time (each costs 128 MiB for ~0.4 s).
+Bad tries from elsewhere never lock the operator at the box (loopback) out: only that pair and source are.
 """
 
 from __future__ import annotations
@@ -11,29 +16,41 @@ import hmac
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-_N, _R, _P = 2**14, 8, 1  # scrypt cost: ~50 ms per check on a small x86 box, 16 MiB
+# scrypt at OWASP's recommended minimum (N=2^17, r=8, p=1): 128 MiB, ~0.45 s here. Hashes made with another cost
+# (older configs: 2^14) still verify: the cost is stored in the hash.
+_N, _R, _P = 2**17, 8, 1
+_MAXMEM = 256 * 1024 * 1024
+WINDOW_S = 60.0
+MAX_TRACKED = 10_000  # keys (pairs, sources) the throttle remembers; beyond this the oldest are forgotten
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost", "testclient"})
 
 
-def hash_password(password: str) -> str:
+def hash_password(password: str, n: int = _N) -> str:
     """``scrypt$N$r$p$salt$hash`` for the config's operators.password_hash."""
     if len(password) < 8:
         raise ValueError("an operator password needs at least 8 characters")
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
-    return f"scrypt${_N}${_R}${_P}${salt.hex()}${digest.hex()}"
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=_R, p=_P, dklen=32, maxmem=_MAXMEM)
+    return f"scrypt${n}${_R}${_P}${salt.hex()}${digest.hex()}"
 
 
 def check_password(password: str, stored: str) -> bool:
     try:
         _, n, r, p, salt, digest = stored.split("$")
         got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
-                             dklen=len(digest) // 2, maxmem=64 * 1024 * 1024)
-    except (ValueError, TypeError):
+                             dklen=len(digest) // 2, maxmem=_MAXMEM)
+    except (ValueError, TypeError, MemoryError):
         return False
     return hmac.compare_digest(got.hex(), digest)
+
+
+def same_token(given: str | None, expected: str) -> bool:
+    """Constant-time comparison of a presented token (CSRF) with the session's."""
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
 @dataclass
@@ -41,40 +58,132 @@ class Session:
     operator: str
     csrf: str
     expires: float
+    may_refund: bool = False
+
+
+class Failures:
+    """Failure times per key over the last ``WINDOW_S``, bounded in keys (the oldest forgotten first)."""
+
+    def __init__(self) -> None:
+        self._times: dict[object, deque[float]] = {}
+
+    def count(self, key: object, now: float) -> int:
+        q = self._times.get(key)
+        if q is None:
+            return 0
+        while q and now - q[0] >= WINDOW_S:
+            q.popleft()
+        if not q:
+            del self._times[key]
+            return 0
+        return len(q)
+
+    def add(self, key: object, now: float) -> None:
+        self._times.setdefault(key, deque()).append(now)
+        if len(self._times) > MAX_TRACKED + MAX_TRACKED // 10:  # (amortised: prune sorts)
+            self.prune(now)
+
+    def remove_one(self, key: object) -> None:
+        q = self._times.get(key)
+        if q:
+            q.pop()
+
+    def prune(self, now: float) -> None:
+        for key in list(self._times):
+            self.count(key, now)
+        if len(self._times) > MAX_TRACKED:  # an attacker with many names or addresses: forget the quietest
+            by_last = sorted(self._times, key=lambda k: self._times[k][-1])
+            for key in by_last[: len(self._times) - MAX_TRACKED]:
+                del self._times[key]
+
+    def __len__(self) -> int:
+        return len(self._times)
 
 
 class Auth:
-    """Who is logged in. ``operators`` maps a name to its password hash."""
+    """Who is logged in. ``operators`` maps a name to its password hash; ``refunders`` may refund."""
 
     def __init__(self, operators: dict[str, str], ttl_s: float = 3600, failures_per_minute: int = 5,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, per_source_per_minute: int = 10,
+                 global_per_minute: int = 30, refunders: frozenset[str] | set[str] = frozenset(),
+                 hash_wait_s: float = 3.0) -> None:
         self.operators = dict(operators)
+        self.refunders = frozenset(refunders)
         self.ttl_s = ttl_s
-        self.failures_per_minute = failures_per_minute
+        self.failures_per_minute = failures_per_minute  # per (name, source)
+        self.per_source_per_minute = per_source_per_minute
+        self.global_per_minute = global_per_minute  # all sources but loopback together
+        self.hash_wait_s = hash_wait_s
         self._clock = clock
         self._sessions: dict[str, Session] = {}
-        self._failures: dict[str, list[float]] = {}
+        self._pairs, self._sources, self._remote = Failures(), Failures(), Failures()
         self._lock = threading.Lock()
-        self._dummy = hash_password(secrets.token_hex(8))  # unknown names cost as much as known ones
+        self._hashing = threading.BoundedSemaphore(1)
+        self._last_prune = 0.0
+        self._audited: dict[str, float] = {}  # source → when its last throttled attempt was written to the audit
+        # unknown names cost as much as known ones (same scrypt cost; the digest never matches)
+        self._dummy = f"scrypt${_N}${_R}${_P}${'00' * 16}${'00' * 32}"
 
-    def login(self, name: str, password: str) -> tuple[str, Session] | str:
-        """A new session (cookie value, session), or why not: 'throttled' or 'bad_credentials'."""
+    def _throttled(self, name: str, source: str, now: float) -> bool:
+        if self._pairs.count((name, source), now) >= self.failures_per_minute:
+            return True
+        if self._sources.count(source, now) >= self.per_source_per_minute:
+            return True
+        return source not in LOOPBACK and self._remote.count("*", now) >= self.global_per_minute
+
+    def login(self, name: str, password: str, source: str = "") -> tuple[str, Session] | str:
+        """A new session (cookie value, session), or why not: 'throttled', 'busy' (another login is being
+        checked) or 'bad_credentials'."""
         now = self._clock()
         with self._lock:
-            recent = [t for t in self._failures.get(name, []) if now - t < 60]
-            self._failures[name] = recent
-            if len(recent) >= self.failures_per_minute:
+            if now - self._last_prune >= 1.0:
+                self._last_prune = now
+                for f in (self._pairs, self._sources, self._remote):
+                    f.prune(now)
+                self._audited = {s: t for s, t in self._audited.items() if now - t < WINDOW_S}
+            if self._throttled(name, source, now):
                 return "throttled"
-        ok = check_password(password, self.operators.get(name, self._dummy)) and name in self.operators
+            # reserved as a failure before the (slow) check: parallel guesses cannot all slip through
+            self._pairs.add((name, source), now)
+            self._sources.add(source, now)
+            if source not in LOOPBACK:
+                self._remote.add("*", now)
+        if not self._hashing.acquire(timeout=self.hash_wait_s):
+            return "busy"
+        try:
+            ok = check_password(password, self.operators.get(name, self._dummy)) and name in self.operators
+        finally:
+            self._hashing.release()
+        if not ok:
+            return "bad_credentials"
         with self._lock:
-            if not ok:
-                self._failures.setdefault(name, []).append(now)
-                return "bad_credentials"
-            self._failures.pop(name, None)
+            self._pairs.remove_one((name, source))
+            self._sources.remove_one(source)
+            if source not in LOOPBACK:
+                self._remote.remove_one("*")
             token = secrets.token_urlsafe(32)
-            session = Session(name, secrets.token_urlsafe(24), now + self.ttl_s)
+            session = Session(name, secrets.token_urlsafe(24), now + self.ttl_s, name in self.refunders)
             self._sessions[token] = session
             return token, session
+
+    def audit_worthy(self, outcome: str, source: str) -> bool:
+        """Whether a refused login goes to the audit log: every bad password, but a throttled or busy source
+        only once a minute (a flood must not become a flood of fsync'd rows)."""
+        if outcome == "bad_credentials":
+            return True
+        now = self._clock()
+        with self._lock:
+            if now - self._audited.get(source, -WINDOW_S) < WINDOW_S:
+                return False
+            self._audited[source] = now
+            return True
+
+    def known(self, name: str) -> bool:
+        return name in self.operators
+
+    def tracked(self) -> int:
+        """Keys the throttle holds (bounded by MAX_TRACKED each)."""
+        return len(self._pairs) + len(self._sources)
 
     def session(self, token: str | None) -> Session | None:
         if not token:

@@ -23,11 +23,16 @@ def _refunder(cfg: StoreConfig):
         return None
     client = WalletClient(w.gateway_url, cfg.store.id, w.secret(), w.connect_timeout_s, w.read_timeout_s)
 
-    def refund(key: str, args: Any) -> tuple[bool, str]:
+    def refund(key: str, args: Any) -> tuple[bool | None, str]:
+        """True: refunded; False: the gateway refused (no money moved); None: no clear answer (a timeout, a 5xx,
+        the same refund still in flight) — the operator retries the same request, never a new one."""
         status, body, detail = client.refund(key, args.charge_id, args.amount_fen, args.reason)
         if status == 200 and body is not None:
             amount = body.get("amount_fen", args.amount_fen)
             return True, f"refunded {amount} fen of {args.charge_id} ({body.get('id')})"
+        code = ((body or {}).get("error") or {}).get("code")
+        if status is None or status >= 500 or status == 429 or code == "idempotency_key_in_use":
+            return None, f"outcome unknown ({detail}): retry this same refund to learn it"
         return False, detail
 
     return refund
@@ -36,11 +41,19 @@ def _refunder(cfg: StoreConfig):
 class ScreenServer:
     def __init__(self, store: Any, cfg: StoreConfig) -> None:
         sc: ScreenConfig = cfg.screen or ScreenConfig()
-        operators = {o.name: o.password_hash for o in sc.all_operators()}
-        auth = Auth(operators, sc.session_ttl_s, sc.login_failures_per_minute)
-        app = make_app(store, auth, _refunder(cfg), sc.push_interval_s, sc.view_requires_login)
+        ops = sc.all_operators()
+        operators = {o.name: o.password_hash for o in ops}
+        auth = Auth(operators, sc.session_ttl_s, sc.login_failures_per_minute,
+                    per_source_per_minute=sc.login_failures_per_source_per_minute,
+                    global_per_minute=sc.login_failures_per_minute_all,
+                    refunders={o.name for o in ops if o.may_refund})
+        app = make_app(store, auth, _refunder(cfg), sc.push_interval_s, sc.view_requires_login,
+                       allowed_hosts=sc.hosts(), max_streams=sc.max_streams)
+        tls = {"ssl_certfile": str(sc.tls_cert), "ssl_keyfile": str(sc.tls_key)} if sc.tls_cert else {}
+        self.scheme = "https" if tls else "http"
         self.server = uvicorn.Server(uvicorn.Config(app, host=sc.host, port=sc.port, log_level="warning",
-                                                    access_log=False, lifespan="off"))
+                                                    access_log=False, lifespan="off",
+                                                    limit_concurrency=sc.max_connections, **tls))
         self.host = sc.host
         self.port: int | None = None
         self._thread = threading.Thread(target=self._serve, name="screen", daemon=True)
@@ -69,7 +82,7 @@ class ScreenServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/"
+        return f"{self.scheme}://{self.host}:{self.port}/"
 
     def stop(self) -> None:
         self.server.should_exit = True

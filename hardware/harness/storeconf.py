@@ -48,7 +48,8 @@ def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secr
         "visits": {"exit_charge_wait_s": 3, "enter_within_s": 15},
         "journal": {"path": str(journal)},
         "screen": {"port": screen_port, "push_interval_s": 0.5,
-                   "operators": [{"name": operator[0], "password_hash": operator[1]}] if operator else []},
+                   "operators": [{"name": operator[0], "password_hash": operator[1], "may_refund": True}]
+                   if operator else []},
     }
     for key, value in overrides.items():  # e.g. vision={"agree_frames": 2}
         cfg.setdefault(key, {}).update(value)

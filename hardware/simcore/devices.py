@@ -63,14 +63,18 @@ class SimDoor:
                     self.relay_unlocked = False  # de-energised: this simulated store's doors are strikes
             self.sched.after(watchdog_s, drop)
 
-    def grant(self, seconds: float | None = None, tag: str | None = None) -> None:
+    def grant(self, seconds: float | None = None, tag: str | None = None,
+              done: Callable[[str, str], None] | None = None) -> None:
         m = self.machine
         if m is None:
             return
         now = self.sched.clock()
-        if not m.on_grant(now, seconds) and self.post:
+        granted = m.on_grant(now, seconds)
+        if not granted and self.post:
             self.post(DeviceEvent(self.name, "grant_refused", {"state": m.state, "tag": tag}, now))
         self._sync()
+        if done is not None:
+            done("unlocked" if granted and self.relay_unlocked else "refused", m.state)
         if tag is not None and self.post is not None and self.relay_unlocked:
             post = self.post
             self.sched.after(0.004, lambda: post(DeviceEvent(self.name, "unlock_written",

@@ -37,6 +37,20 @@ def test_grant_unlocks_then_relocks_after_the_window(door):
     assert d.state == "locked"
 
 
+def test_a_grant_says_what_the_board_did(door):
+    sim, d, _ev = door
+    said = []
+    d.grant(2, done=lambda outcome, detail: said.append((outcome, detail)))
+    wait_until(lambda: said, 2, "the grant's outcome")
+    assert said == [("unlocked", "entrance unlocked")] and not locked_in_sim(sim)
+    sim.act("fault.silent", device="entrance", on=True)
+    wait_until(lambda: not d.status()["online"], 3, "the board found silent")
+    d.grant(2, done=lambda outcome, detail: said.append((outcome, detail)))
+    wait_until(lambda: len(said) == 2, 3, "the second grant's outcome")
+    assert said[1][0] in ("refused", "unknown") and said[1][0] != "unlocked", said  # never a false success
+    sim.act("fault.silent", device="entrance", on=False)
+
+
 def test_door_cycle_relocks_on_close(door):
     sim, d, ev = door
     d.grant()

@@ -53,6 +53,7 @@ def test_the_screen_follows_the_store_live_and_operators_act_on_it(store, page):
     expect(page.get_by_test_id("link")).to_have_text("live")
     expect(page.get_by_test_id("store-state")).to_have_text("ready")
     expect(page.locator("button.op").first).to_be_disabled()  # nobody logged in: view only
+    expect(page.get_by_test_id("public-note")).to_be_visible()  # and a public view: no audit, ids shortened
     expect(page.locator("#doors tr")).to_have_count(2)
     expect(page.locator("#stock")).to_contain_text("shelf-1:")
     stray = "E2FFFFFFFFFFFFFFFFFF0001"  # a tag the catalog does not know, left on a shelf
@@ -83,6 +84,8 @@ def test_the_screen_follows_the_store_live_and_operators_act_on_it(store, page):
     page.click("#login button")
     expect(page.locator("#me-name")).to_have_text("operator")
     expect(page.locator("button.op").first).to_be_enabled()
+    expect(page.get_by_test_id("public-note")).to_be_hidden()  # the stream reconnected as the operator
+    expect(page.locator("#charges tr").first).to_contain_text(s.account)  # full ids, for operators
 
     # the visit's evidence record: code → door cycle → items → charge → receipt
     page.locator("#charges tr").first.locator("button.link-button").click()
@@ -158,26 +161,31 @@ def test_actions_the_store_cannot_take_are_refused_with_the_reason(store):
         return r.status_code, r.json()
 
     assert act("unlock", {"door": "back-door"}) == (409, {"ok": False, "error": "no_such_door", "state": "ready",
+                                                          "outcome": "failed",
                                                           "detail": "no door 'back-door' (doors: entrance, exit)"})
     assert act("release")[1]["error"] == "not_now"  # nothing to release from
     assert act("clear_alarm", {"alarm_id": 999})[1]["error"] == "no_such_alarm"
     code, body = act("refund", {"charge_id": "ch_nope", "amount_fen": 5, "reason": "test"})
+    assert code == 422 and "request_id" in body["error"]["message"]  # a refund says which request it is
+    code, body = act("refund", {"charge_id": "ch_nope", "amount_fen": 5, "reason": "test", "request_id": "r-0001-abcd"})
     assert code == 409 and "charge_not_found" in body["detail"]
     s = store.new_shopper(3)
     store.enter(s)
     assert act("restock")[1]["error"] == "shoppers_inside"  # their shelf changes would go unbilled
     store.leave(s)
-    assert act("unlock", {"door": "entrance", "seconds": 2})[0] == 200
+    assert act("unlock", {"door": "entrance", "seconds": 2}) == (200, {"ok": True, "state": "ready", "outcome": "ok",
+                                                                     "detail": "entrance unlocked for 2 s"})
     wait_until(lambda: store.sim_status("entrance")["lock_engaged"] is False, 5, "entrance unlocked")
     wait_until(lambda: store.sim_status("entrance")["lock_engaged"] is True, 8, "entrance relocked")
     store.act("fire", active=True)
     wait_until(lambda: http.get(f"{url}/api/state", timeout=10).json()["state"] == "emergency", 10, "emergency")
-    assert act("lock_down")[1] == {"ok": False, "error": "not_now", "state": "emergency",
+    assert act("lock_down")[1] == {"ok": False, "error": "not_now", "state": "emergency", "outcome": "failed",
                                    "detail": "cannot lock down while the store is emergency"}
     store.act("fire", active=False)
     outcomes = [(r["action"], r["outcome"]) for r in rows(store, "SELECT action, outcome FROM audit ORDER BY id")]
     assert outcomes == [("login", "ok"), ("unlock", "failed"), ("release", "failed"), ("clear_alarm", "failed"),
-                        ("refund", "failed"), ("restock", "failed"), ("unlock", "ok"), ("lock_down", "failed")]
+                        ("refund", "rejected"), ("refund", "failed"), ("restock", "failed"), ("unlock", "ok"),
+                        ("lock_down", "failed")]
 
 
 def test_a_screen_that_requires_a_login_shows_nothing_before_it(store, page):

@@ -1,15 +1,22 @@
 """The status screen's HTTP layer against a stand-in store (a real journal, a recorded ``act``): logins, sessions,
-CSRF, validation of action bodies, the audit log, refunds and the Prometheus exposition."""
+the login throttle, CSRF, what anonymous viewers see, trusted hosts, stream limits, validation of action bodies,
+honest action outcomes, the audit log, refunds and the Prometheus exposition."""
+
+import threading
+import time
 
 import pytest
+import requests
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from bingobox.journal import Journal
+from bingobox.screen import auth as auth_mod
 from bingobox.screen.app import COOKIE, make_app
-from bingobox.screen.auth import Auth, check_password, hash_password
+from bingobox.screen.auth import Auth, check_password, hash_password, same_token
 
 PASSWORD = "correct horse 42"
+FAST = 2**14  # the tests' hashes: cheaper than the real cost (2^17, checked once below)
 
 
 class FakeStore:
@@ -20,8 +27,9 @@ class FakeStore:
                      "counts": {"entries": 3, "left": 2}, "t": 1_700_000_000.0,
                      "latency": {"entry_ms": {"count": 3, "p50": 10.5, "p90": 12.0, "p99": 14.0, "max": 14.0}},
                      "charges": {"intents": {"succeeded": 2}, "gateway_ok": True},
-                     "devices": {"entrance": {"kind": "door", "online": True}, "shelf-1": {"kind": "rfid",
-                                                                                        "online": False}},
+                     "devices": {"entrance": {"kind": "door", "online": True,
+                                              "link": {"url": "rfc2217://10.1.2.3:4001"}},
+                                 "shelf-1": {"kind": "rfid", "online": False, "last_error": "EIO on 10.1.2.4"}},
                      "stock": {"shelf-1": {"Cola 330ml": 4}}, "visits": [],
                      "rfid_health": {"shelf-1": {"weak": ["E2801"], "unknown": ["E2802", "E2803"],
                                                  "lowest_read_rate": 0.3}},
@@ -29,6 +37,8 @@ class FakeStore:
 
     def act(self, operator, action, args, timeout=5.0):
         self.acted.append((operator, action, args))
+        if action == "unlock":  # the door's board never answered the relay write
+            return {"ok": None, "outcome": "unknown", "error": "outcome_unknown", "detail": "not acknowledged"}
         return {"ok": True, "detail": f"{action} done", "state": "lockdown"}
 
 
@@ -40,42 +50,103 @@ def setup(tmp_path):
 
     def refund(key, args):
         refunds.append((key, args))
+        if args.reason == "gateway times out":
+            return None, "outcome unknown (ReadTimeout)"
         return True, f"refunded {args.amount_fen}"
 
-    auth = Auth({"alice": hash_password(PASSWORD)}, ttl_s=60, failures_per_minute=3)
+    auth = Auth({"alice": hash_password(PASSWORD, FAST), "bob": hash_password(PASSWORD, FAST)}, ttl_s=60,
+                failures_per_minute=3, refunders={"bob"})
     client = TestClient(make_app(store, auth, refund))
     yield client, store, journal, refunds
     client.close()
     journal.close()
 
 
-def login(client):
-    r = client.post("/api/login", json={"name": "alice", "password": PASSWORD})
+def login(client, name="alice"):
+    r = client.post("/api/login", json={"name": name, "password": PASSWORD})
     assert r.status_code == 200, r.text
     return r.json()["csrf"]
 
 
 def test_passwords_are_scrypt_hashed_and_checked():
     h = hash_password(PASSWORD)
-    assert h.startswith("scrypt$") and PASSWORD not in h
+    assert h.startswith("scrypt$131072$8$1$") and PASSWORD not in h  # OWASP's scrypt cost: N=2^17, r=8, p=1
     assert check_password(PASSWORD, h) and not check_password("wrong password", h)
+    assert check_password(PASSWORD, hash_password(PASSWORD, 2**14))  # older, cheaper hashes still verify
     assert not check_password(PASSWORD, "garbage")
     with pytest.raises(ValueError):
         hash_password("short")
+    assert same_token("abc", "abc") and not same_token("abd", "abc") and not same_token(None, "abc")
 
 
-def test_sessions_expire_and_logins_are_throttled():
+def test_sessions_expire_and_logins_are_throttled_per_name_and_source():
     now = [0.0]
-    auth = Auth({"alice": hash_password(PASSWORD)}, ttl_s=60, failures_per_minute=2, clock=lambda: now[0])
-    token, _ = auth.login("alice", PASSWORD)
+    auth = Auth({"alice": hash_password(PASSWORD, FAST)}, ttl_s=60, failures_per_minute=2, clock=lambda: now[0])
+    token, _ = auth.login("alice", PASSWORD, "10.0.0.5")
     assert auth.session(token).operator == "alice"
     now[0] = 61
     assert auth.session(token) is None
-    assert auth.login("alice", "nope") == "bad_credentials" and auth.login("alice", "nope") == "bad_credentials"
-    assert auth.login("alice", PASSWORD) == "throttled"  # even the right password, for a minute
+    bad = [auth.login("alice", "nope", "10.0.0.9") for _ in range(2)]
+    assert bad == ["bad_credentials"] * 2
+    assert auth.login("alice", PASSWORD, "10.0.0.9") == "throttled"  # even the right password, for a minute
+    assert isinstance(auth.login("alice", PASSWORD, "127.0.0.1"), tuple)  # but not the operator at the box
+    assert isinstance(auth.login("alice", PASSWORD, "10.0.0.5"), tuple)  # nor at another address
     now[0] = 122
-    assert isinstance(auth.login("alice", PASSWORD), tuple)
-    assert auth.login("mallory", PASSWORD) == "bad_credentials"
+    assert isinstance(auth.login("alice", PASSWORD, "10.0.0.9"), tuple)
+    assert auth.login("mallory", PASSWORD, "10.0.0.9") == "bad_credentials"
+
+
+def test_sources_and_the_whole_network_are_throttled_and_the_table_stays_bounded(monkeypatch):
+    now = [0.0]
+    auth = Auth({"alice": hash_password(PASSWORD, FAST)}, failures_per_minute=5, per_source_per_minute=4,
+                global_per_minute=10, clock=lambda: now[0])
+    monkeypatch.setattr(auth_mod, "check_password", lambda p, h: False)  # (the throttle's logic, not scrypt's)
+    # one source trying many names: stopped by its own count
+    assert [auth.login(f"n{i}", "x", "10.0.0.9") for i in range(5)] == ["bad_credentials"] * 4 + ["throttled"]
+    # many sources, one guess each: stopped together — except the box itself
+    got = [auth.login("alice", "x", f"10.1.0.{i}") for i in range(10)]
+    assert got[:6] == ["bad_credentials"] * 6 and set(got[6:]) == {"throttled"}
+    assert auth.login("alice", "x", "10.2.0.1") == "throttled"
+    assert auth.login("alice", "x", "127.0.0.1") == "bad_credentials"
+    # random names from random addresses, for hours: the tables are pruned and bounded
+    monkeypatch.setattr(auth_mod, "MAX_TRACKED", 500)
+    auth2 = Auth({}, per_source_per_minute=1000, global_per_minute=10**6, clock=lambda: now[0])
+    for i in range(20_000):
+        now[0] = i * 0.01
+        auth2.login(f"name{i}", "x", f"10.{i % 250}.{i // 250 % 250}.1")
+    assert auth2.tracked() <= 2 * 550
+
+
+def test_parallel_guesses_are_counted_before_they_are_hashed(monkeypatch):
+    checked = []
+    gate = threading.Event()
+
+    def slow_check(password, stored):
+        checked.append(password)
+        gate.wait(2)
+        return False
+
+    auth = Auth({"alice": hash_password(PASSWORD, FAST)}, failures_per_minute=5, hash_wait_s=5)
+    monkeypatch.setattr(auth_mod, "check_password", slow_check)
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(auth.login("alice", f"g{i}", "10.0.0.9")))
+               for i in range(40)]
+    for t in threads:
+        t.start()
+    gate.set()
+    for t in threads:
+        t.join()
+    assert len(checked) == 5 and results.count("throttled") == 35  # 40 guesses: 5 checked, one at a time
+    auth_busy = Auth({"alice": hash_password(PASSWORD, FAST)}, hash_wait_s=0.05)
+    gate.clear()
+    out = []
+    first = threading.Thread(target=lambda: out.append(auth_busy.login("alice", "g", "10.0.0.1")))
+    first.start()
+    while not checked[5:]:
+        pass
+    assert auth_busy.login("alice", "h", "10.0.0.2") == "busy"  # one 128 MiB hash at a time
+    gate.set()
+    first.join()
 
 
 def test_page_state_and_metrics_need_no_login(setup):
@@ -85,6 +156,7 @@ def test_page_state_and_metrics_need_no_login(setup):
     assert client.get("/app.js").headers["content-type"].startswith("text/javascript")
     state = client.get("/api/state").json()
     assert state["state"] == "ready" and state["alarms"] == [] and state["history"][0]["entries"] == 3
+    assert state["public"] is True
     families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
     states = {s.labels["state"]: s.value for s in families["bingobox_store_state"].samples}
     assert states["ready"] == 1 and states["lockdown"] == 0
@@ -134,9 +206,94 @@ def test_bad_action_bodies_are_refused_with_a_reason_and_audited(setup):
     assert r.status_code == 422 and r.json()["error"]["code"] == "bad_request"
 
 
+def test_anonymous_viewers_see_state_and_counts_only(setup):
+    client, _, journal, _ = setup
+    account = "acct_7f3a9c2e51d84b06"
+    journal.audit("(unknown name)", "login", {}, "bad_credentials", source="10.9.8.7")
+    with journal.tx() as c:
+        c.execute("INSERT INTO charge_intents (visit_id, account_id, amount_fen, items, state, idem_key, "
+                  "next_attempt_at, created_at, updated_at) VALUES ('v1', ?, 350, '[]', 'succeeded', 'k1', 1, 1, 1)",
+                  (account,))
+    anon = client.get("/api/state")
+    text = anon.text
+    assert account not in text and "10.9.8.7" not in text and "10.1.2.3" not in text and "10.1.2.4" not in text
+    body = anon.json()
+    assert "audit" not in body and "review" not in body and body["recent_charges"][0]["account_id"] == "acct…4b06"
+    assert body["devices"]["entrance"] == {"kind": "door", "online": True}
+    login(client)
+    full = client.get("/api/state").json()
+    assert full["recent_charges"][0]["account_id"] == account and full["audit"][0]["source"] == "10.9.8.7"
+    assert "public" not in full and full["devices"]["entrance"]["link"]["url"].startswith("rfc2217://")
+
+
+def test_only_the_configured_host_names_are_answered(tmp_path):
+    journal = Journal(tmp_path / "store.db")
+    app = make_app(FakeStore(journal), Auth({}), allowed_hosts=["127.0.0.1", "localhost"])
+    try:
+        ok = TestClient(app, base_url="http://127.0.0.1:8080")
+        assert ok.get("/api/state").status_code == 200
+        rebound = TestClient(app, base_url="http://attacker.example:8080")  # a DNS name rebound to the box
+        assert rebound.get("/api/state").status_code == 400 and rebound.get("/").status_code == 400
+    finally:
+        journal.close()
+
+
+def test_the_session_cookie_is_secure_over_tls(tmp_path):
+    journal = Journal(tmp_path / "store.db")
+    app = make_app(FakeStore(journal), Auth({"alice": hash_password(PASSWORD, FAST)}))
+    try:
+        r = TestClient(app, base_url="https://testserver").post("/api/login", json={"name": "alice",
+                                                                                   "password": PASSWORD})
+        assert "secure" in r.headers["set-cookie"].lower()
+        r = TestClient(app).post("/api/login", json={"name": "alice", "password": PASSWORD})
+        assert "secure" not in r.headers["set-cookie"].lower() and "httponly" in r.headers["set-cookie"].lower()
+    finally:
+        journal.close()
+
+
+def test_live_views_are_limited_with_a_clear_refusal(tmp_path):
+    from bingobox.config import ScreenConfig, StoreConfig
+    from bingobox.screen.server import ScreenServer
+
+    journal = Journal(tmp_path / "store.db")
+    screen = ScreenServer(FakeStore(journal), StoreConfig(store={"id": "s1"},
+                                                          screen=ScreenConfig(port=0, max_streams=2)))
+    url = screen.start()
+    opened, sessions = [], []
+    try:
+        for _ in range(2):  # (a session each, kept: a collected session closes its connection, ending the stream)
+            sessions.append(requests.Session())
+            r = sessions[-1].get(url + "api/stream", stream=True, timeout=5)
+            lines = r.iter_lines()  # (kept too: a collected line iterator closes the response)
+            assert r.status_code == 200 and next(lines) == b"retry: 2000"
+            opened.append((r, lines))
+        refused = requests.get(url + "api/stream", timeout=5)
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "too_many_streams"
+        assert refused.headers["retry-after"] == "10"
+        assert requests.get(url + "api/state", timeout=5).status_code == 200  # the snapshot is still served
+        assert requests.get(url + "api/state", headers={"Host": "evil.example"}, timeout=5).status_code == 400
+        opened.pop()[0].close()
+        sessions.pop().close()
+        deadline = time.monotonic() + 10
+        while True:  # the closed stream's slot comes back once the server notices the disconnect
+            r = requests.Session().get(url + "api/stream", stream=True, timeout=5)
+            if r.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert r.status_code == 200
+        r.close()
+    finally:
+        for r, _ in opened:
+            r.close()
+        for session in sessions:
+            session.close()
+        screen.stop()
+        journal.close()
+
+
 def test_the_view_can_require_a_login(tmp_path):
     journal = Journal(tmp_path / "store.db")
-    client = TestClient(make_app(FakeStore(journal), Auth({"alice": hash_password(PASSWORD)}),
+    client = TestClient(make_app(FakeStore(journal), Auth({"alice": hash_password(PASSWORD, FAST)}),
                                  view_requires_login=True))
     try:
         assert client.get("/").status_code == 200  # the page itself, with its login form
@@ -162,21 +319,40 @@ def test_wrong_passwords_are_audited_and_throttled(setup):
     client, _, journal, _ = setup
     for _ in range(3):
         assert client.post("/api/login", json={"name": "alice", "password": "guess"}).status_code == 401
-    assert client.post("/api/login", json={"name": "alice", "password": PASSWORD}).status_code == 429
+    for _ in range(5):
+        assert client.post("/api/login", json={"name": "alice", "password": PASSWORD}).status_code == 429
+    # a throttled source is written down once a minute, not once per try
     assert [a["outcome"] for a in journal.recent_audit()] == ["throttled"] + ["bad_credentials"] * 3
+    client.post("/api/login", json={"name": "my secret password", "password": "x"})
+    assert journal.recent_audit()[0]["operator"] == "(unknown name)"  # a password typed as the name stays out
 
 
-def test_refunds_go_to_the_gateway_with_a_key_per_audit_entry(setup):
-    client, store, journal, refunds = setup
+def test_unknown_outcomes_are_reported_as_unknown(setup):
+    client, _, journal, _ = setup
     h = {"X-CSRF-Token": login(client)}
-    r = client.post("/api/actions/refund", json={"charge_id": "ch_1", "amount_fen": 250, "reason": "broken"},
-                    headers=h)
+    r = client.post("/api/actions/unlock", json={"door": "entrance"}, headers=h)
+    assert r.status_code == 202 and r.json()["ok"] is None and r.json()["outcome"] == "unknown"
+    assert journal.recent_audit()[0]["outcome"] == "unknown"
+
+
+def test_refunds_need_the_permission_and_one_key_per_refund_asked_for(setup):
+    client, store, journal, refunds = setup
+    body = {"request_id": "5f0c2a9e-1b7d", "charge_id": "ch_1", "amount_fen": 250, "reason": "broken"}
+    r = client.post("/api/actions/refund", json=body, headers={"X-CSRF-Token": login(client)})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "no_refund_permission" and refunds == []
+    h = {"X-CSRF-Token": login(client, "bob")}
+    r = client.post("/api/actions/refund", json=body, headers=h)
     assert r.status_code == 200 and r.json()["detail"] == "refunded 250"
-    (key, args), = refunds
-    entry = journal.recent_audit()[0]
-    assert key == f"refund-{entry['id']}" and args.amount_fen == 250 and entry["outcome"] == "ok"
-    r = client.post("/api/actions/refund", json={"charge_id": "ch_1", "amount_fen": 2.5, "reason": "x"}, headers=h)
+    r = client.post("/api/actions/refund", json=body, headers=h)  # the operator's retry of the same refund
+    assert [k for k, _ in refunds] == ["refund-5f0c2a9e-1b7d"] * 2 and refunds[0][1].amount_fen == 250
+    r = client.post("/api/actions/refund", json={**body, "request_id": "0a1b2c3d-new", "reason": "gateway times out"},
+                    headers=h)
+    assert r.status_code == 202 and r.json()["outcome"] == "unknown"
+    assert journal.recent_audit()[0]["outcome"] == "unknown"
+    r = client.post("/api/actions/refund", json={**body, "amount_fen": 2.5}, headers=h)
     assert r.status_code == 422  # money is integer fen
+    r = client.post("/api/actions/refund", json={k: v for k, v in body.items() if k != "request_id"}, headers=h)
+    assert r.status_code == 422 and "request_id" in r.json()["error"]["message"]
     assert store.acted == []
 
 

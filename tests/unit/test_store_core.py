@@ -38,8 +38,11 @@ class Clock:
 class Door:
     def __init__(self, name, journal=None):
         self.name, self.journal, self.grants = name, journal, []
+        self.answer = ("unlocked", f"{name} unlocked")  # what the board says to a grant with a ``done``
 
-    def grant(self, seconds=None, tag=None):
+    def grant(self, seconds=None, tag=None, done=None):
+        if done is not None:
+            done(*self.answer)
         # what the journal held when the door was told to open (an effect only after its commit)
         held = self.journal.all("SELECT id, state FROM visits") if self.journal else []
         intents = self.journal.all("SELECT visit_id FROM charge_intents") if self.journal else []
@@ -340,6 +343,39 @@ def test_a_refused_charge_fails_after_bounded_tries_opens_the_exit_and_can_be_ch
     assert reply.get_nowait()["ok"]
     rig.send()
     assert rig.outbox.visit_state(v["id"])["state"] == "succeeded"
+
+
+def test_an_operator_unlock_reports_what_the_door_did(rig):
+    from bingobox.operations import Unlock
+
+    def unlock(answer):
+        rig.doors["entrance"].answer = answer
+        reply = queue.Queue()
+        rig.core.handle(OperatorCommand("alice", "unlock", Unlock(door="entrance", seconds=3), reply))
+        return reply.get_nowait()
+
+    done = unlock(("unlocked", "entrance unlocked"))
+    assert done["ok"] is True and done["detail"] == "entrance unlocked for 3 s"
+    refused = unlock(("refused", "entrance refused: the door is fault"))
+    assert refused["ok"] is False and refused["error"] == "door_refused"  # never "success" for a refused grant
+    unknown = unlock(("unknown", "entrance: the unlock was sent and not acknowledged"))
+    assert unknown["ok"] is None and unknown["error"] == "outcome_unknown"
+    said = [json.loads(r["data"]) for r in rig.journal.all("SELECT data FROM visit_events WHERE kind='operator'")]
+    assert [e["ok"] for e in said] == [True, False, None]  # each outcome is evidence, as it was
+
+
+def test_an_operator_command_the_screen_gave_up_on_never_runs_later(rig):
+    from bingobox.operations import Unlock
+
+    reply = queue.Queue()
+    cmd = OperatorCommand("alice", "unlock", Unlock(door="entrance"), reply)
+    assert cmd.ticket.cancel()  # the screen stopped waiting and told the operator "nothing was done"
+    rig.core.handle(cmd)
+    assert reply.empty() and not rig.doors["entrance"].grants
+    assert not cmd.ticket.start()  # and a started command cannot be canceled
+    late = OperatorCommand("alice", "unlock", Unlock(door="entrance"), queue.Queue())
+    rig.core.handle(late)
+    assert not late.ticket.cancel() and len(rig.doors["entrance"].grants) == 1
 
 
 def test_a_decision_older_than_an_unidentified_exit_charges_but_opens_nothing(rig):

@@ -4,7 +4,10 @@
 
 let csrf = null;
 let operator = null;
+let mayRefund = false;
 let last = null;
+// refunds whose outcome is not known yet, by charge: retried with the same request id (so never refunded twice)
+const pendingRefunds = new Map();
 
 const $ = (id) => document.getElementById(id);
 const fen = (n) => (n / 100).toFixed(2) + " CNY";
@@ -40,20 +43,52 @@ function button(label, action, args, confirmText) {
 function say(text, ok) {
   const m = $("message");
   m.textContent = text;
-  m.className = "message " + (ok ? "ok" : "error");
+  m.className = "message " + (ok === null ? "unknown" : ok ? "ok" : "error");
 }
 
+// A request id for a refund: random, and works without a secure context (crypto.randomUUID needs https).
+function requestId() {
+  const b = new Uint8Array(16);
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+// Runs an action; says its outcome: done (200), failed (4xx/5xx) or unknown (202: it may still happen).
 async function act(action, args, confirmText) {
-  if (confirmText && !window.confirm(confirmText)) return;
-  const r = await fetch(`/api/actions/${action}`, {
-    method: "POST", credentials: "same-origin",
-    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf || "" },
-    body: JSON.stringify(args || {}),
-  });
+  if (confirmText && !window.confirm(confirmText)) return null;
+  let r;
+  try {
+    r = await fetch(`/api/actions/${action}`, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf || "" },
+      body: JSON.stringify(args || {}),
+    });
+  } catch (e) {
+    say(`${action}: no answer from the store (${e.message}): the outcome is unknown`, null);
+    return null;
+  }
   const body = await r.json().catch(() => ({}));
-  if (r.status === 401) setOperator(null, null);
+  if (r.status === 401) setOperator(null, null, false);
   const detail = body.detail || (body.error && body.error.message) || r.statusText;
-  say(`${action}: ${detail}`, r.ok);
+  const ok = r.status === 202 ? null : r.ok;
+  say(`${action}: ${ok === null ? "outcome unknown — " : ""}${detail}`, ok);
+  return ok;
+}
+
+async function refund(ch) {
+  let p = pendingRefunds.get(ch.charge_id);
+  if (p) {
+    if (!window.confirm(`The refund of ${fen(p.amount_fen)} on ${ch.charge_id} has no known outcome yet. Ask again ` +
+                        "(the same request: it is never paid twice)?")) return;
+  } else {
+    const amount = window.prompt(`Refund how many fen of ${ch.charge_id}? (at most ${ch.amount_fen})`, String(ch.amount_fen));
+    if (amount === null) return;
+    const reason = window.prompt("Reason", "operator refund") || "operator refund";
+    p = { charge_id: ch.charge_id, amount_fen: Number(amount), reason, request_id: requestId() };
+    pendingRefunds.set(ch.charge_id, p);
+  }
+  const ok = await act("refund", p);
+  if (ok !== null) pendingRefunds.delete(ch.charge_id);  // a known outcome: a new refund gets a new id
 }
 
 function visitLink(id) {
@@ -81,13 +116,16 @@ async function showVisit(id) {
   $("visit-panel").scrollIntoView();
 }
 
-function setOperator(name, token) {
+function setOperator(name, token, refunds) {
+  const changed = operator !== name;
   operator = name;
   csrf = token;
+  mayRefund = !!refunds;
   $("login").hidden = !!name;
   $("me").hidden = !name;
   $("me-name").textContent = name || "";
   for (const b of document.querySelectorAll("button.op, button.row")) b.disabled = !name;
+  if (changed) reconnect();  // what the stream shows depends on who is logged in
 }
 
 function polyline(svg, cls, values, max) {
@@ -128,6 +166,7 @@ function charts(history) {
 
 function render(s) {
   last = s;
+  $("public-note").hidden = !s.public;
   $("store-id").textContent = s.store || "";
   const st = $("store-state");
   st.textContent = s.state;
@@ -193,15 +232,11 @@ function render(s) {
     cell(tr, ch.id); cell(tr, "").appendChild(visitLink(ch.visit_id)); cell(tr, ch.account_id); cell(tr, fen(ch.amount_fen));
     cell(tr, ch.state + (ch.reason ? ` (${ch.reason})` : "")); cell(tr, ch.charge_id);
     const td = cell(tr, "");
-    if (ch.state === "succeeded" && ch.charge_id) {
+    if (ch.state === "succeeded" && ch.charge_id && mayRefund) {
       const rb = document.createElement("button");
-      rb.textContent = "Refund"; rb.className = "row"; rb.disabled = !operator;
-      rb.addEventListener("click", () => {
-        const amount = window.prompt(`Refund how many fen of ${ch.charge_id}? (at most ${ch.amount_fen})`, String(ch.amount_fen));
-        if (amount === null) return;
-        const reason = window.prompt("Reason", "operator refund") || "operator refund";
-        act("refund", { charge_id: ch.charge_id, amount_fen: Number(amount), reason });
-      });
+      rb.textContent = pendingRefunds.has(ch.charge_id) ? "Refund (ask again)" : "Refund";
+      rb.className = "row"; rb.disabled = !operator;
+      rb.addEventListener("click", () => refund(ch));
       td.appendChild(rb);
     }
   });
@@ -227,6 +262,11 @@ function render(s) {
 
 let stream = null;
 
+function reconnect() {
+  if (stream) { stream.close(); stream = null; }
+  connect();
+}
+
 async function connect() {
   if (stream) return;
   const r = await fetch("/api/state", { credentials: "same-origin" });
@@ -250,18 +290,17 @@ $("login").addEventListener("submit", async (e) => {
   });
   const body = await r.json().catch(() => ({}));
   $("login-password").value = "";
-  if (r.ok) { setOperator(body.operator, body.csrf); say(`logged in as ${body.operator}`, true); connect(); }
+  if (r.ok) { setOperator(body.operator, body.csrf, body.may_refund); say(`logged in as ${body.operator}`, true); }
   else say((body.error && body.error.message) || "login failed", false);
 });
 $("logout").addEventListener("click", async () => {
   await fetch("/api/logout", { method: "POST", credentials: "same-origin" });
-  setOperator(null, null);
+  setOperator(null, null, false);
   say("logged out", true);
 });
 $("visit-close").addEventListener("click", () => { $("visit-panel").hidden = true; });
 for (const b of document.querySelectorAll("button.op")) b.addEventListener("click", () => act(b.dataset.action, {}));
 
 fetch("/api/me", { credentials: "same-origin" }).then(async (r) => {
-  if (r.ok) { const b = await r.json(); setOperator(b.operator, b.csrf); } else setOperator(null, null);
-});
-connect();
+  if (r.ok) { const b = await r.json(); setOperator(b.operator, b.csrf, b.may_refund); } else { setOperator(null, null, false); connect(); }
+}).catch(() => connect());
