@@ -449,14 +449,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--db", required=True, help="SQLite file (created if missing; state survives restarts)")
     g.add_argument("--host", default="127.0.0.1")
     g.add_argument("--port", type=int, default=8600, help="0 = any free port (printed)")
-    g.add_argument("--admin-token", help="admin API token (or $BINGOBOX_GATEWAY_ADMIN_TOKEN; else generated)")
-    g.add_argument("--store", action="append", metavar="ID=SECRET", help="register a store's signing secret")
+    g.add_argument("--admin-token-file", help="file holding the admin API token (or $BINGOBOX_GATEWAY_ADMIN_TOKEN; "
+                   "else one is generated into DB.admin-token, mode 600)")
+    g.add_argument("--store", action="append", metavar="ID=@FILE",
+                   help="register a store's signing secret, read from FILE (mode 600; never the secret itself)")
     g.add_argument("--latency-ms", type=float, default=0.0)
     g.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 500/503/429")
     g.add_argument("--drop-rate", type=float, default=0.0, help="share of responses dropped after committing")
     g.add_argument("--outage", action="store_true", help="answer 503 to every terminal request")
     g.add_argument("--pending-s", type=float, default=0.0, help="new charges stay pending this long")
     g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--in-flight-stale-s", type=float, default=60.0,
+                   help="a request with a key still in flight this long is taken to have died (a retry then runs)")
     g.set_defaults(fn=cmd_gateway)
 
     f = sub.add_parser("fetch-keys", help="pin the wallet gateway's entry-code public keys to a file")

@@ -149,7 +149,8 @@ class WalletLimits(Strict):
 class WalletConfig(Strict):
     """The wallet gateway and how the terminal charges it."""
 
-    gateway_url: str = Field(pattern=r"^https?://", description="base URL of the wallet gateway")
+    gateway_url: str = Field(pattern=r"^https?://", description="base URL of the wallet gateway (https://; plain "
+                             "http:// only to a gateway on this box's loopback)")
     store_secret: SecretStr | None = Field(None, min_length=16, description="request-signing secret (or secret_file)")
     secret_file: Path | None = Field(None, description="file holding the signing secret (kept out of the config)")
     keys_file: Path = Field(description="pinned entry-code public keys (JSON from GET /v1/public-keys)")
@@ -163,6 +164,19 @@ class WalletConfig(Strict):
     max_rejections: int = Field(5, ge=1, le=100, description="a charge the gateway refuses as malformed (a 4xx that "
                                 "is not a decline) is tried this often, then failed with an alarm")
     limits: WalletLimits = Field(default_factory=WalletLimits)
+
+    @field_validator("gateway_url")
+    @classmethod
+    def _https_unless_loopback(cls, url: str) -> str:
+        from urllib.parse import urlsplit
+
+        if url.startswith("http://"):
+            host = (urlsplit(url).hostname or "").lower()
+            loopback = host == "localhost" or host == "::1" or host.startswith("127.")
+            if not loopback:
+                raise ValueError(f"must be https:// (plain http:// only on loopback): {host} is a network host, "
+                                 "where anyone on the path could read the charges")
+        return url
 
     @model_validator(mode="after")
     def _one_secret(self) -> WalletConfig:

@@ -148,8 +148,12 @@ class Gateway:
         self.db = db or tmp / "gateway.db"
         self.extra = extra
         self.log_path = tmp / f"gateway-{int(time.time() * 1000)}.log"
-        self.proc = Proc("gateway", ["gateway", "--db", str(self.db), "--port", "0", "--admin-token", ADMIN,
-                                     "--store", f"{STORE_ID}={STORE_SECRET}", *extra], self.log_path)
+        from bingobox.secretfiles import write_secret
+
+        secret = write_secret(tmp / "store-secret", STORE_SECRET)
+        self.proc = Proc("gateway", ["gateway", "--db", str(self.db), "--port", "0",
+                                     "--store", f"{STORE_ID}=@{secret}", *extra], self.log_path,
+                         env={"BINGOBOX_GATEWAY_ADMIN_TOKEN": ADMIN})
         self.url = self.proc.wait_line("ready", timeout=30)[0].split()[2]
         self.http = requests.Session()
 
@@ -178,7 +182,8 @@ class Gateway:
         from bingobox.wallet.signing import sign_headers
 
         data = body if isinstance(body, bytes) else (_json.dumps(body).encode() if body is not None else b"")
-        h = sign_headers(STORE_ID, secret, method, path, data, **sign_kw)
+        key = (headers or {}).get("Idempotency-Key")
+        h = sign_headers(STORE_ID, secret, method, path, data, idempotency_key=key, **sign_kw)
         if body is not None:
             h["Content-Type"] = "application/json"
         h.update(headers or {})

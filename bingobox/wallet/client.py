@@ -61,12 +61,11 @@ class WalletClient:
         self.session.close()
 
     def _call(self, method: str, path: str, body: dict | None = None,
-              headers: dict | None = None) -> tuple[int | None, dict | None, str | None]:
+              idempotency_key: str | None = None) -> tuple[int | None, dict | None, str | None]:
         data = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
-        h = sign_headers(self.store_id, self._secret, method, path, data)
+        h = sign_headers(self.store_id, self._secret, method, path, data, idempotency_key=idempotency_key)
         if body is not None:
             h["Content-Type"] = "application/json"
-        h.update(headers or {})
         try:
             r = self.session.request(method, self.base_url + path, data=data or None, headers=h, timeout=self.timeout)
         except requests.RequestException as e:
@@ -97,7 +96,7 @@ class WalletClient:
         return Result(Outcome.REJECTED, None, status, msg)
 
     def create_charge(self, key: str, payload: dict) -> Result:
-        return self._classify(*self._call("POST", "/v1/charges", payload, {"Idempotency-Key": key}))
+        return self._classify(*self._call("POST", "/v1/charges", payload, key))
 
     def find_by_key(self, key: str) -> Result:
         status, body, err = self._call("GET", f"/v1/charges?idempotency_key={requests.utils.quote(key, safe='')}")
@@ -116,6 +115,6 @@ class WalletClient:
         """Refund (part of) a succeeded charge; the HTTP status, the body and a one-line description."""
         status, body, err = self._call("POST", "/v1/refunds",
                                        {"charge_id": charge_id, "amount_fen": amount_fen, "reason": reason},
-                                       {"Idempotency-Key": key})
+                                       key)
         error = (body or {}).get("error") or {}
         return status, body, err or f"HTTP {status} {error.get('code', '')} {error.get('message', '')}".strip()

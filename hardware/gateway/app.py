@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import random
+import re
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
@@ -132,7 +133,21 @@ class FaultsIn(Strict):
     pending_s: float | None = Field(None, ge=0, le=3600)
 
 
-def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, seed: int | None = None) -> FastAPI:
+class Superseded(ApiError):
+    """A slow request whose idempotency key a retry took over: it must commit nothing."""
+
+
+MAX_BODY = 64 * 1024  # bytes: a charge with a full basket is a few KiB
+_STORE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_NONCE = re.compile(r"[\x21-\x7e]{8,64}")
+_SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, seed: int | None = None,
+               in_flight_stale_s: float = IN_FLIGHT_STALE_S) -> FastAPI:
+    """``in_flight_stale_s``: after this long, a request whose key is still in flight is taken to have died and a
+    retry with the key runs (the first, if it was only slow, then finds itself superseded and commits nothing)."""
     app = FastAPI(title="bingobox mock wallet gateway", version="1.0",
                   description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
     app.state.faults = faults or Faults()
@@ -150,6 +165,18 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         msg = f"{where}: {first.get('msg', 'invalid')}" if where else first.get("msg", "invalid request")
         return JSONResponse({"error": {"code": "invalid_request", "message": msg}}, status_code=400)
+
+    # a body limit before anything reads the body ------------------------------------------------
+    @app.middleware("http")
+    async def _body_limit(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if request.method in ("POST", "PUT", "PATCH"):
+            if length is None and "chunked" in request.headers.get("transfer-encoding", "").lower():
+                return JSONResponse(ApiError(411, "length_required", "send a Content-Length").body(), status_code=411)
+            if length is not None and (not length.isdigit() or len(length) > 12 or int(length) > MAX_BODY):
+                return JSONResponse(ApiError(413, "body_too_large", f"at most {MAX_BODY} bytes").body(),
+                                    status_code=413)
+        return await call_next(request)
 
     # drop-after-commit: the response head goes out, then the connection breaks -------------------
     @app.middleware("http")
@@ -181,28 +208,36 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
     async def terminal(request: Request, x_store_id: Annotated[str | None, Header()] = None,
                        x_timestamp: Annotated[str | None, Header()] = None,
                        x_nonce: Annotated[str | None, Header()] = None,
-                       x_signature: Annotated[str | None, Header()] = None) -> str:
-        """Verify the request signature; returns the store id."""
+                       x_signature: Annotated[str | None, Header()] = None,
+                       idempotency_key: Annotated[str | None, Header()] = None) -> str:
+        """Verify the request signature (which covers the store id and the Idempotency-Key); returns the store id.
+        Every malformed header is a 4xx before anything else is done with it."""
         await infra_faults()
         if not (x_store_id and x_timestamp and x_nonce and x_signature):
             raise ApiError(401, "unsigned", "X-Store-Id, X-Timestamp, X-Nonce and X-Signature are required")
-        try:
-            ts = int(x_timestamp)
-        except ValueError:
-            raise ApiError(401, "bad_timestamp", "X-Timestamp must be unix seconds") from None
+        if not _STORE_ID.fullmatch(x_store_id):
+            raise ApiError(401, "bad_store_id", "X-Store-Id must be 1..64 of A-Z a-z 0-9 _ . -")
+        if not _TIMESTAMP.fullmatch(x_timestamp):
+            raise ApiError(401, "bad_timestamp", "X-Timestamp must be unix seconds (1..12 digits)")
+        if not _NONCE.fullmatch(x_nonce):
+            raise ApiError(401, "bad_nonce", "X-Nonce must be 8..64 printable ASCII characters")
+        if not _SIGNATURE.fullmatch(x_signature.strip()):
+            raise ApiError(401, "bad_signature", "X-Signature must be 64 hex digits")
+        ts = int(x_timestamp)
         now = time.time()
         if abs(now - ts) > MAX_SKEW_S:
             raise ApiError(401, "clock_skew", f"timestamp is {now - ts:+.0f} s from gateway time (max {MAX_SKEW_S})")
-        if not 8 <= len(x_nonce) <= 64:
-            raise ApiError(401, "bad_nonce", "X-Nonce must be 8..64 characters")
+        key = idempotency_key or ""
+        if len(key) > 255 or not all(0x21 <= ord(ch) <= 0x7E for ch in key):
+            raise ApiError(400, "idempotency_key_invalid", "Idempotency-Key must be 1..255 printable ASCII characters")
         secret = db.store_secret(x_store_id)
         # the request target exactly as sent (percent-encoding included), as the client signed it
         raw = request.scope.get("raw_path") or request.url.path.encode()
         query = request.scope.get("query_string", b"")
         target = raw.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
         body = await request.body()
-        if secret is None or not check_signature(secret, request.method, target, x_timestamp, x_nonce, body,
-                                                 x_signature):
+        if secret is None or not check_signature(secret, x_store_id, request.method, target, x_timestamp, x_nonce,
+                                                 key, body, x_signature):
             raise ApiError(401, "bad_signature", "signature does not match")
         if not db.use_nonce(x_store_id, x_nonce, now):
             raise ApiError(401, "nonce_reused", "this nonce was already used")
@@ -237,9 +272,10 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
                     maybe_drop(request)
                     return JSONResponse(json.loads(row["body"]), status_code=row["status"],
                                         headers={"Idempotent-Replayed": "true"})
-                if now - row["created_at"] < IN_FLIGHT_STALE_S:
+                if now - row["created_at"] < in_flight_stale_s:
                     raise ApiError(409, "idempotency_key_in_use", "a request with this key is still in flight; "
                                    "retry later with the same key")
+                # taken over: this request now owns the key (its created_at is the owner's mark)
                 c.execute("UPDATE idempotency SET created_at=? WHERE store_id=? AND key=?", (now, store_id, key))
             else:
                 c.execute("INSERT INTO idempotency VALUES (?, ?, ?, ?, 'in_flight', NULL, NULL, ?)",
@@ -251,11 +287,18 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
         try:
             with db.tx() as c:
                 status, body = run(c)
-                c.execute("UPDATE idempotency SET state='done', status=?, body=? WHERE store_id=? AND key=?",
-                          (status, json.dumps(body), store_id, key))
+                done = c.execute("UPDATE idempotency SET state='done', status=?, body=? WHERE store_id=? AND key=? "
+                                 "AND state='in_flight' AND created_at=?",
+                                 (status, json.dumps(body), store_id, key, now))
+                if done.rowcount != 1:  # a retry took the key over while this one was slow: its work is undone
+                    raise Superseded(409, "idempotency_key_in_use", "this request was superseded by a retry with "
+                                   "its key: ask again with the same key for the outcome")
+        except Superseded:
+            raise
         except BaseException:
             with db.tx() as c:
-                c.execute("DELETE FROM idempotency WHERE store_id=? AND key=? AND state='in_flight'", (store_id, key))
+                c.execute("DELETE FROM idempotency WHERE store_id=? AND key=? AND state='in_flight' AND created_at=?",
+                          (store_id, key, now))
             raise
         maybe_drop(request)
         return JSONResponse(body, status_code=status)

@@ -25,21 +25,46 @@ class _QuietDrops(logging.Filter):
         return True
 
 
+def _secrets(args) -> tuple[str, dict[str, str]] | str:
+    """The admin token and the stores' secrets, from files or the environment (never from the command line, where
+    ``ps`` shows them); an error message when one is missing or unsafe."""
+    from pathlib import Path
+
+    from bingobox.secretfiles import read_secret, write_secret
+
+    try:
+        if args.admin_token_file:
+            token = read_secret(Path(args.admin_token_file), "admin token")
+        elif os.environ.get("BINGOBOX_GATEWAY_ADMIN_TOKEN"):
+            token = os.environ["BINGOBOX_GATEWAY_ADMIN_TOKEN"]
+        else:  # generated: written next to the database, owner-only; its path (not the token) is printed
+            token = secrets.token_urlsafe(24)
+            path = write_secret(Path(f"{args.db}.admin-token"), token)
+            print(f"admin token written to {path}", flush=True)
+        stores = {}
+        for spec in args.store or []:
+            sid, _, ref = spec.partition("=")
+            if not sid or not ref.startswith("@"):
+                return (f"--store takes STORE_ID=@FILE (the secret in a file, mode 600), got {sid or spec!r}=…: "
+                        "a secret on the command line is visible to every user in `ps`")
+            stores[sid] = read_secret(Path(ref[1:]), f"store {sid}'s secret")
+    except ValueError as e:
+        return str(e)
+    return token, stores
+
+
 def run(args) -> int:
-    token = args.admin_token or os.environ.get("BINGOBOX_GATEWAY_ADMIN_TOKEN") or secrets.token_urlsafe(24)
+    got = _secrets(args)
+    if isinstance(got, str):
+        print(f"bingobox gateway: {got}", file=sys.stderr)
+        return 2
+    token, stores = got
     db = GatewayDB(args.db)
-    for spec in args.store or []:
-        if "=" not in spec:
-            print(f"--store takes STORE_ID=SECRET, got {spec!r}", file=sys.stderr)
-            return 2
-        sid, secret = spec.split("=", 1)
-        if len(secret) < 16:
-            print(f"--store {sid}: the secret must be at least 16 characters", file=sys.stderr)
-            return 2
+    for sid, secret in stores.items():
         db.upsert_store(sid, secret)
     faults = Faults(latency_ms=args.latency_ms, error_rate=args.error_rate, drop_rate=args.drop_rate,
                     outage=args.outage, pending_s=args.pending_s)
-    app = create_app(db, token, faults, seed=args.seed)
+    app = create_app(db, token, faults, seed=args.seed, in_flight_stale_s=args.in_flight_stale_s)
     logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=3)
@@ -52,8 +77,6 @@ def run(args) -> int:
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
         print(f"bingobox gateway: http://{args.host}:{port}  db {args.db}", flush=True)
-        if not (args.admin_token or os.environ.get("BINGOBOX_GATEWAY_ADMIN_TOKEN")):
-            print(f"admin token: {token}", flush=True)
         print("ready", flush=True)
 
     import asyncio

@@ -25,6 +25,7 @@ from pathlib import Path
 import requests
 
 from bingobox.screen.auth import hash_password
+from bingobox.secretfiles import write_secret
 
 from . import oracle, storeconf
 from .process import ROOT, Proc, free_port
@@ -99,9 +100,11 @@ class Demo:
         d.mkdir(parents=True, exist_ok=True)
         self.store_id, self.secret, self.admin = "demo-store", secrets.token_urlsafe(24), secrets.token_urlsafe(16)
         gport = free_port()
-        # the admin token goes by environment: not in `ps`, and a token starting with "-" is not taken for an option
+        # secrets go by environment and owner-only files: not in `ps`
+        write_secret(d / "store-secret", self.secret)
         self.procs["gateway"] = Proc("gateway", ["gateway", "--db", str(d / "gateway.db"), "--port", str(gport),
-                                                 "--store", f"{self.store_id}={self.secret}", "--seed", str(self.seed)],
+                                                 "--store", f"{self.store_id}=@{d / 'store-secret'}",
+                                                 "--seed", str(self.seed)],
                                      d / "gateway.log", env={"BINGOBOX_GATEWAY_ADMIN_TOKEN": self.admin})
         self.procs["gateway"].wait_line("ready")
         self.gw = f"http://127.0.0.1:{gport}"
@@ -120,7 +123,6 @@ class Demo:
         self.sim = self.manifest["control"]
         for shelf, epcs in self.shelves.items():
             self.act("tags.set", reader=shelf, epcs=epcs)
-        (d / "store-secret").write_text(self.secret)
         keys = self.http.get(f"{self.gw}/v1/public-keys", timeout=10).json()
         (d / "keys.json").write_text(json.dumps(keys))
         storeconf.write(d / "store.toml", storeconf.store_config(

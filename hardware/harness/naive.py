@@ -80,8 +80,8 @@ class NaiveExit:
         stamp["committed"] = time.perf_counter()
         body = json.dumps({"account_id": account, "amount_fen": amount_fen, "currency": "CNY", "visit_id": visit,
                            "items": lines}, separators=(",", ":")).encode()
-        headers = {**sign_headers(self.store_id, self.secret, "POST", "/v1/charges", body),
-                   "Content-Type": "application/json", "Idempotency-Key": key, "Connection": "close"}
+        headers = {**sign_headers(self.store_id, self.secret, "POST", "/v1/charges", body, idempotency_key=key),
+                   "Content-Type": "application/json", "Connection": "close"}
         stamp["sent"] = time.perf_counter()
         r = requests.post(self.gateway + "/v1/charges", data=body, headers=headers, timeout=10)  # a new connection
         stamp["answered"] = time.perf_counter()

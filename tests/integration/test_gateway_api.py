@@ -128,15 +128,14 @@ def test_signature_rules(gateway):
     from bingobox.wallet.signing import sign_headers
 
     data = json.dumps(body).encode()
-    h = {**sign_headers(STORE_ID, "test-secret-0123456789abcdef", "POST", "/v1/charges", data),
-         "Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4())}
+    h = {**sign_headers(STORE_ID, "test-secret-0123456789abcdef", "POST", "/v1/charges", data,
+                        idempotency_key=str(uuid.uuid4())), "Content-Type": "application/json"}
     assert gateway.http.post(gateway.url + "/v1/charges", data=data, headers=h).status_code == 200
-    h["Idempotency-Key"] = str(uuid.uuid4())
     replay = gateway.http.post(gateway.url + "/v1/charges", data=data, headers=h)
     assert replay.status_code == 401 and replay.json()["error"]["code"] == "nonce_reused"
     # a body changed after signing
-    h2 = {**sign_headers(STORE_ID, "test-secret-0123456789abcdef", "POST", "/v1/charges", data),
-          "Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4())}
+    h2 = {**sign_headers(STORE_ID, "test-secret-0123456789abcdef", "POST", "/v1/charges", data,
+                         idempotency_key=str(uuid.uuid4())), "Content-Type": "application/json"}
     tampered = data.replace(b'"amount_fen": 300', b'"amount_fen": 3')
     assert gateway.http.post(gateway.url + "/v1/charges", data=tampered, headers=h2).status_code == 401
 
@@ -237,3 +236,65 @@ def test_signature_covers_the_raw_percent_encoded_target(gateway):
     assert r.status_code == 404 and r.json()["error"]["code"] == "charge_not_found"
     r = gateway.signed("GET", "/v1/charges?idempotency_key=a%2Fb%20c")
     assert r.status_code == 200 and r.json() == {"data": []}
+
+
+def test_malformed_headers_and_bodies_get_4xx_never_5xx(gateway):
+    acc = gateway.account(1000)
+    data = json.dumps(charge_body(acc)).encode()
+    from bingobox.wallet.signing import sign_headers
+
+    good = {**sign_headers(STORE_ID, "test-secret-0123456789abcdef", "POST", "/v1/charges", data,
+                           idempotency_key=str(uuid.uuid4())), "Content-Type": "application/json"}
+    for name, value in [("X-Timestamp", "9" * 4000), ("X-Timestamp", "-5"), ("X-Timestamp", "1e9"),
+                        ("X-Store-Id", "s" * 5000), ("X-Store-Id", "a b"), ("X-Nonce", "short"),
+                        ("X-Nonce", "n" * 65), ("X-Signature", "zz" * 32), ("X-Signature", "0" * 4000),
+                        ("Idempotency-Key", "k" * 256)]:
+        r = gateway.http.post(gateway.url + "/v1/charges", data=data, headers={**good, name: value}, timeout=10)
+        assert 400 <= r.status_code < 500, (name, value[:20], r.status_code, r.text[:200])
+    big = b'{"pad": "' + b"x" * (70 * 1024) + b'"}'
+    r = gateway.http.post(gateway.url + "/v1/charges", data=big, headers={"Content-Type": "application/json"},
+                          timeout=10)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+    chunked = gateway.http.post(gateway.url + "/v1/charges", data=iter([b"{", b"}"]), timeout=10)
+    assert chunked.status_code == 411
+    assert balance(gateway, acc) == 1000
+
+
+def test_a_rewritten_idempotency_key_or_store_id_breaks_the_signature(gateway):
+    from bingobox.wallet.signing import sign_headers
+
+    acc = gateway.account(1000)
+    data = json.dumps(charge_body(acc)).encode()
+    h = {**sign_headers(STORE_ID, "test-secret-0123456789abcdef", "POST", "/v1/charges", data,
+                        idempotency_key="visit-1-key"), "Content-Type": "application/json"}
+    for name, value in [("Idempotency-Key", "visit-1-key-rewritten"), ("X-Store-Id", "other-store")]:
+        r = gateway.http.post(gateway.url + "/v1/charges", data=data, headers={**h, name: value}, timeout=10)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "bad_signature", name
+    assert gateway.http.post(gateway.url + "/v1/charges", data=data, headers=h, timeout=10).status_code == 200
+    assert balance(gateway, acc) == 700  # one charge, however the key was rewritten on the way
+
+
+def test_a_slow_request_superseded_by_a_retry_commits_nothing(tmp_path):
+    # the first refund is slower than the in-flight window: the retry with its key runs; the first must then not
+    # also refund (before: both ran, and a refund was paid twice)
+    gw = Gateway(tmp_path, "--latency-ms", "1500", "--in-flight-stale-s", "0.5")
+    try:
+        acc = gw.account(1000)
+        ok = post_charge(gw, charge_body(acc, 400)).json()
+        assert ok["status"] == "succeeded"
+        key = str(uuid.uuid4())
+        body = {"charge_id": ok["id"], "amount_fen": 150}
+        first = {}
+        t = threading.Thread(target=lambda: first.setdefault(
+            "r", gw.signed("POST", "/v1/refunds", body, {"Idempotency-Key": key})))
+        t.start()
+        time.sleep(0.8)
+        second = gw.signed("POST", "/v1/refunds", body, {"Idempotency-Key": key})
+        t.join()
+        assert second.status_code == 200 and second.json()["amount_fen"] == 150
+        assert first["r"].status_code == 409 and first["r"].json()["error"]["code"] == "idempotency_key_in_use"
+        assert balance(gw, acc) == 1000 - 400 + 150  # refunded once
+        again = gw.signed("POST", "/v1/refunds", body, {"Idempotency-Key": key})
+        assert again.json()["id"] == second.json()["id"] and again.headers["Idempotent-Replayed"] == "true"
+    finally:
+        gw.stop()

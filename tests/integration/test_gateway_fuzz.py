@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 class SignEverything(requests.auth.AuthBase):
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         body = r.body if isinstance(r.body, bytes) else (r.body or "").encode()
-        r.headers.update(sign_headers(STORE_ID, STORE_SECRET, r.method, r.path_url, body))
+        r.headers.update(sign_headers(STORE_ID, STORE_SECRET, r.method, r.path_url, body,
+                                      idempotency_key=r.headers.get("Idempotency-Key")))
         r.headers["X-Admin-Token"] = ADMIN
         return r
 

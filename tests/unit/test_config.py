@@ -166,3 +166,37 @@ def test_the_catalog_is_checked_against_what_the_gateway_accepts(tmp_path):
                    f"{tmp_path / 'c.toml'}: catalog: {cat}:6: epc_prefix: E2806894000050240001 is listed twice",
                    f"{tmp_path / 'c.toml'}: catalog: {cat}:7: sku: 65 characters; the gateway accepts 1 to 64",
                    f"{tmp_path / 'c.toml'}: catalog: {cat}:7: price_fen: 20000000 fen is outside 0..10000000"]
+
+
+@pytest.mark.parametrize("url,ok", [("https://gw.example.com", True), ("http://127.0.0.1:8600", True),
+                                    ("http://localhost:8600", True), ("http://[::1]:8600", True),
+                                    ("http://gw.example.com", False), ("http://10.0.0.5:8600", False)])
+def test_the_gateway_is_reached_over_https_except_on_loopback(tmp_path, url, ok):
+    from bingobox.config import WalletConfig
+
+    secret = tmp_path / "s"
+    secret.write_text("x" * 20)
+    cfg = {"gateway_url": url, "secret_file": str(secret), "keys_file": str(tmp_path / "k.json")}
+    if ok:
+        WalletConfig.model_validate(cfg)
+    else:
+        with pytest.raises(ValueError, match="must be https://"):
+            WalletConfig.model_validate(cfg)
+
+
+def test_secret_files_are_owner_only_and_never_on_the_command_line(tmp_path):
+    import os
+
+    from bingobox.secretfiles import read_secret, write_secret
+
+    p = write_secret(tmp_path / "secret", "s" * 20)
+    assert os.stat(p).st_mode & 0o777 == 0o600 and read_secret(p) == "s" * 20
+    os.chmod(p, 0o644)
+    with pytest.raises(ValueError, match="readable by every user"):
+        read_secret(p)
+    write_secret(p, "t" * 20)  # rewriting an existing file makes it owner-only again
+    assert os.stat(p).st_mode & 0o777 == 0o600
+    res = subprocess.run([sys.executable, "-m", "bingobox", "gateway", "--db", str(tmp_path / "g.db"),
+                          "--store", "s1=" + "s" * 20], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert res.returncode == 2 and "visible to every user in `ps`" in res.stderr
+    assert "s" * 20 not in res.stderr  # and the refusal does not echo it
