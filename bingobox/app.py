@@ -29,7 +29,7 @@ from .devices.camera import Camera
 from .devices.door import DoorBoard
 from .devices.rfid import RfidReader
 from .domain.catalog import Catalog
-from .domain.entry import EntryGate, load_pinned_keys
+from .domain.entry import EntryGate, load_pinned
 from .journal import Journal
 from .loop import EventLoop, Inbox
 from .metrics import Histogram
@@ -58,7 +58,9 @@ class StoreApp:
                                     poll_interval_s=w.poll_interval_s, paying_window_s=w.paying_window_s,
                                     debt_retry_s=w.debt_retry_s, max_rejections=w.max_rejections),
                              on_event=lambda kind, data: self.inbox.put(ChargeUpdate(kind, data)))
-        self.gate = EntryGate(load_pinned_keys(w.keys_file), cfg.store.id, self.journal, self.outbox)
+        keys, not_after = load_pinned(w.keys_file)
+        self.gate = EntryGate(keys, cfg.store.id, self.journal, self.outbox, not_after=not_after)
+        self._reload_keys = threading.Event()  # set by SIGHUP (``reload_keys``); done by the loop
         emit = self.inbox.put
         self.doors = {d.name: DoorBoard(d, emit) for d in cfg.doors}
         for door in self.doors.values():
@@ -151,7 +153,27 @@ class StoreApp:
             log.critical("%s: stopping so that the service is restarted", reason)
             os.kill(os.getpid(), signal.SIGTERM)
 
+    def reload_keys(self) -> None:
+        """Ask for the pinned keys to be read again (SIGHUP: ``systemctl reload`` after ``bingobox fetch-keys``)."""
+        self._reload_keys.set()
+
+    def _do_reload_keys(self) -> None:
+        self._reload_keys.clear()
+        path = self.cfg.wallet.keys_file
+        try:
+            keys, not_after = load_pinned(path)
+        except ValueError as e:  # keep the keys it has: a broken file must not stop entry
+            self.core.alarm("keys_reload_failed", None, {"error": str(e)})
+            return
+        before = set(self.gate.keys)
+        self.gate.replace_keys(keys, not_after)
+        log.warning("pinned keys reloaded from %s: %s (added %s, dropped %s)", path, ", ".join(sorted(keys)),
+                    sorted(set(keys) - before) or "none", sorted(before - set(keys)) or "none")
+        self.journal.evidence(None, "keys_reloaded", {"kids": sorted(keys), "not_after": not_after})
+
     def _after_tick(self) -> None:
+        if self._reload_keys.is_set():
+            self._do_reload_keys()
         sick = [n for n, d in self.doors.items() if not d.healthy()]
         if sick:  # no watchdog ping: a door thread that hangs gets the process restarted too
             if not self._sick_logged:

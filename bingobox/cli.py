@@ -204,30 +204,61 @@ def cmd_sim_ctl(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch_keys(args: argparse.Namespace) -> int:
-    """Pin the gateway's entry-code keys: fetch GET /v1/public-keys once and write them to a file."""
+    """Pin the gateway's entry-code keys: fetch GET /v1/public-keys over https (its certificate checked against the
+    system's CAs, or pinned by ``--tls-fingerprint``; plain http only to loopback) and write the keys still in
+    force. A running controller reads them again on SIGHUP (``systemctl reload bingobox``)."""
     import requests
+    from requests.adapters import HTTPAdapter
 
-    from .domain.entry import load_pinned_keys
+    from .config import https_unless_loopback
+    from .domain.entry import load_pinned
 
+    url = args.gateway.rstrip("/")
     try:
-        r = requests.get(args.gateway.rstrip("/") + "/v1/public-keys", timeout=10)
+        https_unless_loopback(url)
+    except ValueError as e:
+        print(f"fetch-keys: {url}: {e}", file=sys.stderr)
+        return 2
+    http = requests.Session()
+    verify: bool = True
+    if args.tls_fingerprint:
+        fp = args.tls_fingerprint.replace(":", "").lower()
+        if len(fp) != 64 or any(ch not in "0123456789abcdef" for ch in fp):
+            print("fetch-keys: --tls-fingerprint is the certificate's SHA-256 (64 hex digits)", file=sys.stderr)
+            return 2
+
+        class Pinned(HTTPAdapter):
+            def init_poolmanager(self, *a, **kw):
+                kw["assert_fingerprint"] = fp  # the certificate itself, whoever signed it
+                super().init_poolmanager(*a, **kw)
+
+        http.mount("https://", Pinned())
+        verify = False
+    try:
+        r = http.get(url + "/v1/public-keys", timeout=10, verify=verify)
         r.raise_for_status()
         doc = r.json()
-    except (requests.RequestException, ValueError) as e:
-        print(f"cannot fetch keys from {args.gateway}: {e}", file=sys.stderr)
+        now = time.time()
+        kept = [k for k in doc["keys"] if k.get("not_after") is None or float(k["not_after"]) >= now]
+    except (requests.RequestException, ValueError, KeyError, TypeError) as e:
+        print(f"cannot fetch keys from {url}: {e}", file=sys.stderr)
         return 1
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=2))
+    tmp.write_text(json.dumps({"keys": kept, "fetched_from": url, "fetched_at": int(now)}, indent=2))
     try:
-        keys = load_pinned_keys(tmp)
+        keys, not_after = load_pinned(tmp)
     except ValueError as e:
         tmp.unlink()
         print(e, file=sys.stderr)
         return 1
     tmp.replace(out)
-    print(f"{out}: pinned {len(keys)} key(s): {', '.join(keys)}")
+    dropped = len(doc["keys"]) - len(kept)
+    print(f"{out}: pinned {len(keys)} key(s): {', '.join(keys)}"
+          + (f" ({len(not_after)} retiring)" if not_after else "")
+          + (f"; {dropped} expired left out" if dropped else "")
+          + "; a running controller takes them on SIGHUP (systemctl reload bingobox)")
     return 0
 
 
@@ -342,6 +373,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         except (ValueError, OSError) as e:  # an unreadable or invalid operators_file
             print(f"{args.config}: screen: {e}", file=sys.stderr)
             return 2
+    import signal
+
+    signal.signal(signal.SIGHUP, lambda *_: app.reload_keys())  # `systemctl reload`: the pinned keys again
     app.start()
     try:
         if screen is not None:
@@ -405,6 +439,23 @@ def cmd_visits(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reset_clock(args: argparse.Namespace) -> int:
+    """Accept the wall clock as it is now after a wrong clock was corrected (entry refuses codes while the clock is
+    behind the last code used). Run it with the controller stopped, once the clock is right."""
+    from .journal import Journal
+
+    cfg = _load(load_store_config, args.config)
+    if cfg is None:
+        return 2
+    j = Journal(cfg.journal.path)
+    now = time.time()
+    old = j.reset_clock_mark(now)
+    j.audit(args.operator, "reset_clock", {"high_water": old, "now": now}, "ok", source="cli")
+    print(f"clock mark {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(old))} → now "
+          f"({'%+.0f' % (now - old)} s); codes still valid from before the step could be replayed for their lifetime")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from hardware.harness.demo import main as demo_main
 
@@ -459,6 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--outage", action="store_true", help="answer 503 to every terminal request")
     g.add_argument("--pending-s", type=float, default=0.0, help="new charges stay pending this long")
     g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--tls-cert", help="serve https with this certificate (PEM)")
+    g.add_argument("--tls-key", help="… and this private key (PEM)")
     g.add_argument("--in-flight-stale-s", type=float, default=60.0,
                    help="a request with a key still in flight this long is taken to have died (a retry then runs)")
     g.set_defaults(fn=cmd_gateway)
@@ -466,6 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fetch-keys", help="pin the wallet gateway's entry-code public keys to a file")
     f.add_argument("--gateway", required=True, help="gateway base URL")
     f.add_argument("--out", required=True, help="where to write the keys (the config's wallet.keys_file)")
+    f.add_argument("--tls-fingerprint", help="SHA-256 of the gateway's TLS certificate (pins it, whoever signed it)")
     f.set_defaults(fn=cmd_fetch_keys)
 
     v = sub.add_parser("vision", help="run the vision pipeline on image files")
@@ -490,6 +544,11 @@ def build_parser() -> argparse.ArgumentParser:
     vs.add_argument("visit", nargs="?")
     vs.add_argument("--limit", type=int, default=50)
     vs.set_defaults(fn=cmd_visits)
+
+    rc = sub.add_parser("reset-clock", help="accept the clock as it is now, after a wrong clock was corrected")
+    rc.add_argument("--config", required=True)
+    rc.add_argument("--operator", required=True, help="who decided it (audited)")
+    rc.set_defaults(fn=cmd_reset_clock)
 
     de = sub.add_parser("demo", help="a whole store on this box with scripted shoppers; prints a JSON summary")
     de.add_argument("--shoppers", type=int, default=10)

@@ -146,6 +146,18 @@ class WalletLimits(Strict):
         return self
 
 
+def https_unless_loopback(url: str) -> str:
+    """``url`` if it is https://, or plain http:// to this box's loopback; else ValueError saying why."""
+    from urllib.parse import urlsplit
+
+    if not url.startswith("https://"):
+        host = (urlsplit(url).hostname or "").lower()
+        if not url.startswith("http://") or not (host == "localhost" or host == "::1" or host.startswith("127.")):
+            raise ValueError(f"must be https:// (plain http:// only on loopback): {host or url!r} is a network "
+                             "host, where anyone on the path could read or change what is sent")
+    return url
+
+
 class WalletConfig(Strict):
     """The wallet gateway and how the terminal charges it."""
 
@@ -168,15 +180,7 @@ class WalletConfig(Strict):
     @field_validator("gateway_url")
     @classmethod
     def _https_unless_loopback(cls, url: str) -> str:
-        from urllib.parse import urlsplit
-
-        if url.startswith("http://"):
-            host = (urlsplit(url).hostname or "").lower()
-            loopback = host == "localhost" or host == "::1" or host.startswith("127.")
-            if not loopback:
-                raise ValueError(f"must be https:// (plain http:// only on loopback): {host} is a network host, "
-                                 "where anyone on the path could read the charges")
-        return url
+        return https_unless_loopback(url)
 
     @model_validator(mode="after")
     def _one_secret(self) -> WalletConfig:

@@ -19,6 +19,7 @@ from .storage import Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entry_replay (jti TEXT PRIMARY KEY, exp REAL NOT NULL, seen_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS clock_mark (id INTEGER PRIMARY KEY CHECK (id = 1), high_water REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS charge_intents (
   id INTEGER PRIMARY KEY,
   visit_id TEXT NOT NULL,
@@ -207,10 +208,27 @@ class Journal(Database):
     def jti_used(self, jti: str) -> bool:
         return self.one("SELECT 1 FROM entry_replay WHERE jti=?", (jti,)) is not None
 
+    def clock_high_water(self) -> float:
+        """The latest wall-clock time at which a code was used (persisted): a clock behind it has been set back,
+        and codes the replay cache has forgotten since could enter again."""
+        row = self.one("SELECT high_water FROM clock_mark WHERE id=1")
+        return float(row["high_water"]) if row else 0.0
+
+    def reset_clock_mark(self, now: float) -> float:
+        """Accept the clock as it is now (an operator's decision after a wrong clock was corrected); the old mark."""
+        with self.tx() as c:
+            old = c.execute("SELECT high_water FROM clock_mark WHERE id=1").fetchone()
+            c.execute("INSERT INTO clock_mark VALUES (1, ?) "
+                      "ON CONFLICT(id) DO UPDATE SET high_water=excluded.high_water", (now,))
+        return float(old["high_water"]) if old else 0.0
+
     @staticmethod
     def remember_jti_in(c: sqlite3.Connection, jti: str, exp: float, now: float, keep_s: float = 30.0) -> bool:
         """Record a used entry-code id inside an open transaction; False if it was used before (kept until
-        exp + keep_s)."""
+        exp + keep_s: a row is never purged by a clock behind the time it was seen, as exp > seen_at). Raises the
+        time high-water mark, which entry checks (a clock stepped forward purges rows; set back, their codes live)."""
+        c.execute("INSERT INTO clock_mark VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET "
+                  "high_water=max(high_water, excluded.high_water)", (now,))
         c.execute("DELETE FROM entry_replay WHERE exp < ?", (now - keep_s,))
         if c.execute("SELECT 1 FROM entry_replay WHERE jti=?", (jti,)).fetchone():
             return False

@@ -24,10 +24,27 @@ class CodeUsed(Exception):
     """The code was used up between its check and its commit."""
 
 
+REFUSALS_PER_MINUTE = 30  # evidence rows per reason; past it refusals are counted, not each written (a flood of
+# distinct bad codes held to the camera would otherwise be an fsync'd row each, and fill the disk)
+
+
 def refuse(core: StoreCore, reason: str, detail: str, account: str | None = None) -> None:
     core.counts["refused"] += 1
+    now = core.clock()
+    window = core.refusals.setdefault(reason, {"start": now, "written": 0, "suppressed": 0})
+    if now - window["start"] >= 60:
+        if window["suppressed"]:
+            core.journal.evidence(None, "code_refused_suppressed", {"reason": reason, "count": window["suppressed"],
+                                                                    "since": window["start"]})
+        window.update(start=now, written=0, suppressed=0)
+    if window["written"] >= REFUSALS_PER_MINUTE:
+        window["suppressed"] += 1
+        return
+    window["written"] += 1
     log.warning("entry refused: %s %s", reason, detail)
     core.journal.evidence(None, "code_refused", {"reason": reason, "detail": detail, "account": account})
+    if reason == "clock_behind" and window["written"] == 1:  # once a minute at most
+        core.alarm("clock_behind", None, {"detail": detail})
 
 
 def entry_code(core: StoreCore, ev: CodeSeen) -> None:

@@ -49,12 +49,15 @@ CREATE TABLE IF NOT EXISTS nonces (store_id TEXT NOT NULL, nonce TEXT NOT NULL, 
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 IN_FLIGHT_STALE_S = 60  # an in-flight marker older than this belongs to a request that died: retry may run
+KEY_GRACE_S = 120  # a retired entry-code key stays valid this long (codes it signed live ≤ 60 s, plus clock skew)
 
 
 class GatewayDB(Database):
     def __init__(self, path: str | Path) -> None:
         super().__init__(path, SCHEMA)
         with self.tx() as c:
+            if "retired_at" not in {r[1] for r in c.execute("PRAGMA table_info(signing_keys)")}:
+                c.execute("ALTER TABLE signing_keys ADD COLUMN retired_at REAL")  # (databases from before rotation)
             if not c.execute("SELECT 1 FROM meta WHERE k='pepper'").fetchone():
                 c.execute("INSERT INTO meta VALUES ('pepper', ?)", (secrets.token_hex(32),))
         if not self.public_keys():
@@ -99,8 +102,10 @@ class GatewayDB(Database):
         x = b64e(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
         priv = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
         with self.tx() as c:
-            c.execute("UPDATE signing_keys SET active=0")
-            c.execute("INSERT INTO signing_keys VALUES (?, ?, ?, 1, ?)", (kid, priv, x, time.time()))
+            now = time.time()
+            c.execute("UPDATE signing_keys SET active=0, retired_at=? WHERE active=1", (now,))
+            c.execute("INSERT INTO signing_keys (kid, private_key, public_x, active, created_at) "
+                      "VALUES (?, ?, ?, 1, ?)", (kid, priv, x, now))
         return kid
 
     def active_key(self) -> tuple[str, Ed25519PrivateKey]:
@@ -108,8 +113,10 @@ class GatewayDB(Database):
         return row["kid"], Ed25519PrivateKey.from_private_bytes(row["private_key"])
 
     def public_keys(self) -> list[dict]:
-        return [{"kid": r["kid"], "alg": "EdDSA", "crv": "Ed25519", "x": r["public_x"], "active": bool(r["active"])}
-                for r in self.all("SELECT kid, public_x, active FROM signing_keys ORDER BY created_at")]
+        """Every key with ``not_after`` (unix seconds) for retired ones: the end of their grace period."""
+        return [{"kid": r["kid"], "alg": "EdDSA", "crv": "Ed25519", "x": r["public_x"], "active": bool(r["active"]),
+                 "not_after": None if r["retired_at"] is None else int(r["retired_at"] + KEY_GRACE_S)}
+                for r in self.all("SELECT kid, public_x, active, retired_at FROM signing_keys ORDER BY created_at")]
 
     # nonces ----------------------------------------------------------------------------------------
     def use_nonce(self, store_id: str, nonce: str, now: float) -> bool:

@@ -66,8 +66,9 @@ def run(args) -> int:
                     outage=args.outage, pending_s=args.pending_s)
     app = create_app(db, token, faults, seed=args.seed, in_flight_stale_s=args.in_flight_stale_s)
     logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+    tls = {"ssl_certfile": args.tls_cert, "ssl_keyfile": args.tls_key} if args.tls_cert else {}
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=3)
+                            timeout_graceful_shutdown=3, **tls)
     server = uvicorn.Server(config)
 
     async def announce() -> None:
@@ -76,7 +77,7 @@ def run(args) -> int:
         while not server.started:
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
-        print(f"bingobox gateway: http://{args.host}:{port}  db {args.db}", flush=True)
+        print(f"bingobox gateway: {'https' if tls else 'http'}://{args.host}:{port}  db {args.db}", flush=True)
         print("ready", flush=True)
 
     import asyncio

@@ -271,3 +271,64 @@ def test_demo_command_with_faults(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert (summary["lost"], summary["doubled"], summary["wrong_person"]) == (0, 0, 0)
     assert Path(summary["run_dir"]).exists()
+
+
+def test_a_rotated_key_is_pinned_again_and_taken_on_sighup(store):
+    store.admin_post("/admin/keys/rotate", {})  # the wallet now signs with a key the store has not pinned
+    s = store.new_shopper(4)
+    store.act("camera.show", camera="door-cam", qr=store.code(s, "entrance"))
+    wait_until(lambda: any(json.loads(r["data"])["reason"] == "unknown_key" for r in
+                           rows(store, "SELECT data FROM visit_events WHERE kind='code_refused'")), 10, "refused")
+    store.act("camera.clear", camera="door-cam")
+    keys_file = store.dir / "keys.json"
+    res = subprocess.run([sys.executable, "-m", "bingobox", "fetch-keys", "--gateway", store.gw, "--out",
+                          str(keys_file)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert res.returncode == 0, res.stderr
+    pinned = json.loads(keys_file.read_text())["keys"]
+    assert len(pinned) == 2 and [k["not_after"] is not None for k in pinned] == [True, False]  # the old one retiring
+    store.procs["controller"].p.send_signal(signal.SIGHUP)  # `systemctl reload bingobox`
+    wait_until(lambda: rows(store, "SELECT 1 FROM visit_events WHERE kind='keys_reloaded'"), 10, "keys reloaded")
+    store.enter(s)  # a fresh code, signed by the new key: in
+    assert visit_of(store, s.account)["state"] == "inside"
+
+
+def test_fetch_keys_wants_https_and_can_pin_the_gateways_certificate(tmp_path):
+    import datetime
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from tests.helpers import Gateway
+
+    def fetch(*args):
+        return subprocess.run([sys.executable, "-m", "bingobox", "fetch-keys", *args, "--out",
+                               str(tmp_path / "keys.json")], capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+    refused = fetch("--gateway", "http://wallet.example.com")
+    assert refused.returncode == 2 and "must be https://" in refused.stderr
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    gw = Gateway(tmp_path, "--tls-cert", str(tmp_path / "cert.pem"), "--tls-key", str(tmp_path / "key.pem"))
+    try:
+        assert gw.url.startswith("https://")
+        untrusted = fetch("--gateway", gw.url)  # a self-signed certificate no CA vouches for
+        assert untrusted.returncode == 1 and "certificate" in untrusted.stderr.lower()
+        wrong = fetch("--gateway", gw.url, "--tls-fingerprint", "ab" * 32)
+        assert wrong.returncode == 1 and "fingerprint" in wrong.stderr.lower()
+        fp = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+        pinned = fetch("--gateway", gw.url, "--tls-fingerprint", fp)
+        assert pinned.returncode == 0, pinned.stderr
+        assert json.loads((tmp_path / "keys.json").read_text())["keys"]
+    finally:
+        gw.stop()

@@ -434,3 +434,15 @@ def test_a_restart_mid_checkout_asks_again_and_never_reopens_a_granted_exit(rig)
     assert len(rig.doors["exit"].grants) == 1 and len(rig.client.charges) == 1
     rig.at(61)
     assert rig.visit_of("acc_1")["state"] == "left" and v
+
+
+def test_a_flood_of_bad_codes_is_counted_not_written_row_by_row(rig):
+    for i in range(200):  # distinct garbage held to the door camera
+        rig.show("entry", f"bbx-garbage-{i}")
+    rows = rig.journal.all("SELECT data FROM visit_events WHERE kind='code_refused'")
+    assert len(rows) == 30 and rig.core.counts["refused"] == 200
+    rig.clock.t += 61
+    rig.show("entry", "bbx-garbage-late")
+    (summary,) = rig.journal.all("SELECT data FROM visit_events WHERE kind='code_refused_suppressed'")
+    assert json.loads(summary["data"])["count"] == 170
+    assert len(rig.journal.all("SELECT 1 FROM visit_events WHERE kind='code_refused'")) == 31

@@ -118,6 +118,49 @@ def test_replay_survives_a_restart(tmp_path):
     assert gate2.check(code(), "entrance").ok  # a new code (new jti) is fine
 
 
+def test_a_clock_stepped_forward_then_back_lets_no_used_code_in_again(tmp_path):
+    journal = Journal(tmp_path / "store.db")
+    clock = {"t": NOW + 1}
+    gate = EntryGate(KEYS, "s1", journal, clock=lambda: clock["t"])
+    used = code()
+    d = gate.check(used, "entrance")
+    assert d.ok and journal.remember_jti(d.claims.jti, d.claims.exp, clock["t"])
+    clock["t"] = NOW + 3600  # stepped an hour forward: a code used then purges the old rows…
+    late = code(now=NOW + 3600)
+    assert journal.remember_jti(gate.check(late, "entrance").claims.jti, NOW + 3660, clock["t"])
+    assert not journal.jti_used(d.claims.jti)
+    clock["t"] = NOW + 2  # …and set back: the first code is within its lifetime and forgotten by the cache
+    refused = gate.check(used, "entrance")
+    assert (refused.ok, refused.reason) == (False, "clock_behind")  # before: it entered a second time
+    assert gate.check(code(now=NOW + 2), "entrance").reason == "clock_behind"  # nobody, until the clock is right
+    clock["t"] = NOW + 3600 - 4  # within the slack of an NTP step: fine
+    assert gate.check(code(now=clock["t"]), "entrance").ok
+    journal.reset_clock_mark(NOW + 100)  # the operator accepts the corrected clock
+    clock["t"] = NOW + 100
+    assert gate.check(code(now=NOW + 100), "entrance").ok
+
+
+def test_a_retired_key_is_trusted_until_its_not_after_and_never_again(tmp_path):
+    journal = Journal(tmp_path / "store.db")
+    clock = {"t": NOW + 1}
+    gate = EntryGate(KEYS, "s1", journal, clock=lambda: clock["t"], not_after={"k1": NOW + 120})
+    assert gate.check(code(), "entrance").ok  # within its grace period
+    clock["t"] = NOW + 121
+    late = gate.check(code(now=NOW + 100), "entrance")  # a valid code, signed by a key now past its not_after
+    assert (late.ok, late.reason) == (False, "unknown_key")  # before: every pinned key was trusted forever
+
+
+def test_pinned_keys_carry_their_not_after(tmp_path):
+    from bingobox.domain.entry import load_pinned
+
+    x = tokens.b64e(KEY.public_key().public_bytes_raw())
+    p = tmp_path / "keys.json"
+    p.write_text(json.dumps({"keys": [{"kid": "k1", "alg": "EdDSA", "crv": "Ed25519", "x": x, "not_after": NOW},
+                                      {"kid": "k2", "alg": "EdDSA", "crv": "Ed25519", "x": x, "not_after": None}]}))
+    keys, not_after = load_pinned(p)
+    assert set(keys) == {"k1", "k2"} and not_after == {"k1": float(NOW)}
+
+
 def test_gate_refuses_debtors_and_offline_limit(tmp_path):
     class Charges:
         def __init__(self, ok=True, debtors=()):
