@@ -167,15 +167,14 @@ def cmd_sim_ctl(args: argparse.Namespace) -> int:
     from hardware.sim.control import SimClient, SimError
     from hardware.sim.scenario import ScenarioError, load_scenario, run_steps
 
-    url = args.url
-    if not url:
-        manifest = Path(args.run_dir) / "sim.json"
-        try:
-            url = json.loads(manifest.read_text())["control"]
-        except (OSError, ValueError, KeyError):
-            print(f"no running simulator found ({manifest} missing); give --url", file=sys.stderr)
-            return 2
-    client = SimClient(url)
+    manifest = Path(args.run_dir) / "sim.json"
+    try:
+        doc = json.loads(manifest.read_text())
+        client = SimClient(args.url or doc["control"], doc["token"])
+    except (OSError, ValueError, KeyError):
+        print(f"no running simulator found ({manifest} missing or unreadable: it holds the control token)",
+              file=sys.stderr)
+        return 2
     try:
         if args.action == "status":
             print(json.dumps(client.status(), indent=2))
@@ -198,7 +197,7 @@ def cmd_sim_ctl(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except OSError as e:
-        print(f"cannot reach the simulator at {url}: {e}", file=sys.stderr)
+        print(f"cannot reach the simulator at {client.url}: {e}", file=sys.stderr)
         return 1
     return 0
 
@@ -353,6 +352,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     for d in cfg.doors:
         for w in d.hardware_warnings():
             log.warning(w)
+    from .simcheck import refuse_unmarked
+
+    unmarked = refuse_unmarked(cfg)
+    if unmarked:
+        print("\n".join(f"{args.config}: {p}" for p in unmarked), file=sys.stderr)
+        return 2
     try:
         vc = cfg.vision
         worker = FaceWorker(Rule(vc.face_threshold, vc.face_margin, vc.agree_frames),

@@ -284,6 +284,8 @@ class StoreInfo(Strict):
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     name: str = Field("", max_length=100)
     hours: HoursConfig | None = None
+    sim: bool = Field(False, description="this store drives the hardware simulator (devices that say they are "
+                      "simulated are refused without it)")
 
 
 class OperatorConfig(Strict):

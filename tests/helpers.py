@@ -55,12 +55,14 @@ class Sim:
         self.dir = tmp
         self.run_dir = tmp / "run"
         cfg = tmp / "sim.toml"
-        cfg.write_text(config_text.replace("0050 0E88", "00500E88"))
+        # (pictures the tests show come from their temp folder: the only other one the simulator may read)
+        dirs = f"image_dirs = ['{tmp}', '{ROOT / 'tests/data'}']\n"
+        cfg.write_text(config_text.replace("0050 0E88", "00500E88").replace("[sim]\n", f"[sim]\n{dirs}", 1))
         self.proc = Proc("sim", ["sim", "--config", str(cfg), "--run-dir", str(self.run_dir), "--control-port", "0"],
                          tmp / "sim.log")
         self.banner = "".join(self.proc.wait_line("ready", timeout=30))
         self.manifest = json.loads((self.run_dir / "sim.json").read_text())
-        self.client = SimClient(self.manifest["control"])
+        self.client = SimClient(self.manifest["control"], self.manifest["token"])
 
     def stderr(self) -> str:
         return (self.dir / "sim.log").read_text()

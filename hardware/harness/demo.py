@@ -115,12 +115,15 @@ class Demo:
         for i, prefix in enumerate(self.catalog_prefixes):
             shelf = storeconf.SHELVES[i % len(storeconf.SHELVES)]
             self.shelves.setdefault(shelf, []).extend(self._new_tags(prefix, STOCK))
-        sim_cfg = storeconf.write(d / "sim.toml", storeconf.sim_config(self.seed, self.camera_fps))
+        sim_cfg = storeconf.write(d / "sim.toml", storeconf.sim_config(self.seed, self.camera_fps,
+                                                                                (Path(self.testdata),)))
         self.procs["sim"] = Proc("sim", ["sim", "--config", str(sim_cfg), "--run-dir", str(d / "sim"),
                                          "--control-port", "0"], d / "sim.log")
         self.procs["sim"].wait_line("ready")
         self.manifest = json.loads((d / "sim" / "sim.json").read_text())
         self.sim = self.manifest["control"]
+        self.sim_http = requests.Session()  # the simulator's control API wants its token
+        self.sim_http.headers["Authorization"] = f"Bearer {self.manifest['token']}"
         for shelf, epcs in self.shelves.items():
             self.act("tags.set", reader=shelf, epcs=epcs)
         keys = self.http.get(f"{self.gw}/v1/public-keys", timeout=10).json()
@@ -147,14 +150,14 @@ class Demo:
 
     # helpers ---------------------------------------------------------------------------------------
     def act(self, action: str, **args) -> dict:
-        r = self.http.post(f"{self.sim}/action", json={"action": action, **args}, timeout=10)
+        r = self.sim_http.post(f"{self.sim}/action", json={"action": action, **args}, timeout=10)
         body = r.json()
         if r.status_code != 200:
             raise RuntimeError(f"{action}: {body}")
         return body
 
     def sim_status(self, device: str) -> dict:
-        return self.http.get(f"{self.sim}/status", timeout=10).json()["devices"][device]
+        return self.sim_http.get(f"{self.sim}/status", timeout=10).json()["devices"][device]
 
     def status(self) -> dict:
         try:

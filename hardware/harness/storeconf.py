@@ -16,9 +16,11 @@ CAMERAS = ("door-cam", "exit-cam")
 WATCHDOG_REGISTER = 0x00FA  # the simulated boards' communication-watchdog register (the controller sets 1 s)
 
 
-def sim_config(seed: int, fps: float = 15) -> dict:
-    """The simulated store: two doors (strikes), two shelves and the exit area, two cameras."""
-    cfg = {"sim": {"control_port": 0, "seed": seed},
+def sim_config(seed: int, fps: float = 15, image_dirs: tuple[Path, ...] = ()) -> dict:
+    """The simulated store: two doors (strikes), two shelves and the exit area, two cameras; ``image_dirs``: where
+    the shoppers' photographs are (the only folders the simulator shows pictures from)."""
+    dirs = {"image_dirs": [str(d) for d in image_dirs]} if image_dirs else {}
+    cfg = {"sim": {"control_port": 0, "seed": seed, **dirs},
            "doors": [{"name": n, "energize_to_unlock": True, "baudrate": 0, "comm_watchdog_register": WATCHDOG_REGISTER}
                      for n in DOORS],
            "readers": [{"name": n, "round_s": 0.02, "rssi_noise": 2} for n in (*SHELVES, "exit-area")],
@@ -34,7 +36,7 @@ def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secr
             "comm_watchdog_register": WATCHDOG_REGISTER, "comm_watchdog_s": 1.0}
     cfg = {
         "catalog": str(catalog),
-        "store": {"id": store_id, "name": "bingobox demo store"},
+        "store": {"id": store_id, "name": "bingobox demo store", "sim": True},
         "doors": [{"name": n, "port": devices[n]["pty"], **door} for n in DOORS],
         "readers": [*[{"name": n, "port": devices[n]["pty"], "gone_after_s": 0.6} for n in SHELVES],
                     {"name": "exit-area", "port": devices["exit-area"]["pty"], "role": "exit", "mode": "poll",

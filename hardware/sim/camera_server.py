@@ -15,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bingobox.simcheck import SIM_HEADER  # on every answer: a controller not set up for the simulator refuses it
+
 from .config import SimCamera
 
 log = logging.getLogger(__name__)
@@ -199,7 +201,7 @@ def _server(cam: VirtualCamera, port: int) -> ThreadingHTTPServer:
                     return
                 body = got[1]
                 head = (f"HTTP/1.0 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {len(body)}\r\n"
-                        "Cache-Control: no-store\r\n\r\n").encode()
+                        f"Cache-Control: no-store\r\n{SIM_HEADER}: 1\r\n\r\n").encode()
                 self.wfile.write(head + body)
             elif path == "/stream.mjpg":
                 self._stream()
@@ -209,7 +211,7 @@ def _server(cam: VirtualCamera, port: int) -> ThreadingHTTPServer:
         def _stream(self) -> None:
             cam.stats["clients"] += 1
             self.wfile.write((f"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary={BOUNDARY}\r\n"
-                              "Cache-Control: no-store\r\nConnection: close\r\n\r\n").encode())
+                              f"Cache-Control: no-store\r\nConnection: close\r\n{SIM_HEADER}: 1\r\n\r\n").encode())
             seq = 0
             with contextlib.suppress(OSError):
                 while cam.plugged:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -64,6 +65,8 @@ class SimCamera(Strict):
 class SimSection(Strict):
     control_port: Port = Field(8470, ge=0, le=65535)
     seed: int = 0
+    image_dirs: list[Path] = Field(default_factory=lambda: [Path(__file__).resolve().parents[2] / "tests/data"],
+                                   description="folders camera.show may read pictures from (nothing else on the box)")
 
 
 class SimConfig(Strict):

@@ -2,15 +2,20 @@
 
 ``GET /status`` — every device's state; ``GET /actions`` — the action names;
 ``POST /action`` with ``{"action": "door.open", "door": "entrance"}`` — act or inject a fault.
+Every request carries ``Authorization: Bearer TOKEN`` (the token is in RUN_DIR/sim.json, mode 600) and a Host of
+this loopback port; POST bodies are ``Content-Type: application/json``. So a web page open in a browser on the box
+(which can send requests to loopback, and rebind a DNS name to it) cannot open the simulated doors.
 Errors come back as ``{"error": {"code": ..., "message": ...}}`` with a 4xx status.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -30,14 +35,29 @@ def serve_control(store: VirtualStore, port: int) -> ThreadingHTTPServer:
 
         def _reply(self, status: int, body: dict) -> None:
             data = json.dumps(body, default=str).encode()
+            close = "Connection: close\r\n" if self.close_connection else ""
             head = (f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(data)}\r\n\r\n").encode()
+                    f"{close}Content-Length: {len(data)}\r\n\r\n").encode()
             self.wfile.write(head + data)  # one write: no Nagle/delayed-ACK stall on keep-alive
 
         def _error(self, status: int, code: str, message: str) -> None:
             self._reply(status, {"error": {"code": code, "message": message}})
 
+        def _allowed(self) -> bool:
+            port = self.server.server_address[1]
+            if self.headers.get("Host", "") not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+                self._error(403, "bad_host", "the control API answers only to its loopback address")
+                return False
+            auth = self.headers.get("Authorization", "")
+            if not (auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].strip().encode(),
+                                                                        store.token.encode())):
+                self._error(401, "unauthorized", "Authorization: Bearer TOKEN (the token is in RUN_DIR/sim.json)")
+                return False
+            return True
+
         def do_GET(self) -> None:
+            if not self._allowed():
+                return
             if self.path == "/status":
                 self._reply(200, store.status())
             elif self.path == "/actions":
@@ -48,6 +68,13 @@ def serve_control(store: VirtualStore, port: int) -> ThreadingHTTPServer:
                 self._error(404, "not_found", "GET /status, /actions or /manifest; POST /action")
 
         def do_POST(self) -> None:
+            self.close_connection = True  # (until the request is known good: its body is not read otherwise)
+            if not self._allowed():
+                return
+            if self.headers.get("Content-Type", "").split(";")[0].strip().lower() != "application/json":
+                self._error(415, "bad_content_type", "POST bodies are Content-Type: application/json")
+                return
+            self.close_connection = False
             if self.path != "/action":
                 self._error(404, "not_found", "POST /action")
                 return
@@ -56,8 +83,8 @@ def serve_control(store: VirtualStore, port: int) -> ThreadingHTTPServer:
             except ValueError:
                 length = -1
             if not 0 < length <= MAX_BODY:
-                self._error(400 if length <= 0 else 413, "bad_length", f"body must be 1..{MAX_BODY} bytes of JSON")
                 self.close_connection = True
+                self._error(400 if length <= 0 else 413, "bad_length", f"body must be 1..{MAX_BODY} bytes of JSON")
                 return
             try:
                 body = json.loads(self.rfile.read(length))
@@ -86,10 +113,17 @@ class SimError(RuntimeError):
 class SimClient:
     """Talks to a running simulator's control interface."""
 
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, token: str, timeout: float = 5.0) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path, timeout: float = 5.0) -> SimClient:
+        """The client of the simulator whose manifest is RUN_DIR/sim.json (URL and token)."""
+        manifest = json.loads((Path(run_dir) / "sim.json").read_text())
+        return cls(manifest["control"], manifest["token"], timeout)
 
     def _check(self, r: requests.Response) -> dict:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ class VirtualStore:
         self.readers = {r.name: VirtualReader(r, self.run_dir, seed + 100 + i) for i, r in enumerate(cfg.readers)}
         self.cameras = {c.name: VirtualCamera(c, seed + 200 + i) for i, c in enumerate(cfg.cameras)}
         self.control_url: str | None = None
+        self.token = secrets.token_urlsafe(24)  # for the control API; in the manifest (mode 600) only
+        self.image_dirs = [Path(d).resolve() for d in cfg.sim.image_dirs]
         self.actions: dict[str, Callable[..., Any]] = {
             "door.open": self._door_open, "door.force": self._door_force, "door.close": self._door_close,
             "door.rex": self._door_rex, "fire": self._fire,
@@ -63,13 +66,15 @@ class VirtualStore:
             manifest.unlink()
 
     def manifest(self) -> dict:
-        return {"pid": os.getpid(), "control": self.control_url,
+        return {"pid": os.getpid(), "control": self.control_url, "token": self.token,
                 "devices": {n: {"kind": d.kind, **d.endpoints()} for n, d in self.devices().items()}}
 
     def write_manifest(self) -> Path:
         path = self.run_dir / "sim.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.manifest(), indent=2))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the control token
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(self.manifest(), indent=2))
         tmp.replace(path)
         return path
 
@@ -144,7 +149,11 @@ class VirtualStore:
         if (image is None) == (qr is None):
             raise ActionError("camera.show needs exactly one of image=PATH or qr=TEXT")
         if image is not None:
-            cam.show(load_image(image), f"image:{Path(image).name}", float(scale))
+            path = Path(image).resolve()
+            if not any(path.is_relative_to(d) for d in self.image_dirs):
+                raise ActionError(f"camera.show: {image} is not in an image folder the simulator serves from "
+                                  f"(sim.image_dirs: {', '.join(map(str, self.image_dirs)) or 'none'})", 403)
+            cam.show(load_image(path), f"image:{path.name}", float(scale))
         else:
             cam.show(qr_image(str(qr)), "qr", float(scale))
         return {}

@@ -106,3 +106,39 @@ def test_sim_refuses_a_bad_config_and_cleans_up_on_sigterm(tmp_path):
     assert s.proc.returncode == 0
     time.sleep(0.1)
     assert not any(p.exists() for p in links)
+
+
+def test_a_config_that_drives_the_simulator_unmarked_is_refused(tmp_path):
+    import tomli_w
+
+    from hardware.harness import storeconf
+    from tests.helpers import Sim
+
+    (tmp_path / "s").mkdir()
+    sim = Sim(tmp_path / "s", tomli_w.dumps(storeconf.sim_config(1)))
+    try:
+        _check_unmarked(tmp_path, sim)
+    finally:
+        sim.stop()
+
+
+def _check_unmarked(tmp_path, sim):
+    from bingobox.simcheck import refuse_unmarked, simulated_devices
+    from hardware.harness import storeconf
+
+    cfg = storeconf.store_config("s1", sim.manifest["devices"], ROOT / "config/catalog.csv", "http://127.0.0.1:9",
+                                 tmp_path / "secret", tmp_path / "keys.json", tmp_path / "store.db", 0, None)
+    cfg["store"].pop("sim")
+    from bingobox.config import StoreConfig
+
+    unmarked = StoreConfig.model_validate(cfg)
+    found = simulated_devices(unmarked)
+    assert any(f.startswith("entrance:") for f in found) and any(f.startswith("door-cam:") for f in found), found
+    assert refuse_unmarked(unmarked) and all("sim = true" in p for p in refuse_unmarked(unmarked))
+    (tmp_path / "secret").write_text("s" * 20)
+    (tmp_path / "keys.json").write_text('{"keys": []}')
+    storeconf.write(tmp_path / "store.toml", cfg)
+    r = bb("run", "--config", str(tmp_path / "store.toml"))
+    assert r.returncode == 2 and "must say `sim = true`" in r.stderr  # before: it drove the simulator unasked
+    cfg["store"]["sim"] = True
+    assert refuse_unmarked(StoreConfig.model_validate(cfg)) == []

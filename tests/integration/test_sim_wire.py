@@ -1,5 +1,6 @@
 """The simulator speaks the real wire protocols on real ptys and TCP: any serial tool can talk to it."""
 
+import json
 import time
 
 import pytest
@@ -115,17 +116,30 @@ def test_control_api_rejects_bad_requests(sim):
     import requests
 
     url = sim.manifest["control"]
-    r = requests.post(f"{url}/action", data=b"{not json", timeout=5)
+    http = sim.client.session  # (it carries the token)
+    r = http.post(f"{url}/action", data=b"{not json", headers={"Content-Type": "application/json"}, timeout=5)
     assert r.status_code == 400 and r.json()["error"]["code"] == "bad_json"
-    r = requests.post(f"{url}/action", json={"action": "door.open", "door": "nope"}, timeout=5)
+    r = http.post(f"{url}/action", json={"action": "door.open", "door": "nope"}, timeout=5)
     assert r.status_code == 404 and "entrance" in r.json()["error"]["message"]
-    r = requests.post(f"{url}/action", json={"action": "door.open", "wrong": 1}, timeout=5)
+    r = http.post(f"{url}/action", json={"action": "door.open", "wrong": 1}, timeout=5)
     assert r.status_code == 400
-    r = requests.post(f"{url}/action", json={"action": "tags.add", "reader": "shelf-1", "epcs": ["xyz"]}, timeout=5)
+    r = http.post(f"{url}/action", json={"action": "tags.add", "reader": "shelf-1", "epcs": ["xyz"]}, timeout=5)
     assert r.status_code == 400 and "hex" in r.json()["error"]["message"]
-    r = requests.post(f"{url}/action", json={"action": "camera.show", "camera": "door-cam", "image": "/nope.jpg"},
-                      timeout=5)
+    r = http.post(f"{url}/action", json={"action": "camera.show", "camera": "door-cam", "image": "/etc/passwd"},
+                  timeout=5)
+    assert r.status_code == 403 and "image folder" in r.json()["error"]["message"]  # no file outside image_dirs
+    r = http.post(f"{url}/action", json={"action": "camera.show", "camera": "door-cam",
+                                         "image": str(sim.dir / "nope.jpg")}, timeout=5)
     assert r.status_code == 400 and "no such image" in r.json()["error"]["message"]
+    # what a page in a browser on the box could send: no token, a rebound Host, a form's content type
+    door = {"action": "door.open", "door": "entrance"}
+    assert requests.post(f"{url}/action", json=door, timeout=5).status_code == 401
+    assert requests.get(f"{url}/status", timeout=5).status_code == 401
+    assert http.post(f"{url}/action", json=door, headers={"Host": "evil.example:80"}, timeout=5).status_code == 403
+    form = http.post(f"{url}/action", data=json.dumps(door), headers={"Content-Type": "text/plain"}, timeout=5)
+    assert form.status_code == 415
+    assert sim.device("entrance")["door_open"] is False  # none of them opened it
+    assert (sim.run_dir / "sim.json").stat().st_mode & 0o077 == 0  # the token's file is the owner's
     assert sim.proc.returncode is None
 
 
