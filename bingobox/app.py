@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import queue
+import shutil
 import signal
 import threading
 import time
@@ -40,6 +41,8 @@ from .wallet.outbox import Limits, Outbox, Policy
 
 log = logging.getLogger(__name__)
 VIEW_EVERY_S = 1.0  # the published snapshot (its SQL runs on the loop thread: keep it rare)
+DISK_EVERY_S = 30.0  # free disk looked at
+PRUNE_EVERY_S = 600.0  # retention applied (a bounded batch each time)
 
 
 class StoreApp:
@@ -81,6 +84,8 @@ class StoreApp:
         self.qr_ms = {"entry": Histogram(), "exit": Histogram()}
         self.view: dict = {}  # the latest published snapshot (replaced, never mutated)
         self._last_view = 0.0
+        self._last_disk = 0.0
+        self._last_prune = time.time() - PRUNE_EVERY_S + 60  # the first a minute after start
         self._sick_logged = False
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -183,9 +188,43 @@ class StoreApp:
             self._sick_logged = False
             self.notifier.tick(f"{self.core.store.state}: {self.core.inside()} inside")
         now = time.time()
+        if now - self._last_disk >= DISK_EVERY_S:
+            self._last_disk = now
+            self._check_disk()
+        if now - self._last_prune >= PRUNE_EVERY_S:
+            self._last_prune = now
+            self._prune(now)
         if now - self._last_view >= VIEW_EVERY_S:
             self._last_view = now
             self._publish()
+
+    def _check_disk(self) -> None:
+        """Entry stops before the disk fills (the exit's charges keep the reserve); an alarm when it happens."""
+        jc = self.cfg.journal
+        try:
+            free_mb = shutil.disk_usage(Path(jc.path).resolve().parent).free // 2**20
+        except OSError as e:
+            log.error("cannot see the journal's free disk: %s", e)
+            return
+        self.core.free_mb = free_mb
+        low = free_mb < jc.min_free_mb
+        if low and not self.core.disk_low:
+            self.core.alarm("disk_low", None, {"free_mb": free_mb, "min_free_mb": jc.min_free_mb})
+        self.core.disk_low = low
+        self.core.store.set_problem("disk_low", low)
+
+    def _prune(self, now: float) -> None:
+        jc, day = self.cfg.journal, 86_400.0
+        try:
+            got = self.journal.prune(now, jc.keep_visits_days * day, jc.keep_refusals_days * day,
+                                     jc.keep_audit_days * day)
+        except Exception as e:  # (a full disk: the deletes themselves need a little room)
+            log.error("journal retention failed: %s", e)
+            return
+        for kind, n in got.items():
+            self.core.counts[f"pruned_{kind}"] = self.core.counts.get(f"pruned_{kind}", 0) + n
+        if any(got.values()):
+            log.info("journal retention: pruned %s", got)
 
     def _publish(self) -> None:
         charges = self.outbox.status()

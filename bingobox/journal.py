@@ -204,6 +204,32 @@ class Journal(Database):
                         "updated_at FROM charge_intents ORDER BY id DESC LIMIT ?", (limit,))
         return [dict(r) for r in rows]
 
+    # retention --------------------------------------------------------------------------------------
+    def prune(self, now: float, keep_visits_s: float, keep_refusals_s: float, keep_audit_s: float,
+              limit: int = 2000) -> dict[str, int]:
+        """Delete what is older than its retention, at most ``limit`` rows of each kind per call (a call stays short
+        on the loop thread; the next one goes on): ended visits with their evidence, evidence of no visit (refused
+        codes...), cleared alarms, audit rows. Open visits, charge intents and open alarms are never pruned."""
+        from .domain.visit import FINAL
+
+        final = tuple(str(s) for s in FINAL)
+        marks = ",".join("?" * len(final))
+        with self.tx() as c:
+            old = [r[0] for r in c.execute(f"SELECT id FROM visits WHERE state IN ({marks}) AND updated_at < ? "
+                                           "LIMIT ?", (*final, now - keep_visits_s, limit))]
+            events = 0
+            for vid in old:
+                events += c.execute("DELETE FROM visit_events WHERE visit_id=?", (vid,)).rowcount
+            visits = c.execute(f"DELETE FROM visits WHERE id IN ({','.join('?' * len(old))})", old).rowcount \
+                if old else 0
+            loose = c.execute("DELETE FROM visit_events WHERE id IN (SELECT id FROM visit_events WHERE visit_id IS "
+                              "NULL AND t < ? LIMIT ?)", (now - keep_refusals_s, limit)).rowcount
+            alarms = c.execute("DELETE FROM alarms WHERE id IN (SELECT id FROM alarms WHERE cleared_at IS NOT NULL "
+                               "AND cleared_at < ? LIMIT ?)", (now - keep_visits_s, limit)).rowcount
+            audit = c.execute("DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE t < ? LIMIT ?)",
+                              (now - keep_audit_s, limit)).rowcount
+        return {"visits": visits, "visit_events": events + loose, "alarms": alarms, "audit": audit}
+
     # entry-code replay cache ----------------------------------------------------------------------
     def jti_used(self, jti: str) -> bool:
         return self.one("SELECT 1 FROM entry_replay WHERE jti=?", (jti,)) is not None

@@ -55,6 +55,9 @@ def entry_code(core: StoreCore, ev: CodeSeen) -> None:
     if not core.open_now():
         refuse(core, "store_closed", "outside the opening hours")  # the code stays unused
         return
+    if core.disk_low:  # a visit needs rows; the disk's reserve is for the exits of those inside
+        refuse(core, "disk_low", f"the journal's disk has {core.free_mb} MiB free")
+        return
     r = core.exit_reader
     if r is not None and not r.online() and core.book.inside():
         # with several inside, only the exit reader can tell who carries what: one shopper at a time until it is back

@@ -76,6 +76,7 @@ class StoreCore:
                        "recovery": 0, "fail_open": 0, "stale_dropped": 0}
         self.unrecorded_alarms: list[dict] = []  # alarms the journal could not take (shown on the screen)
         self.started_at = clock()
+        self.disk_low, self.free_mb = False, None  # the journal's disk (the app looks; entry stops when low)
         self.refusals: dict[str, dict] = {}  # per refusal reason: this minute's evidence rows (admission.refuse)
         self.rng = rng or random.Random()  # visit ids (a simulation passes a seeded one to replay a run)
         self.awaiting_ack: dict[str, tuple[str, dict]] = {}  # door grant tag → (path, stage times)

@@ -446,3 +446,17 @@ def test_a_flood_of_bad_codes_is_counted_not_written_row_by_row(rig):
     (summary,) = rig.journal.all("SELECT data FROM visit_events WHERE kind='code_refused_suppressed'")
     assert json.loads(summary["data"])["count"] == 170
     assert len(rig.journal.all("SELECT 1 FROM visit_events WHERE kind='code_refused'")) == 31
+
+
+def test_a_disk_running_low_stops_entry_and_keeps_the_exit(rig):
+    v = rig.enter("acc_1")
+    rig.core.disk_low, rig.core.free_mb = True, 100
+    rig.show("entry", rig.code("acc_2", "entrance"))
+    refused = json.loads(rig.journal.all("SELECT data FROM visit_events WHERE kind='code_refused'")[-1]["data"])
+    assert refused["reason"] == "disk_low" and len(rig.doors["entrance"].grants) == 1
+    rig.shelf("tag_gone", epc(COLA, 1))
+    rig.at(5)
+    rig.reader.read(rig.clock.t - 0.3, epc(COLA, 1), n=20)
+    rig.show("exit", rig.code("acc_1"))
+    rig.send()
+    assert rig.doors["exit"].grants and rig.outbox.visit_state(v["id"])["state"] == "succeeded"
