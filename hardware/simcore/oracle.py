@@ -80,6 +80,8 @@ def check(world: World, journal_path: Path, excused: list[dict] | None = None) -
             excused.append({"kind": "unbilled_for_review", "shopper": s.n, "owed": owed, "paid": total_paid})
         elif paid and total_paid != owed:
             bad("wrong_amount", shopper=s.n, owed=owed, paid=total_paid)
+        elif debt and not paid and debt < owed and reviewed.get(s.account):  # declined, and flagged as above
+            excused.append({"kind": "unbilled_for_review", "shopper": s.n, "owed": owed, "debt": debt})
         elif debt and not paid and debt != owed:
             bad("wrong_amount", shopper=s.n, owed=owed, debt=debt)
         if s.rex_while_up:
