@@ -78,6 +78,7 @@ class Demo:
         self.verbose = verbose
         self.procs: dict[str, Proc] = {}
         self.entry_lock = threading.Lock()
+        self.entry_retries = 0  # entrances that stayed shut on the first code (a fault): a fresh code was shown
         self.exit_lock = threading.Lock()
         self.shelf_lock = threading.Lock()
         self.shelves: dict[str, list[str]] = {}
@@ -186,9 +187,16 @@ class Demo:
     def enter(self, s: Shopper, code: str | None = None) -> None:
         """Show the entry code (and the face, if consenting) at the door, walk in."""
         with self.entry_lock:
-            self.act("camera.show", camera="door-cam", qr=code or self.code(s, "entrance"))
-            if not self.wait_unlocked("entrance", 8):
+            tries = 1 if code else 3  # a shopper whose door stays shut shows the wallet's fresh code again
+            for attempt in range(tries):
+                self.act("camera.show", camera="door-cam", qr=code or self.code(s, "entrance"))
+                if self.wait_unlocked("entrance", 8):
+                    break
                 self.act("camera.clear", camera="door-cam")
+                if attempt + 1 < tries:
+                    self.entry_retries += 1
+                    time.sleep(1.0)
+            else:
                 raise RuntimeError("entrance did not unlock")
             if s.face:  # walking in, they give the camera a few frames (the best become their templates)
                 for photo in s.face[0]:
@@ -347,7 +355,8 @@ class Demo:
         ledger = self.http.get(f"{self.gw}/admin/charges", headers={"X-Admin-Token": self.admin},
                                timeout=10).json()["data"]
         summary = oracle.summarise(self.dir / "store.db", ledger, shoppers, self.status(), CATALOG)
-        return {**summary, "faults": sorted(self.faults), "seconds": round(seconds, 1), "run_dir": str(self.dir)}
+        return {**summary, "entry_retries": self.entry_retries, "faults": sorted(self.faults),
+                "seconds": round(seconds, 1), "run_dir": str(self.dir)}
 
     def close(self) -> None:
         for name in ("controller", "sim", "gateway"):
