@@ -34,7 +34,8 @@ class VirtualDoorBoard(SerialDevice):
         self.fire = False
         self.rex_until = 0.0
         self._decoder = mb.RequestDecoder()
-        self._lock = threading.Lock()
+        # re-entrant: a door opened under the lock asks lock_engaged, whose watchdog check may drop the coils
+        self._lock = threading.RLock()
         self._last_request = time.monotonic()
         self.watchdog_s = cfg.comm_watchdog_s  # (a controller may set it through comm_watchdog_register)
         self.history: list[tuple[float, str]] = []

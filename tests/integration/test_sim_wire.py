@@ -8,6 +8,7 @@ import serial
 
 from bingobox.protocol import m100
 from bingobox.protocol import modbus as mb
+from hardware.sim.control import SimError
 
 pytestmark = pytest.mark.integration
 H = bytes.fromhex
@@ -162,5 +163,13 @@ def test_a_board_with_a_communication_watchdog_drops_its_coils_when_the_controll
             assert s.device("exit")["lock_engaged"]
             port.write(mb.encode_request(mb.ReadBits(1, mb.READ_COILS, 0, 1)))
             assert mb.ResponseDecoder().feed(port.read(6))[0].bits[0] is False
+            # unlocked again, the controller dies, and the first thing that happens is a shopper pushing the door:
+            # the watchdog drops the coil inside open_door (it held a plain Lock and hung the simulator for good)
+            port.write(mb.encode_request(mb.WriteCoil(1, 0, mb.COIL_ON)))
+            port.read(8)
+            time.sleep(0.8)
+            with pytest.raises(SimError, match="locked"):
+                s.client.act("door.open", door="exit")
+            assert s.device("exit")["lock_engaged"] and s.device("exit")["door_open"] is False
     finally:
         s.stop()
