@@ -68,13 +68,14 @@ def serve_control(store: VirtualStore, port: int) -> ThreadingHTTPServer:
                 self._error(404, "not_found", "GET /status, /actions or /manifest; POST /action")
 
         def do_POST(self) -> None:
+            asked_close = self.close_connection
             self.close_connection = True  # (until the request is known good: its body is not read otherwise)
             if not self._allowed():
                 return
             if self.headers.get("Content-Type", "").split(";")[0].strip().lower() != "application/json":
                 self._error(415, "bad_content_type", "POST bodies are Content-Type: application/json")
                 return
-            self.close_connection = False
+            self.close_connection = asked_close
             if self.path != "/action":
                 self._error(404, "not_found", "POST /action")
                 return
