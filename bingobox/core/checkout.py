@@ -173,10 +173,11 @@ def charge(core: StoreCore, v: Visit, epcs: set[str] | None, evidence: Evidence,
     if epcs is None:
         if core.exit_reader is not None and "exit_reader_unavailable" not in v.flags:
             evidence.append((v, "flag", {"flag": "exit_reader_unavailable"}))
-        if core.exit_reader is not None and (core.unattributed or not v.alone):
+        if core.exit_reader is not None and (core.unattributed or not v.alone
+                                             or core.shelves_blind_since(v.entered_at or v.created_at)):
             # nobody can tell what they carry beyond what was theirs with certainty: an operator must look
             unverified = {"visit": v.id, "account": v.account, "unattributed": sorted(core.unattributed),
-                          "basket": sorted(v.basket.items)}
+                          "basket": sorted(v.basket.items), "blind_shelves": sorted(core.shelf_offline)}
     else:
         held = {e for o in core.book if o is not v for e in o.basket.items}
         excluded = sorted(e for e in epcs if e in held or e in core.recently_left)

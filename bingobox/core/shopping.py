@@ -16,6 +16,8 @@ from ..devices.events import DeviceEvent
 from ..domain.visit import S
 from .admission import publish_candidates
 
+SHELF_BLIND_GRACE_S = 10.0  # after a shelf reader comes back, what it reports gone left at an unknown time
+
 if TYPE_CHECKING:
     from .store import StoreCore
 
@@ -55,14 +57,17 @@ def shelf(core: StoreCore, ev: DeviceEvent) -> None:
         return
     if ev.kind == "tag_gone":
         inside = core.book.inside()
-        if len(inside) == 1 and inside[0].alone:
+        # a shelf that could not see, or just came back, reports late what left it: at an unknown time, by anyone
+        blind = ev.device in core.shelf_offline or ev.t < core.shelf_back_at.get(ev.device, -1.0) + \
+            SHELF_BLIND_GRACE_S
+        if len(inside) == 1 and inside[0].alone and not blind:
             v = inside[0]
             with core.book.commit([v], [(v, "tag_taken", {"epc": epc, "reader": ev.device})]):
                 v.basket.add(epc, f"shelf:{ev.device}")
         else:
             core.unattributed[epc] = ev.t
-            core.journal.evidence(None, "tag_taken_unattributed",
-                                  {"epc": epc, "reader": ev.device, "inside": [v.id for v in inside]})
+            core.journal.evidence(None, "tag_taken_unattributed", {"epc": epc, "reader": ev.device, "blind": blind,
+                                                                   "inside": [v.id for v in inside]})
     else:  # back on a shelf: nobody pays for it (a visit already charging keeps what it was charged for)
         core.unattributed.pop(epc, None)
         core.recently_left.pop(epc, None)

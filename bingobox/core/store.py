@@ -64,6 +64,11 @@ class StoreCore:
         self.unattributed: dict[str, float] = {}  # EPCs that left a shelf while several shoppers were inside
         self.recently_left: dict[str, tuple[str, float]] = {}  # EPC → (visit, when) carried out and charged
         self.exit_closed_at = 0.0  # the exit door last closed: the exit window never reaches back before it
+        # shelf readers that cannot see (unplugged, failing) since when, and when each last came back: what left a
+        # shelf meanwhile is seen late or never, so nobody's basket is certain (see shelves_blind_since)
+        self.shelf_names = {r.name for r in cfg.readers if r.name != cfg.layout.exit_reader}
+        self.shelf_offline: dict[str, float] = {}
+        self.shelf_back_at: dict[str, float] = {}
         self.exit_cycles_unidentified: list[float] = []  # exit door openings nobody was granted for
         # people inside without a visit (a forced entrance, two faces on one code), when each was noticed: while
         # any may be inside, nobody's takes are attributed with certainty
@@ -119,9 +124,22 @@ class StoreCore:
         self.store.started()
         log.info("store %s: %s (%s)", self.cfg.store.id, self.store.state, WHAT_WORKS[self.store.state])
 
+    def shelves_blind_since(self, t: float) -> bool:
+        """Was any shelf reader unable to see at some time since ``t`` (or shortly before it came back)?"""
+        grace = shopping.SHELF_BLIND_GRACE_S
+        return bool(self.shelf_offline) or any(back + grace > t for back in self.shelf_back_at.values())
+
     def _on_device(self, ev: DeviceEvent) -> None:
         if ev.kind in ("connected", "disconnected", "fault"):
             self.store.set_problem(f"device:{ev.device}", ev.kind != "connected")
+            if ev.device in self.shelf_names:
+                if ev.kind == "connected":
+                    if self.shelf_offline.pop(ev.device, None) is not None:
+                        self.shelf_back_at[ev.device] = ev.t
+                else:
+                    self.shelf_offline.setdefault(ev.device, ev.t)
+                    for v in self.book.inside():  # what they take now is not seen leaving the shelf
+                        v.alone = False
         if ev.kind in ("alarm", "fault"):
             self.alarm(ev.data.get("alarm") or ev.data.get("fault") or ev.kind, ev.device, ev.data, ev.t)
         if ev.kind == "fire_alarm" and self.store.may("fire"):

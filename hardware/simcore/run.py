@@ -25,6 +25,7 @@ from pathlib import Path
 from bingobox.config import StoreConfig
 from bingobox.core.events import ChargeUpdate, OperatorCommand, Started
 from bingobox.core.store import StoreCore
+from bingobox.devices.events import DeviceEvent
 from bingobox.domain.catalog import Catalog
 from bingobox.domain.entry import EntryGate
 from bingobox.journal import Journal
@@ -287,6 +288,8 @@ class Play:
         w = self.world
         shelf = SHELVES[self.seed % len(SHELVES)]
         w.shelf_unplugged[shelf] = w.clock() + lasts if on else None
+        # its driver says so, as the real one does (the link goes down / comes back)
+        w.post(DeviceEvent(shelf, "disconnected" if on else "connected", {}, w.clock()))
 
     def _settle(self) -> None:
         """Faults heal, the outbox drains, an operator charges failed charges again, time passes past every

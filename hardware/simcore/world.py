@@ -164,9 +164,14 @@ class World:
         self.sched.after(after, report)
 
     def shelves_after_restart(self) -> None:
-        """A restarted controller's shelf drivers see every tag on their shelves (tag_seen for each)."""
+        """A restarted controller's shelf drivers see every tag on their shelves (tag_seen for each); one that is
+        unplugged sees nothing and says it is disconnected."""
+        for shelf in self.shelf_names:
+            if self.shelf_unplugged[shelf] is not None:
+                self.post(DeviceEvent(shelf, "disconnected", {}, self.clock()))
         for epc, shelf in sorted(self.shelf.items()):
-            self.post(DeviceEvent(shelf, "tag_seen", {"epc": epc}, self.clock()))
+            if self.shelf_unplugged[shelf] is None:
+                self.post(DeviceEvent(shelf, "tag_seen", {"epc": epc}, self.clock()))
 
     def exit_field_at(self, t: float) -> set[str]:
         return {e for e, t_in, t_out in self.exit_field if t_in <= t < t_out}
