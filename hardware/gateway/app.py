@@ -144,12 +144,35 @@ _NONCE = re.compile(r"[\x21-\x7e]{8,64}")
 _SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
 
 
+class BodyLimit:
+    """A body limit before anything reads the body (plain ASGI: no buffering, no task group): a declared length
+    over ``MAX_BODY`` is 413, a body without a declared length (chunked) is 411."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            headers = dict(scope["headers"])
+            length = headers.get(b"content-length", b"").decode("latin-1")
+            refusal = None
+            if not length and b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+                refusal = ApiError(411, "length_required", "send a Content-Length")
+            elif length and (not length.isdigit() or len(length) > 12 or int(length) > MAX_BODY):
+                refusal = ApiError(413, "body_too_large", f"at most {MAX_BODY} bytes")
+            if refusal is not None:
+                await JSONResponse(refusal.body(), status_code=refusal.status)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, seed: int | None = None,
                in_flight_stale_s: float = IN_FLIGHT_STALE_S) -> FastAPI:
     """``in_flight_stale_s``: after this long, a request whose key is still in flight is taken to have died and a
     retry with the key runs (the first, if it was only slow, then finds itself superseded and commits nothing)."""
     app = FastAPI(title="bingobox mock wallet gateway", version="1.0",
                   description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
+    app.add_middleware(BodyLimit)
     app.state.faults = faults or Faults()
     app.state.injected = {"outage": 0, "errors": 0, "drops": 0, "delayed": 0, "pending": 0}
     rng = random.Random(seed)
@@ -165,18 +188,6 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         msg = f"{where}: {first.get('msg', 'invalid')}" if where else first.get("msg", "invalid request")
         return JSONResponse({"error": {"code": "invalid_request", "message": msg}}, status_code=400)
-
-    # a body limit before anything reads the body ------------------------------------------------
-    @app.middleware("http")
-    async def _body_limit(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if request.method in ("POST", "PUT", "PATCH"):
-            if length is None and "chunked" in request.headers.get("transfer-encoding", "").lower():
-                return JSONResponse(ApiError(411, "length_required", "send a Content-Length").body(), status_code=411)
-            if length is not None and (not length.isdigit() or len(length) > 12 or int(length) > MAX_BODY):
-                return JSONResponse(ApiError(413, "body_too_large", f"at most {MAX_BODY} bytes").body(),
-                                    status_code=413)
-        return await call_next(request)
 
     # drop-after-commit: the response head goes out, then the connection breaks -------------------
     @app.middleware("http")
