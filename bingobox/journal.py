@@ -117,6 +117,11 @@ class Journal(Database):
                         "ORDER BY created_at")
         return [dict(r) for r in rows]
 
+    def ever_let_in(self) -> bool:
+        """Has this store let anyone in before (a visit, or a code used)? A restart of such a store happened with
+        people possibly inside; the first start of a new journal did not."""
+        return self.one("SELECT 1 FROM visits LIMIT 1") is not None or self.clock_high_water() > 0
+
     def recent_baskets(self, since: float) -> dict[str, tuple[str, float]]:
         """EPC → (visit, left at) for the baskets of visits that left since ``since`` (just carried out)."""
         out: dict[str, tuple[str, float]] = {}
