@@ -27,7 +27,7 @@ from .config import StoreConfig
 from .core.events import ChargeUpdate, OperatorCommand, Started
 from .core.store import StoreCore
 from .devices.camera import Camera
-from .devices.door import DoorBoard
+from .devices.door import build_doors
 from .devices.rfid import RfidReader
 from .domain.catalog import Catalog
 from .domain.entry import EntryGate, load_pinned
@@ -65,9 +65,9 @@ class StoreApp:
         self.gate = EntryGate(keys, cfg.store.id, self.journal, self.outbox, not_after=not_after)
         self._reload_keys = threading.Event()  # set by SIGHUP (``reload_keys``); done by the loop
         emit = self.inbox.put
-        self.doors = {d.name: DoorBoard(d, emit) for d in cfg.doors}
-        for door in self.doors.values():
-            door.on_failure = self._fatal
+        self.buses, self.doors = build_doors(cfg.doors, cfg.buses, emit)
+        for bus in self.buses.values():
+            bus.on_failure = self._fatal
         self.fatal: str | None = None  # why the process must end (a dead door driver): systemd restarts it
         self.readers = {r.name: RfidReader(r, emit) for r in cfg.readers}
         self.cameras = {c.name: Camera(c, emit) for c in cfg.cameras}
@@ -94,7 +94,7 @@ class StoreApp:
     def start(self) -> None:
         self.core.restore()
         self.outbox.start()
-        for dev in [*self.doors.values(), *self.readers.values(), *self.cameras.values()]:
+        for dev in [*self.buses.values(), *self.readers.values(), *self.cameras.values()]:
             dev.start()
         if self.faces is not None:
             try:
@@ -116,7 +116,7 @@ class StoreApp:
             t.join(timeout=5)
         if self.faces is not None:
             self.faces.stop()
-        for dev in [*self.cameras.values(), *self.readers.values(), *self.doors.values()]:
+        for dev in [*self.cameras.values(), *self.readers.values(), *self.buses.values()]:
             dev.stop()
         self.outbox.stop()
         self.client.close()
@@ -240,7 +240,8 @@ class StoreApp:
         self.view = build_view(snap, charges, devices, shelves, self.catalog,
                                {"loop": {"lag_ms": round(self.loop.lag_ms, 1), "inbox": len(self.inbox),
                                          **self.inbox.stats},
-                                "faces": dict(self.faces.stats) if self.faces is not None else None})
+                                "faces": dict(self.faces.stats) if self.faces is not None else None,
+                                "buses": {n: b.status() for n, b in self.buses.items()}})
         self._write_status(self.view)
 
     def _write_status(self, snapshot: dict) -> None:

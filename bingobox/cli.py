@@ -66,7 +66,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_devices(args: argparse.Namespace) -> int:
     """Start the drivers for every device in the config, print their events (JSON lines) and status."""
     from .devices.camera import Camera
-    from .devices.door import DoorBoard
+    from .devices.door import build_doors
     from .devices.rfid import RfidReader
 
     cfg = _load(load_store_config, args.config)
@@ -81,25 +81,27 @@ def cmd_devices(args: argparse.Namespace) -> int:
             sys.stdout.write(line)
             sys.stdout.flush()
 
-    devs = [DoorBoard(d, emit) for d in cfg.doors] + [RfidReader(r, emit) for r in cfg.readers]
-    devs += [Camera(c, emit) for c in cfg.cameras]
-    for d in devs:
+    buses, doors = build_doors(cfg.doors, cfg.buses, emit)
+    others = [*[RfidReader(r, emit) for r in cfg.readers], *[Camera(c, emit) for c in cfg.cameras]]
+    running = [*buses.values(), *others]
+    for d in running:
         d.start()
     try:
         for door in args.grant or []:
-            match = [d for d in devs if isinstance(d, DoorBoard) and d.name == door]
-            if not match:
+            if door not in doors:
                 print(f"no door named {door!r}", file=sys.stderr)
                 return 2
             time.sleep(0.5)
-            match[0].grant()
+            doors[door].grant()
         if args.seconds:
             time.sleep(args.seconds)
         else:
             wait_for_signal()
-        print(json.dumps({"status": {d.name: d.status() for d in devs}}, default=str), flush=True)
+        status = {d.name: d.status() for d in [*doors.values(), *others]}
+        print(json.dumps({"status": status, "buses": {b.name: b.status() for b in buses.values()}}, default=str),
+              flush=True)
     finally:
-        for d in devs:
+        for d in running:
             d.stop()
     return 0
 
@@ -564,6 +566,9 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--camera-fps", type=float, default=15, help="frames per second of the simulated cameras")
     de.add_argument("--browse-s", type=float, default=0.0, help="mean time shoppers look around inside (more of "
                     "them inside at once)")
+    de.add_argument("--wiring", choices=("own", "board", "bus"), default="own",
+                    help="the doors each on a board and port of their own; both on one board; or two boards on one "
+                         "RS-485 bus with a third (a staff door)")
     de.add_argument("--json", action="store_true", help="one-line JSON summary")
     de.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     de.add_argument("--run-dir", help="where the processes keep their files (default run/demo-PID)")

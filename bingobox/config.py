@@ -38,10 +38,27 @@ class SerialPort(Strict):
         return v
 
 
-class DoorConfig(SerialPort):
-    """A door on a Modbus RTU relay/input board."""
+class BusConfig(SerialPort):
+    """One serial line (RS-485) shared by several Modbus units (relay boards), each with one or more doors
+    (``[[doors]]`` with ``bus = NAME``). Every transaction on it is serialised by one thread."""
 
     name: Name
+    poll_hz: float = Field(20.0, ge=1, le=50, description="polls per second of each unit on the bus")
+    min_gap_ms: float = Field(0.0, ge=0, le=100, description="silence between frames beyond the Modbus t3.5 "
+                              "(for USB adapters that batch bytes)")
+    breaker_retry_s: float = Field(1.0, ge=0.1, le=60, description="a unit that stopped answering is asked again "
+                                   "this often (not at every poll), so it never stalls the others")
+    probe_timeout_s: float = Field(0.1, ge=0.01, le=2, description="how long that one request waits")
+
+
+class DoorConfig(Strict):
+    """A door on a Modbus RTU relay/input board: on a port of its own (``port``), or on a shared bus (``bus``)."""
+
+    name: Name
+    port: str | None = Field(None, min_length=1, description="device path, pty path or pyserial URL of the "
+                             "door's own board (or bus = NAME for a shared line)")
+    bus: Name | None = Field(None, description="a [[buses]] entry: the line this door's board is on")
+    baudrate: int | None = Field(None, description="with port (default 9600); a bus sets its own")
     unit: int = Field(1, ge=1, le=247, description="Modbus slave address")
     energize_to_unlock: bool = Field(description="true for a fail-secure strike, false for a maglock; no default")
     lock_coil: int = Field(0, ge=0, le=255)
@@ -68,6 +85,21 @@ class DoorConfig(SerialPort):
                                         "button also cuts the lock's power in hardware")
     fire_cuts_power: bool | None = Field(None, description="maglocks: the installer states that the fire panel "
                                          "cuts the lock's power in hardware")
+
+    @model_validator(mode="after")
+    def _port_or_bus(self) -> DoorConfig:
+        if (self.port is None) == (self.bus is None):
+            raise ValueError("a door needs exactly one of port (its own board) and bus (a shared line)")
+        if self.bus is not None:
+            for key in ("baudrate", "poll_hz"):
+                if key in self.model_fields_set:
+                    raise ValueError(f"{key}: set on the bus {self.bus!r}, not on a door on it")
+        return self
+
+    @field_validator("baudrate")
+    @classmethod
+    def _standard_baud(cls, v: int | None) -> int | None:
+        return v if v is None else SerialPort._standard_baud(v)
 
     @model_validator(mode="after")
     def _watchdog_pair(self) -> DoorConfig:
@@ -356,6 +388,7 @@ class StoreConfig(Strict):
     """The whole controller configuration."""
 
     store: StoreInfo
+    buses: list[BusConfig] = Field(default_factory=list)
     doors: list[DoorConfig] = Field(default_factory=list)
     readers: list[ReaderConfig] = Field(default_factory=list)
     cameras: list[CameraConfig] = Field(default_factory=list)
@@ -369,8 +402,9 @@ class StoreConfig(Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> StoreConfig:
-        check_unique_names(self.doors, self.readers, self.cameras)
-        check_one_device_per_port([*self.doors, *self.readers])
+        check_unique_names(self.buses, self.doors, self.readers, self.cameras)
+        check_one_device_per_port([*self.buses, *[d for d in self.doors if d.port is not None], *self.readers])
+        check_buses(self.buses, self.doors)
         if self.layout is not None:
             lay = self.layout
             doors, cams = {d.name for d in self.doors}, {c.name for c in self.cameras}
@@ -384,16 +418,60 @@ class StoreConfig(Strict):
 
 
 def check_one_device_per_port(devices: list) -> None:
-    """Each serial port (device path, or socket/rfc2217 address) drives one device: drivers open ports exclusively.
-    Two doors on one relay board, or several boards on one RS-485 bus, are not supported yet — say so at load
-    instead of leaving the second door in 'fault' at run time."""
+    """Each serial port (device path, or socket/rfc2217 address) is opened by one driver. Doors that share a board
+    or an RS-485 line say so explicitly: a ``[[buses]]`` entry with the port, and ``bus = NAME`` on each door."""
     seen: dict[str, str] = {}
     for d in devices:
         key = os.path.realpath(d.port) if d.port.startswith("/") and os.path.exists(d.port) else d.port
         if key in seen:
-            raise ValueError(f"{seen[key]} and {d.name} use the same port {d.port!r}: one device per serial port "
-                             "(a shared board or RS-485 bus is not supported yet)")
+            raise ValueError(f"{seen[key]} and {d.name} use the same port {d.port!r}: one driver per serial port "
+                             "(doors on one board or one RS-485 line: declare the line once under [[buses]] and "
+                             "set bus = NAME on each door)")
         seen[key] = d.name
+
+
+def check_buses(buses: list[BusConfig], doors: list[DoorConfig]) -> None:
+    """Doors on one unit of a bus must not share a coil or an input (a fire contact may be shared: one panel relay
+    wired once), and must agree on what is the unit's (its timeout, retries, watchdog)."""
+    names = {b.name for b in buses}
+    units: dict[tuple[str, int], list[DoorConfig]] = {}
+    for d in doors:
+        if d.bus is not None:
+            if d.bus not in names:
+                raise ValueError(f"doors.{d.name}.bus: no [[buses]] entry named {d.bus!r}")
+            units.setdefault((d.bus, d.unit), []).append(d)
+    for (bus, unit), ds in units.items():
+        coils: dict[int, str] = {}
+        inputs: dict[int, str] = {}
+        fire: dict[int, DoorConfig] = {}
+        for d in ds:
+            if d.lock_coil in coils:
+                raise ValueError(f"doors.{d.name}.lock_coil: coil {d.lock_coil} of unit {unit} on bus {bus} is "
+                                 f"also {coils[d.lock_coil]}'s lock")
+            coils[d.lock_coil] = d.name
+            for key in ("contact_input", "rex_input"):
+                i = getattr(d, key)
+                if i is None:
+                    continue
+                if i in inputs or i in fire:
+                    raise ValueError(f"doors.{d.name}.{key}: input {i} of unit {unit} on bus {bus} is also "
+                                     f"{inputs.get(i) or fire[i].name}'s")
+                inputs[i] = f"{d.name}'s {key}"
+            if d.fire_input is not None:
+                if d.fire_input in inputs:
+                    raise ValueError(f"doors.{d.name}.fire_input: input {d.fire_input} of unit {unit} on bus {bus} "
+                                     f"is {inputs[d.fire_input]}")
+                other = fire.setdefault(d.fire_input, d)
+                if other.fire_active_level != d.fire_active_level:
+                    raise ValueError(f"doors.{d.name}.fire_active_level: the fire input {d.fire_input} is shared "
+                                     f"with {other.name}, which reads it the other way")
+        first = ds[0]
+        for d in ds[1:]:
+            for key in ("response_timeout_s", "failures_before_fault", "comm_watchdog_register", "comm_watchdog_s",
+                        "comm_watchdog_unit_s"):
+                if getattr(d, key) != getattr(first, key):
+                    raise ValueError(f"doors.{d.name}.{key}: {getattr(d, key)} differs from {first.name}'s "
+                                     f"{getattr(first, key)} on the same board (unit {unit} on bus {bus})")
 
 
 def check_unique_names(*groups: list) -> None:

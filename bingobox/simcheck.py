@@ -21,7 +21,7 @@ SIM_HEADER = "X-Bingobox-Simulator"
 def simulated_devices(cfg: StoreConfig, timeout_s: float = 1.0) -> list[str]:
     """``name: why`` for each device in ``cfg`` that is the simulator's (cameras not answering are not counted)."""
     found = []
-    for dev in [*cfg.doors, *cfg.readers]:
+    for dev in [*cfg.buses, *[d for d in cfg.doors if d.port is not None], *cfg.readers]:
         port = str(dev.port)
         if "://" not in port and (Path(port).parent / "sim.json").is_file():
             found.append(f"{dev.name}: {port} is a port of the hardware simulator ({Path(port).parent}/sim.json)")

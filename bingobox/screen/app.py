@@ -86,7 +86,7 @@ def public_view(data: dict) -> dict:
                 "amount_fen": c.get("amount_fen"), "state": c.get("state"), "created_at": c.get("created_at")}
                for c in data.get("recent_charges") or []]
     alarms = [{k: a.get(k) for k in ("id", "t", "kind", "device")} for a in data.get("alarms") or []]
-    hidden = {"audit", "review", "devices", "recent_charges", "alarms", "problems"}
+    hidden = {"audit", "review", "devices", "recent_charges", "alarms", "problems", "buses"}
     return {**{k: v for k, v in data.items() if k not in hidden}, "devices": devices, "recent_charges": charges,
             "alarms": alarms, "problems": [f"{len(data.get('problems') or [])} problem(s): log in to see them"]
             if data.get("problems") else [], "public": True}

@@ -44,6 +44,23 @@ class _ViewCollector:
         for name, d in sorted(v.get("devices", {}).items()):
             online.add_metric([name, str(d.get("kind", ""))], float(bool(d.get("online"))))
         yield online
+        rtt = GaugeMetricFamily("bingobox_bus_unit_rtt_ms", "Modbus round trip of each unit (recent requests)",
+                                labels=["bus", "unit", "quantile"])
+        timeouts = CounterMetricFamily("bingobox_bus_unit_timeouts", "requests a unit did not answer in time",
+                                       labels=["bus", "unit"])
+        breaker = GaugeMetricFamily("bingobox_bus_unit_breaker_open", "1 while a unit is not answering (asked "
+                                    "again only every breaker_retry_s)", labels=["bus", "unit"])
+        for name, b in sorted(v.get("buses", {}).items()):
+            for u in b.get("units", []):
+                labels = [name, str(u["unit"])]
+                for q in ("p50", "p99", "max"):
+                    if u["rtt_ms"].get(q) is not None:
+                        rtt.add_metric([*labels, q], u["rtt_ms"][q])
+                timeouts.add_metric(labels, u.get("no_reply", 0))
+                breaker.add_metric(labels, float(u.get("breaker") == "open"))
+        yield rtt
+        yield timeouts
+        yield breaker
         stock = GaugeMetricFamily("bingobox_shelf_items", "tagged items on each shelf", labels=["shelf", "product"])
         for shelf, items in sorted(v.get("stock", {}).items()):
             for product, n in items.items():

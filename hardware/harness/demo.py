@@ -30,7 +30,7 @@ from bingobox.secretfiles import write_secret
 from . import oracle, storeconf
 from .process import ROOT, Proc, free_port
 
-FAULTS = ("gateway_drop", "gateway_errors", "gateway_outage", "unplug", "junk", "kill")
+FAULTS = ("gateway_drop", "gateway_errors", "gateway_outage", "unplug", "junk", "kill", "dead_board")
 STOCK = 24  # tags per product on its shelf
 CATALOG = ROOT / "config/catalog.csv"
 
@@ -64,8 +64,9 @@ def _identities(testdata: Path) -> list[tuple[list[Path], Path]]:
 class Demo:
     def __init__(self, shoppers: int, seed: int, faults: set[str], run_dir: Path, testdata: Path,
                  concurrency: int = 3, verbose: bool = True, screen_port: int = 0, camera_fps: float = 15,
-                 browse_s: float = 0.0) -> None:
+                 browse_s: float = 0.0, wiring: str = "own") -> None:
         self.n, self.seed, self.faults = shoppers, seed, faults
+        self.wiring = wiring
         self.screen_port = screen_port or free_port()  # fixed for the run: a restarted controller keeps the URL
         self.screen_url: str | None = None
         self.operator = ("operator", os.environ.get("BINGOBOX_OPERATOR_PASSWORD") or secrets.token_urlsafe(12))
@@ -117,7 +118,7 @@ class Demo:
             shelf = storeconf.SHELVES[i % len(storeconf.SHELVES)]
             self.shelves.setdefault(shelf, []).extend(self._new_tags(prefix, STOCK))
         sim_cfg = storeconf.write(d / "sim.toml", storeconf.sim_config(self.seed, self.camera_fps,
-                                                                                (Path(self.testdata),)))
+                                                                                (Path(self.testdata),), self.wiring))
         self.procs["sim"] = Proc("sim", ["sim", "--config", str(sim_cfg), "--run-dir", str(d / "sim"),
                                          "--control-port", "0"], d / "sim.log")
         self.procs["sim"].wait_line("ready")
@@ -131,7 +132,7 @@ class Demo:
         (d / "keys.json").write_text(json.dumps(keys))
         storeconf.write(d / "store.toml", storeconf.store_config(
             self.store_id, self.manifest["devices"], CATALOG, self.gw, d / "store-secret", d / "keys.json",
-            d / "store.db", self.screen_port, (self.operator[0], hash_password(self.operator[1]))))
+            d / "store.db", self.screen_port, (self.operator[0], hash_password(self.operator[1])), self.wiring))
         self.start_controller()
         self.say(f"status screen: {self.screen_url} (log in as {self.operator[0]} / {self.operator[1]})")
 
@@ -288,7 +289,10 @@ class Demo:
 
     # faults ----------------------------------------------------------------------------------------
     def chaos(self, stop: threading.Event) -> None:
-        plan = [f for f in FAULTS if f in self.faults]
+        if "dead_board" in self.faults:  # the staff door's board on the shoppers' bus dies for the whole run
+            self.say("fault: dead_board (the staff door's board stops answering)")
+            self.act("fault.silent", device="staff")
+        plan = [f for f in FAULTS if f in self.faults and f != "dead_board"]
         i = 0
         while plan and not stop.wait(self.rng.uniform(3, 6)):
             f = plan[i % len(plan)]
@@ -365,15 +369,18 @@ class Demo:
 
 
 def main(args) -> int:
-    faults = set(FAULTS) if args.faults == "all" else {f for f in (args.faults or "").split(",") if f}
+    faults = set(FAULTS) - {"dead_board"} if args.faults == "all" else {f for f in (args.faults or "").split(",") if f}
     unknown = faults - set(FAULTS)
     if unknown:
         print(f"unknown faults {sorted(unknown)}; known: {', '.join(FAULTS)}, all", file=sys.stderr)
         return 2
+    if "dead_board" in faults and args.wiring != "bus":
+        print("the dead_board fault needs --wiring bus (a third board on the shoppers' line)", file=sys.stderr)
+        return 2
     run_dir = Path(args.run_dir or f"run/demo-{os.getpid()}").resolve()
     demo = Demo(args.shoppers, args.seed, faults, run_dir, Path(args.testdata), args.concurrency,
                 verbose=not args.quiet, screen_port=args.screen_port, camera_fps=args.camera_fps,
-                browse_s=args.browse_s)
+                browse_s=args.browse_s, wiring=args.wiring)
     try:
         summary = demo.run()
         print(json.dumps(summary, indent=None if args.json else 2), flush=True)

@@ -14,15 +14,34 @@ SHELVES = ("shelf-1", "shelf-2")
 DOORS = ("entrance", "exit")
 CAMERAS = ("door-cam", "exit-cam")
 WATCHDOG_REGISTER = 0x00FA  # the simulated boards' communication-watchdog register (the controller sets 1 s)
+BUS = "rs485"
+BUS_BAUD = 38400  # the shared line's speed (paced by the simulator, its t3.5 kept by the controller)
+_A = {"lock_coil": 0, "contact_input": 0, "rex_input": 1, "fire_input": 2}  # a door's standard terminals
+# How the doors are wired: each on a board and port of its own; both on one 8-channel board (two coils, one fire
+# contact); or two boards on one RS-485 line, with a third board (a staff door, not a shopper's) on it too
+WIRING: dict[str, dict[str, dict]] = {
+    "own": {},
+    "board": {"entrance": {"bus": BUS, "unit": 1, **_A},
+              "exit": {"bus": BUS, "unit": 1, "lock_coil": 1, "contact_input": 3, "rex_input": 4, "fire_input": 2}},
+    "bus": {"entrance": {"bus": BUS, "unit": 1, **_A}, "exit": {"bus": BUS, "unit": 2, **_A},
+            "staff": {"bus": BUS, "unit": 3, **_A}},
+}
 
 
-def sim_config(seed: int, fps: float = 15, image_dirs: tuple[Path, ...] = ()) -> dict:
-    """The simulated store: two doors (strikes), two shelves and the exit area, two cameras; ``image_dirs``: where
-    the shoppers' photographs are (the only folders the simulator shows pictures from)."""
+def doors_of(wiring: str) -> tuple[str, ...]:
+    return (*DOORS, *[n for n in WIRING[wiring] if n not in DOORS])
+
+
+def sim_config(seed: int, fps: float = 15, image_dirs: tuple[Path, ...] = (), wiring: str = "own") -> dict:
+    """The simulated store: two doors (strikes) wired as ``wiring`` says, two shelves and the exit area, two
+    cameras; ``image_dirs``: where the shoppers' photographs are (the only folders the simulator shows pictures
+    from)."""
     dirs = {"image_dirs": [str(d) for d in image_dirs]} if image_dirs else {}
+    wires = WIRING[wiring]
     cfg = {"sim": {"control_port": 0, "seed": seed, **dirs},
-           "doors": [{"name": n, "energize_to_unlock": True, "baudrate": 0, "comm_watchdog_register": WATCHDOG_REGISTER}
-                     for n in DOORS],
+           "buses": [{"name": BUS, "baudrate": BUS_BAUD}] if wires else [],
+           "doors": [{"name": n, "energize_to_unlock": True, "baudrate": 0, "comm_watchdog_register": WATCHDOG_REGISTER,
+                      **wires.get(n, {})} for n in doors_of(wiring)],
            "readers": [{"name": n, "round_s": 0.02, "rssi_noise": 2} for n in (*SHELVES, "exit-area")],
            "cameras": [{"name": n, "fps": fps} for n in CAMERAS]}
     SimConfig.model_validate(cfg)
@@ -30,14 +49,20 @@ def sim_config(seed: int, fps: float = 15, image_dirs: tuple[Path, ...] = ()) ->
 
 
 def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secret_file: Path, keys_file: Path,
-                 journal: Path, screen_port: int, operator: tuple[str, str] | None, **overrides) -> dict:
+                 journal: Path, screen_port: int, operator: tuple[str, str] | None, wiring: str = "own",
+                 **overrides) -> dict:
     """The controller's config for the simulated store (``devices``: the simulator's manifest)."""
     door = {"energize_to_unlock": True, "unlock_s": 4, "held_open_s": 15,
             "comm_watchdog_register": WATCHDOG_REGISTER, "comm_watchdog_s": 1.0}
+    wires = WIRING[wiring]  # the same terminals as the simulated boards'
+    buses = sorted({w["bus"] for w in wires.values()})
+    doors = [{"name": n, **(wires[n] if n in wires else {"port": devices[n]["pty"]}), **door}
+             for n in doors_of(wiring)]
     cfg = {
         "catalog": str(catalog),
         "store": {"id": store_id, "name": "bingobox demo store", "sim": True},
-        "doors": [{"name": n, "port": devices[n]["pty"], **door} for n in DOORS],
+        "buses": [{"name": b, "port": devices[b]["pty"], "baudrate": BUS_BAUD} for b in buses],
+        "doors": doors,
         "readers": [*[{"name": n, "port": devices[n]["pty"], "gone_after_s": 0.6} for n in SHELVES],
                     {"name": "exit-area", "port": devices["exit-area"]["pty"], "role": "exit", "mode": "poll",
                      "poll_interval_s": 0.03}],

@@ -20,7 +20,16 @@ class SimSerial(Strict):
     tcp_protocol: Literal["raw", "rfc2217"] = Field("raw", description="raw bytes (socket://) or RFC 2217 (rfc2217://)")
 
 
+class SimBus(SimSerial):
+    """An RS-485 line with several boards on it (doors with ``bus = NAME``), served on one pty and TCP port."""
+
+    baudrate: int = Field(9600, ge=0, le=921600, description="pace replies like this line speed; 0 = no pacing")
+
+
 class SimDoor(SimSerial):
+    """A door wired to a relay board: on a line of its own (its own pty/TCP port), or on a bus (``bus``)."""
+
+    bus: Name | None = Field(None, description="the [[buses]] line its board is on (doors of one unit share it)")
     unit: int = Field(1, ge=1, le=247)
     baudrate: int = Field(9600, ge=0, le=921600, description="pace replies like this line speed; 0 = no pacing")
     energize_to_unlock: bool = True
@@ -71,13 +80,31 @@ class SimSection(Strict):
 
 class SimConfig(Strict):
     sim: SimSection = Field(default_factory=SimSection)
+    buses: list[SimBus] = Field(default_factory=list)
     doors: list[SimDoor] = Field(default_factory=list)
     readers: list[SimReader] = Field(default_factory=list)
     cameras: list[SimCamera] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique(self) -> SimConfig:
-        check_unique_names(self.doors, self.readers, self.cameras)
+        check_unique_names(self.buses, self.doors, self.readers, self.cameras)
+        names = {b.name for b in self.buses}
+        boards: dict[tuple[str, int], SimDoor] = {}
+        used: dict[tuple[str, int], set[tuple[str, int]]] = {}
+        for d in self.doors:
+            if d.bus is None:
+                continue
+            if d.bus not in names:
+                raise ValueError(f"doors.{d.name}.bus: no [[buses]] entry named {d.bus!r}")
+            first = boards.setdefault((d.bus, d.unit), d)
+            for key in ("coils", "inputs", "comm_watchdog_s", "comm_watchdog_register", "comm_watchdog_unit_s"):
+                if getattr(d, key) != getattr(first, key):
+                    raise ValueError(f"doors.{d.name}.{key}: differs from {first.name}'s on the same board")
+            mine = {("coil", d.lock_coil), ("input", d.contact_input), ("input", d.rex_input)}
+            taken = used.setdefault((d.bus, d.unit), set())
+            if mine & taken:
+                raise ValueError(f"doors.{d.name}: a coil or input already wired to another door of unit {d.unit}")
+            taken |= mine
         return self
 
 

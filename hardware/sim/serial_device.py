@@ -81,21 +81,23 @@ class SerialDevice:
     def on_bytes(self, data: bytes, endpoint: Endpoint) -> None:
         raise NotImplementedError
 
-    def send(self, frame: bytes, endpoint: Endpoint, checksum_index: int = -2) -> None:
-        """Send one frame with faults applied and paced at the configured line speed."""
-        f = self.faults
+    def send(self, frame: bytes, endpoint: Endpoint, board: SerialFaults | None = None,
+             checksum_index: int = -2) -> None:
+        """Send one frame with faults applied (the line's, and those of the ``board`` that answers on a shared
+        line) and paced at the configured line speed."""
         with self._out_lock:
-            if f.delay_s:
-                time.sleep(f.delay_s)
             out = frame
-            if f.corrupt_frames > 0:
-                f.corrupt_frames -= 1
-                b = bytearray(frame)
-                b[checksum_index] ^= 0x5A
-                out = bytes(b)
-            if f.garbage_bytes > 0:
-                out = self.rng.randbytes(f.garbage_bytes) + out
-                f.garbage_bytes = 0
+            for f in (self.faults, board) if board is not None else (self.faults,):
+                if f.delay_s:
+                    time.sleep(f.delay_s)
+                if f.corrupt_frames > 0:
+                    f.corrupt_frames -= 1
+                    b = bytearray(out)
+                    b[checksum_index] ^= 0x5A
+                    out = bytes(b)
+                if f.garbage_bytes > 0:
+                    out = self.rng.randbytes(f.garbage_bytes) + out
+                    f.garbage_bytes = 0
             endpoint.write(out)
             self.stats["tx_frames"] += 1
             if self.baudrate:

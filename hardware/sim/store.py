@@ -13,7 +13,7 @@ from typing import Any
 
 from .camera_server import VirtualCamera, load_image, qr_image
 from .config import SimConfig
-from .door_board import VirtualDoorBoard
+from .door_board import VirtualDoor, build_lines
 from .rfid_reader import VirtualReader
 from .serial_device import SerialDevice, SerialFaults
 
@@ -33,7 +33,7 @@ class VirtualStore:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         seed = cfg.sim.seed
-        self.doors = {d.name: VirtualDoorBoard(d, self.run_dir, seed + i) for i, d in enumerate(cfg.doors)}
+        self.lines, self.doors = build_lines(cfg.buses, cfg.doors, self.run_dir, seed)
         self.readers = {r.name: VirtualReader(r, self.run_dir, seed + 100 + i) for i, r in enumerate(cfg.readers)}
         self.cameras = {c.name: VirtualCamera(c, seed + 200 + i) for i, c in enumerate(cfg.cameras)}
         self.control_url: str | None = None
@@ -51,15 +51,21 @@ class VirtualStore:
 
     # lifecycle -------------------------------------------------------------------------------------
     def devices(self) -> dict[str, Any]:
-        return {**self.doors, **self.readers, **self.cameras}
+        """What actions and faults address by name: buses, doors (a door's faults are its board's), readers,
+        cameras."""
+        return {**self.lines, **self.doors, **self.readers, **self.cameras}
+
+    def _hardware(self) -> list:
+        own = [d.line for d in self.doors.values() if not d.line.shared]
+        return [*self.lines.values(), *own, *self.readers.values(), *self.cameras.values()]
 
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        for dev in self.devices().values():
+        for dev in self._hardware():
             dev.plug()
 
     def stop(self) -> None:
-        for dev in self.devices().values():
+        for dev in self._hardware():
             dev.unplug()
         manifest = self.run_dir / "sim.json"
         if manifest.exists():
@@ -103,7 +109,7 @@ class VirtualStore:
         return table[name]
 
     def _serial(self, device: str) -> SerialDevice:
-        return self._get({**self.doors, **self.readers}, device, "serial device")
+        return self._get({**self.lines, **self.doors, **self.readers}, device, "serial device")
 
     # acting in the store ---------------------------------------------------------------------------
     def _door_open(self, door: str) -> dict:
@@ -209,7 +215,8 @@ class VirtualStore:
         dev = self._get(self.devices(), device, "device")
         if isinstance(dev, SerialDevice):
             dev.faults = SerialFaults()
-        if isinstance(dev, VirtualDoorBoard):
+        if isinstance(dev, VirtualDoor):
+            dev.board.faults = SerialFaults()
             dev.set_stuck(False)
         if not dev.plugged:
             dev.plug()

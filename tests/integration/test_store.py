@@ -262,6 +262,30 @@ def test_several_shoppers_at_once(tmp_path):
     assert summary["items_not_charged"] == 0
 
 
+@pytest.mark.parametrize("wiring, faults", [("board", set()), ("bus", {"dead_board"})])
+def test_the_store_on_a_shared_board_and_on_a_bus_with_a_dead_board(tmp_path, wiring, faults):
+    """Entrance and exit as two coils of one board; or two boards on one RS-485 line with a third (a staff door)
+    whose board is dead all along: shoppers come and go as on separate boards, only the staff door is in fault."""
+    d = Demo(4, seed=5, faults=faults, run_dir=tmp_path / "store", testdata=TESTDATA, concurrency=2, verbose=False,
+             wiring=wiring)
+    try:
+        summary = d.run()
+        st = d.status()
+    finally:
+        d.close()
+    assert summary["visits"] == 4 and summary["shopper_errors"] == [], summary
+    assert (summary["lost"], summary["doubled"], summary["wrong_person"], summary["wrong_amount"]) == (0, 0, 0, 0)
+    doors = {n: x for n, x in st["devices"].items() if x["kind"] == "door"}
+    assert doors["entrance"]["bus"] == doors["exit"]["bus"] == "rs485"
+    assert doors["entrance"]["online"] and doors["exit"]["online"]
+    units = {u["unit"]: u for u in st["buses"]["rs485"]["units"]}
+    if wiring == "board":
+        assert list(units) == [1] and units[1]["doors"] == ["entrance", "exit"]
+    else:
+        assert doors["staff"]["state"] == "fault" and units[3]["breaker"] == "open"
+        assert units[1]["no_reply"] == units[2]["no_reply"] == 0  # the dead board cost the others no reply
+
+
 def test_demo_command_with_faults(tmp_path):
     r = subprocess.run([sys.executable, "-m", "bingobox", "demo", "--shoppers", "8", "--seed", "3", "--faults",
                         "all", "--json", "--quiet", "--run-dir", str(tmp_path / "demo")], capture_output=True,

@@ -150,6 +150,62 @@ def test_two_devices_on_one_port_are_refused_at_load(tmp_path):
     assert any("a and r use the same port" in p for p in problems(tmp_path, text))
 
 
+BUS = """
+[store]
+id = "s1"
+[[buses]]
+name = "rs485"
+port = "loop://"
+baudrate = 19200
+[[doors]]
+name = "entrance"
+bus = "rs485"
+energize_to_unlock = true
+[[doors]]
+name = "exit"
+bus = "rs485"
+energize_to_unlock = true
+lock_coil = 1
+contact_input = 3
+rex_input = 4
+"""
+
+
+def test_two_doors_on_one_board_with_their_own_coils_and_inputs_are_accepted(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text(BUS)  # (one fire contact, input 2, wired to both: allowed)
+    cfg = load_store_config(p)
+    assert [(d.bus, d.unit, d.lock_coil) for d in cfg.doors] == [("rs485", 1, 0), ("rs485", 1, 1)]
+    p.write_text(BUS.replace('lock_coil = 1\n', 'lock_coil = 1\nunit = 2\n'))  # two boards on one line
+    assert [d.unit for d in load_store_config(p).doors] == [1, 2]
+
+
+@pytest.mark.parametrize("change, expect", [
+    (("lock_coil = 1", "lock_coil = 0"), "doors.exit.lock_coil: coil 0 of unit 1 on bus rs485 is also entrance's"),
+    (("contact_input = 3", "contact_input = 1"), "doors.exit.contact_input: input 1 of unit 1 on bus rs485 is also "
+                                                 "entrance's rex_input"),
+    (("rex_input = 4", "rex_input = 0"), "doors.exit.rex_input: input 0 of unit 1 on bus rs485 is also entrance's "
+                                         "contact_input"),
+    (("rex_input = 4", "rex_input = 4\nresponse_timeout_s = 0.5"), "doors.exit.response_timeout_s: 0.5 differs "
+                                                                    "from entrance's 0.2 on the same board"),
+    (('bus = "rs485"\nenergize_to_unlock = true\nlock_coil', 'bus = "rs458"\nenergize_to_unlock = true\nlock_coil'),
+     "doors.exit.bus: no [[buses]] entry named 'rs458'"),
+    (("rex_input = 4", "rex_input = 4\nbaudrate = 9600"), "baudrate: set on the bus 'rs485', not on a door on it"),
+    (('bus = "rs485"\nenergize_to_unlock = true\nlock_coil', 'port = "loop://"\nenergize_to_unlock = true\nlock_coil'),
+     "rs485 and exit use the same port 'loop://'"),
+])
+def test_conflicting_wiring_on_a_bus_is_refused_with_the_key(tmp_path, change, expect):
+    got = problems(tmp_path, BUS.replace(*change))
+    assert any(expect in p for p in got), got
+
+
+def test_doors_sharing_a_port_without_a_bus_are_told_how(tmp_path):
+    got = problems(tmp_path, GOOD + '\n[[doors]]\nname = "exit"\nport = "loop://"\nenergize_to_unlock = false\n')
+    assert any("declare the line once under [[buses]]" in p for p in got), got
+    got = problems(tmp_path, GOOD.replace('port = "loop://"', 'port = "loop://"\nbus = "x"'))
+    assert any("exactly one of port (its own board) and bus" in p for p in got), got
+
+
 def test_the_catalog_is_checked_against_what_the_gateway_accepts(tmp_path):
     cat = tmp_path / "catalog.csv"
     cat.write_text("epc_prefix,sku,name,price_fen\n"

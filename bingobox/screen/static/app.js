@@ -188,6 +188,12 @@ function render(s) {
     cell(tr, d.online ? "online" : "offline", d.online ? "on" : "off");
     cell(tr, "").appendChild(button("Unlock", "unlock", { door: d.name }, `Unlock ${d.name} for 5 s?`));
   });
+  const units = Object.values(s.buses || {}).flatMap((b) => (b.units || []).map((u) => ({ bus: b.name, ...u })));
+  fill("units", units, (tr, u) => {
+    cell(tr, u.bus); cell(tr, u.unit); cell(tr, u.doors.join(", "));
+    cell(tr, u.online ? "answering" : "not answering (breaker open)", u.online ? "on" : "off");
+    cell(tr, u.rtt_ms.n ? `${u.rtt_ms.p50} / ${u.rtt_ms.p99} ms` : "—"); cell(tr, u.no_reply);
+  });
   fill("devices", devices.filter((d) => d.kind !== "door"), (tr, d) => {
     cell(tr, d.name); cell(tr, d.kind + (d.role ? ` (${d.role})` : ""));
     cell(tr, d.online ? "online" : "offline", d.online ? "on" : "off");
