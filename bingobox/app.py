@@ -28,6 +28,7 @@ from .core.events import ChargeUpdate, OperatorCommand, Started
 from .core.store import StoreCore
 from .devices.camera import Camera
 from .devices.door import build_doors
+from .devices.llrp import LlrpReader
 from .devices.rfid import RfidReader
 from .domain.catalog import Catalog
 from .domain.entry import EntryGate, load_pinned
@@ -69,7 +70,10 @@ class StoreApp:
         for bus in self.buses.values():
             bus.on_failure = self._fatal
         self.fatal: str | None = None  # why the process must end (a dead door driver): systemd restarts it
-        self.readers = {r.name: RfidReader(r, emit) for r in cfg.readers}
+        self.readers: dict = {r.name: RfidReader(r, emit) for r in cfg.readers}
+        self.llrp = {r.name: LlrpReader(r, emit) for r in cfg.llrp_readers}
+        for reader in self.llrp.values():  # each antenna's zone is a reader to the store
+            self.readers.update({z.name: z for z in reader.zones.values()})
         self.cameras = {c.name: Camera(c, emit) for c in cfg.cameras}
         self.faces = None
         if face_worker is not None and cfg.vision.faces:
@@ -94,7 +98,7 @@ class StoreApp:
     def start(self) -> None:
         self.core.restore()
         self.outbox.start()
-        for dev in [*self.buses.values(), *self.readers.values(), *self.cameras.values()]:
+        for dev in [*self.buses.values(), *self.readers.values(), *self.llrp.values(), *self.cameras.values()]:
             dev.start()
         if self.faces is not None:
             try:
@@ -116,7 +120,7 @@ class StoreApp:
             t.join(timeout=5)
         if self.faces is not None:
             self.faces.stop()
-        for dev in [*self.cameras.values(), *self.readers.values(), *self.buses.values()]:
+        for dev in [*self.cameras.values(), *self.llrp.values(), *self.readers.values(), *self.buses.values()]:
             dev.stop()
         self.outbox.stop()
         self.client.close()

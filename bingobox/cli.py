@@ -53,7 +53,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
                 print(p)
             status = 2
             continue
-        kinds = f"{len(cfg.doors)} doors, {len(cfg.readers)} readers, {len(cfg.cameras)} cameras"
+        kinds = f"{len(cfg.doors)} doors, {len(cfg.reader_names())} readers, {len(cfg.cameras)} cameras"
         print(f"{path}: ok ({'store' if is_store else 'simulator'} config: {kinds})")
         if is_store:
             for d in cfg.doors:
@@ -67,6 +67,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
     """Start the drivers for every device in the config, print their events (JSON lines) and status."""
     from .devices.camera import Camera
     from .devices.door import build_doors
+    from .devices.llrp import LlrpReader
     from .devices.rfid import RfidReader
 
     cfg = _load(load_store_config, args.config)
@@ -82,8 +83,10 @@ def cmd_devices(args: argparse.Namespace) -> int:
             sys.stdout.flush()
 
     buses, doors = build_doors(cfg.doors, cfg.buses, emit)
-    others = [*[RfidReader(r, emit) for r in cfg.readers], *[Camera(c, emit) for c in cfg.cameras]]
-    running = [*buses.values(), *others]
+    llrp = [LlrpReader(r, emit) for r in cfg.llrp_readers]
+    zones = [z for r in llrp for z in r.zones.values()]
+    others = [*[RfidReader(r, emit) for r in cfg.readers], *zones, *[Camera(c, emit) for c in cfg.cameras]]
+    running = [*buses.values(), *llrp, *others]
     for d in running:
         d.start()
     try:
@@ -139,6 +142,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
         ep = d.endpoints()
         if d.kind == "camera":
             print(f"  {d.kind:7} {n:16} {ep['stream']}  {ep['snapshot']}")
+        elif d.kind == "llrp":
+            print(f"  {d.kind:7} {n:16} {ep['url']}  ({ep['antennas']} antennas)")
         else:
             print(f"  {d.kind:7} {n:16} {ep['pty']} -> {ep['tty']}  {ep['url_tcp']}")
     print("ready", flush=True)

@@ -148,6 +148,48 @@ class ReaderConfig(SerialPort):
     silence_timeout_s: float = Field(1.0, ge=0.1, le=10, description="no frame this long → restart inventory")
 
 
+class LlrpZoneConfig(Strict):
+    """One antenna of an LLRP reader and what it covers: a shelf, or the exit area. The store sees each zone as a
+    reader of its own (its name is the one the layout and the screen use)."""
+
+    antenna: int = Field(ge=1, le=32)
+    name: Name
+    role: Literal["shelf", "exit"] = "shelf"
+
+
+class LlrpReaderConfig(Strict):
+    """A fixed UHF reader on the network speaking LLRP (Impinj Speedway/R700, Zebra FX7500/FX9600), through sllurp;
+    each antenna a zone."""
+
+    name: Name
+    host: str = Field(min_length=1, description="the reader's address")
+    port: int = Field(5084, ge=1, le=65535, description="LLRP's port")
+    zones: list[LlrpZoneConfig] = Field(min_length=1)
+    tx_power_dbm: float | None = Field(None, ge=0, le=33, description="every antenna's power (default: the reader's "
+                                       "highest)")
+    round_s: float = Field(0.1, ge=0.02, le=5, description="the zones' rounds (the exit window counts them)")
+    gone_after_s: float = Field(1.5, ge=0.2, le=60, description="unseen this long at its zone → tag_gone")
+    keepalive_s: float = Field(1.0, ge=0.1, le=60, description="the reader sends a keepalive this often")
+    silence_timeout_s: float = Field(3.5, ge=0.3, le=300, description="no report nor keepalive this long: the "
+                                     "connection is dead, connect again")
+    reconnect_max_s: float = Field(10.0, ge=0.5, le=600, description="back-off ceiling between connection attempts")
+    place_margin_db: float = Field(6.0, ge=0, le=40, description="a tag read at two antennas moves to another zone "
+                                   "only if read this much stronger there (or no longer read at its zone) …")
+    place_reads: int = Field(2, ge=2, le=50, description="… in this many reads in a row: never on one read")
+
+    @model_validator(mode="after")
+    def _zones(self) -> LlrpReaderConfig:
+        ants = [z.antenna for z in self.zones]
+        if len(ants) != len(set(ants)):
+            raise ValueError("zones: an antenna is given twice")
+        if self.silence_timeout_s <= 2 * self.keepalive_s:
+            raise ValueError("silence_timeout_s must be more than two keepalive_s (one lost keepalive is no outage)")
+        if self.gone_after_s <= self.keepalive_s + 2 * self.round_s:
+            raise ValueError("gone_after_s must be more than keepalive_s + 2 round_s (a tag is gone only after the "
+                             "reader was heard without reading it)")
+        return self
+
+
 class CameraConfig(Strict):
     """A camera: V4L2 device, MJPEG/RTSP URL, video file or image pattern."""
 
@@ -391,6 +433,7 @@ class StoreConfig(Strict):
     buses: list[BusConfig] = Field(default_factory=list)
     doors: list[DoorConfig] = Field(default_factory=list)
     readers: list[ReaderConfig] = Field(default_factory=list)
+    llrp_readers: list[LlrpReaderConfig] = Field(default_factory=list)
     cameras: list[CameraConfig] = Field(default_factory=list)
     wallet: WalletConfig | None = None
     journal: JournalConfig = Field(default_factory=JournalConfig)
@@ -402,19 +445,24 @@ class StoreConfig(Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> StoreConfig:
-        check_unique_names(self.buses, self.doors, self.readers, self.cameras)
+        check_unique_names(self.buses, self.doors, self.readers, self.llrp_readers,
+                           [z for r in self.llrp_readers for z in r.zones], self.cameras)
         check_one_device_per_port([*self.buses, *[d for d in self.doors if d.port is not None], *self.readers])
         check_buses(self.buses, self.doors)
         if self.layout is not None:
             lay = self.layout
             doors, cams = {d.name for d in self.doors}, {c.name for c in self.cameras}
-            readers = {r.name for r in self.readers}
+            readers = set(self.reader_names())
             for key, name, known in (("entry_door", lay.entry_door, doors), ("exit_door", lay.exit_door, doors),
                                      ("entry_camera", lay.entry_camera, cams), ("exit_camera", lay.exit_camera, cams),
                                      ("exit_reader", lay.exit_reader, readers)):
                 if name is not None and name not in known:
                     raise ValueError(f"layout.{key}: no such device {name!r}")
         return self
+
+    def reader_names(self) -> list[str]:
+        """Every reader the store sees: M100 readers and LLRP antenna zones."""
+        return [r.name for r in self.readers] + [z.name for r in self.llrp_readers for z in r.zones]
 
 
 def check_one_device_per_port(devices: list) -> None:

@@ -66,7 +66,7 @@ class StoreCore:
         self.exit_closed_at = 0.0  # the exit door last closed: the exit window never reaches back before it
         # shelf readers that cannot see (unplugged, failing) since when, and when each last came back: what left a
         # shelf meanwhile is seen late or never, so nobody's basket is certain (see shelves_blind_since)
-        self.shelf_names = {r.name for r in cfg.readers if r.name != cfg.layout.exit_reader}
+        self.shelf_names = {n for n in cfg.reader_names() if n != cfg.layout.exit_reader}
         self.shelf_offline: dict[str, float] = {}
         self.shelf_back_at: dict[str, float] = {}
         self.exit_cycles_unidentified: list[float] = []  # exit door openings nobody was granted for

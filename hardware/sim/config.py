@@ -62,6 +62,28 @@ class SimReader(SimSerial):
         return [check_epc(e) for e in v]
 
 
+class SimLlrpReader(Strict):
+    """A fixed UHF reader on the network, speaking LLRP over TCP, with several antennas (one per shelf or zone)."""
+
+    name: Name
+    tcp_port: Port = Field(0, ge=0, le=65535, description="LLRP's own is 5084; 0 = any free port")
+    antennas: int = Field(4, ge=1, le=32)
+    round_s: float = Field(0.1, ge=0.01, le=5, description="one inventory round (a report) this often")
+    rssi: int = Field(-55, ge=-100, le=0)
+    rssi_noise: int = Field(3, ge=0, le=20)
+    bleed: float = Field(0.0, ge=0, le=1, description="chance that a neighbouring antenna reads a tag too")
+    bleed_db: int = Field(15, ge=0, le=60, description="… that much weaker")
+    tags: dict[str, list[str]] = Field(default_factory=dict, description="antenna number → EPCs at start")
+
+    @model_validator(mode="after")
+    def _antenna_tags(self) -> SimLlrpReader:
+        for ant, epcs in self.tags.items():
+            if not ant.isdigit() or not 1 <= int(ant) <= self.antennas:
+                raise ValueError(f"tags: antenna {ant!r} is not one of 1..{self.antennas}")
+            self.tags[ant] = [check_epc(e) for e in epcs]
+        return self
+
+
 class SimCamera(Strict):
     name: Name
     port: Port = Field(0, ge=0, le=65535)
@@ -83,11 +105,12 @@ class SimConfig(Strict):
     buses: list[SimBus] = Field(default_factory=list)
     doors: list[SimDoor] = Field(default_factory=list)
     readers: list[SimReader] = Field(default_factory=list)
+    llrp_readers: list[SimLlrpReader] = Field(default_factory=list)
     cameras: list[SimCamera] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique(self) -> SimConfig:
-        check_unique_names(self.buses, self.doors, self.readers, self.cameras)
+        check_unique_names(self.buses, self.doors, self.readers, self.llrp_readers, self.cameras)
         names = {b.name for b in self.buses}
         boards: dict[tuple[str, int], SimDoor] = {}
         used: dict[tuple[str, int], set[tuple[str, int]]] = {}

@@ -37,19 +37,22 @@ class VirtualReader(SerialDevice):
         self.stats.update({"rounds": 0, "notices": 0})
 
     # the physical world ----------------------------------------------------------------------------
-    def add_tags(self, epcs: list[str], rssi: int | None = None) -> None:
+    def add_tags(self, epcs: list[str], rssi: int | None = None) -> int:
         with self._field_lock:
             for e in epcs:
                 self.field[check_epc(e)] = self.cfg.rssi if rssi is None else rssi
+            return len(self.field)
 
-    def remove_tags(self, epcs: list[str]) -> None:
+    def remove_tags(self, epcs: list[str]) -> int:
         with self._field_lock:
             for e in epcs:
                 self.field.pop(check_epc(e), None)
+            return len(self.field)
 
-    def set_tags(self, epcs: list[str]) -> None:
+    def set_tags(self, epcs: list[str]) -> int:
         with self._field_lock:
             self.field = {check_epc(e): self.cfg.rssi for e in epcs}
+            return len(self.field)
 
     def status(self) -> dict:
         return {**super().status(), "framing": self.cfg.framing, "tags": sorted(self.field),

@@ -14,6 +14,7 @@ from typing import Any
 from .camera_server import VirtualCamera, load_image, qr_image
 from .config import SimConfig
 from .door_board import VirtualDoor, build_lines
+from .llrp_reader import VirtualLlrpReader
 from .rfid_reader import VirtualReader
 from .serial_device import SerialDevice, SerialFaults
 
@@ -35,6 +36,7 @@ class VirtualStore:
         seed = cfg.sim.seed
         self.lines, self.doors = build_lines(cfg.buses, cfg.doors, self.run_dir, seed)
         self.readers = {r.name: VirtualReader(r, self.run_dir, seed + 100 + i) for i, r in enumerate(cfg.readers)}
+        self.llrp = {r.name: VirtualLlrpReader(r, seed + 300 + i) for i, r in enumerate(cfg.llrp_readers)}
         self.cameras = {c.name: VirtualCamera(c, seed + 200 + i) for i, c in enumerate(cfg.cameras)}
         self.control_url: str | None = None
         self.token = secrets.token_urlsafe(24)  # for the control API; in the manifest (mode 600) only
@@ -53,11 +55,11 @@ class VirtualStore:
     def devices(self) -> dict[str, Any]:
         """What actions and faults address by name: buses, doors (a door's faults are its board's), readers,
         cameras."""
-        return {**self.lines, **self.doors, **self.readers, **self.cameras}
+        return {**self.lines, **self.doors, **self.readers, **self.llrp, **self.cameras}
 
     def _hardware(self) -> list:
         own = [d.line for d in self.doors.values() if not d.line.shared]
-        return [*self.lines.values(), *own, *self.readers.values(), *self.cameras.values()]
+        return [*self.lines.values(), *own, *self.readers.values(), *self.llrp.values(), *self.cameras.values()]
 
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -109,7 +111,7 @@ class VirtualStore:
         return table[name]
 
     def _serial(self, device: str) -> SerialDevice:
-        return self._get({**self.lines, **self.doors, **self.readers}, device, "serial device")
+        return self._get({**self.lines, **self.doors, **self.readers, **self.llrp}, device, "serial or LLRP device")
 
     # acting in the store ---------------------------------------------------------------------------
     def _door_open(self, door: str) -> dict:
@@ -134,20 +136,28 @@ class VirtualStore:
             d.set_fire(bool(active))
         return {"doors": [d.name for d in targets]}
 
-    def _tags_add(self, reader: str, epcs: list[str], rssi: int | None = None) -> dict:
-        r = self._get(self.readers, reader, "reader")
-        r.add_tags(_as_list(epcs), rssi)
-        return {"tags": len(r.field)}
+    def _reader(self, reader: str, antenna) -> tuple[Any, dict]:
+        """A reader and how to address its field: an LLRP reader's tags are on one of its antennas."""
+        r = self._get({**self.readers, **self.llrp}, reader, "reader")
+        if isinstance(r, VirtualLlrpReader):
+            if antenna is None:
+                raise ActionError(f"{reader} is an LLRP reader with antennas 1..{r.cfg.antennas}: say antenna=N")
+            return r, {"antenna": antenna}
+        if antenna is not None:
+            raise ActionError(f"{reader} has one field: no antenna to choose")
+        return r, {}
 
-    def _tags_remove(self, reader: str, epcs: list[str]) -> dict:
-        r = self._get(self.readers, reader, "reader")
-        r.remove_tags(_as_list(epcs))
-        return {"tags": len(r.field)}
+    def _tags_add(self, reader: str, epcs: list[str], rssi: int | None = None, antenna: int | None = None) -> dict:
+        r, at = self._reader(reader, antenna)
+        return {"tags": r.add_tags(_as_list(epcs), rssi, **at)}
 
-    def _tags_set(self, reader: str, epcs: list[str]) -> dict:
-        r = self._get(self.readers, reader, "reader")
-        r.set_tags(_as_list(epcs))
-        return {"tags": len(r.field)}
+    def _tags_remove(self, reader: str, epcs: list[str], antenna: int | None = None) -> dict:
+        r, at = self._reader(reader, antenna)
+        return {"tags": r.remove_tags(_as_list(epcs), **at)}
+
+    def _tags_set(self, reader: str, epcs: list[str], antenna: int | None = None) -> dict:
+        r, at = self._reader(reader, antenna)
+        return {"tags": r.set_tags(_as_list(epcs), **at)}
 
     def _camera_show(self, camera: str, image: str | None = None, qr: str | None = None,
                      scale: float = 0.6) -> dict:
@@ -200,7 +210,7 @@ class VirtualStore:
     def _drop_reads(self, reader: str, probability: float) -> dict:
         if not 0 <= float(probability) <= 1:
             raise ActionError("probability must be 0..1")
-        self._get(self.readers, reader, "reader").faults.drop_reads = float(probability)
+        self._get({**self.readers, **self.llrp}, reader, "reader").faults.drop_reads = float(probability)
         return {}
 
     def _stuck_relay(self, door: str, stuck: bool = True) -> dict:
@@ -213,7 +223,7 @@ class VirtualStore:
 
     def _clear(self, device: str) -> dict:
         dev = self._get(self.devices(), device, "device")
-        if isinstance(dev, SerialDevice):
+        if isinstance(dev, SerialDevice | VirtualLlrpReader):
             dev.faults = SerialFaults()
         if isinstance(dev, VirtualDoor):
             dev.board.faults = SerialFaults()
