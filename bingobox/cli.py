@@ -53,7 +53,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
                 print(p)
             status = 2
             continue
-        kinds = f"{len(cfg.doors)} doors, {len(cfg.reader_names())} readers, {len(cfg.cameras)} cameras"
+        readers = len(cfg.reader_names()) if is_store else len(cfg.readers) + len(cfg.llrp_readers)
+        kinds = f"{len(cfg.doors)} doors, {readers} readers, {len(cfg.cameras)} cameras"
         print(f"{path}: ok ({'store' if is_store else 'simulator'} config: {kinds})")
         if is_store:
             for d in cfg.doors:
@@ -574,6 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--wiring", choices=("own", "board", "bus"), default="own",
                     help="the doors each on a board and port of their own; both on one board; or two boards on one "
                          "RS-485 bus with a third (a staff door)")
+    de.add_argument("--shelves", choices=("m100", "llrp"), default="m100",
+                    help="shelf readers: an M100 reader per shelf, or the antennas of one LLRP reader")
     de.add_argument("--json", action="store_true", help="one-line JSON summary")
     de.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     de.add_argument("--run-dir", help="where the processes keep their files (default run/demo-PID)")

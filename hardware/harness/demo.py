@@ -64,9 +64,10 @@ def _identities(testdata: Path) -> list[tuple[list[Path], Path]]:
 class Demo:
     def __init__(self, shoppers: int, seed: int, faults: set[str], run_dir: Path, testdata: Path,
                  concurrency: int = 3, verbose: bool = True, screen_port: int = 0, camera_fps: float = 15,
-                 browse_s: float = 0.0, wiring: str = "own") -> None:
+                 browse_s: float = 0.0, wiring: str = "own", shelves: str = "m100") -> None:
         self.n, self.seed, self.faults = shoppers, seed, faults
         self.wiring = wiring
+        self.shelf_kind = shelves  # M100 readers, or the antennas of one LLRP reader
         self.screen_port = screen_port or free_port()  # fixed for the run: a restarted controller keeps the URL
         self.screen_url: str | None = None
         self.operator = ("operator", os.environ.get("BINGOBOX_OPERATOR_PASSWORD") or secrets.token_urlsafe(12))
@@ -118,7 +119,8 @@ class Demo:
             shelf = storeconf.SHELVES[i % len(storeconf.SHELVES)]
             self.shelves.setdefault(shelf, []).extend(self._new_tags(prefix, STOCK))
         sim_cfg = storeconf.write(d / "sim.toml", storeconf.sim_config(self.seed, self.camera_fps,
-                                                                                (Path(self.testdata),), self.wiring))
+                                                                                (Path(self.testdata),), self.wiring,
+                                                                                self.shelf_kind))
         self.procs["sim"] = Proc("sim", ["sim", "--config", str(sim_cfg), "--run-dir", str(d / "sim"),
                                          "--control-port", "0"], d / "sim.log")
         self.procs["sim"].wait_line("ready")
@@ -127,12 +129,13 @@ class Demo:
         self.sim_http = requests.Session()  # the simulator's control API wants its token
         self.sim_http.headers["Authorization"] = f"Bearer {self.manifest['token']}"
         for shelf, epcs in self.shelves.items():
-            self.act("tags.set", reader=shelf, epcs=epcs)
+            self.act("tags.set", **self.at(shelf), epcs=epcs)
         keys = self.http.get(f"{self.gw}/v1/public-keys", timeout=10).json()
         (d / "keys.json").write_text(json.dumps(keys))
         storeconf.write(d / "store.toml", storeconf.store_config(
             self.store_id, self.manifest["devices"], CATALOG, self.gw, d / "store-secret", d / "keys.json",
-            d / "store.db", self.screen_port, (self.operator[0], hash_password(self.operator[1])), self.wiring))
+            d / "store.db", self.screen_port, (self.operator[0], hash_password(self.operator[1])), self.wiring,
+            self.shelf_kind))
         self.start_controller()
         self.say(f"status screen: {self.screen_url} (log in as {self.operator[0]} / {self.operator[1]})")
 
@@ -222,22 +225,25 @@ class Demo:
         self._serial[prefix] = first + n - 1
         return [f"{prefix}{k:04X}" for k in range(first, first + n)]
 
+    def at(self, shelf: str) -> dict:
+        return storeconf.shelf_address(self.shelf_kind, shelf)
+
     def take(self, s: Shopper, k: int, shelf: str | None = None) -> None:
         with self.shelf_lock:
             for _ in range(k):
                 sh = shelf or self.rng.choice(sorted(self.shelves))
                 epc = self.shelves[sh].pop(self.rng.randrange(len(self.shelves[sh])))
-                self.act("tags.remove", reader=sh, epcs=[epc])
+                self.act("tags.remove", **self.at(sh), epcs=[epc])
                 s.took.append((sh, epc))
                 prefix = epc[:-4]
                 if sum(e.startswith(prefix) for e in self.shelves[sh]) < STOCK // 2:  # staff restock it
                     more = self._new_tags(prefix, STOCK // 2)
-                    self.act("tags.add", reader=sh, epcs=more)
+                    self.act("tags.add", **self.at(sh), epcs=more)
                     self.shelves[sh].extend(more)
 
     def put_back(self, s: Shopper) -> None:
         shelf, epc = s.took.pop()
-        self.act("tags.add", reader=shelf, epcs=[epc])
+        self.act("tags.add", **self.at(shelf), epcs=[epc])
 
     def leave(self, s: Shopper, face: bool = True) -> None:
         """Carry the items through the exit area, be recognised (or scan a fresh code), walk out."""
@@ -311,11 +317,12 @@ class Demo:
                 stop.wait(4)
                 self.admin_post("/admin/faults", {"outage": False})
             elif f == "unplug":
-                self.act("fault.unplug", device="shelf-2")
+                shelf = self.at("shelf-2")["reader"]  # (with LLRP shelves: the whole reader)
+                self.act("fault.unplug", device=shelf)
                 stop.wait(1.5)
-                self.act("fault.replug", device="shelf-2")
+                self.act("fault.replug", device=shelf)
             elif f == "junk":
-                for dev in ("entrance", "shelf-1", "exit-area"):
+                for dev in ("entrance", self.at("shelf-1")["reader"], "exit-area"):
                     self.act("fault.garbage", device=dev, bytes=32)
                     self.act("fault.corrupt", device=dev, count=2)
             elif f == "kill":
@@ -380,7 +387,7 @@ def main(args) -> int:
     run_dir = Path(args.run_dir or f"run/demo-{os.getpid()}").resolve()
     demo = Demo(args.shoppers, args.seed, faults, run_dir, Path(args.testdata), args.concurrency,
                 verbose=not args.quiet, screen_port=args.screen_port, camera_fps=args.camera_fps,
-                browse_s=args.browse_s, wiring=args.wiring)
+                browse_s=args.browse_s, wiring=args.wiring, shelves=args.shelves)
     try:
         summary = demo.run()
         print(json.dumps(summary, indent=None if args.json else 2), flush=True)

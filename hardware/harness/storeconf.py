@@ -28,11 +28,21 @@ WIRING: dict[str, dict[str, dict]] = {
 }
 
 
+LLRP = "llrp-1"  # with --shelves llrp: one 4-antenna LLRP reader, shelf N on antenna N
+
+
+def shelf_address(shelves: str, shelf: str) -> dict:
+    """How the simulator's tag actions address a shelf: an M100 reader of its own, or an antenna of the LLRP
+    reader."""
+    return {"reader": LLRP, "antenna": SHELVES.index(shelf) + 1} if shelves == "llrp" else {"reader": shelf}
+
+
 def doors_of(wiring: str) -> tuple[str, ...]:
     return (*DOORS, *[n for n in WIRING[wiring] if n not in DOORS])
 
 
-def sim_config(seed: int, fps: float = 15, image_dirs: tuple[Path, ...] = (), wiring: str = "own") -> dict:
+def sim_config(seed: int, fps: float = 15, image_dirs: tuple[Path, ...] = (), wiring: str = "own",
+               shelves: str = "m100") -> dict:
     """The simulated store: two doors (strikes) wired as ``wiring`` says, two shelves and the exit area, two
     cameras; ``image_dirs``: where the shoppers' photographs are (the only folders the simulator shows pictures
     from)."""
@@ -42,7 +52,10 @@ def sim_config(seed: int, fps: float = 15, image_dirs: tuple[Path, ...] = (), wi
            "buses": [{"name": BUS, "baudrate": BUS_BAUD}] if wires else [],
            "doors": [{"name": n, "energize_to_unlock": True, "baudrate": 0, "comm_watchdog_register": WATCHDOG_REGISTER,
                       **wires.get(n, {})} for n in doors_of(wiring)],
-           "readers": [{"name": n, "round_s": 0.02, "rssi_noise": 2} for n in (*SHELVES, "exit-area")],
+           "readers": [{"name": n, "round_s": 0.02, "rssi_noise": 2}
+                       for n in ((*SHELVES, "exit-area") if shelves == "m100" else ("exit-area",))],
+           "llrp_readers": [{"name": LLRP, "antennas": 4, "round_s": 0.1, "rssi_noise": 2, "bleed": 0.2}]
+           if shelves == "llrp" else [],
            "cameras": [{"name": n, "fps": fps} for n in CAMERAS]}
     SimConfig.model_validate(cfg)
     return cfg
@@ -50,7 +63,7 @@ def sim_config(seed: int, fps: float = 15, image_dirs: tuple[Path, ...] = (), wi
 
 def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secret_file: Path, keys_file: Path,
                  journal: Path, screen_port: int, operator: tuple[str, str] | None, wiring: str = "own",
-                 **overrides) -> dict:
+                 shelves: str = "m100", **overrides) -> dict:
     """The controller's config for the simulated store (``devices``: the simulator's manifest)."""
     door = {"energize_to_unlock": True, "unlock_s": 4, "held_open_s": 15,
             "comm_watchdog_register": WATCHDOG_REGISTER, "comm_watchdog_s": 1.0}
@@ -63,9 +76,14 @@ def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secr
         "store": {"id": store_id, "name": "bingobox demo store", "sim": True},
         "buses": [{"name": b, "port": devices[b]["pty"], "baudrate": BUS_BAUD} for b in buses],
         "doors": doors,
-        "readers": [*[{"name": n, "port": devices[n]["pty"], "gone_after_s": 0.6} for n in SHELVES],
+        "readers": [*[{"name": n, "port": devices[n]["pty"], "gone_after_s": 0.6}
+                      for n in (SHELVES if shelves == "m100" else ())],
                     {"name": "exit-area", "port": devices["exit-area"]["pty"], "role": "exit", "mode": "poll",
                      "poll_interval_s": 0.03}],
+        "llrp_readers": [{"name": LLRP, "host": "127.0.0.1", "port": devices[LLRP]["tcp"], "round_s": 0.1,
+                          "gone_after_s": 0.8, "keepalive_s": 0.25, "silence_timeout_s": 1.0, "reconnect_max_s": 2,
+                          "zones": [{"antenna": i + 1, "name": n} for i, n in enumerate(SHELVES)]}]
+        if shelves == "llrp" else [],
         "cameras": [{"name": n, "source": devices[n]["stream"]} for n in CAMERAS],
         "layout": {"entry_door": "entrance", "exit_door": "exit", "entry_camera": "door-cam",
                    "exit_camera": "exit-cam", "exit_reader": "exit-area"},

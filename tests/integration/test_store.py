@@ -286,6 +286,26 @@ def test_the_store_on_a_shared_board_and_on_a_bus_with_a_dead_board(tmp_path, wi
         assert units[1]["no_reply"] == units[2]["no_reply"] == 0  # the dead board cost the others no reply
 
 
+def test_the_store_with_its_shelves_on_the_antennas_of_an_llrp_reader(tmp_path):
+    """Shelves 1 and 2 are antennas 1 and 2 of one LLRP reader (whose neighbouring antennas bleed into each other);
+    the exit area stays an M100 reader. Shoppers are billed as with a reader per shelf."""
+    d = Demo(5, seed=8, faults=set(), run_dir=tmp_path / "store", testdata=TESTDATA, concurrency=2, verbose=False,
+             shelves="llrp")
+    try:
+        summary = d.run()
+        st = d.status()
+        sim = d.manifest["devices"]["llrp-1"]
+    finally:
+        d.close()
+    assert sim["kind"] == "llrp" and sim["tcp"] > 0
+    assert summary["visits"] == 5 and summary["shopper_errors"] == [], summary
+    assert (summary["lost"], summary["doubled"], summary["wrong_person"], summary["wrong_amount"]) == (0, 0, 0, 0)
+    assert summary["items_not_charged"] == 0
+    zones = {n: x for n, x in st["devices"].items() if x.get("mode") == "llrp"}
+    assert sorted(zones) == ["shelf-1", "shelf-2"] and all(z["online"] and z["tags_present"] for z in zones.values())
+    assert zones["shelf-1"]["link"]["reads_elsewhere"] > 0  # the bleed was there, and placed nowhere
+
+
 def test_demo_command_with_faults(tmp_path):
     r = subprocess.run([sys.executable, "-m", "bingobox", "demo", "--shoppers", "8", "--seed", "3", "--faults",
                         "all", "--json", "--quiet", "--run-dir", str(tmp_path / "demo")], capture_output=True,

@@ -33,6 +33,8 @@ def problems(tmp_path, text: str) -> list[str]:
 
 def test_shipped_configs_are_valid():
     load_store_config(ROOT / "config/store.example.toml")
+    shared = load_store_config(ROOT / "config/store.shared.example.toml")
+    assert shared.reader_names() == ["shelf-1", "shelf-2", "shelf-3", "exit-area"]
     store = load_store_config(ROOT / "config/store.sim.toml")
     sim = load_sim_config(ROOT / "config/sim.toml")
     # every device the controller expects is one the simulator provides
