@@ -193,6 +193,14 @@ def main(args) -> int:
         result["vision"] = bench_vision(testdata, runs=args.runs)
     if args.what in ("rfid", "all"):
         result["rfid"] = bench_rfid()
+    if args.what == "bus":
+        from .bench_devices import bench_bus
+
+        result["bus"] = bench_bus([int(x) for x in args.units.split(",")], args.baud)
+    if args.what == "llrp":
+        from .bench_devices import bench_llrp
+
+        result["llrp"] = bench_llrp([int(x) for x in args.tags.split(",")])
     if args.what in ("store", "all"):
         result["store"] = bench_store(max(args.exits, args.shoppers or 0), testdata, args.concurrency, args.seed)
     print(json.dumps(result, indent=2))

@@ -606,7 +606,10 @@ def build_parser() -> argparse.ArgumentParser:
     dg.set_defaults(fn=cmd_diagram)
 
     b = sub.add_parser("bench", help="measure speed (medians, p99, ratios against baselines in the same run)")
-    b.add_argument("what", choices=["vision", "rfid", "store", "all"])
+    b.add_argument("what", choices=["vision", "rfid", "store", "bus", "llrp", "all"])
+    b.add_argument("--units", default="1,2,4,8", help="bus bench: boards on the line (comma list)")
+    b.add_argument("--baud", type=int, default=38400, help="bus bench: the line's speed")
+    b.add_argument("--tags", default="100,400,1600", help="llrp bench: tags in the reader's field (comma list)")
     b.add_argument("--runs", type=int, default=30)
     b.add_argument("--shoppers", type=int, default=None, help="store bench: scripted shoppers (at least --exits)")
     b.add_argument("--exits", type=int, default=100, help="store bench: drive at least this many exits")

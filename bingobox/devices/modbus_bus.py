@@ -46,8 +46,8 @@ def t35_s(baudrate: int) -> float:
 class BusTiming:
     poll_hz: float = 20.0
     min_gap_s: float = 0.0
-    breaker_retry_s: float = 1.0
-    probe_timeout_s: float = 0.1
+    breaker_retry_s: float = 2.0
+    probe_timeout_s: float = 0.05
 
 
 @dataclass
@@ -271,15 +271,7 @@ class ModbusBus:
                 lo, n = u.coils
                 coils = self.transact(u, mb.ReadBits(u.unit, mb.READ_COILS, lo, n)).bits
         except (NoReply, LinkDown, mb.ProtocolError) as e:
-            u.misses += 1
-            if u.online and u.misses >= u.failures_before_fault:
-                u.online = False
-                u.stats["breaker_opened"] += 1
-                self.link.dump(f"unit {u.unit} not answering: {e}")
-                for d in u.doors:
-                    d.went_offline(now, str(e))
-            if not u.online:
-                u.retry_at = now + self.timing.breaker_retry_s
+            self.failed(u, now, e)
             for d in u.doors:
                 d.flush_events()
             return
@@ -295,14 +287,32 @@ class ModbusBus:
                 d.relay_read(coils[d.cfg.lock_coil - u.coils[0]])
             d.inputs_read(now, resp.bits)
 
+    def failed(self, u: Unit, now: float, e: Exception) -> None:
+        """A request to ``u`` got no (usable) answer: one more miss; at ``failures_before_fault`` in a row its doors
+        go to ``fault`` and its breaker opens (asked again only every ``breaker_retry_s``)."""
+        u.misses += 1
+        if u.online and u.misses >= u.failures_before_fault:
+            u.online = False
+            u.stats["breaker_opened"] += 1
+            self.link.dump(f"unit {u.unit} not answering: {e}")
+            for d in u.doors:
+                d.went_offline(now, str(e))
+        if not u.online:
+            u.retry_at = now + self.timing.breaker_retry_s
+
     def write_coil(self, door: Door, on: bool) -> tuple[float, float]:
         """Drive ``door``'s lock relay; (sent, acknowledged) wall-clock times."""
         u = door.unit
         req = mb.WriteCoil(u.unit, door.cfg.lock_coil, mb.COIL_ON if on else mb.COIL_OFF)
         written = time.time()
-        resp = self.transact(u, req)
-        if not isinstance(resp, mb.WriteCoil) or resp.on != on:
-            raise mb.ProtocolError(f"unexpected reply to coil write: {resp}")
+        try:
+            resp = self.transact(u, req)
+            if not isinstance(resp, mb.WriteCoil) or resp.on != on:
+                raise mb.ProtocolError(f"unexpected reply to coil write: {resp}")
+        except (NoReply, LinkDown, mb.ProtocolError) as e:
+            self.failed(u, time.monotonic(), e)  # (a write that fails counts like a poll that fails)
+            raise
+        u.misses = 0
         u.stats["relay_writes"] += 1
         return written, time.time()
 

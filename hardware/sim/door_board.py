@@ -216,6 +216,8 @@ class ModbusLine(SerialDevice):
 
     def on_bytes(self, data: bytes, endpoint: Endpoint) -> None:
         for req in self._decoder.feed(data):
+            if self.baudrate:  # (the request took its 8 characters' time to arrive)
+                time.sleep(8 * 10 / self.baudrate)
             targets = list(self.boards.values()) if req.unit == 0 else [self.boards.get(req.unit)]
             for board in targets:
                 if board is None or board.faults.silent:

@@ -98,7 +98,7 @@ class SerialDevice:
                 if f.garbage_bytes > 0:
                     out = self.rng.randbytes(f.garbage_bytes) + out
                     f.garbage_bytes = 0
+            if self.baudrate:  # the frame is on the wire this long before its last byte arrives
+                time.sleep(len(out) * 10 / self.baudrate)
             endpoint.write(out)
             self.stats["tx_frames"] += 1
-            if self.baudrate:
-                time.sleep(len(out) * 10 / self.baudrate)
