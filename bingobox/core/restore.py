@@ -12,10 +12,10 @@ while nobody was watching, never just taken from the last saved row.
   after ``exit_charge_wait_s``; if it was, it is not opened again (nobody may be there): a fresh code from them
   opens it, and the visit closes after ``exit_unseen_close_s``.
 - Nobody watched the doors or the shelves meanwhile: someone may have come in without a code, and items taken
-  raised no shelf event. So no restored visit is "alone", and a stranger is presumed inside (``core.strangers``)
-  after every restart of a store that ever let anyone in, even one that found no open visit: takes are not
-  attributed with certainty; the exit reader's window is read at every checkout until the presumption ends (an
-  unidentified exit, or ``max_inside_s``).
+  raised no shelf event. So no restored visit is "alone", and after every restart of a store that ever let anyone
+  in, even one that found no open visit, people without a visit are presumed inside (``core.unwatched_at``: how
+  many is unknown, so an unidentified exit does not end it; ``max_inside_s`` does): takes are not attributed with
+  certainty; the exit reader's window is read at every checkout.
 """
 
 from __future__ import annotations
@@ -58,6 +58,6 @@ def reconcile(core: StoreCore) -> None:
     # comes in next may not be alone either (seed 30104: two shoppers walked in through fire-released doors while
     # the controller was down; the next shopper's takes were theirs)
     if visits or core.journal.ever_let_in():
-        core.strangers.append(now)
+        core.unwatched_at = now
     core.recently_left.update(core.journal.recent_baskets(now - core.settings.recent_exit_s))
     core.exit_closed_at = now  # whatever the exit reader read before the restart is nobody's to be charged for

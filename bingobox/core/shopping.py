@@ -4,7 +4,9 @@ Attribution: while exactly one shopper is inside, and nobody unknown came in wit
 their basket and what comes back leaves it. Otherwise a taken item goes to the unattributed pool and the exit
 reader decides at checkout. A forced entrance or two faces on one code (a tailgater) makes every shopper inside
 "not alone" for the rest of their visit, and nobody who comes in while the stranger may still be inside is alone
-either (``StoreCore.strangers``): their takes are no longer theirs with certainty.
+either (``StoreCore.strangers``): their takes are no longer theirs with certainty. After doors a fire released,
+or a controller restart, any number of people may be inside (``StoreCore.unwatched_at``): nobody is alone until
+``max_inside_s`` has passed, whoever leaves unidentified meanwhile.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def entry_door(core: StoreCore, ev: DeviceEvent) -> None:
         with core.book.commit([v, *others], [(v, "door_cycle", {"door": ev.device, "opened": ev.t})]):
             v.machine.fire("door_opened")
             v.entered_at = ev.t
-            if others or core.strangers or "tailgating" in v.flags:
+            if others or core.unknown_inside() or "tailgating" in v.flags:
                 for o in [*others, v]:
                     o.alone = False
         publish_candidates(core)

@@ -73,6 +73,9 @@ class StoreCore:
         # people inside without a visit (a forced entrance, two faces on one code), when each was noticed: while
         # any may be inside, nobody's takes are attributed with certainty
         self.strangers: list[float] = []
+        # the doors were open to anyone (a fire released them, the controller was down): any number of people may
+        # be inside, and an unidentified exit does not say they all left; it ends with max_inside_s
+        self.unwatched_at: float | None = None
         self.codes_seen: dict[str, float] = {}  # QR text → last frame time (debounce)
         self.metrics: dict[str, Histogram] = {"entry_ms": Histogram(), "exit_ms": Histogram()}
         self.stage_ms: dict[str, dict[str, Histogram]] = {"entry": {}, "exit": {}}
@@ -116,6 +119,8 @@ class StoreCore:
             del self.recently_left[epc]
         self.exit_cycles_unidentified = [t for t in self.exit_cycles_unidentified if t > now - 300]
         self.strangers = [t for t in self.strangers if t > now - self.settings.max_inside_s]
+        if self.unwatched_at is not None and self.unwatched_at <= now - self.settings.max_inside_s:
+            self.unwatched_at = None
         for tag in list(self.awaiting_ack)[:-200]:  # grants whose door never acknowledged (offline board)
             del self.awaiting_ack[tag]
 
@@ -144,7 +149,7 @@ class StoreCore:
             self.alarm(ev.data.get("alarm") or ev.data.get("fault") or ev.kind, ev.device, ev.data, ev.t)
         if ev.kind == "fire_alarm" and self.store.may("fire"):
             self.store.fire()
-            self.stranger_inside(ev.t, "fire")  # every door is free: anyone may walk in
+            self.stranger_inside(ev.t, "fire", uncounted=True)  # every door is free: anyone may walk in
         elif ev.kind == "fire_cleared" and self.store.may("fire_cleared"):
             self.store.fire_cleared()
         if ev.kind == "unlock_written":
@@ -202,10 +207,18 @@ class StoreCore:
             self.unrecorded_alarms = [*self.unrecorded_alarms[-49:], {"kind": kind, "device": device, "data": data,
                                                                        "t": t or self.clock()}]
 
-    def stranger_inside(self, t: float, flag: str, visit: Visit | None = None) -> None:
-        """Someone without a visit came in: every shopper inside is flagged and stops being "alone"; what was
-        attributed to ``visit`` (the one they came in with) since its entry goes back to the unattributed pool."""
-        self.strangers.append(t)
+    def unknown_inside(self) -> bool:
+        """May someone without a visit be inside (so that nobody's takes are theirs with certainty)?"""
+        return bool(self.strangers) or self.unwatched_at is not None
+
+    def stranger_inside(self, t: float, flag: str, visit: Visit | None = None, uncounted: bool = False) -> None:
+        """Someone without a visit came in (``uncounted``: any number of people may have, e.g. through doors a fire
+        released): every shopper inside is flagged and stops being "alone"; what was attributed to ``visit`` (the
+        one they came in with) since its entry goes back to the unattributed pool."""
+        if uncounted:
+            self.unwatched_at = t
+        else:
+            self.strangers.append(t)
         inside = [v for v in self.book.inside() if v is not visit] + ([visit] if visit is not None else [])
         if not inside:
             return

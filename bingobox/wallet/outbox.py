@@ -64,7 +64,9 @@ class Outbox:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.stats = {"attempts": 0, "succeeded": 0, "declined": 0, "canceled": 0, "unknown": 0, "failed": 0}
+        self.stats = {"attempts": 0, "succeeded": 0, "declined": 0, "canceled": 0, "unknown": 0, "failed": 0,
+                      "step_failures": 0}
+        self.step_failures = 0  # steps in a row that raised
         self.gateway_ok: bool | None = None  # how the last exchange with the gateway went (None: none yet)
 
     # submitting ----------------------------------------------------------------------------------
@@ -160,8 +162,10 @@ class Outbox:
             try:
                 worked = self.step()
             except Exception:
-                log.exception("outbox step failed")
-                worked = False
+                self._wake.wait(self.step_failed())  # (the intent is unchanged: it would be due again at once)
+                self._wake.clear()
+                continue
+            self.step_failures = 0
             if worked:
                 continue
             row = self.j.one("SELECT MIN(next_attempt_at) t FROM charge_intents WHERE state IN ('pending','paying') "
@@ -169,6 +173,17 @@ class Outbox:
             wait = 1.0 if row["t"] is None else min(1.0, max(0.0, row["t"] - self._clock()))
             self._wake.wait(wait)
             self._wake.clear()
+
+    def step_failed(self) -> float:
+        """A step raised (a failing disk, a bug): log it (the first of a streak in full, then every 50th) and say
+        how long to wait before the next step — doubling from 0.1 s to 5 s, so a lasting fault neither spins the
+        sender nor floods the gateway and the log."""
+        self.step_failures += 1
+        n = self.step_failures
+        if n == 1 or n % 50 == 0:
+            log.exception("outbox step failed (%d in a row)", n)
+        self.stats["step_failures"] += 1
+        return min(5.0, 0.1 * 2 ** min(n - 1, 6))
 
     def step(self) -> bool:
         """Work on the most overdue intent; False if none is due."""

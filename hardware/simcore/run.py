@@ -160,6 +160,7 @@ class Play:
         self.crashed = False
         self.errors: list[dict] = []
         self.outbox_error = False
+        self.send_after = 0.0  # the simulated sender waits after a step that raised
         self.slow = 1  # settling: once nobody is in the store, time may pass in larger steps
         self.ctl: Controller | None = None
         self.world.connect(self._deliver)
@@ -190,6 +191,7 @@ class Play:
 
     def _start(self) -> None:
         w = self.world
+        self.send_after = 0.0  # (a new process's sender starts at once)
         w.epoch += 1
         w.up = True
         if w.down_spans and w.down_spans[-1][1] is None:
@@ -225,9 +227,23 @@ class Play:
         self._guard(lambda: self.ctl.core.tick())
 
     def _send(self) -> None:
+        """The outbox's sender thread (``Outbox._run``): a step that raises waits ``step_failed()`` — an injected
+        disk fault is expected to make steps fail; anything else is a finding."""
+        if self.ctl is None or self.world.clock() < self.send_after:
+            return
+
         def steps() -> None:
+            box = self.ctl.outbox
             for _ in range(4):
-                if not self.ctl.outbox.step():
+                try:
+                    worked = box.step()
+                except OSError as e:
+                    if not str(e).startswith("injected"):
+                        raise
+                    self.send_after = self.world.clock() + box.step_failed()
+                    return
+                box.step_failures = 0
+                if not worked:
                     break
         self._guard(steps)
 

@@ -200,3 +200,12 @@ def test_submit_refuses_bad_amounts_and_duplicates(env):
     ob.submit("v1", "acc", 1, [])
     with pytest.raises(ValueError, match="already has"):
         ob.submit("v1", "acc", 1, [])
+
+
+def test_a_step_that_keeps_failing_backs_off_instead_of_spinning(env, caplog):
+    make, _clock = env
+    ob = make(FakeClient(create=[OK]))
+    waits = [ob.step_failed() for _ in range(60)]  # e.g. the disk refuses every write
+    assert waits[:4] == [0.1, 0.2, 0.4, 0.8] and max(waits) == 5.0 and waits[-1] == 5.0
+    assert ob.stats["step_failures"] == 60
+    assert len([r for r in caplog.records if "outbox step failed" in r.getMessage()]) == 2  # the 1st and 50th
