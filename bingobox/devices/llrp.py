@@ -92,7 +92,9 @@ class AntennaZone(TagField):
             present = sum(t.present for t in self.tags.values())
             return {"kind": "rfid", "name": self.name, "role": self.cfg.role, "mode": "llrp", "online": self.online(),
                     "reader": self.reader.name, "antenna": self.antenna, "tags_present": present,
-                    "rounds": self.rounds, "link": self.reader.link_status(), **self.stats}
+                    "rounds": self.rounds, "cycle_s": round(self.cycle_s, 3), "notice_rate": round(self.notice_rate, 1),
+                    "last_frame_age_s": round(self._clock() - self._last_frame, 3) if self._last_frame else None,
+                    "link": self.reader.link_status(), **self.stats}
 
 
 @dataclass

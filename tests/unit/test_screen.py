@@ -378,3 +378,20 @@ def test_a_taken_port_is_a_clear_error(tmp_path):
     finally:
         busy.close()
         journal.close()
+
+
+def test_bus_units_round_trips_timeouts_and_breakers_are_metrics_but_not_public():
+    from bingobox.screen.app import public_view
+    from bingobox.screen.metrics import exposition
+
+    unit = {"unit": 2, "doors": ["staff"], "online": False, "breaker": "open", "no_reply": 7,
+            "rtt_ms": {"n": 40, "p50": 4.1, "p99": 5.2, "max": 6.0}}
+    view = {"state": "degraded", "t": 100.0,
+            "buses": {"rs485": {"name": "rs485", "port": "/dev/ttyUSB0", "units": [unit]}}}
+    families = {f.name: f for f in text_string_to_metric_families(exposition(view, 100.0).decode())}
+    rtt = {(s.labels["bus"], s.labels["unit"], s.labels["quantile"]): s.value
+           for s in families["bingobox_bus_unit_rtt_ms"].samples}
+    assert rtt[("rs485", "2", "p99")] == 5.2 and rtt[("rs485", "2", "p50")] == 4.1
+    assert families["bingobox_bus_unit_timeouts"].samples[0].value == 7
+    assert families["bingobox_bus_unit_breaker_open"].samples[0].value == 1
+    assert "buses" not in public_view(view)  # (its ports are the box's business)
