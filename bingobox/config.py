@@ -266,13 +266,12 @@ class WalletConfig(Strict):
     def secret(self) -> str:
         if self.store_secret is not None:
             return self.store_secret.get_secret_value()
-        try:
-            text = Path(self.secret_file).read_text().strip()
-        except OSError as e:
-            raise ConfigError([f"wallet.secret_file: cannot read {self.secret_file}: {e}"]) from None
-        if len(text) < 16:
-            raise ConfigError([f"wallet.secret_file: {self.secret_file} holds fewer than 16 characters"])
-        return text
+        from .secretfiles import read_secret
+
+        try:  # (the same rules as every secret file: readable, not by everyone, 16 characters at least)
+            return read_secret(Path(self.secret_file), "store secret")
+        except ValueError as e:
+            raise ConfigError([f"wallet.secret_file: {e}"]) from None
 
 
 class JournalConfig(Strict):

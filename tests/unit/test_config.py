@@ -258,3 +258,21 @@ def test_secret_files_are_owner_only_and_never_on_the_command_line(tmp_path):
                           "--store", "s1=" + "s" * 20], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert res.returncode == 2 and "visible to every user in `ps`" in res.stderr
     assert "s" * 20 not in res.stderr  # and the refusal does not echo it
+
+
+def test_the_store_secret_file_follows_the_secret_file_rules(tmp_path):
+    import os
+
+    from bingobox.config import WalletConfig
+    from bingobox.secretfiles import write_secret
+
+    secret = write_secret(tmp_path / "s", "x" * 20)
+    cfg = WalletConfig.model_validate({"gateway_url": "http://127.0.0.1:1", "secret_file": str(secret),
+                                       "keys_file": str(tmp_path / "k.json")})
+    assert cfg.secret() == "x" * 20
+    os.chmod(secret, 0o644)
+    with pytest.raises(ConfigError, match=r"wallet\.secret_file: .* readable by every user"):
+        cfg.secret()
+    write_secret(secret, "short")
+    with pytest.raises(ConfigError, match="at least 16"):
+        cfg.secret()
