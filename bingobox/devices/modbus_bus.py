@@ -172,8 +172,10 @@ class ModbusBus:
             self._commands.put(("wake", None, None))
 
     def transact(self, u: Unit, req: mb.Request, timeout: float | None = None) -> mb.Response:
-        """One request to ``u``, its reply. After a timeout with nothing received from a unit that is up, the line
-        gets a guard interval (a slow board's late reply must pass before anyone is asked again)."""
+        """One request to ``u``, its reply. After a timeout with nothing received from a unit that is up, that unit
+        gets a guard interval (its late reply must pass before it is asked again, or it would be taken for the next
+        answer). Other units may be asked meanwhile — a reply is told apart by its unit address — so a slow board
+        does not slow the line for them."""
         timeout = u.timeout_s if timeout is None else timeout
         now = time.monotonic()
         wait = max(u.quiet_until, self._idle_from + self.gap_s) - now
@@ -257,7 +259,7 @@ class ModbusBus:
 
     def _poll(self, u: Unit, now: float, readback: bool) -> None:
         probe = not u.online  # (the breaker is open: one short request every breaker_retry_s)
-        if probe and now < u.retry_at:
+        if (probe and now < u.retry_at) or now < u.quiet_until:  # (its guard: ask the others, do not wait here)
             for d in u.doors:
                 d.tick(now)
             return
