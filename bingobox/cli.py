@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 
 from .config import ConfigError, load_store_config
-from .sdnotify import wait_for_signal
+from .sdnotify import catch_stop_signals, wait_for_signal
 
 _TESTDATA = Path(__file__).resolve().parents[1] / "tests/data"  # photographs (see tests/data/SOURCES.md)
 
@@ -137,6 +137,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         print(f"cannot start the simulator: {e}", file=sys.stderr)
         return 1
     store.control_url = f"http://127.0.0.1:{ctl.server_address[1]}"
+    stop = catch_stop_signals()  # (before "ready": whoever waits for it may stop us at once)
     manifest = store.write_manifest()
     print(f"bingobox sim: control {store.control_url}  (manifest {manifest})")
     for n, d in store.devices().items():
@@ -157,7 +158,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
                 print(f"scenario {name}: failed: {e}", flush=True)
         threading.Thread(target=play, name="scenario", daemon=True).start()
     try:
-        wait_for_signal()
+        wait_for_signal(stop)
     finally:
         ctl.shutdown()
         store.stop()
@@ -389,6 +390,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import signal
 
     signal.signal(signal.SIGHUP, lambda *_: app.reload_keys())  # `systemctl reload`: the pinned keys again
+    stop = catch_stop_signals()  # (before "running": a stop right after it must find the handlers in place)
     app.start()
     try:
         if screen is not None:
@@ -399,7 +401,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 return 2
         print(f"bingobox run: store {cfg.store.id} running (journal {cfg.journal.path})", flush=True)
         app.notifier.ready(f"store {cfg.store.id} running")
-        wait_for_signal()
+        wait_for_signal(stop)
     finally:
         app.notifier.stopping()
         if screen is not None:

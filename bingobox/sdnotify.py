@@ -73,10 +73,18 @@ class Notifier:
             self._sock = None
 
 
-def wait_for_signal() -> None:
-    """Block until SIGINT or SIGTERM (the foreground commands: run, sim, devices, demo --keep)."""
+def catch_stop_signals() -> threading.Event:
+    """From now on SIGINT and SIGTERM set the returned event instead of killing the process. Call it before saying
+    "ready": a supervisor that stops us right after must find the handlers in place."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def wait_for_signal(stop: threading.Event | None = None) -> None:
+    """Block until SIGINT or SIGTERM (the foreground commands: run, sim, devices, demo --keep); ``stop`` from an
+    earlier ``catch_stop_signals()``."""
+    stop = stop or catch_stop_signals()
     while not stop.is_set():
         stop.wait(0.5)
