@@ -77,24 +77,13 @@ class AntennaZone(TagField):
         self._close_round(now)
 
     def link(self, up: bool) -> None:
-        with self._lock:
-            self._connected = up
-            now = self._clock()
-            if up:
-                self._grace_from = now
-                self._last_frame = now
-                for t in self.tags.values():
-                    t.misses = 0
-        self._emit(DeviceEvent(self.name, "connected" if up else "disconnected", {"url": self.reader.url}))
+        self._link_changed(up, self.reader.url)
 
     def status(self) -> dict:
         with self._lock:
-            present = sum(t.present for t in self.tags.values())
-            return {"kind": "rfid", "name": self.name, "role": self.cfg.role, "mode": "llrp", "online": self.online(),
-                    "reader": self.reader.name, "antenna": self.antenna, "tags_present": present,
-                    "rounds": self.rounds, "cycle_s": round(self.cycle_s, 3), "notice_rate": round(self.notice_rate, 1),
-                    "last_frame_age_s": round(self._clock() - self._last_frame, 3) if self._last_frame else None,
-                    "link": self.reader.link_status(), **self.stats}
+            return {"kind": "rfid", "name": self.name, "role": self.cfg.role, "mode": "llrp", **self.field_status(),
+                    "reader": self.reader.name, "antenna": self.antenna, "link": self.reader.link_status(),
+                    **self.stats}
 
 
 @dataclass

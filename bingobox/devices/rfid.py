@@ -59,26 +59,15 @@ class RfidReader(TagField):
 
     def status(self) -> dict:
         with self._lock:
-            present = sum(t.present for t in self.tags.values())
             return {"kind": "rfid", "name": self.name, "role": self.cfg.role, "mode": self.cfg.mode,
-                    "online": self.online(),
-                    "tags_present": present, "rounds": self.rounds, "cycle_s": round(self.cycle_s, 3),
-                    "notice_rate": round(self.notice_rate, 1), "last_frame_age_s":
-                    round(self._clock() - self._last_frame, 3) if self._last_frame else None,
-                    "link": self.link.status(), "decoder": dict(self._decoder.stats), **self.stats}
+                    **self.field_status(), "link": self.link.status(), "decoder": dict(self._decoder.stats),
+                    **self.stats}
 
     # wire ------------------------------------------------------------------------------------------
     def _on_link_state(self, up: bool) -> None:
         with self._lock:
-            self._connected = up
             self._need_start = True
-            now = self._clock()
-            if up:
-                self._grace_from = now
-                self._last_frame = now
-                for t in self.tags.values():
-                    t.misses = 0
-        self._emit(DeviceEvent(self.name, "connected" if up else "disconnected", {"url": self.cfg.port}))
+        self._link_changed(up, self.cfg.port)
         self._wake.set()
 
     def _on_data(self, data: bytes) -> None:

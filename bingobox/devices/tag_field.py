@@ -112,6 +112,25 @@ class TagField:
                     break
         return found
 
+    def _link_changed(self, up: bool, url: str) -> None:
+        """The reader came (back) or went: while it is away nothing is declared gone; back, tags get a fresh grace
+        period. Emits ``connected``/``disconnected``."""
+        with self._lock:
+            self._connected = up
+            now = self._clock()
+            if up:
+                self._grace_from = now
+                self._last_frame = now
+                for t in self.tags.values():
+                    t.misses = 0
+        self._emit(DeviceEvent(self.name, "connected" if up else "disconnected", {"url": url}))
+
+    def field_status(self) -> dict:
+        """What every reader or zone reports of its field (under the caller's lock)."""
+        return {"online": self.online(), "tags_present": sum(t.present for t in self.tags.values()),
+                "rounds": self.rounds, "cycle_s": round(self.cycle_s, 3), "notice_rate": round(self.notice_rate, 1),
+                "last_frame_age_s": round(self._clock() - self._last_frame, 3) if self._last_frame else None}
+
     def _read(self, epc: str, rssi: int, now: float, events: list[DeviceEvent]) -> None:
         """One read of ``epc`` in the current round (under the lock); a ``tag_seen`` event if it is new here."""
         self.stats["notices"] += 1

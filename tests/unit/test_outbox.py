@@ -202,10 +202,26 @@ def test_submit_refuses_bad_amounts_and_duplicates(env):
         ob.submit("v1", "acc", 1, [])
 
 
-def test_a_step_that_keeps_failing_backs_off_instead_of_spinning(env, caplog):
-    make, _clock = env
-    ob = make(FakeClient(create=[OK]))
-    waits = [ob.step_failed() for _ in range(60)]  # e.g. the disk refuses every write
-    assert waits[:4] == [0.1, 0.2, 0.4, 0.8] and max(waits) == 5.0 and waits[-1] == 5.0
-    assert ob.stats["step_failures"] == 60
-    assert len([r for r in caplog.records if "outbox step failed" in r.getMessage()]) == 2  # the 1st and 50th
+def test_a_step_that_keeps_failing_backs_off_instead_of_spinning(tmp_path, caplog):
+    """The sender thread itself: every step raises (a disk that refuses writes, a bug); it must not spin. Without
+    the back-off it retried the due intent thousands of times a second."""
+    import time as _time
+
+    client = FakeClient()
+    ob = Outbox(Journal(tmp_path / "store.db"), client, Limits(max_visit_fen=1000, max_pending_count=3,
+                max_pending_fen=5000, max_pending_age_s=600), Policy(retry_base_s=1, poll_interval_s=3,
+                paying_window_s=60, debt_retry_s=3600))
+    ob.submit("v1", "acc", 250, [{"sku": "a"}])
+
+    def failing_send(it, now):
+        client.calls.append(("send", it["id"]))
+        raise OSError("disk I/O error")
+    ob._send = failing_send
+    ob.start()
+    _time.sleep(1.0)
+    ob.stop()
+    assert 1 <= len(client.calls) <= 8  # 0 s, 0.1, 0.3, 0.7 (, 1.5): a handful, never thousands
+    assert ob.stats["step_failures"] == len(client.calls)
+    assert len([r for r in caplog.records if "outbox step failed" in r.getMessage()]) == 1  # one streak, one log
+    waits = [ob.step_failed() for _ in range(60)]
+    assert max(waits) == 5.0 and waits[-1] == 5.0
