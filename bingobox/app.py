@@ -24,7 +24,7 @@ from typing import Any
 
 from . import feeds
 from .config import StoreConfig
-from .core.events import ChargeUpdate, OperatorCommand, Started
+from .core.events import ChargeUpdate, ConsentWithdrawn, OperatorCommand, Started
 from .core.store import StoreCore
 from .devices.camera import Camera
 from .devices.door import build_doors
@@ -39,6 +39,7 @@ from .sdnotify import Notifier
 from .status import build_view
 from .wallet.client import WalletClient
 from .wallet.outbox import Limits, Outbox, Policy
+from .wallet.sync import ShopperSync
 
 log = logging.getLogger(__name__)
 VIEW_EVERY_S = 1.0  # the published snapshot (its SQL runs on the loop thread: keep it rare)
@@ -62,6 +63,12 @@ class StoreApp:
                                     poll_interval_s=w.poll_interval_s, paying_window_s=w.paying_window_s,
                                     debt_retry_s=w.debt_retry_s, max_rejections=w.max_rejections),
                              on_event=lambda kind, data: self.inbox.put(ChargeUpdate(kind, data)))
+        self.sync = None
+        if w.shopper_sync:  # its own client: the outbox's session is the outbox thread's
+            self.sync = ShopperSync(self.journal, WalletClient(w.gateway_url, cfg.store.id, w.secret(),
+                                                               w.connect_timeout_s, w.read_timeout_s),
+                                    self.catalog, lambda account: self.inbox.put(ConsentWithdrawn(account)),
+                                    inbox_every_s=w.inbox_every_s)
         keys, not_after = load_pinned(w.keys_file)
         self.gate = EntryGate(keys, cfg.store.id, self.journal, self.outbox, not_after=not_after)
         self._reload_keys = threading.Event()  # set by SIGHUP (``reload_keys``); done by the loop
@@ -98,6 +105,8 @@ class StoreApp:
     def start(self) -> None:
         self.core.restore()
         self.outbox.start()
+        if self.sync is not None:
+            self.sync.start()
         for dev in [*self.buses.values(), *self.readers.values(), *self.llrp.values(), *self.cameras.values()]:
             dev.start()
         if self.faces is not None:
@@ -122,6 +131,8 @@ class StoreApp:
             self.faces.stop()
         for dev in [*self.cameras.values(), *self.llrp.values(), *self.readers.values(), *self.buses.values()]:
             dev.stop()
+        if self.sync is not None:
+            self.sync.stop()
         self.outbox.stop()
         self.client.close()
         self._publish()
@@ -245,7 +256,8 @@ class StoreApp:
                                {"loop": {"lag_ms": round(self.loop.lag_ms, 1), "inbox": len(self.inbox),
                                          **self.inbox.stats},
                                 "faces": dict(self.faces.stats) if self.faces is not None else None,
-                                "buses": {n: b.status() for n, b in self.buses.items()}})
+                                "buses": {n: b.status() for n, b in self.buses.items()},
+                                "shopper_sync": self.sync.status() if self.sync is not None else None})
         self._write_status(self.view)
 
     def _write_status(self, snapshot: dict) -> None:

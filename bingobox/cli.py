@@ -529,6 +529,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tls-key", help="… and this private key (PEM)")
     g.add_argument("--in-flight-stale-s", type=float, default=60.0,
                    help="a request with a key still in flight this long is taken to have died (a retry then runs)")
+    g.add_argument("--keep-visits-days", type=float, default=90, help="the stores' visit records (receipts' evidence)")
+    g.add_argument("--keep-codes-days", type=float, default=7, help="issued entry codes")
+    g.add_argument("--keep-requests-days", type=float, default=30, help="answered data requests (exports)")
+    g.add_argument("--keep-history-days", type=float, default=365,
+                   help="accounts' own history (log-ins, consents) and resolved disputes")
     g.set_defaults(fn=cmd_gateway)
 
     f = sub.add_parser("fetch-keys", help="pin the wallet gateway's entry-code public keys to a file")

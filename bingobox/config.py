@@ -251,6 +251,9 @@ class WalletConfig(Strict):
     max_rejections: int = Field(5, ge=1, le=100, description="a charge the gateway refuses as malformed (a 4xx that "
                                 "is not a decline) is tried this often, then failed with an alarm")
     limits: WalletLimits = Field(default_factory=WalletLimits)
+    shopper_sync: bool = Field(True, description="send each visit's record to the wallet (the shopper's receipt) "
+                               "and take disputes, data requests and withdrawn consents from its inbox")
+    inbox_every_s: float = Field(3.0, ge=0.5, le=600, description="how often the wallet's inbox is asked")
 
     @field_validator("gateway_url")
     @classmethod

@@ -58,6 +58,13 @@ CREATE TABLE IF NOT EXISTS alarms (
 CREATE TABLE IF NOT EXISTS audit (
   id INTEGER PRIMARY KEY, t REAL NOT NULL, operator TEXT, action TEXT NOT NULL, args TEXT NOT NULL,
   outcome TEXT NOT NULL, detail TEXT, source TEXT);
+CREATE INDEX IF NOT EXISTS visits_updated ON visits (updated_at);
+CREATE TABLE IF NOT EXISTS visit_reports (visit_id TEXT PRIMARY KEY, sent_updated_at REAL NOT NULL,
+  gone INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS disputes (
+  id TEXT PRIMARY KEY, visit_id TEXT NOT NULL, account_id TEXT NOT NULL, charge_id TEXT NOT NULL,
+  claimed_fen INTEGER NOT NULL, data TEXT NOT NULL, state TEXT NOT NULL, seen_at REAL NOT NULL, resolved_at REAL,
+  decision TEXT, reason TEXT, operator TEXT, refund_id TEXT);
 """
 
 
@@ -227,6 +234,10 @@ class Journal(Database):
                 events += c.execute("DELETE FROM visit_events WHERE visit_id=?", (vid,)).rowcount
             visits = c.execute(f"DELETE FROM visits WHERE id IN ({','.join('?' * len(old))})", old).rowcount \
                 if old else 0
+            if old:
+                c.execute(f"DELETE FROM visit_reports WHERE visit_id IN ({','.join('?' * len(old))})", old)
+            c.execute("DELETE FROM disputes WHERE id IN (SELECT id FROM disputes WHERE resolved_at < ? LIMIT ?)",
+                      (now - keep_visits_s, limit))
             loose = c.execute("DELETE FROM visit_events WHERE id IN (SELECT id FROM visit_events WHERE visit_id IS "
                               "NULL AND t < ? LIMIT ?)", (now - keep_refusals_s, limit)).rowcount
             alarms = c.execute("DELETE FROM alarms WHERE id IN (SELECT id FROM alarms WHERE cleared_at IS NOT NULL "

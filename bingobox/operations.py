@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
@@ -42,6 +42,14 @@ class Refund(_Args):
     reason: str = Field(min_length=1, max_length=200)
 
 
+class ResolveDispute(_Args):
+    dispute_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    decision: Literal["accept", "reject"]
+    reason: str = Field(min_length=1, max_length=200, description="shown to the shopper")
+    amount_fen: StrictInt | None = Field(None, ge=1, le=10_000_000, description="accept: the refund (default: what "
+                                         "the shopper claimed; never more)")
+
+
 ACTIONS: dict[str, type[_Args]] = {
     "unlock": Unlock,  # open a door for a moment (a shopper stuck at the entry, a delivery)
     "lock_down": NoArgs,  # no entry; exit and charging go on
@@ -50,7 +58,9 @@ ACTIONS: dict[str, type[_Args]] = {
     "clear_alarm": ClearAlarm,
     "retry_charge": RetryCharge,  # a failed charge (the gateway refused it), once its cause is mended
     "refund": Refund,  # through the wallet gateway, idempotent per refund asked for (request_id)
+    "resolve_dispute": ResolveDispute,  # a shopper's dispute: accepted (refunded, once) or rejected with a reason
 }
+MONEY_ACTIONS = ("refund", "resolve_dispute")  # need operators.may_refund; done by the screen, outside the loop
 
 
 class ActionError(Exception):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ..domain import tokens
 from ..domain.visit import UNSEEN_ENTRY, VisitMachine
 from ..journal import Journal
-from .events import CodeSeen, Enrolled
+from .events import CodeSeen, ConsentWithdrawn, Enrolled
 from .visits import Visit
 
 if TYPE_CHECKING:
@@ -122,6 +122,8 @@ def on_enrolled(core: StoreCore, ev: Enrolled) -> None:
     with core.book.commit([v], [(v, "face_enrolment", {k: r.get(k) for k in ("ok", "reason", "templates", "face_px",
                                                                              "sharpness", "frames")})]):
         v.enrolled = bool(r.get("ok"))
+    if v.enrolled and not v.face_consent:  # consent withdrawn while the templates were being made
+        forget_face(core, v)
         if r.get("reason") == "several_faces":
             v.flag("tailgating")
             v.alone = False
@@ -135,6 +137,15 @@ def publish_candidates(core: StoreCore) -> None:
     """Tell the exit matcher whom it may recognise: the enrolled shoppers inside."""
     if core.faces is not None:
         core.faces.set_candidates([v.id for v in core.book if v.enrolled and v.inside])
+
+
+def on_consent_withdrawn(core: StoreCore, ev: ConsentWithdrawn) -> None:
+    """The shopper withdrew face-billing consent: their visit in progress forgets their face at once (they scan
+    their code at the exit)."""
+    for v in [v for v in core.book if v.account == ev.account and v.face_consent]:
+        with core.book.commit([v], [(v, "face_consent_withdrawn", {"templates_dropped": v.enrolled})]):
+            v.face_consent = False
+        forget_face(core, v)
 
 
 def forget_face(core: StoreCore, v: Visit) -> None:

@@ -63,7 +63,7 @@ def exit_code(core: StoreCore, ev: CodeSeen) -> None:
         recovery(core, c, ev.frame_t, stages)
     else:
         core.counts["fallback_qr"] += 1
-        identify(core, v, ev.frame_t, {"by": "qr"}, stages, claims=c)
+        identify(core, v, ev.frame_t, {"by": "qr", "jti": c.jti}, stages, claims=c)
 
 
 def _code_again(core: StoreCore, v: Visit, c: tokens.EntryClaims, frame_t: float) -> None:
@@ -129,7 +129,7 @@ def recovery(core: StoreCore, c: tokens.EntryClaims, frame_t: float, stages: dic
     v = Visit(vid, c.account, False, VisitMachine(vid, initial=S.at_exit), now, alone=False,
               flags=["recovery"])
     log.warning("exit code of %s who has no open visit: a recovery visit %s", c.account, vid)
-    identify(core, v, frame_t, {"by": "qr", "recovery": True}, stages, claims=c, new=True)
+    identify(core, v, frame_t, {"by": "qr", "recovery": True, "jti": c.jti}, stages, claims=c, new=True)
 
 
 def _use_code(tx: Tx, c: tokens.EntryClaims) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 from ..devices.events import DeviceEvent
 from ..vision.faces import Decision
 
-__all__ = ["ChargeUpdate", "CodeSeen", "DeviceEvent", "Enrolled", "Event", "FaceDecided", "InventoryReady",
-           "OperatorCommand", "Started"]
+__all__ = ["ChargeUpdate", "CodeSeen", "ConsentWithdrawn", "DeviceEvent", "Enrolled", "Event", "FaceDecided",
+           "InventoryReady", "OperatorCommand", "Started"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,13 @@ class Enrolled:
 
     visit_id: str
     result: dict
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentWithdrawn:
+    """A shopper withdrew face-billing consent in the wallet app: a visit in progress drops their templates now."""
+
+    account: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,17 @@ from ..journal import Journal
 from ..metrics import Histogram
 from ..wallet.outbox import Outbox
 from . import admission, checkout, restore, shopping
-from .events import ChargeUpdate, CodeSeen, Enrolled, Event, FaceDecided, InventoryReady, OperatorCommand, Started
+from .events import (
+    ChargeUpdate,
+    CodeSeen,
+    ConsentWithdrawn,
+    Enrolled,
+    Event,
+    FaceDecided,
+    InventoryReady,
+    OperatorCommand,
+    Started,
+)
 from .ports import Door, ExitReader, Faces
 from .visits import Visit, VisitBook
 
@@ -93,6 +103,7 @@ class StoreCore:
             FaceDecided: lambda ev: checkout.on_face(self, ev), Enrolled: lambda ev: admission.on_enrolled(self, ev),
             InventoryReady: lambda ev: checkout.on_inventory(self, ev),
             ChargeUpdate: lambda ev: checkout.on_charge(self, ev), OperatorCommand: self._on_operator,
+            ConsentWithdrawn: lambda ev: admission.on_consent_withdrawn(self, ev),
         }
 
     # the loop's entry points -------------------------------------------------------------------------

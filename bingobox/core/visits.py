@@ -79,7 +79,7 @@ class Visit:
 
 
 _PERSISTED = ("basket", "alone", "entered_at", "identified_at", "exit_granted_at", "left_at", "amount_fen", "receipt",
-              "flags")
+              "flags", "face_consent")
 
 
 class VisitBook:

@@ -9,7 +9,8 @@ where decisions are made. Every action attempt and every login is written to the
                                 anyone else: state and counts only (shortened account ids, no audit, no addresses)
     GET  /api/stream            the same, pushed as server-sent events (live, no refresh; at most ``max_streams``)
     POST /api/login | /api/logout, GET /api/me
-    POST /api/actions/{name}    session cookie + X-CSRF-Token header; body: the action's arguments (JSON)
+    POST /api/actions/{name}    session cookie + X-CSRF-Token header; body: the action's arguments (JSON); refunds
+                                and shoppers' disputes (accept: refund once; reject: with a reason) need may_refund
     GET  /api/visits/{id}       one visit's evidence record (operators only)
     GET  /metrics               Prometheus text format
 """
@@ -31,7 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ..core.store import short_account
-from ..operations import ACTIONS
+from ..operations import ACTIONS, MONEY_ACTIONS
+from ..wallet import records
 from .auth import Auth, Session, same_token
 from .metrics import exposition
 
@@ -86,7 +88,7 @@ def public_view(data: dict) -> dict:
                 "amount_fen": c.get("amount_fen"), "state": c.get("state"), "created_at": c.get("created_at")}
                for c in data.get("recent_charges") or []]
     alarms = [{k: a.get(k) for k in ("id", "t", "kind", "device")} for a in data.get("alarms") or []]
-    hidden = {"audit", "review", "devices", "recent_charges", "alarms", "problems", "buses"}
+    hidden = {"audit", "review", "devices", "recent_charges", "alarms", "problems", "buses", "disputes"}
     return {**{k: v for k, v in data.items() if k not in hidden}, "devices": devices, "recent_charges": charges,
             "alarms": alarms, "problems": [f"{len(data.get('problems') or [])} problem(s): log in to see them"]
             if data.get("problems") else [], "public": True}
@@ -94,9 +96,11 @@ def public_view(data: dict) -> dict:
 
 def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool | None, str]] | None = None,
              push_interval_s: float = 1.0, view_requires_login: bool = False,
-             allowed_hosts: list[str] | None = None, max_streams: int = 20) -> FastAPI:
+             allowed_hosts: list[str] | None = None, max_streams: int = 20,
+             resolve_dispute: Callable[[str, Any], tuple[bool | None, str]] | None = None) -> FastAPI:
     """``refund(idempotency_key, args)`` calls the wallet gateway (outside the control loop: it waits on the
-    network) and says (True: refunded, False: refused, None: unknown) and why.
+    network) and says (True: refunded, False: refused, None: unknown) and why; ``resolve_dispute(operator, args)``
+    likewise for a shopper's dispute.
     ``view_requires_login``: nothing of the store for anyone but logged-in operators.
     ``allowed_hosts``: the Host header values accepted (a page on another site rebinding its DNS name to the box
     is refused); None: any (tests only)."""
@@ -127,6 +131,8 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool |
                     "review": [{**r, "account_id": short_account(r["account_id"])}
                                for r in store.journal.for_review()],
                     "audit": store.journal.recent_audit(15),
+                    "disputes": [{**d, "account_id": short_account(d["account_id"])}
+                                 for d in records.open_disputes(store.journal)],
                     "history": list(history.samples)[-120:],
                     "screen": {"streams": streams["open"], "streams_refused": streams["refused"]}}
             cached.update(t=view.get("t"), full=json.dumps(data, default=str),
@@ -238,8 +244,9 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool |
             return _error(403, "csrf", "missing or wrong X-CSRF-Token header")
         if name not in ACTIONS:
             return _error(404, "unknown_action", f"no action {name!r} (actions: {', '.join(ACTIONS)})")
-        if name == "refund" and not s.may_refund:
-            return _error(403, "no_refund_permission", f"{s.operator} may not refund (operators.may_refund)")
+        if name in MONEY_ACTIONS and not s.may_refund:
+            return _error(403, "no_refund_permission", f"{s.operator} may not give money back "
+                          "(operators.may_refund)")
         raw = await request.body()
         try:
             body = json.loads(raw or b"{}")
@@ -260,6 +267,13 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool |
                 ok, detail = await asyncio.to_thread(refund, f"refund-{args.request_id}", args)
             result = {"ok": ok, "detail": detail, **({} if ok else {
                 "error": "refund_failed" if ok is False else "outcome_unknown"})}
+        elif name == "resolve_dispute":
+            if resolve_dispute is None:
+                ok, detail = False, "no wallet gateway configured"
+            else:
+                ok, detail = await asyncio.to_thread(resolve_dispute, s.operator, args)
+            result = {"ok": ok, "detail": detail, **({} if ok else {
+                "error": "not_resolved" if ok is False else "outcome_unknown"})}
         else:
             result = await asyncio.to_thread(store.act, s.operator, name, args)
         outcome = {True: "ok", False: "failed", None: "unknown"}[result["ok"]]

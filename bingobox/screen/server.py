@@ -10,6 +10,7 @@ from typing import Any
 import uvicorn
 
 from ..config import ScreenConfig, StoreConfig
+from ..wallet import records
 from ..wallet.client import WalletClient
 from .app import make_app
 from .auth import Auth
@@ -38,6 +39,47 @@ def _refunder(cfg: StoreConfig):
     return refund
 
 
+def _dispute_resolver(cfg: StoreConfig, journal: Any):
+    """Decide a shopper's dispute: accepted → the refund (key ``dispute-<id>``: however often the operator presses
+    Accept, it is refunded once), then the decision to the wallet; rejected → the decision with its reason."""
+    w = cfg.wallet
+    if w is None:
+        return None
+    client = WalletClient(w.gateway_url, cfg.store.id, w.secret(), w.connect_timeout_s, w.read_timeout_s)
+
+    def resolve(operator: str, args: Any) -> tuple[bool | None, str]:
+        d = records.dispute(journal, args.dispute_id)
+        if d is None:
+            return False, f"no dispute {args.dispute_id}"
+        if d["state"] != "open":
+            return False, f"dispute {d['id']} is {d['state']} already"
+        refund_id, decision = None, "accepted" if args.decision == "accept" else "rejected"
+        if decision == "accepted":
+            amount = args.amount_fen or d["claimed_fen"]
+            if amount > d["claimed_fen"]:
+                return False, f"the shopper claimed {d['claimed_fen']} fen: refund at most that"
+            status, body, detail = client.refund(f"dispute-{d['id']}", d["charge_id"], amount,
+                                                 f"dispute {d['id']}: {args.reason}"[:200])
+            if status != 200 or body is None:
+                code = ((body or {}).get("error") or {}).get("code")
+                if status is None or status >= 500 or status == 429 or code == "idempotency_key_in_use":
+                    return None, f"refund outcome unknown ({detail}): accept again (it is refunded once)"
+                return False, f"refund refused: {detail}"
+            refund_id = body["id"]
+        status, body, err = client.call("POST", f"/v1/disputes/{d['id']}/resolution",
+                                        {"decision": decision, "reason": args.reason, "operator": operator,
+                                         "refund_id": refund_id})
+        if status == 200:
+            records.decided(journal, d["id"], decision, args.reason, operator, refund_id)
+            return True, f"dispute {d['id']} {decision}" + (f": refunded ({refund_id})" if refund_id else "")
+        error = (body or {}).get("error") or {}
+        if status is None or status >= 500 or status == 429:
+            return None, f"decision not delivered ({err or status}): decide again (nothing is refunded twice)"
+        return False, f"HTTP {status} {error.get('code', '')}: {error.get('message', '')}"
+
+    return resolve
+
+
 class ScreenServer:
     def __init__(self, store: Any, cfg: StoreConfig) -> None:
         sc: ScreenConfig = cfg.screen or ScreenConfig()
@@ -48,7 +90,8 @@ class ScreenServer:
                     global_per_minute=sc.login_failures_per_minute_all,
                     refunders={o.name for o in ops if o.may_refund})
         app = make_app(store, auth, _refunder(cfg), sc.push_interval_s, sc.view_requires_login,
-                       allowed_hosts=sc.hosts(), max_streams=sc.max_streams)
+                       allowed_hosts=sc.hosts(), max_streams=sc.max_streams,
+                       resolve_dispute=_dispute_resolver(cfg, store.journal))
         tls = {"ssl_certfile": str(sc.tls_cert), "ssl_keyfile": str(sc.tls_key)} if sc.tls_cert else {}
         self.scheme = "https" if tls else "http"
         self.server = uvicorn.Server(uvicorn.Config(app, host=sc.host, port=sc.port, log_level="warning",

@@ -75,6 +75,10 @@ class WalletClient:
         except ValueError:
             return r.status_code, None, f"HTTP {r.status_code} without a JSON body"
 
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int | None, dict | None, str | None]:
+        """A signed request without an idempotency key (PUTs and reads): (status, JSON body, transport error)."""
+        return self._call(method, path, body)
+
     @staticmethod
     def _classify(status: int | None, body: dict | None, err: str | None) -> Result:
         if status is None:

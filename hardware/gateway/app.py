@@ -30,6 +30,7 @@ from bingobox.domain import tokens
 from bingobox.wallet.signing import MAX_SKEW_S, check_signature
 
 from .db import IDEMPOTENCY_TTL_S, IN_FLIGHT_STALE_S, GatewayDB, charge_json
+from .shopper_db import Retention, issue_code
 
 log = logging.getLogger(__name__)
 MAX_CHARGE_FEN = 10_000_000  # 100 000 CNY
@@ -138,6 +139,7 @@ class Superseded(ApiError):
 
 
 MAX_BODY = 64 * 1024  # bytes: a charge with a full basket is a few KiB
+MAX_ANSWER_BODY = 4 * 2**20  # a store's answer to a data request (every visit of an account it still keeps)
 _STORE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _NONCE = re.compile(r"[\x21-\x7e]{8,64}")
@@ -156,10 +158,11 @@ class BodyLimit:
             headers = dict(scope["headers"])
             length = headers.get(b"content-length", b"").decode("latin-1")
             refusal = None
+            limit = MAX_ANSWER_BODY if scope["path"].startswith("/v1/data-requests/") else MAX_BODY
             if not length and b"chunked" in headers.get(b"transfer-encoding", b"").lower():
                 refusal = ApiError(411, "length_required", "send a Content-Length")
-            elif length and (not length.isdigit() or len(length) > 12 or int(length) > MAX_BODY):
-                refusal = ApiError(413, "body_too_large", f"at most {MAX_BODY} bytes")
+            elif length and (not length.isdigit() or len(length) > 12 or int(length) > limit):
+                refusal = ApiError(413, "body_too_large", f"at most {limit} bytes")
             if refusal is not None:
                 await JSONResponse(refusal.body(), status_code=refusal.status)(scope, receive, send)
                 return
@@ -167,7 +170,7 @@ class BodyLimit:
 
 
 def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, seed: int | None = None,
-               in_flight_stale_s: float = IN_FLIGHT_STALE_S) -> FastAPI:
+               in_flight_stale_s: float = IN_FLIGHT_STALE_S, retention: Retention | None = None) -> FastAPI:
     """``in_flight_stale_s``: after this long, a request whose key is still in flight is taken to have died and a
     retry with the key runs (the first, if it was only slow, then finds itself superseded and commits nothing)."""
     app = FastAPI(title="bingobox mock wallet gateway", version="1.0",
@@ -421,15 +424,8 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
             raise ApiError(404, "account_not_found", f"no account {body.account_id}")
         if acc["frozen"]:
             raise ApiError(402, "account_frozen", "account is frozen")
-        kid, key = db.active_key()
-        now = int(time.time())
         consent = acc["face_consent"] if body.face_consent is None else body.face_consent
-        code = tokens.issue(key, kid, body.account_id, body.store_id, body.door, now, body.lifetime_s, consent)
-        claims = json.loads(tokens.b64d(code.split(".")[1]))
-        with db.tx() as c:
-            c.execute("INSERT INTO entry_codes VALUES (?, ?, ?, ?, ?, ?)",
-                      (claims["jti"], body.account_id, body.store_id, body.door, claims["iat"], claims["exp"]))
-        return {"code": code, "expires_at": claims["exp"], "jti": claims["jti"], "face_consent": consent}
+        return issue_code(db, body.account_id, body.store_id, body.door, body.lifetime_s, consent)
 
     # admin ---------------------------------------------------------------------------------------
     adm = [Depends(admin)]
@@ -462,6 +458,8 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
             if bal + body.amount_fen > MAX_BALANCE_FEN:
                 raise ApiError(409, "balance_limit", "balance would exceed the limit")
             c.execute("UPDATE accounts SET balance_fen = balance_fen + ? WHERE id=?", (body.amount_fen, account_id))
+            c.execute("INSERT INTO topups (account_id, amount_fen, created_at) VALUES (?, ?, ?)",
+                      (account_id, body.amount_fen, time.time()))
         return _account(account_id)
 
     @app.post("/admin/accounts/{account_id}/freeze", tags=["admin"], dependencies=adm, responses={404: {}})
@@ -515,5 +513,11 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
     @app.get("/healthz", tags=["public"])
     def healthz():
         return {"ok": True}
+
+    from .store_routes import add_store_routes
+    from .wallet_app import add_wallet_app
+
+    add_store_routes(app, db, terminal, ApiError)
+    add_wallet_app(app, db, retention or Retention(), ApiError)
 
     return app

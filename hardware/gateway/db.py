@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from bingobox.domain.tokens import b64e
 from bingobox.storage import Database
 
+from .shopper_db import SHOPPER_SCHEMA
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS stores (store_id TEXT PRIMARY KEY, secret TEXT NOT NULL, created_at REAL NOT NULL);
@@ -45,7 +47,9 @@ CREATE TABLE IF NOT EXISTS idempotency (
   state TEXT NOT NULL, status INTEGER, body TEXT, created_at REAL NOT NULL, PRIMARY KEY (store_id, key));
 CREATE TABLE IF NOT EXISTS nonces (store_id TEXT NOT NULL, nonce TEXT NOT NULL, ts REAL NOT NULL,
   PRIMARY KEY (store_id, nonce));
-"""
+CREATE TABLE IF NOT EXISTS topups (id INTEGER PRIMARY KEY, account_id TEXT NOT NULL, amount_fen INTEGER NOT NULL,
+  created_at REAL NOT NULL);
+""" + SHOPPER_SCHEMA
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 IN_FLIGHT_STALE_S = 60  # an in-flight marker older than this belongs to a request that died: retry may run
@@ -56,8 +60,11 @@ class GatewayDB(Database):
     def __init__(self, path: str | Path) -> None:
         super().__init__(path, SCHEMA)
         with self.tx() as c:
-            if "retired_at" not in {r[1] for r in c.execute("PRAGMA table_info(signing_keys)")}:
-                c.execute("ALTER TABLE signing_keys ADD COLUMN retired_at REAL")  # (databases from before rotation)
+            for table, col, decl in (("signing_keys", "retired_at", "REAL"),  # (databases from before rotation)
+                                     ("accounts", "erased_at", "REAL"),  # (… before the wallet app)
+                                     ("entry_codes", "used_at", "REAL")):
+                if col not in {r[1] for r in c.execute(f"PRAGMA table_info({table})")}:
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN {col} {decl}")
             if not c.execute("SELECT 1 FROM meta WHERE k='pepper'").fetchone():
                 c.execute("INSERT INTO meta VALUES ('pepper', ?)", (secrets.token_hex(32),))
         if not self.public_keys():
@@ -82,18 +89,19 @@ class GatewayDB(Database):
     def create_account(self, real_name: str, id_number: str, balance_fen: int, face_consent: bool) -> dict:
         acc_id = "acc_" + secrets.token_hex(8)
         with self.tx() as c:
-            c.execute("INSERT INTO accounts VALUES (?, ?, ?, ?, 0, ?, ?)",
+            c.execute("INSERT INTO accounts (id, real_name, id_hash, balance_fen, frozen, face_consent, created_at) "
+                      "VALUES (?, ?, ?, ?, 0, ?, ?)",
                       (acc_id, real_name, self.id_hash(id_number), balance_fen, int(face_consent), time.time()))
         return self.account(acc_id)
 
     def account(self, acc_id: str) -> dict | None:
-        row = self.one("SELECT id, real_name, balance_fen, frozen, face_consent, created_at FROM accounts WHERE id=?",
-                       (acc_id,))
+        row = self.one("SELECT id, real_name, balance_fen, frozen, face_consent, created_at, erased_at FROM accounts "
+                       "WHERE id=?", (acc_id,))
         if row is None:
             return None
         return {"id": row["id"], "real_name": row["real_name"], "balance_fen": row["balance_fen"],
                 "frozen": bool(row["frozen"]), "face_consent": bool(row["face_consent"]),
-                "created_at": row["created_at"]}
+                "created_at": row["created_at"], "erased_at": row["erased_at"]}
 
     # signing keys ----------------------------------------------------------------------------------
     def rotate_key(self) -> str:

@@ -11,6 +11,10 @@ import uvicorn
 
 from .app import ConnectionDropped, Faults, create_app
 from .db import GatewayDB
+from .shopper_db import Retention, prune
+
+log = logging.getLogger(__name__)
+PRUNE_EVERY_S = 600.0
 
 
 class _QuietDrops(logging.Filter):
@@ -64,7 +68,14 @@ def run(args) -> int:
         db.upsert_store(sid, secret)
     faults = Faults(latency_ms=args.latency_ms, error_rate=args.error_rate, drop_rate=args.drop_rate,
                     outage=args.outage, pending_s=args.pending_s)
-    app = create_app(db, token, faults, seed=args.seed, in_flight_stale_s=args.in_flight_stale_s)
+    for name in ("keep_visits_days", "keep_codes_days", "keep_requests_days", "keep_history_days"):
+        if not 0 < getattr(args, name) <= 3650:
+            print(f"bingobox gateway: --{name.replace('_', '-')} must be in (0, 3650] days", file=sys.stderr)
+            return 2
+    retention = Retention(args.keep_visits_days, args.keep_codes_days, args.keep_requests_days,
+                          args.keep_history_days)
+    app = create_app(db, token, faults, seed=args.seed, in_flight_stale_s=args.in_flight_stale_s,
+                     retention=retention)
     logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
     tls = {"ssl_certfile": args.tls_cert, "ssl_keyfile": args.tls_key} if args.tls_cert else {}
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False,
@@ -82,10 +93,22 @@ def run(args) -> int:
 
     import asyncio
 
+    async def retain() -> None:
+        """The retention job: at start, then every PRUNE_EVERY_S (a bounded batch each time)."""
+        while True:
+            try:
+                got = await asyncio.to_thread(prune, db, retention)
+                if any(got.values()):
+                    log.warning("retention: pruned %s", got)
+            except Exception as e:  # a busy or full disk: next time
+                log.error("retention failed: %s", e)
+            await asyncio.sleep(PRUNE_EVERY_S)
+
     async def main() -> None:
-        task = asyncio.create_task(announce())
+        tasks = [asyncio.create_task(announce()), asyncio.create_task(retain())]
         await server.serve()
-        task.cancel()
+        for task in tasks:
+            task.cancel()
 
     try:
         asyncio.run(main())

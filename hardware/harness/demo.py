@@ -118,9 +118,10 @@ class Demo:
         for i, prefix in enumerate(self.catalog_prefixes):
             shelf = storeconf.SHELVES[i % len(storeconf.SHELVES)]
             self.shelves.setdefault(shelf, []).extend(self._new_tags(prefix, STOCK))
+        (d / "shown").mkdir()  # pictures a person shows the cameras (a screenshot of the wallet app's code)
         sim_cfg = storeconf.write(d / "sim.toml", storeconf.sim_config(self.seed, self.camera_fps,
-                                                                                (Path(self.testdata),), self.wiring,
-                                                                                self.shelf_kind))
+                                                                       (Path(self.testdata), d / "shown"),
+                                                                       self.wiring, self.shelf_kind))
         self.procs["sim"] = Proc("sim", ["sim", "--config", str(sim_cfg), "--run-dir", str(d / "sim"),
                                          "--control-port", "0"], d / "sim.log")
         self.procs["sim"].wait_line("ready")
@@ -137,7 +138,12 @@ class Demo:
             d / "store.db", self.screen_port, (self.operator[0], hash_password(self.operator[1])), self.wiring,
             self.shelf_kind))
         self.start_controller()
+        self.endpoints = {"gateway": self.gw, "wallet_app": f"{self.gw}/app/", "screen": self.screen_url,
+                          "sim_control": self.sim, "store_id": self.store_id, "images_dir": str(d / "shown")}
+        (d / "endpoints.json").write_text(json.dumps(self.endpoints, indent=1))
         self.say(f"status screen: {self.screen_url} (log in as {self.operator[0]} / {self.operator[1]})")
+        self.say(f"wallet app: {self.gw}/app/ (sign up there and shop with the code it shows)")
+        self.say(f"simulator control: {self.sim} (token in {d / 'sim' / 'sim.json'}); all in {d / 'endpoints.json'}")
 
     def start_controller(self) -> None:
         self.procs["controller"] = Proc("controller", ["run", "--config", str(self.dir / "store.toml"),
@@ -393,7 +399,8 @@ def main(args) -> int:
         print(json.dumps(summary, indent=None if args.json else 2), flush=True)
         if args.keep:
             print(f"the store keeps running: status screen {demo.screen_url} (operator / "
-                  f"{demo.operator[1]}); Ctrl-C stops it", file=sys.stderr, flush=True)
+                  f"{demo.operator[1]}); wallet app {demo.endpoints['wallet_app']}; Ctrl-C stops it",
+                  file=sys.stderr, flush=True)
             from bingobox.sdnotify import wait_for_signal
 
             wait_for_signal()

@@ -253,6 +253,28 @@ function render(s) {
     if (v.flags.includes("charge_failed")) td.appendChild(button("Charge again", "retry_charge", { visit_id: v.id },
       `Charge visit ${v.id} again (once the cause of the refusal is mended)?`));
   });
+  fill("disputes", s.disputes || [], (tr, d) => {
+    cell(tr, d.id); cell(tr, "").appendChild(visitLink(d.visit_id)); cell(tr, d.account_id);
+    cell(tr, (d.lines || []).map((li) => `${li.name} ×${li.qty}`).join(", ") || "the whole visit");
+    cell(tr, fen(d.claimed_fen)); cell(tr, d.note);
+    const td = cell(tr, "");
+    if (!mayRefund) { td.textContent = "needs a refund grant"; return; }
+    const accept = document.createElement("button");
+    accept.textContent = "Accept"; accept.className = "row"; accept.disabled = !operator;
+    accept.setAttribute("aria-label", `Accept dispute ${d.id}`);
+    accept.addEventListener("click", () => {
+      const reason = window.prompt(`Accept: refund ${fen(d.claimed_fen)} to the shopper. Reason they will read:`, "we checked: you are right");
+      if (reason) act("resolve_dispute", { dispute_id: d.id, decision: "accept", reason });
+    });
+    const reject = document.createElement("button");
+    reject.textContent = "Reject"; reject.className = "row"; reject.disabled = !operator;
+    reject.setAttribute("aria-label", `Reject dispute ${d.id}`);
+    reject.addEventListener("click", () => {
+      const reason = window.prompt("Reject: the reason the shopper will read (what the evidence shows):", "");
+      if (reason) act("resolve_dispute", { dispute_id: d.id, decision: "reject", reason });
+    });
+    td.append(accept, reject);
+  });
   const stages = [];
   for (const [path, st] of Object.entries(s.stages_ms || {})) {
     for (const [k, v] of Object.entries(st)) if (v.count) stages.push([`${path}: ${k}`, `${v.p50} · ${v.p99}`]);

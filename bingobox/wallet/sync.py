@@ -1,0 +1,131 @@
+"""The shopper's side of the wallet, kept in step from one thread of the store box (it only calls out):
+
+- every visit's record goes to the wallet when it changes (``PUT /v1/visits/{id}``), so the shopper's app shows
+  "you are in" at once and the receipt, with how the store decided, seconds after they leave. Durable: what was sent
+  is marked in the journal, so a restart or a gateway outage only delays reports, in order;
+- the inbox (``GET /v1/inbox``) every few seconds: open disputes (kept in the journal for the status screen), the
+  shoppers' data requests (answered from the journal: an export, or an erasure once nothing of theirs is open), and
+  face consents withdrawn (their visit in progress forgets their face now).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from ..domain.catalog import Catalog
+from ..journal import Journal
+from . import records
+from .client import WalletClient
+
+log = logging.getLogger(__name__)
+SINCE_MARGIN_S = 60.0
+
+
+class ShopperSync:
+    def __init__(self, journal: Journal, client: WalletClient, catalog: Catalog,
+                 on_consent_withdrawn: Callable[[str], None], interval_s: float = 0.5,
+                 inbox_every_s: float = 3.0) -> None:
+        self.journal, self.client, self.catalog = journal, client, catalog
+        self.on_consent_withdrawn = on_consent_withdrawn
+        self.interval_s, self.inbox_every_s = interval_s, inbox_every_s
+        self.since = 0.0  # reports: nothing changed before this is unsent (the first pass looks at every visit)
+        self.counts = {"reports": 0, "report_errors": 0, "inbox_polls": 0, "inbox_errors": 0, "exports": 0,
+                       "erasures": 0, "consent_withdrawals": 0}
+        self.last_ok: float | None = None
+        self._withdrawn_seen: set[str] = set()
+        self._next_inbox = 0.0
+        self._failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="shopper-sync", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def status(self) -> dict:
+        return {**self.counts, "last_ok": self.last_ok, "open_disputes": len(records.open_disputes(self.journal))}
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ok = self.step(time.monotonic())
+            except Exception as e:  # a disk fault: next time (never a tight loop)
+                log.error("shopper sync: %s", e)
+                ok = False
+            self._failures = 0 if ok else min(self._failures + 1, 6)
+            self._stop.wait(self.interval_s * (2 ** self._failures))  # the gateway down: 0.5 s → 32 s
+
+    def step(self, now: float) -> bool:
+        """One round: due reports, then the inbox if its time has come. False when the gateway did not answer."""
+        ok = self.push_reports()
+        if ok and now >= self._next_inbox:
+            self._next_inbox = now + self.inbox_every_s
+            ok = self.poll_inbox()
+        if ok:
+            self.last_ok = time.time()
+        return ok
+
+    # reports ------------------------------------------------------------------------------------
+    def push_reports(self) -> bool:
+        due = records.due_reports(self.journal, self.since)
+        for visit_id, updated_at in due:
+            body = records.report(self.journal, self.catalog, visit_id)
+            if body is None:
+                continue
+            status, answer, _ = self.client.call("PUT", f"/v1/visits/{visit_id}", body)
+            if status == 200:
+                records.mark_reported(self.journal, visit_id, body["updated_at"])
+                self.counts["reports"] += 1
+            elif status is not None and 400 <= status < 500 and status not in (408, 409, 429):
+                # refused for good (an erased account: 410; a record the gateway will not take): never again
+                log.warning("visit report %s refused: HTTP %s %s", visit_id, status, (answer or {}).get("error"))
+                records.mark_reported(self.journal, visit_id, body["updated_at"], gone=True)
+                self.counts["report_errors"] += 1
+            else:
+                self.since = updated_at  # in order: this one first, next time
+                self.counts["report_errors"] += 1
+                return False
+        if due:  # sent: later rounds look from there on (less a margin for a clock set back a little)
+            self.since = max(self.since, due[-1][1] - SINCE_MARGIN_S)
+        return True
+
+    # the inbox ----------------------------------------------------------------------------------
+    def poll_inbox(self) -> bool:
+        status, box, err = self.client.call("GET", "/v1/inbox")
+        self.counts["inbox_polls"] += 1
+        if status != 200 or box is None:
+            self.counts["inbox_errors"] += 1
+            log.debug("inbox: %s", err or status)
+            return False
+        records.sync_disputes(self.journal, box.get("disputes") or [])
+        for req in box.get("data_requests") or []:
+            self._answer(req)
+        withdrawn = set(box.get("consent_withdrawn") or [])
+        for account in withdrawn - self._withdrawn_seen:
+            self.counts["consent_withdrawals"] += 1
+            self.on_consent_withdrawn(account)
+        self._withdrawn_seen = withdrawn
+        return True
+
+    def _answer(self, req: dict) -> None:
+        account = req["account_id"]
+        if req["kind"] == "export":
+            answer = {"store_id": self.client.store_id, "answered_at": time.time(),
+                      **records.account_data(self.journal, account)}
+            self.counts["exports"] += 1
+        else:
+            got = records.erase_account(self.journal, account)
+            if isinstance(got, str):  # asked again at the next poll, once it is settled
+                log.info("erasure of %s waits: %s", account, got)
+                return
+            answer = {"store_id": self.client.store_id, "answered_at": time.time(), **got}
+            self.counts["erasures"] += 1
+        status, _, err = self.client.call("POST", f"/v1/data-requests/{req['id']}/answer", {"answer": answer})
+        if status != 200:
+            log.warning("data request %s: answer not taken (%s)", req["id"], err or status)

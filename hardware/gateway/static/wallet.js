@@ -1,0 +1,318 @@
+"use strict";
+// The mock wallet app: plain DOM, no build step, no external assets. State comes from /app/api/*; every change
+// sends the session's CSRF token in X-CSRF-Token.
+
+const $ = (id) => document.getElementById(id);
+let csrf = null;
+let me = null;
+let code = null;          // {code, jti, expires_at, purpose, store_id, now}
+let purpose = "entry";
+let skew = 0;             // server time - local time (s)
+let timers = [];
+const shown = new Map();  // visit key -> JSON last rendered (a receipt is redrawn only when it changed)
+
+const cny = (fen) => (fen / 100).toFixed(2) + " CNY";
+const when = (t) => t ? new Date(t * 1000).toLocaleString() : "";
+const now = () => Date.now() / 1000 + skew;
+
+function say(text, ok = true) {
+  const m = $("message");
+  m.textContent = text;
+  m.className = ok ? "ok" : "bad";
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
+  const r = await fetch("/app/api/" + path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+                                             credentials: "same-origin"});
+  let data = null;
+  try { data = await r.json(); } catch (e) { data = null; }
+  if (!r.ok) {
+    const err = (data && data.error) || {};
+    const e = new Error(err.message || ("HTTP " + r.status));
+    e.status = r.status;
+    throw e;
+  }
+  return data;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "text") e.textContent = v; else if (v !== null && v !== undefined) e.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+
+// signed in / out ------------------------------------------------------------------------------
+function signedIn(data) {
+  me = data;
+  if (data.csrf) csrf = data.csrf;
+  $("signed-out").hidden = true;
+  $("signed-in").hidden = false;
+  $("who").textContent = data.account.real_name;
+  $("balance").textContent = cny(data.account.balance_fen);
+  $("face-consent").checked = !!data.account.face_consent;
+  showVisit(data.visit);
+}
+
+function signedOut() {
+  me = null; csrf = null; code = null;
+  timers.forEach(clearInterval); timers = [];
+  shown.clear();
+  $("receipts").replaceChildren(el("p", {class: "small", text: "No visits yet."}));
+  $("signed-in").hidden = true;
+  $("signed-out").hidden = false;
+  $("who").textContent = "";
+}
+
+function showVisit(v) {
+  $("visit-now").textContent = v ? `You are in ${v.store_id} (since ${when(v.updated_at)}).` : "";
+}
+
+async function start() {
+  try { signedIn(await api("GET", "me")); } catch (e) { signedOut(); return; }
+  await newCode();
+  timers.push(setInterval(tick, 1000));
+  timers.push(setInterval(checkCode, 1500));
+  timers.push(setInterval(refresh, 3000));
+  refresh();
+  privacy();
+}
+
+// the code -------------------------------------------------------------------------------------
+async function newCode() {
+  try {
+    code = await api("POST", "codes", {purpose});
+    skew = code.now - Date.now() / 1000;
+    const img = $("code-img");
+    img.src = code.qr_png;
+    img.dataset.faceBilling = code.face_consent ? "on" : "off";
+    const until = new Date(code.expires_at * 1000).toLocaleTimeString();
+    img.alt = purpose === "entry" ? `entry code for ${code.store_id}, valid until ${until}`
+                                  : `exit code for ${code.store_id} (scan it at the exit), valid until ${until}`;
+    $("code-purpose").textContent = purpose === "entry" ? "Show this at the entrance" : "Show this at the exit";
+    tick();
+  } catch (e) {
+    say(e.message, false);
+  }
+}
+
+function tick() {
+  if (!code) return;
+  const left = Math.max(0, Math.round(code.expires_at - now()));
+  $("countdown").textContent = `renews in ${Math.max(0, left - 10)} s`;
+  if (left <= 10) newCode();  // refreshed before it expires
+}
+
+async function checkCode() {
+  if (!code) return;
+  try {
+    const st = await api("GET", "codes/" + encodeURIComponent(code.jti));
+    showVisit(st.visit);
+    if (st.used) {  // a used code is replaced at once
+      say(`Code used at ${st.store_id}.`);
+      await newCode();
+    }
+  } catch (e) {
+    if (e.status === 401) signedOut();
+  }
+}
+
+// receipts -------------------------------------------------------------------------------------
+function decidedText(s) {
+  const id = s.identified;
+  let how = "not identified at the exit (yet)";
+  if (id && id.by === "face") {
+    how = `recognised by face (distance ${Number(id.distance).toFixed(3)}, margin ${Number(id.margin).toFixed(3)})`;
+  } else if (id && id.by === "qr") {
+    how = "by the code you scanned at the exit" + (id.recovery ? " (the store had lost your visit: checked by staff)" : "");
+  }
+  let reader = "";
+  if (s.exit_reader) {
+    reader = ` The exit reader read ${s.exit_reader.read} tag(s)` +
+      (s.exit_reader.added.length ? `, ${s.exit_reader.added.length} not seen leaving a shelf` : "") +
+      (s.exit_reader.not_carried_out.length ? `; ${s.exit_reader.not_carried_out.length} taken but not carried out (not charged)` : "") + ".";
+  }
+  return `Identified ${how}.${reader}`;
+}
+
+function receipt(r) {
+  const s = r.record.summary || {};
+  const key = r.store_id + "/" + r.visit_id;
+  const art = el("article", {class: "receipt", "data-visit": r.visit_id, "aria-label": `visit ${when(s.entered_at || r.updated_at)} at ${r.store_id}`});
+  art.append(el("h3", {text: `${r.store_id} · ${when(s.left_at || s.entered_at || r.updated_at)} · ${r.state}`}));
+  const table = el("table", {}, el("tr", {}, el("th", {text: "Item"}), el("th", {text: "Qty"}), el("th", {text: "Amount"}),
+                                          el("th", {text: "Seen taken by"})));
+  for (const li of s.lines || []) {
+    const by = Object.entries(li.seen_by || {}).map(([k, n]) => `${k} ×${n}`).join(", ");
+    table.append(el("tr", {}, el("td", {text: li.name}), el("td", {text: li.qty}), el("td", {text: cny(li.amount_fen)}),
+                    el("td", {text: by})));
+  }
+  art.append(table);
+  art.append(el("p", {class: "total", text: `Total ${cny(s.total_fen || 0)}`}));
+  art.append(el("p", {class: "how", text: decidedText(s)}));
+  for (const ch of r.charges) {
+    let t = `Charge ${ch.id}: ${ch.status} ${cny(ch.amount_fen)}` + (ch.failure_reason ? ` (${ch.failure_reason})` : "");
+    for (const rf of ch.refunds) t += ` · refunded ${cny(rf.amount_fen)} (${rf.reason || ""})`;
+    art.append(el("p", {class: "charge", text: t}));
+  }
+  if (!r.charges.length && r.final) art.append(el("p", {class: "charge", text: (s.total_fen ? "Charge on its way." : "Nothing to pay.")}));
+  for (const d of r.disputes) {
+    const t = d.state === "open" ? `Dispute ${d.id}: open (${cny(d.claimed_fen)} claimed)` :
+      `Dispute ${d.id}: ${d.state} by the store — ${d.reason}` + (d.refund_fen ? ` · refunded ${cny(d.refund_fen)}` : "");
+    art.append(el("p", {class: "dispute " + d.state, text: t}));
+  }
+  const rec = el("details", {}, el("summary", {text: "The store's record"}),
+                 el("pre", {text: JSON.stringify(r.record, null, 1)}));
+  art.append(rec);
+  const succeeded = r.charges.some((c) => c.status === "succeeded" && c.refunded_fen < c.amount_fen);
+  if (succeeded && !r.disputes.some((d) => d.state === "open")) art.append(disputeForm(r, s));
+  return [key, art];
+}
+
+function disputeForm(r, s) {
+  const f = el("form", {class: "dispute-form"});
+  const fs = el("fieldset", {}, el("legend", {text: "Something wrong? (no item ticked: the whole visit)"}));
+  (s.lines || []).forEach((li, i) => {
+    const id = `dp-${r.visit_id}-${i}`;
+    fs.append(el("label", {class: "inline", for: id}, el("input", {type: "checkbox", id, value: li.sku}), ` Dispute ${li.name}`));
+  });
+  const noteId = `note-${r.visit_id}`;
+  fs.append(el("label", {for: noteId, text: "What is wrong"}), el("textarea", {id: noteId, maxlength: "500", required: ""}));
+  fs.append(el("button", {type: "submit", text: "Send dispute"}));
+  f.append(fs);
+  f.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const skus = [...f.querySelectorAll("input[type=checkbox]:checked")].map((c) => c.value);
+    try {
+      const d = await api("POST", "disputes", {store_id: r.store_id, visit_id: r.visit_id, skus, note: f.querySelector("textarea").value});
+      say(`Dispute ${d.id} sent: ${cny(d.claimed_fen)} claimed. The store will answer here.`);
+      refresh();
+    } catch (e) { say(e.message, false); }
+  });
+  return f;
+}
+
+async function refresh() {
+  if (!me) return;
+  try {
+    const [m, rc] = await Promise.all([api("GET", "me"), api("GET", "receipts")]);
+    signedIn(m);
+    const box = $("receipts");
+    if (!rc.data.length) return;
+    if (box.querySelector("p.small")) box.replaceChildren();
+    rc.data.forEach((r, i) => {
+      const json = JSON.stringify(r);
+      const key = r.store_id + "/" + r.visit_id;
+      if (shown.get(key) === json) return;
+      const [, art] = receipt(r);
+      const old = box.querySelector(`article[data-visit="${CSS.escape(r.visit_id)}"]`);
+      if (old) old.replaceWith(art); else if (i === 0) box.prepend(art); else box.append(art);
+      shown.set(key, json);
+    });
+    await myData();
+  } catch (e) {
+    if (e.status === 401) signedOut();
+  }
+}
+
+// my data --------------------------------------------------------------------------------------
+async function myData() {
+  const d = await api("GET", "my-data");
+  $("my-data").textContent = JSON.stringify(d, null, 1);
+  const list = $("requests");
+  list.replaceChildren();
+  for (const q of d.store_requests) {
+    list.append(el("li", {text: `${q.kind} at ${q.store_id}: ` + (q.answered_at ? `answered ${when(q.answered_at)}` : "waiting for the store")}));
+  }
+}
+
+async function privacy() {
+  const p = await api("GET", "privacy");
+  const dl = $("privacy");
+  dl.replaceChildren();
+  const rows = [["Face billing", p.face], ["Store records", p.store_records], ["ID number", p.id_number],
+                ["Kept", Object.entries(p.retention).map(([k, v]) => `${k.replaceAll("_", " ")}: ${v}`).join("; ")],
+                ["After deletion", p.kept_after_erasure]];
+  for (const [k, v] of rows) dl.append(el("dt", {text: k}), el("dd", {text: v}));
+  $("face-text").textContent = p.face;
+}
+
+// forms ----------------------------------------------------------------------------------------
+$("to-login").addEventListener("click", () => { $("signup-form").hidden = true; $("login-form").hidden = false; });
+$("to-signup").addEventListener("click", () => { $("login-form").hidden = true; $("signup-form").hidden = false; });
+
+$("signup-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    const d = await api("POST", "signup", {real_name: $("su-name").value, id_number: $("su-id").value, password: $("su-pw").value});
+    csrf = d.csrf;
+    $("su-pw").value = "";
+    say("Welcome: your account is open.");
+    await start();
+  } catch (e) { say(e.message, false); }
+});
+
+$("login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    const d = await api("POST", "login", {id_number: $("li-id").value, password: $("li-pw").value});
+    csrf = d.csrf;
+    $("li-pw").value = "";
+    say("Logged in.");
+    await start();
+  } catch (e) { say(e.message, false); }
+});
+
+$("logout").addEventListener("click", async () => {
+  try { await api("POST", "logout"); } finally { signedOut(); say("Logged out."); }
+});
+
+$("topup-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const fen = Math.round(Number($("topup-amount").value) * 100);
+  try {
+    signedIn(await api("POST", "topup", {amount_fen: fen}));
+    say(`Topped up ${cny(fen)}.`);
+    $("topup-amount").value = "";
+  } catch (e) { say(e.message, false); }
+});
+
+$("face-consent").addEventListener("change", async (ev) => {
+  const on = ev.target.checked;
+  try {
+    signedIn(await api("POST", "consent", {face_consent: on}));
+    say(on ? "Face billing is on from your next code." : "Face billing is off: the store forgets your face now.");
+    await newCode();  // the code carries the choice
+  } catch (e) { ev.target.checked = !on; say(e.message, false); }
+});
+
+$("code-toggle").addEventListener("click", async () => {
+  purpose = purpose === "entry" ? "exit" : "entry";
+  $("code-toggle").textContent = purpose === "entry" ? "Show the exit code" : "Show the entry code";
+  await newCode();
+});
+$("code-new").addEventListener("click", newCode);
+
+$("ask-stores").addEventListener("click", async () => {
+  try {
+    const d = await api("POST", "data-requests", {kind: "export"});
+    say(`Asked ${d.data.length} store(s) for their records.`);
+    await myData();
+  } catch (e) { say(e.message, false); }
+});
+
+$("delete-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    const d = await api("POST", "delete-account", {password: $("del-pw").value, confirm: $("del-confirm").value});
+    signedOut();
+    say(`Your account is deleted. Kept: ${d.kept}. Stores asked to erase: ${d.stores_asked.join(", ") || "none"}.`);
+  } catch (e) { say(e.message, false); }
+});
+
+start();

@@ -1,0 +1,80 @@
+"""Signed terminal endpoints for the shopper's side (the store box calls out; nothing calls in):
+
+    PUT  /v1/visits/{visit_id}                   the store's record of a visit (at entry, at each change, at the end)
+    GET  /v1/inbox                               open disputes, data requests, face consents withdrawn lately
+    POST /v1/disputes/{id}/resolution            an operator's decision (accepted: after the refund with key
+                                                 ``dispute-<id>``)
+    POST /v1/data-requests/{id}/answer           what the store holds about an account, or what it erased
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import shopper_db as sdb
+
+ID = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VisitReportIn(_Strict):
+    account_id: ID
+    state: str = Field(min_length=1, max_length=32)
+    final: bool
+    updated_at: float = Field(ge=0)
+    jtis: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=20)
+    record: dict[str, Any]
+
+
+class ResolutionIn(_Strict):
+    decision: Literal["accepted", "rejected"]
+    reason: str = Field(min_length=1, max_length=200)
+    operator: str = Field(min_length=1, max_length=32)
+    refund_id: ID | None = None
+
+
+class AnswerIn(_Strict):
+    answer: dict[str, Any]
+
+
+def add_store_routes(app: FastAPI, db, terminal, api_error: type[Exception]) -> None:
+    """``terminal``: the signature-checking dependency (returns the store id); ``api_error(status, code, msg)``."""
+
+    def refused(e: sdb.Refused) -> Exception:
+        return api_error(e.status, e.code, str(e))
+
+    @app.put("/v1/visits/{visit_id}", tags=["terminal"], responses={410: {}})
+    def put_visit(visit_id: ID, body: VisitReportIn, store_id: str = Depends(terminal)):
+        """Keep the store's record of a visit: the shopper's receipt shows it (items, which reader saw each, how
+        they were identified at the exit). Newer ``updated_at`` wins; codes in ``jtis`` are marked used."""
+        if not sdb.save_report(db, store_id, visit_id, body.account_id, body.state, body.final, body.record,
+                               body.updated_at, body.jtis):
+            raise api_error(410, "account_gone", "no such account, or it was erased: do not send its visits")
+        return {"ok": True}
+
+    @app.get("/v1/inbox", tags=["terminal"])
+    def get_inbox(store_id: str = Depends(terminal)):
+        return sdb.inbox(db, store_id)
+
+    @app.post("/v1/disputes/{dispute_id}/resolution", tags=["terminal"], responses={404: {}, 409: {}, 422: {}})
+    def resolution(dispute_id: ID, body: ResolutionIn, store_id: str = Depends(terminal)):
+        try:
+            dispute, changed = sdb.resolve_dispute(db, store_id, dispute_id, body.decision, body.reason,
+                                                   body.operator, body.refund_id)
+        except sdb.Refused as e:
+            raise refused(e) from None
+        return {**dispute, "replayed": not changed}
+
+    @app.post("/v1/data-requests/{request_id}/answer", tags=["terminal"], responses={404: {}})
+    def answer(request_id: ID, body: AnswerIn, store_id: str = Depends(terminal)):
+        try:
+            first = sdb.answer_request(db, store_id, request_id, body.answer)
+        except sdb.Refused as e:
+            raise refused(e) from None
+        return {"ok": True, "replayed": not first}
