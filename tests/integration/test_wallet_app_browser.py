@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -32,7 +33,7 @@ class RunningStore:
 
     def __init__(self, run_dir) -> None:
         self.dir = run_dir
-        self.log = open(run_dir.parent / "demo.log", "w")
+        self.log = open(run_dir.parent / "demo.log", "w")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bingobox", "demo", "--shoppers", "0", "--keep", "--seed", "7", "--run-dir",
              str(run_dir)], cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
@@ -193,7 +194,7 @@ def test_a_shopper_signs_up_shops_disputes_and_deletes_their_data(store, browser
     expect(app.locator("#requests")).to_contain_text("export at demo-store: answered", timeout=20_000)
     with app.expect_download() as dl:
         app.get_by_role("link", name="Download my data (JSON)").click()
-    data = json.loads(open(dl.value.path()).read())
+    data = json.loads(Path(dl.value.path()).read_text())
     assert data["account"]["real_name"] == "Wang Fang"
     assert "110105199003074512" not in json.dumps(data)  # never kept in clear
     assert data["visits"] and data["disputes"][0]["state"] == "accepted"

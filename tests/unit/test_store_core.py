@@ -479,3 +479,20 @@ def test_a_shelf_that_could_not_see_makes_nobodys_basket_certain(rig):
     flags = json.loads(rig.visit_of("acc_1")["flags"])
     assert "review" in flags and "exit_unverified" in rig.alarms()
     assert rig.doors["exit"].grants and rig.outbox.visit_state(v["id"])["state"] == "succeeded"
+
+
+def test_a_withdrawn_face_consent_drops_the_templates_of_the_visit_in_progress(rig):
+    from bingobox.core.events import ConsentWithdrawn
+
+    v = rig.enter("acc_1", consent=True)
+    rig.core.handle(Enrolled(v["id"], {"ok": True, "templates": 3}))
+    assert rig.core.book.get(v["id"]).enrolled and rig.faces.candidates == [v["id"]]
+    rig.core.handle(ConsentWithdrawn("acc_1"))
+    assert rig.faces.forgotten == [v["id"]] and rig.faces.candidates == []
+    assert rig.visit_of("acc_1")["face_consent"] == 0
+    assert ("face_consent_withdrawn", {"templates_dropped": True}) in rig.events(v["id"])
+    # an enrolment that finishes after the withdrawal is forgotten at once
+    w = rig.enter("acc_2", consent=True)
+    rig.core.handle(ConsentWithdrawn("acc_2"))
+    rig.core.handle(Enrolled(w["id"], {"ok": True, "templates": 2}))
+    assert w["id"] in rig.faces.forgotten and w["id"] not in rig.faces.candidates

@@ -1,0 +1,126 @@
+"""The store's side of the shopper's rights against a real gateway process: visit records reported in order (and
+only delayed by a gateway outage), disputes taken into the journal for the screen, data requests answered from the
+journal (an export; an erasure only once nothing of theirs is open), withdrawn consents passed to the control loop."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+
+import pytest
+
+from bingobox.domain.catalog import Catalog, Product
+from bingobox.journal import Journal
+from bingobox.wallet import records
+from bingobox.wallet.client import WalletClient
+from bingobox.wallet.sync import ShopperSync
+from tests.helpers import STORE_ID, STORE_SECRET, Gateway
+
+pytestmark = pytest.mark.integration
+COLA = "E2806894000050240001"
+CATALOG = Catalog({COLA: Product("cola", "Cola", 350)})
+
+
+def visit(journal: Journal, account: str, state: str = "left", items: dict | None = None) -> str:
+    vid = "v_" + secrets.token_hex(6)
+    now = time.time()
+    basket = items or {}
+    lines = [{"sku": "cola", "name": "Cola", "qty": len(basket), "unit_fen": 350, "amount_fen": 350 * len(basket)}] \
+        if basket else []
+    with journal.tx() as c:
+        Journal.save_visit_in(c, {"id": vid, "account_id": account, "state": state, "face_consent": 1, "alone": 1,
+                                  "created_at": now, "updated_at": now, "entered_at": now, "left_at": None,
+                                  "basket": json.dumps(basket), "amount_fen": 350 * len(basket), "receipt": None,
+                                  "flags": "[]", "identified_at": None, "exit_granted_at": None}, new=True)
+        Journal.evidence_in(c, vid, "code_accepted", {"jti": "j-" + vid, "door": "entrance"}, now)
+        Journal.evidence_in(c, vid, "identified", {"by": "face", "distance": 0.41, "margin": 0.12}, now)
+        Journal.evidence_in(c, vid, "basket", {"lines": lines, "items": basket}, now)
+        Journal.evidence_in(c, None, "code_refused", {"reason": "expired", "account": account}, now)
+    return vid
+
+
+@pytest.fixture
+def rig(tmp_path):
+    gw = Gateway(tmp_path)
+    journal = Journal(tmp_path / "store.db")
+    withdrawn: list[str] = []
+    sync = ShopperSync(journal, WalletClient(gw.url, STORE_ID, STORE_SECRET), CATALOG, withdrawn.append,
+                       inbox_every_s=0)
+    yield gw, journal, sync, withdrawn
+    journal.close()
+    gw.stop()
+
+
+def test_visit_records_reach_the_wallet_in_order_and_survive_an_outage(rig):
+    gw, journal, sync, _ = rig
+    acc = gw.account()["id"]
+    v1 = visit(journal, acc, items={f"{COLA}0001": "shelf-1", f"{COLA}0002": "exit_reader"})
+    assert sync.step(0) is True
+    got = [json.loads(r["record"]) for r in _reports(gw, acc)]
+    assert len(got) == 1 and got[0]["id"] == v1
+    s = got[0]["summary"]
+    assert s["identified"] == {"by": "face", "distance": 0.41, "margin": 0.12}
+    assert s["lines"][0]["seen_by"] == {"shelf-1": 1, "exit_reader": 1}
+    # the gateway goes down: nothing is lost, the next report waits, the order is kept
+    gw.faults(outage=True)
+    v2 = visit(journal, acc)
+    assert sync.step(1) is False  # an outage answers 503: the report is not marked sent
+    assert journal.one("SELECT 1 FROM visit_reports WHERE visit_id=?", (v2,)) is None
+    gw.faults(outage=False)
+    assert sync.step(2) is True
+    assert [json.loads(r["record"])["id"] for r in _reports(gw, acc)] == [v1, v2]
+    assert sync.counts["report_errors"] >= 1 and sync.counts["reports"] == 2
+
+
+def _reports(gw, account):
+    con = sqlite3.connect(gw.db)
+    con.row_factory = sqlite3.Row
+    try:
+        return con.execute("SELECT * FROM visit_reports WHERE account_id=? ORDER BY updated_at", (account,)).fetchall()
+    finally:
+        con.close()
+
+
+def test_disputes_requests_and_withdrawn_consent_from_the_inbox(rig):
+    gw, journal, sync, withdrawn = rig
+    acc = gw.account()["id"]
+    vid = visit(journal, acc, state="inside")
+    sync.step(0)
+    con = sqlite3.connect(gw.db)  # a shopper asked for their data, asked for erasure, withdrew consent
+    now = time.time()
+    con.execute("INSERT INTO data_requests VALUES ('dr_e', ?, ?, 'export', ?, NULL, NULL)", (acc, STORE_ID, now))
+    con.execute("INSERT INTO data_requests VALUES ('dr_x', ?, ?, 'erase', ?, NULL, NULL)", (acc, STORE_ID, now))
+    con.execute("INSERT INTO account_events (account_id, t, kind, data) VALUES (?, ?, 'face_consent_withdrawn', "
+                "'{}')", (acc, now))
+    con.commit()
+    assert sync.step(1) is True
+    answers = {r[0]: (r[1], r[2]) for r in con.execute("SELECT id, answered_at, answer FROM data_requests")}
+    export = json.loads(answers["dr_e"][1])
+    assert export["visits"][0]["id"] == vid and export["visits"][0]["events"]
+    assert export["refused_codes_and_other_evidence"][0]["data"]["reason"] == "expired"
+    assert answers["dr_x"][0] is None  # their visit is open: the erasure waits
+    assert withdrawn == [acc]
+    sync.step(2)
+    assert withdrawn == [acc]  # told once
+    # they leave: the erasure is done at the next poll
+    with journal.tx() as c:
+        c.execute("UPDATE visits SET state='left', updated_at=? WHERE id=?", (time.time(), vid))
+    assert sync.step(3) is True
+    answer = json.loads(con.execute("SELECT answer FROM data_requests WHERE id='dr_x'").fetchone()[0])
+    assert answer["erased"]["visit_evidence_rows"] == 4 - 1 and answer["erased"]["refused_codes"] == 1
+    assert journal.one("SELECT count(*) FROM visit_events WHERE visit_id=?", (vid,))[0] == 0
+    assert journal.one("SELECT amount_fen FROM visits WHERE id=?", (vid,)) is not None  # amounts kept
+    assert journal.one("SELECT gone FROM visit_reports WHERE visit_id=?", (vid,))["gone"] == 1  # never sent again
+    assert acc not in json.dumps([dict(r) for r in journal.all("SELECT data FROM visit_events")])
+    con.close()
+
+
+def test_an_open_dispute_is_kept_for_the_screen_and_closed_when_decided_elsewhere(rig):
+    _, journal, sync, _ = rig
+    records.sync_disputes(journal, [{"id": "dp_1", "visit_id": "v", "account_id": "a", "charge_id": "ch",
+                                     "claimed_fen": 700, "lines": [], "note": "one can"}])
+    assert [d["note"] for d in records.open_disputes(journal)] == ["one can"]
+    sync.step(0)  # the gateway has no open dispute for this store
+    assert records.open_disputes(journal) == [] and records.dispute(journal, "dp_1")["state"] == "closed"

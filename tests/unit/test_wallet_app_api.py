@@ -1,0 +1,205 @@
+"""The gateway's shopper side in process (its FastAPI app on a real SQLite file; requests signed as a store would):
+accounts, sessions and CSRF, the login throttle, codes as QR images a decoder reads, visit records marking codes used,
+disputes and their resolution, the store inbox, erasure and retention."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from pyzbar import pyzbar
+
+from bingobox.domain import tokens
+from bingobox.wallet.signing import sign_headers
+from hardware.gateway import shopper_db as sdb
+from hardware.gateway.app import create_app
+from hardware.gateway.db import GatewayDB
+
+STORE, SECRET = "s1", "s" * 32
+ID_NUMBER, PASSWORD = "110105199003074512", "a long passphrase"
+
+
+class Gw:
+    def __init__(self, tmp_path) -> None:
+        self.db = GatewayDB(tmp_path / "gw.db")
+        self.db.upsert_store(STORE, SECRET)
+        self.c = TestClient(create_app(self.db, "admin"))
+        self.csrf = ""
+
+    def signup(self, id_number=ID_NUMBER, name="Wang Fang", password=PASSWORD):
+        r = self.c.post("/app/api/signup", json={"real_name": name, "id_number": id_number, "password": password})
+        assert r.status_code == 200, r.text
+        self.csrf = r.json()["csrf"]
+        return r.json()["account"]
+
+    def app(self, method, path, body=None, csrf=True):
+        return self.c.request(method, "/app/api/" + path, json=body,
+                              headers={"X-CSRF-Token": self.csrf} if csrf else {})
+
+    def signed(self, method, path, body=None, key=None):
+        data = json.dumps(body).encode() if body is not None else b""
+        h = sign_headers(STORE, SECRET, method, path, data, idempotency_key=key)
+        if body is not None:
+            h["Content-Type"] = "application/json"
+        if key:
+            h["Idempotency-Key"] = key
+        return self.c.request(method, path, content=data or None, headers=h)
+
+    def visit(self, account, vid="v1", state="left", final=True, jtis=(), t=None):
+        return self.signed("PUT", f"/v1/visits/{vid}", {"account_id": account, "state": state, "final": final,
+                                                       "updated_at": t or time.time(), "jtis": list(jtis),
+                                                       "record": {"summary": {"lines": []}, "events": []}})
+
+    def charge(self, account, vid="v1", lines=(("cola", 350, 2), ("chips", 650, 1))):
+        items = [{"sku": s, "name": s.title(), "qty": q, "unit_fen": p, "amount_fen": p * q} for s, p, q in lines]
+        total = sum(i["amount_fen"] for i in items)
+        r = self.signed("POST", "/v1/charges", {"account_id": account, "amount_fen": total, "currency": "CNY",
+                                                "visit_id": vid, "items": items}, key=f"k-{vid}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+@pytest.fixture
+def gw(tmp_path):
+    g = Gw(tmp_path)
+    yield g
+    g.db.close()
+
+
+def test_sign_up_log_in_out_with_a_session_cookie_and_csrf(gw):
+    acc = gw.signup()
+    assert acc["balance_fen"] == 0 and acc["face_consent"] is False  # face billing is off by default
+    cookie = gw.c.cookies.jar
+    assert any(c.name == "bbx_wallet" and c.path == "/app" and c.has_nonstandard_attr("HttpOnly") for c in cookie)
+    row = gw.db.one("SELECT real_name, id_hash FROM accounts WHERE id=?", (acc["id"],))
+    assert ID_NUMBER not in json.dumps(dict(row)) and PASSWORD not in json.dumps(
+        [dict(r) for r in gw.db.all("SELECT * FROM shopper_logins")])
+    assert gw.app("POST", "topup", {"amount_fen": 100}, csrf=False).status_code == 403  # no CSRF token: refused
+    assert gw.app("POST", "topup", {"amount_fen": 5000}).json()["account"]["balance_fen"] == 5000
+    assert gw.c.post("/app/api/signup", json={"real_name": "X", "id_number": ID_NUMBER.lower(),
+                                              "password": "another one"}).status_code == 409
+    assert gw.app("POST", "logout").status_code == 200
+    assert gw.app("GET", "me").status_code == 401
+    r = gw.c.post("/app/api/login", json={"id_number": ID_NUMBER, "password": PASSWORD})
+    assert r.status_code == 200 and r.json()["account"]["id"] == acc["id"]
+
+
+def test_failed_logins_are_throttled_before_the_hash_runs(gw):
+    gw.signup()
+    codes = [gw.c.post("/app/api/login", json={"id_number": ID_NUMBER, "password": f"wrong {i}"}).status_code
+             for i in range(6)]
+    assert codes == [401] * 5 + [429]
+    # the right password from the same source is throttled too (a guesser cannot tell)
+    assert gw.c.post("/app/api/login", json={"id_number": ID_NUMBER, "password": PASSWORD}).status_code == 429
+
+
+def test_the_code_image_decodes_to_a_valid_code_and_a_reported_visit_marks_it_used(gw):
+    acc = gw.signup()
+    got = gw.app("POST", "codes", {"purpose": "entry"}).json()
+    png = base64.b64decode(got["qr_png"].split(",", 1)[1])
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    text = pyzbar.decode(img)[0].data.decode()
+    assert text == got["code"]
+    keys = {k["kid"]: tokens.public_key_from_b64(k["x"]) for k in gw.db.public_keys()}
+    claims = tokens.verify(text, keys, STORE, "entrance", time.time())
+    assert claims.account == acc["id"] and claims.exp - claims.iat == 60 and not claims.face_consent
+    assert gw.app("GET", f"codes/{got['jti']}").json()["used"] is False
+    assert gw.visit(acc["id"], state="entered", final=False, jtis=[got["jti"]]).status_code == 200
+    st = gw.app("GET", f"codes/{got['jti']}").json()
+    assert st["used"] is True and st["visit"]["visit_id"] == "v1"
+    # consent given: the next code carries it
+    gw.app("POST", "consent", {"face_consent": True})
+    assert gw.app("POST", "codes", {}).json()["face_consent"] is True
+
+
+def test_a_dispute_claims_the_lines_and_the_store_resolves_it_once(gw):
+    acc = gw.signup()
+    gw.app("POST", "topup", {"amount_fen": 10_000})
+    gw.visit(acc["id"])
+    assert gw.app("POST", "disputes", {"store_id": STORE, "visit_id": "v1", "note": "x"}).json()["error"]["code"] \
+        == "nothing_charged"
+    ch = gw.charge(acc["id"])
+    assert gw.app("POST", "disputes", {"store_id": STORE, "visit_id": "v1", "skus": ["nope"], "note": "x"}) \
+        .status_code == 400
+    d = gw.app("POST", "disputes", {"store_id": STORE, "visit_id": "v1", "skus": ["cola"], "note": "one can"}).json()
+    assert d["claimed_fen"] == 700 and d["state"] == "open"
+    assert gw.app("POST", "disputes", {"store_id": STORE, "visit_id": "v1", "note": "again"}).status_code == 409
+    box = gw.signed("GET", "/v1/inbox").json()
+    assert [x["id"] for x in box["disputes"]] == [d["id"]]
+    path = f"/v1/disputes/{d['id']}/resolution"
+    # accepting needs the refund of the dispute's charge
+    assert gw.signed("POST", path, {"decision": "accepted", "reason": "ok", "operator": "op"}).status_code == 422
+    rf = gw.signed("POST", "/v1/refunds", {"charge_id": ch["id"], "amount_fen": 700, "reason": "dispute"},
+                   key=f"dispute-{d['id']}").json()
+    body = {"decision": "accepted", "reason": "video shows one", "operator": "op", "refund_id": rf["id"]}
+    first = gw.signed("POST", path, body)
+    assert first.status_code == 200 and first.json()["replayed"] is False
+    assert gw.signed("POST", path, body).json()["replayed"] is True  # the same decision again: answered as before
+    assert gw.signed("POST", path, {**body, "decision": "rejected"}).status_code == 409
+    rc = gw.app("GET", "receipts").json()["data"][0]
+    assert rc["disputes"][0]["state"] == "accepted" and rc["disputes"][0]["refund_fen"] == 700
+    assert rc["charges"][0]["refunds"][0]["amount_fen"] == 700
+    assert gw.signed("GET", "/v1/inbox").json()["disputes"] == []
+    events = sdb.export(gw.db, acc["id"])["dispute_events"]
+    assert [(e["actor"], e["kind"]) for e in events] == [("shopper", "opened"), ("store s1: op", "accepted")]
+
+
+def test_withdrawn_consent_reaches_the_stores_inbox(gw):
+    acc = gw.signup()
+    gw.app("POST", "consent", {"face_consent": True})
+    assert gw.signed("GET", "/v1/inbox").json()["consent_withdrawn"] == []
+    gw.app("POST", "consent", {"face_consent": False})
+    assert gw.signed("GET", "/v1/inbox").json()["consent_withdrawn"] == [acc["id"]]
+
+
+def test_erasure_waits_for_an_open_visit_then_keeps_only_the_ledger(gw):
+    acc = gw.signup()
+    gw.app("POST", "topup", {"amount_fen": 10_000})
+    gw.visit(acc["id"], state="entered", final=False)
+    bye = {"password": PASSWORD, "confirm": "delete my account"}
+    assert gw.app("POST", "delete-account", {**bye, "password": "wrong password"}).status_code == 401
+    assert gw.app("POST", "delete-account", bye).json()["error"]["code"] == "visit_open"
+    gw.visit(acc["id"], state="left", final=True)
+    ch = gw.charge(acc["id"])
+    r = gw.app("POST", "delete-account", bye)
+    assert r.status_code == 200, r.text
+    assert r.json()["stores_asked"] == [STORE] and r.json()["balance_paid_out_fen"] == 10_000 - ch["amount_fen"]
+    row = dict(gw.db.one("SELECT * FROM accounts WHERE id=?", (acc["id"],)))
+    assert row["real_name"] == "(erased)" and row["frozen"] == 1 and row["erased_at"]
+    assert gw.db.one("SELECT 1 FROM visit_reports WHERE account_id=?", (acc["id"],)) is None
+    assert gw.db.one("SELECT amount_fen FROM charges WHERE id=?", (ch["id"],))["amount_fen"] == 1350  # the ledger
+    assert gw.app("GET", "me").status_code == 401
+    assert gw.c.post("/app/api/login", json={"id_number": ID_NUMBER, "password": PASSWORD}).status_code == 401
+    assert gw.visit(acc["id"], vid="v2").status_code == 410  # a store's late report of them is not kept
+    box = gw.signed("GET", "/v1/inbox").json()
+    assert [(q["account_id"], q["kind"]) for q in box["data_requests"]] == [(acc["id"], "erase")]
+    q = box["data_requests"][0]
+    assert gw.signed("POST", f"/v1/data-requests/{q['id']}/answer", {"answer": {"erased": {}}}).json() == \
+        {"ok": True, "replayed": False}
+    assert gw.signed("GET", "/v1/inbox").json()["data_requests"] == []
+    # the same ID number can sign up again (a new account: nothing of the old one)
+    assert gw.signup()["id"] != acc["id"]
+
+
+def test_retention_prunes_records_codes_and_answers_but_never_the_ledger(gw):
+    acc = gw.signup()
+    gw.app("POST", "topup", {"amount_fen": 10_000})
+    old = time.time() - 100 * 86_400
+    gw.visit(acc["id"], vid="old", t=old)
+    gw.visit(acc["id"], vid="new")
+    gw.visit(acc["id"], vid="open", final=False, state="entered", t=old)
+    gw.charge(acc["id"], vid="old")
+    gw.app("POST", "codes", {})
+    with gw.db.tx() as c:
+        c.execute("UPDATE entry_codes SET exp=?", (old,))
+    got = sdb.prune(gw.db, sdb.Retention(visits_days=90, codes_days=7))
+    assert got["visit_records"] == 1 and got["entry_codes"] == 1
+    left = {r["visit_id"] for r in gw.db.all("SELECT visit_id FROM visit_reports")}
+    assert left == {"new", "open"}  # an open visit is never pruned
+    assert gw.db.one("SELECT count(*) FROM charges")[0] == 1
+    assert gw.app("GET", "privacy").json()["retention"]["visit_records_days"] == 90
