@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS shopper_sessions (token_hash TEXT PRIMARY KEY, accoun
 CREATE TABLE IF NOT EXISTS account_events (id INTEGER PRIMARY KEY, account_id TEXT NOT NULL, t REAL NOT NULL,
   kind TEXT NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS account_events_account ON account_events (account_id);
+CREATE INDEX IF NOT EXISTS account_events_kind ON account_events (kind, t);
 CREATE TABLE IF NOT EXISTS visit_reports (store_id TEXT NOT NULL, visit_id TEXT NOT NULL, account_id TEXT NOT NULL,
   state TEXT NOT NULL, final INTEGER NOT NULL, record TEXT NOT NULL, updated_at REAL NOT NULL,
   received_at REAL NOT NULL, PRIMARY KEY (store_id, visit_id));
