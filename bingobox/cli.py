@@ -387,6 +387,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         except (ValueError, OSError) as e:  # an unreadable or invalid operators_file
             print(f"{args.config}: screen: {e}", file=sys.stderr)
             return 2
+    link = None
+    if cfg.mqtt is not None:
+        from .mqtt.link import MqttLink
+
+        try:
+            link = MqttLink(cfg.mqtt, cfg.store.id, app)
+        except (ValueError, OSError) as e:  # an unreadable password, secret or certificate
+            print(f"{args.config}: mqtt: {e}", file=sys.stderr)
+            return 2
     import signal
 
     signal.signal(signal.SIGHUP, lambda *_: app.reload_keys())  # `systemctl reload`: the pinned keys again
@@ -399,11 +408,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             except OSError as e:  # the port is taken: say so and stop cleanly (systemd restarts us)
                 print(f"bingobox run: {e}", file=sys.stderr)
                 return 2
+        if link is not None:
+            link.start()
+            print(f"bingobox run: mqtt {link.status()['broker']} (connecting; retried while down)", flush=True)
         print(f"bingobox run: store {cfg.store.id} running (journal {cfg.journal.path})", flush=True)
         app.notifier.ready(f"store {cfg.store.id} running")
         wait_for_signal(stop)
     finally:
         app.notifier.stopping()
+        if link is not None:
+            link.stop()
         if screen is not None:
             screen.stop()
         app.stop()
@@ -536,6 +550,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="accounts' own history (log-ins, consents) and resolved disputes")
     g.set_defaults(fn=cmd_gateway)
 
+    from .fleet.main import add_parser as add_fleet
+
+    add_fleet(sub)
+
     f = sub.add_parser("fetch-keys", help="pin the wallet gateway's entry-code public keys to a file")
     f.add_argument("--gateway", required=True, help="gateway base URL")
     f.add_argument("--out", required=True, help="where to write the keys (the config's wallet.keys_file)")
@@ -588,6 +606,10 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     de.add_argument("--run-dir", help="where the processes keep their files (default run/demo-PID)")
     de.add_argument("--screen-port", type=int, default=0, help="status screen port (default: a free one)")
+    de.add_argument("--mqtt", help="connect the store to this MQTT broker (its [mqtt] url), e.g. for `bingobox fleet`")
+    de.add_argument("--mqtt-user", help="the store's broker user (its store id is demo-store)")
+    de.add_argument("--mqtt-password-file", help="… and its password, in a file")
+    de.add_argument("--mqtt-command-key-file", help="the key the fleet service signs commands with")
     de.add_argument("--keep", action="store_true", help="keep the store running after the shoppers (Ctrl-C stops)")
     de.add_argument("--testdata", default=str(_TESTDATA),
                     help="face photos for shoppers who consent to face billing")

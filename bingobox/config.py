@@ -429,6 +429,58 @@ class ScreenConfig(Strict):
         return [*self.operators, *extra]
 
 
+class MqttConfig(Strict):
+    """The chain's MQTT broker: the store connects out, publishes its state and events, takes signed commands."""
+
+    url: str = Field(pattern=r"^mqtts?://[A-Za-z0-9_.:\[\]-]+(:[0-9]{1,5})?/?$",
+                     description="mqtts://host:8883 (plain mqtt:// only to a broker on this box's loopback)")
+    client_id: str | None = Field(None, max_length=64, description="default bingobox-<store id> (unique per store)")
+    username: str | None = Field(None, max_length=64)
+    password_file: Path | None = Field(None, description="the broker password, in a file (mode 600)")
+    ca_file: Path | None = Field(None, description="mqtts: the broker's CA (default: the system's)")
+    cert_file: Path | None = Field(None, description="mqtts: a client certificate (PEM), with key_file")
+    key_file: Path | None = None
+    topic_prefix: str = Field("bingobox", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    command_secret_file: Path | None = Field(None, description="the key the fleet service signs commands with; "
+                                             "without it the store refuses every command")
+    keepalive_s: int = Field(30, ge=5, le=600)
+    state_every_s: float = Field(5.0, ge=0.5, le=300, description="state re-published (retained) at most this "
+                                 "often when it changes, and at least every 12 times this")
+    metrics_every_s: float = Field(30.0, ge=1, le=3600)
+    ha_discovery: bool = Field(True, description="Home Assistant MQTT discovery configs (retained)")
+    ha_prefix: str = Field("homeassistant", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    ha_lockdown_switch: bool = Field(False, description="a Lockdown switch in Home Assistant: its unsigned "
+                                     "…/ha/lockdown/set is trusted, so the broker's ACL must keep it to HA")
+
+    @field_validator("url")
+    @classmethod
+    def _tls_unless_loopback(cls, url: str) -> str:
+        from urllib.parse import urlsplit
+
+        host = (urlsplit(url).hostname or "").lower()
+        if url.startswith("mqtt://") and not (host in ("localhost", "::1") or host.startswith("127.")):
+            raise ValueError(f"must be mqtts:// (plain mqtt:// only on loopback): {host!r} is a network host")
+        return url
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> MqttConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give cert_file and key_file together")
+        if self.cert_file is not None and not self.url.startswith("mqtts://"):
+            raise ValueError("a client certificate needs mqtts://")
+        return self
+
+    def password(self) -> str | None:
+        from .secretfiles import read_secret
+
+        return read_secret(self.password_file, "the MQTT password") if self.password_file else None
+
+    def command_secret(self) -> str | None:
+        from .secretfiles import read_secret
+
+        return read_secret(self.command_secret_file, "the MQTT command secret") if self.command_secret_file else None
+
+
 class StoreConfig(Strict):
     """The whole controller configuration."""
 
@@ -445,6 +497,7 @@ class StoreConfig(Strict):
     visits: VisitsConfig = Field(default_factory=VisitsConfig)
     vision: VisionConfig = Field(default_factory=VisionConfig)
     screen: ScreenConfig | None = None
+    mqtt: MqttConfig | None = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> StoreConfig:

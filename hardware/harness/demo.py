@@ -64,9 +64,11 @@ def _identities(testdata: Path) -> list[tuple[list[Path], Path]]:
 class Demo:
     def __init__(self, shoppers: int, seed: int, faults: set[str], run_dir: Path, testdata: Path,
                  concurrency: int = 3, verbose: bool = True, screen_port: int = 0, camera_fps: float = 15,
-                 browse_s: float = 0.0, wiring: str = "own", shelves: str = "m100") -> None:
+                 browse_s: float = 0.0, wiring: str = "own", shelves: str = "m100", mqtt: dict | None = None) -> None:
+        """``mqtt``: the store's [mqtt] section (url, username, password_file, command_secret_file, …)."""
         self.n, self.seed, self.faults = shoppers, seed, faults
         self.wiring = wiring
+        self.mqtt = mqtt
         self.shelf_kind = shelves  # M100 readers, or the antennas of one LLRP reader
         self.screen_port = screen_port or free_port()  # fixed for the run: a restarted controller keeps the URL
         self.screen_url: str | None = None
@@ -136,7 +138,7 @@ class Demo:
         storeconf.write(d / "store.toml", storeconf.store_config(
             self.store_id, self.manifest["devices"], CATALOG, self.gw, d / "store-secret", d / "keys.json",
             d / "store.db", self.screen_port, (self.operator[0], hash_password(self.operator[1])), self.wiring,
-            self.shelf_kind))
+            self.shelf_kind, **({"mqtt": self.mqtt} if self.mqtt else {})))
         self.start_controller()
         self.endpoints = {"gateway": self.gw, "wallet_app": f"{self.gw}/app/", "screen": self.screen_url,
                           "sim_control": self.sim, "store_id": self.store_id, "images_dir": str(d / "shown")}
@@ -391,9 +393,18 @@ def main(args) -> int:
         print("the dead_board fault needs --wiring bus (a third board on the shoppers' line)", file=sys.stderr)
         return 2
     run_dir = Path(args.run_dir or f"run/demo-{os.getpid()}").resolve()
+    mqtt = None
+    if args.mqtt:
+        mqtt = {"url": args.mqtt, "state_every_s": 2.0, "metrics_every_s": 10.0}
+        if args.mqtt_user:
+            mqtt["username"] = args.mqtt_user
+        if args.mqtt_password_file:
+            mqtt["password_file"] = str(Path(args.mqtt_password_file).resolve())
+        if args.mqtt_command_key_file:
+            mqtt["command_secret_file"] = str(Path(args.mqtt_command_key_file).resolve())
     demo = Demo(args.shoppers, args.seed, faults, run_dir, Path(args.testdata), args.concurrency,
                 verbose=not args.quiet, screen_port=args.screen_port, camera_fps=args.camera_fps,
-                browse_s=args.browse_s, wiring=args.wiring, shelves=args.shelves)
+                browse_s=args.browse_s, wiring=args.wiring, shelves=args.shelves, mqtt=mqtt)
     try:
         summary = demo.run()
         print(json.dumps(summary, indent=None if args.json else 2), flush=True)

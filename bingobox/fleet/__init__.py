@@ -1,0 +1,1 @@
+"""The fleet service: every store of a chain on one page, from MQTT."""

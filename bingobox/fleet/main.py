@@ -1,0 +1,102 @@
+"""``bingobox fleet``: the fleet service — subscribes to every store on the broker, keeps their state and alarm
+history (SQLite), serves the fleet page, sends signed commands."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import tomllib
+from pathlib import Path
+
+import uvicorn
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..config import OperatorConfig
+from ..screen.auth import Auth
+from ..secretfiles import read_secret
+from .db import FleetDB
+from .service import CommandKeys, FleetService
+from .web import make_app
+
+log = logging.getLogger(__name__)
+
+
+class FleetOperator(OperatorConfig):
+    may_command: bool = Field(False, description="may send commands to stores (lock down, release, unlock, …)")
+
+
+class OperatorsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    operators: list[FleetOperator] = Field(default_factory=list)
+
+
+def load_operators(path: Path) -> list[FleetOperator]:
+    return OperatorsFile.model_validate(tomllib.loads(path.read_text())).operators
+
+
+def run(args) -> int:
+    try:
+        ops = load_operators(Path(args.operators)) if args.operators else []
+        password = read_secret(Path(args.mqtt_password_file), "the MQTT password") if args.mqtt_password_file \
+            else None
+    except (OSError, ValueError, ValidationError, tomllib.TOMLDecodeError) as e:
+        print(f"bingobox fleet: {e}", file=sys.stderr)
+        return 2
+    if not ops:
+        log.warning("fleet: no operators (--operators FILE): nobody can log in to the page")
+    db = FleetDB(args.db)
+    keys = CommandKeys(Path(args.command_keys_dir) if args.command_keys_dir else None,
+                       Path(args.command_key_file) if args.command_key_file else None)
+    service = FleetService(args.mqtt, db, keys, prefix=args.prefix, username=args.mqtt_user, password=password,
+                           ca_file=args.ca_file)
+    auth = Auth({o.name: o.password_hash for o in ops}, refunders={o.name for o in ops if o.may_command})
+    app = make_app(db, service, auth, args.push_interval_s)
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+                                           access_log=False, timeout_graceful_shutdown=2))
+
+    async def announce() -> None:
+        while not server.started:
+            await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        print(f"bingobox fleet: http://{args.host}:{port}/  broker {args.mqtt}  db {args.db}", flush=True)
+        print("ready", flush=True)
+
+    async def prune() -> None:
+        import time
+
+        while True:
+            await asyncio.sleep(600)
+            await asyncio.to_thread(db.prune, time.time())
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(announce()), asyncio.create_task(prune())]
+        await server.serve()
+        for t in tasks:
+            t.cancel()
+
+    service.start()
+    try:
+        asyncio.run(main())
+    finally:
+        service.stop()
+        db.close()
+    return 0
+
+
+def add_parser(sub) -> None:
+    f = sub.add_parser("fleet", help="the fleet service: every store's state and alarms from MQTT, a page, commands")
+    f.add_argument("--mqtt", required=True, help="broker URL (mqtt://127.0.0.1:1883, mqtts://…)")
+    f.add_argument("--port", type=int, default=8700, help="the page's port (0 = any free, printed)")
+    f.add_argument("--host", default="127.0.0.1")
+    f.add_argument("--db", default="run/fleet.db", help="SQLite file for the fleet's state and alarm history")
+    f.add_argument("--operators", help="TOML: [[operators]] name, password_hash (bingobox hash-password), "
+                   "may_command")
+    f.add_argument("--command-key-file", help="the key commands are signed with (every store's command_secret_file)")
+    f.add_argument("--command-keys-dir", help="a folder with one key file per store id (preferred over one key)")
+    f.add_argument("--mqtt-user", help="the fleet service's broker user")
+    f.add_argument("--mqtt-password-file", help="… and its password, in a file")
+    f.add_argument("--ca-file", help="mqtts: the broker's CA")
+    f.add_argument("--prefix", default="bingobox", help="topic prefix")
+    f.add_argument("--push-interval-s", type=float, default=1.0)
+    f.set_defaults(fn=lambda a: run(a))

@@ -1,0 +1,263 @@
+"""The store's MQTT link (paho-mqtt): connects out to the chain's broker, says who it is, publishes its state,
+events and metrics, and carries out signed commands through the same path as the status screen's actions.
+
+    connect:   last will ``status`` = offline (retained); on every (re)connect ``status`` = online, ``state`` and the
+               Home Assistant discovery configs (retained) again, and the subscriptions again
+    events:    from the journal's durable queue (``outbox``), QoS 1, deleted when the broker acknowledged them
+    commands:  ``cmd/<name>`` → checked (signature, age, replay) → ``StoreApp.act`` → audited → ``cmd/<name>/result``
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from pydantic import ValidationError
+
+from ..config import MqttConfig
+from ..operations import ACTIONS
+from . import messages as m
+from . import outbox
+
+log = logging.getLogger(__name__)
+WINDOW = 50  # events in flight (published, not yet acknowledged)
+
+
+class MqttLink:
+    def __init__(self, cfg: MqttConfig, store_id: str, store: Any, clock=time.time) -> None:
+        """``store``: what the screen uses too — ``view``, ``journal``, ``act(operator, action, args)``."""
+        self.cfg, self.store_id, self.store, self.clock = cfg, store_id, store, clock
+        self.journal = store.journal
+        self.prefix = cfg.topic_prefix
+        self.secret = cfg.command_secret()
+        self.connected = False
+        self.counts = {"connects": 0, "disconnects": 0, "events_sent": 0, "events_acked": 0, "states": 0,
+                       "commands": 0, "commands_refused": 0}
+        self._lock = threading.RLock()
+        self._inflight: dict[int, int] = {}  # mid → outbox row
+        self._acked: list[int] = []
+        self._sent_upto = 0
+        self._fresh = threading.Event()  # (re)connected: retained things again
+        self._last_state: tuple[float, dict] | None = None
+        self._last_metrics = 0.0
+        self._devices: dict[str, bool] = {}
+        self._seen_tx: deque[str] = deque(maxlen=1000)
+        self._commands: queue.Queue = queue.Queue(maxsize=100)
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, name="mqtt", daemon=True),
+                         threading.Thread(target=self._run_commands, name="mqtt-commands", daemon=True)]
+        u = urlsplit(cfg.url)
+        self.host, self.port, self.tls = u.hostname or "", u.port or (8883 if u.scheme == "mqtts" else 1883), \
+            u.scheme == "mqtts"
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.client_id or f"bingobox-{store_id}",
+                        protocol=mqtt.MQTTv311, clean_session=True)
+        if cfg.username:
+            c.username_pw_set(cfg.username, cfg.password())
+        if self.tls:
+            c.tls_set(ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
+                      certfile=str(cfg.cert_file) if cfg.cert_file else None,
+                      keyfile=str(cfg.key_file) if cfg.key_file else None)
+        c.will_set(self.t("status"), "offline", qos=1, retain=True)
+        c.reconnect_delay_set(1, 30)
+        c.on_connect, c.on_disconnect = self._on_connect, self._on_disconnect
+        c.on_publish, c.on_message = self._on_publish, self._on_message
+        self.client = c
+
+    def t(self, *parts: str) -> str:
+        return m.topic(self.prefix, self.store_id, *parts)
+
+    # lifecycle ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        outbox.collect(self.journal, self.clock())  # (the first time: the cursors start now)
+        self.client.connect_async(self.host, self.port, self.cfg.keepalive_s)
+        self.client.loop_start()
+        for th in self._threads:
+            th.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for th in self._threads:
+            th.join(timeout=5)
+        if self.connected:  # a clean goodbye: offline now, not after the keepalive runs out
+            self.client.publish(self.t("status"), "offline", qos=1, retain=True).wait_for_publish(2)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def status(self) -> dict:
+        return {"broker": f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}", "connected": self.connected,
+                "backlog": outbox.backlog(self.journal), **self.counts}
+
+    # paho callbacks (its network thread: no journal writes here) ---------------------------------
+    def _on_connect(self, client, _userdata, _flags, reason_code, _props) -> None:
+        if reason_code.is_failure:
+            log.warning("mqtt: %s:%s refused the connection: %s", self.host, self.port, reason_code)
+            return
+        self.connected = True
+        self.counts["connects"] += 1
+        log.info("mqtt: connected to %s:%s", self.host, self.port)
+        client.publish(self.t("status"), "online", qos=1, retain=True)
+        client.subscribe([(self.t("cmd", "+"), 1), (f"{self.cfg.ha_prefix}/status", 1)]
+                         + ([(self.t("ha", "lockdown", "set"), 1)] if self.cfg.ha_lockdown_switch else []))
+        with self._lock:
+            self._inflight.clear()
+            self._sent_upto = 0  # whatever was not acknowledged goes again (the fleet drops duplicates by id)
+        self._fresh.set()
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props) -> None:
+        if self.connected:
+            self.counts["disconnects"] += 1
+            log.warning("mqtt: disconnected (%s): reconnecting", reason_code)
+        self.connected = False
+
+    def _on_publish(self, _client, _userdata, mid, _reason_code, _props) -> None:
+        with self._lock:
+            row = self._inflight.pop(mid, None)
+            if row is not None:
+                self._acked.append(row)
+
+    def _on_message(self, _client, _userdata, msg) -> None:
+        if msg.topic == f"{self.cfg.ha_prefix}/status":
+            if msg.payload == b"online":  # Home Assistant (re)started: it wants the discovery configs again
+                self._fresh.set()
+            return
+        try:
+            self._commands.put_nowait((msg.topic, msg.payload))
+        except queue.Full:
+            log.warning("mqtt: command queue full: %s dropped", msg.topic)
+
+    # the link's own thread -------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step(self.clock())
+            except Exception as e:  # a disk fault: the next round (never a tight loop)
+                log.error("mqtt: %s", e)
+                self._stop.wait(2.0)
+            self._stop.wait(0.2)
+
+    def step(self, now: float) -> None:
+        view = self.store.view or {}
+        self._device_faults(view, now)
+        outbox.collect(self.journal, now)
+        with self._lock:
+            acked, self._acked = self._acked, []
+        outbox.done(self.journal, acked)
+        self.counts["events_acked"] += len(acked)
+        if not self.connected:
+            return
+        fresh = self._fresh.is_set()
+        if fresh:
+            self._fresh.clear()
+            self._retained(view)
+        self._publish_state(view, now, force=fresh)
+        if now - self._last_metrics >= self.cfg.metrics_every_s:
+            self._last_metrics = now
+            self.client.publish(self.t("metrics"), m.dumps(m.metrics_payload(view, self.store_id)), qos=0)
+        self._send_events(now)
+
+    def _retained(self, view: dict) -> None:
+        if self.cfg.ha_discovery:
+            for topic, payload in m.ha_discovery(self.cfg.ha_prefix, self.prefix, self.store_id, view,
+                                                 self.cfg.ha_lockdown_switch).items():
+                self.client.publish(topic, m.dumps(payload), qos=1, retain=True)
+
+    def _publish_state(self, view: dict, now: float, force: bool = False) -> None:
+        if not view:
+            return
+        open_alarms = int(self.journal.one("SELECT count(*) FROM alarms WHERE cleared_at IS NULL")[0])
+        state = m.state_payload(view, self.store_id, open_alarms)
+        same = {k: v for k, v in state.items() if k != "t"}
+        if not force and self._last_state is not None:
+            t, before = self._last_state
+            if now - t < self.cfg.state_every_s or (before == same and now - t < 12 * self.cfg.state_every_s):
+                return
+        self.client.publish(self.t("state"), m.dumps(state), qos=1, retain=True)
+        self._last_state = (now, same)
+        self.counts["states"] += 1
+
+    def _device_faults(self, view: dict, now: float) -> None:
+        online = {n: bool(d.get("online")) for n, d in (view.get("devices") or {}).items()}
+        for name, up in online.items():
+            was = self._devices.get(name)
+            if was is not None and was != up:
+                kind = (view["devices"][name] or {}).get("kind")
+                outbox.add(self.journal, "device_back" if up else "device_fault", now,
+                           {"device": name, "device_kind": kind, "online": up})
+        if online:
+            self._devices = online
+
+    def _send_events(self, now: float) -> None:
+        with self._lock:
+            room = WINDOW - len(self._inflight)
+            after = self._sent_upto
+        if room <= 0:
+            return
+        for ev in outbox.due(self.journal, after, room):
+            payload = m.event_payload(self.store_id, ev["kind"], ev["id"], ev["t"], ev["data"], now)
+            with self._lock:
+                info = self.client.publish(self.t("event", ev["kind"]), m.dumps(payload), qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    return  # not connected after all: next round
+                self._inflight[info.mid] = ev["id"]
+                self._sent_upto = ev["id"]
+            self.counts["events_sent"] += 1
+
+    # commands --------------------------------------------------------------------------------------
+    def _run_commands(self) -> None:
+        while not self._stop.is_set():
+            try:
+                topic, payload = self._commands.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                self.command(topic, payload)
+            except Exception:
+                log.exception("mqtt: command %s", topic)
+
+    def command(self, topic: str, payload: bytes) -> dict | None:
+        """Carry out one command message; returns the result published (None for Home Assistant's switch)."""
+        now = self.clock()
+        if topic == self.t("ha", "lockdown", "set"):
+            action = {b"ON": "lock_down", b"OFF": "release"}.get(payload.strip())
+            if action is not None:
+                self._apply("home-assistant", action, {}, "ha")
+            return None
+        name = topic.rsplit("/", 1)[-1]
+        tx = None
+        try:
+            cmd = m.check_command(self.secret, self.store_id, name, payload, now, set(self._seen_tx))
+            tx = cmd["tx"]
+            if self.journal.one("SELECT 1 FROM audit WHERE source='mqtt' AND args LIKE ?", (f'%"tx": "{tx}"%',)):
+                raise m.CommandRefused("replayed", f"transaction {tx} was carried out already")
+            self._seen_tx.append(tx)
+            result = self._apply(f"fleet:{cmd['operator']}", name, cmd["args"], "mqtt", tx)
+        except m.CommandRefused as e:
+            self.counts["commands_refused"] += 1
+            log.warning("mqtt: command %s refused: %s", name, e)
+            self.journal.audit("(mqtt)", name, {"tx": tx}, "rejected", f"{e.code}: {e}", "mqtt")
+            result = {"ok": False, "error": e.code, "detail": str(e)}
+        out = {"tx": tx, "t": self.clock(), **result,
+               "outcome": {True: "ok", False: "failed", None: "unknown"}[result["ok"]]}
+        self.client.publish(self.t("cmd", name, "result"), m.dumps(out), qos=1)
+        return out
+
+    def _apply(self, operator: str, action: str, raw_args: dict, source: str, tx: str | None = None) -> dict:
+        try:
+            args = ACTIONS[action].model_validate(raw_args)
+        except ValidationError as e:
+            detail = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+            self.journal.audit(operator, action, {"tx": tx, "args": raw_args}, "rejected", detail, source)
+            return {"ok": False, "error": "bad_args", "detail": detail}
+        audit_id = self.journal.audit(operator, action, {"tx": tx, **args.model_dump()}, "started", "", source)
+        self.counts["commands"] += 1
+        result = self.store.act(operator, action, args)
+        outcome = {True: "ok", False: "failed", None: "unknown"}[result["ok"]]
+        self.journal.set_audit_outcome(audit_id, outcome, result.get("detail", ""))
+        return {"ok": result["ok"], "detail": result.get("detail", ""), **({"error": result["error"]}
+                                                                             if result.get("error") else {})}

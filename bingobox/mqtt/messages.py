@@ -1,0 +1,137 @@
+"""What a store says on MQTT and what it accepts — topics, payloads, signed commands and Home Assistant discovery.
+No I/O here (``link`` talks to the broker; the fleet service uses the same functions).
+
+Topics under ``<prefix>/<store_id>/``: ``status`` (retained online/offline, the last will), ``state`` (retained: the
+store's state, doors, devices, inside count, charges pending — no personal data), ``event/<kind>`` (alarms, visits
+ended, charge outcomes, device faults: each with an id and a time), ``metrics``, ``cmd/<name>`` and
+``cmd/<name>/result``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+COMMANDS = ("lock_down", "release", "unlock", "clear_alarm", "restock")
+MAX_SKEW_S = 300
+LATE_S = 5.0  # an event published this long after it happened is marked late
+
+
+def topic(prefix: str, store_id: str, *parts: str) -> str:
+    return "/".join([prefix, store_id, *parts])
+
+
+def dumps(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True, default=str).encode()
+
+
+def state_payload(view: dict, store_id: str, open_alarms: int) -> dict:
+    """The store's state for the fleet: nothing that names a shopper."""
+    devices = view.get("devices") or {}
+    doors = {n: {"open": d.get("door_open"), "locked": d.get("lock_engaged"), "online": d.get("online"),
+                 "state": d.get("state")} for n, d in devices.items() if d.get("kind") == "door"}
+    charges = view.get("charges") or {}
+    return {
+        "store_id": store_id, "t": view.get("t") or time.time(), "state": view.get("state"),
+        "what_works": view.get("what_works"), "open_now": view.get("open_now"),
+        "problems": view.get("problems") or [], "inside": view.get("inside", 0), "doors": doors,
+        "devices": {n: {"kind": d.get("kind"), "online": bool(d.get("online"))} for n, d in devices.items()},
+        "charges_pending": charges.get("pending_count", 0), "charges_pending_fen": charges.get("pending_fen", 0),
+        "gateway_up": charges.get("gateway_ok") is not False, "open_alarms": open_alarms,
+    }
+
+
+def metrics_payload(view: dict, store_id: str) -> dict:
+    lat = view.get("latency") or {}
+    return {"store_id": store_id, "t": view.get("t") or time.time(), "counts": view.get("counts") or {},
+            "entry_ms": lat.get("entry_ms"), "exit_ms": lat.get("exit_ms"),
+            "loop_lag_ms": (view.get("loop") or {}).get("lag_ms")}
+
+
+def event_payload(store_id: str, kind: str, row_id: int, t: float, data: dict, now: float | None = None) -> dict:
+    now = now or time.time()
+    return {"id": f"{store_id}:{kind}:{row_id}", "store_id": store_id, "kind": kind, "t": t, "published_at": now,
+            "late": now - t > LATE_S, "data": data}
+
+
+# commands ---------------------------------------------------------------------------------------------
+def _canonical(store_id: str, name: str, tx: str, operator: str, ts: int, args: dict) -> bytes:
+    return dumps(["bbx-cmd-v1", store_id, name, tx, operator, ts, args])
+
+
+def sign_command(secret: str, store_id: str, name: str, tx: str, operator: str, args: dict,
+                 ts: int | None = None) -> dict:
+    """A command as the fleet service publishes it on ``cmd/<name>``."""
+    ts = int(time.time()) if ts is None else ts
+    sig = hmac.new(secret.encode(), _canonical(store_id, name, tx, operator, ts, args), hashlib.sha256).hexdigest()
+    return {"tx": tx, "operator": operator, "ts": ts, "args": args, "sig": sig}
+
+
+class CommandRefused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def check_command(secret: str | None, store_id: str, name: str, raw: bytes, now: float,
+                  seen: set[str]) -> dict:
+    """A command's payload checked: JSON with tx, operator, ts, args and a valid signature, not older than
+    ``MAX_SKEW_S``, a transaction id not seen before. Raises ``CommandRefused``."""
+    if secret is None:
+        raise CommandRefused("commands_off", "this store takes no MQTT commands (no command_secret_file)")
+    if name not in COMMANDS:
+        raise CommandRefused("unknown_command", f"no command {name!r} (commands: {', '.join(COMMANDS)})")
+    try:
+        cmd = json.loads(raw)
+        tx, operator, ts, args, sig = cmd["tx"], cmd["operator"], cmd["ts"], cmd.get("args") or {}, cmd["sig"]
+        ok_types = (isinstance(tx, str) and 1 <= len(tx) <= 64 and isinstance(operator, str)
+                    and 1 <= len(operator) <= 64 and isinstance(ts, int) and isinstance(args, dict)
+                    and isinstance(sig, str))
+    except (ValueError, KeyError, TypeError):
+        ok_types = False
+    if not ok_types:
+        raise CommandRefused("bad_command", "a command is JSON: tx, operator, ts (unix s), args {}, sig")
+    want = hmac.new(secret.encode(), _canonical(store_id, name, tx, operator, ts, args), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(want, sig):
+        raise CommandRefused("bad_signature", "the command's signature does not match")
+    if abs(now - ts) > MAX_SKEW_S:
+        raise CommandRefused("stale", f"the command is {now - ts:+.0f} s from the store's clock")
+    if tx in seen:
+        raise CommandRefused("replayed", f"transaction {tx} was carried out already")
+    return cmd
+
+
+# Home Assistant discovery -----------------------------------------------------------------------------
+def ha_discovery(ha_prefix: str, prefix: str, store_id: str, view: dict, lockdown_switch: bool) -> dict[str, dict]:
+    """Retained discovery configs (topic → payload): one device per store, its entities reading ``state`` and
+    ``status``."""
+    node = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in store_id)
+    st, avail = topic(prefix, store_id, "state"), topic(prefix, store_id, "status")
+    device = {"identifiers": [f"bingobox_{node}"], "name": f"bingobox {store_id}", "manufacturer": "bingobox",
+              "model": "unmanned store controller"}
+    base = {"state_topic": st, "availability_topic": avail, "payload_available": "online",
+            "payload_not_available": "offline", "device": device}
+    out: dict[str, dict] = {}
+
+    def add(component: str, key: str, name: str, **extra: Any) -> None:
+        out[f"{ha_prefix}/{component}/bingobox_{node}/{key}/config"] = {
+            **base, "name": name, "unique_id": f"bingobox_{node}_{key}", "object_id": f"bingobox_{node}_{key}",
+            **extra}
+
+    add("sensor", "state", "Store state", value_template="{{ value_json.state }}", icon="mdi:store")
+    add("sensor", "inside", "Shoppers inside", value_template="{{ value_json.inside }}", state_class="measurement")
+    add("sensor", "alarms", "Open alarms", value_template="{{ value_json.open_alarms }}", icon="mdi:alarm-light")
+    add("sensor", "charges_pending", "Charges pending", value_template="{{ value_json.charges_pending }}")
+    add("binary_sensor", "gateway", "Wallet gateway", device_class="connectivity",
+        value_template="{{ 'ON' if value_json.gateway_up else 'OFF' }}")
+    for door in sorted(n for n, d in (view.get("devices") or {}).items() if d.get("kind") == "door"):
+        key = "door_" + "".join(ch if ch.isalnum() else "_" for ch in door)
+        add("binary_sensor", key, f"Door {door}", device_class="door",
+            value_template=f"{{{{ 'ON' if value_json.doors['{door}'].open else 'OFF' }}}}")
+    if lockdown_switch:
+        add("switch", "lockdown", "Lockdown", command_topic=topic(prefix, store_id, "ha", "lockdown", "set"),
+            value_template="{{ 'ON' if value_json.state == 'lockdown' else 'OFF' }}", icon="mdi:lock")
+    return out

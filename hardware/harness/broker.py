@@ -1,0 +1,100 @@
+"""Debian's mosquitto as a process on a free loopback port, configured the way a chain would run it: no anonymous
+clients, a password per store (user name = store id), the fleet service's user, Home Assistant's user, and the ACL
+in ``config/mosquitto/acl`` (a store publishes only under its own id and reads only its own commands)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from .process import ROOT, free_port
+
+ACL = ROOT / "config/mosquitto/acl"
+
+
+def mosquitto() -> str:
+    path = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not os.path.exists(path):
+        raise RuntimeError("no mosquitto: `make setup` installs Debian's mosquitto package")
+    return path
+
+
+class Broker:
+    def __init__(self, directory: Path, users: dict[str, str], port: int | None = None,
+                 max_files: int = 65536) -> None:
+        """``users``: name → password (stores by their id, ``fleet``, ``homeassistant``)."""
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.users = users
+        self.max_files = max_files
+        pw = self.dir / "passwords"
+        pw.unlink(missing_ok=True)
+        pw.touch(mode=0o600)
+        for name, password in users.items():
+            subprocess.run(["mosquitto_passwd", "-b", str(pw), name, password], check=True, capture_output=True)
+        self.conf = self.dir / "mosquitto.conf"
+        self.conf.write_text("\n".join([
+            *(["user root"] if os.geteuid() == 0 else []),
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous false",
+            f"password_file {pw}",
+            f"acl_file {ACL}",
+            "persistence false",
+            "max_queued_messages 100000",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "",
+        ]))
+        self.log = self.dir / "mosquitto.log"
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        def limits() -> None:  # thousands of stores: a file descriptor each
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            want = min(self.max_files, hard) if hard != resource.RLIM_INFINITY else self.max_files
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
+
+        with open(self.log, "a") as log:
+            self.proc = subprocess.Popen([mosquitto(), "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT,
+                                         preexec_fn=limits)
+        import socket
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mosquitto exited: {self.log.read_text()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("mosquitto did not listen")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self, down_s: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
