@@ -37,6 +37,7 @@ class MqttLink:
         self.prefix = cfg.topic_prefix
         self.secret = cfg.command_secret()
         self.connected = False
+        self.connected_at = float("inf")  # events before this waited for a connection: late
         self.counts = {"connects": 0, "disconnects": 0, "events_sent": 0, "events_acked": 0, "states": 0,
                        "commands": 0, "commands_refused": 0}
         self._lock = threading.RLock()
@@ -99,6 +100,7 @@ class MqttLink:
             log.warning("mqtt: %s:%s refused the connection: %s", self.host, self.port, reason_code)
             return
         self.connected = True
+        self.connected_at = time.time()
         self.counts["connects"] += 1
         log.info("mqtt: connected to %s:%s", self.host, self.port)
         client.publish(self.t("status"), "online", qos=1, retain=True)
@@ -199,7 +201,8 @@ class MqttLink:
         if room <= 0:
             return
         for ev in outbox.due(self.journal, after, room):
-            payload = m.event_payload(self.store_id, ev["kind"], ev["id"], ev["t"], ev["data"], now)
+            payload = m.event_payload(self.store_id, ev["kind"], ev["id"], ev["t"], ev["data"], now,
+                                      waited=ev["t"] < self.connected_at - 1.0)
             with self._lock:
                 info = self.client.publish(self.t("event", ev["kind"]), m.dumps(payload), qos=1)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:

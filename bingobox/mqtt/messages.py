@@ -51,10 +51,12 @@ def metrics_payload(view: dict, store_id: str) -> dict:
             "loop_lag_ms": (view.get("loop") or {}).get("lag_ms")}
 
 
-def event_payload(store_id: str, kind: str, row_id: int, t: float, data: dict, now: float | None = None) -> dict:
+def event_payload(store_id: str, kind: str, row_id: int, t: float, data: dict, now: float | None = None,
+                  waited: bool = False) -> dict:
+    """``waited``: it happened while the store was not connected (it waited in the queue): late, whatever its age."""
     now = now or time.time()
     return {"id": f"{store_id}:{kind}:{row_id}", "store_id": store_id, "kind": kind, "t": t, "published_at": now,
-            "late": now - t > LATE_S, "data": data}
+            "late": waited or now - t > LATE_S, "data": data}
 
 
 # commands ---------------------------------------------------------------------------------------------

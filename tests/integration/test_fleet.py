@@ -1,0 +1,211 @@
+"""A chain on a real broker: Debian's mosquitto on a free port with per-store passwords and the ACL of
+``config/mosquitto/acl``, a whole store (simulator, gateway, controller with [mqtt]), the fleet service as a process,
+third-party clients (mosquitto_sub / mosquitto_pub) and the fleet page in chromium. The broker is stopped and
+restarted mid-run: no alarm lost, the retained state back, commands still answered."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from bingobox.mqtt import messages as m
+from bingobox.screen.auth import hash_password
+from bingobox.secretfiles import write_secret
+from hardware.harness.broker import Broker
+from hardware.harness.demo import Demo
+from tests.helpers import ROOT, wait_until
+from tests.integration.test_screen_browser import ARGS, CHROMIUM
+
+pytestmark = pytest.mark.integration
+STORE = "demo-store"
+CHIEF = ("chief", "chief-password-1")
+
+
+class Chain:
+    def __init__(self, tmp) -> None:
+        self.tmp = tmp
+        self.pw = {STORE: secrets.token_urlsafe(18), "fleet": secrets.token_urlsafe(18),
+                   "homeassistant": secrets.token_urlsafe(18)}
+        self.broker = Broker(tmp / "broker", self.pw)
+        for user, password in self.pw.items():
+            write_secret(tmp / f"{user}.pw", password)
+        self.key = secrets.token_urlsafe(24)
+        write_secret(tmp / "command.key", self.key)
+        self.store = Demo(0, seed=3, faults=set(), run_dir=tmp / "store", testdata=ROOT / "tests/data",
+                          verbose=False, mqtt={"url": self.broker.url, "username": STORE,
+                                               "password_file": str(tmp / f"{STORE}.pw"),
+                                               "command_secret_file": str(tmp / "command.key"),
+                                               "keepalive_s": 5, "state_every_s": 0.5, "ha_lockdown_switch": True})
+        self.store.setup()
+        (tmp / "operators.toml").write_text(f'[[operators]]\nname = "{CHIEF[0]}"\n'
+                                            f'password_hash = "{hash_password(CHIEF[1])}"\nmay_command = true\n')
+        self.fleet_log = open(tmp / "fleet.log", "w")  # noqa: SIM115 (closed in close())
+        self.fleet = subprocess.Popen(
+            [sys.executable, "-m", "bingobox", "fleet", "--mqtt", self.broker.url, "--port", "0",
+             "--db", str(tmp / "fleet.db"), "--operators", str(tmp / "operators.toml"),
+             "--command-key-file", str(tmp / "command.key"), "--mqtt-user", "fleet",
+             "--mqtt-password-file", str(tmp / "fleet.pw"), "--push-interval-s", "0.5"],
+            cwd=ROOT, stdout=self.fleet_log, stderr=subprocess.STDOUT)
+        wait_until(lambda: "ready" in (tmp / "fleet.log").read_text(), 30, "the fleet service started")
+        self.url = re.search(r"bingobox fleet: (\S+)", (tmp / "fleet.log").read_text()).group(1)
+        self.http = requests.Session()
+        r = self.http.post(self.url + "api/login", json={"name": CHIEF[0], "password": CHIEF[1]}, timeout=10)
+        self.csrf = r.json()["csrf"]
+
+    def state(self) -> dict:
+        return self.http.get(self.url + "api/state", timeout=10).json()
+
+    def command(self, name: str, args: dict | None = None) -> requests.Response:
+        return self.http.post(f"{self.url}api/commands/{STORE}/{name}", json=args or {},
+                              headers={"X-CSRF-Token": self.csrf}, timeout=20)
+
+    def sub(self, user: str, *topics: str, count: int | None = None, wait_s: float = 3) -> list[str]:
+        """mosquitto_sub: what a third-party client receives (retained messages first)."""
+        cmd = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(self.broker.port), "-u", user, "-P", self.pw[user],
+               "-v", "-W", str(int(wait_s))]
+        for t in topics:
+            cmd += ["-t", t]
+        if count:
+            cmd += ["-C", str(count)]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=wait_s + 10)
+        return [line for line in out.stdout.splitlines() if line]
+
+    def pub(self, user: str, topic: str, payload: str) -> None:
+        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.broker.port), "-u", user,
+                        "-P", self.pw[user], "-q", "1", "-t", topic, "-m", payload], check=True, timeout=10)
+
+    def store_audit(self) -> list[dict]:
+        return [dict(r) for r in self.store_db("SELECT operator, action, outcome, detail, source FROM audit")]
+
+    def store_db(self, sql: str):
+        import sqlite3
+
+        con = sqlite3.connect(self.store.dir / "store.db")
+        con.row_factory = sqlite3.Row
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+
+    def close(self) -> None:
+        self.fleet.send_signal(signal.SIGTERM)
+        try:
+            self.fleet.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.fleet.kill()
+        self.fleet_log.close()
+        self.store.close()
+        self.broker.stop()
+
+
+@pytest.fixture
+def chain(tmp_path):
+    c = Chain(tmp_path)
+    yield c
+    c.close()
+
+
+def test_a_store_on_the_fleet_page_and_in_home_assistant_alarm_and_lockdown(chain):
+    from playwright.sync_api import expect, sync_playwright
+
+    # Home Assistant discovery: retained configs a third-party client gets at once
+    lines = chain.sub("homeassistant", "homeassistant/#", "bingobox/+/status", wait_s=2)
+    topics = {line.split(" ", 1)[0] for line in lines}
+    assert f"homeassistant/sensor/bingobox_{STORE}/state/config" in topics
+    assert f"homeassistant/switch/bingobox_{STORE}/lockdown/config" in topics
+    assert f"bingobox/{STORE}/status online" in lines
+    # the ACL: a store cannot command (itself or any other); a forged command is refused and says so
+    chain.pub(STORE, f"bingobox/{STORE}/cmd/lock_down",
+              json.dumps(m.sign_command(chain.key, STORE, "lock_down", "tx-store", "x", {})))
+    forged = m.sign_command("not-the-key-" * 3, STORE, "lock_down", "tx-forged", "mallory", {})
+    chain.pub("fleet", f"bingobox/{STORE}/cmd/lock_down", json.dumps(forged))
+    wait_until(lambda: any(a["detail"].startswith("bad_signature") for a in chain.store_audit()), 10,
+               "the forged command refused")
+    assert not any("tx-store" in json.dumps(a) for a in chain.store_audit())  # the broker never delivered it
+    assert chain.state()["stores_shown"][0]["state"] == "ready"
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"no chromium at {CHROMIUM}: `make setup` installs Debian's chromium package")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.set_default_timeout(15_000)
+        page.goto(chain.url)
+        page.get_by_label("Operator").fill(CHIEF[0])
+        page.get_by_label("Password").fill(CHIEF[1])
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_test_id("link")).to_have_text("live")
+        stores = page.get_by_test_id("stores")
+        expect(stores).to_contain_text(STORE)
+        expect(stores).to_contain_text("online since")
+        expect(stores).to_contain_text("ready")
+        # an alarm raised in the store shows on the fleet page
+        chain.store.act("door.force", door="entrance")
+        expect(page.get_by_test_id("alarms")).to_contain_text("door_forced")
+        chain.store.act("door.close", door="entrance")
+        # a lockdown from the fleet page locks the store down, audited in both
+        page.once("dialog", lambda d: d.accept())
+        page.get_by_role("button", name=f"Lock down {STORE}").click()
+        expect(page.get_by_test_id("message")).to_contain_text("ready → lockdown")
+        expect(stores).to_contain_text("lockdown")
+        expect(page.get_by_test_id("audit")).to_contain_text(f"lock_down@{STORE}")
+        browser.close()
+    wait_until(lambda: json.loads((chain.store.dir / "status.json").read_text())["state"] == "lockdown", 5)
+    audit = [a for a in chain.store_audit() if a["action"] == "lock_down" and a["source"] == "mqtt"]
+    assert audit and audit[-1]["operator"] == f"fleet:{CHIEF[0]}" and audit[-1]["outcome"] == "ok"
+    # Home Assistant's lockdown switch (trusted because the store says so and the ACL keeps it to HA)
+    chain.pub("homeassistant", f"bingobox/{STORE}/ha/lockdown/set", "OFF")
+    wait_until(lambda: chain.state()["stores_shown"][0]["state"] in ("ready", "degraded"), 10,
+               "released from Home Assistant")
+    ha = [a for a in chain.store_audit() if a["operator"] == "home-assistant"]
+    assert ha and ha[-1]["action"] == "release" and ha[-1]["outcome"] == "ok"
+    # Home Assistant restarting asks for the discovery configs again: they are re-sent (not only retained)
+    config = f"homeassistant/sensor/bingobox_{STORE}/state/config"
+    fresh = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(chain.broker.port), "-u", "homeassistant",
+                              "-P", chain.pw["homeassistant"], "-t", config, "-R", "-C", "1", "-W", "10"],
+                             stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    chain.pub("homeassistant", "homeassistant/status", "online")
+    out, _ = fresh.communicate(timeout=15)
+    assert json.loads(out)["unique_id"] == f"bingobox_{STORE}_state"
+
+
+def test_a_broker_restart_loses_no_alarm_and_brings_back_state_and_commands(chain):
+    wait_until(lambda: chain.state()["online"] == 1, 15, "the store online at the fleet")
+    chain.broker.stop()
+    time.sleep(1.0)
+    for _ in range(3):  # alarms while nobody can hear them
+        chain.store.act("door.force", door="entrance")
+        time.sleep(1.2)
+        chain.store.act("door.close", door="entrance")
+        time.sleep(0.5)
+    queued = chain.store_db("SELECT count(*) FROM mqtt_outbox WHERE kind='alarm'")[0][0]
+    assert queued >= 3
+    chain.broker.start()
+    wait_until(lambda: len([a for a in chain.state()["alarms"] if a["kind"] == "door_forced"]) >= 3, 30,
+               "every alarm of the outage at the fleet")
+    alarms = [a for a in chain.state()["alarms"] if a["kind"] == "door_forced"]
+    assert all(a["late"] for a in alarms)  # they arrived late, and say so
+    assert sorted(a["alarm_id"] for a in alarms) == sorted({a["alarm_id"] for a in alarms})  # no duplicates
+    wait_until(lambda: chain.store_db("SELECT count(*) FROM mqtt_outbox")[0][0] == 0, 15, "the queue drained")
+    # the retained state is back (the broker kept nothing: the store re-published it on reconnecting)
+    state = chain.sub("homeassistant", f"bingobox/{STORE}/state", count=1, wait_s=5)
+    assert state and json.loads(state[0].split(" ", 1)[1])["state"] in ("ready", "degraded")
+    # commands still answered
+    r = chain.command("lock_down")
+    assert r.status_code == 200 and r.json()["ok"] is True, r.text
+    assert chain.command("release").json()["ok"] is True
+    # the store dies: its last will says offline; back, online again
+    chain.store.procs["controller"].stop(signal.SIGKILL)
+    wait_until(lambda: chain.state()["offline"] == 1, 20, "the last will at the fleet")
+    chain.store.start_controller()
+    wait_until(lambda: chain.state()["online"] == 1, 30, "online again")

@@ -1,0 +1,90 @@
+"""The store's MQTT payloads and commands, the durable event queue in the journal, and the fleet's database: signed
+commands refused when forged, stale, replayed or unknown; events collected once, in order, without shoppers' ids;
+the fleet dropping QoS 1 duplicates and tracking since when a store is online."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from bingobox.fleet.db import FleetDB
+from bingobox.journal import Journal
+from bingobox.mqtt import messages as m
+from bingobox.mqtt import outbox
+
+KEY = "k" * 32
+
+
+def test_a_signed_command_is_accepted_once_and_forgeries_are_refused():
+    now = time.time()
+    body = m.sign_command(KEY, "s1", "lock_down", "tx1", "chief", {}, int(now))
+    raw = m.dumps(body)
+    assert m.check_command(KEY, "s1", "lock_down", raw, now, set())["operator"] == "chief"
+    cases = {
+        "bad_signature": (KEY, "s1", "release", raw, now, set()),  # signed for another command
+        "replayed": (KEY, "s1", "lock_down", raw, now, {"tx1"}),
+        "stale": (KEY, "s1", "lock_down", raw, now + 301, set()),
+        "unknown_command": (KEY, "s1", "refund", raw, now, set()),  # refunds stay on the screen and the gateway
+        "bad_command": (KEY, "s1", "lock_down", b"{not json", now, set()),
+        "commands_off": (None, "s1", "lock_down", raw, now, set()),
+    }
+    for code, call in cases.items():
+        with pytest.raises(m.CommandRefused) as e:
+            m.check_command(*call)
+        assert e.value.code == code
+    other = m.dumps(m.sign_command(KEY, "s2", "lock_down", "tx2", "chief", {}, int(now)))
+    with pytest.raises(m.CommandRefused, match="signature"):
+        m.check_command(KEY, "s1", "lock_down", other, now, set())  # another store's command
+
+
+def test_state_has_no_personal_data_and_discovery_describes_the_store():
+    view = {"state": "ready", "inside": 2, "t": 1.0, "charges": {"pending_count": 1, "gateway_ok": False},
+            "devices": {"entrance": {"kind": "door", "door_open": True, "lock_engaged": False, "online": True}},
+            "visits": [{"account": "acc_secret"}], "recent_charges": [{"account_id": "acc_secret"}]}
+    st = m.state_payload(view, "s1", 3)
+    assert "acc_secret" not in json.dumps(st)
+    assert st["doors"]["entrance"]["open"] is True and st["gateway_up"] is False and st["open_alarms"] == 3
+    conf = m.ha_discovery("homeassistant", "bingobox", "s1", view, lockdown_switch=True)
+    assert "homeassistant/binary_sensor/bingobox_s1/door_entrance/config" in conf
+    assert conf["homeassistant/switch/bingobox_s1/lockdown/config"]["command_topic"] == "bingobox/s1/ha/lockdown/set"
+    assert all(c["availability_topic"] == "bingobox/s1/status" for c in conf.values())
+
+
+def test_events_are_collected_once_in_order_without_accounts(tmp_path):
+    j = Journal(tmp_path / "j.db")
+    j.alarm("old_alarm", None, {})
+    assert outbox.collect(j) == 0  # the first time: the cursors start now (history is not replayed)
+    j.alarm("door_forced", "entrance", {"account": "acc_x", "visit": "v1"})
+    now = time.time()
+    with j.tx() as c:
+        c.execute("INSERT INTO charge_intents (visit_id, account_id, amount_fen, items, idem_key, state, "
+                  "next_attempt_at, created_at, updated_at) VALUES ('v1', 'acc_x', 700, '[]', 'k1', 'succeeded', "
+                  "0, ?, ?)", (now, now + 1))
+    j.clear_alarm(2, "op")
+    assert outbox.collect(j) == 3
+    assert outbox.collect(j) == 0  # collected once
+    got = outbox.due(j, 0)
+    assert [e["kind"] for e in got] == ["alarm", "alarm_cleared", "charge"]
+    assert "acc_x" not in json.dumps(got) and got[0]["data"]["data"] == {"visit": "v1"}
+    outbox.done(j, [got[0]["id"]])
+    assert [e["kind"] for e in outbox.due(j, 0)] == ["alarm_cleared", "charge"] and outbox.backlog(j) == 2
+    j.close()
+
+
+def test_the_fleet_drops_duplicates_and_knows_since_when_a_store_is_online(tmp_path):
+    db = FleetDB(tmp_path / "f.db")
+    ev = m.dumps(m.event_payload("s1", "alarm", 7, 100.0, {"alarm_id": 7, "alarm": "door_forced", "device": "e"}))
+    db.apply([("s1", "status", b"online", 10.0), ("s1", "event/alarm", ev, 11.0), ("s1", "event/alarm", ev, 12.0),
+              ("s1", "state", m.dumps({"state": "ready", "t": 11.0}), 11.0), ("s1", "status", b"online", 13.0)])
+    assert len(db.alarms()) == 1 and db.alarms()[0]["kind"] == "door_forced"
+    assert db.store("s1")["since"] == 10.0 and db.store("s1")["online"]
+    db.apply([("s1", "status", b"offline", 20.0), ("s2", "status", b"online", 21.0)])
+    assert db.summary(22.0)["offline"] == 1 and db.store("s1")["since"] == 20.0
+    assert [s["id"] for s in db.stores()] == ["s1", "s2"]  # its open alarm puts it first
+    db.apply([("s1", "event/alarm_cleared", m.dumps(m.event_payload("s1", "alarm_cleared", 8, 30.0,
+                                                                     {"alarm_id": 7, "by": "op"})), 30.0)])
+    assert db.alarms() == [] and db.summary(31.0)["open_alarms"] == 0
+    assert [s["id"] for s in db.stores(status="online")] == ["s2"]
+    db.close()
