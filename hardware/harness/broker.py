@@ -35,8 +35,8 @@ class Broker:
         pw = self.dir / "passwords"
         pw.unlink(missing_ok=True)
         pw.touch(mode=0o600)
-        for name, password in users.items():
-            subprocess.run(["mosquitto_passwd", "-b", str(pw), name, password], check=True, capture_output=True)
+        pw.write_text("".join(f"{name}:{password}\n" for name, password in users.items()))
+        subprocess.run(["mosquitto_passwd", "-U", str(pw)], check=True, capture_output=True)  # hashed in place
         self.conf = self.dir / "mosquitto.conf"
         self.conf.write_text("\n".join([
             *(["user root"] if os.geteuid() == 0 else []),

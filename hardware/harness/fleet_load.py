@@ -1,0 +1,278 @@
+"""``bingobox fleet-load``: N simulated stores' telemetry against Debian's mosquitto and the fleet service, measured.
+
+It starts a broker (per-store passwords and the chain's ACL, as a pilot would run it) and ``bingobox fleet`` as
+processes, then plays N stores from one process (paho clients on one selector loop): each store connects with its
+own user and last will, publishes its retained status and state (every ``--state-every-s``, jittered), metrics
+every 30 s, and bursts of events (visits ended, charges, sometimes an alarm) at a realistic rate. Measured: messages
+per second sent and applied by the fleet, the delay from an event to the fleet service (its histogram) and from an
+alarm to the fleet *page* (an operator's live stream, logged in), and CPU and memory of the broker and the fleet
+service (from /proc)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import secrets
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import requests
+
+from bingobox.metrics import Histogram
+from bingobox.mqtt import messages as m
+from bingobox.screen.auth import hash_password
+from bingobox.secretfiles import write_secret
+
+from .broker import Broker
+
+PREFIX = "bingobox"
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Stores:
+    """N store clients on one selector loop (paho's external-loop API: no thread per client)."""
+
+    def __init__(self, n: int, port: int, passwords: dict[str, str], state_every_s: float, burst_every_s: float,
+                 alarm_share: float, seed: int) -> None:
+        self.n, self.port = n, port
+        self.sel = selectors.DefaultSelector()
+        self.rng = random.Random(seed)
+        self.state_every_s, self.burst_every_s, self.alarm_share = state_every_s, burst_every_s, alarm_share
+        self.sent = {"state": 0, "metrics": 0, "event": 0, "alarm": 0}
+        self.clients: list[tuple[str, mqtt.Client]] = []
+        self.connected = 0
+        self.row = 0
+        for i in range(n):
+            sid = f"store-{i:05d}"
+            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bingobox-{sid}", protocol=mqtt.MQTTv311)
+            c.username_pw_set(sid, passwords[sid])
+            c.will_set(m.topic(PREFIX, sid, "status"), "offline", qos=1, retain=True)
+            c.max_inflight_messages_set(100)
+            c.on_socket_open = lambda cl, _u, sock: self.sel.register(sock, selectors.EVENT_READ, cl)
+            c.on_socket_close = lambda _cl, _u, sock: self._unregister(sock)
+            c.on_socket_register_write = lambda cl, _u, sock: self.sel.modify(
+                sock, selectors.EVENT_READ | selectors.EVENT_WRITE, cl)
+            c.on_socket_unregister_write = lambda cl, _u, sock: self.sel.modify(sock, selectors.EVENT_READ, cl)
+            c.on_connect = self._on_connect
+            c.user_data_set(sid)
+            self.clients.append((sid, c))
+
+    def _unregister(self, sock) -> None:
+        try:
+            self.sel.unregister(sock)
+        except (KeyError, ValueError):
+            pass
+
+    def _on_connect(self, client, sid, _flags, reason_code, _props) -> None:
+        if not reason_code.is_failure:
+            self.connected += 1
+            client.publish(m.topic(PREFIX, sid, "status"), "online", qos=1, retain=True)
+
+    def pump(self, timeout: float) -> None:
+        for key, mask in self.sel.select(timeout):
+            c = key.data
+            if mask & selectors.EVENT_READ:
+                c.loop_read()
+            if mask & selectors.EVENT_WRITE:
+                c.loop_write()
+
+    def connect_all(self, deadline_s: float = 120) -> float:
+        t0 = time.monotonic()
+        for i, (_, c) in enumerate(self.clients):
+            c.connect("127.0.0.1", self.port, keepalive=60)
+            if i % 50 == 0:
+                self.pump(0)
+        while self.connected < self.n and time.monotonic() - t0 < deadline_s:
+            self.pump(0.05)
+        return time.monotonic() - t0
+
+    def state(self, sid: str, t: float) -> dict:
+        return {"store_id": sid, "t": t, "state": "ready", "what_works": "entry, shopping, exit and charging",
+                "inside": self.rng.randint(0, 4), "doors": {"entrance": {"open": False, "locked": True,
+                                                                         "online": True, "state": "locked"},
+                                                            "exit": {"open": False, "locked": True, "online": True,
+                                                                     "state": "locked"}},
+                "devices": {}, "problems": [], "charges_pending": 0, "gateway_up": True, "open_alarms": 0}
+
+    def run(self, seconds: float, stop: threading.Event) -> float:
+        """Play the stores for ``seconds``; returns the wall time played."""
+        now = time.time()
+        due_state = {sid: now + self.rng.uniform(0, self.state_every_s) for sid, _ in self.clients}
+        due_burst = {sid: now + self.rng.expovariate(1 / self.burst_every_s) for sid, _ in self.clients}
+        due_metrics = {sid: now + self.rng.uniform(0, 30) for sid, _ in self.clients}
+        t0 = time.monotonic()
+        last_misc = 0.0
+        while time.monotonic() - t0 < seconds and not stop.is_set():
+            now = time.time()
+            for sid, c in self.clients:
+                if now >= due_state[sid]:
+                    due_state[sid] = now + self.state_every_s * self.rng.uniform(0.8, 1.2)
+                    c.publish(m.topic(PREFIX, sid, "state"), m.dumps(self.state(sid, now)), qos=1, retain=True)
+                    self.sent["state"] += 1
+                if now >= due_metrics[sid]:
+                    due_metrics[sid] = now + 30
+                    c.publish(m.topic(PREFIX, sid, "metrics"), m.dumps({"store_id": sid, "t": now}), qos=0)
+                    self.sent["metrics"] += 1
+                if now >= due_burst[sid]:
+                    due_burst[sid] = now + self.rng.expovariate(1 / self.burst_every_s)
+                    for _ in range(self.rng.randint(1, 4)):
+                        self.row += 1
+                        alarm = self.rng.random() < self.alarm_share
+                        kind = "alarm" if alarm else self.rng.choice(["visit_ended", "charge"])
+                        data = {"alarm_id": self.row, "alarm": "door_forced", "device": "entrance"} if alarm \
+                            else {"visit_id": f"v{self.row}", "outcome": "succeeded", "amount_fen": 700}
+                        c.publish(m.topic(PREFIX, sid, "event", kind),
+                                  m.dumps(m.event_payload(sid, kind, self.row, now, data, now)), qos=1)
+                        self.sent["alarm" if alarm else "event"] += 1
+                self.pump(0)
+            if time.monotonic() - last_misc > 1.0:
+                last_misc = time.monotonic()
+                for _, c in self.clients:
+                    c.loop_misc()
+            self.pump(0.01)
+        return time.monotonic() - t0
+
+    def close(self) -> None:
+        for _, c in self.clients:
+            c.disconnect()
+        self.pump(0.1)
+
+
+class PageWatcher(threading.Thread):
+    """An operator's live fleet page: the delay from each alarm's time to its first appearance in the stream."""
+
+    def __init__(self, url: str, name: str, password: str) -> None:
+        super().__init__(daemon=True, name="page")
+        self.url, self.cred = url, (name, password)
+        self.delay_ms = Histogram(100_000)
+        self.seen: set[str] = set()
+        self.pushes = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        s = requests.Session()
+        s.post(self.url + "api/login", json={"name": self.cred[0], "password": self.cred[1]}, timeout=30)
+        with s.get(self.url + "api/stream", stream=True, timeout=(5, 60)) as r:
+            for line in r.iter_lines():
+                if self.stop.is_set():
+                    return
+                if not line.startswith(b"data: "):
+                    continue
+                now = time.time()
+                self.pushes += 1
+                for a in json.loads(line[6:])["alarms"]:
+                    if a["event_id"] not in self.seen:
+                        self.seen.add(a["event_id"])
+                        self.delay_ms.add((now - a["t"]) * 1000)
+
+
+def _fleet_metrics(url: str) -> dict:
+    out = {}
+    for line in requests.get(url + "metrics", timeout=10).text.splitlines():
+        mt = re.match(r'bingobox_fleet_(messages_total\{what="(\w+)"\}|delay_ms\{kind="event",quantile="0\.(\d+)"\}|'
+                      r'backlog) (\S+)', line)
+        if mt:
+            key = mt.group(2) or (f"event_p{mt.group(3)}" if mt.group(3) else "backlog")
+            out[key] = float(mt.group(4))
+    return out
+
+
+def run(args) -> int:
+    d = Path(args.run_dir).resolve()
+    subprocess.run(["rm", "-rf", str(d)], check=True)
+    d.mkdir(parents=True)
+    passwords = {f"store-{i:05d}": secrets.token_urlsafe(12) for i in range(args.stores)}
+    passwords["fleet"] = secrets.token_urlsafe(18)
+    broker = Broker(d / "broker", passwords)
+    write_secret(d / "fleet.pw", passwords["fleet"])
+    write_secret(d / "command.key", secrets.token_urlsafe(24))
+    op = ("load", secrets.token_urlsafe(12))
+    (d / "operators.toml").write_text(f'[[operators]]\nname = "{op[0]}"\npassword_hash = "{hash_password(op[1])}"\n')
+    log = open(d / "fleet.log", "w")  # noqa: SIM115 (closed below)
+    fleet = subprocess.Popen([sys.executable, "-m", "bingobox", "fleet", "--mqtt", broker.url, "--port", "0",
+                              "--db", str(d / "fleet.db"), "--operators", str(d / "operators.toml"),
+                              "--command-key-file", str(d / "command.key"), "--mqtt-user", "fleet",
+                              "--mqtt-password-file", str(d / "fleet.pw")], stdout=log, stderr=subprocess.STDOUT)
+    stores = None
+    try:
+        deadline = time.monotonic() + 60
+        while "ready" not in (d / "fleet.log").read_text():
+            if fleet.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((d / "fleet.log").read_text())
+            time.sleep(0.1)
+        url = re.search(r"bingobox fleet: (\S+)", (d / "fleet.log").read_text()).group(1)
+        stores = Stores(args.stores, broker.port, passwords, args.state_every_s, args.burst_every_s,
+                        args.alarm_share, args.seed)
+        connect_s = stores.connect_all()
+        page = PageWatcher(url, *op)
+        page.start()
+        stores.run(args.warmup_s, threading.Event())  # (retained states arrive, the page's first pushes)
+        before = _fleet_metrics(url)
+        cpu0 = {"broker": _cpu_s(broker.pid()), "fleet": _cpu_s(fleet.pid), "load": time.process_time()}
+        sent0 = sum(stores.sent.values())
+        t_play = stores.run(args.seconds, threading.Event())
+        cpu = {"broker": _cpu_s(broker.pid()) - cpu0["broker"], "fleet": _cpu_s(fleet.pid) - cpu0["fleet"],
+               "load": time.process_time() - cpu0["load"]}
+        settle0 = time.monotonic()
+        while time.monotonic() - settle0 < 30 and _fleet_metrics(url).get("backlog", 0) > 0:
+            stores.pump(0.1)
+        after = _fleet_metrics(url)
+        page.stop.set()
+        sent = sum(stores.sent.values()) - sent0
+        summary = {
+            "stores": args.stores, "connected": stores.connected, "connect_s": round(connect_s, 1),
+            "seconds": round(t_play, 1), "sent_per_s": round(sent / t_play, 1),
+            "sent": dict(stores.sent),
+            "fleet_applied_per_s": round((after.get("applied", 0) - before.get("applied", 0)) / t_play, 1),
+            "fleet_dropped": after.get("dropped", 0), "fleet_backlog_end": after.get("backlog", 0),
+            "event_to_fleet_ms": {"p50": after.get("event_p50"), "p99": after.get("event_p99")},
+            "alarm_to_page_ms": page.delay_ms.summary(), "page_pushes": page.pushes,
+            "cpu_percent_of_one_core": {k: round(100 * v / t_play, 1) for k, v in cpu.items()},
+            "rss_mb": {"broker": round(_rss_mb(broker.pid()), 1), "fleet": round(_rss_mb(fleet.pid), 1)},
+        }
+        print(json.dumps(summary, indent=None if args.json else 2), flush=True)
+    finally:
+        if stores is not None:
+            stores.close()
+        fleet.send_signal(signal.SIGTERM)
+        try:
+            fleet.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            fleet.kill()
+        log.close()
+        broker.stop()
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("fleet-load", help="N simulated stores against mosquitto and the fleet service, measured")
+    p.add_argument("--stores", type=int, default=100)
+    p.add_argument("--seconds", type=float, default=60)
+    p.add_argument("--warmup-s", type=float, default=10)
+    p.add_argument("--state-every-s", type=float, default=5.0, help="each store's state (retained, QoS 1)")
+    p.add_argument("--burst-every-s", type=float, default=60.0, help="mean time between a store's bursts of 1-4 "
+                   "events (visits ended, charges, alarms)")
+    p.add_argument("--alarm-share", type=float, default=0.1, help="share of events that are alarms")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--run-dir", default="run/fleet-load")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=lambda a: run(a))
