@@ -7,8 +7,9 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.setup-stamp
 # libzbar0: pyzbar's library. cmake + OpenBLAS/LAPACK: dlib is built from source with BLAS (see below).
 # chromium: the real browser the status screen's tests drive (Playwright with executablePath, no download).
-# mosquitto (+ clients): the MQTT broker the fleet tests run (Debian's, started on a free port by the tests).
-APT_PKGS := libzbar0 cmake libopenblas-dev liblapack-dev chromium mosquitto mosquitto-clients
+# mosquitto (+ clients): the MQTT broker the fleet tests run; postgresql: the fleet service's other database (both
+# Debian's, started on free ports in temp dirs by the tests).
+APT_PKGS := libzbar0 cmake libopenblas-dev liblapack-dev chromium mosquitto mosquitto-clients postgresql
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup test unit integration lint demo store devices-demo sim clean

@@ -1,6 +1,7 @@
-"""The fleet service's state (SQLite, WAL): each store's latest state and since when it is online or offline, the
-alarm history (open first), recent events, commands sent with their results, and the fleet operators' audit log.
-Messages are applied in batches (one transaction per batch: thousands of stores' telemetry per second)."""
+"""The fleet service's state (a SQLite file, or PostgreSQL given a DSN: ``sql``): each store's latest state and
+since when it is online or offline, the alarm history (open first), recent events, commands sent with their
+results, and the fleet operators' audit log. Messages are applied in batches (one transaction per batch:
+thousands of stores' telemetry per second)."""
 
 from __future__ import annotations
 
@@ -8,30 +9,38 @@ import json
 import time
 from collections.abc import Iterable
 
-from ..storage import Database
+from .sql import open_store
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS stores (id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0, since REAL NOT NULL,
-  last_seen REAL NOT NULL, state TEXT, state_t REAL, metrics TEXT, open_alarms INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS stores (id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0, since FLOAT8 NOT NULL,
+  last_seen FLOAT8 NOT NULL, state TEXT, state_t FLOAT8, metrics TEXT, open_alarms INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS alarms (event_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, alarm_id INTEGER,
-  kind TEXT NOT NULL, device TEXT, t REAL NOT NULL, data TEXT NOT NULL, received_at REAL NOT NULL,
-  late INTEGER NOT NULL, cleared_at REAL, cleared_by TEXT);
+  kind TEXT NOT NULL, device TEXT, t FLOAT8 NOT NULL, data TEXT NOT NULL, received_at FLOAT8 NOT NULL,
+  late INTEGER NOT NULL, cleared_at FLOAT8, cleared_by TEXT);
 CREATE INDEX IF NOT EXISTS alarms_open ON alarms (cleared_at, t);
 CREATE INDEX IF NOT EXISTS alarms_store ON alarms (store_id, alarm_id);
 CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, kind TEXT NOT NULL,
-  t REAL NOT NULL, data TEXT NOT NULL, received_at REAL NOT NULL, late INTEGER NOT NULL);
+  t FLOAT8 NOT NULL, data TEXT NOT NULL, received_at FLOAT8 NOT NULL, late INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS events_t ON events (received_at);
 CREATE TABLE IF NOT EXISTS commands (tx TEXT PRIMARY KEY, store_id TEXT NOT NULL, name TEXT NOT NULL,
-  args TEXT NOT NULL, operator TEXT NOT NULL, sent_at REAL NOT NULL, result TEXT, result_at REAL);
-CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY, t REAL NOT NULL, operator TEXT, action TEXT NOT NULL,
+  args TEXT NOT NULL, operator TEXT NOT NULL, sent_at FLOAT8 NOT NULL, result TEXT, result_at FLOAT8);
+CREATE TABLE IF NOT EXISTS audit (id {serial}, t FLOAT8 NOT NULL, operator TEXT, action TEXT NOT NULL,
   args TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT, source TEXT);
 """
 KEEP_EVENTS_S = 7 * 86_400
 
 
-class FleetDB(Database):
-    def __init__(self, path) -> None:
-        super().__init__(path, SCHEMA)
+class FleetDB:
+    def __init__(self, target) -> None:
+        """``target``: a SQLite file, or a PostgreSQL DSN (postgresql://user@host/db)."""
+        from .sql import is_dsn
+
+        serial = "BIGSERIAL PRIMARY KEY" if is_dsn(str(target)) else "INTEGER PRIMARY KEY"
+        self.s = open_store(str(target), SCHEMA.replace("{serial}", serial))
+        self.tx, self.one, self.all = self.s.tx, self.s.one, self.s.all
+
+    def close(self) -> None:
+        self.s.close()
 
     def apply(self, batch: Iterable[tuple[str, str, bytes, float]]) -> int:
         """Apply received messages ``(store_id, subtopic, payload, received_at)`` in one transaction; the number
@@ -72,20 +81,20 @@ class FleetDB(Database):
             return
         late = int(bool(ev.get("late")))
         if kind == "alarm":
-            c.execute("INSERT OR IGNORE INTO alarms (event_id, store_id, alarm_id, kind, device, t, data, received_at, "
-                      "late) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            c.execute("INSERT INTO alarms (event_id, store_id, alarm_id, kind, device, t, data, received_at, "
+                      "late) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                       (eid, store_id, data.get("alarm_id"), str(data.get("alarm") or "alarm"), data.get("device"),
                        t, json.dumps(data.get("data") or {}), now, late))
         elif kind == "alarm_cleared":
             c.execute("UPDATE alarms SET cleared_at=?, cleared_by=? WHERE store_id=? AND alarm_id=? AND "
                       "cleared_at IS NULL", (t, data.get("by"), store_id, data.get("alarm_id")))
-        c.execute("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+        c.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                   (eid, store_id, kind, t, json.dumps(data), now, late))
 
     # reads for the page ---------------------------------------------------------------------------
     def summary(self, now: float) -> dict:
-        row = self.one("SELECT count(*) n, coalesce(sum(online), 0) up FROM stores")
-        alarms = self.one("SELECT count(*) FROM alarms WHERE cleared_at IS NULL")[0]
+        row = self.one("SELECT count(*) AS n, coalesce(sum(online), 0) AS up FROM stores")
+        alarms = self.one("SELECT count(*) AS n FROM alarms WHERE cleared_at IS NULL")["n"]
         return {"stores": row["n"], "online": row["up"], "offline": row["n"] - row["up"], "open_alarms": alarms,
                 "t": now}
 
@@ -99,7 +108,7 @@ class FleetDB(Database):
         if status in ("online", "offline"):
             sql, args = sql + " AND s.online=?", [*args, int(status == "online")]
         if state:
-            sql, args = sql + " AND json_extract(s.state, '$.state')=?", [*args, state]
+            sql, args = sql + f" AND {self.s.json_text('s.state', 'state')}=?", [*args, state]
         out = []
         for r in self.all(sql + " ORDER BY open_n DESC, s.online ASC, s.id LIMIT ?", (*args, limit)):
             st = json.loads(r["state"]) if r["state"] else {}
@@ -144,8 +153,9 @@ class FleetDB(Database):
               source: str = "") -> int:
         with self.tx() as c:
             return int(c.execute("INSERT INTO audit (t, operator, action, args, outcome, detail, source) VALUES "
-                                 "(?, ?, ?, ?, ?, ?, ?)", (time.time(), operator, action, json.dumps(args), outcome,
-                                                           detail, source)).lastrowid)
+                                 "(?, ?, ?, ?, ?, ?, ?) RETURNING id", (time.time(), operator, action,
+                                                                        json.dumps(args), outcome, detail,
+                                                                        source)).fetchone()["id"])
 
     def set_audit_outcome(self, audit_id: int, outcome: str, detail: str) -> None:
         with self.tx() as c:

@@ -1,0 +1,103 @@
+"""The fleet's state in PostgreSQL (Debian's, a throwaway cluster): the same database behaviour as with SQLite, and
+the fleet service run with ``--db postgresql://…`` taking a store's messages published by mosquitto_pub."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from bingobox.fleet.db import FleetDB
+from bingobox.mqtt import messages as m
+from bingobox.screen.auth import hash_password
+from bingobox.secretfiles import write_secret
+from hardware.harness.broker import Broker
+from hardware.harness.postgres import Postgres
+from tests.helpers import ROOT, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def pg():
+    p = Postgres()
+    yield p
+    p.stop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_fleet_database_behaves_the_same_on_both(backend, pg, tmp_path):
+    if backend == "postgresql":
+        import psycopg
+
+        name = "t" + secrets.token_hex(4)
+        with psycopg.connect(pg.dsn, autocommit=True) as c:
+            c.execute(f"CREATE DATABASE {name}")
+        target = pg.dsn.rsplit("/", 1)[0] + "/" + name
+    else:
+        target = str(tmp_path / "f.db")
+    db = FleetDB(target)
+    ev = m.dumps(m.event_payload("s1", "alarm", 7, 100.0, {"alarm_id": 7, "alarm": "door_forced", "device": "e"}))
+    db.apply([("s1", "status", b"online", 10.0), ("s1", "event/alarm", ev, 11.0), ("s1", "event/alarm", ev, 12.0),
+              ("s1", "state", m.dumps({"state": "lockdown", "t": 11.0}), 11.0), ("s2", "status", b"online", 13.0),
+              ("s2", "state", m.dumps({"state": "ready", "t": 13.0}), 13.0), ("s1", "state", b"not json", 14.0)])
+    assert [a["kind"] for a in db.alarms()] == ["door_forced"]  # the QoS 1 duplicate dropped
+    assert [s["id"] for s in db.stores()] == ["s1", "s2"]  # open alarms first
+    assert [s["id"] for s in db.stores(state="ready")] == ["s2"]
+    db.apply([("s1", "status", b"offline", 20.0)])
+    assert db.store("s1")["since"] == 20.0 and db.summary(21.0) == {"stores": 2, "online": 1, "offline": 1,
+                                                                      "open_alarms": 1, "t": 21.0}
+    a = db.audit("chief", "lock_down@s1", {}, "started")
+    db.set_audit_outcome(a, "ok", "done")
+    assert db.recent_audit()[0]["outcome"] == "ok" and db.audit("chief", "x", {}, "ok") == a + 1
+    db.command_sent("tx1", "s1", "lock_down", {}, "chief")
+    db.apply([("s1", "cmd/lock_down/result", m.dumps({"tx": "tx1", "ok": True}), 30.0)])
+    assert db.command_result("tx1") == {"tx": "tx1", "ok": True}
+    db.close()
+
+
+def test_the_fleet_service_on_postgresql_takes_a_stores_messages(pg, tmp_path):
+    pw = {"s-pg": secrets.token_urlsafe(16), "fleet": secrets.token_urlsafe(16)}
+    broker = Broker(tmp_path / "broker", pw)
+    write_secret(tmp_path / "fleet.pw", pw["fleet"])
+    write_secret(tmp_path / "key", secrets.token_urlsafe(24))
+    (tmp_path / "ops.toml").write_text(f'[[operators]]\nname = "chief"\npassword_hash = '
+                                       f'"{hash_password("chief-password-1")}"\n')
+    log = open(tmp_path / "fleet.log", "w")  # noqa: SIM115 (closed below)
+    fleet = subprocess.Popen([sys.executable, "-m", "bingobox", "fleet", "--mqtt", broker.url, "--port", "0",
+                              "--db", pg.dsn, "--operators", str(tmp_path / "ops.toml"), "--command-key-file",
+                              str(tmp_path / "key"), "--mqtt-user", "fleet", "--mqtt-password-file",
+                              str(tmp_path / "fleet.pw")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: "ready" in (tmp_path / "fleet.log").read_text(), 30, "the fleet service started")
+        url = re.search(r"bingobox fleet: (\S+)", (tmp_path / "fleet.log").read_text()).group(1)
+        time.sleep(1.0)  # subscribed
+
+        def pub(topic: str, payload: str, retain: bool = False) -> None:
+            subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-u", "s-pg", "-P",
+                            pw["s-pg"], "-q", "1", "-t", topic, "-m", payload, *(["-r"] if retain else [])],
+                           check=True, timeout=10)
+
+        pub("bingobox/s-pg/status", "online", retain=True)
+        pub("bingobox/s-pg/state", json.dumps({"state": "ready", "t": time.time(), "inside": 2}), retain=True)
+        pub("bingobox/s-pg/event/alarm", m.dumps(m.event_payload("s-pg", "alarm", 1, time.time(),
+                                                                 {"alarm_id": 1, "alarm": "tailgating"})).decode())
+        pub("bingobox/other/state", json.dumps({"state": "ready", "t": time.time()}))  # the ACL drops it
+        s = requests.Session()
+        s.post(url + "api/login", json={"name": "chief", "password": "chief-password-1"}, timeout=10)
+        wait_until(lambda: s.get(url + "api/state", timeout=10).json()["alarms"], 10, "the alarm at the fleet")
+        st = s.get(url + "api/state", timeout=10).json()
+        assert [x["id"] for x in st["stores_shown"]] == ["s-pg"] and st["stores_shown"][0]["inside"] == 2
+        assert st["alarms"][0]["kind"] == "tailgating"
+    finally:
+        fleet.send_signal(signal.SIGTERM)
+        fleet.wait(timeout=15)
+        log.close()
+        broker.stop()
