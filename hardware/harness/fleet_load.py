@@ -209,7 +209,7 @@ def run(args) -> int:
     (d / "operators.toml").write_text(f'[[operators]]\nname = "{op[0]}"\npassword_hash = "{hash_password(op[1])}"\n')
     log = open(d / "fleet.log", "w")  # noqa: SIM115 (closed below)
     fleet = subprocess.Popen([sys.executable, "-m", "bingobox", "fleet", "--mqtt", broker.url, "--port", "0",
-                              "--db", str(d / "fleet.db"), "--operators", str(d / "operators.toml"),
+                              "--db", args.db or str(d / "fleet.db"), "--operators", str(d / "operators.toml"),
                               "--command-key-file", str(d / "command.key"), "--mqtt-user", "fleet",
                               "--mqtt-password-file", str(d / "fleet.pw")], stdout=log, stderr=subprocess.STDOUT)
     stores = None
@@ -239,7 +239,7 @@ def run(args) -> int:
         page.stop.set()
         sent = sum(stores.sent.values()) - sent0
         summary = {
-            "stores": args.stores, "connected": stores.connected, "connect_s": round(connect_s, 1),
+            "db": "postgresql" if args.db else "sqlite", "stores": args.stores, "connected": stores.connected, "connect_s": round(connect_s, 1),
             "seconds": round(t_play, 1), "sent_per_s": round(sent / t_play, 1),
             "sent": dict(stores.sent),
             "fleet_applied_per_s": round((after.get("applied", 0) - before.get("applied", 0)) / t_play, 1),
@@ -274,5 +274,7 @@ def add_parser(sub) -> None:
     p.add_argument("--alarm-share", type=float, default=0.1, help="share of events that are alarms")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--run-dir", default="run/fleet-load")
+    p.add_argument("--db", help="the fleet service's database: default a SQLite file in the run dir; or a "
+                   "PostgreSQL DSN")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=lambda a: run(a))
