@@ -51,7 +51,8 @@ def run(args) -> int:
     service = FleetService(args.mqtt, db, keys, prefix=args.prefix, username=args.mqtt_user, password=password,
                            ca_file=args.ca_file)
     auth = Auth({o.name: o.password_hash for o in ops}, refunders={o.name for o in ops if o.may_command})
-    app = make_app(db, service, auth, args.push_interval_s)
+    app = make_app(db, service, auth, args.push_interval_s,
+                   allowed_hosts=sorted({args.host, "127.0.0.1", "localhost", *(args.allowed_host or [])}))
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
                                            access_log=False, timeout_graceful_shutdown=2))
 
@@ -99,4 +100,6 @@ def add_parser(sub) -> None:
     f.add_argument("--ca-file", help="mqtts: the broker's CA")
     f.add_argument("--prefix", default="bingobox", help="topic prefix")
     f.add_argument("--push-interval-s", type=float, default=1.0)
+    f.add_argument("--allowed-host", action="append", help="a host name operators reach the page by (repeatable; "
+                   "loopback and --host are always allowed; others are refused: DNS rebinding)")
     f.set_defaults(fn=lambda a: run(a))

@@ -41,8 +41,15 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-def make_app(db: FleetDB, service: FleetService, auth: Auth, push_interval_s: float = 1.0) -> FastAPI:
+def make_app(db: FleetDB, service: FleetService, auth: Auth, push_interval_s: float = 1.0,
+             allowed_hosts: list[str] | None = None) -> FastAPI:
+    """``allowed_hosts``: the Host header values accepted (a page elsewhere rebinding its DNS name to the fleet
+    service is refused); None: any (tests only)."""
     app = FastAPI(title="bingobox fleet", docs_url=None, redoc_url=None)
+    if allowed_hosts is not None:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     page = resources.files(__package__).joinpath("static")
     assets = {n: page.joinpath(n).read_text(encoding="utf-8") for n in ("fleet.html", "fleet.js", "fleet.css")}
     headers = {"Cache-Control": "no-store", "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",

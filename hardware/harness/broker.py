@@ -25,8 +25,10 @@ def mosquitto() -> str:
 
 class Broker:
     def __init__(self, directory: Path, users: dict[str, str], port: int | None = None,
-                 max_files: int = 65536) -> None:
-        """``users``: name → password (stores by their id, ``fleet``, ``homeassistant``)."""
+                 max_files: int = 65536, tls: tuple[Path, Path, Path] | None = None) -> None:
+        """``users``: name → password (stores by their id, ``fleet``, ``homeassistant``). ``tls``: (CA, server
+        certificate, key) adds an mqtts listener (``tls_url``) that wants a client certificate whose CN is the user
+        name."""
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -37,6 +39,9 @@ class Broker:
         pw.touch(mode=0o600)
         pw.write_text("".join(f"{name}:{password}\n" for name, password in users.items()))
         subprocess.run(["mosquitto_passwd", "-U", str(pw)], check=True, capture_output=True)  # hashed in place
+        self.tls_port = free_port() if tls else None
+        tls_lines = [f"listener {self.tls_port} 127.0.0.1", f"cafile {tls[0]}", f"certfile {tls[1]}",
+                     f"keyfile {tls[2]}", "require_certificate true", "use_identity_as_username true"] if tls else []
         self.conf = self.dir / "mosquitto.conf"
         self.conf.write_text("\n".join([
             *(["user root"] if os.geteuid() == 0 else []),
@@ -49,6 +54,7 @@ class Broker:
             "log_dest stderr",
             "log_type error",
             "log_type warning",
+            *tls_lines,
             "",
         ]))
         self.log = self.dir / "mosquitto.log"
@@ -58,6 +64,10 @@ class Broker:
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def tls_url(self) -> str:
+        return f"mqtts://127.0.0.1:{self.tls_port}"
 
     def start(self) -> None:
         def limits() -> None:  # thousands of stores: a file descriptor each

@@ -239,7 +239,8 @@ def run(args) -> int:
         page.stop.set()
         sent = sum(stores.sent.values()) - sent0
         summary = {
-            "db": "postgresql" if args.db else "sqlite", "stores": args.stores, "connected": stores.connected, "connect_s": round(connect_s, 1),
+            "db": "postgresql" if args.db else "sqlite", "stores": args.stores, "connected": stores.connected,
+            "connect_s": round(connect_s, 1),
             "seconds": round(t_play, 1), "sent_per_s": round(sent / t_play, 1),
             "sent": dict(stores.sent),
             "fleet_applied_per_s": round((after.get("applied", 0) - before.get("applied", 0)) / t_play, 1),

@@ -209,3 +209,44 @@ def test_a_broker_restart_loses_no_alarm_and_brings_back_state_and_commands(chai
     wait_until(lambda: chain.state()["offline"] == 1, 20, "the last will at the fleet")
     chain.store.start_controller()
     wait_until(lambda: chain.state()["online"] == 1, 30, "online again")
+
+
+def test_a_store_connects_with_a_client_certificate_over_tls(tmp_path):
+    """mqtts:// with the store's client certificate (CN = its id, the broker's user name and so its ACL); a
+    certificate from another CA is refused."""
+    from types import SimpleNamespace
+
+    from bingobox.config import MqttConfig
+    from bingobox.journal import Journal
+    from bingobox.mqtt.link import MqttLink
+    from hardware.harness.tlsca import TestCA
+
+    ca = TestCA(tmp_path / "ca")
+    server = ca.issue("127.0.0.1", server=True)
+    broker = Broker(tmp_path / "broker", {"fleet": secrets.token_urlsafe(16)}, tls=(ca.ca_file, *server))
+    cert, key = ca.issue("tls-store")
+    journal = Journal(tmp_path / "store.db")
+    store = SimpleNamespace(view={"state": "ready", "t": time.time(), "devices": {}}, journal=journal,
+                            act=lambda *a, **k: {"ok": True})
+    link = MqttLink(MqttConfig(url=broker.tls_url, ca_file=ca.ca_file, cert_file=cert, key_file=key,
+                               keepalive_s=5), "tls-store", store)
+    fleet_cert = ca.issue("fleet")
+    try:
+        link.start()
+        wait_until(lambda: link.connected, 10, "connected over TLS with the client certificate")
+        out = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.tls_port), "--cafile",
+                              str(ca.ca_file), "--cert", str(fleet_cert[0]), "--key", str(fleet_cert[1]),
+                              "-t", "bingobox/tls-store/state", "-C", "1", "-W", "10"],
+                             capture_output=True, text=True, timeout=20)
+        assert json.loads(out.stdout)["state"] == "ready"  # published under its CN, read by the fleet's user
+        other = TestCA(tmp_path / "other-ca")
+        bad = MqttLink(MqttConfig(url=broker.tls_url, ca_file=ca.ca_file, cert_file=other.issue("tls-store")[0],
+                                  key_file=other.dir / "tls-store.key"), "tls-store", store)
+        bad.start()
+        time.sleep(2)
+        assert not bad.connected
+        bad.stop()
+    finally:
+        link.stop()
+        journal.close()
+        broker.stop()
