@@ -20,21 +20,16 @@ from importlib import resources
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from ..mqtt.messages import COMMANDS
 from ..operations import ACTIONS
 from ..screen.auth import Auth, same_token
+from ..screen.login_routes import add_login_routes
 from .db import FleetDB
 from .service import FleetService
 
 COOKIE = "bbx_fleet"
-
-
-class LoginIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=32)
-    password: str = Field(min_length=1, max_length=200)
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -106,39 +101,7 @@ def make_app(db: FleetDB, service: FleetService, auth: Auth, push_interval_s: fl
         got = db.store(store_id[:64])
         return JSONResponse(got) if got else _error(404, "no_such_store", f"no store {store_id[:64]!r}")
 
-    @app.post("/api/login")
-    def login(body: LoginIn, request: Request) -> JSONResponse:
-        source = request.client.host if request.client else ""
-        got = auth.login(body.name, body.password, source)
-        if isinstance(got, str):
-            if auth.audit_worthy(got, source):
-                db.audit(body.name if auth.known(body.name) else "(unknown name)", "login", {}, got, source=source)
-            return _error(429 if got == "throttled" else 503 if got == "busy" else 401, got,
-                          "too many failed logins: wait a minute" if got == "throttled"
-                          else "unknown operator or wrong password")
-        token, s = got
-        db.audit(s.operator, "login", {}, "ok", source=source)
-        resp = JSONResponse({"operator": s.operator, "csrf": s.csrf, "may_command": s.may_refund})
-        resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=int(auth.ttl_s), path="/",
-                        secure=request.url.scheme == "https")
-        return resp
-
-    @app.post("/api/logout")
-    def logout(request: Request) -> JSONResponse:
-        s = session(request)
-        if s is not None:
-            db.audit(s.operator, "logout", {}, "ok")
-        auth.logout(request.cookies.get(COOKIE))
-        resp = JSONResponse({"ok": True})
-        resp.delete_cookie(COOKIE, path="/")
-        return resp
-
-    @app.get("/api/me")
-    def me(request: Request) -> JSONResponse:
-        s = session(request)
-        if s is None:
-            return _error(401, "not_logged_in", "log in")
-        return JSONResponse({"operator": s.operator, "csrf": s.csrf, "may_command": s.may_refund})
+    add_login_routes(app, auth, db.audit, COOKIE, "may_command")
 
     @app.post("/api/commands/{store_id}/{name}")
     async def command(store_id: str, name: str, request: Request) -> JSONResponse:

@@ -30,57 +30,61 @@ def add(journal: Journal, kind: str, t: float, data: dict) -> None:
         add_in(c, kind, t, data)
 
 
+def _alarm(r) -> dict:
+    return {"alarm_id": r["id"], "alarm": r["kind"], "device": r["device"], "data": _clean(json.loads(r["data"]))}
+
+
+def _charge(r) -> dict:
+    return {"intent": r["id"], "visit_id": r["visit_id"], "outcome": r["state"], "amount_fen": r["amount_fen"],
+            "reason": r["reason"], "attempts": r["attempts"]}
+
+
+def _visit(r) -> dict:
+    return {"visit_id": r["id"], "state": r["state"], "amount_fen": r["amount_fen"], "entered_at": r["entered_at"],
+            "left_at": r["left_at"], "flags": json.loads(r["flags"])}
+
+
+_OUT, _DONE = ",".join("?" * len(_OUTCOMES)), ",".join("?" * len(_FINAL))
+# cursor → (event kind, columns, table and filter, its filter's arguments, time column, row column, payload):
+# rows after the cursor (time, row) in that order (alarms: after the row, their times need not rise with it)
+SOURCES = {
+    "alarm": ("alarm", "id, t, kind, device, data", "alarms WHERE 1=1", (), None, "id", _alarm),  # by id alone
+    "cleared": ("alarm_cleared", "id, cleared_at, cleared_by", "alarms WHERE cleared_at IS NOT NULL", (),
+                "cleared_at", "id", lambda r: {"alarm_id": r["id"], "by": r["cleared_by"]}),
+    "charge": ("charge", "id, visit_id, amount_fen, state, reason, attempts, updated_at",
+               f"charge_intents WHERE state IN ({_OUT})", _OUTCOMES, "updated_at", "id", _charge),
+    "visit": ("visit_ended", "rowid, id, state, amount_fen, entered_at, left_at, flags, updated_at",
+              f"visits WHERE state IN ({_DONE})", _FINAL, "updated_at", "rowid", _visit),
+}
+
+
 def collect(journal: Journal, now: float | None = None, limit: int = 500) -> int:
     """Move what happened since the cursors into the queue; the number of events queued. The first call on a
     journal starts the cursors at now (history is not replayed)."""
     now = now or time.time()
+    n = 0
     with journal.tx() as c:
         cur = {r["name"]: (r["t"], r["row"]) for r in c.execute("SELECT name, t, row FROM mqtt_cursor")}
         if not cur:
             top = c.execute("SELECT coalesce(max(id), 0) FROM alarms").fetchone()[0]
             c.executemany("INSERT INTO mqtt_cursor VALUES (?, ?, ?)",
-                          [("alarm", 0.0, top), ("charge", now, 0), ("visit", now, 0), ("cleared", now, 0)])
+                          [(name, 0.0, top) if name == "alarm" else (name, now, 0) for name in SOURCES])
             return 0
-        cur.setdefault("cleared", (now, 0))
-        c.execute("INSERT OR IGNORE INTO mqtt_cursor VALUES ('cleared', ?, 0)", (now,))
-        n = 0
-        last = cur["alarm"]
-        for r in c.execute("SELECT id, t, kind, device, data FROM alarms WHERE id > ? ORDER BY id LIMIT ?",
-                           (last[1], limit)).fetchall():
-            add_in(c, "alarm", r["t"], {"alarm_id": r["id"], "alarm": r["kind"], "device": r["device"],
-                                        "data": _clean(json.loads(r["data"]))})
-            last, n = (r["t"], r["id"]), n + 1
-        c.execute("UPDATE mqtt_cursor SET t=?, row=? WHERE name='alarm'", last)
-        last = cur["cleared"]
-        rows = c.execute("SELECT id, cleared_at, cleared_by FROM alarms WHERE cleared_at IS NOT NULL AND "
-                         "(cleared_at > ? OR (cleared_at = ? AND id > ?)) ORDER BY cleared_at, id LIMIT ?",
-                         (last[0], last[0], last[1], limit)).fetchall()
-        for r in rows:
-            add_in(c, "alarm_cleared", r["cleared_at"], {"alarm_id": r["id"], "by": r["cleared_by"]})
-            last, n = (r["cleared_at"], r["id"]), n + 1
-        c.execute("UPDATE mqtt_cursor SET t=?, row=? WHERE name='cleared'", last)
-        last = cur["charge"]
-        marks = ",".join("?" * len(_OUTCOMES))
-        rows = c.execute(f"SELECT id, visit_id, amount_fen, state, reason, attempts, updated_at FROM charge_intents "
-                         f"WHERE state IN ({marks}) AND (updated_at > ? OR (updated_at = ? AND id > ?)) "
-                         "ORDER BY updated_at, id LIMIT ?", (*_OUTCOMES, last[0], last[0], last[1], limit)).fetchall()
-        for r in rows:
-            add_in(c, "charge", r["updated_at"], {"intent": r["id"], "visit_id": r["visit_id"], "outcome": r["state"],
-                                                  "amount_fen": r["amount_fen"], "reason": r["reason"],
-                                                  "attempts": r["attempts"]})
-            last, n = (r["updated_at"], r["id"]), n + 1
-        c.execute("UPDATE mqtt_cursor SET t=?, row=? WHERE name='charge'", last)
-        last = cur["visit"]
-        marks = ",".join("?" * len(_FINAL))
-        rows = c.execute(f"SELECT rowid, id, state, amount_fen, entered_at, left_at, flags, updated_at FROM visits "
-                         f"WHERE state IN ({marks}) AND (updated_at > ? OR (updated_at = ? AND rowid > ?)) "
-                         "ORDER BY updated_at, rowid LIMIT ?", (*_FINAL, last[0], last[0], last[1], limit)).fetchall()
-        for r in rows:
-            add_in(c, "visit_ended", r["updated_at"], {"visit_id": r["id"], "state": r["state"],
-                                                       "amount_fen": r["amount_fen"], "entered_at": r["entered_at"],
-                                                       "left_at": r["left_at"], "flags": json.loads(r["flags"])})
-            last, n = (r["updated_at"], r["rowid"]), n + 1
-        c.execute("UPDATE mqtt_cursor SET t=?, row=? WHERE name='visit'", last)
+        for name, (kind, cols, where, args, tcol, rcol, payload) in SOURCES.items():
+            last = cur.get(name, (now, 0))
+            if tcol is None:
+                rows = c.execute(f"SELECT {cols} FROM {where} AND {rcol} > ? ORDER BY {rcol} LIMIT ?",
+                                 (*args, last[1], limit)).fetchall()
+            else:
+                rows = c.execute(f"SELECT {cols} FROM {where} AND ({tcol} > ? OR ({tcol} = ? AND {rcol} > ?)) "
+                                 f"ORDER BY {tcol}, {rcol} LIMIT ?",
+                                 (*args, last[0], last[0], last[1], limit)).fetchall()
+            for r in rows:
+                t = r["t"] if tcol is None else r[tcol]
+                add_in(c, kind, t, payload(r))
+                last, n = ((0.0 if tcol is None else t), r[rcol]), n + 1
+            c.execute("INSERT INTO mqtt_cursor VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET t=excluded.t, "
+                      "row=excluded.row", (name, *last))
     return n
 
 

@@ -28,13 +28,14 @@ from typing import Any, Protocol
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ..core.store import short_account
 from ..operations import ACTIONS, MONEY_ACTIONS
 from ..wallet import records
 from .auth import Auth, Session, same_token
+from .login_routes import add_login_routes
 from .metrics import exposition
 
 COOKIE = "bbx_session"
@@ -48,12 +49,6 @@ class Store(Protocol):
     journal: Any
 
     def act(self, operator: str, action: str, args: Any, timeout: float = 5.0) -> dict: ...
-
-
-class LoginIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=32)
-    password: str = Field(min_length=1, max_length=200)
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -188,41 +183,7 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool |
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
-    @app.post("/api/login")
-    def login(body: LoginIn, request: Request) -> JSONResponse:
-        source = request.client.host if request.client else ""
-        got = auth.login(body.name, body.password, source)
-        if isinstance(got, str):
-            if auth.audit_worthy(got, source):  # (a name that is no operator may be a password typed there)
-                store.journal.audit(body.name if auth.known(body.name) else "(unknown name)", "login", {}, got,
-                                    source=source)
-            status, message = {"throttled": (429, "too many failed logins: wait a minute"),
-                               "busy": (503, "another login is being checked: try again")}.get(
-                got, (401, "unknown operator or wrong password"))
-            return _error(status, got, message)
-        token, session = got
-        store.journal.audit(session.operator, "login", {}, "ok", source=source)
-        resp = JSONResponse({"operator": session.operator, "csrf": session.csrf, "may_refund": session.may_refund})
-        resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=int(auth.ttl_s), path="/",
-                        secure=request.url.scheme == "https")
-        return resp
-
-    @app.post("/api/logout")
-    def logout(request: Request) -> JSONResponse:
-        s = session_of(request)
-        if s is not None:
-            store.journal.audit(s.operator, "logout", {}, "ok")
-        auth.logout(request.cookies.get(COOKIE))
-        resp = JSONResponse({"ok": True})
-        resp.delete_cookie(COOKIE, path="/")
-        return resp
-
-    @app.get("/api/me")
-    def me(request: Request) -> JSONResponse:
-        s = session_of(request)
-        if s is None:
-            return _error(401, "not_logged_in", "log in to act")
-        return JSONResponse({"operator": s.operator, "csrf": s.csrf, "may_refund": s.may_refund})
+    add_login_routes(app, auth, store.journal.audit, COOKIE, "may_refund")
 
     @app.get("/api/visits/{visit_id}")
     def visit(visit_id: str, request: Request) -> JSONResponse:
