@@ -35,6 +35,7 @@ class MqttLink:
         self.cfg, self.store_id, self.store, self.clock = cfg, store_id, store, clock
         self.journal = store.journal
         self.prefix = cfg.topic_prefix
+        self.epoch = 0
         self.secret = cfg.command_secret()
         self.connected = False
         self.connected_at = float("inf")  # events before this waited for a connection: late
@@ -76,6 +77,7 @@ class MqttLink:
     # lifecycle ------------------------------------------------------------------------------------
     def start(self) -> None:
         outbox.collect(self.journal, self.clock())  # (the first time: the cursors start now)
+        self.epoch = outbox.epoch(self.journal)
         self.client.connect_async(self.host, self.port, self.cfg.keepalive_s)
         self.client.loop_start()
         for th in self._threads:
@@ -202,7 +204,7 @@ class MqttLink:
             return
         for ev in outbox.due(self.journal, after, room):
             payload = m.event_payload(self.store_id, ev["kind"], ev["id"], ev["t"], ev["data"], now,
-                                      waited=ev["t"] < self.connected_at - 1.0)
+                                      waited=ev["t"] < self.connected_at - 1.0, epoch=self.epoch)
             with self._lock:
                 info = self.client.publish(self.t("event", ev["kind"]), m.dumps(payload), qos=1)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:

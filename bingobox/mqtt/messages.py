@@ -52,10 +52,11 @@ def metrics_payload(view: dict, store_id: str) -> dict:
 
 
 def event_payload(store_id: str, kind: str, row_id: int, t: float, data: dict, now: float | None = None,
-                  waited: bool = False) -> dict:
-    """``waited``: it happened while the store was not connected (it waited in the queue): late, whatever its age."""
+                  waited: bool = False, epoch: int = 0) -> dict:
+    """``waited``: it happened while the store was not connected (it waited in the queue): late, whatever its age.
+    The id (store, the journal's epoch, the queue's row) is unique for ever: the fleet drops QoS 1 duplicates by it."""
     now = now or time.time()
-    return {"id": f"{store_id}:{kind}:{row_id}", "store_id": store_id, "kind": kind, "t": t, "published_at": now,
+    return {"id": f"{store_id}:{epoch}:{row_id}", "store_id": store_id, "kind": kind, "t": t, "published_at": now,
             "late": waited or now - t > LATE_S, "data": data}
 
 

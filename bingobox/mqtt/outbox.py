@@ -6,6 +6,7 @@ nothing: rows wait, and go out late, in order, marked ``late``."""
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import time
 
@@ -68,7 +69,8 @@ def collect(journal: Journal, now: float | None = None, limit: int = 500) -> int
         if not cur:
             top = c.execute("SELECT coalesce(max(id), 0) FROM alarms").fetchone()[0]
             c.executemany("INSERT INTO mqtt_cursor VALUES (?, ?, ?)",
-                          [(name, 0.0, top) if name == "alarm" else (name, now, 0) for name in SOURCES])
+                          [(name, 0.0, top) if name == "alarm" else (name, now, 0) for name in SOURCES]
+                          + [("epoch", now, secrets.randbelow(2**31))])
             return 0
         for name, (kind, cols, where, args, tcol, rcol, payload) in SOURCES.items():
             last = cur.get(name, (now, 0))
@@ -86,6 +88,12 @@ def collect(journal: Journal, now: float | None = None, limit: int = 500) -> int
             c.execute("INSERT INTO mqtt_cursor VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET t=excluded.t, "
                       "row=excluded.row", (name, *last))
     return n
+
+
+def epoch(journal: Journal) -> int:
+    """This journal's mark in event ids (rows are numbered per journal: a new journal must not reuse old ids)."""
+    row = journal.one("SELECT row FROM mqtt_cursor WHERE name='epoch'")
+    return int(row["row"]) if row else 0
 
 
 def due(journal: Journal, after: int, limit: int = 100) -> list[dict]:

@@ -200,6 +200,14 @@ def test_a_broker_restart_loses_no_alarm_and_brings_back_state_and_commands(chai
     # the retained state is back (the broker kept nothing: the store re-published it on reconnecting)
     state = chain.sub("homeassistant", f"bingobox/{STORE}/state", count=1, wait_s=5)
     assert state and json.loads(state[0].split(" ", 1)[1])["state"] in ("ready", "degraded")
+    # a device fault reaches the fleet as an event, and its return
+    chain.store.act("fault.unplug", device="shelf-2")
+    wait_until(lambda: any(e["kind"] == "device_fault" and e["data"]["device"] == "shelf-2"
+                           for e in chain.http.get(f"{chain.url}api/stores/{STORE}", timeout=10).json()["events"]),
+               20, "the device fault at the fleet")
+    chain.store.act("fault.replug", device="shelf-2")
+    wait_until(lambda: any(e["kind"] == "device_back" for e in chain.http.get(
+        f"{chain.url}api/stores/{STORE}", timeout=10).json()["events"]), 20, "the device back at the fleet")
     # commands still answered
     r = chain.command("lock_down")
     assert r.status_code == 200 and r.json()["ok"] is True, r.text

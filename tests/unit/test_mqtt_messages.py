@@ -70,6 +70,10 @@ def test_events_are_collected_once_in_order_without_accounts(tmp_path):
     assert "acc_x" not in json.dumps(got) and got[0]["data"]["data"] == {"visit": "v1"}
     outbox.done(j, [got[0]["id"]])
     assert [e["kind"] for e in outbox.due(j, 0)] == ["alarm_cleared", "charge"] and outbox.backlog(j) == 2
+    # rows are never numbered again once sent (the link sends rows after the last it sent; the fleet dedups by id)
+    outbox.done(j, [e["id"] for e in outbox.due(j, 0)])
+    outbox.add(j, "device_fault", now, {"device": "shelf-2"})
+    assert outbox.due(j, 0)[0]["id"] > got[-1]["id"] and outbox.epoch(j) > 0
     j.close()
 
 
