@@ -118,7 +118,7 @@ def test_a_store_on_the_fleet_page_and_in_home_assistant_alarm_and_lockdown(chai
     from playwright.sync_api import expect, sync_playwright
 
     # Home Assistant discovery: retained configs a third-party client gets at once
-    lines = chain.sub("homeassistant", "homeassistant/#", "bingobox/+/status", wait_s=2)
+    lines = chain.sub("homeassistant", "homeassistant/#", "bingobox/+/status", wait_s=4)
     topics = {line.split(" ", 1)[0] for line in lines}
     assert f"homeassistant/sensor/bingobox_{STORE}/state/config" in topics
     assert f"homeassistant/switch/bingobox_{STORE}/lockdown/config" in topics

@@ -80,7 +80,7 @@ def test_sllurps_client_inventories_the_simulated_reader(sim):
         wait_until(lambda: sim.device("fx")["keepalive_acks"] >= 1, 3, "keepalives acknowledged")
     finally:
         client.disconnect(timeout=3)
-    wait_until(lambda: not sim.device("fx")["connected"], 3, "the client said goodbye")
+    wait_until(lambda: not sim.device("fx")["connected"], 10, "the client said goodbye")
 
 
 def test_zones_get_their_tags_never_a_neighbours_bleed(driver):
