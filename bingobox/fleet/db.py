@@ -62,9 +62,11 @@ class FleetDB:
                     continue
                 if not isinstance(body, dict):
                     continue
-                if sub == "state":
-                    c.execute("UPDATE stores SET state=?, state_t=?, open_alarms=? WHERE id=?",
-                              (payload.decode(), body.get("t"), int(body.get("open_alarms") or 0), store_id))
+                if sub == "state":  # (never an older state over a newer one: shared subscriptions may reorder)
+                    t = body.get("t") if isinstance(body.get("t"), int | float) else now
+                    c.execute("UPDATE stores SET state=?, state_t=?, open_alarms=? WHERE id=? AND "
+                              "(state_t IS NULL OR state_t <= ?)",
+                              (payload.decode(), t, int(body.get("open_alarms") or 0), store_id, t))
                 elif sub == "metrics":
                     c.execute("UPDATE stores SET metrics=? WHERE id=?", (payload.decode(), store_id))
                 elif sub.startswith("event/"):

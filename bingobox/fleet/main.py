@@ -45,11 +45,15 @@ def run(args) -> int:
         return 2
     if not ops:
         log.warning("fleet: no operators (--operators FILE): nobody can log in to the page")
+    if args.share and not args.db.startswith(("postgresql://", "postgres://")):
+        print("bingobox fleet: --share (several fleet instances) needs their shared database: --db postgresql://…",
+              file=sys.stderr)
+        return 2
     db = FleetDB(args.db)
     keys = CommandKeys(Path(args.command_keys_dir) if args.command_keys_dir else None,
                        Path(args.command_key_file) if args.command_key_file else None)
     service = FleetService(args.mqtt, db, keys, prefix=args.prefix, username=args.mqtt_user, password=password,
-                           ca_file=args.ca_file)
+                           ca_file=args.ca_file, share=args.share)
     auth = Auth({o.name: o.password_hash for o in ops}, refunders={o.name for o in ops if o.may_command})
     app = make_app(db, service, auth, args.push_interval_s,
                    allowed_hosts=sorted({args.host, "127.0.0.1", "localhost", *(args.allowed_host or [])}))
@@ -100,6 +104,8 @@ def add_parser(sub) -> None:
     f.add_argument("--ca-file", help="mqtts: the broker's CA")
     f.add_argument("--prefix", default="bingobox", help="topic prefix")
     f.add_argument("--push-interval-s", type=float, default=1.0)
+    f.add_argument("--share", metavar="GROUP", help="a shared subscription: several fleet instances (same GROUP, "
+                   "same PostgreSQL --db) each take a share of the stores' messages")
     f.add_argument("--allowed-host", action="append", help="a host name operators reach the page by (repeatable; "
                    "loopback and --host are always allowed; others are refused: DNS rebinding)")
     f.set_defaults(fn=lambda a: run(a))

@@ -42,8 +42,11 @@ class CommandKeys:
 class FleetService:
     def __init__(self, url: str, db: FleetDB, keys: CommandKeys, prefix: str = "bingobox",
                  username: str | None = None, password: str | None = None, ca_file: str | None = None,
-                 client_id: str | None = None) -> None:
+                 client_id: str | None = None, share: str | None = None) -> None:
+        """``share``: a shared-subscription group — several fleet instances on one database (PostgreSQL) each get
+        a share of the messages (``$share/<group>/<prefix>/+/#``)."""
         self.db, self.keys, self.prefix = db, keys, prefix
+        self.subscription = f"$share/{share}/{prefix}/+/#" if share else f"{prefix}/+/#"
         u = urlsplit(url)
         self.host, self.port, tls = u.hostname or "", u.port or (8883 if u.scheme == "mqtts" else 1883), \
             u.scheme == "mqtts"
@@ -82,8 +85,8 @@ class FleetService:
             return
         self.connected = True
         self.counts["connects"] += 1
-        client.subscribe(f"{self.prefix}/+/#", qos=1)
-        log.info("fleet: connected to %s:%s, subscribed to %s/+/#", self.host, self.port, self.prefix)
+        client.subscribe(self.subscription, qos=1)
+        log.info("fleet: connected to %s:%s, subscribed to %s", self.host, self.port, self.subscription)
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props) -> None:
         self.connected = False
@@ -91,7 +94,7 @@ class FleetService:
 
     def _on_message(self, _client, _userdata, msg) -> None:
         self.counts["received"] += 1
-        parts = msg.topic.split("/", 2)
+        parts = msg.topic.split("/", 2)  # (a shared subscription delivers the topic without its $share prefix)
         if len(parts) < 3 or parts[0] != self.prefix or (parts[2].startswith("cmd/") and not
                                                           parts[2].endswith("/result")):
             return
@@ -112,10 +115,19 @@ class FleetService:
                     batch.append(self._q.get_nowait())
                 except queue.Empty:
                     break
-            try:
-                self.counts["applied"] += self.db.apply(batch)
-            except Exception as e:
-                log.error("fleet: %d messages not applied: %s", len(batch), e)
+            # by store (stable: each store's messages keep their order): instances sharing a database then take
+            # the stores' rows in the same order and do not deadlock; a conflict that happens anyway is retried
+            batch.sort(key=lambda msg: msg[0])
+            for attempt in range(5):
+                try:
+                    self.counts["applied"] += self.db.apply(batch)
+                    break
+                except Exception as e:
+                    if attempt == 4:
+                        log.error("fleet: %d messages not applied: %s", len(batch), e)
+                        self.counts["dropped"] += len(batch)
+                    else:
+                        time.sleep(0.05 * (attempt + 1))
             for _, sub, payload, now in batch:
                 self._measure(sub, payload, now)
             self.changed.set()

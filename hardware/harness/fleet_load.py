@@ -207,59 +207,79 @@ def run(args) -> int:
     write_secret(d / "command.key", secrets.token_urlsafe(24))
     op = ("load", secrets.token_urlsafe(12))
     (d / "operators.toml").write_text(f'[[operators]]\nname = "{op[0]}"\npassword_hash = "{hash_password(op[1])}"\n')
-    log = open(d / "fleet.log", "w")  # noqa: SIM115 (closed below)
-    fleet = subprocess.Popen([sys.executable, "-m", "bingobox", "fleet", "--mqtt", broker.url, "--port", "0",
-                              "--db", args.db or str(d / "fleet.db"), "--operators", str(d / "operators.toml"),
-                              "--command-key-file", str(d / "command.key"), "--mqtt-user", "fleet",
-                              "--mqtt-password-file", str(d / "fleet.pw")], stdout=log, stderr=subprocess.STDOUT)
+    k = args.instances
+    if k > 1 and not args.db:
+        raise SystemExit("--instances needs --db postgresql://… (the instances' shared database)")
+    logs, fleets = [], []
+    for i in range(k):
+        logs.append(open(d / f"fleet{i}.log", "w"))  # noqa: SIM115 (closed below)
+        fleets.append(subprocess.Popen(
+            [sys.executable, "-m", "bingobox", "fleet", "--mqtt", broker.url, "--port", "0",
+             "--db", args.db or str(d / "fleet.db"), "--operators", str(d / "operators.toml"),
+             "--command-key-file", str(d / "command.key"), "--mqtt-user", "fleet",
+             "--mqtt-password-file", str(d / "fleet.pw"), *(["--share", "fleet"] if k > 1 else [])],
+            stdout=logs[-1], stderr=subprocess.STDOUT))
     stores = None
     try:
-        deadline = time.monotonic() + 60
-        while "ready" not in (d / "fleet.log").read_text():
-            if fleet.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((d / "fleet.log").read_text())
-            time.sleep(0.1)
-        url = re.search(r"bingobox fleet: (\S+)", (d / "fleet.log").read_text()).group(1)
+        urls = []
+        for i, fleet in enumerate(fleets):
+            deadline = time.monotonic() + 60
+            while "ready" not in (d / f"fleet{i}.log").read_text():
+                if fleet.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError((d / f"fleet{i}.log").read_text())
+                time.sleep(0.1)
+            urls.append(re.search(r"bingobox fleet: (\S+)", (d / f"fleet{i}.log").read_text()).group(1))
+
+        def metrics() -> dict:
+            got = [_fleet_metrics(u) for u in urls]
+            out = {key: sum(g.get(key, 0) for g in got) for key in ("applied", "dropped", "backlog")}
+            out.update({q: max(g.get(q) or 0 for g in got) for q in ("event_p50", "event_p99")})  # the worst one
+            return out
+
         stores = Stores(args.stores, broker.port, passwords, args.state_every_s, args.burst_every_s,
                         args.alarm_share, args.seed)
         connect_s = stores.connect_all()
-        page = PageWatcher(url, *op)
+        page = PageWatcher(urls[0], *op)
         page.start()
         stores.run(args.warmup_s, threading.Event())  # (retained states arrive, the page's first pushes)
-        before = _fleet_metrics(url)
-        cpu0 = {"broker": _cpu_s(broker.pid()), "fleet": _cpu_s(fleet.pid), "load": time.process_time()}
+        before = metrics()
+        fleet_cpu = lambda: sum(_cpu_s(f.pid) for f in fleets)  # noqa: E731
+        cpu0 = {"broker": _cpu_s(broker.pid()), "fleet": fleet_cpu(), "load": time.process_time()}
         sent0 = sum(stores.sent.values())
         t_play = stores.run(args.seconds, threading.Event())
-        cpu = {"broker": _cpu_s(broker.pid()) - cpu0["broker"], "fleet": _cpu_s(fleet.pid) - cpu0["fleet"],
+        cpu = {"broker": _cpu_s(broker.pid()) - cpu0["broker"], "fleet": fleet_cpu() - cpu0["fleet"],
                "load": time.process_time() - cpu0["load"]}
         settle0 = time.monotonic()
-        while time.monotonic() - settle0 < 30 and _fleet_metrics(url).get("backlog", 0) > 0:
+        while time.monotonic() - settle0 < 30 and metrics().get("backlog", 0) > 0:
             stores.pump(0.1)
-        after = _fleet_metrics(url)
+        after = metrics()
         page.stop.set()
         sent = sum(stores.sent.values()) - sent0
         summary = {
-            "db": "postgresql" if args.db else "sqlite", "stores": args.stores, "connected": stores.connected,
-            "connect_s": round(connect_s, 1),
+            "db": "postgresql" if args.db else "sqlite", "fleet_instances": k, "stores": args.stores,
+            "connected": stores.connected, "connect_s": round(connect_s, 1),
             "seconds": round(t_play, 1), "sent_per_s": round(sent / t_play, 1),
             "sent": dict(stores.sent),
-            "fleet_applied_per_s": round((after.get("applied", 0) - before.get("applied", 0)) / t_play, 1),
-            "fleet_dropped": after.get("dropped", 0), "fleet_backlog_end": after.get("backlog", 0),
-            "event_to_fleet_ms": {"p50": after.get("event_p50"), "p99": after.get("event_p99")},
+            "fleet_applied_per_s": round((after["applied"] - before["applied"]) / t_play, 1),
+            "fleet_dropped": after["dropped"], "fleet_backlog_end": after["backlog"],
+            "event_to_fleet_ms": {"p50": after["event_p50"], "p99": after["event_p99"]},
             "alarm_to_page_ms": page.delay_ms.summary(), "page_pushes": page.pushes,
-            "cpu_percent_of_one_core": {k: round(100 * v / t_play, 1) for k, v in cpu.items()},
-            "rss_mb": {"broker": round(_rss_mb(broker.pid()), 1), "fleet": round(_rss_mb(fleet.pid), 1)},
+            "cpu_percent_of_one_core": {key: round(100 * v / t_play, 1) for key, v in cpu.items()},
+            "rss_mb": {"broker": round(_rss_mb(broker.pid()), 1),
+                       "fleet": round(sum(_rss_mb(f.pid) for f in fleets), 1)},
         }
         print(json.dumps(summary, indent=None if args.json else 2), flush=True)
     finally:
         if stores is not None:
             stores.close()
-        fleet.send_signal(signal.SIGTERM)
-        try:
-            fleet.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            fleet.kill()
-        log.close()
+        for fleet in fleets:
+            fleet.send_signal(signal.SIGTERM)
+            try:
+                fleet.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                fleet.kill()
+        for log in logs:
+            log.close()
         broker.stop()
     return 0
 
@@ -275,6 +295,8 @@ def add_parser(sub) -> None:
     p.add_argument("--alarm-share", type=float, default=0.1, help="share of events that are alarms")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--run-dir", default="run/fleet-load")
+    p.add_argument("--instances", type=int, default=1, help="fleet service instances sharing the subscription "
+                   "($share) and the database (needs --db postgresql://…)")
     p.add_argument("--db", help="the fleet service's database: default a SQLite file in the run dir; or a "
                    "PostgreSQL DSN")
     p.add_argument("--json", action="store_true")

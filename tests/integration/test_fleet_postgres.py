@@ -101,3 +101,84 @@ def test_the_fleet_service_on_postgresql_takes_a_stores_messages(pg, tmp_path):
         fleet.wait(timeout=15)
         log.close()
         broker.stop()
+
+
+def test_two_fleet_instances_share_the_stores_messages_and_one_database(pg, tmp_path):
+    """A shared subscription ($share/fleet/…): each instance takes a share; PostgreSQL holds every event once; a
+    command sent by one instance is answered whichever instance receives the result."""
+    import psycopg
+
+    name = "share" + secrets.token_hex(3)
+    with psycopg.connect(pg.dsn, autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {name}")
+    dsn = pg.dsn.rsplit("/", 1)[0] + "/" + name
+    pw = {"s-a": secrets.token_urlsafe(16), "fleet": secrets.token_urlsafe(16)}
+    broker = Broker(tmp_path / "broker", pw)
+    write_secret(tmp_path / "fleet.pw", pw["fleet"])
+    write_secret(tmp_path / "key", secrets.token_urlsafe(24))
+    (tmp_path / "ops.toml").write_text(f'[[operators]]\nname = "chief"\npassword_hash = '
+                                       f'"{hash_password("chief-password-1")}"\nmay_command = true\n')
+    fleets, logs, urls = [], [], []
+    try:
+        for i in range(2):
+            logs.append(open(tmp_path / f"fleet{i}.log", "w"))  # noqa: SIM115 (closed below)
+            fleets.append(subprocess.Popen(
+                [sys.executable, "-m", "bingobox", "fleet", "--mqtt", broker.url, "--port", "0", "--db", dsn,
+                 "--share", "fleet", "--operators", str(tmp_path / "ops.toml"), "--command-key-file",
+                 str(tmp_path / "key"), "--mqtt-user", "fleet", "--mqtt-password-file", str(tmp_path / "fleet.pw")],
+                cwd=ROOT, stdout=logs[-1], stderr=subprocess.STDOUT))
+        for i in range(2):
+            wait_until(lambda i=i: "ready" in (tmp_path / f"fleet{i}.log").read_text(), 30, "a fleet instance")
+            urls.append(re.search(r"bingobox fleet: (\S+)", (tmp_path / f"fleet{i}.log").read_text()).group(1))
+        time.sleep(1.0)
+        n = 200
+        lines = "\n".join(m.dumps(m.event_payload("s-a", "alarm", k, time.time(), {"alarm_id": k, "alarm": "x"}))
+                          .decode() for k in range(1, n + 1))
+        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-u", "s-a", "-P", pw["s-a"],
+                        "-q", "1", "-t", "bingobox/s-a/event/alarm", "-l"], input=lines, text=True, check=True,
+                       timeout=30)
+
+        def received(url: str, what: str = "received") -> float:
+            text = requests.get(url + "metrics", timeout=10).text
+            return float(re.search(rf'bingobox_fleet_messages_total\{{what="{what}"\}} (\S+)', text).group(1))
+
+        with psycopg.connect(dsn) as c:
+            wait_until(lambda: c.execute("SELECT count(*) FROM alarms").fetchone()[0] == n, 20, "every alarm once")
+        shares = [received(u) for u in urls]
+        assert sum(shares) == n and min(shares) > 0, shares  # each instance took a share, none twice
+        # commands from instance 0; each result is published once and lands at either instance: answered anyway
+        s = requests.Session()
+        csrf = s.post(urls[0] + "api/login", json={"name": "chief", "password": "chief-password-1"},
+                      timeout=10).json()["csrf"]
+        import threading
+
+        before = [received(u, "applied") for u in urls]
+        for k in range(6):
+            store = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-u", "s-a", "-P",
+                                      pw["s-a"], "-t", "bingobox/s-a/cmd/+", "-C", "1", "-W", "15"],
+                                     stdout=subprocess.PIPE, text=True)
+            time.sleep(0.3)
+            answer: dict = {}
+            t = threading.Thread(target=lambda a=answer: a.update(s.post(
+                urls[0] + "api/commands/s-a/lock_down", json={}, headers={"X-CSRF-Token": csrf}, timeout=30).json()))
+            t.start()
+            cmd = json.loads(store.communicate(timeout=20)[0])
+            if k % 2:  # (the broker deals messages round-robin: a state between shifts which instance gets the result)
+                subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-u", "s-a", "-P",
+                                pw["s-a"], "-q", "1", "-t", "bingobox/s-a/state", "-m", json.dumps({"t": time.time()})],
+                               check=True, timeout=10)
+            subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-u", "s-a", "-P", pw["s-a"],
+                            "-q", "1", "-t", "bingobox/s-a/cmd/lock_down/result",
+                            "-m", json.dumps({"tx": cmd["tx"], "ok": True, "detail": "ready → lockdown"})],
+                           check=True, timeout=10)
+            t.join(timeout=30)
+            assert answer.get("ok") is True and answer.get("tx") == cmd["tx"], answer
+        got = [received(u, "applied") - b for u, b in zip(urls, before, strict=True)]
+        assert sum(got) == 9 and min(got) > 0, got  # results reached both instances: answered through the database
+    finally:
+        for f in fleets:
+            f.send_signal(signal.SIGTERM)
+            f.wait(timeout=15)
+        for f in logs:
+            f.close()
+        broker.stop()
