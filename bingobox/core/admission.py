@@ -122,11 +122,11 @@ def on_enrolled(core: StoreCore, ev: Enrolled) -> None:
     with core.book.commit([v], [(v, "face_enrolment", {k: r.get(k) for k in ("ok", "reason", "templates", "face_px",
                                                                              "sharpness", "frames")})]):
         v.enrolled = bool(r.get("ok"))
-    if v.enrolled and not v.face_consent:  # consent withdrawn while the templates were being made
-        forget_face(core, v)
         if r.get("reason") == "several_faces":
             v.flag("tailgating")
             v.alone = False
+    if v.enrolled and not v.face_consent:  # consent withdrawn while the templates were being made
+        forget_face(core, v)
     if r.get("reason") == "several_faces":  # two people on one code: the second is a stranger inside
         core.alarm("tailgating", core.lay.entry_door, {"visit": v.id})
         core.stranger_inside(core.clock(), "tailgating", v)

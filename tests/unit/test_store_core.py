@@ -496,3 +496,17 @@ def test_a_withdrawn_face_consent_drops_the_templates_of_the_visit_in_progress(r
     rig.core.handle(ConsentWithdrawn("acc_2"))
     rig.core.handle(Enrolled(w["id"], {"ok": True, "templates": 2}))
     assert w["id"] in rig.faces.forgotten and w["id"] not in rig.faces.candidates
+
+
+def test_a_tailgater_is_flagged_in_the_same_commit_as_the_enrolment(rig, monkeypatch):
+    """The flag and "not alone" are durable with the enrolment record itself, whatever happens after it."""
+    v = rig.enter("acc_1", consent=True)
+
+    def crash(*_a, **_k):
+        raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(rig.core, "alarm", crash)
+    with pytest.raises(RuntimeError):
+        rig.core.handle(Enrolled(v["id"], {"ok": False, "reason": "several_faces"}))
+    row = rig.visit_of("acc_1")
+    assert "tailgating" in json.loads(row["flags"]) and row["alone"] == 0
