@@ -11,7 +11,7 @@ import uvicorn
 
 from ..config import ScreenConfig, StoreConfig
 from ..wallet import records
-from ..wallet.client import WalletClient
+from ..wallet.client import WalletClient, refund_outcome
 from .app import make_app
 from .auth import Auth
 
@@ -28,24 +28,20 @@ def _refunder(cfg: StoreConfig):
         """True: refunded; False: the gateway refused (no money moved); None: no clear answer (a timeout, a 5xx,
         the same refund still in flight) — the operator retries the same request, never a new one."""
         status, body, detail = client.refund(key, args.charge_id, args.amount_fen, args.reason)
-        if status == 200 and body is not None:
+        ok = refund_outcome(status, body)
+        if ok:
             amount = body.get("amount_fen", args.amount_fen)
             return True, f"refunded {amount} fen of {args.charge_id} ({body.get('id')})"
-        code = ((body or {}).get("error") or {}).get("code")
-        if status is None or status >= 500 or status == 429 or code == "idempotency_key_in_use":
+        if ok is None:
             return None, f"outcome unknown ({detail}): retry this same refund to learn it"
         return False, detail
 
     return refund
 
 
-def _dispute_resolver(cfg: StoreConfig, journal: Any):
+def dispute_resolver(client: WalletClient, journal: Any):
     """Decide a shopper's dispute: accepted → the refund (key ``dispute-<id>``: however often the operator presses
     Accept, it is refunded once), then the decision to the wallet; rejected → the decision with its reason."""
-    w = cfg.wallet
-    if w is None:
-        return None
-    client = WalletClient(w.gateway_url, cfg.store.id, w.secret(), w.connect_timeout_s, w.read_timeout_s)
 
     def resolve(operator: str, args: Any) -> tuple[bool | None, str]:
         d = records.dispute(journal, args.dispute_id)
@@ -58,12 +54,13 @@ def _dispute_resolver(cfg: StoreConfig, journal: Any):
             amount = args.amount_fen or d["claimed_fen"]
             if amount > d["claimed_fen"]:
                 return False, f"the shopper claimed {d['claimed_fen']} fen: refund at most that"
-            status, body, detail = client.refund(f"dispute-{d['id']}", d["charge_id"], amount,
-                                                 f"dispute {d['id']}: {args.reason}"[:200])
-            if status != 200 or body is None:
-                code = ((body or {}).get("error") or {}).get("code")
-                if status is None or status >= 500 or status == 429 or code == "idempotency_key_in_use":
-                    return None, f"refund outcome unknown ({detail}): accept again (it is refunded once)"
+            # the body depends on the dispute alone (not on this press's reason): pressing Accept again is the same
+            # request under the same key, so it is answered as the first was and never refunds twice
+            status, body, detail = client.refund(f"dispute-{d['id']}", d["charge_id"], amount, f"dispute {d['id']}")
+            ok = refund_outcome(status, body)
+            if ok is None:
+                return None, f"refund outcome unknown ({detail}): accept again (it is refunded once)"
+            if not ok:
                 return False, f"refund refused: {detail}"
             refund_id = body["id"]
         status, body, err = client.call("POST", f"/v1/disputes/{d['id']}/resolution",
@@ -80,6 +77,14 @@ def _dispute_resolver(cfg: StoreConfig, journal: Any):
     return resolve
 
 
+def _resolver(cfg: StoreConfig, journal: Any):
+    w = cfg.wallet
+    if w is None:
+        return None
+    return dispute_resolver(WalletClient(w.gateway_url, cfg.store.id, w.secret(), w.connect_timeout_s,
+                                         w.read_timeout_s), journal)
+
+
 class ScreenServer:
     def __init__(self, store: Any, cfg: StoreConfig) -> None:
         sc: ScreenConfig = cfg.screen or ScreenConfig()
@@ -91,7 +96,7 @@ class ScreenServer:
                     refunders={o.name for o in ops if o.may_refund})
         app = make_app(store, auth, _refunder(cfg), sc.push_interval_s, sc.view_requires_login,
                        allowed_hosts=sc.hosts(), max_streams=sc.max_streams,
-                       resolve_dispute=_dispute_resolver(cfg, store.journal))
+                       resolve_dispute=_resolver(cfg, store.journal))
         tls = {"ssl_certfile": str(sc.tls_cert), "ssl_keyfile": str(sc.tls_key)} if sc.tls_cert else {}
         self.scheme = "https" if tls else "http"
         self.server = uvicorn.Server(uvicorn.Config(app, host=sc.host, port=sc.port, log_level="warning",

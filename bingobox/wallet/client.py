@@ -45,6 +45,17 @@ def outcome_of_charge(charge: dict) -> Outcome:
     return _STATUS.get(charge.get("status", ""), Outcome.UNKNOWN)
 
 
+def refund_outcome(status: int | None, body: dict | None) -> bool | None:
+    """What a refund's answer says: True refunded; False refused (no money moved); None unknown (a timeout, a 5xx,
+    429, the same key still in flight) — then the same request, with the same key, is asked again."""
+    if status == 200 and body is not None:
+        return True
+    code = ((body or {}).get("error") or {}).get("code")
+    if status is None or status >= 500 or status == 429 or code == "idempotency_key_in_use":
+        return None
+    return False
+
+
 class WalletClient:
     def __init__(self, base_url: str, store_id: str, secret: str, connect_timeout: float = 1.0,
                  read_timeout: float = 3.0) -> None:

@@ -124,3 +124,33 @@ def test_an_open_dispute_is_kept_for_the_screen_and_closed_when_decided_elsewher
     assert [d["note"] for d in records.open_disputes(journal)] == ["one can"]
     sync.step(0)  # the gateway has no open dispute for this store
     assert records.open_disputes(journal) == [] and records.dispute(journal, "dp_1")["state"] == "closed"
+
+
+def test_accepting_a_dispute_again_after_a_lost_answer_refunds_once(rig):
+    """The refund's answer is lost (the connection drops after the gateway committed); the operator presses Accept
+    again, with other words: the same refund is answered, the dispute is decided, the money went back once."""
+    from bingobox.operations import ResolveDispute
+    from bingobox.screen.server import dispute_resolver
+
+    gw, journal, sync, _ = rig
+    acc = gw.account()["id"]
+    ch = gw.signed("POST", "/v1/charges", {"account_id": acc, "amount_fen": 700, "currency": "CNY",
+                                           "visit_id": "v1", "items": []}, headers={"Idempotency-Key": "k-v1"}).json()
+    con = sqlite3.connect(gw.db)
+    con.execute("INSERT INTO disputes (id, account_id, store_id, visit_id, charge_id, lines, claimed_fen, note, "
+                "state, created_at) VALUES ('dp_1', ?, ?, 'v1', ?, '[]', 700, 'one can', 'open', ?)",
+                (acc, STORE_ID, ch["id"], time.time()))
+    con.commit()
+    assert sync.step(0)
+    resolve = dispute_resolver(WalletClient(gw.url, STORE_ID, STORE_SECRET), journal)
+    gw.faults(drop_rate=1.0)
+    ok, detail = resolve("op", ResolveDispute(dispute_id="dp_1", decision="accept", reason="video checked"))
+    assert ok is None, detail  # no answer: the operator cannot know
+    gw.faults(drop_rate=0.0)
+    ok, detail = resolve("op", ResolveDispute(dispute_id="dp_1", decision="accept", reason="yes, one can only"))
+    assert ok is True, detail
+    refunds = con.execute("SELECT amount_fen FROM refunds WHERE charge_id=?", (ch["id"],)).fetchall()
+    assert refunds == [(700,)]
+    assert con.execute("SELECT state, reason FROM disputes WHERE id='dp_1'").fetchone() == \
+        ("accepted", "yes, one can only")
+    con.close()
