@@ -13,7 +13,8 @@ from ..domain.visit import FINAL
 from ..journal import Journal
 
 _FINAL = tuple(str(s) for s in FINAL)
-MAX_EVENTS = 150  # per report: the first 100 and the last 50 (a report stays well under the gateway's 64 KiB)
+MAX_EVENTS = 150  # per report: the first 100 and the last 50
+MAX_REPORT_BYTES = 900 * 1024  # the gateway takes a visit record up to 1 MiB: past this the raw events stay home
 FACE_TEMPLATES = ("none on disk: face templates live only in the store box's memory during a visit, and are "
                   "dropped when the shopper leaves or withdraws consent")
 
@@ -75,9 +76,14 @@ def report(journal: Journal, catalog: Catalog, visit_id: str) -> dict | None:
         return None
     events = rec["events"]
     jtis = sorted({e["data"]["jti"] for e in events if isinstance(e["data"].get("jti"), str)})[:20]
-    return {"account_id": rec["account_id"], "state": rec["state"], "final": rec["state"] in _FINAL,
+    body = {"account_id": rec["account_id"], "state": rec["state"], "final": rec["state"] in _FINAL,
             "updated_at": rec["updated_at"], "jtis": jtis,
             "record": {"summary": summary(rec, catalog), **_trimmed(rec)}}
+    if len(json.dumps(body, separators=(",", ":"), default=str)) > MAX_REPORT_BYTES:
+        # a basket of thousands: the receipt (summary) goes, the raw evidence stays in the store (My data asks it)
+        body["record"] = {"summary": body["record"]["summary"], "id": rec["id"], "state": rec["state"],
+                          "events_omitted": len(events), "note": "too large to send: ask the store (My data)"}
+    return body
 
 
 def mark_reported(journal: Journal, visit_id: str, updated_at: float, gone: bool = False) -> None:

@@ -22,6 +22,7 @@ from .client import WalletClient
 
 log = logging.getLogger(__name__)
 SINCE_MARGIN_S = 60.0
+REFUSED_FOR_GOOD = (400, 404, 410, 413, 422)
 
 
 class ShopperSync:
@@ -49,7 +50,8 @@ class ShopperSync:
         self._thread.join(timeout=5)
 
     def status(self) -> dict:
-        return {**self.counts, "last_ok": self.last_ok, "open_disputes": len(records.open_disputes(self.journal))}
+        """Counts only (read on the control loop's thread: no SQL here; the screen reads the disputes itself)."""
+        return {**self.counts, "last_ok": self.last_ok}
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -82,8 +84,9 @@ class ShopperSync:
             if status == 200:
                 records.mark_reported(self.journal, visit_id, body["updated_at"])
                 self.counts["reports"] += 1
-            elif status is not None and 400 <= status < 500 and status not in (408, 409, 429):
-                # refused for good (an erased account: 410; a record the gateway will not take): never again
+            elif status in REFUSED_FOR_GOOD:
+                # an erased account (410) or a record the gateway will never take: not sent again (a 401 — a wrong
+                # clock, a rotated secret — or a 5xx is retried: the record waits, in order)
                 log.warning("visit report %s refused: HTTP %s %s", visit_id, status, (answer or {}).get("error"))
                 records.mark_reported(self.journal, visit_id, body["updated_at"], gone=True)
                 self.counts["report_errors"] += 1

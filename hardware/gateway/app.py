@@ -140,6 +140,7 @@ class Superseded(ApiError):
 
 MAX_BODY = 64 * 1024  # bytes: a charge with a full basket is a few KiB
 MAX_ANSWER_BODY = 4 * 2**20  # a store's answer to a data request (every visit of an account it still keeps)
+MAX_RECORD_BODY = 2**20  # a store's record of one visit (a basket of hundreds of items, each in several events)
 _STORE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _NONCE = re.compile(r"[\x21-\x7e]{8,64}")
@@ -158,7 +159,9 @@ class BodyLimit:
             headers = dict(scope["headers"])
             length = headers.get(b"content-length", b"").decode("latin-1")
             refusal = None
-            limit = MAX_ANSWER_BODY if scope["path"].startswith("/v1/data-requests/") else MAX_BODY
+            path = scope["path"]
+            limit = MAX_ANSWER_BODY if path.startswith("/v1/data-requests/") else \
+                MAX_RECORD_BODY if path.startswith("/v1/visits/") else MAX_BODY
             if not length and b"chunked" in headers.get(b"transfer-encoding", b"").lower():
                 refusal = ApiError(411, "length_required", "send a Content-Length")
             elif length and (not length.isdigit() or len(length) > 12 or int(length) > limit):

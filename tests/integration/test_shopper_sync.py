@@ -154,3 +154,28 @@ def test_accepting_a_dispute_again_after_a_lost_answer_refunds_once(rig):
     assert con.execute("SELECT state, reason FROM disputes WHERE id='dp_1'").fetchone() == \
         ("accepted", "yes, one can only")
     con.close()
+
+
+@pytest.mark.parametrize("items", [500, 3000])
+def test_a_big_baskets_record_still_reaches_the_wallet(rig, items):
+    """Hundreds of items (each in the basket, its event and the summary): the record is taken; thousands: the
+    receipt goes without the raw events (they stay in the store), never refused for good."""
+    gw, journal, sync, _ = rig
+    acc = gw.account()["id"]
+    vid = visit(journal, acc, items={f"{COLA}{i:04X}": "shelf-1" for i in range(items)})
+    assert sync.step(0) is True
+    assert journal.one("SELECT gone FROM visit_reports WHERE visit_id=?", (vid,))["gone"] == 0
+    got = json.loads(_reports(gw, acc)[0]["record"])
+    assert got["summary"]["lines"][0]["qty"] == items and len(got["summary"]["items"]) == items
+
+
+def test_a_refused_signature_keeps_the_record_for_later(rig, tmp_path):
+    """A 401 (the store's clock or secret wrong) is not "refused for good": the record is sent once it is mended."""
+    gw, journal, _, _ = rig
+    acc = gw.account()["id"]
+    vid = visit(journal, acc)
+    wrong = ShopperSync(journal, WalletClient(gw.url, STORE_ID, "not-the-secret-" * 2), CATALOG, lambda a: None)
+    assert wrong.step(0) is False
+    assert journal.one("SELECT 1 FROM visit_reports WHERE visit_id=?", (vid,)) is None
+    right = ShopperSync(journal, WalletClient(gw.url, STORE_ID, STORE_SECRET), CATALOG, lambda a: None)
+    assert right.step(0) is True and [json.loads(r["record"])["id"] for r in _reports(gw, acc)] == [vid]
