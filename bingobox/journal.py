@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS mqtt_cursor (name TEXT PRIMARY KEY, t REAL NOT NULL, 
 CREATE TABLE IF NOT EXISTS disputes (
   id TEXT PRIMARY KEY, visit_id TEXT NOT NULL, account_id TEXT NOT NULL, charge_id TEXT NOT NULL,
   claimed_fen INTEGER NOT NULL, data TEXT NOT NULL, state TEXT NOT NULL, seen_at REAL NOT NULL, resolved_at REAL,
-  decision TEXT, reason TEXT, operator TEXT, refund_id TEXT);
+  reason TEXT, operator TEXT, refund_id TEXT);
 """
 
 

@@ -60,6 +60,13 @@ class Database:
             if self.after_commit is not None:
                 self.after_commit(self.commits)
 
+    def reader(self) -> sqlite3.Connection:
+        """A read-only connection of its own (for one thread): long reads on it neither take this database's lock
+        nor hold up its writer (WAL), so a big report never stalls the control loop's commits."""
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=True, timeout=10)
+        conn.row_factory = sqlite3.Row
+        return conn
+
     def one(self, sql: str, args: tuple = ()) -> sqlite3.Row | None:
         with self.lock:
             return self.conn.execute(sql, args).fetchone()

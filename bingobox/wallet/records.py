@@ -5,6 +5,7 @@ disputes operators decide. Plain functions over a ``Journal``; no network here (
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from typing import Any
 
@@ -94,31 +95,33 @@ def mark_reported(journal: Journal, visit_id: str, updated_at: float, gone: bool
 
 
 # an account's data -----------------------------------------------------------------------------------
-def _mentions(journal: Journal, table: str, column: str, needles: list[str], limit: int = 500) -> list[dict]:
+def _mentions(conn: sqlite3.Connection, table: str, column: str, needles: list[str], limit: int = 500) -> list[dict]:
     if not needles:
         return []
     where = " OR ".join(f"{column} LIKE ?" for _ in needles)
-    rows = journal.all(f"SELECT * FROM {table} WHERE {where} ORDER BY id LIMIT ?",
-                       (*[f"%{n}%" for n in needles], limit))
+    rows = conn.execute(f"SELECT * FROM {table} WHERE {where} ORDER BY id LIMIT ?",
+                        (*[f"%{n}%" for n in needles], limit)).fetchall()
     return [dict(r) for r in rows]
 
 
-def account_data(journal: Journal, account: str) -> dict[str, Any]:
-    """Everything this store's journal holds about ``account``."""
-    visit_ids = [r["id"] for r in journal.all("SELECT id FROM visits WHERE account_id=? ORDER BY created_at",
-                                              (account,))]
-    refusals = [{**dict(r), "data": json.loads(r["data"])} for r in journal.all(
+def account_data(journal: Journal, account: str, reader: sqlite3.Connection) -> dict[str, Any]:
+    """Everything this store's journal holds about ``account``. The scans of whole tables (refusals, alarms, the
+    audit log: hundreds of milliseconds on a busy store's journal) run on ``reader`` (``journal.reader()``), not
+    behind the journal's lock the control loop commits through."""
+    visit_ids = [r["id"] for r in reader.execute("SELECT id FROM visits WHERE account_id=? ORDER BY created_at",
+                                                 (account,))]
+    refusals = [{**dict(r), "data": json.loads(r["data"])} for r in reader.execute(
         "SELECT t, kind, data FROM visit_events WHERE visit_id IS NULL AND data LIKE ? ORDER BY id LIMIT 500",
         (f"%{account}%",))]
     return {
         "visits": [journal.visit_record(v) for v in visit_ids],
-        "charge_intents": [dict(r) for r in journal.all("SELECT * FROM charge_intents WHERE account_id=? ORDER BY id",
-                                                        (account,))],
+        "charge_intents": [dict(r) for r in reader.execute("SELECT * FROM charge_intents WHERE account_id=? "
+                                                           "ORDER BY id", (account,))],
         "refused_codes_and_other_evidence": refusals,
-        "alarms": _mentions(journal, "alarms", "data", [account, *visit_ids[-200:]]),
-        "operator_actions": _mentions(journal, "audit", "args", [account, *visit_ids[-200:]]),
-        "disputes": [dict(r) for r in journal.all("SELECT * FROM disputes WHERE account_id=? ORDER BY seen_at",
-                                                  (account,))],
+        "alarms": _mentions(reader, "alarms", "data", [account, *visit_ids[-200:]]),
+        "operator_actions": _mentions(reader, "audit", "args", [account, *visit_ids[-200:]]),
+        "disputes": [dict(r) for r in reader.execute("SELECT * FROM disputes WHERE account_id=? ORDER BY seen_at",
+                                                     (account,))],
         "face_templates": FACE_TEMPLATES,
     }
 
@@ -154,8 +157,10 @@ def erase_account(journal: Journal, account: str) -> dict | str:
 
 
 # disputes, as the operators see them -------------------------------------------------------------------------
-def sync_disputes(journal: Journal, open_at_gateway: list[dict], now: float | None = None) -> None:
-    """Keep the gateway's open disputes of this store; one open here but no longer there was decided elsewhere."""
+def sync_disputes(journal: Journal, open_at_gateway: list[dict], complete: bool = True,
+                  now: float | None = None) -> None:
+    """Keep the gateway's open disputes of this store; one open here but no longer there was decided elsewhere
+    (``complete``: the list holds every open one — a page of them closes nothing)."""
     now = now or time.time()
     ids = {d["id"] for d in open_at_gateway}
     with journal.tx() as c:
@@ -165,7 +170,7 @@ def sync_disputes(journal: Journal, open_at_gateway: list[dict], now: float | No
                       (d["id"], d["visit_id"], d["account_id"], d["charge_id"], d["claimed_fen"],
                        json.dumps({"lines": d.get("lines", []), "note": d.get("note", ""),
                                    "created_at": d.get("created_at")}), now))
-        for (did,) in c.execute("SELECT id FROM disputes WHERE state='open'").fetchall():
+        for (did,) in c.execute("SELECT id FROM disputes WHERE state='open'").fetchall() if complete else ():
             if did not in ids:
                 c.execute("UPDATE disputes SET state='closed', resolved_at=? WHERE id=?", (now, did))
 
@@ -185,5 +190,5 @@ def dispute(journal: Journal, dispute_id: str) -> dict | None:
 def decided(journal: Journal, dispute_id: str, decision: str, reason: str, operator: str,
             refund_id: str | None) -> None:
     with journal.tx() as c:
-        c.execute("UPDATE disputes SET state=?, decision=?, reason=?, operator=?, refund_id=?, resolved_at=? "
-                  "WHERE id=?", (decision, decision, reason, operator, refund_id, time.time(), dispute_id))
+        c.execute("UPDATE disputes SET state=?, reason=?, operator=?, refund_id=?, resolved_at=? WHERE id=?",
+                  (decision, reason, operator, refund_id, time.time(), dispute_id))

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ class ShopperSync:
         self._withdrawn_seen: set[str] = set()
         self._next_inbox = 0.0
         self._failures = 0
+        self._reader: sqlite3.Connection | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="shopper-sync", daemon=True)
 
@@ -54,14 +56,18 @@ class ShopperSync:
         return {**self.counts, "last_ok": self.last_ok}
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                ok = self.step(time.monotonic())
-            except Exception as e:  # a disk fault: next time (never a tight loop)
-                log.error("shopper sync: %s", e)
-                ok = False
-            self._failures = 0 if ok else min(self._failures + 1, 6)
-            self._stop.wait(self.interval_s * (2 ** self._failures))  # the gateway down: 0.5 s → 32 s
+        try:
+            while not self._stop.is_set():
+                try:
+                    ok = self.step(time.monotonic())
+                except Exception as e:  # a disk fault: next time (never a tight loop)
+                    log.error("shopper sync: %s", e)
+                    ok = False
+                self._failures = 0 if ok else min(self._failures + 1, 6)
+                self._stop.wait(self.interval_s * (2 ** self._failures))  # the gateway down: 0.5 s → 32 s
+        finally:
+            if self._reader is not None:
+                self._reader.close()
 
     def step(self, now: float) -> bool:
         """One round: due reports, then the inbox if its time has come. False when the gateway did not answer."""
@@ -106,7 +112,8 @@ class ShopperSync:
             self.counts["inbox_errors"] += 1
             log.debug("inbox: %s", err or status)
             return False
-        records.sync_disputes(self.journal, box.get("disputes") or [])
+        disputes = box.get("disputes") or []
+        records.sync_disputes(self.journal, disputes, complete=len(disputes) >= box.get("disputes_open", 0))
         for req in box.get("data_requests") or []:
             self._answer(req)
         withdrawn = set(box.get("consent_withdrawn") or [])
@@ -119,8 +126,10 @@ class ShopperSync:
     def _answer(self, req: dict) -> None:
         account = req["account_id"]
         if req["kind"] == "export":
+            if self._reader is None:  # (opened in this thread, used only by it)
+                self._reader = self.journal.reader()
             answer = {"store_id": self.client.store_id, "answered_at": time.time(),
-                      **records.account_data(self.journal, account)}
+                      **records.account_data(self.journal, account, self._reader)}
             self.counts["exports"] += 1
         else:
             got = records.erase_account(self.journal, account)

@@ -278,8 +278,8 @@ def dispute_events(c, dispute_ids: list[str]) -> list[dict]:
 
 # the stores' inbox ----------------------------------------------------------------------------------
 def inbox(db, store_id: str, now: float | None = None) -> dict:
-    """What a store has to act on: open disputes, unanswered data requests, face consents withdrawn lately (its
-    visits in progress drop those shoppers' templates)."""
+    """What a store has to act on: open disputes (the oldest 200, and how many are open), unanswered data requests,
+    face consents withdrawn lately (its visits in progress drop those shoppers' templates)."""
     now = now or time.time()
     disputes = [dispute_json(r) for r in db.all("SELECT * FROM disputes WHERE store_id=? AND state='open' "
                                                 "ORDER BY created_at LIMIT 200", (store_id,))]
@@ -288,7 +288,8 @@ def inbox(db, store_id: str, now: float | None = None) -> dict:
     withdrawn = sorted({r["account_id"] for r in db.all(
         "SELECT account_id FROM account_events WHERE kind='face_consent_withdrawn' AND t >= ?",
         (now - CONSENT_NOTICE_S,))})
-    return {"disputes": disputes, "data_requests": requests, "consent_withdrawn": withdrawn}
+    total = db.one("SELECT count(*) AS n FROM disputes WHERE store_id=? AND state='open'", (store_id,))["n"]
+    return {"disputes": disputes, "disputes_open": total, "data_requests": requests, "consent_withdrawn": withdrawn}
 
 
 def request_data(db, account_id: str, kind: str) -> list[dict]:

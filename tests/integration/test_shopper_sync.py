@@ -122,6 +122,8 @@ def test_an_open_dispute_is_kept_for_the_screen_and_closed_when_decided_elsewher
     records.sync_disputes(journal, [{"id": "dp_1", "visit_id": "v", "account_id": "a", "charge_id": "ch",
                                      "claimed_fen": 700, "lines": [], "note": "one can"}])
     assert [d["note"] for d in records.open_disputes(journal)] == ["one can"]
+    records.sync_disputes(journal, [], complete=False)  # a page of the open ones: nothing is taken as closed
+    assert [d["id"] for d in records.open_disputes(journal)] == ["dp_1"]
     sync.step(0)  # the gateway has no open dispute for this store
     assert records.open_disputes(journal) == [] and records.dispute(journal, "dp_1")["state"] == "closed"
 
@@ -179,3 +181,19 @@ def test_a_refused_signature_keeps_the_record_for_later(rig, tmp_path):
     assert journal.one("SELECT 1 FROM visit_reports WHERE visit_id=?", (vid,)) is None
     right = ShopperSync(journal, WalletClient(gw.url, STORE_ID, STORE_SECRET), CATALOG, lambda a: None)
     assert right.step(0) is True and [json.loads(r["record"])["id"] for r in _reports(gw, acc)] == [vid]
+
+
+def test_an_export_scans_the_journal_off_the_control_loops_lock(rig, monkeypatch):
+    """The whole-table scans of an export (refusals, alarms, the audit log) go to a reader connection of their own:
+    nothing of them runs behind the journal's lock, which the control loop commits through."""
+    _, journal, _, _ = rig
+    visit(journal, "acc_1")
+    seen: list[str] = []
+    for name in ("all", "one"):
+        real = getattr(journal, name)
+        monkeypatch.setattr(journal, name, lambda sql, args=(), real=real: seen.append(sql) or real(sql, args))
+    reader = journal.reader()
+    got = records.account_data(journal, "acc_1", reader)
+    reader.close()
+    assert got["refused_codes_and_other_evidence"] and got["visits"][0]["account_id"] == "acc_1"
+    assert seen and not [s for s in seen if "FROM audit" in s or "FROM alarms" in s or "visit_id IS NULL" in s]

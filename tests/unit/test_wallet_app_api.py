@@ -130,7 +130,7 @@ def test_a_dispute_claims_the_lines_and_the_store_resolves_it_once(gw):
     assert d["claimed_fen"] == 700 and d["state"] == "open"
     assert gw.app("POST", "disputes", {"store_id": STORE, "visit_id": "v1", "note": "again"}).status_code == 409
     box = gw.signed("GET", "/v1/inbox").json()
-    assert [x["id"] for x in box["disputes"]] == [d["id"]]
+    assert [x["id"] for x in box["disputes"]] == [d["id"]] and box["disputes_open"] == 1
     path = f"/v1/disputes/{d['id']}/resolution"
     # accepting needs the refund of the dispute's charge
     assert gw.signed("POST", path, {"decision": "accepted", "reason": "ok", "operator": "op"}).status_code == 422
