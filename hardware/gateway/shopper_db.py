@@ -96,12 +96,6 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def set_password(db, account_id: str, password_hash: str) -> None:
-    with db.tx() as c:
-        c.execute("INSERT INTO shopper_logins VALUES (?, ?, ?) ON CONFLICT(account_id) DO UPDATE SET "
-                  "password_hash=excluded.password_hash", (account_id, password_hash, time.time()))
-
-
 def login_of(db, id_hash: str) -> sqlite3.Row | None:
     """The account and password hash registered under an ID number's keyed hash (None: no such login)."""
     return db.one("SELECT a.id, l.password_hash FROM accounts a JOIN shopper_logins l ON l.account_id = a.id "
@@ -162,32 +156,31 @@ def code_state(db, account_id: str, jti: str) -> dict | None:
                                      "used": row["used_at"] is not None}
 
 
-def _charges_of(c, account_id: str, store_id: str, visit_id: str) -> list[dict]:
+def _charges_of(db, account_id: str, store_id: str, visit_id: str) -> list[dict]:
     out = []
-    for r in c.execute("SELECT id, status, amount_fen, refunded_fen, failure_reason, items, created_at, updated_at "
-                       "FROM charges WHERE account_id=? AND store_id=? AND visit_id=? ORDER BY created_at",
-                       (account_id, store_id, visit_id)):
-        refunds = [dict(x) for x in c.execute("SELECT id, amount_fen, reason, created_at FROM refunds "
-                                              "WHERE charge_id=? ORDER BY created_at", (r["id"],))]
+    for r in db.all("SELECT id, status, amount_fen, refunded_fen, failure_reason, items, created_at, updated_at "
+                    "FROM charges WHERE account_id=? AND store_id=? AND visit_id=? ORDER BY created_at",
+                    (account_id, store_id, visit_id)):
+        refunds = [dict(x) for x in db.all("SELECT id, amount_fen, reason, created_at FROM refunds "
+                                           "WHERE charge_id=? ORDER BY created_at", (r["id"],))]
         out.append({**dict(r), "items": json.loads(r["items"] or "[]"), "refunds": refunds})
     return out
 
 
-def receipts(db, account_id: str, limit: int = 100) -> list[dict]:
-    """The account's visits, newest first: the store's record (items, which reader saw each, how the shopper was
-    identified at the exit), the charges with their refunds, and any disputes."""
-    with db.tx() as c:
-        rows = c.execute("SELECT * FROM visit_reports WHERE account_id=? ORDER BY updated_at DESC LIMIT ?",
-                         (account_id, limit)).fetchall()
-        out = []
-        for r in rows:
-            disputes = [dispute_json(d) for d in c.execute(
-                "SELECT * FROM disputes WHERE account_id=? AND store_id=? AND visit_id=? ORDER BY created_at",
-                (account_id, r["store_id"], r["visit_id"]))]
-            out.append({"store_id": r["store_id"], "visit_id": r["visit_id"], "state": r["state"],
-                        "final": bool(r["final"]), "updated_at": r["updated_at"], "received_at": r["received_at"],
-                        "record": json.loads(r["record"]),
-                        "charges": _charges_of(c, account_id, r["store_id"], r["visit_id"]), "disputes": disputes})
+def receipts(db, account_id: str, limit: int = 20) -> list[dict]:
+    """The account's latest visits, newest first: the store's record (items, which reader saw each, how the shopper
+    was identified at the exit), the charges with their refunds, and any disputes. Reads only (no write lock: the
+    app asks every few seconds)."""
+    out = []
+    for r in db.all("SELECT * FROM visit_reports WHERE account_id=? ORDER BY updated_at DESC LIMIT ?",
+                    (account_id, limit)):
+        disputes = [dispute_json(d) for d in db.all(
+            "SELECT * FROM disputes WHERE account_id=? AND store_id=? AND visit_id=? ORDER BY created_at",
+            (account_id, r["store_id"], r["visit_id"]))]
+        out.append({"store_id": r["store_id"], "visit_id": r["visit_id"], "state": r["state"],
+                    "final": bool(r["final"]), "updated_at": r["updated_at"], "received_at": r["received_at"],
+                    "record": json.loads(r["record"]),
+                    "charges": _charges_of(db, account_id, r["store_id"], r["visit_id"]), "disputes": disputes})
     return out
 
 

@@ -9,6 +9,7 @@ let code = null;          // {code, jti, expires_at, purpose, store_id, now}
 let purpose = "entry";
 let skew = 0;             // server time - local time (s)
 let timers = [];
+let waiting = false;      // a store has not answered a data request yet: My data is refreshed until it has
 const shown = new Map();  // visit key -> JSON last rendered (a receipt is redrawn only when it changed)
 
 const cny = (fen) => (fen / 100).toFixed(2) + " CNY";
@@ -80,6 +81,7 @@ async function start() {
   timers.push(setInterval(checkCode, 1500));
   timers.push(setInterval(refresh, 3000));
   refresh();
+  myData();
   privacy();
 }
 
@@ -214,7 +216,7 @@ async function refresh() {
       if (old) old.replaceWith(art); else if (i === 0) box.prepend(art); else box.append(art);
       shown.set(key, json);
     });
-    await myData();
+    if (waiting || $("my-data-details").open) await myData();  // (the whole export only while someone looks)
   } catch (e) {
     if (e.status === 401) signedOut();
   }
@@ -226,6 +228,7 @@ async function myData() {
   $("my-data").textContent = JSON.stringify(d, null, 1);
   const list = $("requests");
   list.replaceChildren();
+  waiting = d.store_requests.some((q) => !q.answered_at);
   for (const q of d.store_requests) {
     list.append(el("li", {text: `${q.kind} at ${q.store_id}: ` + (q.answered_at ? `answered ${when(q.answered_at)}` : "waiting for the store")}));
   }
@@ -297,6 +300,8 @@ $("code-toggle").addEventListener("click", async () => {
   await newCode();
 });
 $("code-new").addEventListener("click", newCode);
+
+$("my-data-details").addEventListener("toggle", () => { if ($("my-data-details").open) myData(); });
 
 $("ask-stores").addEventListener("click", async () => {
   try {
