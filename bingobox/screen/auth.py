@@ -19,6 +19,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 # scrypt at OWASP's recommended minimum (N=2^17, r=8, p=1): 128 MiB, ~0.45 s here. Hashes made with another cost
 # (older configs: 2^14) still verify: the cost is stored in the hash.
@@ -100,6 +103,63 @@ class Failures:
         return len(self._times)
 
 
+class LoginThrottle:
+    """Failed log-ins over the last minute, per (name, source), per source and — unless ``global_per_minute`` is
+    None — across all sources but loopback. An attempt is reserved as a failure before its password is hashed
+    (parallel guesses cannot all slip through) and given back when it succeeds; one hash runs at a time."""
+
+    def __init__(self, per_pair: int, per_source: int, global_per_minute: int | None = None,
+                 clock: Callable[[], float] = time.monotonic, hash_wait_s: float = 3.0) -> None:
+        self.per_pair, self.per_source, self.global_per_minute = per_pair, per_source, global_per_minute
+        self.hash_wait_s = hash_wait_s
+        self._clock = clock
+        self._pairs, self._sources, self._remote = Failures(), Failures(), Failures()
+        self._lock = threading.Lock()
+        self._hashing = threading.BoundedSemaphore(1)
+        self._last_prune = 0.0
+
+    def _counts_globally(self, source: str) -> bool:
+        return self.global_per_minute is not None and source not in LOOPBACK
+
+    def reserve(self, name: str, source: str) -> bool:
+        """Count an attempt now; False (and nothing counted) when it is throttled."""
+        now = self._clock()
+        with self._lock:
+            if now - self._last_prune >= 1.0:
+                self._last_prune = now
+                for f in (self._pairs, self._sources, self._remote):
+                    f.prune(now)
+            if (self._pairs.count((name, source), now) >= self.per_pair
+                    or self._sources.count(source, now) >= self.per_source
+                    or (self._counts_globally(source) and self._remote.count("*", now) >= self.global_per_minute)):
+                return False
+            self._pairs.add((name, source), now)
+            self._sources.add(source, now)
+            if self._counts_globally(source):
+                self._remote.add("*", now)
+            return True
+
+    def succeeded(self, name: str, source: str) -> None:
+        with self._lock:
+            self._pairs.remove_one((name, source))
+            self._sources.remove_one(source)
+            if self._counts_globally(source):
+                self._remote.remove_one("*")
+
+    def hash(self, fn: Callable[..., T], *args) -> T | None:
+        """``fn(*args)`` (a password hash) once no other hash runs; None when none finished in ``hash_wait_s``."""
+        if not self._hashing.acquire(timeout=self.hash_wait_s):
+            return None
+        try:
+            return fn(*args)
+        finally:
+            self._hashing.release()
+
+    def tracked(self) -> int:
+        """Keys the throttle holds (bounded by MAX_TRACKED each)."""
+        return len(self._pairs) + len(self._sources)
+
+
 class Auth:
     """Who is logged in. ``operators`` maps a name to its password hash; ``refunders`` may refund."""
 
@@ -110,57 +170,29 @@ class Auth:
         self.operators = dict(operators)
         self.refunders = frozenset(refunders)
         self.ttl_s = ttl_s
-        self.failures_per_minute = failures_per_minute  # per (name, source)
-        self.per_source_per_minute = per_source_per_minute
-        self.global_per_minute = global_per_minute  # all sources but loopback together
-        self.hash_wait_s = hash_wait_s
         self._clock = clock
+        self._throttle = LoginThrottle(failures_per_minute, per_source_per_minute, global_per_minute, clock,
+                                       hash_wait_s)
         self._sessions: dict[str, Session] = {}
-        self._pairs, self._sources, self._remote = Failures(), Failures(), Failures()
         self._lock = threading.Lock()
-        self._hashing = threading.BoundedSemaphore(1)
-        self._last_prune = 0.0
         self._audited: dict[str, float] = {}  # source → when its last throttled attempt was written to the audit
+        self._audit_pruned = 0.0
         # unknown names cost as much as known ones (same scrypt cost; the digest never matches)
         self._dummy = f"scrypt${_N}${_R}${_P}${'00' * 16}${'00' * 32}"
-
-    def _throttled(self, name: str, source: str, now: float) -> bool:
-        if self._pairs.count((name, source), now) >= self.failures_per_minute:
-            return True
-        if self._sources.count(source, now) >= self.per_source_per_minute:
-            return True
-        return source not in LOOPBACK and self._remote.count("*", now) >= self.global_per_minute
 
     def login(self, name: str, password: str, source: str = "") -> tuple[str, Session] | str:
         """A new session (cookie value, session), or why not: 'throttled', 'busy' (another login is being
         checked) or 'bad_credentials'."""
+        if not self._throttle.reserve(name, source):
+            return "throttled"
+        ok = self._throttle.hash(check_password, password, self.operators.get(name, self._dummy))
+        if ok is None:
+            return "busy"
+        if not ok or name not in self.operators:
+            return "bad_credentials"
+        self._throttle.succeeded(name, source)
         now = self._clock()
         with self._lock:
-            if now - self._last_prune >= 1.0:
-                self._last_prune = now
-                for f in (self._pairs, self._sources, self._remote):
-                    f.prune(now)
-                self._audited = {s: t for s, t in self._audited.items() if now - t < WINDOW_S}
-            if self._throttled(name, source, now):
-                return "throttled"
-            # reserved as a failure before the (slow) check: parallel guesses cannot all slip through
-            self._pairs.add((name, source), now)
-            self._sources.add(source, now)
-            if source not in LOOPBACK:
-                self._remote.add("*", now)
-        if not self._hashing.acquire(timeout=self.hash_wait_s):
-            return "busy"
-        try:
-            ok = check_password(password, self.operators.get(name, self._dummy)) and name in self.operators
-        finally:
-            self._hashing.release()
-        if not ok:
-            return "bad_credentials"
-        with self._lock:
-            self._pairs.remove_one((name, source))
-            self._sources.remove_one(source)
-            if source not in LOOPBACK:
-                self._remote.remove_one("*")
             token = secrets.token_urlsafe(32)
             session = Session(name, secrets.token_urlsafe(24), now + self.ttl_s, name in self.refunders)
             self._sessions[token] = session
@@ -173,6 +205,9 @@ class Auth:
             return True
         now = self._clock()
         with self._lock:
+            if now - self._audit_pruned >= 1.0:  # (once a second: a flood of sources is not a flood of copies)
+                self._audit_pruned = now
+                self._audited = {s: t for s, t in self._audited.items() if now - t < WINDOW_S}
             if now - self._audited.get(source, -WINDOW_S) < WINDOW_S:
                 return False
             self._audited[source] = now
@@ -183,7 +218,7 @@ class Auth:
 
     def tracked(self) -> int:
         """Keys the throttle holds (bounded by MAX_TRACKED each)."""
-        return len(self._pairs) + len(self._sources)
+        return self._throttle.tracked()
 
     def session(self, token: str | None) -> Session | None:
         if not token:

@@ -15,7 +15,6 @@ import io
 import json
 import secrets
 import sqlite3
-import threading
 import time
 from importlib import resources
 from typing import Annotated, Literal
@@ -25,7 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from bingobox.screen.auth import Failures, check_password, hash_password, same_token
+from bingobox.screen.auth import LoginThrottle, check_password, hash_password, same_token
 
 from . import shopper_db as sdb
 
@@ -101,42 +100,11 @@ def qr_png_data_uri(text: str) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-class Throttle:
-    """Failed logins per (ID, source) and per source over the last minute; sign-ups per source."""
-
-    def __init__(self) -> None:
-        self.pairs, self.sources, self.signups = Failures(), Failures(), Failures()
-        self.lock = threading.Lock()
-        self.hashing = threading.BoundedSemaphore(1)
-
-    def reserve_login(self, who: str, source: str) -> bool:
-        now = time.monotonic()
-        with self.lock:
-            if (self.pairs.count((who, source), now) >= FAILURES_PER_MINUTE
-                    or self.sources.count(source, now) >= PER_SOURCE_PER_MINUTE):
-                return False
-            self.pairs.add((who, source), now)
-            self.sources.add(source, now)
-            return True
-
-    def login_ok(self, who: str, source: str) -> None:
-        with self.lock:
-            self.pairs.remove_one((who, source))
-            self.sources.remove_one(source)
-
-    def reserve_signup(self, source: str) -> bool:
-        now = time.monotonic()
-        with self.lock:
-            if self.signups.count(source, now) >= SIGNUPS_PER_SOURCE_PER_MINUTE:
-                return False
-            self.signups.add(source, now)
-            return True
-
-
 def add_wallet_app(app: FastAPI, db, retention: sdb.Retention, api_error: type[Exception]) -> None:
     page = resources.files(__package__).joinpath("static")
     assets = {n: page.joinpath(n).read_text(encoding="utf-8") for n in ("wallet.html", "wallet.js", "wallet.css")}
-    throttle = Throttle()
+    logins = LoginThrottle(FAILURES_PER_MINUTE, PER_SOURCE_PER_MINUTE)  # (no fleet-wide cap: it would lock out all)
+    signups = LoginThrottle(SIGNUPS_PER_SOURCE_PER_MINUTE, SIGNUPS_PER_SOURCE_PER_MINUTE)  # every sign-up counts
 
     def source(request: Request) -> str:
         return request.client.host if request.client else ""
@@ -152,12 +120,10 @@ def add_wallet_app(app: FastAPI, db, retention: sdb.Retention, api_error: type[E
         return account_id
 
     def hashed(fn, *args):
-        if not throttle.hashing.acquire(timeout=3.0):
+        got = logins.hash(fn, *args)  # (one scrypt at a time, sign-ups and log-ins together)
+        if got is None:
             raise api_error(503, "busy", "another log-in is being checked: try again")
-        try:
-            return fn(*args)
-        finally:
-            throttle.hashing.release()
+        return got
 
     def with_session(request: Request, account_id: str, body: dict) -> JSONResponse:
         token, csrf = sdb.new_session(db, account_id)
@@ -192,7 +158,7 @@ def add_wallet_app(app: FastAPI, db, retention: sdb.Retention, api_error: type[E
     # accounts ------------------------------------------------------------------------------------
     @app.post("/app/api/signup", tags=["wallet app"], responses={409: {}, 429: {}})
     def signup(body: SignupIn, request: Request):
-        if not throttle.reserve_signup(source(request)):
+        if not signups.reserve("", source(request)):
             raise api_error(429, "throttled", "too many sign-ups from here: wait a minute")
         pw = hashed(hash_password, body.password)
         account_id = "acc_" + secrets.token_hex(8)
@@ -211,13 +177,13 @@ def add_wallet_app(app: FastAPI, db, retention: sdb.Retention, api_error: type[E
     def login(body: LoginIn, request: Request):
         src = source(request)
         id_hash = db.id_hash(body.id_number)
-        if not throttle.reserve_login(id_hash, src):
+        if not logins.reserve(id_hash, src):
             raise api_error(429, "throttled", "too many failed log-ins: wait a minute")
         row = sdb.login_of(db, id_hash)
         ok = hashed(check_password, body.password, row["password_hash"] if row else _DUMMY)
         if not ok or row is None:
             raise api_error(401, "bad_credentials", "unknown ID number or wrong password")
-        throttle.login_ok(id_hash, src)
+        logins.succeeded(id_hash, src)
         with db.tx() as c:
             sdb.event_in(c, row["id"], "logged_in", {"source": src})
         return with_session(request, row["id"], me_json(row["id"]))
