@@ -45,6 +45,7 @@ class MqttLink:
         self._inflight: dict[int, int] = {}  # mid → outbox row
         self._acked: list[int] = []
         self._sent_upto = 0
+        self._pending = True  # the queue may hold rows not yet sent (set whenever rows are added or a connection made)
         self._fresh = threading.Event()  # (re)connected: retained things again
         self._last_state: tuple[float, dict] | None = None
         self._last_metrics = 0.0
@@ -103,7 +104,6 @@ class MqttLink:
             return
         self.connected = True
         self.connected_at = time.time()
-        self.counts["connects"] += 1
         log.info("mqtt: connected to %s:%s", self.host, self.port)
         client.publish(self.t("status"), "online", qos=1, retain=True)
         client.subscribe([(self.t("cmd", "+"), 1), (f"{self.cfg.ha_prefix}/status", 1)]
@@ -111,6 +111,8 @@ class MqttLink:
         with self._lock:
             self._inflight.clear()
             self._sent_upto = 0  # whatever was not acknowledged goes again (the fleet drops duplicates by id)
+            self._pending = True
+            self.counts["connects"] += 1  # (under the lock: the sender tells a reconnect by it)
         self._fresh.set()
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props) -> None:
@@ -148,7 +150,8 @@ class MqttLink:
     def step(self, now: float) -> None:
         view = self.store.view or {}
         self._device_faults(view, now)
-        outbox.collect(self.journal, now)
+        if outbox.collect(self.journal, now):
+            self._pending = True
         with self._lock:
             acked, self._acked = self._acked, []
         outbox.done(self.journal, acked)
@@ -172,14 +175,15 @@ class MqttLink:
                 self.client.publish(topic, m.dumps(payload), qos=1, retain=True)
 
     def _publish_state(self, view: dict, now: float, force: bool = False) -> None:
-        if not view:
-            return
+        if not view or (not force and self._last_state is not None
+                        and now - self._last_state[0] < self.cfg.state_every_s):
+            return  # (too soon to publish: not even the alarm count is read)
         open_alarms = int(self.journal.one("SELECT count(*) FROM alarms WHERE cleared_at IS NULL")[0])
         state = m.state_payload(view, self.store_id, open_alarms)
         same = {k: v for k, v in state.items() if k != "t"}
         if not force and self._last_state is not None:
             t, before = self._last_state
-            if now - t < self.cfg.state_every_s or (before == same and now - t < 12 * self.cfg.state_every_s):
+            if before == same and now - t < 12 * self.cfg.state_every_s:
                 return
         self.client.publish(self.t("state"), m.dumps(state), qos=1, retain=True)
         self._last_state = (now, same)
@@ -193,21 +197,27 @@ class MqttLink:
                 kind = (view["devices"][name] or {}).get("kind")
                 outbox.add(self.journal, "device_back" if up else "device_fault", now,
                            {"device": name, "device_kind": kind, "online": up})
+                self._pending = True
         if online:
             self._devices = online
 
     def _send_events(self, now: float) -> None:
         with self._lock:
-            room = WINDOW - len(self._inflight)
-            after = self._sent_upto
-        if room <= 0:
+            room, after, gen = WINDOW - len(self._inflight), self._sent_upto, self.counts["connects"]
+        if room <= 0 or not self._pending:  # (nothing queued since the queue was last found empty: no read)
             return
-        for ev in outbox.due(self.journal, after, room):
+        due = outbox.due(self.journal, after, room)
+        if len(due) < room:
+            with self._lock:
+                if gen == self.counts["connects"]:  # (a reconnect meanwhile means: everything again)
+                    self._pending = False  # all of it goes now
+        for ev in due:
             payload = m.event_payload(self.store_id, ev["kind"], ev["id"], ev["t"], ev["data"], now,
                                       waited=ev["t"] < self.connected_at - 1.0, epoch=self.epoch)
             with self._lock:
                 info = self.client.publish(self.t("event", ev["kind"]), m.dumps(payload), qos=1)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    self._pending = True
                     return  # not connected after all: next round
                 self._inflight[info.mid] = ev["id"]
                 self._sent_upto = ev["id"]

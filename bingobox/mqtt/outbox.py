@@ -61,33 +61,38 @@ SOURCES = {
 
 def collect(journal: Journal, now: float | None = None, limit: int = 500) -> int:
     """Move what happened since the cursors into the queue; the number of events queued. The first call on a
-    journal starts the cursors at now (history is not replayed)."""
+    journal starts the cursors at now (history is not replayed). Only the link's thread moves the cursors: it reads
+    first and writes (one durable commit) only when something happened — an idle store costs no commit."""
     now = now or time.time()
-    n = 0
-    with journal.tx() as c:
-        cur = {r["name"]: (r["t"], r["row"]) for r in c.execute("SELECT name, t, row FROM mqtt_cursor")}
-        if not cur:
+    cur = {r["name"]: (r["t"], r["row"]) for r in journal.all("SELECT name, t, row FROM mqtt_cursor")}
+    if not cur:
+        with journal.tx() as c:
             top = c.execute("SELECT coalesce(max(id), 0) FROM alarms").fetchone()[0]
-            c.executemany("INSERT INTO mqtt_cursor VALUES (?, ?, ?)",
+            c.executemany("INSERT INTO mqtt_cursor VALUES (?, ?, ?) ON CONFLICT(name) DO NOTHING",
                           [(name, 0.0, top) if name == "alarm" else (name, now, 0) for name in SOURCES]
                           + [("epoch", now, secrets.randbelow(2**31))])
-            return 0
-        for name, (kind, cols, where, args, tcol, rcol, payload) in SOURCES.items():
-            last = cur.get(name, (now, 0))
-            if tcol is None:
-                rows = c.execute(f"SELECT {cols} FROM {where} AND {rcol} > ? ORDER BY {rcol} LIMIT ?",
-                                 (*args, last[1], limit)).fetchall()
-            else:
-                rows = c.execute(f"SELECT {cols} FROM {where} AND ({tcol} > ? OR ({tcol} = ? AND {rcol} > ?)) "
-                                 f"ORDER BY {tcol}, {rcol} LIMIT ?",
-                                 (*args, last[0], last[0], last[1], limit)).fetchall()
-            for r in rows:
-                t = r["t"] if tcol is None else r[tcol]
-                add_in(c, kind, t, payload(r))
-                last, n = ((0.0 if tcol is None else t), r[rcol]), n + 1
+        return 0
+    found = []
+    for name, (kind, cols, where, args, tcol, rcol, payload) in SOURCES.items():
+        last = cur.get(name, (now, 0))
+        if tcol is None:
+            rows = journal.all(f"SELECT {cols} FROM {where} AND {rcol} > ? ORDER BY {rcol} LIMIT ?",
+                               (*args, last[1], limit))
+        else:
+            rows = journal.all(f"SELECT {cols} FROM {where} AND ({tcol} > ? OR ({tcol} = ? AND {rcol} > ?)) "
+                               f"ORDER BY {tcol}, {rcol} LIMIT ?", (*args, last[0], last[0], last[1], limit))
+        if rows:
+            events = [(kind, r["t"] if tcol is None else r[tcol], payload(r)) for r in rows]
+            found.append((name, events, (0.0 if tcol is None else rows[-1][tcol], rows[-1][rcol])))
+    if not found:
+        return 0
+    with journal.tx() as c:
+        for name, events, last in found:
+            for kind, t, data in events:
+                add_in(c, kind, t, data)
             c.execute("INSERT INTO mqtt_cursor VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET t=excluded.t, "
                       "row=excluded.row", (name, *last))
-    return n
+    return sum(len(events) for _, events, _ in found)
 
 
 def epoch(journal: Journal) -> int:

@@ -92,3 +92,17 @@ def test_the_fleet_drops_duplicates_and_knows_since_when_a_store_is_online(tmp_p
     assert db.alarms() == [] and db.summary(31.0)["open_alarms"] == 0
     assert [s["id"] for s in db.stores(status="online")] == ["s2"]
     db.close()
+
+
+def test_an_idle_store_costs_no_commit(tmp_path):
+    """The link collects five times a second: with nothing new it only reads (a commit is an fsync on the box the
+    exit's charges are committed on)."""
+    j = Journal(tmp_path / "j.db")
+    outbox.collect(j)
+    before = j.commits
+    for _ in range(20):
+        assert outbox.collect(j) == 0
+    assert j.commits == before
+    j.alarm("door_forced", "entrance", {})
+    assert outbox.collect(j) == 1 and j.commits == before + 2  # the alarm's own commit, and one to queue it
+    j.close()
