@@ -42,9 +42,10 @@ class FleetDB:
     def close(self) -> None:
         self.s.close()
 
-    def apply(self, batch: Iterable[tuple[str, str, bytes, float]]) -> int:
+    def apply(self, batch: Iterable[tuple[str, str, bytes, float]], delays: list | None = None) -> int:
         """Apply received messages ``(store_id, subtopic, payload, received_at)`` in one transaction; the number
-        applied. Duplicates (QoS 1 resends) are dropped by event id."""
+        applied. Duplicates (QoS 1 resends) are dropped by event id. ``delays`` gets (``state``/``event``, ms from
+        the message's time to its arrival) of each, from the JSON parsed here."""
         n = 0
         with self.tx() as c:
             for store_id, sub, payload, now in batch:
@@ -62,6 +63,9 @@ class FleetDB:
                     continue
                 if not isinstance(body, dict):
                     continue
+                if delays is not None and (sub == "state" or sub.startswith("event/")) \
+                        and isinstance(body.get("t"), int | float):
+                    delays.append(("state" if sub == "state" else "event", max(0.0, (now - body["t"]) * 1000)))
                 if sub == "state":  # (never an older state over a newer one: shared subscriptions may reorder)
                     t = body.get("t") if isinstance(body.get("t"), int | float) else now
                     c.execute("UPDATE stores SET state=?, state_t=?, open_alarms=? WHERE id=? AND "

@@ -6,14 +6,12 @@ for ``/metrics`` and the page."""
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import secrets
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 
@@ -47,9 +45,7 @@ class FleetService:
         a share of the messages (``$share/<group>/<prefix>/+/#``)."""
         self.db, self.keys, self.prefix = db, keys, prefix
         self.subscription = f"$share/{share}/{prefix}/+/#" if share else f"{prefix}/+/#"
-        u = urlsplit(url)
-        self.host, self.port, tls = u.hostname or "", u.port or (8883 if u.scheme == "mqtts" else 1883), \
-            u.scheme == "mqtts"
+        self.host, self.port, tls = m.broker_address(url)
         self.connected = False
         self.counts = {"received": 0, "applied": 0, "dropped": 0, "connects": 0, "commands": 0}
         self.delay_ms = {"event": Histogram(50_000), "state": Histogram(50_000)}
@@ -119,8 +115,11 @@ class FleetService:
             # the stores' rows in the same order and do not deadlock; a conflict that happens anyway is retried
             batch.sort(key=lambda msg: msg[0])
             for attempt in range(5):
+                delays: list[tuple[str, float]] = []
                 try:
-                    self.counts["applied"] += self.db.apply(batch)
+                    self.counts["applied"] += self.db.apply(batch, delays)
+                    for kind, ms in delays:
+                        self.delay_ms[kind].add(ms)
                     break
                 except Exception as e:
                     if attempt == 4:
@@ -128,18 +127,7 @@ class FleetService:
                         self.counts["dropped"] += len(batch)
                     else:
                         time.sleep(0.05 * (attempt + 1))
-            for _, sub, payload, now in batch:
-                self._measure(sub, payload, now)
             self.changed.set()
-
-    def _measure(self, sub: str, payload: bytes, now: float) -> None:
-        if not (sub == "state" or sub.startswith("event/")):
-            return
-        try:
-            t = float(json.loads(payload).get("t"))
-        except (ValueError, TypeError, AttributeError):
-            return
-        self.delay_ms["state" if sub == "state" else "event"].add(max(0.0, (now - t) * 1000))
 
     def backlog(self) -> int:
         return self._q.qsize()

@@ -53,10 +53,24 @@ def make_app(db: FleetDB, service: FleetService, auth: Auth, push_interval_s: fl
     def session(request: Request):
         return auth.session(request.cookies.get(COOKIE))
 
+    cache: dict[tuple, tuple[float, dict]] = {}
+
     def view(q: str, status: str, state: str) -> dict:
+        """The page's data for these filters, computed at most five times a second whoever is watching."""
+        key, mono = (q[:64], status, state[:32]), time.monotonic()
+        hit = cache.get(key)
+        if hit is not None and mono - hit[0] < 0.2:
+            return hit[1]
+        if len(cache) > 100:
+            cache.clear()
+        data = _view(*key)
+        cache[key] = (mono, data)
+        return data
+
+    def _view(q: str, status: str, state: str) -> dict:
         now = time.time()
         return {**db.summary(now), "broker_connected": service.connected, "alarms": db.alarms(True, limit=50),
-                "stores_shown": db.stores(q[:64], status, state[:32]), "audit": db.recent_audit(15),
+                "stores_shown": db.stores(q, status, state), "audit": db.recent_audit(15),
                 "delay_ms": service.delay_ms["event"].summary()}
 
     @app.get("/", response_class=HTMLResponse)

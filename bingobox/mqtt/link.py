@@ -15,7 +15,6 @@ import threading
 import time
 from collections import deque
 from typing import Any
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from pydantic import ValidationError
@@ -55,9 +54,7 @@ class MqttLink:
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, name="mqtt", daemon=True),
                          threading.Thread(target=self._run_commands, name="mqtt-commands", daemon=True)]
-        u = urlsplit(cfg.url)
-        self.host, self.port, self.tls = u.hostname or "", u.port or (8883 if u.scheme == "mqtts" else 1883), \
-            u.scheme == "mqtts"
+        self.host, self.port, self.tls = m.broker_address(cfg.url)
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.client_id or f"bingobox-{store_id}",
                         protocol=mqtt.MQTTv311, clean_session=True)
         if cfg.username:

@@ -20,6 +20,15 @@ MAX_SKEW_S = 300
 LATE_S = 5.0  # an event published this long after it happened is marked late
 
 
+def broker_address(url: str) -> tuple[str, int, bool]:
+    """(host, port, TLS?) of ``mqtt://host[:1883]`` or ``mqtts://host[:8883]``."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    tls = u.scheme == "mqtts"
+    return u.hostname or "", u.port or (8883 if tls else 1883), tls
+
+
 def topic(prefix: str, store_id: str, *parts: str) -> str:
     return "/".join([prefix, store_id, *parts])
 
