@@ -38,6 +38,7 @@ CREATE INDEX IF NOT EXISTS data_requests_store ON data_requests (store_id, answe
 """
 
 SESSION_TTL_S = 12 * 3600
+OPEN_VISIT_S = 12 * 3600  # a visit a store reported open and never closed (a store gone) stops counting as open
 CONSENT_NOTICE_S = 15 * 60  # a withdrawn face consent is announced to the stores this long (their inbox)
 KEPT_AFTER_ERASURE = ("charges and refunds (amounts, items, store, times) stay in the ledger under the account's "
                       "number, which no longer leads to a name or an ID number: accounting law requires the "
@@ -186,7 +187,7 @@ def receipts(db, account_id: str, limit: int = 20) -> list[dict]:
 
 def current_visit(db, account_id: str) -> dict | None:
     r = db.one("SELECT store_id, visit_id, state, updated_at FROM visit_reports WHERE account_id=? AND final=0 "
-               "ORDER BY updated_at DESC LIMIT 1", (account_id,))
+               "AND updated_at >= ? ORDER BY updated_at DESC LIMIT 1", (account_id, time.time() - OPEN_VISIT_S))
     return dict(r) if r else None
 
 
@@ -358,7 +359,8 @@ def erase(db, account_id: str) -> dict:
     outcome); the ledger keeps amounts under the bare account number. Returns what was erased and kept."""
     now = time.time()
     with db.tx() as c:
-        if c.execute("SELECT 1 FROM visit_reports WHERE account_id=? AND final=0", (account_id,)).fetchone():
+        if c.execute("SELECT 1 FROM visit_reports WHERE account_id=? AND final=0 AND updated_at >= ?",
+                     (account_id, now - OPEN_VISIT_S)).fetchone():
             raise Refused("visit_open", "you are in a store (or the store has not closed your visit yet): "
                           "ask again after you have left")
         if c.execute("SELECT 1 FROM charges WHERE account_id=? AND status='pending'", (account_id,)).fetchone():

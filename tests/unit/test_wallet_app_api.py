@@ -203,3 +203,11 @@ def test_retention_prunes_records_codes_and_answers_but_never_the_ledger(gw):
     assert left == {"new", "open"}  # an open visit is never pruned
     assert gw.db.one("SELECT count(*) FROM charges")[0] == 1
     assert gw.app("GET", "privacy").json()["retention"]["visit_records_days"] == 90
+
+
+def test_a_visit_a_store_never_closed_does_not_block_deletion_for_ever(gw):
+    acc = gw.signup()
+    gw.visit(acc["id"], vid="stale", state="entered", final=False, t=time.time() - 13 * 3600)
+    assert gw.app("GET", "me").json()["visit"] is None  # not "you are in" half a day later
+    r = gw.app("POST", "delete-account", {"password": PASSWORD, "confirm": "delete my account"})
+    assert r.status_code == 200, r.text
