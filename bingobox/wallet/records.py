@@ -126,6 +126,26 @@ def account_data(journal: Journal, account: str, reader: sqlite3.Connection) -> 
     }
 
 
+MAX_ANSWER_BYTES = 3_500_000  # the gateway takes an answer up to 4 MiB
+
+
+def fitted(data: dict, budget: int = MAX_ANSWER_BYTES) -> dict:
+    """An export that fits the gateway: past ``budget`` the visits keep their rows and lose their evidence rows,
+    oldest first (what was left out is counted, and the operator can hand it over from the journal)."""
+    size = len(json.dumps(data, separators=(",", ":"), default=str))
+    if size <= budget:
+        return data
+    visits, left_out = [dict(v) for v in data["visits"]], 0
+    for v in visits:
+        if size <= budget:
+            break
+        cut = len(json.dumps(v.get("events") or [], separators=(",", ":"), default=str))
+        left_out += len(v.get("events") or [])
+        v["events"], size = [], size - cut
+    return {**data, "visits": visits, "evidence_rows_left_out": left_out,
+            "note": "too much to send at once: the oldest visits' evidence rows are left out; ask the store"}
+
+
 def erase_account(journal: Journal, account: str) -> dict | str:
     """Erase ``account``'s evidence from the journal; what was erased and kept, or why not now (a visit or a charge
     of theirs still open: the request is answered once it is settled)."""

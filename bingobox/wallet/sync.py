@@ -129,7 +129,7 @@ class ShopperSync:
             if self._reader is None:  # (opened in this thread, used only by it)
                 self._reader = self.journal.reader()
             answer = {"store_id": self.client.store_id, "answered_at": time.time(),
-                      **records.account_data(self.journal, account, self._reader)}
+                      **records.fitted(records.account_data(self.journal, account, self._reader))}
             self.counts["exports"] += 1
         else:
             got = records.erase_account(self.journal, account)

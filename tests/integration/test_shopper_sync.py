@@ -197,3 +197,20 @@ def test_an_export_scans_the_journal_off_the_control_loops_lock(rig, monkeypatch
     reader.close()
     assert got["refused_codes_and_other_evidence"] and got["visits"][0]["account_id"] == "acc_1"
     assert seen and not [s for s in seen if "FROM audit" in s or "FROM alarms" in s or "visit_id IS NULL" in s]
+
+
+def test_an_export_too_big_to_send_at_once_still_reaches_the_wallet(rig):
+    """A shopper with many big visits: the answer fits the gateway's 4 MiB (the oldest evidence left out, counted)
+    instead of being refused at every poll."""
+    gw, journal, sync, _ = rig
+    acc = gw.account()["id"]
+    for _ in range(20):
+        visit(journal, acc, items={f"{COLA}{i:04X}": "shelf-1" for i in range(3000)})
+    con = sqlite3.connect(gw.db)
+    con.execute("INSERT INTO data_requests VALUES ('dr_big', ?, ?, 'export', ?, NULL, NULL)", (acc, STORE_ID,
+                                                                                                time.time()))
+    con.commit()
+    assert sync.step(0) is True
+    answer = json.loads(con.execute("SELECT answer FROM data_requests WHERE id='dr_big'").fetchone()[0])
+    assert len(answer["visits"]) == 20 and answer["evidence_rows_left_out"] > 0
+    con.close()
