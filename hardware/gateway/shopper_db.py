@@ -273,15 +273,15 @@ def dispute_events(c, dispute_ids: list[str]) -> list[dict]:
 # the stores' inbox ----------------------------------------------------------------------------------
 def inbox(db, store_id: str, now: float | None = None) -> dict:
     """What a store has to act on: open disputes (the oldest 200, and how many are open), unanswered data requests,
-    face consents withdrawn lately (its visits in progress drop those shoppers' templates)."""
+    face consents withdrawn lately by shoppers it has a visit open for (those visits drop their templates)."""
     now = now or time.time()
     disputes = [dispute_json(r) for r in db.all("SELECT * FROM disputes WHERE store_id=? AND state='open' "
                                                 "ORDER BY created_at LIMIT 200", (store_id,))]
     requests = [dict(r) for r in db.all("SELECT id, account_id, kind, created_at FROM data_requests WHERE store_id=? "
                                         "AND answered_at IS NULL ORDER BY created_at LIMIT 50", (store_id,))]
-    withdrawn = sorted({r["account_id"] for r in db.all(
-        "SELECT account_id FROM account_events WHERE kind='face_consent_withdrawn' AND t >= ?",
-        (now - CONSENT_NOTICE_S,))})
+    withdrawn = sorted({r["account_id"] for r in db.all(  # (only this store's shoppers: no store learns of others)
+        "SELECT account_id FROM account_events WHERE kind='face_consent_withdrawn' AND t >= ? AND account_id IN "
+        "(SELECT account_id FROM visit_reports WHERE store_id=? AND final=0)", (now - CONSENT_NOTICE_S, store_id))})
     total = db.one("SELECT count(*) AS n FROM disputes WHERE store_id=? AND state='open'", (store_id,))["n"]
     return {"disputes": disputes, "disputes_open": total, "data_requests": requests, "consent_withdrawn": withdrawn}
 

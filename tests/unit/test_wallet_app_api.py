@@ -149,11 +149,13 @@ def test_a_dispute_claims_the_lines_and_the_store_resolves_it_once(gw):
     assert [(e["actor"], e["kind"]) for e in events] == [("shopper", "opened"), ("store s1: op", "accepted")]
 
 
-def test_withdrawn_consent_reaches_the_stores_inbox(gw):
+def test_withdrawn_consent_reaches_the_store_the_shopper_is_in_and_no_other(gw):
     acc = gw.signup()
     gw.app("POST", "consent", {"face_consent": True})
     assert gw.signed("GET", "/v1/inbox").json()["consent_withdrawn"] == []
     gw.app("POST", "consent", {"face_consent": False})
+    assert gw.signed("GET", "/v1/inbox").json()["consent_withdrawn"] == []  # not in this store: none of its business
+    gw.visit(acc["id"], state="entered", final=False)
     assert gw.signed("GET", "/v1/inbox").json()["consent_withdrawn"] == [acc["id"]]
 
 
