@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from ..domain.catalog import Catalog
-from ..domain.visit import FINAL
+from ..domain.visit import FINAL, LEAVING
 from ..journal import Journal
 
 _FINAL = tuple(str(s) for s in FINAL)
@@ -62,11 +62,17 @@ def _trimmed(rec: dict) -> dict:
 
 
 # reports ---------------------------------------------------------------------------------------------
+_LEAVING = tuple(str(s) for s in LEAVING)
+
+
 def due_reports(journal: Journal, since: float, limit: int = 20) -> list[tuple[str, float]]:
-    """(visit, updated_at) of visits changed since their last report (oldest first), from ``since`` on."""
-    rows = journal.all("SELECT v.id, v.updated_at FROM visits v LEFT JOIN visit_reports r ON r.visit_id = v.id "
-                       "WHERE v.updated_at >= ? AND (r.visit_id IS NULL OR (r.gone = 0 AND r.sent_updated_at < "
-                       "v.updated_at)) ORDER BY v.updated_at LIMIT ?", (since, limit))
+    """(visit, updated_at) of visits changed since their last report (oldest first), from ``since`` on. A visit
+    at the exit is not reported until it ends: its checkout is the store's critical moment (nothing is read or sent
+    for it then), and "identified, charging" is nothing a shopper waits for."""
+    rows = journal.all(f"SELECT v.id, v.updated_at FROM visits v LEFT JOIN visit_reports r ON r.visit_id = v.id "
+                       f"WHERE v.updated_at >= ? AND v.state NOT IN ({','.join('?' * len(_LEAVING))}) AND "
+                       "(r.visit_id IS NULL OR (r.gone = 0 AND r.sent_updated_at < v.updated_at)) "
+                       "ORDER BY v.updated_at LIMIT ?", (since, *_LEAVING, limit))
     return [(r["id"], r["updated_at"]) for r in rows]
 
 

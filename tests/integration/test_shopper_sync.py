@@ -214,3 +214,13 @@ def test_an_export_too_big_to_send_at_once_still_reaches_the_wallet(rig):
     answer = json.loads(con.execute("SELECT answer FROM data_requests WHERE id='dr_big'").fetchone()[0])
     assert len(answer["visits"]) == 20 and answer["evidence_rows_left_out"] > 0
     con.close()
+
+
+def test_a_visit_at_the_exit_is_reported_when_it_ends_not_during_its_checkout(rig):
+    gw, journal, sync, _ = rig
+    acc = gw.account()["id"]
+    vid = visit(journal, acc, state="charging")
+    assert sync.step(0) is True and _reports(gw, acc) == []  # nothing read or sent during the checkout
+    with journal.tx() as c:
+        c.execute("UPDATE visits SET state='left', updated_at=? WHERE id=?", (time.time(), vid))
+    assert sync.step(1) is True and [r["state"] for r in _reports(gw, acc)] == ["left"]
