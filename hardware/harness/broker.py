@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .process import ROOT, free_port
+from .process import ROOT, Proc, free_port
 
 ACL = ROOT / "config/mosquitto/acl"
 
@@ -108,3 +108,14 @@ class Broker:
 
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
+
+
+def start_fleet(directory: Path, broker_url: str, db: str, command_key: Path, operators: Path,
+                password_file: Path, *extra: str, name: str = "fleet") -> tuple[Proc, str]:
+    """``bingobox fleet`` as a process (user ``fleet``), waited for; (the process, the page's URL)."""
+    proc = Proc(name, ["fleet", "--mqtt", broker_url, "--port", "0", "--db", db, "--operators", str(operators),
+                       "--command-key-file", str(command_key), "--mqtt-user", "fleet",
+                       "--mqtt-password-file", str(password_file), *extra], directory / f"{name}.log")
+    lines = proc.wait_line("ready", timeout=60)
+    url = next(line.split()[2] for line in lines if line.startswith("bingobox fleet:"))
+    return proc, url

@@ -16,9 +16,7 @@ import random
 import re
 import secrets
 import selectors
-import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -31,7 +29,7 @@ from bingobox.mqtt import messages as m
 from bingobox.screen.auth import hash_password
 from bingobox.secretfiles import write_secret
 
-from .broker import Broker
+from .broker import Broker, start_fleet
 
 PREFIX = "bingobox"
 
@@ -197,6 +195,9 @@ def _fleet_metrics(url: str) -> dict:
 
 
 def run(args) -> int:
+    k = args.instances
+    if k > 1 and not args.db:
+        raise SystemExit("--instances needs --db postgresql://… (the instances' shared database)")
     d = Path(args.run_dir).resolve()
     subprocess.run(["rm", "-rf", str(d)], check=True)
     d.mkdir(parents=True)
@@ -207,28 +208,14 @@ def run(args) -> int:
     write_secret(d / "command.key", secrets.token_urlsafe(24))
     op = ("load", secrets.token_urlsafe(12))
     (d / "operators.toml").write_text(f'[[operators]]\nname = "{op[0]}"\npassword_hash = "{hash_password(op[1])}"\n')
-    k = args.instances
-    if k > 1 and not args.db:
-        raise SystemExit("--instances needs --db postgresql://… (the instances' shared database)")
-    logs, fleets = [], []
-    for i in range(k):
-        logs.append(open(d / f"fleet{i}.log", "w"))  # noqa: SIM115 (closed below)
-        fleets.append(subprocess.Popen(
-            [sys.executable, "-m", "bingobox", "fleet", "--mqtt", broker.url, "--port", "0",
-             "--db", args.db or str(d / "fleet.db"), "--operators", str(d / "operators.toml"),
-             "--command-key-file", str(d / "command.key"), "--mqtt-user", "fleet",
-             "--mqtt-password-file", str(d / "fleet.pw"), *(["--share", "fleet"] if k > 1 else [])],
-            stdout=logs[-1], stderr=subprocess.STDOUT))
-    stores = None
+    fleets, urls, stores = [], [], None
     try:
-        urls = []
-        for i, fleet in enumerate(fleets):
-            deadline = time.monotonic() + 60
-            while "ready" not in (d / f"fleet{i}.log").read_text():
-                if fleet.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((d / f"fleet{i}.log").read_text())
-                time.sleep(0.1)
-            urls.append(re.search(r"bingobox fleet: (\S+)", (d / f"fleet{i}.log").read_text()).group(1))
+        for i in range(k):
+            proc, url = start_fleet(d, broker.url, args.db or str(d / "fleet.db"), d / "command.key",
+                                    d / "operators.toml", d / "fleet.pw", *(["--share", "fleet"] if k > 1 else []),
+                                    name=f"fleet{i}")
+            fleets.append(proc)
+            urls.append(url)
 
         def metrics() -> dict:
             got = [_fleet_metrics(u) for u in urls]
@@ -243,7 +230,7 @@ def run(args) -> int:
         page.start()
         stores.run(args.warmup_s, threading.Event())  # (retained states arrive, the page's first pushes)
         before = metrics()
-        fleet_cpu = lambda: sum(_cpu_s(f.pid) for f in fleets)  # noqa: E731
+        fleet_cpu = lambda: sum(_cpu_s(f.p.pid) for f in fleets)  # noqa: E731
         cpu0 = {"broker": _cpu_s(broker.pid()), "fleet": fleet_cpu(), "load": time.process_time()}
         sent0 = sum(stores.sent.values())
         t_play = stores.run(args.seconds, threading.Event())
@@ -266,20 +253,14 @@ def run(args) -> int:
             "alarm_to_page_ms": page.delay_ms.summary(), "page_pushes": page.pushes,
             "cpu_percent_of_one_core": {key: round(100 * v / t_play, 1) for key, v in cpu.items()},
             "rss_mb": {"broker": round(_rss_mb(broker.pid()), 1),
-                       "fleet": round(sum(_rss_mb(f.pid) for f in fleets), 1)},
+                       "fleet": round(sum(_rss_mb(f.p.pid) for f in fleets), 1)},
         }
         print(json.dumps(summary, indent=None if args.json else 2), flush=True)
     finally:
         if stores is not None:
             stores.close()
         for fleet in fleets:
-            fleet.send_signal(signal.SIGTERM)
-            try:
-                fleet.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                fleet.kill()
-        for log in logs:
-            log.close()
+            fleet.stop()
         broker.stop()
     return 0
 

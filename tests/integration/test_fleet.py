@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -20,7 +18,7 @@ import requests
 from bingobox.mqtt import messages as m
 from bingobox.screen.auth import hash_password
 from bingobox.secretfiles import write_secret
-from hardware.harness.broker import Broker
+from hardware.harness.broker import Broker, start_fleet
 from hardware.harness.demo import Demo
 from tests.helpers import ROOT, wait_until
 from tests.integration.test_screen_browser import ARGS, CHROMIUM
@@ -48,15 +46,8 @@ class Chain:
         self.store.setup()
         (tmp / "operators.toml").write_text(f'[[operators]]\nname = "{CHIEF[0]}"\n'
                                             f'password_hash = "{hash_password(CHIEF[1])}"\nmay_command = true\n')
-        self.fleet_log = open(tmp / "fleet.log", "w")  # noqa: SIM115 (closed in close())
-        self.fleet = subprocess.Popen(
-            [sys.executable, "-m", "bingobox", "fleet", "--mqtt", self.broker.url, "--port", "0",
-             "--db", str(tmp / "fleet.db"), "--operators", str(tmp / "operators.toml"),
-             "--command-key-file", str(tmp / "command.key"), "--mqtt-user", "fleet",
-             "--mqtt-password-file", str(tmp / "fleet.pw"), "--push-interval-s", "0.5"],
-            cwd=ROOT, stdout=self.fleet_log, stderr=subprocess.STDOUT)
-        wait_until(lambda: "ready" in (tmp / "fleet.log").read_text(), 30, "the fleet service started")
-        self.url = re.search(r"bingobox fleet: (\S+)", (tmp / "fleet.log").read_text()).group(1)
+        self.fleet, self.url = start_fleet(tmp, self.broker.url, str(tmp / "fleet.db"), tmp / "command.key",
+                                           tmp / "operators.toml", tmp / "fleet.pw", "--push-interval-s", "0.5")
         self.http = requests.Session()
         r = self.http.post(self.url + "api/login", json={"name": CHIEF[0], "password": CHIEF[1]}, timeout=10)
         self.csrf = r.json()["csrf"]
@@ -97,12 +88,7 @@ class Chain:
             con.close()
 
     def close(self) -> None:
-        self.fleet.send_signal(signal.SIGTERM)
-        try:
-            self.fleet.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.fleet.kill()
-        self.fleet_log.close()
+        self.fleet.stop()
         self.store.close()
         self.broker.stop()
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -18,9 +16,9 @@ from bingobox.fleet.db import FleetDB
 from bingobox.mqtt import messages as m
 from bingobox.screen.auth import hash_password
 from bingobox.secretfiles import write_secret
-from hardware.harness.broker import Broker
+from hardware.harness.broker import Broker, start_fleet
 from hardware.harness.postgres import Postgres
-from tests.helpers import ROOT, wait_until
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -70,14 +68,10 @@ def test_the_fleet_service_on_postgresql_takes_a_stores_messages(pg, tmp_path):
     write_secret(tmp_path / "key", secrets.token_urlsafe(24))
     (tmp_path / "ops.toml").write_text(f'[[operators]]\nname = "chief"\npassword_hash = '
                                        f'"{hash_password("chief-password-1")}"\n')
-    log = open(tmp_path / "fleet.log", "w")  # noqa: SIM115 (closed below)
-    fleet = subprocess.Popen([sys.executable, "-m", "bingobox", "fleet", "--mqtt", broker.url, "--port", "0",
-                              "--db", pg.dsn, "--operators", str(tmp_path / "ops.toml"), "--command-key-file",
-                              str(tmp_path / "key"), "--mqtt-user", "fleet", "--mqtt-password-file",
-                              str(tmp_path / "fleet.pw")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    fleet = None
     try:
-        wait_until(lambda: "ready" in (tmp_path / "fleet.log").read_text(), 30, "the fleet service started")
-        url = re.search(r"bingobox fleet: (\S+)", (tmp_path / "fleet.log").read_text()).group(1)
+        fleet, url = start_fleet(tmp_path, broker.url, pg.dsn, tmp_path / "key", tmp_path / "ops.toml",
+                                 tmp_path / "fleet.pw")
         time.sleep(1.0)  # subscribed
 
         def pub(topic: str, payload: str, retain: bool = False) -> None:
@@ -97,9 +91,8 @@ def test_the_fleet_service_on_postgresql_takes_a_stores_messages(pg, tmp_path):
         assert [x["id"] for x in st["stores_shown"]] == ["s-pg"] and st["stores_shown"][0]["inside"] == 2
         assert st["alarms"][0]["kind"] == "tailgating"
     finally:
-        fleet.send_signal(signal.SIGTERM)
-        fleet.wait(timeout=15)
-        log.close()
+        if fleet is not None:
+            fleet.stop()
         broker.stop()
 
 
@@ -118,18 +111,13 @@ def test_two_fleet_instances_share_the_stores_messages_and_one_database(pg, tmp_
     write_secret(tmp_path / "key", secrets.token_urlsafe(24))
     (tmp_path / "ops.toml").write_text(f'[[operators]]\nname = "chief"\npassword_hash = '
                                        f'"{hash_password("chief-password-1")}"\nmay_command = true\n')
-    fleets, logs, urls = [], [], []
+    fleets, urls = [], []
     try:
         for i in range(2):
-            logs.append(open(tmp_path / f"fleet{i}.log", "w"))  # noqa: SIM115 (closed below)
-            fleets.append(subprocess.Popen(
-                [sys.executable, "-m", "bingobox", "fleet", "--mqtt", broker.url, "--port", "0", "--db", dsn,
-                 "--share", "fleet", "--operators", str(tmp_path / "ops.toml"), "--command-key-file",
-                 str(tmp_path / "key"), "--mqtt-user", "fleet", "--mqtt-password-file", str(tmp_path / "fleet.pw")],
-                cwd=ROOT, stdout=logs[-1], stderr=subprocess.STDOUT))
-        for i in range(2):
-            wait_until(lambda i=i: "ready" in (tmp_path / f"fleet{i}.log").read_text(), 30, "a fleet instance")
-            urls.append(re.search(r"bingobox fleet: (\S+)", (tmp_path / f"fleet{i}.log").read_text()).group(1))
+            proc, url = start_fleet(tmp_path, broker.url, dsn, tmp_path / "key", tmp_path / "ops.toml",
+                                    tmp_path / "fleet.pw", "--share", "fleet", name=f"fleet{i}")
+            fleets.append(proc)
+            urls.append(url)
         time.sleep(1.0)
         n = 200
         lines = "\n".join(m.dumps(m.event_payload("s-a", "alarm", k, time.time(), {"alarm_id": k, "alarm": "x"}))
@@ -177,8 +165,5 @@ def test_two_fleet_instances_share_the_stores_messages_and_one_database(pg, tmp_
         assert sum(got) == 9 and min(got) > 0, got  # results reached both instances: answered through the database
     finally:
         for f in fleets:
-            f.send_signal(signal.SIGTERM)
-            f.wait(timeout=15)
-        for f in logs:
-            f.close()
+            f.stop()
         broker.stop()
