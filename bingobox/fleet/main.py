@@ -3,9 +3,9 @@ history (SQLite), serves the fleet page, sends signed commands."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..config import OperatorConfig
 from ..screen.auth import Auth
 from ..secretfiles import read_secret
+from ..serving import serve
 from .db import FleetDB
 from .service import CommandKeys, FleetService
 from .web import make_app
@@ -60,29 +61,10 @@ def run(args) -> int:
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
                                            access_log=False, timeout_graceful_shutdown=2))
 
-    async def announce() -> None:
-        while not server.started:
-            await asyncio.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        print(f"bingobox fleet: http://{args.host}:{port}/  broker {args.mqtt}  db {args.db}", flush=True)
-        print("ready", flush=True)
-
-    async def prune() -> None:
-        import time
-
-        while True:
-            await asyncio.sleep(600)
-            await asyncio.to_thread(db.prune, time.time())
-
-    async def main() -> None:
-        tasks = [asyncio.create_task(announce()), asyncio.create_task(prune())]
-        await server.serve()
-        for t in tasks:
-            t.cancel()
-
     service.start()
     try:
-        asyncio.run(main())
+        serve(server, lambda port: f"bingobox fleet: http://{args.host}:{port}/  broker {args.mqtt}  db {args.db}",
+              (("event pruning", 600.0, lambda: db.prune(time.time())),))
     finally:
         service.stop()
         db.close()

@@ -9,6 +9,8 @@ import sys
 
 import uvicorn
 
+from bingobox.serving import serve
+
 from .app import ConnectionDropped, Faults, create_app
 from .db import GatewayDB
 from .shopper_db import Retention, prune
@@ -63,15 +65,15 @@ def run(args) -> int:
         print(f"bingobox gateway: {got}", file=sys.stderr)
         return 2
     token, stores = got
+    for name in ("keep_visits_days", "keep_codes_days", "keep_requests_days", "keep_history_days"):
+        if not 0 < getattr(args, name) <= 3650:
+            print(f"bingobox gateway: --{name.replace('_', '-')} must be in (0, 3650] days", file=sys.stderr)
+            return 2
     db = GatewayDB(args.db)
     for sid, secret in stores.items():
         db.upsert_store(sid, secret)
     faults = Faults(latency_ms=args.latency_ms, error_rate=args.error_rate, drop_rate=args.drop_rate,
                     outage=args.outage, pending_s=args.pending_s)
-    for name in ("keep_visits_days", "keep_codes_days", "keep_requests_days", "keep_history_days"):
-        if not 0 < getattr(args, name) <= 3650:
-            print(f"bingobox gateway: --{name.replace('_', '-')} must be in (0, 3650] days", file=sys.stderr)
-            return 2
     retention = Retention(args.keep_visits_days, args.keep_codes_days, args.keep_requests_days,
                           args.keep_history_days)
     app = create_app(db, token, faults, seed=args.seed, in_flight_stale_s=args.in_flight_stale_s,
@@ -82,36 +84,15 @@ def run(args) -> int:
                             timeout_graceful_shutdown=3, **tls)
     server = uvicorn.Server(config)
 
-    async def announce() -> None:
-        import asyncio
-
-        while not server.started:
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        print(f"bingobox gateway: {'https' if tls else 'http'}://{args.host}:{port}  db {args.db}", flush=True)
-        print("ready", flush=True)
-
-    import asyncio
-
-    async def retain() -> None:
-        """The retention job: at start, then every PRUNE_EVERY_S (a bounded batch each time)."""
-        while True:
-            try:
-                got = await asyncio.to_thread(prune, db, retention)
-                if any(got.values()):
-                    log.warning("retention: pruned %s", got)
-            except Exception as e:  # a busy or full disk: next time
-                log.error("retention failed: %s", e)
-            await asyncio.sleep(PRUNE_EVERY_S)
-
-    async def main() -> None:
-        tasks = [asyncio.create_task(announce()), asyncio.create_task(retain())]
-        await server.serve()
-        for task in tasks:
-            task.cancel()
+    def retain() -> None:
+        """The retention job: a bounded batch each time."""
+        got = prune(db, retention)
+        if any(got.values()):
+            log.warning("retention: pruned %s", got)
 
     try:
-        asyncio.run(main())
+        serve(server, lambda port: f"bingobox gateway: {'https' if tls else 'http'}://{args.host}:{port}  db {args.db}",
+              (("retention", PRUNE_EVERY_S, retain),))
     finally:
         db.close()
     return 0
