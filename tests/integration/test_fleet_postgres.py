@@ -30,17 +30,31 @@ def pg():
     p.stop()
 
 
+def fresh_database(pg) -> str:
+    """A new database in the cluster (each test its own): its DSN."""
+    import psycopg
+
+    name = "t" + secrets.token_hex(4)
+    with psycopg.connect(pg.dsn, autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {name}")
+    return pg.dsn.rsplit("/", 1)[0] + "/" + name
+
+
+def broker_for(tmp_path, store: str) -> tuple[Broker, dict[str, str]]:
+    """A broker with one store's user and the fleet's; the fleet's password, a command key and an operator (chief,
+    may command) written for ``start_fleet``."""
+    pw = {store: secrets.token_urlsafe(16), "fleet": secrets.token_urlsafe(16)}
+    broker = Broker(tmp_path / "broker", pw)
+    write_secret(tmp_path / "fleet.pw", pw["fleet"])
+    write_secret(tmp_path / "key", secrets.token_urlsafe(24))
+    (tmp_path / "ops.toml").write_text(f'[[operators]]\nname = "chief"\npassword_hash = '
+                                       f'"{hash_password("chief-password-1")}"\nmay_command = true\n')
+    return broker, pw
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_the_fleet_database_behaves_the_same_on_both(backend, pg, tmp_path):
-    if backend == "postgresql":
-        import psycopg
-
-        name = "t" + secrets.token_hex(4)
-        with psycopg.connect(pg.dsn, autocommit=True) as c:
-            c.execute(f"CREATE DATABASE {name}")
-        target = pg.dsn.rsplit("/", 1)[0] + "/" + name
-    else:
-        target = str(tmp_path / "f.db")
+    target = fresh_database(pg) if backend == "postgresql" else str(tmp_path / "f.db")
     db = FleetDB(target)
     ev = m.dumps(m.event_payload("s1", "alarm", 7, 100.0, {"alarm_id": 7, "alarm": "door_forced", "device": "e"}))
     db.apply([("s1", "status", b"online", 10.0), ("s1", "event/alarm", ev, 11.0), ("s1", "event/alarm", ev, 12.0),
@@ -62,12 +76,7 @@ def test_the_fleet_database_behaves_the_same_on_both(backend, pg, tmp_path):
 
 
 def test_the_fleet_service_on_postgresql_takes_a_stores_messages(pg, tmp_path):
-    pw = {"s-pg": secrets.token_urlsafe(16), "fleet": secrets.token_urlsafe(16)}
-    broker = Broker(tmp_path / "broker", pw)
-    write_secret(tmp_path / "fleet.pw", pw["fleet"])
-    write_secret(tmp_path / "key", secrets.token_urlsafe(24))
-    (tmp_path / "ops.toml").write_text(f'[[operators]]\nname = "chief"\npassword_hash = '
-                                       f'"{hash_password("chief-password-1")}"\n')
+    broker, pw = broker_for(tmp_path, "s-pg")
     fleet = None
     try:
         fleet, url = start_fleet(tmp_path, broker.url, pg.dsn, tmp_path / "key", tmp_path / "ops.toml",
@@ -101,16 +110,8 @@ def test_two_fleet_instances_share_the_stores_messages_and_one_database(pg, tmp_
     command sent by one instance is answered whichever instance receives the result."""
     import psycopg
 
-    name = "share" + secrets.token_hex(3)
-    with psycopg.connect(pg.dsn, autocommit=True) as c:
-        c.execute(f"CREATE DATABASE {name}")
-    dsn = pg.dsn.rsplit("/", 1)[0] + "/" + name
-    pw = {"s-a": secrets.token_urlsafe(16), "fleet": secrets.token_urlsafe(16)}
-    broker = Broker(tmp_path / "broker", pw)
-    write_secret(tmp_path / "fleet.pw", pw["fleet"])
-    write_secret(tmp_path / "key", secrets.token_urlsafe(24))
-    (tmp_path / "ops.toml").write_text(f'[[operators]]\nname = "chief"\npassword_hash = '
-                                       f'"{hash_password("chief-password-1")}"\nmay_command = true\n')
+    dsn = fresh_database(pg)
+    broker, pw = broker_for(tmp_path, "s-a")
     fleets, urls = [], []
     try:
         for i in range(2):
