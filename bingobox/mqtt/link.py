@@ -9,6 +9,7 @@ events and metrics, and carries out signed commands through the same path as the
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -245,7 +246,9 @@ class MqttLink:
         try:
             cmd = m.check_command(self.secret, self.store_id, name, payload, now, set(self._seen_tx))
             tx = cmd["tx"]
-            if self.journal.one("SELECT 1 FROM audit WHERE source='mqtt' AND args LIKE ?", (f'%"tx": "{tx}"%',)):
+            # (after a restart the memory is gone: the audit of the last minutes, all a signed command may be old)
+            if self.journal.one("SELECT 1 FROM audit WHERE t >= ? AND source='mqtt' AND instr(args, ?) > 0",
+                                (now - 2 * m.MAX_SKEW_S, f'"tx": {json.dumps(tx)}')):
                 raise m.CommandRefused("replayed", f"transaction {tx} was carried out already")
             self._seen_tx.append(tx)
             result = self._apply(f"fleet:{cmd['operator']}", name, cmd["args"], "mqtt", tx)

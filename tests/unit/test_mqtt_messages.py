@@ -106,3 +106,25 @@ def test_an_idle_store_costs_no_commit(tmp_path):
     j.alarm("door_forced", "entrance", {})
     assert outbox.collect(j) == 1 and j.commits == before + 2  # the alarm's own commit, and one to queue it
     j.close()
+
+
+def test_a_command_is_carried_out_once_even_across_a_restart(tmp_path):
+    """The transaction ids seen are in memory and, for the minutes a signed command lives, in the audit log: a
+    replay after the store restarted is refused."""
+    from types import SimpleNamespace
+
+    from bingobox.config import MqttConfig
+    from bingobox.mqtt.link import MqttLink
+    from bingobox.secretfiles import write_secret
+
+    j = Journal(tmp_path / "j.db")
+    acts = []
+    store = SimpleNamespace(view={}, journal=j, act=lambda op, action, args: acts.append(action) or
+                            {"ok": True, "detail": "done"})
+    cfg = MqttConfig(url="mqtt://127.0.0.1:9", command_secret_file=write_secret(tmp_path / "k", KEY))
+    raw = m.dumps(m.sign_command(KEY, "s1", "lock_down", "tx-1", "chief", {}))
+    topic = "bingobox/s1/cmd/lock_down"
+    assert MqttLink(cfg, "s1", store).command(topic, raw)["ok"] is True
+    again = MqttLink(cfg, "s1", store).command(topic, raw)  # a new process: nothing in memory
+    assert again["ok"] is False and again["error"] == "replayed" and acts == ["lock_down"]
+    j.close()
