@@ -15,7 +15,6 @@ import hmac
 import json
 import logging
 import random
-import re
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,10 +26,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from bingobox.domain import tokens
-from bingobox.wallet.signing import MAX_SKEW_S, check_signature
 
 from .db import IDEMPOTENCY_TTL_S, IN_FLIGHT_STALE_S, GatewayDB, charge_json
 from .shopper_db import Retention, issue_code
+from .terminal_auth import TerminalAuth
 
 log = logging.getLogger(__name__)
 MAX_CHARGE_FEN = 10_000_000  # 100 000 CNY
@@ -141,35 +140,60 @@ class Superseded(ApiError):
 MAX_BODY = 64 * 1024  # bytes: a charge with a full basket is a few KiB
 MAX_ANSWER_BODY = 4 * 2**20  # a store's answer to a data request (every visit of an account it still keeps)
 MAX_RECORD_BODY = 2**20  # a store's record of one visit (a basket of hundreds of items, each in several events)
-_STORE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_TIMESTAMP = re.compile(r"[0-9]{1,12}")
-_NONCE = re.compile(r"[\x21-\x7e]{8,64}")
-_SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def body_limit(method: str, path: str) -> int:
+    """The largest body a request may declare: none for methods that take none (GET, HEAD, DELETE, OPTIONS)."""
+    if method not in ("POST", "PUT", "PATCH"):
+        return 0
+    return MAX_ANSWER_BODY if path.startswith("/v1/data-requests/") else \
+        MAX_RECORD_BODY if path.startswith("/v1/visits/") else MAX_BODY
 
 
 class BodyLimit:
-    """A body limit before anything reads the body (plain ASGI: no buffering, no task group): a declared length
-    over ``MAX_BODY`` is 413, a body without a declared length (chunked) is 411."""
+    """A body limit for every method, before anything reads the body (plain ASGI: no buffering, no task group): a
+    declared length over ``body_limit`` is 413, a body without a declared length (chunked) is 411."""
 
     def __init__(self, app) -> None:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+        if scope["type"] == "http":
             headers = dict(scope["headers"])
             length = headers.get(b"content-length", b"").decode("latin-1")
+            limit = body_limit(scope["method"], scope["path"])
             refusal = None
-            path = scope["path"]
-            limit = MAX_ANSWER_BODY if path.startswith("/v1/data-requests/") else \
-                MAX_RECORD_BODY if path.startswith("/v1/visits/") else MAX_BODY
             if not length and b"chunked" in headers.get(b"transfer-encoding", b"").lower():
-                refusal = ApiError(411, "length_required", "send a Content-Length")
+                refusal = ApiError(411, "length_required", "send a Content-Length") if limit else \
+                    ApiError(413, "body_too_large", f"{scope['method']} takes no body")
             elif length and (not length.isdigit() or len(length) > 12 or int(length) > limit):
-                refusal = ApiError(413, "body_too_large", f"at most {limit} bytes")
+                refusal = ApiError(413, "body_too_large", f"at most {limit} bytes" if limit else
+                                   f"{scope['method']} takes no body")
             if refusal is not None:
-                await JSONResponse(refusal.body(), status_code=refusal.status)(scope, receive, send)
+                await JSONResponse(refusal.body(), status_code=refusal.status,
+                                   headers={"Connection": "close"})(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class DropAfterCommit:
+    """Fault injection (plain ASGI, no task group): a request whose handler set ``request.state.drop`` gets its
+    response head, then the connection breaks — the client does not learn the outcome of what was committed."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_or_drop(message) -> None:
+            if message["type"] == "http.response.body" and scope.get("state", {}).get("drop"):
+                raise ConnectionDropped("fault injection: connection dropped after commit")
+            await send(message)
+
+        await self.app(scope, receive, send_or_drop)
 
 
 def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, seed: int | None = None,
@@ -178,7 +202,9 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
     retry with the key runs (the first, if it was only slow, then finds itself superseded and commits nothing)."""
     app = FastAPI(title="bingobox mock wallet gateway", version="1.0",
                   description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(DropAfterCommit)
+    app.add_middleware(TerminalAuth, secret_of=db.store_secret, use_nonce=db.use_nonce)
+    app.add_middleware(BodyLimit)  # (added last: runs first)
     app.state.faults = faults or Faults()
     app.state.injected = {"outage": 0, "errors": 0, "drops": 0, "delayed": 0, "pending": 0}
     rng = random.Random(seed)
@@ -194,17 +220,6 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         msg = f"{where}: {first.get('msg', 'invalid')}" if where else first.get("msg", "invalid request")
         return JSONResponse({"error": {"code": "invalid_request", "message": msg}}, status_code=400)
-
-    # drop-after-commit: the response head goes out, then the connection breaks -------------------
-    @app.middleware("http")
-    async def _drop(request: Request, call_next):
-        response = await call_next(request)
-        if getattr(request.state, "drop", False):
-            async def broken():
-                raise ConnectionDropped("fault injection: connection dropped after commit")
-                yield b""  # pragma: no cover
-            response.body_iterator = broken()
-        return response
 
     # dependencies --------------------------------------------------------------------------------
     def admin(x_admin_token: Annotated[str | None, Header()] = None) -> None:
@@ -222,43 +237,14 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
             raise ApiError(status, "rate_limited" if status == 429 else "server_error",
                            f"injected {status} (fault injection)")
 
-    async def terminal(request: Request, x_store_id: Annotated[str | None, Header()] = None,
-                       x_timestamp: Annotated[str | None, Header()] = None,
-                       x_nonce: Annotated[str | None, Header()] = None,
-                       x_signature: Annotated[str | None, Header()] = None,
-                       idempotency_key: Annotated[str | None, Header()] = None) -> str:
-        """Verify the request signature (which covers the store id and the Idempotency-Key); returns the store id.
-        Every malformed header is a 4xx before anything else is done with it."""
-        await infra_faults()
-        if not (x_store_id and x_timestamp and x_nonce and x_signature):
+    async def terminal(request: Request) -> str:
+        """The store id ``TerminalAuth`` verified (signature over the store id, the Idempotency-Key and the body; a
+        fresh nonce), then the injected infrastructure faults."""
+        store_id = getattr(request.state, "store_id", None)
+        if store_id is None:  # (a terminal route outside TerminalAuth's prefixes would land here)
             raise ApiError(401, "unsigned", "X-Store-Id, X-Timestamp, X-Nonce and X-Signature are required")
-        if not _STORE_ID.fullmatch(x_store_id):
-            raise ApiError(401, "bad_store_id", "X-Store-Id must be 1..64 of A-Z a-z 0-9 _ . -")
-        if not _TIMESTAMP.fullmatch(x_timestamp):
-            raise ApiError(401, "bad_timestamp", "X-Timestamp must be unix seconds (1..12 digits)")
-        if not _NONCE.fullmatch(x_nonce):
-            raise ApiError(401, "bad_nonce", "X-Nonce must be 8..64 printable ASCII characters")
-        if not _SIGNATURE.fullmatch(x_signature.strip()):
-            raise ApiError(401, "bad_signature", "X-Signature must be 64 hex digits")
-        ts = int(x_timestamp)
-        now = time.time()
-        if abs(now - ts) > MAX_SKEW_S:
-            raise ApiError(401, "clock_skew", f"timestamp is {now - ts:+.0f} s from gateway time (max {MAX_SKEW_S})")
-        key = idempotency_key or ""
-        if len(key) > 255 or not all(0x21 <= ord(ch) <= 0x7E for ch in key):
-            raise ApiError(400, "idempotency_key_invalid", "Idempotency-Key must be 1..255 printable ASCII characters")
-        secret = db.store_secret(x_store_id)
-        # the request target exactly as sent (percent-encoding included), as the client signed it
-        raw = request.scope.get("raw_path") or request.url.path.encode()
-        query = request.scope.get("query_string", b"")
-        target = raw.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
-        body = await request.body()
-        if secret is None or not check_signature(secret, x_store_id, request.method, target, x_timestamp, x_nonce,
-                                                 key, body, x_signature):
-            raise ApiError(401, "bad_signature", "signature does not match")
-        if not db.use_nonce(x_store_id, x_nonce, now):
-            raise ApiError(401, "nonce_reused", "this nonce was already used")
-        return x_store_id
+        await infra_faults()
+        return store_id
 
     def idem_key(idempotency_key: Annotated[str | None, Header()] = None) -> str:
         k = idempotency_key

@@ -19,16 +19,29 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 600.0
 
 
+def chain_has(exc: BaseException | None, kind: type[BaseException], limit: int = 64) -> bool:
+    """Is an exception of ``kind`` anywhere in ``exc``'s causes, contexts and groups? Each exception is looked at
+    once and at most ``limit`` in all: a chain may loop (an exception group whose member's context is the group)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo and len(seen) < limit:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, kind):
+            return True
+        todo.extend((e.__cause__, e.__context__))
+        if isinstance(e, BaseExceptionGroup):
+            todo.extend(e.exceptions[:limit])
+    return False
+
+
 class _QuietDrops(logging.Filter):
     """Injected connection drops are expected; don't log them as application crashes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        while exc is not None:
-            if isinstance(exc, ConnectionDropped):
-                return False
-            exc = exc.__cause__ or exc.__context__ or (exc.exceptions[0] if hasattr(exc, "exceptions") else None)
-        return True
+        return not chain_has(record.exc_info[1] if record.exc_info else None, ConnectionDropped)
 
 
 def _secrets(args) -> tuple[str, dict[str, str]] | str:
