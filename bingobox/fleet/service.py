@@ -7,10 +7,10 @@ for ``/metrics`` and the page."""
 from __future__ import annotations
 
 import logging
-import queue
 import secrets
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -19,10 +19,65 @@ from ..metrics import Histogram
 from ..mqtt import messages as m
 from ..secretfiles import read_secret
 from .db import FleetDB
+from .schema import MAX_PAYLOAD
+
+PER_STORE_MAX = 5_000  # messages waiting per store (a store's queue after a broker outage fits)
+QUEUE_BYTES = 64 * 2**20  # bytes waiting in all
+
+
+class FairQueue:
+    """The messages waiting for the writer, a queue per store taken in turn: a store that floods the fleet fills
+    only its own queue (``PER_STORE_MAX``) and gets its turn like every other store, so it can neither push the
+    others' messages out nor delay them behind its own. All of it is bounded in bytes (``QUEUE_BYTES``)."""
+
+    def __init__(self, per_store: int = PER_STORE_MAX, max_bytes: int = QUEUE_BYTES) -> None:
+        self.per_store, self.max_bytes = per_store, max_bytes
+        self._stores: dict[str, deque] = {}
+        self._turn: deque[str] = deque()  # stores with something waiting, in turn order
+        self._bytes = 0
+        self._n = 0
+        self._cond = threading.Condition()
+
+    def __len__(self) -> int:
+        return self._n
+
+    def put(self, store_id: str, item: tuple) -> bool:
+        """False (dropped) when the store's own queue or the whole queue is full."""
+        size = len(item[2]) + 200
+        with self._cond:
+            q = self._stores.get(store_id)
+            if (q is not None and len(q) >= self.per_store) or self._bytes + size > self.max_bytes:
+                return False
+            if q is None:
+                q = self._stores[store_id] = deque()
+                self._turn.append(store_id)
+            q.append(item)
+            self._bytes += size
+            self._n += 1
+            self._cond.notify()
+            return True
+
+    def take(self, limit: int, timeout: float) -> list[tuple]:
+        """Up to ``limit`` messages, round robin over the stores (each store's in order); waits up to ``timeout``."""
+        with self._cond:
+            if not self._n:
+                self._cond.wait(timeout)
+            out: list[tuple] = []
+            while self._turn and len(out) < limit:
+                sid = self._turn.popleft()
+                q = self._stores[sid]
+                item = q.popleft()
+                out.append(item)
+                self._bytes -= len(item[2]) + 200
+                self._n -= 1
+                if q:
+                    self._turn.append(sid)
+                else:
+                    del self._stores[sid]
+            return out
 
 log = logging.getLogger(__name__)
 BATCH = 2000
-QUEUE_MAX = 200_000
 
 
 class CommandKeys:
@@ -47,9 +102,11 @@ class FleetService:
         self.subscription = f"$share/{share}/{prefix}/+/#" if share else f"{prefix}/+/#"
         self.host, self.port, tls = m.broker_address(url)
         self.connected = False
-        self.counts = {"received": 0, "applied": 0, "dropped": 0, "connects": 0, "commands": 0}
+        self.counts = {"received": 0, "applied": 0, "dropped": 0, "refused": 0, "clamped": 0, "connects": 0,
+                       "commands": 0}
+        self.refused: dict[str, int] = {}  # reason → messages refused for it
         self.delay_ms = {"event": Histogram(50_000), "state": Histogram(50_000)}
-        self._q: queue.Queue = queue.Queue(maxsize=QUEUE_MAX)
+        self._q = FairQueue()
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write, name="fleet-writer", daemon=True)
         self.changed = threading.Event()  # something arrived: the page's stream pushes sooner
@@ -89,48 +146,55 @@ class FleetService:
         log.warning("fleet: disconnected (%s): reconnecting", reason_code)
 
     def _on_message(self, _client, _userdata, msg) -> None:
+        """paho's thread: queue the message under its store (checked later, by the writer)."""
         self.counts["received"] += 1
         parts = msg.topic.split("/", 2)  # (a shared subscription delivers the topic without its $share prefix)
-        if len(parts) < 3 or parts[0] != self.prefix or (parts[2].startswith("cmd/") and not
-                                                          parts[2].endswith("/result")):
+        if len(parts) < 3 or parts[0] != self.prefix or parts[2].startswith("ha/") or (
+                parts[2].startswith("cmd/") and not parts[2].endswith("/result")):
+            return  # (commands and Home Assistant's switch are for the stores, not news for the fleet)
+        if len(msg.payload) > MAX_PAYLOAD:
+            self._refuse(parts[1][:64], "too_large")
             return
-        try:
-            self._q.put_nowait((parts[1][:64], parts[2], bytes(msg.payload[:65_536]), time.time()))
-        except queue.Full:
+        if not self._q.put(parts[1], (parts[1], parts[2], bytes(msg.payload), time.time())):
             self.counts["dropped"] += 1
+
+    def _refuse(self, store_id: str, reason: str) -> None:
+        self.counts["refused"] += 1
+        n = self.refused[reason] = self.refused.get(reason, 0) + 1
+        if n in (1, 10, 100) or n % 1000 == 0:
+            log.warning("fleet: refused a message of %r: %s (%d refused for that reason so far)", store_id, reason, n)
 
     def _write(self) -> None:
         while not self._stop.is_set():
-            try:
-                first = self._q.get(timeout=0.2)
-            except queue.Empty:
+            batch = self._q.take(BATCH, timeout=0.2)
+            if not batch:
                 continue
-            batch = [first]
-            while len(batch) < BATCH:
-                try:
-                    batch.append(self._q.get_nowait())
-                except queue.Empty:
-                    break
             # by store (stable: each store's messages keep their order): instances sharing a database then take
             # the stores' rows in the same order and do not deadlock; a conflict that happens anyway is retried
             batch.sort(key=lambda msg: msg[0])
-            for attempt in range(5):
+            attempt = 0
+            while not self._stop.is_set():  # a batch is never dropped: a bad message is refused alone (apply)
                 delays: list[tuple[str, float]] = []
                 try:
-                    self.counts["applied"] += self.db.apply(batch, delays)
-                    for kind, ms in delays:
-                        self.delay_ms[kind].add(ms)
-                    break
-                except Exception as e:
-                    if attempt == 4:
-                        log.error("fleet: %d messages not applied: %s", len(batch), e)
-                        self.counts["dropped"] += len(batch)
-                    else:
-                        time.sleep(0.05 * (attempt + 1))
+                    got = self.db.apply(batch, delays)
+                except Exception as e:  # the database itself (locked, gone): the whole batch again, later
+                    attempt += 1
+                    if attempt in (1, 5) or attempt % 50 == 0:
+                        log.error("fleet: %d messages wait: the database failed (%d in a row): %s", len(batch),
+                                  attempt, e)
+                    self._stop.wait(min(5.0, 0.05 * 2 ** min(attempt, 7)))
+                    continue
+                self.counts["applied"] += got.applied
+                self.counts["clamped"] += got.clamped
+                for store_id, reason in got.refused:
+                    self._refuse(store_id, reason)
+                for kind, ms in delays:
+                    self.delay_ms[kind].add(ms)
+                break
             self.changed.set()
 
     def backlog(self) -> int:
-        return self._q.qsize()
+        return len(self._q)
 
     # commands --------------------------------------------------------------------------------------------
     def send_command(self, store_id: str, name: str, args: dict, operator: str, timeout: float = 10.0) -> dict:

@@ -7,7 +7,7 @@ that differs."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,8 +21,11 @@ def is_dsn(target: str) -> bool:
 class SqliteStore:
     dialect = "sqlite"
 
-    def __init__(self, path: str, schema: str) -> None:
+    def __init__(self, path: str, schema: str, migrate: Callable[[Any], None] | None = None) -> None:
         self.db = Database(path, schema)
+        if migrate is not None:
+            with self.db.tx() as c:
+                migrate(c)
 
     @staticmethod
     def json_text(column: str, key: str) -> str:
@@ -60,7 +63,7 @@ class _PgTx:
 class PostgresStore:
     dialect = "postgresql"
 
-    def __init__(self, dsn: str, schema: str) -> None:
+    def __init__(self, dsn: str, schema: str, migrate: Callable[[Any], None] | None = None) -> None:
         import psycopg
         from psycopg.rows import dict_row
 
@@ -71,6 +74,8 @@ class PostgresStore:
             for stmt in schema.split(";"):
                 if stmt.strip():
                     c.execute(stmt)
+            if migrate is not None:
+                migrate(c)
 
     @staticmethod
     def json_text(column: str, key: str) -> str:
@@ -100,5 +105,6 @@ class PostgresStore:
             self.conn.close()
 
 
-def open_store(target: str, schema: str) -> SqliteStore | PostgresStore:
-    return PostgresStore(target, schema) if is_dsn(target) else SqliteStore(target, schema)
+def open_store(target: str, schema: str, migrate: Callable[[Any], None] | None = None) -> SqliteStore | PostgresStore:
+    """``migrate(tx)``: brings an older database to the schema's version, in the transaction that made it."""
+    return PostgresStore(target, schema, migrate) if is_dsn(target) else SqliteStore(target, schema, migrate)

@@ -26,7 +26,7 @@ function render(s) {
   $("delay").textContent = s.delay_ms && s.delay_ms.count ? `${s.delay_ms.p99} ms` : "—";
   $("alarm-count").textContent = s.open_alarms ? `(${s.open_alarms})` : "";
   fill("alarms", s.alarms, (tr, a) => {
-    cell(tr, ago(a.t)); cell(tr, a.store_id); cell(tr, a.kind); cell(tr, a.device); cell(tr, a.late ? "late" : "", "late");
+    cell(tr, ago(a.t)); cell(tr, a.store_open > 1 ? `${a.store_id} (${a.store_open} open)` : a.store_id); cell(tr, a.kind); cell(tr, a.device); cell(tr, a.late ? "late" : "", "late");
     cell(tr, "").appendChild(btn("Clear", () => command(a.store_id, "clear_alarm", {alarm_id: a.alarm_id}), `Clear alarm ${a.alarm_id} of ${a.store_id}`));
   });
   fill("stores", s.stores_shown, (tr, st) => {
@@ -34,7 +34,7 @@ function render(s) {
     cell(tr, `${st.online ? "online" : "offline"} since ${ago(st.since)}`, st.online ? "online" : "offline");
     cell(tr, st.state); cell(tr, st.inside);
     cell(tr, Object.entries(st.doors).map(([n, d]) => `${n}: ${d.open ? "open" : "shut"}${d.locked ? "" : " (unlocked)"}`).join(", "));
-    cell(tr, st.open_alarms); cell(tr, st.charges_pending); cell(tr, (st.problems || []).join(", "));
+    cell(tr, st.open_alarms); cell(tr, st.charges_pending); cell(tr, [...(st.problems || []), ...(st.refused ? [`${st.refused} messages refused (last: ${st.refused_last})`] : [])].join(", "));
     const td = cell(tr, "");
     td.append(btn("Lock down", () => command(st.id, "lock_down", {}, `Lock down ${st.id}? Nobody gets in; exit and charging go on.`), `Lock down ${st.id}`),
               btn("Release", () => command(st.id, "release", {}), `Release ${st.id}`),

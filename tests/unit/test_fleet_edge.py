@@ -1,0 +1,128 @@
+"""The fleet believes only what a store may say (second audit, H2 and M5): every message checked at the edge, one
+bad message costs only itself, times bounded by reception, events keyed per store, stores known only by their own
+status, a flooding store held to its own queue."""
+
+import json
+import sqlite3
+
+import pytest
+
+from bingobox.fleet.db import VERSION, FleetDB
+from bingobox.fleet.schema import Refused, parse
+from bingobox.fleet.service import FairQueue
+from bingobox.mqtt import messages as m
+
+NOW = 1_800_000_000.0
+
+
+def alarm(store: str, row: int, t: float = NOW, **data) -> tuple[str, str, bytes, float]:
+    body = m.event_payload(store, "alarm", row, t, {"alarm_id": row, "alarm": "door_forced", "device": "e", **data})
+    return (store, "event/alarm", m.dumps(body), NOW)
+
+
+def online(store: str) -> tuple[str, str, bytes, float]:
+    return (store, "status", b"online", NOW)
+
+
+@pytest.fixture
+def db(tmp_path):
+    d = FleetDB(tmp_path / "fleet.db")
+    yield d
+    d.close()
+
+
+def test_one_bad_message_among_good_alarms_costs_only_itself(db):
+    """The audit's H2 batch: an event whose t is a string, one whose data is not an object, a state with
+    open_alarms 1e30 — between good alarms of other stores, in one batch."""
+    bad = [("evil", "event/alarm", json.dumps({"id": "evil:0:1", "t": "yesterday", "data": {}}).encode(), NOW),
+           ("evil", "event/alarm", json.dumps({"id": "evil:0:2", "t": NOW, "data": [1, 2]}).encode(), NOW),
+           ("evil", "state", json.dumps({"t": NOW, "open_alarms": 1e30}).encode(), NOW),
+           ("evil", "state", b'{"t": 1e999}', NOW), ("evil", "metrics", b"\xff\xfe", NOW),
+           ("evil", "event/alarm", json.dumps({"id": "evil:0:3", "t": NOW, "data": {"alarm_id": "x"}}).encode(), NOW)]
+    batch = [online("a"), online("b"), online("evil"), alarm("a", 1), *bad, alarm("b", 1), alarm("a", 2)]
+    got = db.apply(batch)
+    assert got.applied == 6 and sorted(r for _, r in got.refused) == ["invalid"] * 6
+    assert sorted((a["store_id"], a["alarm_id"]) for a in db.alarms()) == [("a", 1), ("a", 2), ("b", 1)]
+    evil = next(s for s in db.stores() if s["id"] == "evil")
+    assert evil["refused"] == 6 and "invalid" in evil["refused_last"]
+
+
+def test_times_are_bounded_by_reception(db):
+    """A state dated ten years ahead no longer freezes the store's row; an alarm from the future is not on top of
+    the page for ever."""
+    db.apply([online("s1"), ("s1", "state", m.dumps({"t": NOW + 10 * 365 * 86400, "state": "lockdown"}), NOW)])
+    db.apply([("s1", "state", m.dumps({"t": NOW + 1, "state": "ready"}), NOW + 2)])
+    assert db.store("s1")["state"]["state"] == "ready"
+    got = db.apply([alarm("s1", 5, t=NOW + 86400)])
+    assert got.clamped == 1 and db.alarms()[0]["t"] == NOW and db.alarms()[0]["late"]
+    with pytest.raises(Refused, match="too_old"):
+        parse("s1", "state", m.dumps({"t": NOW - 40 * 86400}), NOW)
+
+
+def test_only_a_store_s_own_status_makes_it_known(db):
+    """Phantom stores: Home Assistant's user may write bingobox/<any>/ha/lockdown/set; nothing but a status
+    (which the ACL lets only the store itself write) creates a store."""
+    got = db.apply([("ghost", "ha/lockdown/set", b"ON", NOW), ("ghost2", "state", m.dumps({"t": NOW}), NOW),
+                    ("ghost3", "whatever/x", b"{}", NOW), ("../x", "status", b"online", NOW)])
+    assert got.applied == 0 and db.stores() == []
+    assert sorted(r for _, r in got.refused) == ["bad_store_id", "unknown_store", "unknown_topic", "unknown_topic"]
+
+
+def test_event_ids_are_per_store(db):
+    """Another store cannot claim (and so suppress) an event id: the key is (store, id)."""
+    same = m.dumps({"id": "x:0:1", "t": NOW, "data": {"alarm_id": 1, "alarm": "door_forced"}})
+    db.apply([online("s1"), online("s2"), ("s2", "event/alarm", same, NOW), ("s1", "event/alarm", same, NOW)])
+    assert sorted(a["store_id"] for a in db.alarms()) == ["s1", "s2"]
+
+
+def test_a_payload_naming_another_store_is_refused(db):
+    got = db.apply([online("s1"), ("s1", "state", m.dumps({"store_id": "s2", "t": NOW}), NOW)])
+    assert got.refused == [("s1", "store_mismatch")]
+
+
+def test_a_flooding_store_fills_only_its_own_queue():
+    q = FairQueue(per_store=100, max_bytes=10**6)
+    assert all(q.put("flood", ("flood", "event/alarm", b"x" * 100, 0.0)) for _ in range(100))
+    assert not q.put("flood", ("flood", "event/alarm", b"x", 0.0))  # its own queue is full …
+    assert q.put("good", ("good", "event/alarm", b"y", 0.0))  # … the others' are not
+    first = q.take(5, 0)
+    assert "good" in [i[0] for i in first[:2]]  # and it gets its turn at once, not after the flood
+    big = FairQueue(per_store=10**6, max_bytes=10_000)
+    while big.put("flood", ("flood", "x", b"z" * 500, 0.0)):
+        pass
+    assert len(big) * 700 <= 10_000  # bounded in bytes too
+
+
+def test_the_page_shows_every_store_s_alarms_however_many_one_store_raises(db):
+    db.apply([online("flood"), online("quiet"), alarm("quiet", 1, t=NOW - 60),
+              *[alarm("flood", i) for i in range(2, 500)]])
+    page = db.alarms_page(50, per_store=3)
+    assert ("quiet", 1) in [(a["store_id"], a["alarm_id"]) for a in page]
+    assert next(a for a in page if a["store_id"] == "flood")["store_open"] == 498
+
+
+def test_an_older_fleet_database_is_migrated(tmp_path):
+    """A database of the first schema (events keyed by id alone) keeps its rows and gains the per-store key."""
+    path = tmp_path / "old.db"
+    c = sqlite3.connect(path)
+    c.executescript("""
+CREATE TABLE stores (id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0, since FLOAT8 NOT NULL,
+  last_seen FLOAT8 NOT NULL, state TEXT, state_t FLOAT8, metrics TEXT, open_alarms INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE alarms (event_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, alarm_id INTEGER,
+  kind TEXT NOT NULL, device TEXT, t FLOAT8 NOT NULL, data TEXT NOT NULL, received_at FLOAT8 NOT NULL,
+  late INTEGER NOT NULL, cleared_at FLOAT8, cleared_by TEXT);
+CREATE TABLE events (event_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, kind TEXT NOT NULL,
+  t FLOAT8 NOT NULL, data TEXT NOT NULL, received_at FLOAT8 NOT NULL, late INTEGER NOT NULL);
+INSERT INTO stores VALUES ('s1', 1, 1.0, 2.0, NULL, NULL, NULL, 0);
+INSERT INTO alarms VALUES ('s1:0:1', 's1', 1, 'door_forced', 'e', 5.0, '{}', 5.0, 0, NULL, NULL);
+""")
+    c.commit()
+    c.close()
+    db = FleetDB(path)
+    assert db.one("SELECT version FROM schema_version")["version"] == VERSION
+    assert [a["event_id"] for a in db.alarms()] == ["s1:0:1"] and db.store("s1")["online"]
+    db.apply([online("s2"), ("s2", "event/alarm", m.dumps({"id": "s1:0:1", "t": NOW, "data": {"alarm_id": 1}}),
+                             NOW)])
+    assert len(db.alarms()) == 2
+    db.close()
+    assert FleetDB(path).one("SELECT version FROM schema_version")["version"] == VERSION  # once
