@@ -86,6 +86,9 @@ class DoorConfig(Strict):
                                         "button also cuts the lock's power in hardware")
     fire_cuts_power: bool | None = Field(None, description="maglocks: the installer states that the fire panel "
                                          "cuts the lock's power in hardware")
+    egress_waiver: str | None = Field(None, min_length=10, max_length=300, description="maglocks only: run "
+                                      "without those two declarations — who allowed it and why (a door that is not "
+                                      "an escape route, a staffed key-switch door); logged at every start")
 
     @model_validator(mode="after")
     def _port_or_bus(self) -> DoorConfig:
@@ -110,17 +113,34 @@ class DoorConfig(Strict):
             raise ValueError("comm_watchdog_s does not fit the register in comm_watchdog_unit_s counts")
         return self
 
+    @model_validator(mode="after")
+    def _maglock_egress(self) -> DoorConfig:
+        """A maglock holds the door shut while powered: if the controller dies or hangs with the lock powered, only
+        hardware lets people out. Refused unless the installer declares both releases wired (or waives it by
+        name)."""
+        if self.energize_to_unlock:
+            if self.egress_waiver is not None:
+                raise ValueError("egress_waiver: only for maglocks (energize_to_unlock = false)")
+            return self
+        missing = [k for k in ("rex_cuts_power", "fire_cuts_power") if getattr(self, k) is not True]
+        if missing and self.egress_waiver is None:
+            raise ValueError(f"a maglock (energize_to_unlock = false) needs {' and '.join(f'{k} = true' for k in missing)}"
+                             ": wire the request-to-exit button and the fire panel's relay to cut the lock's power "
+                             "directly (software must never be the only way out); or, for a door that is not an "
+                             "escape route, egress_waiver = \"who allowed it and why\"")
+        return self
+
     def hardware_warnings(self) -> list[str]:
-        """What the installer must do in hardware that the config does not say was done."""
+        """What the installer must still do or know about, though the config is acceptable."""
         if self.energize_to_unlock:
             return []  # a strike: power off locks; egress is by the handle (mechanical), not by power
         out = []
-        if self.rex_input is not None and self.rex_cuts_power is not True:
-            out.append(f"doors.{self.name}: maglock without rex_cuts_power = true: wire the request-to-exit button "
-                       "to cut the lock's power directly (software must not be the only way out)")
-        if self.fire_input is not None and self.fire_cuts_power is not True:
-            out.append(f"doors.{self.name}: maglock without fire_cuts_power = true: wire the fire panel's relay to "
-                       "cut the lock's power directly")
+        if self.egress_waiver is not None:
+            out.append(f"doors.{self.name}: maglock running under a waiver ({self.egress_waiver}): the controller "
+                       "dying with the lock powered leaves this door shut")
+        if self.comm_watchdog_register is None:
+            out.append(f"doors.{self.name}: maglock without the board's communication watchdog "
+                       "(comm_watchdog_register): if the controller dies the relay stays as it was")
         return out
 
     @model_validator(mode="after")

@@ -136,7 +136,8 @@ def test_stuck_relay_is_detected_by_read_back(door):
 def test_maglock_polarity(fresh_sim):
     """exit is wired as a maglock (energize_to_unlock=false): relay on = locked."""
     ev = Events()
-    d = DoorBoard(DoorConfig(name="exit", port=fresh_sim.pty("exit"), energize_to_unlock=False, unlock_s=1), ev)
+    d = DoorBoard(DoorConfig(name="exit", port=fresh_sim.pty("exit"), energize_to_unlock=False, unlock_s=1,
+                             rex_cuts_power=True, fire_cuts_power=True), ev)
     d.start()
     try:
         wait_until(lambda: fresh_sim.device("exit")["relay"][0] == 1, 3, "maglock energised = locked")
