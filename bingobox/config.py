@@ -124,10 +124,11 @@ class DoorConfig(Strict):
             return self
         missing = [k for k in ("rex_cuts_power", "fire_cuts_power") if getattr(self, k) is not True]
         if missing and self.egress_waiver is None:
-            raise ValueError(f"a maglock (energize_to_unlock = false) needs {' and '.join(f'{k} = true' for k in missing)}"
-                             ": wire the request-to-exit button and the fire panel's relay to cut the lock's power "
-                             "directly (software must never be the only way out); or, for a door that is not an "
-                             "escape route, egress_waiver = \"who allowed it and why\"")
+            needs = " and ".join(f"{k} = true" for k in missing)
+            raise ValueError(
+                f"a maglock (energize_to_unlock = false) needs {needs}: wire the request-to-exit button and the "
+                "fire panel's relay to cut the lock's power directly (software must never be the only way out); or, "
+                "for a door that is not an escape route, egress_waiver = \"who allowed it and why\"")
         return self
 
     def hardware_warnings(self) -> list[str]:

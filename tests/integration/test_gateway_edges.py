@@ -4,6 +4,7 @@ the log filter's walk over exception chains. Each test sends what the audit's pr
 import os
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +27,7 @@ def _raw(url: str, data: bytes, read: bool = False) -> bytes:
 
 
 def _cpu_s(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
