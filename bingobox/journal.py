@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS charge_intents (
   supersedes INTEGER REFERENCES charge_intents(id),
   retried INTEGER NOT NULL DEFAULT 0,
   rejections INTEGER NOT NULL DEFAULT 0,
+  entry_jti TEXT,
   created_at REAL NOT NULL,
   updated_at REAL NOT NULL
 );
@@ -47,7 +48,7 @@ CREATE TABLE IF NOT EXISTS visits (
   id TEXT PRIMARY KEY, account_id TEXT NOT NULL, state TEXT NOT NULL, face_consent INTEGER NOT NULL,
   alone INTEGER NOT NULL DEFAULT 1, created_at REAL NOT NULL, updated_at REAL NOT NULL, entered_at REAL,
   left_at REAL, basket TEXT NOT NULL DEFAULT '{}', amount_fen INTEGER, receipt TEXT,
-  flags TEXT NOT NULL DEFAULT '[]', identified_at REAL, exit_granted_at REAL);
+  flags TEXT NOT NULL DEFAULT '[]', identified_at REAL, exit_granted_at REAL, entry_jti TEXT);
 CREATE INDEX IF NOT EXISTS visits_state ON visits (state);
 CREATE TABLE IF NOT EXISTS visit_events (
   id INTEGER PRIMARY KEY, visit_id TEXT, t REAL NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL);
@@ -73,10 +74,11 @@ CREATE TABLE IF NOT EXISTS disputes (
 
 
 # columns added since the first journals; an older file gains them when it is opened
-_ADDED_COLUMNS = {"alarms": {"cleared_by": "TEXT"}, "visits": {"identified_at": "REAL", "exit_granted_at": "REAL"},
-                  "charge_intents": {"rejections": "INTEGER NOT NULL DEFAULT 0"}}
+_ADDED_COLUMNS = {"alarms": {"cleared_by": "TEXT"},
+                  "visits": {"identified_at": "REAL", "exit_granted_at": "REAL", "entry_jti": "TEXT"},
+                  "charge_intents": {"rejections": "INTEGER NOT NULL DEFAULT 0", "entry_jti": "TEXT"}}
 VISIT_COLUMNS = ("id", "account_id", "state", "face_consent", "alone", "created_at", "updated_at", "entered_at",
-                 "left_at", "basket", "amount_fen", "receipt", "flags", "identified_at", "exit_granted_at")
+                 "left_at", "basket", "amount_fen", "receipt", "flags", "identified_at", "exit_granted_at", "entry_jti")
 
 
 class Journal(Database):

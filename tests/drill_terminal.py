@@ -23,12 +23,12 @@ def main() -> int:
     p.add_argument("--gateway", required=True)
     p.add_argument("--store", required=True)
     p.add_argument("--secret", required=True)
-    p.add_argument("--accounts", required=True, help="JSON list of account ids")
+    p.add_argument("--visits-of", required=True, help="JSON list: each visit's [account id, entry code id]")
     p.add_argument("--visits", type=int, required=True)
     p.add_argument("--rate", type=float, default=40.0, help="new visits per second")
     args = p.parse_args()
     logging.basicConfig(level=logging.ERROR)
-    accounts = json.loads(args.accounts)
+    visits = json.loads(args.visits_of)
     journal = Journal(args.journal)
     client = WalletClient(args.gateway, args.store, args.secret, connect_timeout=0.5, read_timeout=1.0)
     outbox = Outbox(journal, client, Limits(max_pending_count=100_000, max_pending_fen=10**9),
@@ -38,9 +38,10 @@ def main() -> int:
     for i in range(args.visits):
         vid = f"visit-{i:04d}"
         if outbox.visit_state(vid) is None:
-            outbox.submit(vid, accounts[i % len(accounts)], amount_for(i),
+            account, jti = visits[i]
+            outbox.submit(vid, account, amount_for(i),
                           [{"sku": f"sku-{i}", "name": f"item {i}", "qty": 1, "unit_fen": amount_for(i),
-                            "amount_fen": amount_for(i)}])
+                            "amount_fen": amount_for(i)}], entry_jti=jti)
             time.sleep(1 / args.rate)
     print("submitted", flush=True)
     while True:

@@ -169,7 +169,15 @@ class Gateway:
         r = self.admin("POST", "/admin/accounts", {"real_name": name, "id_number": secrets.token_hex(9),
                                                    "balance_fen": balance_fen, "face_consent": face_consent})
         assert r.status_code == 200, r.text
-        return r.json()
+        acc = r.json()
+        return {**acc, "jti": self.code(acc["id"]), "visit": f"v-{acc['id']}"}
+
+    def code(self, account_id: str, store_id: str = STORE_ID) -> str:
+        """An entry code issued to the account for the store (what the wallet app shows): its id, which the store's
+        charges and records for the visit it opens must name."""
+        r = self.admin("POST", "/v1/entry-codes", {"account_id": account_id, "store_id": store_id})
+        assert r.status_code == 200, r.text
+        return r.json()["jti"]
 
     def faults(self, **kw) -> dict:
         return self.admin("POST", "/admin/faults", kw).json()

@@ -79,7 +79,7 @@ def entry_code(core: StoreCore, ev: CodeSeen) -> None:
             return
     now = core.clock()
     vid = "v_" + uuid.UUID(int=core.rng.getrandbits(128), version=4).hex[:16]
-    v = Visit(vid, c.account, c.face_consent, VisitMachine(vid), now, stages=stages)
+    v = Visit(vid, c.account, c.face_consent, VisitMachine(vid), now, stages=stages, code=c.jti)
     evidence = [(v, "code_accepted", {"jti": c.jti, "kid": c.kid, "face_consent": c.face_consent,
                                       "door": core.lay.entry_door})]
     touched = []

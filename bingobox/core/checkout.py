@@ -127,7 +127,7 @@ def recovery(core: StoreCore, c: tokens.EntryClaims, frame_t: float, stages: dic
     now = core.clock()
     vid = "v_" + uuid.UUID(int=core.rng.getrandbits(128), version=4).hex[:16]
     v = Visit(vid, c.account, False, VisitMachine(vid, initial=S.at_exit), now, alone=False,
-              flags=["recovery"])
+              flags=["recovery"], code=c.jti)
     log.warning("exit code of %s who has no open visit: a recovery visit %s", c.account, vid)
     identify(core, v, frame_t, {"by": "qr", "recovery": True, "jti": c.jti}, stages, claims=c, new=True)
 
@@ -238,7 +238,7 @@ def charge_in(core: StoreCore, tx: Tx, v: Visit) -> int:
         tx.add(v, "unknown_items", {"epcs": unknown})
     tx.add(v, "basket", {"lines": lines, "total_fen": total, "items": dict(v.basket.items)})
     if total:
-        core.outbox.add_intent_in(tx.c, v.id, v.account, total, lines)
+        core.outbox.add_intent_in(tx.c, v.id, v.account, total, lines, entry_jti=v.code)
     return total
 
 

@@ -35,6 +35,7 @@ class Visit:
     amount_fen: int | None = None
     receipt: dict | None = None
     flags: list[str] = field(default_factory=list)
+    code: str | None = None  # the id (jti) of the code that opened the visit: its charges are bound to it
     # memory only: the checkout in progress
     exit_deadline: float | None = None
     exit_from: float | None = None  # the exit window starts here (see checkout)
@@ -67,7 +68,7 @@ class Visit:
                 "basket": json.dumps(self.basket.items), "amount_fen": self.amount_fen,
                 "receipt": json.dumps(self.receipt) if self.receipt is not None else None,
                 "flags": json.dumps(self.flags), "identified_at": self.identified_at,
-                "exit_granted_at": self.exit_granted_at}
+                "exit_granted_at": self.exit_granted_at, "entry_jti": self.code}
 
     @classmethod
     def from_row(cls, r: dict) -> Visit:
@@ -75,7 +76,7 @@ class Visit:
                    r["created_at"], basket=Basket(json.loads(r["basket"])), alone=bool(r["alone"]),
                    entered_at=r["entered_at"], identified_at=r.get("identified_at"),
                    exit_granted_at=r.get("exit_granted_at"), amount_fen=r["amount_fen"],
-                   flags=json.loads(r["flags"]))
+                   flags=json.loads(r["flags"]), code=r.get("entry_jti"))
 
 
 _PERSISTED = ("basket", "alone", "entered_at", "identified_at", "exit_granted_at", "left_at", "amount_fen", "receipt",

@@ -71,17 +71,19 @@ class Outbox:
 
     # submitting ----------------------------------------------------------------------------------
     def submit(self, visit_id: str, account_id: str, amount_fen: int, items: list[dict],
-               supersedes: int | None = None) -> int:
+               supersedes: int | None = None, entry_jti: str | None = None) -> int:
         """Commit a charge intent (durably) and wake the sender. Returns the intent id."""
         with self.j.tx() as c:
-            intent_id = self.add_intent_in(c, visit_id, account_id, amount_fen, items, supersedes)
+            intent_id = self.add_intent_in(c, visit_id, account_id, amount_fen, items, supersedes, entry_jti)
         self.wake()
         return intent_id
 
     def add_intent_in(self, c, visit_id: str, account_id: str, amount_fen: int, items: list[dict],
-                      supersedes: int | None = None) -> int:
+                      supersedes: int | None = None, entry_jti: str | None = None) -> int:
         """Write a charge intent inside the caller's transaction (the visit's checkout commits it with the basket);
-        call ``wake()`` once that transaction is committed."""
+        call ``wake()`` once that transaction is committed. ``entry_jti``: the code that opened the visit — the
+        gateway takes a charge only for an account whose code, issued for this store, it names (None: read from
+        the visit's evidence when it is sent)."""
         if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
             raise ValueError(f"amount must be a positive integer number of fen, got {amount_fen!r}")
         now = self._clock()
@@ -90,8 +92,8 @@ class Outbox:
         key = str(uuid.UUID(int=self._rng.getrandbits(128), version=4) if self._seeded else uuid.uuid4())
         cur = c.execute(
             "INSERT INTO charge_intents (visit_id, account_id, amount_fen, items, idem_key, state, "
-            "next_attempt_at, supersedes, created_at, updated_at) VALUES (?,?,?,?,?,'pending',?,?,?,?)",
-            (visit_id, account_id, amount_fen, json.dumps(items), key, now, supersedes, now, now))
+            "next_attempt_at, supersedes, entry_jti, created_at, updated_at) VALUES (?,?,?,?,?,'pending',?,?,?,?,?)",
+            (visit_id, account_id, amount_fen, json.dumps(items), key, now, supersedes, entry_jti, now, now))
         return int(cur.lastrowid)
 
     def wake(self) -> None:
@@ -102,7 +104,8 @@ class Outbox:
         it = self.visit_state(visit_id)
         if it is None or it["state"] != "failed":
             raise ValueError(f"visit {visit_id} has no failed charge")
-        return self.submit(visit_id, it["account_id"], it["amount_fen"], json.loads(it["items"]), supersedes=it["id"])
+        return self.submit(visit_id, it["account_id"], it["amount_fen"], json.loads(it["items"]), supersedes=it["id"],
+                           entry_jti=it["entry_jti"])
 
     def intent(self, intent_id: int) -> dict:
         row = self.j.one("SELECT * FROM charge_intents WHERE id=?", (intent_id,))
@@ -211,7 +214,7 @@ class Outbox:
             c.execute(f"UPDATE charge_intents SET {sets} WHERE id=?", (*fields.values(), it["id"]))
             if successor:
                 self.add_intent_in(c, it["visit_id"], it["account_id"], it["amount_fen"], json.loads(it["items"]),
-                                   supersedes=it["id"])
+                                   supersedes=it["id"], entry_jti=it["entry_jti"])
         it.update(fields)
         if successor:
             self.wake()
@@ -262,7 +265,8 @@ class Outbox:
         self._update(it, attempts=it["attempts"] + 1, first_attempt_at=it["first_attempt_at"] or now)
         self.stats["attempts"] += 1
         payload = {"account_id": it["account_id"], "amount_fen": it["amount_fen"], "currency": it["currency"],
-                   "visit_id": it["visit_id"], "items": json.loads(it["items"])}
+                   "visit_id": it["visit_id"], "entry_jti": it["entry_jti"] or self._code_of(it["visit_id"]),
+                   "items": json.loads(it["items"])}
         it["sent_at"] = self._clock()
         result = self.client.create_charge(it["idem_key"], payload)
         it["answered_at"] = self._clock()
@@ -274,6 +278,12 @@ class Outbox:
             self._reject(it, result.error)
         else:
             self._adopt(it, result)
+
+    def _code_of(self, visit_id: str) -> str | None:
+        """The code a visit's evidence names (an intent written before intents carried it)."""
+        row = self.j.one("SELECT json_extract(data, '$.jti') AS jti FROM visit_events WHERE visit_id=? AND "
+                         "json_extract(data, '$.jti') IS NOT NULL ORDER BY id LIMIT 1", (visit_id,))
+        return row["jti"] if row else None
 
     def _adopt(self, it: dict, r: Result) -> None:
         """Take the gateway's word on the charge."""

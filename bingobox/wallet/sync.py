@@ -23,7 +23,7 @@ from .client import WalletClient
 
 log = logging.getLogger(__name__)
 SINCE_MARGIN_S = 60.0
-REFUSED_FOR_GOOD = (400, 404, 410, 413, 422)
+REFUSED_FOR_GOOD = (400, 403, 404, 409, 410, 413, 422)  # (403/409: codes not of its visit)
 
 
 class ShopperSync:

@@ -5,6 +5,11 @@ refunds need an Idempotency-Key: same key + same body → the stored response re
 24 h; same key + other body → 422; same key while the first is in flight → 409; missing/bad key → 400.
 Admin endpoints (/admin/..., and /v1/entry-codes, which stands in for the shopper's wallet app) need the
 X-Admin-Token header. Errors are {"error": {"code", "message"}}.
+
+Protocol 2: what a store says about an account is bound to an entry code this gateway issued to that account for
+that store — a charge names its visit and the code that opened it (``visit_id``, ``entry_jti``), a visit's record
+names its codes (``jtis``); the first visit named with a code binds it. A store of protocol 1 (no ``entry_jti``)
+gets 400; a code of another account or store 403; a code bound to another visit 409.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_
 from bingobox.domain import tokens
 
 from .db import IDEMPOTENCY_TTL_S, IN_FLIGHT_STALE_S, GatewayDB, charge_json
-from .shopper_db import Retention, issue_code
+from .shopper_db import Refused, Retention, bind_code, issue_code
 from .terminal_auth import TerminalAuth
 
 log = logging.getLogger(__name__)
@@ -76,7 +81,9 @@ class ChargeIn(Strict):
     account_id: ID
     amount_fen: StrictInt = Field(ge=1, le=MAX_CHARGE_FEN, description="integer fen (1 CNY = 100 fen)")
     currency: Literal["CNY"]
-    visit_id: ID | None = None
+    visit_id: ID
+    entry_jti: ID = Field(description="the id of the entry code that opened the visit: issued to this account for "
+                          "this store, and bound to this visit by its first use (protocol 2)")
     description: str | None = Field(None, max_length=200)
     items: list[ReceiptLine] = Field(default_factory=list, max_length=500)
 
@@ -200,7 +207,7 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
                in_flight_stale_s: float = IN_FLIGHT_STALE_S, retention: Retention | None = None) -> FastAPI:
     """``in_flight_stale_s``: after this long, a request whose key is still in flight is taken to have died and a
     retry with the key runs (the first, if it was only slow, then finds itself superseded and commits nothing)."""
-    app = FastAPI(title="bingobox mock wallet gateway", version="1.0",
+    app = FastAPI(title="bingobox mock wallet gateway", version="2.0",
                   description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
     app.add_middleware(DropAfterCommit)
     app.add_middleware(TerminalAuth, secret_of=db.store_secret, use_nonce=db.use_nonce)
@@ -310,7 +317,8 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
     @app.post("/v1/charges", tags=["terminal"], responses={202: {}, 402: {}, 404: {}, 409: {}, 422: {}})
     async def create_charge(body: ChargeIn, request: Request, store_id: str = Depends(terminal),
                             key: str = Depends(idem_key)):
-        """Charge a wallet. 200 succeeded, 202 pending (user paying), 402 declined."""
+        """Charge a wallet for a visit. 200 succeeded, 202 pending (user paying), 402 declined; 403 when
+        ``entry_jti`` is not a code issued to the account for this store, 409 when it is another visit's."""
         pending_s = app.state.faults.pending_s
 
         def run(c):
@@ -318,6 +326,10 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
             acc = c.execute("SELECT balance_fen, frozen FROM accounts WHERE id=?", (body.account_id,)).fetchone()
             if acc is None:
                 return 404, ApiError(404, "account_not_found", f"no account {body.account_id}").body()
+            try:
+                bind_code(c, store_id, body.account_id, body.entry_jti, body.visit_id, now)
+            except Refused as e:
+                return e.status, ApiError(e.status, e.code, str(e)).body()
             cid = "ch_" + secrets.token_hex(10)
             status, reason = "succeeded", None
             if acc["frozen"]:

@@ -62,7 +62,9 @@ class GatewayDB(Database):
         with self.tx() as c:
             for table, col, decl in (("signing_keys", "retired_at", "REAL"),  # (databases from before rotation)
                                      ("accounts", "erased_at", "REAL"),  # (… before the wallet app)
-                                     ("entry_codes", "used_at", "REAL")):
+                                     ("entry_codes", "used_at", "REAL"),
+                                     ("entry_codes", "visit_id", "TEXT"),  # (… before codes bound charges)
+                                     ("visit_reports", "opened_at", "REAL")):
                 if col not in {r[1] for r in c.execute(f"PRAGMA table_info({table})")}:
                     c.execute(f"ALTER TABLE {table} ADD COLUMN {col} {decl}")
             if not c.execute("SELECT 1 FROM meta WHERE k='pepper'").fetchone():

@@ -23,7 +23,7 @@ CREATE INDEX IF NOT EXISTS account_events_account ON account_events (account_id)
 CREATE INDEX IF NOT EXISTS account_events_kind ON account_events (kind, t);
 CREATE TABLE IF NOT EXISTS visit_reports (store_id TEXT NOT NULL, visit_id TEXT NOT NULL, account_id TEXT NOT NULL,
   state TEXT NOT NULL, final INTEGER NOT NULL, record TEXT NOT NULL, updated_at REAL NOT NULL,
-  received_at REAL NOT NULL, PRIMARY KEY (store_id, visit_id));
+  received_at REAL NOT NULL, opened_at REAL, PRIMARY KEY (store_id, visit_id));
 CREATE INDEX IF NOT EXISTS visit_reports_account ON visit_reports (account_id);
 CREATE TABLE IF NOT EXISTS disputes (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, store_id TEXT NOT NULL,
   visit_id TEXT NOT NULL, charge_id TEXT NOT NULL, lines TEXT NOT NULL, claimed_fen INTEGER NOT NULL,
@@ -38,7 +38,9 @@ CREATE INDEX IF NOT EXISTS data_requests_store ON data_requests (store_id, answe
 """
 
 SESSION_TTL_S = 12 * 3600
-OPEN_VISIT_S = 12 * 3600  # a visit a store reported open and never closed (a store gone) stops counting as open
+OPEN_VISIT_S = 12 * 3600  # a visit open this long after its code was issued (a store gone) stops counting as open
+CHARGE_WINDOW_S = 30 * 86_400  # a visit's code binds charges and records this long after it was issued
+_OPEN = "final=0 AND coalesce(opened_at, received_at) >= ?"  # a visit still open, by the gateway's own times
 CONSENT_NOTICE_S = 15 * 60  # a withdrawn face consent is announced to the stores this long (their inbox)
 KEPT_AFTER_ERASURE = ("charges and refunds (amounts, items, store, times) stay in the ledger under the account's "
                       "number, which no longer leads to a name or an ID number: accounting law requires the "
@@ -64,6 +66,7 @@ class Retention:
 
     def describe(self) -> dict:
         return {"visit_records_days": self.visits_days, "entry_codes_days": self.codes_days,
+                "entry_codes_of_visits_days": max(self.visits_days, CHARGE_WINDOW_S / 86_400),
                 "data_request_answers_days": self.requests_days, "account_history_days": self.history_days,
                 "ledger": "charges, refunds and top-ups are kept (accounting); after erasure without your name"}
 
@@ -129,21 +132,46 @@ def end_session(db, token: str | None) -> None:
             c.execute("DELETE FROM shopper_sessions WHERE token_hash=?", (_token_hash(token),))
 
 
+# codes bind what a store may say about an account ---------------------------------------------------------
+def bind_code(c: sqlite3.Connection, store_id: str, account_id: str, jti: str, visit_id: str, now: float) -> float:
+    """A store may charge an account, or write its receipts, only for a visit opened by an entry code this gateway
+    issued to that account for that store; the first visit named with a code binds it (one code, one visit).
+    Returns the code's issue time; ``Refused`` otherwise."""
+    row = c.execute("SELECT account_id, store_id, iat, visit_id FROM entry_codes WHERE jti=?", (jti,)).fetchone()
+    if row is None or row["account_id"] != account_id or row["store_id"] != store_id:
+        raise Refused("not_your_code", "no entry code of this account issued for this store has that id", 403)
+    if now - row["iat"] > CHARGE_WINDOW_S:
+        raise Refused("code_too_old", f"the visit's code was issued over {CHARGE_WINDOW_S // 86400} days ago", 403)
+    if row["visit_id"] is None:
+        c.execute("UPDATE entry_codes SET visit_id=? WHERE jti=? AND visit_id IS NULL", (visit_id, jti))
+    elif row["visit_id"] != visit_id:
+        raise Refused("code_bound_elsewhere", "that code belongs to another visit", 409)
+    return float(row["iat"])
+
+
 # the stores' visit records ------------------------------------------------------------------------------
 def save_report(db, store_id: str, visit_id: str, account_id: str, state: str, final: bool, record: dict,
                 updated_at: float, jtis: list[str]) -> bool:
     """Keep (or update) a store's record of a visit; codes it used are marked used (the app replaces them at once).
-    False when the account is erased (the record is not kept)."""
+    The record must name the codes of its visit (``bind_code``: ``Refused``); a time ahead of the gateway's is
+    taken as now. False when the account is erased (the record is not kept)."""
     now = time.time()
+    updated_at = min(updated_at, now)
+    if not jtis:
+        raise Refused("no_code", "a visit's record names the entry code(s) of its visit (jtis)", 422)
     with db.tx() as c:
         acc = c.execute("SELECT erased_at FROM accounts WHERE id=?", (account_id,)).fetchone()
         if acc is None or acc["erased_at"] is not None:
             return False
-        c.execute("INSERT INTO visit_reports VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(store_id, visit_id) DO "
+        opened = min(bind_code(c, store_id, account_id, jti, visit_id, now) for jti in jtis)
+        c.execute("INSERT INTO visit_reports (store_id, visit_id, account_id, state, final, record, updated_at, "
+                  "received_at, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(store_id, visit_id) DO "
                   "UPDATE SET state=excluded.state, final=excluded.final, record=excluded.record, "
-                  "updated_at=excluded.updated_at, received_at=excluded.received_at "
-                  "WHERE excluded.updated_at >= visit_reports.updated_at",
-                  (store_id, visit_id, account_id, state, int(final), _j(record), updated_at, now))
+                  "updated_at=excluded.updated_at, received_at=excluded.received_at, "
+                  "opened_at=min(coalesce(visit_reports.opened_at, excluded.opened_at), excluded.opened_at) "
+                  "WHERE excluded.updated_at >= visit_reports.updated_at AND visit_reports.account_id = "
+                  "excluded.account_id",
+                  (store_id, visit_id, account_id, state, int(final), _j(record), updated_at, now, opened))
         for jti in jtis:
             c.execute("UPDATE entry_codes SET used_at=? WHERE jti=? AND account_id=? AND used_at IS NULL",
                       (now, jti, account_id))
@@ -186,8 +214,8 @@ def receipts(db, account_id: str, limit: int = 20) -> list[dict]:
 
 
 def current_visit(db, account_id: str) -> dict | None:
-    r = db.one("SELECT store_id, visit_id, state, updated_at FROM visit_reports WHERE account_id=? AND final=0 "
-               "AND updated_at >= ? ORDER BY updated_at DESC LIMIT 1", (account_id, time.time() - OPEN_VISIT_S))
+    r = db.one(f"SELECT store_id, visit_id, state, updated_at FROM visit_reports WHERE account_id=? AND {_OPEN} "
+               "ORDER BY updated_at DESC LIMIT 1", (account_id, time.time() - OPEN_VISIT_S))
     return dict(r) if r else None
 
 
@@ -281,7 +309,8 @@ def inbox(db, store_id: str, now: float | None = None) -> dict:
                                         "AND answered_at IS NULL ORDER BY created_at LIMIT 50", (store_id,))]
     withdrawn = sorted({r["account_id"] for r in db.all(  # (only this store's shoppers: no store learns of others)
         "SELECT account_id FROM account_events WHERE kind='face_consent_withdrawn' AND t >= ? AND account_id IN "
-        "(SELECT account_id FROM visit_reports WHERE store_id=? AND final=0)", (now - CONSENT_NOTICE_S, store_id))})
+        f"(SELECT account_id FROM visit_reports WHERE store_id=? AND {_OPEN})",
+        (now - CONSENT_NOTICE_S, store_id, now - OPEN_VISIT_S))})
     total = db.one("SELECT count(*) AS n FROM disputes WHERE store_id=? AND state='open'", (store_id,))["n"]
     return {"disputes": disputes, "disputes_open": total, "data_requests": requests, "consent_withdrawn": withdrawn}
 
@@ -359,7 +388,7 @@ def erase(db, account_id: str) -> dict:
     outcome); the ledger keeps amounts under the bare account number. Returns what was erased and kept."""
     now = time.time()
     with db.tx() as c:
-        if c.execute("SELECT 1 FROM visit_reports WHERE account_id=? AND final=0 AND updated_at >= ?",
+        if c.execute(f"SELECT 1 FROM visit_reports WHERE account_id=? AND {_OPEN}",
                      (account_id, now - OPEN_VISIT_S)).fetchone():
             raise Refused("visit_open", "you are in a store (or the store has not closed your visit yet): "
                           "ask again after you have left")
@@ -400,7 +429,8 @@ def prune(db, r: Retention, now: float | None = None, limit: int = 5000) -> dict
             "visit_records": gone("DELETE FROM visit_reports WHERE rowid IN (SELECT rowid FROM visit_reports "
                                   "WHERE final=1 AND updated_at < ? LIMIT ?)", now - r.visits_days * day),
             "entry_codes": gone("DELETE FROM entry_codes WHERE rowid IN (SELECT rowid FROM entry_codes WHERE exp < ? "
-                                "LIMIT ?)", now - r.codes_days * day),
+                                "AND (visit_id IS NULL OR exp < ?) LIMIT ?)", now - r.codes_days * day,
+                                now - max(r.visits_days * day, CHARGE_WINDOW_S)),
             "sessions": gone("DELETE FROM shopper_sessions WHERE rowid IN (SELECT rowid FROM shopper_sessions "
                              "WHERE expires_at < ? LIMIT ?)", now),
             "data_requests": gone("DELETE FROM data_requests WHERE rowid IN (SELECT rowid FROM data_requests WHERE "

@@ -27,8 +27,8 @@ class VisitReportIn(_Strict):
     account_id: ID
     state: str = Field(min_length=1, max_length=32)
     final: bool
-    updated_at: float = Field(ge=0)
-    jtis: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=20)
+    updated_at: float = Field(ge=0, allow_inf_nan=False)
+    jtis: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(min_length=1, max_length=20)
     record: dict[str, Any]
 
 
@@ -52,9 +52,15 @@ def add_store_routes(app: FastAPI, db, terminal, api_error: type[Exception]) -> 
     @app.put("/v1/visits/{visit_id}", tags=["terminal"], responses={410: {}})
     def put_visit(visit_id: ID, body: VisitReportIn, store_id: str = Depends(terminal)):
         """Keep the store's record of a visit: the shopper's receipt shows it (items, which reader saw each, how
-        they were identified at the exit). Newer ``updated_at`` wins; codes in ``jtis`` are marked used."""
-        if not sdb.save_report(db, store_id, visit_id, body.account_id, body.state, body.final, body.record,
-                               body.updated_at, body.jtis):
+        they were identified at the exit). Newer ``updated_at`` wins (a time ahead of the gateway's is taken as
+        now); ``jtis`` name the codes of the visit — issued to this account for this store, or 403 — and are
+        marked used."""
+        try:
+            kept = sdb.save_report(db, store_id, visit_id, body.account_id, body.state, body.final, body.record,
+                                   body.updated_at, body.jtis)
+        except sdb.Refused as e:
+            raise refused(e) from None
+        if not kept:
             raise api_error(410, "account_gone", "no such account, or it was erased: do not send its visits")
         return {"ok": True}
 

@@ -57,8 +57,8 @@ class NaiveExit:
         return encs
 
     def exit(self, frame: np.ndarray | None, gallery: dict[str, list[np.ndarray]], account: str, amount_fen: int,
-             lines: list[dict]) -> dict:
-        """One exit; the times of its stages (ms from the frame)."""
+             lines: list[dict], entry_jti: str) -> dict:
+        """One exit; the times of its stages (ms from the frame). ``entry_jti``: the code the visit came in by."""
         t0, wall0 = time.perf_counter(), time.time()
         stamp = {}
         if frame is not None:  # a face exit: library defaults on the whole frame
@@ -79,7 +79,7 @@ class NaiveExit:
         self.journal.evidence(visit, "charge_intent", {"key": key, "amount_fen": amount_fen})
         stamp["committed"] = time.perf_counter()
         body = json.dumps({"account_id": account, "amount_fen": amount_fen, "currency": "CNY", "visit_id": visit,
-                           "items": lines}, separators=(",", ":")).encode()
+                           "entry_jti": entry_jti, "items": lines}, separators=(",", ":")).encode()
         headers = {**sign_headers(self.store_id, self.secret, "POST", "/v1/charges", body, idempotency_key=key),
                    "Content-Type": "application/json", "Connection": "close"}
         stamp["sent"] = time.perf_counter()

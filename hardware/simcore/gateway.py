@@ -42,8 +42,10 @@ class SimGateway:
     faults: Faults = field(default_factory=Faults)
     charges: dict[str, Charge] = field(default_factory=dict)  # by idempotency key
     by_id: dict[str, Charge] = field(default_factory=dict)
+    codes: dict[str, str] = field(default_factory=dict)  # entry codes issued: jti → account
+    bound: dict[str, str] = field(default_factory=dict)  # jti → the visit its first charge named
     counts: dict[str, int] = field(default_factory=lambda: {"requests": 0, "outage": 0, "errors": 0, "drops": 0,
-                                                            "pending": 0, "rejected": 0})
+                                                            "pending": 0, "rejected": 0, "unbound": 0})
 
     # the WalletClient interface ---------------------------------------------------------------------------
     def create_charge(self, key: str, payload: dict) -> Result:
@@ -54,6 +56,12 @@ class SimGateway:
             if self.faults.reject:
                 self.counts["rejected"] += 1
                 return Result(Outcome.REJECTED, None, 400, "HTTP 400 bad_request: injected refusal")
+            jti = payload.get("entry_jti")
+            if self.codes.get(jti) != payload["account_id"] or self.bound.get(jti, payload["visit_id"]) != \
+                    payload["visit_id"]:  # (protocol 2: a charge is bound to the code of its visit)
+                self.counts["unbound"] += 1
+                return Result(Outcome.REJECTED, None, 403, f"HTTP 403 not_your_code: {jti}")
+            self.bound[jti] = payload["visit_id"]
             ch = self._new(key, payload)
         self._settle(ch)
         if self.rng.random() < self.faults.drop_rate:

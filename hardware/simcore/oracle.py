@@ -8,7 +8,8 @@
 - stranded: a visit still open once the run has settled;
 - kept_inside: someone had to press the exit button although the controller was running all the while;
 - exit_granted_nobody: the exit was unlocked for nobody (the exit area empty, no fire);
-- door_left_unlocked: a door's relay unlocked once the run has settled.
+- door_left_unlocked: a door's relay unlocked once the run has settled;
+- charge_unbound: the store sent a charge that did not name the code of its visit (the gateway refuses it).
 
 Fleeing a fire and tailgating (in without a code, out by the button) leave unbilled goods by design: alarms, not
 violations. So does a shopper who leaves while the exit reader is unplugged with goods nobody could attribute, or
@@ -105,4 +106,6 @@ def check(world: World, journal_path: Path, excused: list[dict] | None = None) -
     for name, d in world.doors.items():
         if d.relay_unlocked:
             bad("door_left_unlocked", door=name)
+    if world.gateway.counts["unbound"]:
+        bad("charge_unbound", charges=world.gateway.counts["unbound"])
     return out

@@ -32,9 +32,10 @@ def test_no_charge_lost_or_doubled_under_faults_and_kills(tmp_path):
     port = free_port()
     gw = Gateway(tmp_path, "--port", str(port), "--seed", "1")
     accounts = [gw.account(10**8)["id"] for _ in range(10)]
+    visits_of = [(accounts[i % 10], gw.code(accounts[i % 10])) for i in range(VISITS)]  # each visit's own code
     journal = tmp_path / "terminal.db"
     cmd = [sys.executable, "-m", "tests.drill_terminal", "--journal", str(journal), "--gateway", gw.url,
-           "--store", STORE_ID, "--secret", STORE_SECRET, "--accounts", json.dumps(accounts),
+           "--store", STORE_ID, "--secret", STORE_SECRET, "--visits-of", json.dumps(visits_of),
            "--visits", str(VISITS), "--rate", "12"]
     fault_plan = [
         {"drop_rate": 0.4}, {"drop_rate": 0.0, "error_rate": 0.4}, {"error_rate": 0.0, "latency_ms": 1500},

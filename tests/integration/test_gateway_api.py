@@ -16,7 +16,9 @@ pytestmark = pytest.mark.integration
 
 
 def charge_body(acc, amount=300, **kw):
-    return {"account_id": acc["id"], "amount_fen": amount, "currency": "CNY", **kw}
+    """A charge of the account's visit, bound to the code it was issued (``Gateway.account``)."""
+    return {"account_id": acc["id"], "amount_fen": amount, "currency": "CNY", "visit_id": acc.get("visit", "v"),
+            "entry_jti": acc.get("jti", "none"), **kw}
 
 
 def post_charge(gw, body, key=None, **kw):
@@ -79,7 +81,8 @@ def test_bad_bodies(gateway):
         assert r.status_code == 400, body
     r = post_charge(gateway, b"{not json")
     assert r.status_code == 400
-    r = post_charge(gateway, {"account_id": "acc_nobody", "amount_fen": 1, "currency": "CNY"})
+    r = post_charge(gateway, {"account_id": "acc_nobody", "amount_fen": 1, "currency": "CNY", "visit_id": "v",
+                              "entry_jti": acc["jti"]})
     assert r.status_code == 404 and r.json()["error"]["code"] == "account_not_found"
 
 

@@ -23,7 +23,9 @@ COLA = "E2806894000050240001"
 CATALOG = Catalog({COLA: Product("cola", "Cola", 350)})
 
 
-def visit(journal: Journal, account: str, state: str = "left", items: dict | None = None) -> str:
+def visit(journal: Journal, account: str, state: str = "left", items: dict | None = None,
+          jti: str | None = None) -> str:
+    """A visit in the journal as the store writes it; ``jti``: the code it came in by (issued by the gateway)."""
     vid = "v_" + secrets.token_hex(6)
     now = time.time()
     basket = items or {}
@@ -34,7 +36,7 @@ def visit(journal: Journal, account: str, state: str = "left", items: dict | Non
                                   "created_at": now, "updated_at": now, "entered_at": now, "left_at": None,
                                   "basket": json.dumps(basket), "amount_fen": 350 * len(basket), "receipt": None,
                                   "flags": "[]", "identified_at": None, "exit_granted_at": None}, new=True)
-        Journal.evidence_in(c, vid, "code_accepted", {"jti": "j-" + vid, "door": "entrance"}, now)
+        Journal.evidence_in(c, vid, "code_accepted", {"jti": jti or "j-" + vid, "door": "entrance"}, now)
         Journal.evidence_in(c, vid, "identified", {"by": "face", "distance": 0.41, "margin": 0.12}, now)
         Journal.evidence_in(c, vid, "basket", {"lines": lines, "items": basket}, now)
         Journal.evidence_in(c, None, "code_refused", {"reason": "expired", "account": account}, now)
@@ -56,7 +58,7 @@ def rig(tmp_path):
 def test_visit_records_reach_the_wallet_in_order_and_survive_an_outage(rig):
     gw, journal, sync, _ = rig
     acc = gw.account()["id"]
-    v1 = visit(journal, acc, items={f"{COLA}0001": "shelf-1", f"{COLA}0002": "exit_reader"})
+    v1 = visit(journal, acc, items={f"{COLA}0001": "shelf-1", f"{COLA}0002": "exit_reader"}, jti=gw.code(acc))
     assert sync.step(0) is True
     got = [json.loads(r["record"]) for r in _reports(gw, acc)]
     assert len(got) == 1 and got[0]["id"] == v1
@@ -65,7 +67,7 @@ def test_visit_records_reach_the_wallet_in_order_and_survive_an_outage(rig):
     assert s["lines"][0]["seen_by"] == {"shelf-1": 1, "exit_reader": 1}
     # the gateway goes down: nothing is lost, the next report waits, the order is kept
     gw.faults(outage=True)
-    v2 = visit(journal, acc)
+    v2 = visit(journal, acc, jti=gw.code(acc))
     assert sync.step(1) is False  # an outage answers 503: the report is not marked sent
     assert journal.one("SELECT 1 FROM visit_reports WHERE visit_id=?", (v2,)) is None
     gw.faults(outage=False)
@@ -86,7 +88,7 @@ def _reports(gw, account):
 def test_disputes_requests_and_withdrawn_consent_from_the_inbox(rig):
     gw, journal, sync, withdrawn = rig
     acc = gw.account()["id"]
-    vid = visit(journal, acc, state="inside")
+    vid = visit(journal, acc, state="inside", jti=gw.code(acc))
     sync.step(0)
     con = sqlite3.connect(gw.db)  # a shopper asked for their data, asked for erasure, withdrew consent
     now = time.time()
@@ -135,9 +137,11 @@ def test_accepting_a_dispute_again_after_a_lost_answer_refunds_once(rig):
     from bingobox.screen.server import dispute_resolver
 
     gw, journal, sync, _ = rig
-    acc = gw.account()["id"]
+    account = gw.account()
+    acc = account["id"]
     ch = gw.signed("POST", "/v1/charges", {"account_id": acc, "amount_fen": 700, "currency": "CNY",
-                                           "visit_id": "v1", "items": []}, headers={"Idempotency-Key": "k-v1"}).json()
+                                           "visit_id": "v1", "entry_jti": account["jti"], "items": []},
+                   headers={"Idempotency-Key": "k-v1"}).json()
     con = sqlite3.connect(gw.db)
     con.execute("INSERT INTO disputes (id, account_id, store_id, visit_id, charge_id, lines, claimed_fen, note, "
                 "state, created_at) VALUES ('dp_1', ?, ?, 'v1', ?, '[]', 700, 'one can', 'open', ?)",
@@ -164,7 +168,7 @@ def test_a_big_baskets_record_still_reaches_the_wallet(rig, items):
     receipt goes without the raw events (they stay in the store), never refused for good."""
     gw, journal, sync, _ = rig
     acc = gw.account()["id"]
-    vid = visit(journal, acc, items={f"{COLA}{i:04X}": "shelf-1" for i in range(items)})
+    vid = visit(journal, acc, items={f"{COLA}{i:04X}": "shelf-1" for i in range(items)}, jti=gw.code(acc))
     assert sync.step(0) is True
     assert journal.one("SELECT gone FROM visit_reports WHERE visit_id=?", (vid,))["gone"] == 0
     got = json.loads(_reports(gw, acc)[0]["record"])
@@ -175,7 +179,7 @@ def test_a_refused_signature_keeps_the_record_for_later(rig, tmp_path):
     """A 401 (the store's clock or secret wrong) is not "refused for good": the record is sent once it is mended."""
     gw, journal, _, _ = rig
     acc = gw.account()["id"]
-    vid = visit(journal, acc)
+    vid = visit(journal, acc, jti=gw.code(acc))
     wrong = ShopperSync(journal, WalletClient(gw.url, STORE_ID, "not-the-secret-" * 2), CATALOG, lambda a: None)
     assert wrong.step(0) is False
     assert journal.one("SELECT 1 FROM visit_reports WHERE visit_id=?", (vid,)) is None
@@ -205,7 +209,7 @@ def test_an_export_too_big_to_send_at_once_still_reaches_the_wallet(rig):
     gw, journal, sync, _ = rig
     acc = gw.account()["id"]
     for _ in range(20):
-        visit(journal, acc, items={f"{COLA}{i:04X}": "shelf-1" for i in range(3000)})
+        visit(journal, acc, items={f"{COLA}{i:04X}": "shelf-1" for i in range(3000)}, jti=gw.code(acc))
     con = sqlite3.connect(gw.db)
     con.execute("INSERT INTO data_requests VALUES ('dr_big', ?, ?, 'export', ?, NULL, NULL)", (acc, STORE_ID,
                                                                                                 time.time()))
@@ -219,7 +223,7 @@ def test_an_export_too_big_to_send_at_once_still_reaches_the_wallet(rig):
 def test_a_visit_at_the_exit_is_reported_when_it_ends_not_during_its_checkout(rig):
     gw, journal, sync, _ = rig
     acc = gw.account()["id"]
-    vid = visit(journal, acc, state="charging")
+    vid = visit(journal, acc, state="charging", jti=gw.code(acc))
     assert sync.step(0) is True and _reports(gw, acc) == []  # nothing read or sent during the checkout
     with journal.tx() as c:
         c.execute("UPDATE visits SET state='left', updated_at=? WHERE id=?", (time.time(), vid))

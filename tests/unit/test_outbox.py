@@ -225,3 +225,26 @@ def test_a_step_that_keeps_failing_backs_off_instead_of_spinning(tmp_path, caplo
     assert len([r for r in caplog.records if "outbox step failed" in r.getMessage()]) == 1  # one streak, one log
     waits = [ob.step_failed() for _ in range(60)]
     assert max(waits) == 5.0 and waits[-1] == 5.0
+
+
+def test_a_charge_names_the_code_of_its_visit_and_every_successor_keeps_it(env, tmp_path):
+    """Protocol 2: the gateway binds a charge to the entry code that opened the visit; a retried debt (new key)
+    names the same code; an intent written before intents carried it takes the code from the visit's evidence."""
+    make, clock = env
+    payloads = []
+
+    class Capture(FakeClient):
+        def create_charge(self, key, payload):
+            payloads.append(payload)
+            return super().create_charge(key, payload)
+
+    declined = Result(Outcome.DECLINED, ch("failed"), 402, "insufficient_balance")
+    ob = make(Capture(create=[declined, OK]), debt_retry_s=10)
+    ob.submit("v1", "acc", 250, [], entry_jti="jti-of-v1")
+    drain(ob, clock, 30)
+    assert [p["entry_jti"] for p in payloads] == ["jti-of-v1", "jti-of-v1"] and ob.visit_state("v1")["state"] == \
+        "succeeded"
+    ob.j.evidence("v2", "code_accepted", {"jti": "jti-of-v2"})
+    ob.submit("v2", "acc", 100, [])
+    drain(ob, clock, 5)
+    assert payloads[-1]["entry_jti"] == "jti-of-v2"

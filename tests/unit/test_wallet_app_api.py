@@ -30,6 +30,7 @@ class Gw:
         self.db.upsert_store(STORE, SECRET)
         self.c = TestClient(create_app(self.db, "admin"))
         self.csrf = ""
+        self.codes: dict[tuple, str] = {}
 
     def signup(self, id_number=ID_NUMBER, name="Wang Fang", password=PASSWORD):
         r = self.c.post("/app/api/signup", json={"real_name": name, "id_number": id_number, "password": password})
@@ -50,16 +51,24 @@ class Gw:
             h["Idempotency-Key"] = key
         return self.c.request(method, path, content=data or None, headers=h)
 
-    def visit(self, account, vid="v1", state="left", final=True, jtis=(), t=None):
+    def code(self, account, vid="v1", store=STORE):
+        """The entry code that opened a visit (issued to the account for the store, as the wallet app does)."""
+        if (account, vid, store) not in self.codes:
+            self.codes[account, vid, store] = sdb.issue_code(self.db, account, store, "*", 60, False)["jti"]
+        return self.codes[account, vid, store]
+
+    def visit(self, account, vid="v1", state="left", final=True, jtis=None, t=None):
+        jtis = [self.code(account, vid)] if jtis is None else list(jtis)
         return self.signed("PUT", f"/v1/visits/{vid}", {"account_id": account, "state": state, "final": final,
-                                                       "updated_at": t or time.time(), "jtis": list(jtis),
+                                                       "updated_at": t or time.time(), "jtis": jtis,
                                                        "record": {"summary": {"lines": []}, "events": []}})
 
     def charge(self, account, vid="v1", lines=(("cola", 350, 2), ("chips", 650, 1))):
         items = [{"sku": s, "name": s.title(), "qty": q, "unit_fen": p, "amount_fen": p * q} for s, p, q in lines]
         total = sum(i["amount_fen"] for i in items)
         r = self.signed("POST", "/v1/charges", {"account_id": account, "amount_fen": total, "currency": "CNY",
-                                                "visit_id": vid, "items": items}, key=f"k-{vid}")
+                                                "visit_id": vid, "entry_jti": self.code(account, vid),
+                                                "items": items}, key=f"k-{vid}")
         assert r.status_code == 200, r.text
         return r.json()
 
@@ -197,10 +206,13 @@ def test_retention_prunes_records_codes_and_answers_but_never_the_ledger(gw):
     gw.visit(acc["id"], vid="open", final=False, state="entered", t=old)
     gw.charge(acc["id"], vid="old")
     gw.app("POST", "codes", {})
-    with gw.db.tx() as c:
-        c.execute("UPDATE entry_codes SET exp=?", (old,))
+    with gw.db.tx() as c:  # codes of visits are kept as long as the visits' records (charges are bound to them)
+        c.execute("UPDATE entry_codes SET exp=? WHERE visit_id IS NULL", (old,))
+        c.execute("UPDATE entry_codes SET exp=? WHERE visit_id='new'", (time.time() - 20 * 86_400,))
+        c.execute("UPDATE entry_codes SET exp=? WHERE visit_id IN ('old', 'open')", (old,))
     got = sdb.prune(gw.db, sdb.Retention(visits_days=90, codes_days=7))
-    assert got["visit_records"] == 1 and got["entry_codes"] == 1
+    assert got["visit_records"] == 1 and got["entry_codes"] == 3
+    assert [r["visit_id"] for r in gw.db.all("SELECT visit_id FROM entry_codes")] == ["new"]
     left = {r["visit_id"] for r in gw.db.all("SELECT visit_id FROM visit_reports")}
     assert left == {"new", "open"}  # an open visit is never pruned
     assert gw.db.one("SELECT count(*) FROM charges")[0] == 1
@@ -209,7 +221,63 @@ def test_retention_prunes_records_codes_and_answers_but_never_the_ledger(gw):
 
 def test_a_visit_a_store_never_closed_does_not_block_deletion_for_ever(gw):
     acc = gw.signup()
-    gw.visit(acc["id"], vid="stale", state="entered", final=False, t=time.time() - 13 * 3600)
+    gw.code(acc["id"], "stale")
+    with gw.db.tx() as c:  # its code was issued 13 h ago; the store says it was updated a week from now
+        c.execute("UPDATE entry_codes SET iat=iat - 13 * 3600")
+    gw.visit(acc["id"], vid="stale", state="entered", final=False, t=time.time() + 7 * 86_400)
     assert gw.app("GET", "me").json()["visit"] is None  # not "you are in" half a day later
     r = gw.app("POST", "delete-account", {"password": PASSWORD, "confirm": "delete my account"})
+    assert r.status_code == 200, r.text
+
+
+def test_a_store_can_say_nothing_about_an_account_without_its_code(gw):
+    """M1 (second audit), its four forgeries by a store signing with its own secret: a receipt and "you are in s2"
+    for a shopper who never visited; a record dated far ahead to block her deletion for ever; reading her consent
+    withdrawal; charging her with no code and no visit. Each needs a code issued to her for that store."""
+    s2 = "s2"
+    gw.db.upsert_store(s2, "t" * 32)
+
+    def as_s2(method, path, body=None, key=None):
+        data = json.dumps(body).encode() if body is not None else b""
+        h = {**sign_headers(s2, "t" * 32, method, path, data, idempotency_key=key),
+             "Content-Type": "application/json"}
+        return gw.c.request(method, path, content=data or None, headers=h)
+
+    acc = gw.signup()
+    gw.app("POST", "topup", {"amount_fen": 10_000})
+    her_s1_code = gw.code(acc["id"], "v1")
+    record = {"account_id": acc["id"], "state": "entered", "final": False, "updated_at": time.time(),
+              "record": {"summary": {"lines": [{"sku": "x", "amount_fen": 99_99}]}, "events": []}}
+    # 1. a receipt and "you are in s2": no code, her code for another store, a code of someone else
+    other = gw.signup(id_number="110105199003074598", name="Li Lei")
+    for jtis in ([], [her_s1_code], [gw.code(other["id"], "vx", store=s2)]):
+        r = as_s2("PUT", "/v1/visits/fake", {**record, "jtis": jtis})
+        assert r.status_code in (400, 403, 422), (jtis, r.text)
+    assert gw.db.one("SELECT count(*) FROM visit_reports")[0] == 0
+    gw.csrf = gw.c.post("/app/api/login", json={"id_number": ID_NUMBER, "password": PASSWORD}).json()["csrf"]
+    assert gw.app("GET", "me").json()["visit"] is None and gw.app("GET", "receipts").json()["data"] == []
+    # 2. a record dated a million seconds ahead, with her real code of a real visit: taken as now, and open only
+    # for the 12 h after her code was issued — then her deletion goes through
+    assert gw.visit(acc["id"], "v1", state="entered", final=False, t=time.time() + 10**6).status_code == 200
+    assert gw.db.one("SELECT updated_at FROM visit_reports")[0] <= time.time()
+    bye = {"password": PASSWORD, "confirm": "delete my account"}
+    assert gw.app("POST", "delete-account", bye).json()["error"]["code"] == "visit_open"
+    with gw.db.tx() as c:
+        c.execute("UPDATE visit_reports SET opened_at = opened_at - 13 * 3600")
+    # 3. her consent withdrawal is told only to the store she has a visit open in (s1), never to s2
+    gw.app("POST", "consent", {"face_consent": True})
+    gw.app("POST", "consent", {"face_consent": False})
+    assert as_s2("GET", "/v1/inbox").json()["consent_withdrawn"] == []
+    # 4. charging her: no code (protocol 1), someone else's code, her code for another store, a code bound to
+    # another visit — and the one charge that may go: her code of s1's visit v1
+    base = {"account_id": acc["id"], "amount_fen": 500, "currency": "CNY", "visit_id": "v1"}
+    assert as_s2("POST", "/v1/charges", base, key="f1").status_code == 400
+    assert as_s2("POST", "/v1/charges", {**base, "entry_jti": gw.code(other["id"], "vx", s2)},
+                 key="f2").json()["error"]["code"] == "not_your_code"
+    assert as_s2("POST", "/v1/charges", {**base, "entry_jti": her_s1_code}, key="f3").status_code == 403
+    r = gw.signed("POST", "/v1/charges", {**base, "visit_id": "v9", "entry_jti": her_s1_code}, key="f4")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "code_bound_elsewhere"
+    assert gw.signed("POST", "/v1/charges", {**base, "entry_jti": her_s1_code}, key="f5").status_code == 200
+    assert gw.db.one("SELECT count(*) FROM charges WHERE status='succeeded'")[0] == 1
+    r = gw.app("POST", "delete-account", bye)
     assert r.status_code == 200, r.text
