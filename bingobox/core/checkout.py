@@ -113,7 +113,7 @@ def identify(core: StoreCore, v: Visit, frame_t: float, how: dict, stages: dict,
         core.exit_reader.when_ready(start, frame_t, core.settings.exit_min_rounds,
                                     lambda: core.post(InventoryReady(v.id)), core.settings.exit_inventory_timeout_s)
     except CodeUsed:
-        log.warning("exit code of %s was used already", v.account)
+        log.warning("an exit code of visit %s was used already", v.id)
     except Exception as e:
         if new and v.id not in core.book.visits:
             core.book.visits[v.id] = v  # a recovery visit whose row could not be written: kept in memory
@@ -128,7 +128,7 @@ def recovery(core: StoreCore, c: tokens.EntryClaims, frame_t: float, stages: dic
     vid = "v_" + uuid.UUID(int=core.rng.getrandbits(128), version=4).hex[:16]
     v = Visit(vid, c.account, False, VisitMachine(vid, initial=S.at_exit), now, alone=False,
               flags=["recovery"], code=c.jti)
-    log.warning("exit code of %s who has no open visit: a recovery visit %s", c.account, vid)
+    log.warning("an exit code of an account with no open visit: recovery visit %s", vid)
     identify(core, v, frame_t, {"by": "qr", "recovery": True, "jti": c.jti}, stages, claims=c, new=True)
 
 

@@ -134,7 +134,7 @@ class ShopperSync:
         else:
             got = records.erase_account(self.journal, account)
             if isinstance(got, str):  # asked again at the next poll, once it is settled
-                log.info("erasure of %s waits: %s", account, got)
+                log.info("erasure request %s waits: %s", req["id"], got)
                 return
             answer = {"store_id": self.client.store_id, "answered_at": time.time(), **got}
             self.counts["erasures"] += 1

@@ -315,21 +315,35 @@ def inbox(db, store_id: str, now: float | None = None) -> dict:
     return {"disputes": disputes, "disputes_open": total, "data_requests": requests, "consent_withdrawn": withdrawn}
 
 
-def request_data(db, account_id: str, kind: str) -> list[dict]:
-    """Ask every store for what it holds about the account (``export``) or to erase it (``erase``)."""
-    now = time.time()
+def stores_of(c: sqlite3.Connection, account_id: str) -> list[str]:
+    """The stores that may hold something of the account: those it was issued codes for, that reported a visit of
+    it or charged it. Only they are asked for its data (no other store learns who asked)."""
+    rows = c.execute("SELECT store_id FROM entry_codes WHERE account_id=? UNION SELECT store_id FROM visit_reports "
+                     "WHERE account_id=? UNION SELECT store_id FROM charges WHERE account_id=? ORDER BY 1",
+                     (account_id, account_id, account_id)).fetchall()
+    return [r[0] for r in rows]
+
+
+def request_in(c: sqlite3.Connection, account_id: str, kind: str, now: float,
+               stores: list[str] | None = None) -> list[dict]:
+    """Ask the stores that may hold something of the account (``stores_of``) for it (``export``) or to erase it
+    (``erase``), inside the caller's transaction; a request still unanswered is not asked twice."""
     out = []
-    with db.tx() as c:
-        for (store_id,) in c.execute("SELECT store_id FROM stores ORDER BY store_id").fetchall():
-            pending = c.execute("SELECT id FROM data_requests WHERE account_id=? AND store_id=? AND kind=? AND "
-                                "answered_at IS NULL", (account_id, store_id, kind)).fetchone()
-            rid = pending["id"] if pending else "dr_" + secrets.token_hex(8)
-            if not pending:
-                c.execute("INSERT INTO data_requests VALUES (?, ?, ?, ?, ?, NULL, NULL)",
-                          (rid, account_id, store_id, kind, now))
-            out.append({"id": rid, "store_id": store_id, "kind": kind})
-        event_in(c, account_id, f"{kind}_requested", {"stores": [r["store_id"] for r in out]}, now)
+    for store_id in stores if stores is not None else stores_of(c, account_id):
+        pending = c.execute("SELECT id FROM data_requests WHERE account_id=? AND store_id=? AND kind=? AND "
+                            "answered_at IS NULL", (account_id, store_id, kind)).fetchone()
+        rid = pending["id"] if pending else "dr_" + secrets.token_hex(8)
+        if not pending:
+            c.execute("INSERT INTO data_requests VALUES (?, ?, ?, ?, ?, NULL, NULL)",
+                      (rid, account_id, store_id, kind, now))
+        out.append({"id": rid, "store_id": store_id, "kind": kind})
+    event_in(c, account_id, f"{kind}_requested", {"stores": [r["store_id"] for r in out]}, now)
     return out
+
+
+def request_data(db, account_id: str, kind: str) -> list[dict]:
+    with db.tx() as c:
+        return request_in(c, account_id, kind, time.time())
 
 
 def answer_request(db, store_id: str, request_id: str, answer: dict) -> bool:
@@ -397,6 +411,7 @@ def erase(db, account_id: str) -> dict:
         if c.execute("SELECT 1 FROM disputes WHERE account_id=? AND state='open'", (account_id,)).fetchone():
             raise Refused("dispute_open", "a dispute of yours awaits the store's answer: ask again after it")
         bal = c.execute("SELECT balance_fen FROM accounts WHERE id=?", (account_id,)).fetchone()["balance_fen"]
+        stores = stores_of(c, account_id)  # (before the codes and records that name them are gone)
         c.execute("UPDATE accounts SET real_name='(erased)', id_hash=?, face_consent=0, frozen=1, balance_fen=0, "
                   "erased_at=? WHERE id=?", ("erased:" + secrets.token_hex(16), now, account_id))
         erased = {
@@ -409,12 +424,16 @@ def erase(db, account_id: str) -> dict:
                                         (account_id,)).rowcount,
             "dispute_notes": c.execute("UPDATE disputes SET note='(erased)' WHERE account_id=?",
                                        (account_id,)).rowcount,
+            "dispute_history_notes": c.execute(
+                "UPDATE dispute_events SET data=json_remove(data, '$.note') WHERE json_extract(data, '$.note') IS NOT "
+                "NULL AND dispute_id IN (SELECT id FROM disputes WHERE account_id=?)", (account_id,)).rowcount,
         }
         event_in(c, account_id, "erased", {"balance_paid_out_fen": bal}, now)
-    stores = request_data(db, account_id, "erase")
+        # in the erasure's own transaction: a crash cannot leave the stores never asked
+        asked = request_in(c, account_id, "erase", now, stores)
     return {"erased": {"name": True, "id_number_hash": True, "password": True, **erased},
             "balance_paid_out_fen": bal, "kept": KEPT_AFTER_ERASURE,
-            "stores_asked": [s["store_id"] for s in stores]}
+            "stores_asked": [s["store_id"] for s in asked]}
 
 
 def prune(db, r: Retention, now: float | None = None, limit: int = 5000) -> dict[str, int]:

@@ -277,11 +277,12 @@ def test_several_inside_the_exit_reader_decides_within_the_window_of_the_identif
     assert b["id"] != a["id"]
 
 
-def test_an_exit_code_without_an_open_visit_opens_a_recovery_visit_for_what_the_reader_saw(rig):
+def test_an_exit_code_without_an_open_visit_opens_a_recovery_visit_for_what_the_reader_saw(rig, caplog):
     rig.reader.read(rig.clock.t - 0.5, epc(CHIPS, 2), n=30)
     rig.show("exit", rig.code("acc_9"))
     rig.send()
     v = rig.visit_of("acc_9")
+    assert "recovery visit" in caplog.text and "acc_9" not in caplog.text  # logs name visits, never accounts
     assert {"recovery", "review"} <= set(json.loads(v["flags"])) and v["amount_fen"] == 650
     assert rig.doors["exit"].grants and [c["amount_fen"] for c in rig.client.charges] == [650]
     listing = rig.journal.list_visits()

@@ -281,3 +281,37 @@ def test_a_store_can_say_nothing_about_an_account_without_its_code(gw):
     assert gw.db.one("SELECT count(*) FROM charges WHERE status='succeeded'")[0] == 1
     r = gw.app("POST", "delete-account", bye)
     assert r.status_code == 200, r.text
+
+
+def test_erasure_scrubs_the_notes_asks_only_the_stores_that_know_her_and_is_one_transaction(gw, monkeypatch):
+    """M2 (second audit): a phone number in a dispute's note survived in its history; erasure and the stores' erase
+    requests were two transactions; every store was asked about every requesting account."""
+    gw.db.upsert_store("s2", "t" * 32)
+    acc = gw.signup()
+    gw.app("POST", "topup", {"amount_fen": 10_000})
+    gw.visit(acc["id"])
+    gw.charge(acc["id"])
+    d = gw.app("POST", "disputes", {"store_id": STORE, "visit_id": "v1", "skus": ["cola"],
+                                    "note": "call me on 13800138000"}).json()
+    box = gw.signed("GET", "/v1/inbox").json()
+    assert [x["id"] for x in box["disputes"]] == [d["id"]]
+    assert gw.signed("POST", f"/v1/disputes/{d['id']}/resolution",
+                     {"decision": "rejected", "reason": "seen on camera", "operator": "op"}).status_code == 200
+    # an export asks only s1 (she never had a code for s2)
+    assert [r["store_id"] for r in gw.app("POST", "data-requests", {"kind": "export"}).json()["data"]] == [STORE]
+    bye = {"password": PASSWORD, "confirm": "delete my account"}
+
+    def crash(*a, **k):
+        raise RuntimeError("power cut between the erasure and its requests")
+
+    monkeypatch.setattr(sdb, "request_in", crash)
+    with pytest.raises(RuntimeError):
+        gw.app("POST", "delete-account", bye)
+    assert gw.db.one("SELECT erased_at FROM accounts WHERE id=?", (acc["id"],))[0] is None  # nothing half-done
+    monkeypatch.undo()
+    r = gw.app("POST", "delete-account", bye)
+    assert r.status_code == 200 and r.json()["stores_asked"] == [STORE], r.text
+    dump = "\n".join(str(tuple(row)) for t in ("dispute_events", "disputes", "account_events", "data_requests")
+                     for row in gw.db.all(f"SELECT * FROM {t}"))
+    assert "13800138000" not in dump
+    assert gw.signed("GET", "/v1/inbox").json()["data_requests"][-1]["kind"] == "erase"
