@@ -52,7 +52,7 @@ def run(args) -> int:
         return 2
     db = FleetDB(args.db)
     keys = CommandKeys(Path(args.command_keys_dir) if args.command_keys_dir else None,
-                       Path(args.command_key_file) if args.command_key_file else None)
+                       Path(args.command_master_key_file) if args.command_master_key_file else None)
     service = FleetService(args.mqtt, db, keys, prefix=args.prefix, username=args.mqtt_user, password=password,
                            ca_file=args.ca_file, share=args.share)
     auth = Auth({o.name: o.password_hash for o in ops}, refunders={o.name for o in ops if o.may_command})
@@ -79,8 +79,9 @@ def add_parser(sub) -> None:
     f.add_argument("--db", default="run/fleet.db", help="SQLite file for the fleet's state and alarm history")
     f.add_argument("--operators", help="TOML: [[operators]] name, password_hash (bingobox hash-password), "
                    "may_command")
-    f.add_argument("--command-key-file", help="the key commands are signed with (every store's command_secret_file)")
-    f.add_argument("--command-keys-dir", help="a folder with one key file per store id (preferred over one key)")
+    f.add_argument("--command-master-key-file", help="the master key each store's command key is derived from "
+                   "(`bingobox command-key` writes a store's; a store's key signs for that store only)")
+    f.add_argument("--command-keys-dir", help="a folder with one key file per store id (taken before the master)")
     f.add_argument("--mqtt-user", help="the fleet service's broker user")
     f.add_argument("--mqtt-password-file", help="… and its password, in a file")
     f.add_argument("--ca-file", help="mqtts: the broker's CA")
@@ -91,3 +92,25 @@ def add_parser(sub) -> None:
     f.add_argument("--allowed-host", action="append", help="a host name operators reach the page by (repeatable; "
                    "loopback and --host are always allowed; others are refused: DNS rebinding)")
     f.set_defaults(fn=lambda a: run(a))
+
+    k = sub.add_parser("command-key", help="write a store's command key, derived from the fleet's master key (install "
+                       "it as the store's [mqtt] command_secret_file)")
+    k.add_argument("--master-file", required=True, help="the fleet's --command-master-key-file")
+    k.add_argument("--store", required=True, help="the store id")
+    k.add_argument("--out", required=True, help="where to write the store's key (mode 600)")
+    k.set_defaults(fn=cmd_command_key)
+
+
+def cmd_command_key(args) -> int:
+    from ..mqtt.messages import store_command_key
+    from ..secretfiles import write_secret
+
+    try:
+        master = read_secret(Path(args.master_file), "the master command key")
+        path = write_secret(Path(args.out), store_command_key(master, args.store))
+    except (OSError, ValueError) as e:
+        print(f"bingobox command-key: {e}", file=sys.stderr)
+        return 2
+    print(f"store {args.store}'s command key written to {path}")
+    return 0
+

@@ -81,15 +81,18 @@ BATCH = 2000
 
 
 class CommandKeys:
-    """The command-signing key of each store: ``DIR/<store_id>`` files, else one ``default`` file."""
+    """The command-signing key of each store: a ``DIR/<store_id>`` file, else derived from the master key
+    (``messages.store_command_key``: what ``bingobox command-key`` installs on the store)."""
 
-    def __init__(self, directory: Path | None = None, default: Path | None = None) -> None:
-        self.directory, self.default = directory, default
+    def __init__(self, directory: Path | None = None, master: Path | None = None) -> None:
+        self.directory, self.master = directory, master
 
     def key(self, store_id: str) -> str | None:
         if self.directory is not None and (self.directory / store_id).is_file():
             return read_secret(self.directory / store_id, f"store {store_id}'s command key")
-        return read_secret(self.default, "the command key") if self.default else None
+        if self.master is None:
+            return None
+        return m.store_command_key(read_secret(self.master, "the master command key"), store_id)
 
 
 class FleetService:

@@ -27,6 +27,7 @@ from . import outbox
 
 log = logging.getLogger(__name__)
 WINDOW = 50  # events in flight (published, not yet acknowledged)
+REFUSALS_AUDITED = 10  # refused commands written to the audit log one by one, per minute
 
 
 class MqttLink:
@@ -51,6 +52,7 @@ class MqttLink:
         self._last_metrics = 0.0
         self._devices: dict[str, bool] = {}
         self._seen_tx: deque[str] = deque(maxlen=1000)
+        self._refusals = {"start": float("-inf"), "written": 0, "suppressed": 0}
         self._commands: queue.Queue = queue.Queue(maxsize=100)
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, name="mqtt", daemon=True),
@@ -238,8 +240,11 @@ class MqttLink:
         now = self.clock()
         if topic == self.t("ha", "lockdown", "set"):
             action = {b"ON": "lock_down", b"OFF": "release"}.get(payload.strip())
-            if action is not None:
+            if action == "lock_down":
                 self._apply("home-assistant", action, {}, "ha")
+            elif action == "release":  # (its topic is unsigned: it may lock a store down, never open it up)
+                self._refused(now, "home-assistant", "release", None, "ha", "ha_release_refused: Home Assistant's "
+                              "switch only locks down; release on the store's screen or by a signed fleet command")
             return None
         name = topic.rsplit("/", 1)[-1]
         tx = None
@@ -253,14 +258,29 @@ class MqttLink:
             self._seen_tx.append(tx)
             result = self._apply(f"fleet:{cmd['operator']}", name, cmd["args"], "mqtt", tx)
         except m.CommandRefused as e:
-            self.counts["commands_refused"] += 1
-            log.warning("mqtt: command %s refused: %s", name, e)
-            self.journal.audit("(mqtt)", name, {"tx": tx}, "rejected", f"{e.code}: {e}", "mqtt")
+            self._refused(now, "(mqtt)", name, tx, "mqtt", f"{e.code}: {e}")
             result = {"ok": False, "error": e.code, "detail": str(e)}
         out = {"tx": tx, "t": self.clock(), **result,
                "outcome": {True: "ok", False: "failed", None: "unknown"}[result["ok"]]}
         self.client.publish(self.t("cmd", name, "result"), m.dumps(out), qos=1)
         return out
+
+    def _refused(self, now: float, operator: str, action: str, tx: str | None, source: str, detail: str) -> None:
+        """A refused command, audited — at most ``REFUSALS_AUDITED`` rows a minute (a flood of forged commands
+        costs the journal one row a minute more, the count of the rest)."""
+        self.counts["commands_refused"] += 1
+        w = self._refusals
+        if now - w["start"] >= 60:
+            if w["suppressed"]:
+                self.journal.audit("(mqtt)", "commands_refused", {"count": w["suppressed"], "since": w["start"]},
+                                   "rejected", "more refused commands in that minute, not written one by one", source)
+            w.update(start=now, written=0, suppressed=0)
+        if w["written"] >= REFUSALS_AUDITED:
+            w["suppressed"] += 1
+            return
+        w["written"] += 1
+        log.warning("mqtt: command %s refused: %s", action, detail)
+        self.journal.audit(operator, action, {"tx": tx}, "rejected", detail, source)
 
     def _apply(self, operator: str, action: str, raw_args: dict, source: str, tx: str | None = None) -> dict:
         try:

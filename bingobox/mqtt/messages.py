@@ -70,8 +70,18 @@ def event_payload(store_id: str, kind: str, row_id: int, t: float, data: dict, n
 
 
 # commands ---------------------------------------------------------------------------------------------
+# v2: each store has its own key, derived from the fleet's master key (a store's key signs for that store only)
+COMMAND_VERSION = "bbx-cmd-v2"
+
+
+def store_command_key(master: str, store_id: str) -> str:
+    """The key a store checks its commands with: HMAC-SHA256(master, "bbx-cmd-key-v2" LF store id), hex. The fleet
+    keeps the master; each store box holds only its own key, so a compromised box can sign for no other store."""
+    return hmac.new(master.encode(), f"bbx-cmd-key-v2\n{store_id}".encode(), hashlib.sha256).hexdigest()
+
+
 def _canonical(store_id: str, name: str, tx: str, operator: str, ts: int, args: dict) -> bytes:
-    return dumps(["bbx-cmd-v1", store_id, name, tx, operator, ts, args])
+    return dumps([COMMAND_VERSION, store_id, name, tx, operator, ts, args])
 
 
 def sign_command(secret: str, store_id: str, name: str, tx: str, operator: str, args: dict,
@@ -119,7 +129,8 @@ def check_command(secret: str | None, store_id: str, name: str, raw: bytes, now:
 # Home Assistant discovery -----------------------------------------------------------------------------
 def ha_discovery(ha_prefix: str, prefix: str, store_id: str, view: dict, lockdown_switch: bool) -> dict[str, dict]:
     """Retained discovery configs (topic → payload): one device per store, its entities reading ``state`` and
-    ``status``."""
+    ``status`` — every topic they name is this store's own (checked: a config naming another store's topic would
+    let Home Assistant act on that store)."""
     node = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in store_id)
     st, avail = topic(prefix, store_id, "state"), topic(prefix, store_id, "status")
     device = {"identifiers": [f"bingobox_{node}"], "name": f"bingobox {store_id}", "manufacturer": "bingobox",
@@ -146,4 +157,9 @@ def ha_discovery(ha_prefix: str, prefix: str, store_id: str, view: dict, lockdow
     if lockdown_switch:
         add("switch", "lockdown", "Lockdown", command_topic=topic(prefix, store_id, "ha", "lockdown", "set"),
             value_template="{{ 'ON' if value_json.state == 'lockdown' else 'OFF' }}", icon="mdi:lock")
+    own = topic(prefix, store_id, "")
+    for payload in out.values():
+        for key, value in payload.items():
+            if key.endswith("_topic") and not value.startswith(own):
+                raise ValueError(f"discovery: {key} {value!r} is not under {own!r}")
     return out

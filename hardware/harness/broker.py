@@ -14,6 +14,41 @@ from pathlib import Path
 from .process import ROOT, Proc, free_port
 
 ACL = ROOT / "config/mosquitto/acl"
+POLICY = ROOT / "config/mosquitto/bingobox.conf"
+
+
+def policy_lines(overridden: set[str]) -> tuple[list[str], list[str]]:
+    """The shipped broker policy's settings, less those the caller sets itself: (global ones, those that go under
+    every listener — after the file's ``# [listener]`` mark)."""
+    glob: list[str] = []
+    per: list[str] = []
+    out = glob
+    for raw in POLICY.read_text().splitlines():
+        if raw.strip() == "# [listener]":
+            out = per
+        line = raw.split("#", 1)[0].strip()
+        if line and line.split()[0] not in overridden:
+            out.append(line)
+    return glob, per
+
+
+def acl_text(ha_lockdown_stores: list[str] = (), same_as: dict[str, str] | None = None) -> str:
+    """The shipped ACL with what an installer adds to it: the Home Assistant lockdown topic of each store that
+    enables the switch (appended to HA's block, the last one), and, for each ``user → model`` of ``same_as``, a block
+    giving ``user`` the rights of ``model`` (a second fleet instance; in tests, a second client of a user: client ids
+    are user names, so two clients of one user would take each other's session)."""
+    text = ACL.read_text().rstrip("\n") + "\n"
+    text += "".join(f"topic write bingobox/{s}/ha/lockdown/set\n" for s in ha_lockdown_stores)
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("user "):
+            current = blocks.setdefault(line.split()[1], [])
+        elif current is not None and line.startswith("topic "):
+            current.append(line)
+    for user, model in (same_as or {}).items():
+        text += f"\nuser {user}\n" + "".join(f"{line}\n" for line in blocks[model])
+    return text
 
 
 def mosquitto() -> str:
@@ -25,10 +60,12 @@ def mosquitto() -> str:
 
 class Broker:
     def __init__(self, directory: Path, users: dict[str, str], port: int | None = None,
-                 max_files: int = 65536, tls: tuple[Path, Path, Path] | None = None) -> None:
-        """``users``: name → password (stores by their id, ``fleet``, ``homeassistant``). ``tls``: (CA, server
-        certificate, key) adds an mqtts listener (``tls_url``) that wants a client certificate whose CN is the user
-        name."""
+                 max_files: int = 65536, tls: tuple[Path, Path, Path] | None = None,
+                 ha_lockdown_stores: list[str] = (), same_as: dict[str, str] | None = None) -> None:
+        """``users``: name → password (stores by their id, ``fleet``/``fleet-N``, ``homeassistant``). ``tls``: (CA,
+        server certificate, key) adds an mqtts listener (``tls_url``) that wants a client certificate whose CN is
+        the user name. The shipped policy (``config/mosquitto/bingobox.conf``) and ACL are used as they are, with
+        ``acl_text``'s additions (users named ``fleet-N`` get the fleet's rights)."""
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -42,15 +79,22 @@ class Broker:
         self.tls_port = free_port() if tls else None
         tls_lines = [f"listener {self.tls_port} 127.0.0.1", f"cafile {tls[0]}", f"certfile {tls[1]}",
                      f"keyfile {tls[2]}", "require_certificate true", "use_identity_as_username true"] if tls else []
+        acl = self.dir / "acl"
+        same = {u: "fleet" for u in users if u.startswith("fleet-")} | (same_as or {})
+        acl.write_text(acl_text(ha_lockdown_stores, same))
         self.conf = self.dir / "mosquitto.conf"
+        glob, per_listener = policy_lines({"max_queued_messages"})
+        if tls:
+            tls_lines[1:1] = per_listener
         self.conf.write_text("\n".join([
+            *glob,
             *(["user root"] if os.geteuid() == 0 else []),
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous false",
+            *per_listener,
             f"password_file {pw}",
-            f"acl_file {ACL}",
+            f"acl_file {acl}",
             "persistence false",
-            "max_queued_messages 100000",
+            "max_queued_messages 100000",  # (a load test's thousands of stores)
             "log_dest stderr",
             "log_type error",
             "log_type warning",
@@ -111,10 +155,11 @@ class Broker:
 
 
 def start_fleet(directory: Path, broker_url: str, db: str, command_key: Path, operators: Path,
-                password_file: Path, *extra: str, name: str = "fleet") -> tuple[Proc, str]:
-    """``bingobox fleet`` as a process (user ``fleet``), waited for; (the process, the page's URL)."""
+                password_file: Path, *extra: str, name: str = "fleet", user: str = "fleet") -> tuple[Proc, str]:
+    """``bingobox fleet`` as a process (broker user ``user``: each instance its own, client ids being user names),
+    waited for; (the process, the page's URL). ``command_key``: the master command key."""
     proc = Proc(name, ["fleet", "--mqtt", broker_url, "--port", "0", "--db", db, "--operators", str(operators),
-                       "--command-key-file", str(command_key), "--mqtt-user", "fleet",
+                       "--command-master-key-file", str(command_key), "--mqtt-user", user,
                        "--mqtt-password-file", str(password_file), *extra], directory / f"{name}.log")
     lines = proc.wait_line("ready", timeout=60)
     url = next(line.split()[2] for line in lines if line.startswith("bingobox fleet:"))

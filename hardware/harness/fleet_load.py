@@ -202,9 +202,11 @@ def run(args) -> int:
     subprocess.run(["rm", "-rf", str(d)], check=True)
     d.mkdir(parents=True)
     passwords = {f"store-{i:05d}": secrets.token_urlsafe(12) for i in range(args.stores)}
-    passwords["fleet"] = secrets.token_urlsafe(18)
+    fleet_users = ["fleet", *[f"fleet-{i + 1}" for i in range(1, k)]]  # (client ids are user names: one each)
+    for user in fleet_users:
+        passwords[user] = secrets.token_urlsafe(18)
+        write_secret(d / f"{user}.pw", passwords[user])
     broker = Broker(d / "broker", passwords)
-    write_secret(d / "fleet.pw", passwords["fleet"])
     write_secret(d / "command.key", secrets.token_urlsafe(24))
     op = ("load", secrets.token_urlsafe(12))
     (d / "operators.toml").write_text(f'[[operators]]\nname = "{op[0]}"\npassword_hash = "{hash_password(op[1])}"\n')
@@ -212,8 +214,8 @@ def run(args) -> int:
     try:
         for i in range(k):
             proc, url = start_fleet(d, broker.url, args.db or str(d / "fleet.db"), d / "command.key",
-                                    d / "operators.toml", d / "fleet.pw", *(["--share", "fleet"] if k > 1 else []),
-                                    name=f"fleet{i}")
+                                    d / "operators.toml", d / f"{fleet_users[i]}.pw",
+                                    *(["--share", "fleet"] if k > 1 else []), name=f"fleet{i}", user=fleet_users[i])
             fleets.append(proc)
             urls.append(url)
 

@@ -31,17 +31,22 @@ CHIEF = ("chief", "chief-password-1")
 class Chain:
     def __init__(self, tmp) -> None:
         self.tmp = tmp
+        # (client ids are user names: each third-party tool a user of its own, with the rights of the one it plays)
         self.pw = {STORE: secrets.token_urlsafe(18), "fleet": secrets.token_urlsafe(18),
-                   "homeassistant": secrets.token_urlsafe(18)}
-        self.broker = Broker(tmp / "broker", self.pw)
+                   "homeassistant": secrets.token_urlsafe(18), "ha-watch": secrets.token_urlsafe(18),
+                   "other-store": secrets.token_urlsafe(18), "fleet-2": secrets.token_urlsafe(18)}
+        self.broker = Broker(tmp / "broker", self.pw, ha_lockdown_stores=[STORE],
+                             same_as={"ha-watch": "homeassistant"})
         for user, password in self.pw.items():
             write_secret(tmp / f"{user}.pw", password)
-        self.key = secrets.token_urlsafe(24)
-        write_secret(tmp / "command.key", self.key)
+        self.master = secrets.token_urlsafe(24)  # the fleet's; the store gets only its own key, derived from it
+        write_secret(tmp / "command.key", self.master)
+        self.key = m.store_command_key(self.master, STORE)
+        write_secret(tmp / "store-command.key", self.key)
         self.store = Demo(0, seed=3, faults=set(), run_dir=tmp / "store", testdata=ROOT / "tests/data",
                           verbose=False, mqtt={"url": self.broker.url, "username": STORE,
                                                "password_file": str(tmp / f"{STORE}.pw"),
-                                               "command_secret_file": str(tmp / "command.key"),
+                                               "command_secret_file": str(tmp / "store-command.key"),
                                                "keepalive_s": 5, "state_every_s": 0.5, "ha_lockdown_switch": True})
         self.store.setup()
         (tmp / "operators.toml").write_text(f'[[operators]]\nname = "{CHIEF[0]}"\n'
@@ -110,10 +115,10 @@ def test_a_store_on_the_fleet_page_and_in_home_assistant_alarm_and_lockdown(chai
     assert f"homeassistant/switch/bingobox_{STORE}/lockdown/config" in topics
     assert f"bingobox/{STORE}/status online" in lines
     # the ACL: a store cannot command (itself or any other); a forged command is refused and says so
-    chain.pub(STORE, f"bingobox/{STORE}/cmd/lock_down",
+    chain.pub("other-store", f"bingobox/{STORE}/cmd/lock_down",
               json.dumps(m.sign_command(chain.key, STORE, "lock_down", "tx-store", "x", {})))
     forged = m.sign_command("not-the-key-" * 3, STORE, "lock_down", "tx-forged", "mallory", {})
-    chain.pub("fleet", f"bingobox/{STORE}/cmd/lock_down", json.dumps(forged))
+    chain.pub("fleet-2", f"bingobox/{STORE}/cmd/lock_down", json.dumps(forged))
     wait_until(lambda: any(a["detail"].startswith("bad_signature") for a in chain.store_audit()), 10,
                "the forged command refused")
     assert not any("tx-store" in json.dumps(a) for a in chain.store_audit())  # the broker never delivered it
@@ -148,16 +153,24 @@ def test_a_store_on_the_fleet_page_and_in_home_assistant_alarm_and_lockdown(chai
     wait_until(lambda: json.loads((chain.store.dir / "status.json").read_text())["state"] == "lockdown", 5)
     audit = [a for a in chain.store_audit() if a["action"] == "lock_down" and a["source"] == "mqtt"]
     assert audit and audit[-1]["operator"] == f"fleet:{CHIEF[0]}" and audit[-1]["outcome"] == "ok"
-    # Home Assistant's lockdown switch (trusted because the store says so and the ACL keeps it to HA)
+    # Home Assistant's lockdown switch (its topic is unsigned: the ACL keeps it to HA, for this store only) locks a
+    # store down, never releases it: "OFF" is refused and audited; the fleet's signed command releases it
     chain.pub("homeassistant", f"bingobox/{STORE}/ha/lockdown/set", "OFF")
-    wait_until(lambda: chain.state()["stores_shown"][0]["state"] in ("ready", "degraded"), 10,
-               "released from Home Assistant")
+    wait_until(lambda: any(a["operator"] == "home-assistant" for a in chain.store_audit()), 10, "HA's OFF audited")
     ha = [a for a in chain.store_audit() if a["operator"] == "home-assistant"]
-    assert ha and ha[-1]["action"] == "release" and ha[-1]["outcome"] == "ok"
+    assert ha[-1]["action"] == "release" and ha[-1]["outcome"] == "rejected" and "ha_release_refused" in \
+        ha[-1]["detail"]
+    assert json.loads((chain.store.dir / "status.json").read_text())["state"] == "lockdown"
+    assert chain.command("release").json()["ok"] is True
+    wait_until(lambda: chain.state()["stores_shown"][0]["state"] in ("ready", "degraded"), 10, "released")
+    chain.pub("homeassistant", f"bingobox/{STORE}/ha/lockdown/set", "ON")
+    wait_until(lambda: json.loads((chain.store.dir / "status.json").read_text())["state"] == "lockdown", 10,
+               "locked down from Home Assistant")
+    assert chain.command("release").json()["ok"] is True
     # Home Assistant restarting asks for the discovery configs again: they are re-sent (not only retained)
     config = f"homeassistant/sensor/bingobox_{STORE}/state/config"
-    fresh = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(chain.broker.port), "-u", "homeassistant",
-                              "-P", chain.pw["homeassistant"], "-t", config, "-R", "-C", "1", "-W", "10"],
+    fresh = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(chain.broker.port), "-u", "ha-watch",
+                              "-P", chain.pw["ha-watch"], "-t", config, "-R", "-C", "1", "-W", "10"],
                              stdout=subprocess.PIPE, text=True)
     time.sleep(0.5)
     chain.pub("homeassistant", "homeassistant/status", "online")
@@ -243,4 +256,56 @@ def test_a_store_connects_with_a_client_certificate_over_tls(tmp_path):
     finally:
         link.stop()
         journal.close()
+        broker.stop()
+
+
+def test_the_shipped_broker_policy_keeps_each_user_to_its_own_session_and_topics(tmp_path):
+    """M4 (second audit): with the shipped ACL, s2's credentials and the client id ``bingobox-s1`` kicked s1 off
+    every second; the shipped policy (use_username_as_clientid) makes a client's id its user name. M6: Home
+    Assistant may write the lockdown topic only of the stores that enable the switch, and a store's discovery names
+    only its own topics. M5: a message beyond the policy's max_packet_size never reaches the fleet."""
+    import paho.mqtt.client as mqtt
+
+    pw = {"s1": secrets.token_urlsafe(12), "s2": secrets.token_urlsafe(12), "homeassistant": secrets.token_urlsafe(12)}
+    broker = Broker(tmp_path / "broker", pw, ha_lockdown_stores=["s1"])
+    clients = []
+    try:
+        drops = []
+
+        def client(user: str, cid: str, **kw) -> mqtt.Client:
+            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv311, **kw)
+            c.username_pw_set(user, pw[user])
+            c.on_disconnect = lambda *_a, u=user: drops.append(u)
+            c.connect("127.0.0.1", broker.port, 30)
+            c.loop_start()
+            clients.append(c)
+            return c
+
+        s1 = client("s1", "bingobox-s1")
+        got: list[tuple[str, bytes]] = []
+        s1.on_message = lambda _c, _u, msg: got.append((msg.topic, msg.payload))
+        wait_until(lambda: s1.is_connected(), 5, "s1 connected")
+        s1.subscribe("bingobox/s1/#", qos=1)
+        for _ in range(3):  # s2 connecting as "bingobox-s1", again and again
+            thief = client("s2", "bingobox-s1")
+            wait_until(lambda t=thief: t.is_connected(), 5, "s2 connected")
+            time.sleep(0.3)
+        assert s1.is_connected() and "s1" not in drops
+        s2 = clients[-1]
+        s2.publish("bingobox/s1/status", "offline", qos=1).wait_for_publish(5)  # the ACL: not s2's topic
+        ha = client("homeassistant", "ha")
+        wait_until(lambda: ha.is_connected(), 5, "HA connected")
+        ha.publish("bingobox/s2/ha/lockdown/set", "ON", qos=1).wait_for_publish(5)  # s2 did not enable it
+        ha.publish("bingobox/s1/ha/lockdown/set", "ON", qos=1).wait_for_publish(5)
+        s1.subscribe("bingobox/s2/ha/lockdown/set", qos=1)  # (not readable by s1 either: checked below)
+        time.sleep(1.0)
+        assert got == [("bingobox/s1/ha/lockdown/set", b"ON")], got
+        # a packet beyond max_packet_size is refused by the broker (the client is disconnected)
+        drops.clear()
+        s1.publish("bingobox/s1/event/alarm", b"x" * 200_000, qos=1)
+        wait_until(lambda: "s1" in drops, 5, "the oversized packet refused")
+    finally:
+        for c in clients:
+            c.loop_stop()
+            c.disconnect()
         broker.stop()

@@ -43,9 +43,10 @@ def fresh_database(pg) -> str:
 def broker_for(tmp_path, store: str) -> tuple[Broker, dict[str, str]]:
     """A broker with one store's user and the fleet's; the fleet's password, a command key and an operator (chief,
     may command) written for ``start_fleet``."""
-    pw = {store: secrets.token_urlsafe(16), "fleet": secrets.token_urlsafe(16)}
+    pw = {store: secrets.token_urlsafe(16), "fleet": secrets.token_urlsafe(16), "fleet-2": secrets.token_urlsafe(16)}
     broker = Broker(tmp_path / "broker", pw)
     write_secret(tmp_path / "fleet.pw", pw["fleet"])
+    write_secret(tmp_path / "fleet-2.pw", pw["fleet-2"])
     write_secret(tmp_path / "key", secrets.token_urlsafe(24))
     (tmp_path / "ops.toml").write_text(f'[[operators]]\nname = "chief"\npassword_hash = '
                                        f'"{hash_password("chief-password-1")}"\nmay_command = true\n')
@@ -157,8 +158,9 @@ def test_two_fleet_instances_share_the_stores_messages_and_one_database(pg, tmp_
     fleets, urls = [], []
     try:
         for i in range(2):
+            user = ["fleet", "fleet-2"][i]  # (each instance its own broker user: client ids are user names)
             proc, url = start_fleet(tmp_path, broker.url, dsn, tmp_path / "key", tmp_path / "ops.toml",
-                                    tmp_path / "fleet.pw", "--share", "fleet", name=f"fleet{i}")
+                                    tmp_path / f"{user}.pw", "--share", "fleet", name=f"fleet{i}", user=user)
             fleets.append(proc)
             urls.append(url)
         time.sleep(1.0)

@@ -128,3 +128,54 @@ def test_a_command_is_carried_out_once_even_across_a_restart(tmp_path):
     again = MqttLink(cfg, "s1", store).command(topic, raw)  # a new process: nothing in memory
     assert again["ok"] is False and again["error"] == "replayed" and acts == ["lock_down"]
     j.close()
+
+
+def test_a_store_s_discovery_names_only_its_own_topics(monkeypatch):
+    """M6 (second audit): a discovery config whose command topic is another store's would have Home Assistant act
+    on that store; the configs are checked where they are built."""
+    got = m.ha_discovery("homeassistant", "bingobox", "s1", {"devices": {"door-1": {"kind": "door"}}}, True)
+    assert all(v.startswith("bingobox/s1/") for p in got.values() for k, v in p.items() if k.endswith("_topic"))
+    original = m.topic
+    monkeypatch.setattr(m, "topic", lambda prefix, store, *parts: original(prefix, "s2" if parts[:1] == ("ha",)
+                                                                            else store, *parts))
+    with pytest.raises(ValueError, match="not under"):
+        m.ha_discovery("homeassistant", "bingobox", "s1", {}, True)
+
+
+def test_each_store_has_its_own_command_key():
+    """L4 (second audit): one key served every store, so one compromised box could sign commands for all. A store's
+    key is derived from the fleet's master: it signs for that store only."""
+    master = "the fleet's master key, long enough"
+    k1, k2 = m.store_command_key(master, "s1"), m.store_command_key(master, "s2")
+    assert k1 != k2 and len(k1) == 64
+    forged = m.dumps(m.sign_command(k1, "s2", "release", "tx-9", "mallory", {}))  # s1's key, for s2
+    with pytest.raises(m.CommandRefused, match="signature"):
+        m.check_command(k2, "s2", "release", forged, time.time(), set())
+    ok = m.dumps(m.sign_command(k2, "s2", "release", "tx-9", "chief", {}))
+    assert m.check_command(k2, "s2", "release", ok, time.time(), set())["tx"] == "tx-9"
+
+
+def test_a_flood_of_forged_commands_costs_the_journal_a_few_rows(tmp_path):
+    """L6 (second audit): each forged command wrote a durable audit row, unthrottled."""
+    from types import SimpleNamespace
+
+    from bingobox.config import MqttConfig
+    from bingobox.mqtt.link import MqttLink
+    from bingobox.secretfiles import write_secret
+
+    j = Journal(tmp_path / "j.db")
+    store = SimpleNamespace(view={}, journal=j, act=lambda *a: {"ok": True})
+    cfg = MqttConfig(url="mqtt://127.0.0.1:9", command_secret_file=write_secret(tmp_path / "k", KEY))
+    clock = [1000.0]
+    link = MqttLink(cfg, "s1", store, clock=lambda: clock[0])
+    link.client.publish = lambda *a, **k: None
+    for i in range(500):
+        link.command("bingobox/s1/cmd/lock_down", m.dumps(m.sign_command("wrong" * 8, "s1", "lock_down", f"t{i}",
+                                                                          "x", {}, ts=int(clock[0]))))
+    clock[0] += 61
+    link.command("bingobox/s1/cmd/lock_down", b"{}")
+    rows = j.all("SELECT action, args, outcome FROM audit")
+    assert len(rows) == 12 and link.counts["commands_refused"] == 501
+    assert json.loads(rows[-2]["args"])["count"] == 490  # the rest of that minute, counted in one row
+    j.close()
+
