@@ -6,7 +6,8 @@ own user and last will, publishes its retained status and state (every ``--state
 every 30 s, and bursts of events (visits ended, charges, sometimes an alarm) at a realistic rate. Measured: messages
 per second sent and applied by the fleet, the delay from an event to the fleet service (its histogram) and from an
 alarm to the fleet *page* (an operator's live stream, logged in), and CPU and memory of the broker and the fleet
-service (from /proc)."""
+service (from /proc). With ``--hostile`` one compromised store floods and sends malformed, future-dated, oversized and
+foreign-topic messages; the run reports the good stores' alarms delivered against those sent."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from bingobox.secretfiles import write_secret
 from .broker import Broker, start_fleet
 
 PREFIX = "bingobox"
+HOSTILE = "store-hostile"
 
 
 def _cpu_s(pid: int) -> float:
@@ -56,6 +58,7 @@ class Stores:
         self.rng = random.Random(seed)
         self.state_every_s, self.burst_every_s, self.alarm_share = state_every_s, burst_every_s, alarm_share
         self.sent = {"state": 0, "metrics": 0, "event": 0, "alarm": 0}
+        self.alarms_of: dict[str, int] = {}  # alarms sent, per store
         self.clients: list[tuple[str, mqtt.Client]] = []
         self.connected = 0
         self.row = 0
@@ -111,14 +114,14 @@ class Stores:
                                                                      "state": "locked"}},
                 "devices": {}, "problems": [], "charges_pending": 0, "gateway_up": True, "open_alarms": 0}
 
-    def run(self, seconds: float, stop: threading.Event) -> float:
-        """Play the stores for ``seconds``; returns the wall time played."""
+    def run(self, seconds: float, stop: threading.Event, hostile: Hostile | None = None) -> float:
+        """Play the stores for ``seconds`` (and the hostile one, 20 rounds a second); the wall time played."""
         now = time.time()
         due_state = {sid: now + self.rng.uniform(0, self.state_every_s) for sid, _ in self.clients}
         due_burst = {sid: now + self.rng.expovariate(1 / self.burst_every_s) for sid, _ in self.clients}
         due_metrics = {sid: now + self.rng.uniform(0, 30) for sid, _ in self.clients}
         t0 = time.monotonic()
-        last_misc = 0.0
+        last_misc, last_hostile = 0.0, t0
         while time.monotonic() - t0 < seconds and not stop.is_set():
             now = time.time()
             for sid, c in self.clients:
@@ -141,10 +144,15 @@ class Stores:
                         c.publish(m.topic(PREFIX, sid, "event", kind),
                                   m.dumps(m.event_payload(sid, kind, self.row, now, data, now)), qos=1)
                         self.sent["alarm" if alarm else "event"] += 1
+                        if alarm:
+                            self.alarms_of[sid] = self.alarms_of.get(sid, 0) + 1
                 self.pump(0)
+            if hostile is not None and time.monotonic() - last_hostile >= 0.05:
+                hostile.round(time.monotonic() - last_hostile, self.clients[0][0])
+                last_hostile = time.monotonic()
             if time.monotonic() - last_misc > 1.0:
                 last_misc = time.monotonic()
-                for _, c in self.clients:
+                for _, c in [*self.clients, *([("", hostile.c)] if hostile else [])]:
                     c.loop_misc()
             self.pump(0.01)
         return time.monotonic() - t0
@@ -153,6 +161,51 @@ class Stores:
         for _, c in self.clients:
             c.disconnect()
         self.pump(0.1)
+
+
+class Hostile:
+    """One compromised store among the good ones (its own user and password, so only the ACL and the fleet's
+    checks stand in its way): every round it floods alarms, sends malformed JSON, states dated ten years ahead,
+    payloads over the fleet's 64 KiB, and writes to topics that are not its own."""
+
+    def __init__(self, sid: str, port: int, password: str, sel: selectors.BaseSelector, flood_per_s: float) -> None:
+        self.sid, self.flood_per_s = sid, flood_per_s
+        self.sent = {"flood_alarms": 0, "malformed": 0, "future": 0, "oversized": 0, "foreign": 0}
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=sid, protocol=mqtt.MQTTv311)
+        c.username_pw_set(sid, password)
+        c.max_inflight_messages_set(1000)
+        c.max_queued_messages_set(20_000)
+        c.on_socket_open = lambda cl, _u, sock: sel.register(sock, selectors.EVENT_READ, cl)
+        c.on_socket_close = lambda _cl, _u, sock: sel.unregister(sock)
+        c.on_socket_register_write = lambda cl, _u, sock: sel.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE,
+                                                                     cl)
+        c.on_socket_unregister_write = lambda cl, _u, sock: sel.modify(sock, selectors.EVENT_READ, cl)
+        c.on_connect = lambda cl, *_a: cl.publish(m.topic(PREFIX, sid, "status"), "online", qos=1, retain=True)
+        c.connect("127.0.0.1", port, keepalive=60)
+        self.c, self.row, self.debt = c, 0, 0.0
+
+    def round(self, dt: float, victim: str) -> None:
+        c, t = self.c, m.topic
+        self.debt += self.flood_per_s * dt
+        while self.debt >= 1:
+            self.debt -= 1
+            self.row += 1
+            body = m.event_payload(self.sid, "alarm", self.row, time.time(), {"alarm_id": self.row, "alarm": "flood"})
+            c.publish(t(PREFIX, self.sid, "event", "alarm"), m.dumps(body), qos=0)
+            self.sent["flood_alarms"] += 1
+        for payload in (b'{"id": "x", "t": "yesterday", "data": {}}', b"\xff\xfe not json",
+                        json.dumps({"id": "y", "t": time.time(), "data": [1, 2]}).encode()):
+            c.publish(t(PREFIX, self.sid, "event", "alarm"), payload, qos=0)
+            self.sent["malformed"] += 1
+        c.publish(t(PREFIX, self.sid, "state"), m.dumps({"t": time.time() + 10 * 365 * 86400, "state": "ready",
+                                                          "open_alarms": 10**9}), qos=0, retain=True)
+        self.sent["future"] += 1
+        c.publish(t(PREFIX, self.sid, "metrics"), b"{" + b" " * 100_000 + b"}", qos=0)
+        self.sent["oversized"] += 1
+        for topic in (t(PREFIX, victim, "state"), t(PREFIX, victim, "event", "alarm"), t(PREFIX, "phantom", "state"),
+                      t(PREFIX, self.sid, "ha", "lockdown", "set"), t(PREFIX, victim, "cmd", "release")):
+            c.publish(topic, m.dumps({"t": time.time(), "id": "z", "data": {}}), qos=0)
+            self.sent["foreign"] += 1
 
 
 class PageWatcher(threading.Thread):
@@ -202,6 +255,7 @@ def run(args) -> int:
     subprocess.run(["rm", "-rf", str(d)], check=True)
     d.mkdir(parents=True)
     passwords = {f"store-{i:05d}": secrets.token_urlsafe(12) for i in range(args.stores)}
+    passwords[HOSTILE] = secrets.token_urlsafe(12)
     fleet_users = ["fleet", *[f"fleet-{i + 1}" for i in range(1, k)]]  # (client ids are user names: one each)
     for user in fleet_users:
         passwords[user] = secrets.token_urlsafe(18)
@@ -221,21 +275,24 @@ def run(args) -> int:
 
         def metrics() -> dict:
             got = [_fleet_metrics(u) for u in urls]
-            out = {key: sum(g.get(key, 0) for g in got) for key in ("applied", "dropped", "backlog")}
+            out = {key: sum(g.get(key, 0) for g in got) for key in ("applied", "dropped", "refused", "backlog")}
             out.update({q: max(g.get(q) or 0 for g in got) for q in ("event_p50", "event_p99")})  # the worst one
             return out
 
         stores = Stores(args.stores, broker.port, passwords, args.state_every_s, args.burst_every_s,
                         args.alarm_share, args.seed)
+        t_start = time.time()
         connect_s = stores.connect_all()
+        hostile = Hostile(HOSTILE, broker.port, passwords[HOSTILE], stores.sel, args.hostile_flood) \
+            if args.hostile else None
         page = PageWatcher(urls[0], *op)
         page.start()
-        stores.run(args.warmup_s, threading.Event())  # (retained states arrive, the page's first pushes)
+        stores.run(args.warmup_s, threading.Event(), hostile)  # (retained states arrive, the page's first pushes)
         before = metrics()
         fleet_cpu = lambda: sum(_cpu_s(f.p.pid) for f in fleets)  # noqa: E731
         cpu0 = {"broker": _cpu_s(broker.pid()), "fleet": fleet_cpu(), "load": time.process_time()}
         sent0 = sum(stores.sent.values())
-        t_play = stores.run(args.seconds, threading.Event())
+        t_play = stores.run(args.seconds, threading.Event(), hostile)
         cpu = {"broker": _cpu_s(broker.pid()) - cpu0["broker"], "fleet": fleet_cpu() - cpu0["fleet"],
                "load": time.process_time() - cpu0["load"]}
         settle0 = time.monotonic()
@@ -243,6 +300,15 @@ def run(args) -> int:
             stores.pump(0.1)
         after = metrics()
         page.stop.set()
+        from bingobox.fleet.db import FleetDB
+
+        fdb = FleetDB(args.db or str(d / "fleet.db"))
+        got = {r["store_id"]: r["n"] for r in fdb.all(
+            "SELECT store_id, count(*) AS n FROM alarms WHERE received_at >= ? GROUP BY store_id", (t_start,))}
+        fdb.close()
+        good_sent = sum(stores.alarms_of.values())
+        good_got = sum(n for sid, n in got.items() if sid in stores.alarms_of)
+        short = sorted(sid for sid, n in stores.alarms_of.items() if got.get(sid, 0) != n)
         sent = sum(stores.sent.values()) - sent0
         summary = {
             "db": "postgresql" if args.db else "sqlite", "fleet_instances": k, "stores": args.stores,
@@ -251,6 +317,9 @@ def run(args) -> int:
             "sent": dict(stores.sent),
             "fleet_applied_per_s": round((after["applied"] - before["applied"]) / t_play, 1),
             "fleet_dropped": after["dropped"], "fleet_backlog_end": after["backlog"],
+            "good_alarms": {"sent": good_sent, "delivered": good_got, "stores_short": short[:20]},
+            "hostile": ({"sent": hostile.sent, "alarms_stored": got.get(HOSTILE, 0),
+                         "refused_by_fleet": after.get("refused", 0)} if hostile else None),
             "event_to_fleet_ms": {"p50": after["event_p50"], "p99": after["event_p99"]},
             "alarm_to_page_ms": page.delay_ms.summary(), "page_pushes": page.pushes,
             "cpu_percent_of_one_core": {key: round(100 * v / t_play, 1) for key, v in cpu.items()},
@@ -282,5 +351,8 @@ def add_parser(sub) -> None:
                    "($share) and the database (needs --db postgresql://…)")
     p.add_argument("--db", help="the fleet service's database: default a SQLite file in the run dir; or a "
                    "PostgreSQL DSN")
+    p.add_argument("--hostile", action="store_true", help="one compromised store among them: floods alarms, "
+                   "malformed, future-dated and oversized messages, other stores' topics")
+    p.add_argument("--hostile-flood", type=float, default=2000, help="its flood: alarms per second")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=lambda a: run(a))
