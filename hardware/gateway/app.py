@@ -397,12 +397,15 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
             if row["status"] != "succeeded":
                 return 409, ApiError(409, "not_refundable", f"charge is {row['status']}").body()
             left = row["amount_fen"] - row["refunded_fen"]
+            if left <= 0:  # (a refund of 0 fen after a full refund is no refund)
+                return 409, ApiError(409, "refunded_already", "the charge has been refunded in full").body()
             amount = body.amount_fen or left
             if amount > left:
                 return 409, ApiError(409, "refund_too_large", f"only {left} fen left to refund").body()
             rid = "re_" + secrets.token_hex(10)
             now = time.time()
-            c.execute("INSERT INTO refunds VALUES (?, ?, ?, ?, ?)", (rid, row["id"], amount, body.reason, now))
+            c.execute("INSERT INTO refunds (id, charge_id, amount_fen, reason, created_at, idem_key) VALUES "
+                      "(?, ?, ?, ?, ?, ?)", (rid, row["id"], amount, body.reason, now, key))
             c.execute("UPDATE charges SET refunded_fen = refunded_fen + ?, updated_at=? WHERE id=?",
                       (amount, now, row["id"]))
             c.execute("UPDATE accounts SET balance_fen = balance_fen + ? WHERE id=?", (amount, row["account_id"]))

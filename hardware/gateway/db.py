@@ -40,8 +40,8 @@ CREATE TABLE IF NOT EXISTS charges (
   resolve_at REAL, created_at REAL NOT NULL, updated_at REAL NOT NULL, UNIQUE (store_id, idem_key));
 CREATE INDEX IF NOT EXISTS charges_account ON charges (account_id);
 CREATE TABLE IF NOT EXISTS refunds (
-  id TEXT PRIMARY KEY, charge_id TEXT NOT NULL REFERENCES charges(id), amount_fen INTEGER NOT NULL,
-  reason TEXT, created_at REAL NOT NULL);
+  id TEXT PRIMARY KEY, charge_id TEXT NOT NULL REFERENCES charges(id),
+  amount_fen INTEGER NOT NULL CHECK (amount_fen > 0), reason TEXT, created_at REAL NOT NULL, idem_key TEXT);
 CREATE TABLE IF NOT EXISTS idempotency (
   store_id TEXT NOT NULL, key TEXT NOT NULL, endpoint TEXT NOT NULL, request_hash TEXT NOT NULL,
   state TEXT NOT NULL, status INTEGER, body TEXT, created_at REAL NOT NULL, PRIMARY KEY (store_id, key));
@@ -64,7 +64,8 @@ class GatewayDB(Database):
                                      ("accounts", "erased_at", "REAL"),  # (… before the wallet app)
                                      ("entry_codes", "used_at", "REAL"),
                                      ("entry_codes", "visit_id", "TEXT"),  # (… before codes bound charges)
-                                     ("visit_reports", "opened_at", "REAL")):
+                                     ("visit_reports", "opened_at", "REAL"),
+                                     ("refunds", "idem_key", "TEXT")):  # (… before a dispute needed its own)
                 if col not in {r[1] for r in c.execute(f"PRAGMA table_info({table})")}:
                     c.execute(f"ALTER TABLE {table} ADD COLUMN {col} {decl}")
             if not c.execute("SELECT 1 FROM meta WHERE k='pepper'").fetchone():

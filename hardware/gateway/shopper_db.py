@@ -275,11 +275,12 @@ def resolve_dispute(db, store_id: str, dispute_id: str, decision: str, reason: s
                 return dispute_json(d), False
             raise Refused("dispute_closed", f"the dispute was {d['state']} already")
         refund_fen = None
-        if decision == "accepted":
-            r = c.execute("SELECT amount_fen FROM refunds WHERE id=? AND charge_id=?",
-                          (refund_id or "", d["charge_id"])).fetchone()
+        if decision == "accepted":  # its own refund: the one made with the key dispute-<id>, not any of the charge
+            r = c.execute("SELECT amount_fen FROM refunds WHERE id=? AND charge_id=? AND idem_key=?",
+                          (refund_id or "", d["charge_id"], f"dispute-{dispute_id}")).fetchone()
             if r is None:
-                raise Refused("no_refund", "accepting needs the refund of the dispute's charge (refund_id)", 422)
+                raise Refused("no_refund", f"accepting needs the dispute's own refund (made with the key "
+                              f"dispute-{dispute_id}) as refund_id", 422)
             refund_fen = r["amount_fen"]
         now = time.time()
         c.execute("UPDATE disputes SET state=?, reason=?, operator=?, refund_id=?, refund_fen=?, resolved_at=? "
@@ -341,9 +342,16 @@ def request_in(c: sqlite3.Connection, account_id: str, kind: str, now: float,
     return out
 
 
-def request_data(db, account_id: str, kind: str) -> list[dict]:
+def request_data(db, account_id: str, kind: str, every_s: float = 0.0) -> list[dict]:
+    """A shopper's request to the stores; refused if the last one of this kind is less than ``every_s`` old."""
+    now = time.time()
     with db.tx() as c:
-        return request_in(c, account_id, kind, time.time())
+        last = c.execute("SELECT max(created_at) FROM data_requests WHERE account_id=? AND kind=?",
+                         (account_id, kind)).fetchone()[0]
+        if last is not None and now - last < every_s:
+            raise Refused("asked_recently", f"you asked {now - last:.0f} s ago; the stores' answers come within "
+                          f"seconds: ask again in {every_s - (now - last):.0f} s", 429)
+        return request_in(c, account_id, kind, now)
 
 
 def answer_request(db, store_id: str, request_id: str, answer: dict) -> bool:

@@ -35,6 +35,8 @@ FAILURES_PER_MINUTE = 5  # per (ID number, source)
 PER_SOURCE_PER_MINUTE = 10
 SIGNUPS_PER_SOURCE_PER_MINUTE = 10
 MAX_TOPUP_FEN = 1_000_000  # 10 000 CNY at a time
+CODES_PER_MINUTE = 6  # the page renews its code every ~50 s; a retry or two on top
+REQUEST_EVERY_S = 600  # a shopper's data request, at most this often
 PRIVACY = {
     "controller": "the store's operator runs the store box; the wallet (this app) holds your account",
     "face": "Face billing is off unless you turn it on. When it is on, the entrance camera's frames are turned into "
@@ -105,6 +107,7 @@ def add_wallet_app(app: FastAPI, db, retention: sdb.Retention, api_error: type[E
     assets = {n: page.joinpath(n).read_text(encoding="utf-8") for n in ("wallet.html", "wallet.js", "wallet.css")}
     logins = LoginThrottle(FAILURES_PER_MINUTE, PER_SOURCE_PER_MINUTE)  # (no fleet-wide cap: it would lock out all)
     signups = LoginThrottle(SIGNUPS_PER_SOURCE_PER_MINUTE, SIGNUPS_PER_SOURCE_PER_MINUTE)  # every sign-up counts
+    codes = LoginThrottle(CODES_PER_MINUTE, CODES_PER_MINUTE)  # every code counts (per account)
 
     def source(request: Request) -> str:
         return request.client.host if request.client else ""
@@ -229,6 +232,8 @@ def add_wallet_app(app: FastAPI, db, retention: sdb.Retention, api_error: type[E
     def new_code(body: CodeIn, request: Request):
         """A fresh one-time code (entry, or the exit's QR fallback) as text and as a PNG QR image."""
         account_id = shopper(request, change=True)
+        if not codes.reserve(account_id, account_id):  # (per account; each code is a row kept for days: L2)
+            raise api_error(429, "throttled", f"at most {CODES_PER_MINUTE} codes a minute: show the one you have")
         acc = db.account(account_id)
         if acc["frozen"]:
             raise api_error(402, "account_frozen", "your account is frozen")
@@ -278,16 +283,25 @@ def add_wallet_app(app: FastAPI, db, retention: sdb.Retention, api_error: type[E
 
     @app.post("/app/api/data-requests", tags=["wallet app"])
     def ask_stores(body: RequestIn, request: Request):
-        """Ask every store for what it holds about you (answered within seconds while the store is online)."""
-        return {"data": sdb.request_data(db, shopper(request, change=True), body.kind)}
+        """Ask the stores that know you for what they hold (answered within seconds while a store is online); once
+        every ``REQUEST_EVERY_S`` at most (each has every such store search its journal)."""
+        account_id = shopper(request, change=True)
+        try:
+            return {"data": sdb.request_data(db, account_id, body.kind, REQUEST_EVERY_S)}
+        except sdb.Refused as e:
+            raise api_error(e.status, e.code, str(e)) from None
 
     @app.post("/app/api/delete-account", tags=["wallet app"], responses={401: {}, 409: {}})
     def delete_account(body: DeleteIn, request: Request):
         """Erase the account (the password again, and the words "delete my account")."""
         account_id = shopper(request, change=True)
+        name, src = "delete:" + account_id, source(request)  # (the log-in throttle, before the hash: M8)
+        if not logins.reserve(name, src):
+            raise api_error(429, "throttled", "too many wrong passwords: wait a minute")
         row = db.one("SELECT password_hash FROM shopper_logins WHERE account_id=?", (account_id,))
         if row is None or not hashed(check_password, body.password, row["password_hash"]):
             raise api_error(401, "bad_credentials", "wrong password")
+        logins.succeeded(name, src)
         try:
             got = sdb.erase(db, account_id)
         except sdb.Refused as e:

@@ -141,8 +141,12 @@ def test_a_dispute_claims_the_lines_and_the_store_resolves_it_once(gw):
     box = gw.signed("GET", "/v1/inbox").json()
     assert [x["id"] for x in box["disputes"]] == [d["id"]] and box["disputes_open"] == 1
     path = f"/v1/disputes/{d['id']}/resolution"
-    # accepting needs the refund of the dispute's charge
+    # accepting needs the dispute's own refund (L1, second audit: any refund of the charge was taken)
     assert gw.signed("POST", path, {"decision": "accepted", "reason": "ok", "operator": "op"}).status_code == 422
+    other = gw.signed("POST", "/v1/refunds", {"charge_id": ch["id"], "amount_fen": 1, "reason": "goodwill"},
+                      key="goodwill-1").json()
+    assert gw.signed("POST", path, {"decision": "accepted", "reason": "ok", "operator": "op",
+                                    "refund_id": other["id"]}).status_code == 422
     rf = gw.signed("POST", "/v1/refunds", {"charge_id": ch["id"], "amount_fen": 700, "reason": "dispute"},
                    key=f"dispute-{d['id']}").json()
     body = {"decision": "accepted", "reason": "video shows one", "operator": "op", "refund_id": rf["id"]}
@@ -152,7 +156,12 @@ def test_a_dispute_claims_the_lines_and_the_store_resolves_it_once(gw):
     assert gw.signed("POST", path, {**body, "decision": "rejected"}).status_code == 409
     rc = gw.app("GET", "receipts").json()["data"][0]
     assert rc["disputes"][0]["state"] == "accepted" and rc["disputes"][0]["refund_fen"] == 700
-    assert rc["charges"][0]["refunds"][0]["amount_fen"] == 700
+    assert [r["amount_fen"] for r in rc["charges"][0]["refunds"]] == [1, 700]
+    # a refund of what is left, then another of 0 fen: refused, not a 200 (L1)
+    rest = gw.signed("POST", "/v1/refunds", {"charge_id": ch["id"], "reason": "all"}, key="rest").json()
+    assert rest["amount_fen"] == 1350 - 701
+    again = gw.signed("POST", "/v1/refunds", {"charge_id": ch["id"], "reason": "more"}, key="more")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "refunded_already"
     assert gw.signed("GET", "/v1/inbox").json()["disputes"] == []
     events = sdb.export(gw.db, acc["id"])["dispute_events"]
     assert [(e["actor"], e["kind"]) for e in events] == [("shopper", "opened"), ("store s1: op", "accepted")]
@@ -315,3 +324,19 @@ def test_erasure_scrubs_the_notes_asks_only_the_stores_that_know_her_and_is_one_
                      for row in gw.db.all(f"SELECT * FROM {t}"))
     assert "13800138000" not in dump
     assert gw.signed("GET", "/v1/inbox").json()["data_requests"][-1]["kind"] == "erase"
+
+
+def test_codes_data_requests_and_the_deletion_password_are_throttled(gw):
+    """L2 and M8 (second audit): 38 codes a second from one session, each a row kept 7 days; data requests asked
+    again as soon as answered; 20 wrong deletion passwords in 8 s, each a scrypt hash in the one slot logins use."""
+    gw.signup()
+    got = [gw.app("POST", "codes", {}).status_code for _ in range(8)]
+    assert got == [200] * 6 + [429] * 2
+    assert gw.app("POST", "data-requests", {"kind": "export"}).status_code == 200
+    again = gw.app("POST", "data-requests", {"kind": "export"})
+    assert again.status_code == 429 and again.json()["error"]["code"] == "asked_recently"
+    bye = {"password": "not my password", "confirm": "delete my account"}
+    t0 = time.monotonic()
+    got = [gw.app("POST", "delete-account", bye).status_code for _ in range(8)]
+    assert got == [401] * 5 + [429] * 3 and time.monotonic() - t0 < 5  # refused before the hash
+    assert gw.c.post("/app/api/login", json={"id_number": ID_NUMBER, "password": PASSWORD}).status_code == 200
