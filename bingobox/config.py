@@ -411,7 +411,9 @@ class ScreenConfig(Strict):
     session_ttl_s: float = Field(3600, ge=60, le=86400)
     login_failures_per_minute: int = Field(5, ge=1, le=100, description="per (name, source address)")
     login_failures_per_source_per_minute: int = Field(10, ge=1, le=1000)
-    login_failures_per_minute_all: int = Field(30, ge=1, le=10000, description="all sources but the box itself")
+    login_failures_per_name_per_minute: int = Field(20, ge=1, le=10000, description="per operator name, from all "
+                                                    "sources but the box itself: a guesser spread over many "
+                                                    "addresses locks out only that name, for a minute")
     push_interval_s: float = Field(1.0, ge=0.2, le=10)
     max_streams: int = Field(20, ge=1, le=1000, description="live views (server-sent event streams) at once")
     max_connections: int = Field(64, ge=4, le=10000, description="HTTP connections at once; beyond: 503")
@@ -420,7 +422,9 @@ class ScreenConfig(Strict):
     tls_cert: Path | None = Field(None, description="serve https (PEM); then the session cookie is Secure")
     tls_key: Path | None = None
     view_requires_login: bool = Field(False, description="true: nothing is shown until an operator logs in (for a "
-                                      "screen bound to a LAN address); /metrics stays open (counts, no accounts)")
+                                      "screen bound to a LAN address), /metrics included but for the token below")
+    metrics_token_file: Path | None = Field(None, description="with view_requires_login: the token a Prometheus "
+                                            "scraper sends (Authorization: Bearer), in a file (mode 600)")
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ScreenConfig:

@@ -41,6 +41,9 @@ def run(args) -> int:
         ops = load_operators(Path(args.operators)) if args.operators else []
         password = read_secret(Path(args.mqtt_password_file), "the MQTT password") if args.mqtt_password_file \
             else None
+        token = read_secret(Path(args.metrics_token_file), "the metrics token") if args.metrics_token_file else None
+        if bool(args.tls_cert) != bool(args.tls_key):
+            raise ValueError("--tls-cert and --tls-key go together")
     except (OSError, ValueError, ValidationError, tomllib.TOMLDecodeError) as e:
         print(f"bingobox fleet: {e}", file=sys.stderr)
         return 2
@@ -57,13 +60,16 @@ def run(args) -> int:
                            ca_file=args.ca_file, share=args.share)
     auth = Auth({o.name: o.password_hash for o in ops}, refunders={o.name for o in ops if o.may_command})
     app = make_app(db, service, auth, args.push_interval_s,
-                   allowed_hosts=sorted({args.host, "127.0.0.1", "localhost", *(args.allowed_host or [])}))
+                   allowed_hosts=sorted({args.host, "127.0.0.1", "localhost", *(args.allowed_host or [])}),
+                   metrics_token=token)
+    tls = {"ssl_certfile": args.tls_cert, "ssl_keyfile": args.tls_key} if args.tls_cert else {}
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
-                                           access_log=False, timeout_graceful_shutdown=2))
+                                           access_log=False, timeout_graceful_shutdown=2, **tls))
 
     service.start()
     try:
-        serve(server, lambda port: f"bingobox fleet: http://{args.host}:{port}/  broker {args.mqtt}  db {args.db}",
+        scheme = "https" if tls else "http"
+        serve(server, lambda port: f"bingobox fleet: {scheme}://{args.host}:{port}/  broker {args.mqtt}  db {args.db}",
               (("event pruning", 600.0, lambda: db.prune(time.time())),))
     finally:
         service.stop()
@@ -89,6 +95,10 @@ def add_parser(sub) -> None:
     f.add_argument("--push-interval-s", type=float, default=1.0)
     f.add_argument("--share", metavar="GROUP", help="a shared subscription: several fleet instances (same GROUP, "
                    "same PostgreSQL --db) each take a share of the stores' messages")
+    f.add_argument("--tls-cert", help="serve the page over https: its certificate (PEM) …")
+    f.add_argument("--tls-key", help="… and key (then the session cookie is Secure)")
+    f.add_argument("--metrics-token-file", help="the token a Prometheus scraper sends to /metrics (Authorization: "
+                   "Bearer), in a file; without it /metrics needs an operator's session")
     f.add_argument("--allowed-host", action="append", help="a host name operators reach the page by (repeatable; "
                    "loopback and --host are always allowed; others are refused: DNS rebinding)")
     f.set_defaults(fn=lambda a: run(a))

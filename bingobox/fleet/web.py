@@ -8,7 +8,7 @@ every command and login audited, no external assets, ``/metrics`` for Prometheus
     GET  /api/stores/{id}          one store: its state, metrics, alarms, events
     POST /api/login | /api/logout, GET /api/me
     POST /api/commands/{store}/{name}   a signed command to a store (X-CSRF-Token); waits for its result
-    GET  /metrics
+    GET  /metrics                  (an operator's session, or the scraper's token)
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from ..mqtt.messages import COMMANDS
 from ..operations import ACTIONS
-from ..screen.auth import Auth, same_token
+from ..screen.auth import Auth, bearer_ok, same_token
 from ..screen.login_routes import add_login_routes
 from .db import FleetDB
 from .service import FleetService
@@ -37,9 +37,10 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 
 def make_app(db: FleetDB, service: FleetService, auth: Auth, push_interval_s: float = 1.0,
-             allowed_hosts: list[str] | None = None) -> FastAPI:
+             allowed_hosts: list[str] | None = None, metrics_token: str | None = None) -> FastAPI:
     """``allowed_hosts``: the Host header values accepted (a page elsewhere rebinding its DNS name to the fleet
-    service is refused); None: any (tests only)."""
+    service is refused); None: any (tests only). ``metrics_token``: what a Prometheus scraper sends (Authorization:
+    Bearer) — /metrics otherwise needs an operator's session, like everything else here."""
     app = FastAPI(title="bingobox fleet", docs_url=None, redoc_url=None)
     if allowed_hosts is not None:
         from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -144,7 +145,9 @@ def make_app(db: FleetDB, service: FleetService, auth: Auth, push_interval_s: fl
                             status_code={"ok": 200, "failed": 409, "unknown": 202}[outcome])
 
     @app.get("/metrics")
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
+        if session(request) is None and not bearer_ok(request, metrics_token):
+            return _error(401, "not_logged_in", "log in, or send the metrics token (Authorization: Bearer …)")
         sm = db.summary(time.time())
         lines = [
             "# HELP bingobox_fleet_stores Stores the fleet knows, by status.", "# TYPE bingobox_fleet_stores gauge",

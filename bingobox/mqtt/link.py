@@ -40,8 +40,9 @@ class MqttLink:
         self.secret = cfg.command_secret()
         self.connected = False
         self.connected_at = float("inf")  # events before this waited for a connection: late
-        self.counts = {"connects": 0, "disconnects": 0, "events_sent": 0, "events_acked": 0, "states": 0,
-                       "commands": 0, "commands_refused": 0}
+        self.counts = {"connects": 0, "disconnects": 0, "events_sent": 0, "events_acked": 0, "events_dropped": 0,
+                       "states": 0, "commands": 0, "commands_refused": 0}
+        self._last_prune = float("-inf")
         self._lock = threading.RLock()
         self._inflight: dict[int, int] = {}  # mid → outbox row
         self._acked: list[int] = []
@@ -152,6 +153,13 @@ class MqttLink:
         self._device_faults(view, now)
         if outbox.collect(self.journal, now):
             self._pending = True
+        if now - self._last_prune >= 60:
+            self._last_prune = now
+            dropped = outbox.prune(self.journal, now)
+            if dropped:
+                self.counts["events_dropped"] += dropped
+                log.error("mqtt: %d events dropped from the queue (too old, or over %d waiting)", dropped,
+                          outbox.MAX_ROWS)
         with self._lock:
             acked, self._acked = self._acked, []
         outbox.done(self.journal, acked)

@@ -16,6 +16,8 @@ from ..journal import Journal
 _FINAL = tuple(str(s) for s in FINAL)
 _OUTCOMES = ("succeeded", "declined", "failed", "canceled")
 PERSONAL = ("account", "accounts", "account_id")  # never in an event: the fleet sees stores, not shoppers
+MAX_ROWS = 50_000  # events waiting for the broker (a week's outage of a busy store is ~10 000)
+MAX_AGE_S = 30 * 86_400  # older than this the fleet refuses them anyway
 
 
 def _clean(data: dict) -> dict:
@@ -115,3 +117,20 @@ def done(journal: Journal, row_ids: list[int]) -> None:
 
 def backlog(journal: Journal) -> int:
     return int(journal.one("SELECT count(*) FROM mqtt_outbox")[0])
+
+
+def prune(journal: Journal, now: float, max_rows: int = MAX_ROWS, max_age_s: float = MAX_AGE_S) -> int:
+    """Bound the queue (a broker gone for weeks must not fill the disk the exit's charges need): events older than
+    ``max_age_s``, then beyond ``max_rows`` the oldest — alarms last. Returns the events dropped (read first: no
+    write when nothing is over)."""
+    n, oldest = journal.one("SELECT count(*), min(t) FROM mqtt_outbox")
+    if n <= max_rows and (oldest is None or oldest >= now - max_age_s):
+        return 0
+    with journal.tx() as c:
+        gone = c.execute("DELETE FROM mqtt_outbox WHERE t < ?", (now - max_age_s,)).rowcount
+        over = c.execute("SELECT count(*) FROM mqtt_outbox").fetchone()[0] - max_rows
+        if over > 0:
+            gone += c.execute("DELETE FROM mqtt_outbox WHERE id IN (SELECT id FROM mqtt_outbox ORDER BY "
+                              "kind = 'alarm', id LIMIT ?)", (over,)).rowcount
+    return gone
+

@@ -34,7 +34,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from ..core.store import short_account
 from ..operations import ACTIONS, MONEY_ACTIONS
 from ..wallet import records
-from .auth import Auth, Session, same_token
+from .auth import Auth, Session, bearer_ok, same_token
 from .login_routes import add_login_routes
 from .metrics import exposition
 
@@ -92,11 +92,13 @@ def public_view(data: dict) -> dict:
 def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool | None, str]] | None = None,
              push_interval_s: float = 1.0, view_requires_login: bool = False,
              allowed_hosts: list[str] | None = None, max_streams: int = 20,
-             resolve_dispute: Callable[[str, Any], tuple[bool | None, str]] | None = None) -> FastAPI:
+             resolve_dispute: Callable[[str, Any], tuple[bool | None, str]] | None = None,
+             metrics_token: str | None = None) -> FastAPI:
     """``refund(idempotency_key, args)`` calls the wallet gateway (outside the control loop: it waits on the
     network) and says (True: refunded, False: refused, None: unknown) and why; ``resolve_dispute(operator, args)``
     likewise for a shopper's dispute.
-    ``view_requires_login``: nothing of the store for anyone but logged-in operators.
+    ``view_requires_login``: nothing of the store for anyone but logged-in operators (``/metrics``: or a scraper
+    with ``metrics_token``).
     ``allowed_hosts``: the Host header values accepted (a page on another site rebinding its DNS name to the box
     is refused); None: any (tests only)."""
     app = FastAPI(title="bingobox status screen", docs_url=None, redoc_url=None)
@@ -243,7 +245,11 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool |
                             status_code={"ok": 200, "failed": 409, "unknown": 202}[outcome])
 
     @app.get("/metrics")
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
+        """Open like the page, unless the page needs a login: then an operator's session or the scraper's token
+        (``Authorization: Bearer``, [screen] metrics_token_file)."""
+        if view_requires_login and session_of(request) is None and not bearer_ok(request, metrics_token):
+            return _error(401, "not_logged_in", "log in, or send the metrics token (Authorization: Bearer …)")
         return Response(exposition(store.view, time.time()), media_type="text/plain; version=0.0.4")
 
     return app

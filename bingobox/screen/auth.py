@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -54,6 +54,12 @@ def check_password(password: str, stored: str) -> bool:
 def same_token(given: str | None, expected: str) -> bool:
     """Constant-time comparison of a presented token (CSRF) with the session's."""
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def bearer_ok(request: Any, token: str | None) -> bool:
+    """Does the request carry ``Authorization: Bearer <token>`` (constant time; never with no token set)?"""
+    given = request.headers.get("authorization", "")
+    return token is not None and given.startswith("Bearer ") and same_token(given[7:].strip(), token)
 
 
 @dataclass
@@ -104,22 +110,24 @@ class Failures:
 
 
 class LoginThrottle:
-    """Failed log-ins over the last minute, per (name, source), per source and — unless ``global_per_minute`` is
-    None — across all sources but loopback. An attempt is reserved as a failure before its password is hashed
-    (parallel guesses cannot all slip through) and given back when it succeeds; one hash runs at a time."""
+    """Failed log-ins over the last minute, per (name, source), per source and — unless ``per_name`` is None — per
+    name across all sources but loopback (a guesser spread over many addresses locks out only the name it guesses,
+    for a minute; never everyone, and never the box's own screen). An attempt is reserved as a failure before its
+    password is hashed (parallel guesses cannot all slip through) and given back when it succeeds; one hash runs at
+    a time."""
 
-    def __init__(self, per_pair: int, per_source: int, global_per_minute: int | None = None,
+    def __init__(self, per_pair: int, per_source: int, per_name: int | None = None,
                  clock: Callable[[], float] = time.monotonic, hash_wait_s: float = 3.0) -> None:
-        self.per_pair, self.per_source, self.global_per_minute = per_pair, per_source, global_per_minute
+        self.per_pair, self.per_source, self.per_name = per_pair, per_source, per_name
         self.hash_wait_s = hash_wait_s
         self._clock = clock
-        self._pairs, self._sources, self._remote = Failures(), Failures(), Failures()
+        self._pairs, self._sources, self._names = Failures(), Failures(), Failures()
         self._lock = threading.Lock()
         self._hashing = threading.BoundedSemaphore(1)
         self._last_prune = 0.0
 
-    def _counts_globally(self, source: str) -> bool:
-        return self.global_per_minute is not None and source not in LOOPBACK
+    def _counts_by_name(self, source: str) -> bool:
+        return self.per_name is not None and source not in LOOPBACK
 
     def reserve(self, name: str, source: str) -> bool:
         """Count an attempt now; False (and nothing counted) when it is throttled."""
@@ -127,24 +135,24 @@ class LoginThrottle:
         with self._lock:
             if now - self._last_prune >= 1.0:
                 self._last_prune = now
-                for f in (self._pairs, self._sources, self._remote):
+                for f in (self._pairs, self._sources, self._names):
                     f.prune(now)
             if (self._pairs.count((name, source), now) >= self.per_pair
                     or self._sources.count(source, now) >= self.per_source
-                    or (self._counts_globally(source) and self._remote.count("*", now) >= self.global_per_minute)):
+                    or (self._counts_by_name(source) and self._names.count(name, now) >= self.per_name)):
                 return False
             self._pairs.add((name, source), now)
             self._sources.add(source, now)
-            if self._counts_globally(source):
-                self._remote.add("*", now)
+            if self._counts_by_name(source):
+                self._names.add(name, now)
             return True
 
     def succeeded(self, name: str, source: str) -> None:
         with self._lock:
             self._pairs.remove_one((name, source))
             self._sources.remove_one(source)
-            if self._counts_globally(source):
-                self._remote.remove_one("*")
+            if self._counts_by_name(source):
+                self._names.remove_one(name)
 
     def hash(self, fn: Callable[..., T], *args) -> T | None:
         """``fn(*args)`` (a password hash) once no other hash runs; None when none finished in ``hash_wait_s``."""
@@ -165,13 +173,13 @@ class Auth:
 
     def __init__(self, operators: dict[str, str], ttl_s: float = 3600, failures_per_minute: int = 5,
                  clock: Callable[[], float] = time.monotonic, per_source_per_minute: int = 10,
-                 global_per_minute: int = 30, refunders: frozenset[str] | set[str] = frozenset(),
+                 per_name_per_minute: int = 20, refunders: frozenset[str] | set[str] = frozenset(),
                  hash_wait_s: float = 3.0) -> None:
         self.operators = dict(operators)
         self.refunders = frozenset(refunders)
         self.ttl_s = ttl_s
         self._clock = clock
-        self._throttle = LoginThrottle(failures_per_minute, per_source_per_minute, global_per_minute, clock,
+        self._throttle = LoginThrottle(failures_per_minute, per_source_per_minute, per_name_per_minute, clock,
                                        hash_wait_s)
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()

@@ -10,6 +10,7 @@ from typing import Any
 import uvicorn
 
 from ..config import ScreenConfig, StoreConfig
+from ..secretfiles import read_secret
 from ..wallet import records
 from ..wallet.client import WalletClient, refund_outcome
 from .app import make_app
@@ -92,11 +93,13 @@ class ScreenServer:
         operators = {o.name: o.password_hash for o in ops}
         auth = Auth(operators, sc.session_ttl_s, sc.login_failures_per_minute,
                     per_source_per_minute=sc.login_failures_per_source_per_minute,
-                    global_per_minute=sc.login_failures_per_minute_all,
+                    per_name_per_minute=sc.login_failures_per_name_per_minute,
                     refunders={o.name for o in ops if o.may_refund})
         app = make_app(store, auth, _refunder(cfg), sc.push_interval_s, sc.view_requires_login,
                        allowed_hosts=sc.hosts(), max_streams=sc.max_streams,
-                       resolve_dispute=_resolver(cfg, store.journal))
+                       resolve_dispute=_resolver(cfg, store.journal),
+                       metrics_token=read_secret(sc.metrics_token_file, "the metrics token")
+                       if sc.metrics_token_file else None)
         tls = {"ssl_certfile": str(sc.tls_cert), "ssl_keyfile": str(sc.tls_key)} if sc.tls_cert else {}
         self.scheme = "https" if tls else "http"
         self.server = uvicorn.Server(uvicorn.Config(app, host=sc.host, port=sc.port, log_level="warning",

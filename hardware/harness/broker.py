@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import resource
+import secrets
 import shutil
 import subprocess
 import time
@@ -158,9 +159,26 @@ def start_fleet(directory: Path, broker_url: str, db: str, command_key: Path, op
                 password_file: Path, *extra: str, name: str = "fleet", user: str = "fleet") -> tuple[Proc, str]:
     """``bingobox fleet`` as a process (broker user ``user``: each instance its own, client ids being user names),
     waited for; (the process, the page's URL). ``command_key``: the master command key."""
+    token = directory / "metrics.token"
+    if not token.exists():
+        from bingobox.secretfiles import write_secret
+
+        write_secret(token, secrets.token_urlsafe(18))
     proc = Proc(name, ["fleet", "--mqtt", broker_url, "--port", "0", "--db", db, "--operators", str(operators),
                        "--command-master-key-file", str(command_key), "--mqtt-user", user,
+                       "--metrics-token-file", str(token),
                        "--mqtt-password-file", str(password_file), *extra], directory / f"{name}.log")
     lines = proc.wait_line("ready", timeout=60)
     url = next(line.split()[2] for line in lines if line.startswith("bingobox fleet:"))
     return proc, url
+
+
+def fleet_metrics(url: str, directory: Path) -> str:
+    """The fleet's /metrics text, with the scraper's token ``start_fleet`` wrote in ``directory``."""
+    import requests
+
+    token = (directory / "metrics.token").read_text().strip()
+    r = requests.get(url + "metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    r.raise_for_status()
+    return r.text
+

@@ -30,7 +30,7 @@ from bingobox.mqtt import messages as m
 from bingobox.screen.auth import hash_password
 from bingobox.secretfiles import write_secret
 
-from .broker import Broker, start_fleet
+from .broker import Broker, fleet_metrics, start_fleet
 
 PREFIX = "bingobox"
 HOSTILE = "store-hostile"
@@ -236,9 +236,9 @@ class PageWatcher(threading.Thread):
                         self.delay_ms.add((now - a["t"]) * 1000)
 
 
-def _fleet_metrics(url: str) -> dict:
+def _fleet_metrics(url: str, directory: Path) -> dict:
     out = {}
-    for line in requests.get(url + "metrics", timeout=10).text.splitlines():
+    for line in fleet_metrics(url, directory).splitlines():
         mt = re.match(r'bingobox_fleet_(messages_total\{what="(\w+)"\}|delay_ms\{kind="event",quantile="0\.(\d+)"\}|'
                       r'backlog) (\S+)', line)
         if mt:
@@ -274,7 +274,7 @@ def run(args) -> int:
             urls.append(url)
 
         def metrics() -> dict:
-            got = [_fleet_metrics(u) for u in urls]
+            got = [_fleet_metrics(u, d) for u in urls]
             out = {key: sum(g.get(key, 0) for g in got) for key in ("applied", "dropped", "refused", "backlog")}
             out.update({q: max(g.get(q) or 0 for g in got) for q in ("event_p50", "event_p99")})  # the worst one
             return out

@@ -18,7 +18,7 @@ import requests
 from bingobox.mqtt import messages as m
 from bingobox.screen.auth import hash_password
 from bingobox.secretfiles import write_secret
-from hardware.harness.broker import Broker, start_fleet
+from hardware.harness.broker import Broker, fleet_metrics, start_fleet
 from hardware.harness.demo import Demo
 from tests.helpers import ROOT, wait_until
 from tests.integration.test_screen_browser import ARGS, CHROMIUM
@@ -167,6 +167,10 @@ def test_a_store_on_the_fleet_page_and_in_home_assistant_alarm_and_lockdown(chai
     wait_until(lambda: json.loads((chain.store.dir / "status.json").read_text())["state"] == "lockdown", 10,
                "locked down from Home Assistant")
     assert chain.command("release").json()["ok"] is True
+    # /metrics needs an operator's session or the scraper's token (L5, second audit: it was open to anyone)
+    assert requests.get(chain.url + "metrics", timeout=10).status_code == 401
+    assert chain.http.get(chain.url + "metrics", timeout=10).status_code == 200
+    assert "bingobox_fleet_stores" in fleet_metrics(chain.url, chain.tmp)
     # Home Assistant restarting asks for the discovery configs again: they are re-sent (not only retained)
     config = f"homeassistant/sensor/bingobox_{STORE}/state/config"
     fresh = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(chain.broker.port), "-u", "ha-watch",
@@ -238,7 +242,21 @@ def test_a_store_connects_with_a_client_certificate_over_tls(tmp_path):
     link = MqttLink(MqttConfig(url=broker.tls_url, ca_file=ca.ca_file, cert_file=cert, key_file=key,
                                keepalive_s=5), "tls-store", store)
     fleet_cert = ca.issue("fleet")
+    write_secret(tmp_path / "fleet.pw", secrets.token_urlsafe(18))  # (the page test: no broker login needed)
+    (tmp_path / "ops.toml").write_text(f'[[operators]]\nname = "{CHIEF[0]}"\n'
+                                       f'password_hash = "{hash_password(CHIEF[1])}"\n')
+    page, page_url = start_fleet(tmp_path, broker.url, str(tmp_path / "fleet.db"), tmp_path / "fleet.pw",
+                                 tmp_path / "ops.toml", tmp_path / "fleet.pw", "--tls-cert", str(server[0]),
+                                 "--tls-key", str(server[1]))
     try:
+        # the fleet page over https (L5, second audit: it had no TLS option); the session cookie is Secure
+        assert page_url.startswith("https://")
+        r = requests.post(page_url + "api/login", json={"name": CHIEF[0], "password": CHIEF[1]}, verify=ca.ca_file,
+                          timeout=10)
+        assert r.status_code == 200 and "secure" in r.headers["set-cookie"].lower()
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(page_url, timeout=10)  # not without the chain's CA
+        page.stop()
         link.start()
         wait_until(lambda: link.connected, 10, "connected over TLS with the client certificate")
         out = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.tls_port), "--cafile",

@@ -16,7 +16,7 @@ from bingobox.fleet.db import FleetDB
 from bingobox.mqtt import messages as m
 from bingobox.screen.auth import hash_password
 from bingobox.secretfiles import write_secret
-from hardware.harness.broker import Broker, start_fleet
+from hardware.harness.broker import Broker, fleet_metrics, start_fleet
 from hardware.harness.postgres import Postgres
 from tests.helpers import wait_until
 
@@ -177,7 +177,7 @@ def test_two_fleet_instances_share_the_stores_messages_and_one_database(pg, tmp_
                        timeout=30)
 
         def received(url: str, what: str = "received") -> float:
-            text = requests.get(url + "metrics", timeout=10).text
+            text = fleet_metrics(url, tmp_path)
             return float(re.search(rf'bingobox_fleet_messages_total\{{what="{what}"\}} (\S+)', text).group(1))
 
         with psycopg.connect(dsn) as c:

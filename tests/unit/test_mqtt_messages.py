@@ -179,3 +179,19 @@ def test_a_flood_of_forged_commands_costs_the_journal_a_few_rows(tmp_path):
     assert json.loads(rows[-2]["args"])["count"] == 490  # the rest of that minute, counted in one row
     j.close()
 
+
+
+def test_the_event_queue_is_bounded_and_keeps_alarms_longest(tmp_path):
+    """L3 (second audit): the store's MQTT queue was never pruned or capped."""
+    j = Journal(tmp_path / "j.db")
+    now = 1_000_000.0
+    for i in range(30):
+        outbox.add(j, "alarm" if i % 3 == 0 else "charge", now - 100 + i, {"n": i})
+    outbox.add(j, "charge", now - 40 * 86_400, {"n": "ancient"})
+    assert outbox.prune(j, now, max_rows=100) == 1  # too old: the fleet would refuse it
+    before = j.commits
+    assert outbox.prune(j, now, max_rows=100) == 0 and j.commits == before  # nothing over: not even a write
+    assert outbox.prune(j, now, max_rows=12) == 18
+    left = [e["kind"] for e in outbox.due(j, 0, 100)]
+    assert left == ["alarm"] * 10 + ["charge"] * 2  # the twenty charges went first, the oldest of them
+    j.close()

@@ -96,21 +96,23 @@ def test_sessions_expire_and_logins_are_throttled_per_name_and_source():
     assert auth.login("mallory", PASSWORD, "10.0.0.9") == "bad_credentials"
 
 
-def test_sources_and_the_whole_network_are_throttled_and_the_table_stays_bounded(monkeypatch):
+def test_sources_and_names_are_throttled_nobody_can_lock_out_everyone_and_the_table_stays_bounded(monkeypatch):
     now = [0.0]
-    auth = Auth({"alice": hash_password(PASSWORD, FAST)}, failures_per_minute=5, per_source_per_minute=4,
-                global_per_minute=10, clock=lambda: now[0])
+    auth = Auth({"alice": hash_password(PASSWORD, FAST), "bob": hash_password(PASSWORD, FAST)},
+                failures_per_minute=5, per_source_per_minute=4, per_name_per_minute=10, clock=lambda: now[0])
     monkeypatch.setattr(auth_mod, "check_password", lambda p, h: False)  # (the throttle's logic, not scrypt's)
     # one source trying many names: stopped by its own count
     assert [auth.login(f"n{i}", "x", "10.0.0.9") for i in range(5)] == ["bad_credentials"] * 4 + ["throttled"]
-    # many sources, one guess each: stopped together — except the box itself
-    got = [auth.login("alice", "x", f"10.1.0.{i}") for i in range(10)]
-    assert got[:6] == ["bad_credentials"] * 6 and set(got[6:]) == {"throttled"}
+    # many sources guessing one name: stopped together — except the box itself
+    got = [auth.login("alice", "x", f"10.1.0.{i}") for i in range(12)]
+    assert got[:10] == ["bad_credentials"] * 10 and set(got[10:]) == {"throttled"}
     assert auth.login("alice", "x", "10.2.0.1") == "throttled"
     assert auth.login("alice", "x", "127.0.0.1") == "bad_credentials"
+    # … and only that name (L5, second audit: 30 failures a minute from anywhere locked out every operator)
+    assert auth.login("bob", "x", "10.3.0.1") == "bad_credentials"
     # random names from random addresses, for hours: the tables are pruned and bounded
     monkeypatch.setattr(auth_mod, "MAX_TRACKED", 500)
-    auth2 = Auth({}, per_source_per_minute=1000, global_per_minute=10**6, clock=lambda: now[0])
+    auth2 = Auth({}, per_source_per_minute=1000, per_name_per_minute=10**6, clock=lambda: now[0])
     for i in range(20_000):
         now[0] = i * 0.01
         auth2.login(f"name{i}", "x", f"10.{i % 250}.{i // 250 % 250}.1")
@@ -294,14 +296,18 @@ def test_live_views_are_limited_with_a_clear_refusal(tmp_path):
 def test_the_view_can_require_a_login(tmp_path):
     journal = Journal(tmp_path / "store.db")
     client = TestClient(make_app(FakeStore(journal), Auth({"alice": hash_password(PASSWORD, FAST)}),
-                                 view_requires_login=True))
+                                 view_requires_login=True, metrics_token="scraper-token-0123"))
     try:
         assert client.get("/").status_code == 200  # the page itself, with its login form
         assert client.get("/api/state").status_code == 401
         assert client.get("/api/stream").status_code == 401
-        assert client.get("/metrics").status_code == 200  # counts only, no accounts
+        # /metrics too (L5, second audit: it stayed open): the scraper's token, or an operator's session
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/metrics", headers={"Authorization": "Bearer scraper-token-0123"}).status_code == 200
         login(client)
         assert client.get("/api/state").json()["state"] == "ready"
+        assert client.get("/metrics").status_code == 200
     finally:
         client.close()
         journal.close()
