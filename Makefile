@@ -12,7 +12,7 @@ STAMP   := $(VENV)/.setup-stamp
 APT_PKGS := libzbar0 cmake libopenblas-dev liblapack-dev chromium mosquitto mosquitto-clients postgresql
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup test unit integration lint demo store devices-demo sim clean
+.PHONY: setup test unit integration lint fuzz demo store devices-demo sim clean
 
 setup: $(STAMP)
 
@@ -46,6 +46,12 @@ unit: setup
 
 integration: setup
 	$(BIN)/python -m pytest -q tests/integration
+
+# The long fuzzing run of every parser that takes bytes or JSON from outside (tests/fuzz; the suite runs it short).
+# FUZZ_EXAMPLES sets the examples per property (default: the `fuzz` profile's 20 000).
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz $(if $(FUZZ_EXAMPLES),FUZZ_EXAMPLES=$(FUZZ_EXAMPLES)) $(BIN)/python -m pytest -q \
+	  -p no:cacheprovider --timeout 7200 --hypothesis-show-statistics tests/fuzz
 
 # The whole store on this box: simulator, mock wallet gateway and controller (with its status screen) as processes,
 # scripted shoppers walking through (faces from tests/data/faces), and a summary checked against the ledger.

@@ -1,6 +1,14 @@
+import os
+
 import pytest
+from hypothesis import settings
 
 from tests.helpers import Sim
+
+# Fuzzing profiles: `ci` (the suite's short run) and `fuzz` (`make fuzz`: the long run). HYPOTHESIS_PROFILE picks.
+settings.register_profile("ci", max_examples=150, deadline=None, database=None, derandomize=False)
+settings.register_profile("fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", "20000")), deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="module")

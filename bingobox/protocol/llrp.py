@@ -11,9 +11,13 @@ then a value whose size the type fixes.
 
 from __future__ import annotations
 
+import functools
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
 
 VERSION = 1
 HEADER = struct.Struct("!HII")
@@ -64,6 +68,18 @@ START_TRIGGER_NULL, START_TRIGGER_IMMEDIATE = 0, 1
 
 class LlrpError(ValueError):
     """Bytes that are not LLRP (a bad version or length, a parameter that runs past its container)."""
+
+
+def _parser(fn: Callable[[bytes], T]) -> Callable[[bytes], T]:
+    """A body parser whose every failure on bytes it cannot read is an ``LlrpError`` (a field cut short inside a
+    parameter of the right length is a struct.error from ``unpack_from``)."""
+    @functools.wraps(fn)
+    def parse(body: bytes) -> T:
+        try:
+            return fn(body)
+        except (struct.error, IndexError) as e:
+            raise LlrpError(f"{fn.__name__}: a field cut short ({e})") from None
+    return parse
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +169,7 @@ def status(code: int = M_SUCCESS, description: str = "") -> bytes:
     return tlv(P_LLRP_STATUS, struct.pack("!H", code) + string(description))
 
 
+@_parser
 def status_of(body: bytes) -> tuple[int, str]:
     """(code, description) of the LLRPStatus in a response body."""
     p = find(body, P_LLRP_STATUS)
@@ -228,6 +245,7 @@ def tag_report(t: TagRead) -> bytes:
     return tlv(P_TAG_REPORT_DATA, b"", *parts)
 
 
+@_parser
 def tag_reads(body: bytes) -> list[TagRead]:
     """The tag reports of an RO_ACCESS_REPORT body."""
     out = []
@@ -264,6 +282,7 @@ class ROSpec:
     antennas: tuple[int, ...]  # (0: every antenna)
 
 
+@_parser
 def rospec_of(body: bytes) -> ROSpec:
     """The ROSpec in an ADD_ROSPEC body: its id, start trigger and the antennas of its AISpecs."""
     p = find(body, P_ROSPEC)
@@ -282,6 +301,7 @@ def rospec_of(body: bytes) -> ROSpec:
     return ROSpec(rospec_id, trigger, tuple(antennas))
 
 
+@_parser
 def rospec_id_of(body: bytes) -> int:
     """The ROSpecID of an ENABLE/START/STOP/DISABLE/DELETE_ROSPEC body (0: all)."""
     if len(body) < 4:
@@ -289,6 +309,7 @@ def rospec_id_of(body: bytes) -> int:
     return struct.unpack_from("!I", body)[0]
 
 
+@_parser
 def keepalive_ms(body: bytes) -> int | None:
     """The periodic keepalive a SET_READER_CONFIG body asks for (None: it does not say; 0: none)."""
     p = find(body[1:], P_KEEPALIVE_SPEC)  # (the body starts with the ResetToFactoryDefault flag byte)
