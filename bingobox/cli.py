@@ -551,11 +551,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(fn=cmd_gateway)
 
     from hardware.harness.fleet_load import add_parser as add_fleet_load
+    from hardware.harness.soak import add_parser as add_soak
 
     from .fleet.main import add_parser as add_fleet
 
     add_fleet(sub)
     add_fleet_load(sub)
+    add_soak(sub)
 
     f = sub.add_parser("fetch-keys", help="pin the wallet gateway's entry-code public keys to a file")
     f.add_argument("--gateway", required=True, help="gateway base URL")

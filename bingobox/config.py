@@ -300,9 +300,10 @@ class WalletConfig(Strict):
 
 class JournalConfig(Strict):
     path: Path = Field(Path("run/store.db"), description="the store's SQLite database")
-    keep_visits_days: float = Field(90, ge=1, le=3650, description="ended visits and their evidence are pruned "
-                                    "after this (charges stay with the gateway, the ledger)")
-    keep_refusals_days: float = Field(7, ge=1, le=365, description="refused codes and other evidence of no visit")
+    keep_visits_days: float = Field(90, ge=0.01, le=3650, description="ended visits and their evidence are pruned "
+                                    "after this (charges stay with the gateway, the ledger); under a day only to "
+                                    "see the journal bounded in a soak")
+    keep_refusals_days: float = Field(7, ge=0.01, le=365, description="refused codes and other evidence of no visit")
     keep_audit_days: float = Field(365, ge=30, le=3650, description="the operators' audit log")
     min_free_mb: int = Field(256, ge=16, le=1_000_000, description="below this much free disk, entry stops (the "
                              "exit and its charges keep working on the reserve) and an alarm is raised")

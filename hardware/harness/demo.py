@@ -64,11 +64,14 @@ def _identities(testdata: Path) -> list[tuple[list[Path], Path]]:
 class Demo:
     def __init__(self, shoppers: int, seed: int, faults: set[str], run_dir: Path, testdata: Path,
                  concurrency: int = 3, verbose: bool = True, screen_port: int = 0, camera_fps: float = 15,
-                 browse_s: float = 0.0, wiring: str = "own", shelves: str = "m100", mqtt: dict | None = None) -> None:
-        """``mqtt``: the store's [mqtt] section (url, username, password_file, command_secret_file, …)."""
+                 browse_s: float = 0.0, wiring: str = "own", shelves: str = "m100", mqtt: dict | None = None,
+                 overrides: dict | None = None) -> None:
+        """``mqtt``: the store's [mqtt] section (url, username, password_file, command_secret_file, …);
+        ``overrides``: sections of the store's config to change (e.g. {"journal": {"keep_visits_days": 0.02}})."""
         self.n, self.seed, self.faults = shoppers, seed, faults
         self.wiring = wiring
         self.mqtt = mqtt
+        self.overrides = {**(overrides or {}), **({"mqtt": mqtt} if mqtt else {})}
         self.shelf_kind = shelves  # M100 readers, or the antennas of one LLRP reader
         self.screen_port = screen_port or free_port()  # fixed for the run: a restarted controller keeps the URL
         self.screen_url: str | None = None
@@ -138,7 +141,7 @@ class Demo:
         storeconf.write(d / "store.toml", storeconf.store_config(
             self.store_id, self.manifest["devices"], CATALOG, self.gw, d / "store-secret", d / "keys.json",
             d / "store.db", self.screen_port, (self.operator[0], hash_password(self.operator[1])), self.wiring,
-            self.shelf_kind, **({"mqtt": self.mqtt} if self.mqtt else {})))
+            self.shelf_kind, self.overrides))
         self.start_controller()
         self.endpoints = {"gateway": self.gw, "wallet_app": f"{self.gw}/app/", "screen": self.screen_url,
                           "sim_control": self.sim, "store_id": self.store_id, "images_dir": str(d / "shown")}

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from bingobox.core.store import ENTRY_STAGES, EXIT_STAGES
 from bingobox.domain.catalog import Catalog
-from bingobox.metrics import Histogram
+from bingobox.metrics import percentiles
 
 
 class Shopper(Protocol):
@@ -38,14 +38,6 @@ def settle(db: Path, timeout: float = 60) -> None:
         if not _rows(db, "SELECT 1 FROM charge_intents WHERE state IN ('pending','paying') LIMIT 1"):
             return
         time.sleep(0.5)
-
-
-def percentiles(values: list[float]) -> dict:
-    h = Histogram()
-    for x in values:
-        if x is not None:
-            h.add(x)
-    return h.summary()
 
 
 def stage_table(db: Path) -> dict:

@@ -63,8 +63,9 @@ def sim_config(seed: int, fps: float = 15, image_dirs: tuple[Path, ...] = (), wi
 
 def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secret_file: Path, keys_file: Path,
                  journal: Path, screen_port: int, operator: tuple[str, str] | None, wiring: str = "own",
-                 shelves: str = "m100", **overrides) -> dict:
-    """The controller's config for the simulated store (``devices``: the simulator's manifest)."""
+                 shelves: str = "m100", overrides: dict | None = None) -> dict:
+    """The controller's config for the simulated store (``devices``: the simulator's manifest); ``overrides``:
+    sections to change or add (e.g. {"vision": {"agree_frames": 2}})."""
     door = {"energize_to_unlock": True, "unlock_s": 4, "held_open_s": 15,
             "comm_watchdog_register": WATCHDOG_REGISTER, "comm_watchdog_s": 1.0}
     wires = WIRING[wiring]  # the same terminals as the simulated boards'
@@ -96,7 +97,7 @@ def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secr
                    "operators": [{"name": operator[0], "password_hash": operator[1], "may_refund": True}]
                    if operator else []},
     }
-    for key, value in overrides.items():  # e.g. vision={"agree_frames": 2}
+    for key, value in (overrides or {}).items():
         cfg.setdefault(key, {}).update(value)
     StoreConfig.model_validate(cfg)
     return cfg
