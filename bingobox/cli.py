@@ -552,12 +552,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     from hardware.harness.fleet_load import add_parser as add_fleet_load
     from hardware.harness.soak import add_parser as add_soak
+    from hardware.simcore.outage import add_parser as add_outage
 
     from .fleet.main import add_parser as add_fleet
 
     add_fleet(sub)
     add_fleet_load(sub)
     add_soak(sub)
+    add_outage(sub)
 
     f = sub.add_parser("fetch-keys", help="pin the wallet gateway's entry-code public keys to a file")
     f.add_argument("--gateway", required=True, help="gateway base URL")

@@ -189,11 +189,12 @@ class Outbox:
         return min(5.0, 0.1 * 2 ** min(n - 1, 6))
 
     def step(self) -> bool:
-        """Work on the most overdue intent; False if none is due."""
+        """Work on the oldest intent that is due (after an outage the charges land in the order of the visits);
+        False if none is due."""
         now = self._clock()
         debt = "OR (state='declined' AND retried=0)" if self.policy.debt_retry_s else ""
         row = self.j.one(f"SELECT * FROM charge_intents WHERE (state IN ('pending','paying') {debt}) "
-                         "AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 1", (now,))
+                         "AND next_attempt_at <= ? ORDER BY id LIMIT 1", (now,))
         if row is None:
             return False
         it = dict(row)
@@ -279,6 +280,16 @@ class Outbox:
         else:
             self._adopt(it, result)
 
+    def _gateway_back(self) -> None:
+        """The gateway answers again after failing: every charge waiting out its back-off is due now, so the queue
+        drains at once and in the order of the visits (not as each one's back-off happens to end, up to
+        ``retry_max_s`` later). Their back-off counts stay: if it fails again they wait as before."""
+        with self.j.tx() as c:
+            n = c.execute("UPDATE charge_intents SET next_attempt_at=? WHERE state='pending' AND attempts > 0 AND "
+                          "next_attempt_at > ?", (self._clock(), self._clock())).rowcount
+        if n:
+            log.info("the wallet gateway answers again: %d waiting charges are due now", n)
+
     def _code_of(self, visit_id: str) -> str | None:
         """The code a visit's evidence names (an intent written before intents carried it)."""
         row = self.j.one("SELECT json_extract(data, '$.jti') AS jti FROM visit_events WHERE visit_id=? AND "
@@ -287,6 +298,8 @@ class Outbox:
 
     def _adopt(self, it: dict, r: Result) -> None:
         """Take the gateway's word on the charge."""
+        if self.gateway_ok is False:
+            self._gateway_back()
         self.gateway_ok = True
         self._failures.pop(it["id"], None)
         charge_id = (r.charge or {}).get("id") or it["charge_id"]

@@ -43,8 +43,9 @@ def check(world: World, journal_path: Path, excused: list[dict] | None = None) -
     by_account = collections.defaultdict(list)
     for ch in succeeded:
         by_account[ch.account].append(ch)
-    debts = collections.defaultdict(list)
-    for it in intents:
+    debts = collections.defaultdict(list)  # a visit's debt once: its newest intent, if declined (a debt retried
+    newest = {it["visit_id"]: it for it in intents}  # hourly leaves a declined intent for every try)
+    for it in newest.values():
         if it["state"] == "declined":
             debts[it["account_id"]].append(it)
     reviewed = {v["account_id"]: ("review" in json.loads(v["flags"]) and "exit_reader_unavailable" in

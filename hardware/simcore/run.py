@@ -126,9 +126,7 @@ class Controller:
         w = play.world
         self.journal = Journal(play.journal_path, clock=w.clock)
         self.journal.after_commit = play.on_commit
-        self.outbox = Outbox(self.journal, w.gateway, Limits(),
-                             Policy(retry_base_s=0.1, retry_max_s=2, poll_interval_s=0.5, paying_window_s=6,
-                                    debt_retry_s=0, max_rejections=3),
+        self.outbox = Outbox(self.journal, w.gateway, play.limits, play.policy,
                              on_event=lambda kind, data: w.post(ChargeUpdate(kind, data)), clock=w.clock,
                              rng=random.Random(f"{play.seed}:{w.epoch}:outbox"))
         self.faces = SimFaces(w, random.Random(f"{play.seed}:{w.epoch}:faces"), w.post)
@@ -167,6 +165,11 @@ class Play:
         self.send_after = 0.0  # the simulated sender waits after a step that raised
         self.slow = 1  # settling: once nobody is in the store, time may pass in larger steps
         self.ctl: Controller | None = None
+        # the offline limits and the sender's timing (a campaign's: short, so that minutes of plays cover much)
+        self.limits = Limits()
+        self.policy = Policy(retry_base_s=0.1, retry_max_s=2, poll_interval_s=0.5, paying_window_s=6,
+                             debt_retry_s=0, max_rejections=3)
+        self.until_s = 900.0  # the longest a plan may play before it is settled
         self.world.connect(self._deliver)
         self.world.commit_count = lambda: self.commits
 
@@ -275,7 +278,7 @@ class Play:
         w.sched.every(lambda: 0.05 * self.slow, self._send)
         w.sched.every(lambda: 0.2 * self.slow, self._look)
         self._start()
-        end = w.clock() + 900
+        end = w.clock() + self.until_s
         w.sched.run_until(end, stop=lambda: all(s.done for s in w.shoppers))
         self._settle()
         excused: list[dict] = []

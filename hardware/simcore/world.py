@@ -63,6 +63,7 @@ class World:
         self.signing_key = key
         self.kid = "sim-key-1"
         self.prices = dict(catalog_prefixes)
+        self._serials: dict[str, int] = {}  # the last serial put on a shelf, per product (restocking)
         self.shelf_names = shelves
         self.shelf: dict[str, str] = {}  # epc → shelf it is on now
         for i, (prefix, _) in enumerate(catalog_prefixes):
@@ -141,6 +142,24 @@ class World:
         shelf = self.shelf.pop(epc)
         s.carried.add(epc)
         self._shelf_event(shelf, "tag_gone", epc, GONE_AFTER_S)
+
+    def restock(self, low: int = 10, add: int = 30) -> int:
+        """Staff put new goods out where a product runs low (a long run empties the shelves): new tags, seen by
+        their shelf's reader. Returns how many."""
+        n = 0
+        for i, prefix in enumerate(self.prices):
+            on = [e for e in self.shelf if e.startswith(prefix)]
+            if len(on) >= low:
+                continue
+            shelf = self.shelf_names[i % len(self.shelf_names)]
+            top = self._serials.get(prefix, 39)
+            for k in range(top + 1, top + 1 + add):
+                epc = f"{prefix}{k:04X}"
+                self.shelf[epc] = shelf
+                self._shelf_event(shelf, "tag_seen", epc, SEEN_AFTER_S)
+                n += 1
+            self._serials[prefix] = top + add
+        return n
 
     def put_back(self, s: Shopper, epc: str) -> None:
         s.carried.discard(epc)

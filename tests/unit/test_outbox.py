@@ -248,3 +248,23 @@ def test_a_charge_names_the_code_of_its_visit_and_every_successor_keeps_it(env, 
     ob.submit("v2", "acc", 100, [])
     drain(ob, clock, 5)
     assert payloads[-1]["entry_jti"] == "jti-of-v2"
+
+
+def test_when_the_gateway_answers_again_every_waiting_charge_is_due_at_once_in_order(env):
+    """After an outage the charges waiting out their back-off (up to retry_max_s) go at once, oldest first, as
+    soon as one of them finds the gateway back."""
+    make, clock = env
+    c = FakeClient(create=[UNKNOWN], find=[UNKNOWN])
+    ob = make(c, retry_max_s=30)
+    for i in range(4):
+        ob.submit(f"v{i}", "acc", 100 + i, [])
+    drain(ob, clock, 20)  # the gateway down: back-offs grow apart
+    c.scripts.update(create=[OK], find=[Result(Outcome.NOT_FOUND, None, 200)])
+    c.calls.clear()
+    t0 = clock.t
+    drain(ob, clock, 60, step=0.1)
+    sent = [call[2] for call in c.calls if call[0] == "create"]
+    # the one whose back-off ended first finds the gateway back; the others follow in the order of the visits
+    assert sorted(sent) == [100, 101, 102, 103] and sent[1:] == sorted(sent[1:])
+    assert all(ob.visit_state(f"v{i}")["state"] == "succeeded" for i in range(4))
+    assert max(ob.intent(i + 1)["updated_at"] for i in range(4)) - t0 < 31  # none waited a second round

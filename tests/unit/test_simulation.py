@@ -102,3 +102,31 @@ def test_cases_the_campaign_from_seed_40000_found(tmp_path):
     # step raised again every 50 ms for 7 s (the real sender spun the same way). Now a failing step backs off
     for crash in (54, 62):
         assert run.play(run.Plan.draw(42104), crash, tmp_path).violations == []
+
+
+def test_a_long_wallet_outage_admits_within_the_limits_refuses_past_them_and_drains_in_order():
+    """The wallet gone for an hour of a busy afternoon (a shopper every 30 s), the store's default offline limits,
+    the production sender's timing: entry stops at the limit with its reason, the exit and the charges go on, and
+    when the wallet returns every queued charge lands once, in the order of the visits (the oracle: the money)."""
+    from types import SimpleNamespace
+
+    from hardware.simcore import outage, run
+
+    args = SimpleNamespace(seed=3, hours=2.5, every_s=30.0, start_h=0.5, outage_h=1.0, limits="default")
+    plan = outage.draw(args.seed, args.hours, args.every_s, args.start_h, args.outage_h)
+    wd = run.workdir()
+    try:
+        play = outage.OutagePlay(plan, wd, outage.LIMITS["default"], 1800, 5400, args.hours)
+        got = outage.report(play, play.run(), args)
+    finally:
+        import shutil
+
+        shutil.rmtree(wd, ignore_errors=True)
+    assert got["violations"] == []
+    during = got["shoppers"]["during"]
+    assert during["came_in"] > 30 and during["refused"] > 0 and set(got["refused_by_reason"]) == {"store_offline_limit"}
+    # the limit stops new entries, never anyone inside: those already in add their charges beyond it
+    assert 50 <= got["offline"]["max_pending_count"] <= 60
+    assert got["shoppers"]["after"]["refused"] == 0
+    back = got["after_return"]
+    assert back["charges_landed"] >= 40 and back["landed_after_s"]["max"] < 10 and back["out_of_visit_order"] <= 1
