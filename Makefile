@@ -16,14 +16,14 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml hardware/pyproject.toml Makefile
 	@missing=""; for p in $(APT_PKGS); do \
 	   dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; done; \
 	 $(PY) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	 if [ -n "$$missing" ]; then echo "apt: installing$$missing"; \
 	   $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
 	@[ -x $(BIN)/python ] || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e . -e './hardware[test]'
 	@# dlib has no wheels. We build it from source against OpenBLAS: face encoding on the exit's critical
 	@# path is 4.6x faster than with the dlib-bin wheel (bingobox bench vision; README "Vision stack").
 	@# The build takes ~8 min once; pip caches the wheel, so later setups take seconds.
@@ -66,7 +66,7 @@ store: setup
 devices-demo: setup
 	@rm -rf run/sim; mkdir -p run
 	@$(BIN)/bingobox sim --config config/sim.toml --run-dir run/sim \
-	   --scenario hardware/sim/scenarios/shelf-and-doors.yaml > run/sim.log 2>&1 & echo $$! > run/sim.pid; \
+	   --scenario hardware/bingobox_devkit/sim/scenarios/shelf-and-doors.yaml > run/sim.log 2>&1 & echo $$! > run/sim.pid; \
 	 trap 'kill $$(cat run/sim.pid) 2>/dev/null; wait 2>/dev/null' EXIT INT TERM; \
 	 for i in $$(seq 50); do grep -q '^ready' run/sim.log 2>/dev/null && break; sleep 0.2; done; \
 	 cat run/sim.log; grep -q '^ready' run/sim.log || { echo "the simulator did not start"; exit 1; }; \
@@ -77,4 +77,4 @@ sim: setup
 	$(BIN)/bingobox sim --config config/sim.toml --run-dir run/sim
 
 clean:
-	rm -rf $(VENV) run .pytest_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) run .pytest_cache .ruff_cache .hypothesis .mypy_cache *.egg-info hardware/*.egg-info dist

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bingobox.devices.events import DeviceEvent
-from hardware.harness.process import Proc
-from hardware.sim.control import SimClient
+from bingobox_devkit.harness.process import Proc
+from bingobox_devkit.sim.control import SimClient
 
 ROOT = Path(__file__).resolve().parent.parent
 

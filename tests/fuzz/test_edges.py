@@ -15,8 +15,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from bingobox.protocol import llrp, m100, modbus
+from bingobox.protocol import m100, modbus
 from bingobox.protocol.checksums import crc16_modbus
+from bingobox_devkit.sim import llrp_codec as llrp
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
                     lambda kids: st.lists(kids, max_size=5) | st.dictionaries(st.text(max_size=10), kids, max_size=5),
@@ -128,7 +129,7 @@ HEADERS = st.dictionaries(st.sampled_from([b"x-store-id", b"x-timestamp", b"x-no
 
 @given(HEADERS)
 def test_the_gateway_header_check_refuses_clearly(headers):
-    from hardware.gateway.terminal_auth import Refusal, check_headers
+    from bingobox_devkit.gateway.terminal_auth import Refusal, check_headers
 
     try:
         check_headers(headers, time.time(), {"s1": "x" * 32}.get)
@@ -140,8 +141,8 @@ def test_the_gateway_header_check_refuses_clearly(headers):
 def gateway_app(tmp_path_factory):
     from fastapi.testclient import TestClient
 
-    from hardware.gateway.app import create_app
-    from hardware.gateway.db import GatewayDB
+    from bingobox_devkit.gateway.app import create_app
+    from bingobox_devkit.gateway.db import GatewayDB
 
     db = GatewayDB(tmp_path_factory.mktemp("gw") / "gw.db")
     db.upsert_store("s1", "s" * 32)

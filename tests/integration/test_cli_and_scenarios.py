@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hardware.sim.scenario import ScenarioError, load_scenario
+from bingobox_devkit.sim.scenario import ScenarioError, load_scenario
 from tests.helpers import ROOT, Sim
 
 pytestmark = pytest.mark.integration
@@ -84,7 +84,7 @@ steps:
 
 
 def test_shipped_scenario_is_valid_and_bad_ones_are_refused(tmp_path):
-    name, steps = load_scenario(ROOT / "hardware/sim/scenarios/shelf-and-doors.yaml")
+    name, steps = load_scenario(ROOT / "hardware/bingobox_devkit/sim/scenarios/shelf-and-doors.yaml")
     assert name == "shelf-and-doors" and len(steps) > 10
     bad = tmp_path / "bad.yaml"
     for text, msg in [("steps: [{wait: -1}]", "wait takes seconds"), ("steps: [{a: 1, b: 2}]", "one-key"),
@@ -111,7 +111,7 @@ def test_sim_refuses_a_bad_config_and_cleans_up_on_sigterm(tmp_path):
 def test_a_config_that_drives_the_simulator_unmarked_is_refused(tmp_path):
     import tomli_w
 
-    from hardware.harness import storeconf
+    from bingobox_devkit.harness import storeconf
     from tests.helpers import Sim
 
     (tmp_path / "s").mkdir()
@@ -124,7 +124,7 @@ def test_a_config_that_drives_the_simulator_unmarked_is_refused(tmp_path):
 
 def _check_unmarked(tmp_path, sim):
     from bingobox.simcheck import refuse_unmarked, simulated_devices
-    from hardware.harness import storeconf
+    from bingobox_devkit.harness import storeconf
 
     cfg = storeconf.store_config("s1", sim.manifest["devices"], ROOT / "config/catalog.csv", "http://127.0.0.1:9",
                                  tmp_path / "secret", tmp_path / "keys.json", tmp_path / "store.db", 0, None)

@@ -18,8 +18,8 @@ import requests
 from bingobox.mqtt import messages as m
 from bingobox.screen.auth import hash_password
 from bingobox.secretfiles import write_secret
-from hardware.harness.broker import Broker, fleet_metrics, start_fleet
-from hardware.harness.demo import Demo
+from bingobox_devkit.harness.broker import Broker, fleet_metrics, start_fleet
+from bingobox_devkit.harness.demo import Demo
 from tests.helpers import ROOT, wait_until
 from tests.integration.test_screen_browser import ARGS, CHROMIUM
 
@@ -230,7 +230,7 @@ def test_a_store_connects_with_a_client_certificate_over_tls(tmp_path):
     from bingobox.config import MqttConfig
     from bingobox.journal import Journal
     from bingobox.mqtt.link import MqttLink
-    from hardware.harness.tlsca import TestCA
+    from bingobox_devkit.harness.tlsca import TestCA
 
     ca = TestCA(tmp_path / "ca")
     server = ca.issue("127.0.0.1", server=True)

@@ -16,8 +16,8 @@ from bingobox.fleet.db import FleetDB
 from bingobox.mqtt import messages as m
 from bingobox.screen.auth import hash_password
 from bingobox.secretfiles import write_secret
-from hardware.harness.broker import Broker, fleet_metrics, start_fleet
-from hardware.harness.postgres import Postgres
+from bingobox_devkit.harness.broker import Broker, fleet_metrics, start_fleet
+from bingobox_devkit.harness.postgres import Postgres
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration

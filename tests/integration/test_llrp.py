@@ -134,7 +134,7 @@ def test_a_silent_garbled_or_unplugged_reader_is_reconnected_and_nothing_goes_me
 
 def test_the_sim_refuses_a_second_client_and_unknown_antennas(sim):
     """One client at a time, as real readers do; the tags action wants an antenna for an LLRP reader."""
-    from hardware.sim.control import SimError
+    from bingobox_devkit.sim.control import SimError
 
     ev = Events()
     first = LlrpReader(reader_cfg(sim), ev)

@@ -12,7 +12,7 @@ import pytest
 
 from bingobox.config import BusConfig, DoorConfig
 from bingobox.devices.door import build_doors
-from hardware.harness.process import free_port
+from bingobox_devkit.harness.process import free_port
 from tests.helpers import Events, Sim, wait_until
 
 pytestmark = pytest.mark.integration

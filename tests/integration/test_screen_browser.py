@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from hardware.harness.demo import Demo
+from bingobox_devkit.harness.demo import Demo
 from tests.helpers import ROOT, wait_until
 from tests.integration.test_store import ledger, rows, visit_of
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from hardware.harness.demo import Demo
-from hardware.harness.process import Proc
+from bingobox_devkit.harness.demo import Demo
+from bingobox_devkit.harness.process import Proc
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.integration

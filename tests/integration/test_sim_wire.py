@@ -8,7 +8,7 @@ import serial
 
 from bingobox.protocol import m100
 from bingobox.protocol import modbus as mb
-from hardware.sim.control import SimError
+from bingobox_devkit.sim.control import SimError
 
 pytestmark = pytest.mark.integration
 H = bytes.fromhex
@@ -103,7 +103,7 @@ def test_modbus_board_drops_bad_crc_and_other_units_and_answers_exceptions(sim):
 
 
 def test_door_opens_only_when_unlocked_unless_forced(sim):
-    from hardware.sim.control import SimError
+    from bingobox_devkit.sim.control import SimError
 
     with pytest.raises(SimError, match="locked"):
         sim.act("door.open", door="entrance")

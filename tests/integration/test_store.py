@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bingobox.domain import tokens
-from hardware.harness.demo import Demo, _identities
+from bingobox_devkit.harness.demo import Demo, _identities
 from tests.helpers import ROOT, wait_until
 
 pytestmark = pytest.mark.integration

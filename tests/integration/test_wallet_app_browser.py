@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from hardware.harness.demo import _identities
+from bingobox_devkit.harness.demo import _identities
 from tests.helpers import ROOT, wait_until
 from tests.integration.test_screen_browser import ARGS, CHROMIUM
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bingobox.config import ConfigError, load_store_config
-from hardware.sim.config import load_sim_config
+from bingobox_devkit.sim.config import load_sim_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

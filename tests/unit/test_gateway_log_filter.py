@@ -3,8 +3,8 @@ group itself kept the event loop spinning) — each exception once, and a bounde
 
 import logging
 
-from hardware.gateway.app import ConnectionDropped
-from hardware.gateway.main import _QuietDrops, chain_has
+from bingobox_devkit.gateway.app import ConnectionDropped
+from bingobox_devkit.gateway.main import _QuietDrops, chain_has
 
 
 def _record(exc: BaseException) -> logging.LogRecord:

@@ -7,7 +7,7 @@ import pytest
 from sllurp.llrp import LLRPClient, LLRPMessage, LLRPReaderConfig
 
 from bingobox.devices.llrp import Placement
-from bingobox.protocol import llrp as L
+from bingobox_devkit.sim import llrp_codec as L
 
 EPC = "E28068940000502400010001"
 

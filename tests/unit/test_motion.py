@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 
 from bingobox.vision.motion import MotionGate
-from hardware.sim.camera_server import background
+from bingobox_devkit.sim.camera_server import background
 from tests.helpers import ROOT
 
 

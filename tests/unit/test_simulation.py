@@ -9,8 +9,8 @@ import pytest
 
 from bingobox.core import checkout, restore
 from bingobox.domain.visit import S
-from hardware.simcore import run
-from hardware.simcore.campaign import campaign
+from bingobox_devkit.simcore import run
+from bingobox_devkit.simcore.campaign import campaign
 
 
 @pytest.fixture(autouse=True)
@@ -110,7 +110,7 @@ def test_a_long_wallet_outage_admits_within_the_limits_refuses_past_them_and_dra
     when the wallet returns every queued charge lands once, in the order of the visits (the oracle: the money)."""
     from types import SimpleNamespace
 
-    from hardware.simcore import outage, run
+    from bingobox_devkit.simcore import outage, run
 
     args = SimpleNamespace(seed=3, hours=2.5, every_s=30.0, start_h=0.5, outage_h=1.0, limits="default")
     plan = outage.draw(args.seed, args.hours, args.every_s, args.start_h, args.outage_h)

@@ -16,9 +16,9 @@ from pyzbar import pyzbar
 
 from bingobox.domain import tokens
 from bingobox.wallet.signing import sign_headers
-from hardware.gateway import shopper_db as sdb
-from hardware.gateway.app import create_app
-from hardware.gateway.db import GatewayDB
+from bingobox_devkit.gateway import shopper_db as sdb
+from bingobox_devkit.gateway.app import create_app
+from bingobox_devkit.gateway.db import GatewayDB
 
 STORE, SECRET = "s1", "s" * 32
 ID_NUMBER, PASSWORD = "110105199003074512", "a long passphrase"

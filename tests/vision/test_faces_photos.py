@@ -15,7 +15,7 @@ import pytest
 
 from bingobox.vision.faces import FaceEngine, ImageReadError, Rule, decide, read_rgb
 from bingobox.vision.worker import FaceWorker, WorkerDown
-from hardware.sim.camera_server import background
+from bingobox_devkit.sim.camera_server import background
 from tests.helpers import ROOT
 
 
@@ -28,8 +28,8 @@ def engine():
 def walk_in(testdata, engine):
     """identity → [(file, Enrolment, exit encoding)] for each photo: ``raw`` (the photograph itself) and ``framed``
     (held up to the simulator's 640x480 camera as the demo shows it, 0.8 of the frame height: faces of 57–150 px)."""
-    from hardware.sim.camera_server import VirtualCamera
-    from hardware.sim.config import SimCamera
+    from bingobox_devkit.sim.camera_server import VirtualCamera
+    from bingobox_devkit.sim.config import SimCamera
 
     cam = VirtualCamera(SimCamera(name="cam"), seed=1)
     out = {"raw": collections.defaultdict(list), "framed": collections.defaultdict(list)}

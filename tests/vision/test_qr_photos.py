@@ -11,7 +11,7 @@ import numpy as np
 from pyzbar import pyzbar
 
 from bingobox.vision.qr import QrReader
-from hardware.sim.camera_server import background, qr_image
+from bingobox_devkit.sim.camera_server import background, qr_image
 from tests.helpers import ROOT
 
 
@@ -99,7 +99,7 @@ def test_finder_like_squares_cost_a_bounded_number_of_decoder_calls(monkeypatch)
     """The adversarial frame (three small squares in the corners) once sent the grid stage to n ≈ 230 modules
     and 11 s per frame. Counted, not timed: no grid is tried and pyzbar is called a bounded number of times."""
     from bingobox.vision import qr
-    from hardware.sim.camera_server import finder_squares
+    from bingobox_devkit.sim.camera_server import finder_squares
 
     frame = finder_squares()
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 from statistics import median
 
-from .metrics import Histogram
+from bingobox.metrics import Histogram
 
 
 def _sim(tmp: Path, text: str):
-    from hardware.harness.process import Proc
+    from bingobox_devkit.harness.process import Proc
 
     (tmp / "sim.toml").write_text(text)
     sim = Proc("sim", ["sim", "--config", str(tmp / "sim.toml"), "--run-dir", f"{tmp}/run", "--control-port", "0"],
@@ -26,10 +26,9 @@ def _sim(tmp: Path, text: str):
 
 
 def _bus_run(tmp: Path, units: int, baud: int, poll_hz: float, seconds: float, dead: bool) -> dict:
-    from hardware.sim.control import SimClient
-
-    from .config import BusConfig, DoorConfig
-    from .devices.door import build_doors
+    from bingobox.config import BusConfig, DoorConfig
+    from bingobox.devices.door import build_doors
+    from bingobox_devkit.sim.control import SimClient
 
     doors = "".join(f'[[doors]]\nname = "d{u}"\nbus = "b"\nunit = {u}\n' for u in range(1, units + 1))
     sim = _sim(tmp, f'[sim]\ncontrol_port = 0\n[[buses]]\nname = "b"\nbaudrate = {baud}\n{doors}')
@@ -111,8 +110,8 @@ def bench_bus(units_list: list[int], baud: int = 38400, poll_hz: float = 20.0, s
 def bench_llrp(tags_list: list[int], seconds: float = 5.0) -> dict:
     """Tag reads a second the driver takes from one simulated 4-antenna reader (reports every 50 ms), and the
     driver's CPU: this process's time over wall time, less its idle share."""
-    from .config import LlrpReaderConfig
-    from .devices.llrp import LlrpReader
+    from bingobox.config import LlrpReaderConfig
+    from bingobox.devices.llrp import LlrpReader
 
     rows = []
     for n in tags_list:

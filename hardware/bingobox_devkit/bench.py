@@ -32,7 +32,7 @@ def timed(fn: Callable[[], object], runs: int, warmup: int = 2) -> dict:
 
 def _exit_frames(testdata: Path, n: int) -> list[np.ndarray]:
     """640x480 exit-camera frames: a face photo held up in front of the simulator's background."""
-    from hardware.sim.camera_server import background
+    from bingobox_devkit.sim.camera_server import background
 
     photos = sorted((testdata / "faces").glob("*/*.jpg"))
     photos = [p for p in photos if p.parent.name not in ("multi_face", "no_face")]
@@ -50,8 +50,8 @@ def _exit_frames(testdata: Path, n: int) -> list[np.ndarray]:
 
 def _held_up(photo: Path) -> np.ndarray:
     """A photo held up to the simulator's 640x480 camera (0.8 of the frame height), RGB."""
-    from hardware.sim.camera_server import VirtualCamera
-    from hardware.sim.config import SimCamera
+    from bingobox_devkit.sim.camera_server import VirtualCamera
+    from bingobox_devkit.sim.config import SimCamera
 
     cam = VirtualCamera(SimCamera(name="exit-cam"), seed=1)
     cam.show(cv2.imread(str(photo)), photo.name, scale=0.8)
@@ -91,10 +91,9 @@ def bench_vision(testdata: Path, runs: int = 30) -> dict:
     import dlib
     import face_recognition
 
-    from hardware.sim.camera_server import background, finder_squares, qr_image
-
-    from .vision.faces import FaceEngine, decide
-    from .vision.qr import QrReader
+    from bingobox.vision.faces import FaceEngine, decide
+    from bingobox.vision.qr import QrReader
+    from bingobox_devkit.sim.camera_server import background, finder_squares, qr_image
 
     out: dict = {"dlib": {"version": dlib.__version__, "blas": bool(dlib.DLIB_USE_BLAS)}}
     reader = QrReader()
@@ -116,8 +115,8 @@ def bench_vision(testdata: Path, runs: int = 30) -> dict:
     if all(s is not None for s in shirts):  # codes on a wrinkled shirt: only the refined grid reads them
         from pyzbar import pyzbar
 
-        from .vision.qr import _finders, candidate_grids
-        from .vision.qr_grid import refine
+        from bingobox.vision.qr import _finders, candidate_grids
+        from bingobox.vision.qr_grid import refine
 
         nxt_shirt = _cycle(shirts)
         out["qr_wrinkled_plain_pyzbar"] = timed(lambda: pyzbar.decode(nxt_shirt()), runs)
@@ -164,7 +163,7 @@ def bench_vision(testdata: Path, runs: int = 30) -> dict:
     out["exit_speedup_median"] = round(base["median_ms"] / ours_t["median_ms"], 2)
     out["exit_speedup_p99"] = round(base["p99_ms"] / ours_t["p99_ms"], 2)
 
-    from .vision.worker import FaceWorker
+    from bingobox.vision.worker import FaceWorker
 
     w = FaceWorker()
     w.start()
@@ -212,10 +211,9 @@ def bench_rfid(seconds: float = 5.0, tags: int = 60) -> dict:
     multi-poll notices for ``tags`` tags; this process runs only the driver. CPU is this process's time / wall."""
     import tempfile
 
-    from hardware.harness.process import Proc
-
-    from .config import ReaderConfig
-    from .devices.rfid import RfidReader
+    from bingobox.config import ReaderConfig
+    from bingobox.devices.rfid import RfidReader
+    from bingobox_devkit.harness.process import Proc
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "sim.toml"
@@ -253,8 +251,8 @@ def bench_store(exits: int, testdata: Path, concurrency: int = 3, seed: int = 1,
     (``hardware/harness/naive.py``) against the same gateway and exit door, and the speedup."""
     import tempfile
 
-    from hardware.harness.demo import Demo
-    from hardware.harness.oracle import stage_table
+    from bingobox_devkit.harness.demo import Demo
+    from bingobox_devkit.harness.oracle import stage_table
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Demo(exits, seed, set(), Path(tmp) / "store", testdata, concurrency=concurrency, verbose=False)
@@ -310,10 +308,9 @@ def _exits_of(d) -> list[dict]:
 
 
 def _naive(d, exits: list[dict], tmp: Path) -> dict:
-    from hardware.harness.demo import _identities
-    from hardware.harness.naive import NaiveExit, camera_frame
-
-    from .metrics import Histogram
+    from bingobox.metrics import Histogram
+    from bingobox_devkit.harness.demo import _identities
+    from bingobox_devkit.harness.naive import NaiveExit, camera_frame
 
     n = NaiveExit(d.gw, d.store_id, d.secret, d.manifest["devices"]["exit"]["pty"], tmp / "naive.db")
     try:
@@ -346,7 +343,7 @@ def _naive(d, exits: list[dict], tmp: Path) -> dict:
 def _idle_shopper_cost(d, pid: int, seconds: float = 10.0) -> dict:
     """CPU share of the controller and its children while one enrolled shopper browses and the exit area is empty
     (the exit's face matcher is armed: the motion gate decides whether it looks)."""
-    from hardware.harness.demo import _identities
+    from bingobox_devkit.harness.demo import _identities
 
     faces = _identities(d.testdata)
     s = d.new_shopper(999, face=faces[0])

@@ -19,8 +19,8 @@ from bingobox.config import DoorConfig
 from bingobox.devices.door import DoorBoard
 from bingobox.journal import Journal
 from bingobox.wallet.signing import sign_headers
-from hardware.sim.camera_server import VirtualCamera
-from hardware.sim.config import SimCamera
+from bingobox_devkit.sim.camera_server import VirtualCamera
+from bingobox_devkit.sim.config import SimCamera
 
 
 def camera_frame(photo: Path, seed: int = 2) -> np.ndarray:

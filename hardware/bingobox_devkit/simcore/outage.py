@@ -130,7 +130,7 @@ def real_drain(n: int) -> dict:
     from bingobox.secretfiles import write_secret
     from bingobox.wallet.client import WalletClient
     from bingobox.wallet.outbox import Outbox
-    from hardware.harness.process import Proc, free_port
+    from bingobox_devkit.harness.process import Proc, free_port
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)

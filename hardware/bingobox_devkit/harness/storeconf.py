@@ -8,7 +8,7 @@ from pathlib import Path
 import tomli_w
 
 from bingobox.config import StoreConfig
-from hardware.sim.config import SimConfig
+from bingobox_devkit.sim.config import SimConfig
 
 SHELVES = ("shelf-1", "shelf-2")
 DOORS = ("entrance", "exit")

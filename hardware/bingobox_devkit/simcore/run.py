@@ -32,12 +32,13 @@ from bingobox.journal import Journal
 from bingobox.operations import RetryCharge
 from bingobox.wallet.outbox import Limits, Outbox, Policy
 
+from ..paths import repo
 from . import oracle
 from .devices import SimFaces
 from .shoppers import fire_alarm, shopper, tailgater
 from .world import Shopper, World
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = repo()
 CATALOG = ROOT / "config/catalog.csv"
 STORE_ID = "sim-store"
 SHELVES = ["shelf-1", "shelf-2"]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from bingobox.metrics import percentiles
 
+from ..paths import testdata
 from . import demo as demo_mod
 from .soak_plot import svg
 
@@ -246,7 +247,7 @@ def add_parser(sub) -> None:
                    "it bounded within the run, e.g. 0.02 = 29 min)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--run-dir", default="run/soak")
-    p.add_argument("--testdata", default=str(demo_mod.ROOT / "tests/data"))
+    p.add_argument("--testdata", default=testdata())
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=main)

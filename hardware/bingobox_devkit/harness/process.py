@@ -11,7 +11,12 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..paths import repo
+
+try:
+    ROOT = repo()  # (the checkout: the processes run there)
+except RuntimeError:
+    ROOT = Path.cwd()
 
 
 class Proc:

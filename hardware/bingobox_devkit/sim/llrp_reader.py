@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 
-from bingobox.protocol import llrp as L
+from bingobox_devkit.sim import llrp_codec as L
 
 from .config import SimLlrpReader, check_epc
 from .serial_device import SerialFaults

@@ -9,6 +9,8 @@ from pydantic import Field, field_validator, model_validator
 
 from bingobox.config import Name, Strict, check_unique_names, load_model
 
+from ..paths import testdata
+
 Port = int  # 0 = any free port (the actual one is printed and written to the manifest)
 
 
@@ -96,7 +98,7 @@ class SimCamera(Strict):
 class SimSection(Strict):
     control_port: Port = Field(8470, ge=0, le=65535)
     seed: int = 0
-    image_dirs: list[Path] = Field(default_factory=lambda: [Path(__file__).resolve().parents[2] / "tests/data"],
+    image_dirs: list[Path] = Field(default_factory=lambda: [Path(testdata())],
                                    description="folders camera.show may read pictures from (nothing else on the box)")
 
 
