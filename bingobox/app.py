@@ -1,9 +1,11 @@
-"""The composition root: ``StoreApp`` builds everything a running store needs — journal, catalog, wallet client,
-outbox, entry gate, device drivers, face side, camera feeds, the store core and its control loop — starts it in a
-stated order and stops it in the reverse one. Nothing else builds its own dependencies.
+"""The composition root: ``StoreApp.build`` builds everything a running store needs — journal, catalog, wallet
+clients, outbox, shopper sync, entry gate, device drivers, face worker and side, camera feeds, the store core and its
+control loop, the status screen with the money actions, the MQTT link — and ``run`` starts it in a stated order and
+stops it in the reverse one. Nothing else builds its own dependencies.
 
     start:  journal (opened) → open visits restored → outbox → devices → face worker → camera feeds → loop
-    stop:   loop → feeds → face worker → devices → outbox → journal
+            → screen → MQTT link
+    stop:   MQTT link → screen → loop → feeds → face worker → devices → outbox → journal
 
 The status screen and the status file read ``view`` (a snapshot the loop publishes once a second) and act through
 ``act`` (an ``OperatorCommand`` the loop applies): they never reach into the core.
@@ -19,12 +21,13 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import feeds
 from .config import StoreConfig
-from .core.events import ChargeUpdate, ConsentWithdrawn, OperatorCommand, Started
+from .core.events import ChargeQueueChanged, ChargeUpdate, ConsentWithdrawn, DiskChecked, OperatorCommand, Started
 from .core.store import StoreCore
 from .devices.camera import Camera
 from .devices.door import build_doors
@@ -35,9 +38,10 @@ from .domain.entry import EntryGate, load_pinned
 from .journal import Journal
 from .loop import EventLoop, Inbox
 from .metrics import Histogram
-from .sdnotify import Notifier
+from .sdnotify import Notifier, catch_stop_signals, wait_for_signal
 from .status import build_view
 from .wallet.client import WalletClient
+from .wallet.money import Money
 from .wallet.outbox import Limits, Outbox, Policy
 from .wallet.sync import ShopperSync
 
@@ -48,6 +52,38 @@ PRUNE_EVERY_S = 600.0  # retention applied (a bounded batch each time)
 
 
 class StoreApp:
+    @classmethod
+    def build(cls, cfg: StoreConfig, status_path: Path | None = None) -> StoreApp:
+        """The store of ``cfg`` with its face worker (if face billing is on), its screen (with the money actions)
+        and its MQTT link. Raises ValueError/OSError/ConfigError saying what in the config is wrong."""
+        worker = None
+        if cfg.vision.faces:
+            from .vision.faces import Rule
+            from .vision.worker import FaceWorker
+
+            vc = cfg.vision
+            worker = FaceWorker(Rule(vc.face_threshold, vc.face_margin, vc.agree_frames), detect_width=vc.detect_width)
+        app = cls(cfg, face_worker=worker, status_path=status_path)
+        w = cfg.wallet
+        assert w is not None  # (checked in __init__)
+        app.money = Money(WalletClient(w.gateway_url, cfg.store.id, w.secret(), w.connect_timeout_s,
+                                       w.read_timeout_s), app.journal)
+        if cfg.screen is not None:
+            from .screen.server import ScreenServer
+
+            try:
+                app.screen = ScreenServer(app, cfg, app.money.refund, app.money.resolve)
+            except (ValueError, OSError) as e:  # an unreadable or invalid operators_file
+                raise ValueError(f"screen: {e}") from None
+        if cfg.mqtt is not None:
+            from .mqtt.link import MqttLink
+
+            try:
+                app.link = MqttLink(cfg.mqtt, cfg.store.id, app)
+            except (ValueError, OSError) as e:  # an unreadable password, secret or certificate
+                raise ValueError(f"mqtt: {e}") from None
+        return app
+
     def __init__(self, cfg: StoreConfig, face_worker: Any = None, notifier: Notifier | None = None,
                  status_path: Path | None = None) -> None:
         if cfg.wallet is None or cfg.layout is None or cfg.catalog is None:
@@ -100,8 +136,43 @@ class StoreApp:
         self._sick_logged = False
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.money: Money | None = None
+        self.screen: Any = None  # screen.server.ScreenServer
+        self.link: Any = None  # mqtt.link.MqttLink
 
     # lifecycle -------------------------------------------------------------------------------------------
+    def run(self, say: Callable[[str], None], warn: Callable[[str], None]) -> int:
+        """Run until SIGTERM/SIGINT (SIGHUP: the pinned keys again): the store, then its screen and its link; what
+        listens where is ``say``-d. Returns the process's exit status."""
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_keys())  # `systemctl reload`: the pinned keys again
+        stop = catch_stop_signals()  # (before "running": a stop right after it must find the handlers in place)
+        self.start()
+        try:
+            if self.screen is not None:
+                try:
+                    say(f"bingobox run: status screen at {self.screen.start()}")
+                except OSError as e:  # the port is taken: say so and stop cleanly (systemd restarts us)
+                    warn(f"bingobox run: {e}")
+                    return 2
+            if self.link is not None:
+                self.link.start()
+                say(f"bingobox run: mqtt {self.link.status()['broker']} (connecting; retried while down)")
+            say(f"bingobox run: store {self.cfg.store.id} running (journal {self.cfg.journal.path})")
+            self.notifier.ready(f"store {self.cfg.store.id} running")
+            wait_for_signal(stop)
+        finally:
+            self.notifier.stopping()
+            if self.link is not None:
+                self.link.stop()
+            if self.screen is not None:
+                self.screen.stop()
+            self.stop()
+            self.notifier.close()
+        if self.fatal:
+            warn(f"bingobox run: {self.fatal}")
+            return 1  # (systemd: Restart=always, and OnFailure= tells someone)
+        return 0
+
     def start(self) -> None:
         self.core.restore()
         self.outbox.start()
@@ -135,6 +206,8 @@ class StoreApp:
             self.sync.stop()
         self.outbox.stop()
         self.client.close()
+        if self.money is not None:
+            self.money.close()
         self._publish()
         self.journal.close()
 
@@ -214,19 +287,14 @@ class StoreApp:
             self._publish()
 
     def _check_disk(self) -> None:
-        """Entry stops before the disk fills (the exit's charges keep the reserve); an alarm when it happens."""
+        """The journal's free disk, for the core (``DiskChecked``: entry stops before the disk fills)."""
         jc = self.cfg.journal
         try:
             free_mb = shutil.disk_usage(Path(jc.path).resolve().parent).free // 2**20
         except OSError as e:
             log.error("cannot see the journal's free disk: %s", e)
             return
-        self.core.free_mb = free_mb
-        low = free_mb < jc.min_free_mb
-        if low and not self.core.disk_low:
-            self.core.alarm("disk_low", None, {"free_mb": free_mb, "min_free_mb": jc.min_free_mb})
-        self.core.disk_low = low
-        self.core.store.set_problem("disk_low", low)
+        self.core.handle(DiskChecked(int(free_mb), jc.min_free_mb))  # (on the loop's thread: _after_tick)
 
     def _prune(self, now: float) -> None:
         jc, day = self.cfg.journal, 86_400.0
@@ -237,13 +305,13 @@ class StoreApp:
             log.error("journal retention failed: %s", e)
             return
         for kind, n in got.items():
-            self.core.counts[f"pruned_{kind}"] = self.core.counts.get(f"pruned_{kind}", 0) + n
+            self.core.telemetry.count(f"pruned_{kind}", n)
         if any(got.values()):
             log.info("journal retention: pruned %s", got)
 
     def _publish(self) -> None:
         charges = self.outbox.status()
-        self.core.store.set_problem("charges_pending_limit", not charges["admission"])
+        self.core.handle(ChargeQueueChanged(charges["admission"], charges["admission_reason"]))
         lay = self.cfg.layout
         shelves = {n: r for n, r in self.readers.items() if n != lay.exit_reader}
         devices = {n: d.status() for n, d in {**self.doors, **self.readers, **self.cameras}.items()}

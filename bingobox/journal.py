@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .storage import Database
@@ -81,6 +82,29 @@ VISIT_COLUMNS = ("id", "account_id", "state", "face_consent", "alone", "created_
                  "left_at", "basket", "amount_fen", "receipt", "flags", "identified_at", "exit_granted_at", "entry_jti")
 
 
+class VisitTx:
+    """An open transaction as the store core writes through it (``Journal.visit_tx``; the core's ``ports.JournalTx``):
+    a visit's row, its evidence, a used code, an alarm — and the charge queue's intent (``execute``)."""
+
+    def __init__(self, c: sqlite3.Connection, now: float) -> None:
+        self.c, self.now = c, now
+
+    def execute(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+        return self.c.execute(sql, args)
+
+    def save_visit(self, row: dict, new: bool) -> None:
+        Journal.save_visit_in(self.c, row, new)
+
+    def evidence(self, visit_id: str | None, kind: str, data: dict) -> None:
+        Journal.evidence_in(self.c, visit_id, kind, data, self.now)
+
+    def remember_code(self, jti: str, exp: float, keep_s: float) -> bool:
+        return Journal.remember_jti_in(self.c, jti, exp, self.now, keep_s)
+
+    def alarm(self, kind: str, device: str | None, data: dict) -> None:
+        Journal.alarm_in(self.c, kind, device, data, self.now)
+
+
 class Journal(Database):
     def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
         super().__init__(path, SCHEMA)
@@ -109,6 +133,12 @@ class Journal(Database):
                 c.execute("DROP TABLE charge_intents_old")
 
     # visits: one transaction per transition ---------------------------------------------------------
+    @contextmanager
+    def visit_tx(self, now: float) -> Iterator[VisitTx]:
+        """A write transaction for a visit's transition (committed durably on exit, rolled back on an error)."""
+        with self.tx() as c:
+            yield VisitTx(c, now)
+
     @staticmethod
     def save_visit_in(c: sqlite3.Connection, row: dict, new: bool = False) -> None:
         """Write a visit's row inside an open transaction (``row``: VISIT_COLUMNS, JSON fields already encoded)."""

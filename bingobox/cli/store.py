@@ -11,7 +11,6 @@ import tomllib
 from pathlib import Path
 
 from ..config import ConfigError, load_store_config
-from ..sdnotify import catch_stop_signals, wait_for_signal
 from . import load
 
 log = logging.getLogger("bingobox")
@@ -59,8 +58,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the store: the app against whatever the config points at. SIGTERM stops it cleanly."""
     from ..app import StoreApp
-    from ..vision.faces import Rule
-    from ..vision.worker import FaceWorker
+    from ..simcheck import refuse_unmarked
 
     cfg = load(load_store_config, args.config)
     if cfg is None:
@@ -68,71 +66,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     for d in cfg.doors:
         for w in d.hardware_warnings():
             log.warning(w)
-    from ..simcheck import refuse_unmarked
-
     unmarked = refuse_unmarked(cfg)
     if unmarked:
         print("\n".join(f"{args.config}: {p}" for p in unmarked), file=sys.stderr)
         return 2
     try:
-        vc = cfg.vision
-        worker = FaceWorker(Rule(vc.face_threshold, vc.face_margin, vc.agree_frames),
-                            detect_width=vc.detect_width) if vc.faces else None
-        app = StoreApp(cfg, face_worker=worker, status_path=Path(args.status_file) if args.status_file else None)
+        app = StoreApp.build(cfg, status_path=Path(args.status_file) if args.status_file else None)
     except ConfigError as e:
         print("\n".join(e.problems), file=sys.stderr)
         return 2
     except (ValueError, OSError) as e:
-        print(f"cannot run the store: {e}", file=sys.stderr)
+        print(f"{args.config}: cannot run the store: {e}", file=sys.stderr)
         return 2
-    screen = None
-    if cfg.screen is not None:
-        from ..screen.server import ScreenServer
-
-        try:
-            screen = ScreenServer(app, cfg)
-        except (ValueError, OSError) as e:  # an unreadable or invalid operators_file
-            print(f"{args.config}: screen: {e}", file=sys.stderr)
-            return 2
-    link = None
-    if cfg.mqtt is not None:
-        from ..mqtt.link import MqttLink
-
-        try:
-            link = MqttLink(cfg.mqtt, cfg.store.id, app)
-        except (ValueError, OSError) as e:  # an unreadable password, secret or certificate
-            print(f"{args.config}: mqtt: {e}", file=sys.stderr)
-            return 2
-    import signal
-
-    signal.signal(signal.SIGHUP, lambda *_: app.reload_keys())  # `systemctl reload`: the pinned keys again
-    stop = catch_stop_signals()  # (before "running": a stop right after it must find the handlers in place)
-    app.start()
-    try:
-        if screen is not None:
-            try:
-                print(f"bingobox run: status screen at {screen.start()}", flush=True)
-            except OSError as e:  # the port is taken: say so and stop cleanly (systemd restarts us)
-                print(f"bingobox run: {e}", file=sys.stderr)
-                return 2
-        if link is not None:
-            link.start()
-            print(f"bingobox run: mqtt {link.status()['broker']} (connecting; retried while down)", flush=True)
-        print(f"bingobox run: store {cfg.store.id} running (journal {cfg.journal.path})", flush=True)
-        app.notifier.ready(f"store {cfg.store.id} running")
-        wait_for_signal(stop)
-    finally:
-        app.notifier.stopping()
-        if link is not None:
-            link.stop()
-        if screen is not None:
-            screen.stop()
-        app.stop()
-        app.notifier.close()
-    if app.fatal:
-        print(f"bingobox run: {app.fatal}", file=sys.stderr)
-        return 1  # (systemd: Restart=always, and OnFailure= tells someone)
-    return 0
+    return app.run(lambda line: print(line, flush=True), lambda line: print(line, file=sys.stderr, flush=True))
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
@@ -193,63 +139,16 @@ def cmd_reset_clock(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch_keys(args: argparse.Namespace) -> int:
-    """Pin the gateway's entry-code keys: fetch GET /v1/public-keys over https (its certificate checked against the
-    system's CAs, or pinned by ``--tls-fingerprint``; plain http only to loopback) and write the keys still in
-    force. A running controller reads them again on SIGHUP (``systemctl reload bingobox``)."""
-    import requests
-    from requests.adapters import HTTPAdapter
+    """Pin the gateway's entry-code keys (``wallet.keys.fetch``); a running controller reads them again on SIGHUP
+    (``systemctl reload bingobox``)."""
+    from ..wallet.keys import NotAsked, fetch
 
-    from ..config import https_unless_loopback
-    from ..domain.entry import load_pinned
-
-    url = args.gateway.rstrip("/")
     try:
-        https_unless_loopback(url)
+        print(fetch(args.gateway, Path(args.out), args.tls_fingerprint))
     except ValueError as e:
-        print(f"fetch-keys: {url}: {e}", file=sys.stderr)
-        return 2
-    http = requests.Session()
-    verify: bool = True
-    if args.tls_fingerprint:
-        fp = args.tls_fingerprint.replace(":", "").lower()
-        if len(fp) != 64 or any(ch not in "0123456789abcdef" for ch in fp):
-            print("fetch-keys: --tls-fingerprint is the certificate's SHA-256 (64 hex digits)", file=sys.stderr)
-            return 2
-
-        class Pinned(HTTPAdapter):
-            def init_poolmanager(self, *a, **kw):
-                kw["assert_fingerprint"] = fp  # the certificate itself, whoever signed it
-                super().init_poolmanager(*a, **kw)
-
-        http.mount("https://", Pinned())
-        verify = False
-    try:
-        r = http.get(url + "/v1/public-keys", timeout=10, verify=verify)
-        r.raise_for_status()
-        doc = r.json()
-        now = time.time()
-        kept = [k for k in doc["keys"] if k.get("not_after") is None or float(k["not_after"]) >= now]
-    except (requests.RequestException, ValueError, KeyError, TypeError) as e:
-        print(f"cannot fetch keys from {url}: {e}", file=sys.stderr)
-        return 1
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"keys": kept, "fetched_from": url, "fetched_at": int(now)}, indent=2))
-    try:
-        keys, not_after = load_pinned(tmp)
-    except ValueError as e:
-        tmp.unlink()
-        print(e, file=sys.stderr)
-        return 1
-    tmp.replace(out)
-    dropped = len(doc["keys"]) - len(kept)
-    print(f"{out}: pinned {len(keys)} key(s): {', '.join(keys)}"
-          + (f" ({len(not_after)} retiring)" if not_after else "")
-          + (f"; {dropped} expired left out" if dropped else "")
-          + "; a running controller takes them on SIGHUP (systemctl reload bingobox)")
+        print(f"fetch-keys: {e}", file=sys.stderr)
+        return 2 if isinstance(e, NotAsked) else 1
     return 0
-
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

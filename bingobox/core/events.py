@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..devices.events import DeviceEvent
-from ..vision.faces import Decision
+from ..domain.faces import FaceDecision
 
-__all__ = ["ChargeUpdate", "CodeSeen", "ConsentWithdrawn", "DeviceEvent", "Enrolled", "Event", "FaceDecided",
-           "InventoryReady", "OperatorCommand", "Started"]
+__all__ = ["ChargeQueueChanged", "ChargeUpdate", "CodeSeen", "ConsentWithdrawn", "DeviceEvent", "DiskChecked",
+           "Enrolled", "Event", "FaceDecided", "InventoryReady", "OperatorCommand", "Started"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,16 +31,16 @@ class CodeSeen:
     role: str
     text: str
     frame_t: float
-    stages: dict = field(default_factory=dict)
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class FaceDecided:
     """The exit camera's face decision (matched / unsure / no_face …) for the frame taken at ``frame_t``."""
 
-    decision: Decision
+    decision: FaceDecision
     frame_t: float
-    stages: dict = field(default_factory=dict)
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,7 @@ class Enrolled:
     """The outcome of enrolling a consenting shopper's face at the entrance."""
 
     visit_id: str
-    result: dict
+    result: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,24 @@ class ChargeUpdate:
     """The outbox's word on a charge: charge_succeeded / charge_declined / charge_canceled / charge_failed."""
 
     kind: str
-    data: dict
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DiskChecked:
+    """The journal's disk looked at (the app, every half minute): below ``min_free_mb`` entry stops."""
+
+    free_mb: int
+    min_free_mb: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeQueueChanged:
+    """The charge queue's offline limits (the app, every second): ``admitting`` False while another shopper's
+    charge could exceed them (``reason``)."""
+
+    admitting: bool
+    reason: str | None = None
 
 
 class Ticket:
@@ -103,8 +120,9 @@ class OperatorCommand:
     operator: str
     action: str
     args: Any
-    reply: queue.Queue
+    reply: queue.Queue[dict[str, Any]]
     ticket: Ticket = field(default_factory=Ticket)
 
 
-Event = DeviceEvent | Started | CodeSeen | FaceDecided | Enrolled | InventoryReady | ChargeUpdate | OperatorCommand
+Event = (DeviceEvent | Started | CodeSeen | FaceDecided | Enrolled | InventoryReady | ChargeUpdate | OperatorCommand
+         | ConsentWithdrawn | DiskChecked | ChargeQueueChanged)

@@ -1,10 +1,15 @@
-"""What the store core needs of the world, as Protocols. The app hands it the real drivers (``app.py``); the
-deterministic simulation hands it simulated ones (``hardware/simcore``). The core never builds its own."""
+"""What the store core needs of the world, as Protocols. The app hands it the real drivers, journal, outbox and entry
+gate (``app.StoreApp.build``); the deterministic simulation hands it simulated devices and gateway with the same
+journal and outbox (``bingobox_devkit.simcore``). The core builds none of them and imports none of their modules:
+no SQLite, no HTTP client, no OpenCV behind these names."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from ..domain.entry import Decision
 
 
 class Door(Protocol):
@@ -18,17 +23,17 @@ class Door(Protocol):
         """Unlock for a while; ``done(outcome, detail)``: unlocked / refused / unknown (see ``DoorBoard.grant``)."""
         ...
 
-    def status(self) -> dict: ...
+    def status(self) -> dict[str, Any]: ...
 
 
 class ExitReader(Protocol):
-    """The exit area's RFID reader, as a history of inventory rounds."""
+    """The exit area's RFID reader, as a history of inventory rounds (``domain.exit_window`` reads them)."""
 
     def online(self) -> bool: ...
 
     def window(self, t0: float, t_after: float, min_rounds: int = 1) -> set[str] | None:
-        """EPCs read in rounds that ended after ``t0``, up to the first round that ended after ``t_after`` — or
-        later, until the window holds ``min_rounds`` rounds; None while it is not complete."""
+        """``domain.exit_window.window`` over this reader's rounds: the EPCs read in the rounds that ended after
+        ``t0``, up to the first that ended after ``t_after`` (at least ``min_rounds``); None while incomplete."""
         ...
 
     def when_ready(self, t0: float, t_after: float, min_rounds: int, callback: Callable[[], None],
@@ -50,3 +55,62 @@ class Faces(Protocol):
     def set_candidates(self, visit_ids: list[str]) -> None:
         """Whom the exit camera's faces may match: the enrolled shoppers inside."""
         ...
+
+
+class JournalTx(Protocol):
+    """One open journal transaction: what a visit's transition writes together (``VisitBook.commit``)."""
+
+    now: float
+
+    def save_visit(self, row: dict[str, Any], new: bool) -> None: ...
+
+    def evidence(self, visit_id: str | None, kind: str, data: dict[str, Any]) -> None: ...
+
+    def remember_code(self, jti: str, exp: float, keep_s: float) -> bool:
+        """Record a used entry code; False if it was used before."""
+        ...
+
+    def alarm(self, kind: str, device: str | None, data: dict[str, Any]) -> None: ...
+
+
+class Journal(Protocol):
+    """The store's durable record, as the core uses it (``bingobox.journal.Journal``)."""
+
+    def visit_tx(self, now: float) -> AbstractContextManager[JournalTx]: ...
+
+    def evidence(self, visit_id: str | None, kind: str, data: dict[str, Any], t: float | None = None) -> None: ...
+
+    def alarm(self, kind: str, device: str | None, data: dict[str, Any], t: float | None = None) -> None: ...
+
+    def clear_alarm(self, alarm_id: int, operator: str, t: float | None = None) -> bool: ...
+
+    def open_visits(self) -> list[dict[str, Any]]: ...
+
+    def ever_let_in(self) -> bool: ...
+
+    def recent_baskets(self, since: float) -> dict[str, tuple[str, float]]: ...
+
+
+class ChargeQueue(Protocol):
+    """The durable charge outbox (``bingobox.wallet.outbox.Outbox``): intents written in a visit's transaction."""
+
+    gateway_ok: bool | None
+
+    def add_intent_in(self, c: Any, visit_id: str, account_id: str, amount_fen: int, items: list[dict[str, Any]],
+                      supersedes: int | None = None, entry_jti: str | None = None) -> int: ...
+
+    def wake(self) -> None: ...
+
+    def visit_state(self, visit_id: str) -> dict[str, Any] | None: ...
+
+    def retry_failed(self, visit_id: str) -> int: ...
+
+
+class CodeGate(Protocol):
+    """The offline check of entry codes (``domain.entry.EntryGate``)."""
+
+    def check(self, text: str, door: str) -> Decision: ...
+
+
+Post = Callable[[object], None]
+Rows = Iterator[tuple[float, set[str]]]

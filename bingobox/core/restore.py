@@ -15,7 +15,7 @@ while nobody was watching, never just taken from the last saved row.
   raised no shelf event. So no restored visit is "alone", and after every restart of a store that ever let anyone
   in, even one that found no open visit, people without a visit are presumed inside (``core.unwatched_at``: how
   many is unknown, so an unidentified exit does not end it; ``max_inside_s`` does): takes are not attributed with
-  certainty; the exit reader's window is read at every checkout.
+  certainty; the exit reader's window is read at every checkout, and never reaches back before the restart.
 """
 
 from __future__ import annotations
@@ -55,9 +55,7 @@ def reconcile(core: StoreCore) -> None:
                 v.alone = False
         log.info("restored %d open visits from the journal", len(visits))
     # with or without open visits: the doors were unwatched (a fire release, a forced door, the button), so whoever
-    # comes in next may not be alone either (seed 30104: two shoppers walked in through fire-released doors while
-    # the controller was down; the next shopper's takes were theirs)
-    if visits or core.journal.ever_let_in():
-        core.unwatched_at = now
-    core.recently_left.update(core.journal.recent_baskets(now - core.settings.recent_exit_s))
-    core.exit_closed_at = now  # whatever the exit reader read before the restart is nobody's to be charged for
+    # comes in next may not be alone either (two shoppers may have walked in through fire-released doors while the
+    # controller was down)
+    core.attribution.restarted(now, bool(visits) or core.journal.ever_let_in(),
+                               core.journal.recent_baskets(now - core.settings.recent_exit_s))

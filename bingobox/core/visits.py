@@ -1,21 +1,26 @@
 """A visit's record (the state machine beside its data) and the book of open visits, with the one way a visit
 changes: ``VisitBook.commit`` writes the row, its evidence and anything else of the same transition (a used code,
-a charge intent) in one journal transaction, and undoes the change in memory if that transaction fails."""
+a charge intent, an alarm) in one journal transaction, and undoes the change in memory if that transaction fails."""
 
 from __future__ import annotations
 
 import copy
 import json
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
+from ..domain import tokens
 from ..domain.catalog import Basket
 from ..domain.visit import FINAL, IN_STORE, LEAVING, UNSEEN_ENTRY, VisitMachine
-from ..journal import Journal
+from .ports import Journal, JournalTx
 
-Evidence = list[tuple[str, dict]]
+Evidence = list[tuple["Visit | None", str, dict[str, Any]]]
+
+
+class CodeUsed(Exception):
+    """The code was used up between its check and its commit."""
 
 
 @dataclass
@@ -40,7 +45,7 @@ class Visit:
     exit_deadline: float | None = None
     exit_from: float | None = None  # the exit window starts here (see checkout)
     inventory_deadline: float | None = None  # when to stop waiting for the exit reader
-    stages: dict = field(default_factory=dict)  # stage → wall-clock time, for the per-stage budget
+    stages: dict[str, float] = field(default_factory=dict)  # stage → wall-clock time, for the per-stage budget
 
     @property
     def state(self) -> str:
@@ -61,7 +66,7 @@ class Visit:
         self.flags.append(name)
         return True
 
-    def row(self, now: float) -> dict:
+    def row(self, now: float) -> dict[str, Any]:
         return {"id": self.id, "account_id": self.account, "state": str(self.state),
                 "face_consent": int(self.face_consent), "alone": int(self.alone), "created_at": self.created_at,
                 "updated_at": now, "entered_at": self.entered_at, "left_at": self.left_at,
@@ -71,7 +76,7 @@ class Visit:
                 "exit_granted_at": self.exit_granted_at, "entry_jti": self.code}
 
     @classmethod
-    def from_row(cls, r: dict) -> Visit:
+    def from_row(cls, r: dict[str, Any]) -> Visit:
         return cls(r["id"], r["account_id"], bool(r["face_consent"]), VisitMachine(r["id"], initial=r["state"]),
                    r["created_at"], basket=Basket(json.loads(r["basket"])), alone=bool(r["alone"]),
                    entered_at=r["entered_at"], identified_at=r.get("identified_at"),
@@ -107,25 +112,26 @@ class VisitBook:
         return sorted((v for v in self.visits.values() if v.state in UNSEEN_ENTRY), key=lambda v: v.created_at)
 
     @contextmanager
-    def commit(self, visits: Iterable[Visit], evidence: Iterable[tuple[Visit | None, str, dict]] = (),
-               new: Iterable[Visit] = ()):
+    def commit(self, visits: Iterable[Visit], evidence: Evidence = (),  # type: ignore[assignment]
+               new: Iterable[Visit] = ()) -> Iterator[Tx]:
         """Change ``visits`` (and create ``new`` ones) in the ``with`` body, then write them and ``evidence`` in one
-        transaction (the body gets the open connection for whatever else belongs to the same transition). If the
+        transaction (the body gets the open transaction for whatever else belongs to the same transition). If the
         body or the commit fails, every change to these visits in memory is undone and the error propagates."""
         new = list(new)
         touched = {v.id: v for v in [*visits, *new]}
+        new_ids = {n.id for n in new}
         before = {vid: (v.state, {k: copy.deepcopy(getattr(v, k)) for k in _PERSISTED})
-                  for vid, v in touched.items() if vid not in {n.id for n in new}}
+                  for vid, v in touched.items() if vid not in new_ids}
         evidence = list(evidence)
         now = self.clock()
         try:
-            with self.journal.tx() as c:
-                tx = Tx(c, now)
+            with self.journal.visit_tx(now) as jtx:
+                tx = Tx(jtx, now)
                 yield tx
                 for v in touched.values():
-                    Journal.save_visit_in(c, v.row(now), new=v.id not in before)
-                for v, kind, data in [*evidence, *tx.evidence]:
-                    Journal.evidence_in(c, v.id if v is not None else None, kind, data, now)
+                    jtx.save_visit(v.row(now), new=v.id not in before)
+                for ev_v, kind, data in [*evidence, *tx.evidence]:
+                    jtx.evidence(ev_v.id if ev_v is not None else None, kind, data)
         except BaseException:
             for vid, (state, fields) in before.items():
                 v = touched[vid]
@@ -148,12 +154,21 @@ class VisitBook:
 
 
 class Tx:
-    """The open transaction of a ``VisitBook.commit``: more evidence, or anything else in the same commit."""
+    """The open transaction of a ``VisitBook.commit``: more evidence, a code used up, an alarm, or the charge
+    queue's intent (``journal``: what it writes through) — all in the same commit."""
 
-    def __init__(self, c: sqlite3.Connection, now: float) -> None:
-        self.c = c
+    def __init__(self, journal: JournalTx, now: float) -> None:
+        self.journal = journal
         self.now = now
-        self.evidence: list[tuple[Visit | None, str, dict]] = []
+        self.evidence: Evidence = []
 
-    def add(self, v: Visit | None, kind: str, data: dict) -> None:
+    def add(self, v: Visit | None, kind: str, data: dict[str, Any]) -> None:
         self.evidence.append((v, kind, data))
+
+    def use_code(self, claims: tokens.EntryClaims) -> None:
+        """The code is used up with this commit (replay cache; kept past its expiry): ``CodeUsed`` if it was."""
+        if not self.journal.remember_code(claims.jti, claims.exp, tokens.CLOCK_SKEW_S):
+            raise CodeUsed(claims.jti)
+
+    def alarm(self, kind: str, device: str | None, data: dict[str, Any]) -> None:
+        self.journal.alarm(kind, device, data)

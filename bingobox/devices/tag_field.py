@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..domain import exit_window
 from .events import DeviceEvent, Listener
 
 log = logging.getLogger(__name__)
@@ -164,13 +165,8 @@ class TagField:
             return self._window(t0, t_after, min_rounds)
 
     def _window(self, t0: float, t_after: float, min_rounds: int) -> set[str] | None:
-        out: set[str] = set()
-        rounds = sorted((r, end) for r, end in self._round_end.items() if end > t0)
-        for n, (r, end) in enumerate(rounds, start=1):
-            out |= self._round_log.get(r, set())
-            if end > t_after and n >= min_rounds:
-                return out
-        return None
+        return exit_window.window(((end, self._round_log.get(r, set())) for r, end in sorted(self._round_end.items())),
+                                  t0, t_after, min_rounds)
 
     def when_ready(self, t0: float, t_after: float, min_rounds: int, callback: Callable[[], None],
                    timeout: float) -> None:

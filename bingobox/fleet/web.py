@@ -22,8 +22,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
+from ..actions import ACTIONS
 from ..mqtt.messages import COMMANDS
-from ..operations import ACTIONS
 from ..screen.auth import Auth, bearer_ok, same_token
 from ..screen.login_routes import add_login_routes
 from .db import FleetDB

@@ -20,8 +20,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from pydantic import ValidationError
 
+from ..actions import ACTIONS
 from ..config import MqttConfig
-from ..operations import ACTIONS
 from . import messages as m
 from . import outbox
 

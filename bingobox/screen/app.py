@@ -31,8 +31,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import ValidationError
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from ..actions import ACTIONS, MONEY_ACTIONS
 from ..core.store import short_account
-from ..operations import ACTIONS, MONEY_ACTIONS
 from ..wallet import records
 from .auth import Auth, Session, bearer_ok, same_token
 from .login_routes import add_login_routes

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ..domain.faces import FaceDecision
+
 THRESHOLD = 0.56
 MARGIN = 0.06
 
@@ -60,13 +62,7 @@ class Quality:
     max_yaw: float = 0.35  # |nose offset from the eyes' midpoint| / eye distance
 
 
-@dataclass
-class Decision:
-    match: str | None
-    distance: float | None
-    margin: float | None
-    reason: str  # matched | unsure_distance | unsure_margin | no_face | several_faces | nobody_inside
-    nearest: str | None = None  # the closest shopper even when unsure (never charged on this; asked to scan)
+Decision = FaceDecision  # (the type the store core reads: bingobox.domain.faces)
 
 
 @dataclass

@@ -8,6 +8,7 @@ import json
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -56,6 +57,31 @@ def refund_outcome(status: int | None, body: dict | None) -> bool | None:
     return False
 
 
+def session(tls_fingerprint: str | None = None) -> requests.Session:
+    """The one way this product talks HTTP to the wallet gateway: a kept-alive session, no transport retries (retries
+    are the caller's, with the same idempotency key), the certificate checked against the system's CAs — or, with
+    ``tls_fingerprint`` (SHA-256, hex, colons allowed), pinned to that certificate whoever signed it."""
+    http = requests.Session()
+    fp = None
+    if tls_fingerprint:
+        fp = tls_fingerprint.replace(":", "").lower()
+        if len(fp) != 64 or any(ch not in "0123456789abcdef" for ch in fp):
+            raise ValueError("the TLS fingerprint is the certificate's SHA-256 (64 hex digits)")
+
+    class Adapter(HTTPAdapter):
+        def init_poolmanager(self, *a: Any, **kw: Any) -> None:
+            if fp is not None:
+                kw["assert_fingerprint"] = fp  # the certificate itself, whoever signed it
+            super().init_poolmanager(*a, **kw)
+
+    adapter = Adapter(max_retries=0, pool_connections=1, pool_maxsize=2)
+    http.mount("http://", adapter)
+    http.mount("https://", adapter)
+    if fp is not None:
+        http.verify = False  # (the fingerprint is the check)
+    return http
+
+
 class WalletClient:
     def __init__(self, base_url: str, store_id: str, secret: str, connect_timeout: float = 1.0,
                  read_timeout: float = 3.0) -> None:
@@ -63,10 +89,7 @@ class WalletClient:
         self.store_id = store_id
         self._secret = secret
         self.timeout = (connect_timeout, read_timeout)
-        self.session = requests.Session()
-        adapter = HTTPAdapter(max_retries=0, pool_connections=1, pool_maxsize=2)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.session = session()
 
     def close(self) -> None:
         self.session.close()

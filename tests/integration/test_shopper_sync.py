@@ -133,8 +133,8 @@ def test_an_open_dispute_is_kept_for_the_screen_and_closed_when_decided_elsewher
 def test_accepting_a_dispute_again_after_a_lost_answer_refunds_once(rig):
     """The refund's answer is lost (the connection drops after the gateway committed); the operator presses Accept
     again, with other words: the same refund is answered, the dispute is decided, the money went back once."""
-    from bingobox.operations import ResolveDispute
-    from bingobox.screen.server import dispute_resolver
+    from bingobox.actions import ResolveDispute
+    from bingobox.wallet.money import Money
 
     gw, journal, sync, _ = rig
     account = gw.account()
@@ -148,7 +148,7 @@ def test_accepting_a_dispute_again_after_a_lost_answer_refunds_once(rig):
                 (acc, STORE_ID, ch["id"], time.time()))
     con.commit()
     assert sync.step(0)
-    resolve = dispute_resolver(WalletClient(gw.url, STORE_ID, STORE_SECRET), journal)
+    resolve = Money(WalletClient(gw.url, STORE_ID, STORE_SECRET), journal).resolve
     gw.faults(drop_rate=1.0)
     ok, detail = resolve("op", ResolveDispute(dispute_id="dp_1", decision="accept", reason="video checked"))
     assert ok is None, detail  # no answer: the operator cannot know

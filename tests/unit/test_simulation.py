@@ -7,7 +7,9 @@ import logging
 
 import pytest
 
-from bingobox.core import checkout, restore
+from bingobox.core import restore
+from bingobox.core.checkout import Checkout
+from bingobox.core.exit_door import ExitDoor
 from bingobox.domain.visit import S
 from bingobox_devkit.simcore import run
 from bingobox_devkit.simcore.campaign import campaign
@@ -40,23 +42,23 @@ def _old_reconcile(core):
             v.exit_deadline = core.clock() + core.settings.exit_charge_wait_s
 
 
-def _old_recovery(core, claims, frame_t, stages):
+def _old_recovery(self, claims, frame_t, stages):
     """Before the fix: an exit code of an account with no open visit just opened the exit."""
-    core.doors[core.lay.exit_door].grant()
+    self.core.doors[self.core.lay.exit_door].grant()
 
 
 def test_the_checker_finds_the_visit_lost_across_a_restart_without_the_fix(monkeypatch):
     monkeypatch.setattr(restore, "reconcile", _old_reconcile)
-    monkeypatch.setattr(checkout, "recovery", _old_recovery)
+    monkeypatch.setattr(Checkout, "recovery", _old_recovery)
     found = []
     for seed in range(1, 6):
         found += run.run_seed(seed)["violations"]
     assert any(v["kind"] == "lost" for v in found), found[:5]
 
 
-def _old_fail_open(core, v, stage, error=None):
+def _old_fail_open(self, v, stage, error=None):
     """Before the fix: an exception after identification was logged, and nobody opened the exit."""
-    core.counts["fail_open"] += 1
+    self.core.telemetry.count("fail_open")
 
 
 def test_the_checker_finds_the_trapped_exit_without_the_fix(tmp_path, monkeypatch):
@@ -66,7 +68,7 @@ def test_the_checker_finds_the_trapped_exit_without_the_fix(tmp_path, monkeypatc
                     fire=None)
     fixed = run.play(plan, None, tmp_path)
     assert fixed.violations == [] and fixed.stats["excused"]  # out, unbilled, flagged for review
-    monkeypatch.setattr(checkout, "fail_open", _old_fail_open)
+    monkeypatch.setattr(ExitDoor, "fail_open", _old_fail_open)
     broken = run.play(plan, None, tmp_path)
     kinds = {v["kind"] for v in broken.violations}
     assert "kept_inside" in kinds, broken.violations

@@ -8,16 +8,16 @@ import queue
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bingobox.actions import RetryCharge
 from bingobox.config import StoreConfig
-from bingobox.core.events import ChargeUpdate, CodeSeen, Enrolled, FaceDecided, OperatorCommand, Started
+from bingobox.core.events import ChargeUpdate, CodeSeen, DiskChecked, Enrolled, FaceDecided, OperatorCommand, Started
 from bingobox.core.store import StoreCore
 from bingobox.devices.events import DeviceEvent
-from bingobox.domain import tokens
+from bingobox.domain import exit_window, tokens
 from bingobox.domain.catalog import Catalog, Product
 from bingobox.domain.entry import EntryGate
+from bingobox.domain.faces import FaceDecision as Decision
 from bingobox.journal import Journal
-from bingobox.operations import RetryCharge
-from bingobox.vision.faces import Decision
 from bingobox.wallet.client import Outcome, Result
 from bingobox.wallet.outbox import Outbox, Policy
 
@@ -66,14 +66,7 @@ class Reader:
     def window(self, t0, t_after, min_rounds=1):
         if self.broken:
             raise RuntimeError("reader driver bug")
-        out, n = set(), 0
-        for end, epcs in self.rounds:
-            if end > t0:
-                out |= epcs
-                n += 1
-                if end > t_after and n >= min_rounds:
-                    return out
-        return None
+        return exit_window.window(self.rounds, t0, t_after, min_rounds)  # the production rule
 
     def when_ready(self, t0, t_after, min_rounds, callback, timeout):
         self.waiting.append(callback)
@@ -264,7 +257,7 @@ def test_several_inside_the_exit_reader_decides_within_the_window_of_the_identif
     a, b = rig.enter("acc_a"), rig.enter("acc_b")
     rig.shelf("tag_gone", epc(COLA, 1))
     rig.shelf("tag_gone", epc(CHIPS, 1))
-    assert rig.core.unattributed and not json.loads(rig.visit_of("acc_a")["basket"])
+    assert rig.core.attribution.pool and not json.loads(rig.visit_of("acc_a")["basket"])
     rig.at(5)
     t_face = rig.clock.t
     rig.reader.read(t_face - 0.5, epc(COLA, 1), n=20)  # a carries the cola to the exit
@@ -347,7 +340,7 @@ def test_a_refused_charge_fails_after_bounded_tries_opens_the_exit_and_can_be_ch
 
 
 def test_an_operator_unlock_reports_what_the_door_did(rig):
-    from bingobox.operations import Unlock
+    from bingobox.actions import Unlock
 
     def unlock(answer):
         rig.doors["entrance"].answer = answer
@@ -366,7 +359,7 @@ def test_an_operator_unlock_reports_what_the_door_did(rig):
 
 
 def test_an_operator_command_the_screen_gave_up_on_never_runs_later(rig):
-    from bingobox.operations import Unlock
+    from bingobox.actions import Unlock
 
     reply = queue.Queue()
     cmd = OperatorCommand("alice", "unlock", Unlock(door="entrance"), reply)
@@ -402,7 +395,7 @@ def test_a_stranger_inside_makes_nobody_alone(rig):
     assert "tailgating" in rig.alarms()
     rig.enter("acc_2")  # came in after the stranger: alone, but not with certainty
     rig.shelf("tag_gone", epc(COLA, 4))
-    assert not json.loads(rig.visit_of("acc_2")["basket"]) and rig.core.unattributed
+    assert not json.loads(rig.visit_of("acc_2")["basket"]) and rig.core.attribution.pool
 
 
 def test_the_exit_reader_offline_stops_entry_while_someone_is_inside(rig):
@@ -441,7 +434,7 @@ def test_a_flood_of_bad_codes_is_counted_not_written_row_by_row(rig):
     for i in range(200):  # distinct garbage held to the door camera
         rig.show("entry", f"bbx-garbage-{i}")
     rows = rig.journal.all("SELECT data FROM visit_events WHERE kind='code_refused'")
-    assert len(rows) == 30 and rig.core.counts["refused"] == 200
+    assert len(rows) == 30 and rig.core.telemetry.counts["refused"] == 200
     rig.clock.t += 61
     rig.show("entry", "bbx-garbage-late")
     (summary,) = rig.journal.all("SELECT data FROM visit_events WHERE kind='code_refused_suppressed'")
@@ -451,7 +444,7 @@ def test_a_flood_of_bad_codes_is_counted_not_written_row_by_row(rig):
 
 def test_a_disk_running_low_stops_entry_and_keeps_the_exit(rig):
     v = rig.enter("acc_1")
-    rig.core.disk_low, rig.core.free_mb = True, 100
+    rig.core.handle(DiskChecked(free_mb=100, min_free_mb=256))  # (the app looks at the disk every half minute)
     rig.show("entry", rig.code("acc_2", "entrance"))
     refused = json.loads(rig.journal.all("SELECT data FROM visit_events WHERE kind='code_refused'")[-1]["data"])
     assert refused["reason"] == "disk_low" and len(rig.doors["entrance"].grants) == 1
@@ -473,7 +466,8 @@ def test_a_shelf_that_could_not_see_makes_nobodys_basket_certain(rig):
     rig.core.handle(DeviceEvent("shelf-1", "connected", {}, rig.clock.t))
     rig.at(0.7)
     rig.shelf("tag_gone", epc(COLA, 2))  # reported after the replug: it left at some unknown time, by anyone
-    assert set(json.loads(rig.visit_of("acc_1")["basket"])) == {epc(COLA, 1)} and epc(COLA, 2) in rig.core.unattributed
+    assert set(json.loads(rig.visit_of("acc_1")["basket"])) == {epc(COLA, 1)}
+    assert epc(COLA, 2) in rig.core.attribution.pool
     rig.reader.up = False
     rig.show("exit", rig.code("acc_1"))
     rig.send()

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 from bingobox.core.events import Enrolled, FaceDecided
 from bingobox.devices.events import DeviceEvent
+from bingobox.domain import exit_window
 from bingobox.domain.door import DoorMachine, DoorTiming
-from bingobox.vision.faces import Decision
+from bingobox.domain.faces import FaceDecision as Decision
 
 from .sched import Scheduler
 
@@ -190,13 +191,8 @@ class SimExitReader:
     def window(self, t0: float, t_after: float, min_rounds: int = 1) -> set[str] | None:
         if self.unplugged:
             return None
-        now = self.world.clock()
-        out: set[str] = set()
-        for n, end in enumerate(self._ends(t0, now), start=1):
-            out |= self._read(end)
-            if end > t_after and n >= min_rounds:
-                return out
-        return None
+        now = self.world.clock()  # (the production rule over the rounds read so far)
+        return exit_window.window(((end, self._read(end)) for end in self._ends(t0, now)), t0, t_after, min_rounds)
 
     def when_ready(self, t0: float, t_after: float, min_rounds: int, callback: Callable[[], None],
                    timeout: float) -> None:

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bingobox.actions import RetryCharge
 from bingobox.config import StoreConfig
 from bingobox.core.events import ChargeUpdate, OperatorCommand, Started
 from bingobox.core.store import StoreCore
@@ -29,7 +30,6 @@ from bingobox.devices.events import DeviceEvent
 from bingobox.domain.catalog import Catalog
 from bingobox.domain.entry import EntryGate
 from bingobox.journal import Journal
-from bingobox.operations import RetryCharge
 from bingobox.wallet.outbox import Limits, Outbox, Policy
 
 from ..paths import repo

@@ -1,0 +1,121 @@
+"""The exit door: opening it for a shopper (the grant committed first, so a restart never opens it again behind
+them), its door cycles (who left; an opening nobody was granted for is said, never guessed), the visit finished
+(receipt stored, templates destroyed), the timeouts of leaving — and ``fail_open``: nobody is ever kept inside by
+an error; every failure after identification opens the exit, records what failed and raises an alarm."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..devices.events import DeviceEvent
+from ..domain.visit import IN_STORE, UNSEEN_ENTRY, S
+from .visits import Visit
+
+if TYPE_CHECKING:
+    from .store import StoreCore
+
+log = logging.getLogger(__name__)
+
+
+class ExitDoor:
+    def __init__(self, core: StoreCore) -> None:
+        self.core = core
+        core.on_device(self.device)
+
+    def grant(self, v: Visit, why: str) -> None:
+        """Open the exit for ``v`` (the grant is committed first, so a restart knows not to open it again)."""
+        core = self.core
+        try:
+            with core.book.commit([v], [(v, "exit_unlocked", {"door": core.lay.exit_door, "why": why})]) as tx:
+                v.exit_granted_at = tx.now
+        except Exception as e:
+            self.fail_open(v, "grant", e)
+            return
+        self.unlock(v)
+
+    def unlock(self, v: Visit) -> None:
+        """The door's grant itself (the visit's grant committed already)."""
+        core = self.core
+        timed = "captured" in v.stages and "granted" not in v.stages  # the first grant of a timed identification
+        if timed:
+            v.stages["granted"] = core.clock()
+            core.telemetry.await_ack(v.id, "exit", v.stages)
+        core.doors[core.lay.exit_door].grant(tag=v.id if timed else None)
+
+    def device(self, ev: DeviceEvent) -> None:
+        core = self.core
+        if ev.device != core.lay.exit_door or ev.kind == "unlock_written":
+            return
+        if ev.kind == "door_closed":
+            core.attribution.exit_closed(ev.t)
+            return
+        if ev.kind != "door_opened":
+            return
+        leaving = [v for v in core.book if v.exit_granted_at is not None and v.leaving]
+        if not leaving:
+            core.attribution.unidentified_exit(ev.t)
+            present = [v.id for v in core.book if v.inside or v.leaving]
+            if present:  # someone left unidentified (request-to-exit, or behind another shopper): say so, don't guess
+                core.alarm("exit_unidentified", ev.device, {"inside": present})
+            return
+        for v in leaving:
+            self.finish(v, ev.t, None)
+
+    def finish(self, v: Visit, t: float, flag: str | None) -> None:
+        """The shopper is out: receipt stored, the visit closed, templates destroyed."""
+        core = self.core
+        lines, _ = v.basket.lines(core.catalog)
+        st = core.outbox.visit_state(v.id)
+        receipt = {"visit": v.id, "account": v.account, "lines": lines,
+                   "total_fen": sum(li["amount_fen"] for li in lines),
+                   "charge": {"state": st["state"], "charge_id": st["charge_id"]} if st else None}
+        with core.book.commit([v], [(v, "door_cycle", {"door": core.lay.exit_door, "opened": t}),
+                                    (v, "receipt", receipt)]):
+            if flag:
+                v.flag(flag)
+            if not v.machine.fire("exit_door_cycle"):
+                v.machine.fire("walked_out")
+            v.left_at = t
+            v.receipt = receipt
+        core.telemetry.count("left")
+        core.attribution.carried_out(v, t)
+        core.face_billing.forget(v)
+
+    def tick_visit(self, v: Visit, now: float) -> bool:
+        s = self.core.settings
+        if v.leaving and v.exit_granted_at is None and v.exit_deadline and now >= v.exit_deadline:
+            self.grant(v, "exit_without_answer")  # the charge is safe in the outbox: nobody waits for the network
+            return True
+        if v.leaving and v.exit_granted_at is not None and now - v.exit_granted_at > s.exit_unseen_close_s:
+            self.finish(v, now, "exit_not_seen")  # the door cycle was missed (or they left through the entrance)
+            return True
+        return False
+
+    def fail_open(self, v: Visit, stage: str, error: BaseException | None = None) -> None:
+        """Something failed after ``v`` was identified: open the exit anyway, record what failed, raise an alarm.
+        The record (the visit flagged, the alarm) is committed before the door opens, in one transaction, so a crash
+        in between cannot lose it; if the journal itself is what fails, the door opens all the same."""
+        core = self.core
+        core.telemetry.count("fail_open")
+        log.error("checkout of %s failed at %s (%r): opening the exit", v.id, stage, error, exc_info=error)
+        if v.state in IN_STORE or v.state in UNSEEN_ENTRY:
+            v.machine.set(S.at_exit)
+        v.flag("checkout_failed")
+        first_grant = v.exit_granted_at is None
+        v.exit_granted_at = v.exit_granted_at or core.clock()  # (in memory whatever the journal does)
+        alarm: dict[str, Any] = {"visit": v.id, "account": v.account, "stage": stage, "error": repr(error),
+                                 "basket": sorted(v.basket.items)}
+        try:
+            with core.book.commit([v], [(v, "checkout_failed", {"stage": stage, "error": repr(error)})]) as tx:
+                tx.alarm("checkout_failed", core.lay.exit_door, alarm)
+            core.telemetry.count("alarms")
+            log.warning("alarm checkout_failed on %s: %s", core.lay.exit_door, alarm)
+        except Exception as e:
+            log.error("visit %s not saved after the failure (%s): the alarm stays in memory", v.id, e)
+            core.alarm("checkout_failed", core.lay.exit_door, alarm)
+        if first_grant:
+            try:
+                self.unlock(v)
+            except Exception as e:
+                log.error("exit door grant for %s failed too: %s", v.id, e)

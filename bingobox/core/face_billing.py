@@ -1,0 +1,70 @@
+"""Face billing's side of the visits: a consenting shopper's enrolment outcome (two faces on one code: a tailgater),
+whom the exit matcher may recognise (the enrolled shoppers inside), templates forgotten when a visit ends or
+consent is withdrawn. The templates themselves never leave the face side (``ports.Faces``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from .events import ConsentWithdrawn, Enrolled
+from .visits import Visit
+
+if TYPE_CHECKING:
+    from .store import StoreCore
+
+log = logging.getLogger(__name__)
+
+
+class FaceBilling:
+    def __init__(self, core: StoreCore) -> None:
+        self.core = core
+        core.on(Enrolled, self.enrolled)
+        core.on(ConsentWithdrawn, self.consent_withdrawn)
+
+    def enrol(self, v: Visit) -> None:
+        """A consenting shopper was let in: enrol their face (an ``Enrolled`` event follows)."""
+        core = self.core
+        if v.face_consent and core.faces is not None and core.cfg.vision.faces:
+            core.faces.enrol(v.id)
+
+    def enrolled(self, ev: Enrolled) -> None:
+        core = self.core
+        v = core.book.get(ev.visit_id)
+        if v is None:
+            return
+        r = ev.result
+        with core.book.commit([v], [(v, "face_enrolment", {k: r.get(k) for k in ("ok", "reason", "templates",
+                                                                                 "face_px", "sharpness", "frames")})]):
+            v.enrolled = bool(r.get("ok"))
+            if r.get("reason") == "several_faces":
+                v.flag("tailgating")
+                v.alone = False
+        if v.enrolled and not v.face_consent:  # consent withdrawn while the templates were being made
+            self.forget(v)
+        if r.get("reason") == "several_faces":  # two people on one code: the second is a stranger inside
+            core.alarm("tailgating", core.lay.entry_door, {"visit": v.id})
+            core.attribution.stranger_inside(core.clock(), "tailgating", v)
+        self.publish_candidates()
+
+    def publish_candidates(self) -> None:
+        """Tell the exit matcher whom it may recognise: the enrolled shoppers inside."""
+        if self.core.faces is not None:
+            self.core.faces.set_candidates([v.id for v in self.core.book if v.enrolled and v.inside])
+
+    def consent_withdrawn(self, ev: ConsentWithdrawn) -> None:
+        """The shopper withdrew face-billing consent: their visit in progress forgets their face at once (they scan
+        their code at the exit)."""
+        for v in [v for v in self.core.book if v.account == ev.account and v.face_consent]:
+            with self.core.book.commit([v], [(v, "face_consent_withdrawn", {"templates_dropped": v.enrolled})]):
+                v.face_consent = False
+            self.forget(v)
+
+    def forget(self, v: Visit) -> None:
+        if self.core.faces is not None and v.enrolled:
+            try:
+                self.core.faces.forget(v.id)
+            except Exception as e:  # a dead worker has lost every template anyway
+                log.warning("could not forget the templates of %s: %s", v.id, e)
+            v.enrolled = False
+        self.publish_candidates()
