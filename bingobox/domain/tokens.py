@@ -1,23 +1,23 @@
 """Entry codes: short-lived Ed25519-signed tokens the wallet app shows as a QR code, verified offline.
 
-Format (JWS compact-like, fixed algorithm):  b64url(header) "." b64url(payload) "." b64url(signature)
+A JWS in compact form, signed and checked by PyJWT (EdDSA over Ed25519), with our claim checks on top:
   header  {"alg": "EdDSA", "typ": "bbx-entry", "kid": KEY_ID}
   payload {"v": 1, "sub": ACCOUNT (pseudonymous), "sto": STORE, "door": DOOR or "*", "iat": s, "exp": s,
            "jti": 128-bit random b64url, "fc": 0|1 (consented to face billing)}
 The algorithm is pinned (no "alg" agility: "none", HS256-with-the-public-key and friends are refused), the key
-is looked up by kid among pinned public keys, and every rejection carries a reason code.
+is looked up by kid among pinned public keys, and every rejection carries a reason code. The claims are checked
+here, not by the library (each has its own reason: a code from the future, an expired one, one that lives too long).
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-import json
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 ALG = "EdDSA"
@@ -74,19 +74,18 @@ def b64d(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _json(obj: dict) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
-
-
 def issue(key: Ed25519PrivateKey, kid: str, account: str, store: str, door: str, now: int,
           lifetime_s: int = 60, face_consent: bool = False, jti: str | None = None) -> str:
     """Sign a new entry code (the wallet gateway's side)."""
-    header = b64e(_json({"alg": ALG, "typ": TYP, "kid": kid}))
-    payload = b64e(_json({"v": VERSION, "sub": account, "sto": store, "door": door, "iat": now,
-                          "exp": now + lifetime_s, "jti": jti or b64e(secrets.token_bytes(16)),
-                          "fc": int(face_consent)}))
-    signing_input = f"{header}.{payload}".encode()
-    return f"{header}.{payload}.{b64e(key.sign(signing_input))}"
+    claims = {"v": VERSION, "sub": account, "sto": store, "door": door, "iat": now, "exp": now + lifetime_s,
+              "jti": jti or b64e(secrets.token_bytes(16)), "fc": int(face_consent)}
+    return jwt.encode(claims, key, algorithm=ALG, headers={"kid": kid, "typ": TYP})
+
+
+def claims_of(code: str) -> dict[str, Any]:
+    """The payload of a code, unverified (the issuer reads back what it signed)."""
+    got: dict[str, Any] = jwt.decode(code, options={"verify_signature": False})
+    return got
 
 
 def public_key_from_b64(x: str) -> Ed25519PublicKey:
@@ -96,21 +95,21 @@ def public_key_from_b64(x: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
+_NO_LIBRARY_CLAIM_CHECKS = {"verify_exp": False, "verify_iat": False, "verify_nbf": False, "verify_aud": False,
+                            "verify_iss": False, "verify_sub": False, "verify_jti": False, "require": []}
+
+
 def verify(code: str, keys: dict[str, Ed25519PublicKey], store: str, door: str, now: float) -> EntryClaims:
     """Check everything but replay (the caller records the jti). Raises CodeRejected with the reason."""
     if len(code) > MAX_CODE_LEN:
         raise CodeRejected(Reject.TOO_LARGE, f"{len(code)} characters")
-    parts = code.strip().split(".")
-    if len(parts) != 3:
+    code = code.strip()
+    if code.count(".") != 2:
         raise CodeRejected(Reject.MALFORMED, "not three dot-separated parts")
     try:
-        header = json.loads(b64d(parts[0]))
-        payload_raw = b64d(parts[1])
-        sig = b64d(parts[2])
-    except (ValueError, binascii.Error, UnicodeDecodeError) as e:
+        header = jwt.get_unverified_header(code)
+    except jwt.PyJWTError as e:
         raise CodeRejected(Reject.MALFORMED, str(e)) from None
-    if not isinstance(header, dict):
-        raise CodeRejected(Reject.MALFORMED, "header is not an object")
     if header.get("alg") != ALG or header.get("typ") != TYP:
         raise CodeRejected(Reject.BAD_ALG, f"alg={header.get('alg')!r} typ={header.get('typ')!r}")
     kid = header.get("kid")
@@ -118,13 +117,12 @@ def verify(code: str, keys: dict[str, Ed25519PublicKey], store: str, door: str, 
     if key is None:
         raise CodeRejected(Reject.UNKNOWN_KEY, f"kid={kid!r}")
     try:
-        key.verify(sig, f"{parts[0]}.{parts[1]}".encode())
-    except InvalidSignature:
+        p = jwt.decode(code, key, algorithms=[ALG], options=_NO_LIBRARY_CLAIM_CHECKS)
+    except jwt.InvalidSignatureError:
         raise CodeRejected(Reject.BAD_SIGNATURE) from None
-    try:
-        p = json.loads(payload_raw)
-    except (ValueError, UnicodeDecodeError):
-        raise CodeRejected(Reject.MALFORMED, "payload is not JSON") from None
+    except jwt.PyJWTError as e:
+        raise CodeRejected(Reject.MALFORMED, str(e)) from None
+    kid = str(kid)
     if not isinstance(p, dict):
         raise CodeRejected(Reject.MALFORMED, "payload is not an object")
     if p.get("v") != VERSION:

@@ -88,7 +88,7 @@ def issue_code(db, account_id: str, store_id: str, door: str, lifetime_s: int, f
 
     kid, key = db.active_key()
     code = tokens.issue(key, kid, account_id, store_id, door, int(time.time()), lifetime_s, face_consent)
-    claims = json.loads(tokens.b64d(code.split(".")[1]))
+    claims = tokens.claims_of(code)
     with db.tx() as c:
         c.execute("INSERT INTO entry_codes (jti, account_id, store_id, door, iat, exp) VALUES (?, ?, ?, ?, ?, ?)",
                   (claims["jti"], account_id, store_id, door, claims["iat"], claims["exp"]))
