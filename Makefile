@@ -35,8 +35,12 @@ $(STAMP): pyproject.toml hardware/pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps face_recognition
 	@touch $(STAMP)
 
+# ruff: style and bugs; lint-imports: the layer contracts in pyproject.toml ([tool.importlinter]);
+# mypy: types, strict for the core, domain, protocol, wallet and devices ([tool.mypy]).
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: setup lint
 	$(BIN)/python -m pytest -q

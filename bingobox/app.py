@@ -90,6 +90,7 @@ class StoreApp:
             raise ValueError("running a store needs [wallet], [layout] and catalog in the config")
         self.cfg = cfg
         lay, w = cfg.layout, cfg.wallet
+        self.lay, self.wallet = lay, w  # (checked above: not None)
         self.inbox = Inbox()
         self.journal = Journal(cfg.journal.path)
         self.catalog = Catalog.load(cfg.catalog)
@@ -186,7 +187,7 @@ class StoreApp:
             except Exception as e:  # no faces: every exit falls back to the QR code
                 log.error("face worker did not start (%s): exits will ask for the QR code", e)
                 self.faces = self.core.faces = None
-        lay, age = self.cfg.layout, self.cfg.vision.max_frame_age_s
+        lay, age = self.lay, self.cfg.vision.max_frame_age_s
         for role, cam in (("entry", lay.entry_camera), ("exit", lay.exit_camera)):
             self._spawn(feeds.qr_scanner, self.cameras[cam], role, self.inbox, self._stop, age, self.qr_ms[role],
                         self.cfg.vision.qr_budget_ms)
@@ -252,7 +253,7 @@ class StoreApp:
 
     def _do_reload_keys(self) -> None:
         self._reload_keys.clear()
-        path = self.cfg.wallet.keys_file
+        path = self.wallet.keys_file
         try:
             keys, not_after = load_pinned(path)
         except ValueError as e:  # keep the keys it has: a broken file must not stop entry
@@ -312,7 +313,7 @@ class StoreApp:
     def _publish(self) -> None:
         charges = self.outbox.status()
         self.core.handle(ChargeQueueChanged(charges["admission"], charges["admission_reason"]))
-        lay = self.cfg.layout
+        lay = self.lay
         shelves = {n: r for n, r in self.readers.items() if n != lay.exit_reader}
         devices = {n: d.status() for n, d in {**self.doors, **self.readers, **self.cameras}.items()}
         lat = {"qr_entry_ms": self.qr_ms["entry"].summary(), "qr_exit_ms": self.qr_ms["exit"].summary()}

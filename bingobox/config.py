@@ -293,7 +293,7 @@ class WalletConfig(Strict):
         from .secretfiles import read_secret
 
         try:  # (the same rules as every secret file: readable, not by everyone, 16 characters at least)
-            return read_secret(Path(self.secret_file), "store secret")
+            return read_secret(Path(str(self.secret_file)), "store secret")
         except ValueError as e:
             raise ConfigError([f"wallet.secret_file: {e}"]) from None
 

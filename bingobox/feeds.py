@@ -12,6 +12,7 @@ import collections
 import logging
 import threading
 import time
+from typing import Any
 
 import cv2
 
@@ -52,7 +53,8 @@ def qr_scanner(cam: Camera, role: str, inbox: Inbox, stop: threading.Event, max_
     nothing (``vision.motion``), when the last scan found a code, or every QR_RESCAN_S while the picture holds
     something code-like (finder patterns) that did not decode yet."""
     reader, seq, gate = QrReader(budget_ms=budget_ms), 0, MotionGate()
-    found, last_scan, codelike, texts = False, 0.0, False, []
+    found, last_scan, codelike = False, 0.0, False
+    texts: list[str] = []
     stats = {"stale": 0}
     while not stop.is_set():
         frame = _fresh(cam, seq, max_age_s)
@@ -147,7 +149,7 @@ class FaceSide:
     # threads ---------------------------------------------------------------------------------------------
     def _matcher(self) -> None:
         seq = 0
-        recent: collections.deque = collections.deque(maxlen=self.cfg.agree_frames)
+        recent: collections.deque[tuple[float, Any]] = collections.deque(maxlen=self.cfg.agree_frames)
         gate = MotionGate()
         nobody = True  # the last look found no face
         looked_for: list[str] = []  # whom the last look compared the picture with
@@ -170,7 +172,7 @@ class FaceSide:
                 continue  # the same picture, the same shoppers inside: the same answer as last time
             picked = time.time()
             recent.append((frame.t, cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)))
-            if len(recent) < recent.maxlen:
+            if len(recent) < (recent.maxlen or 1):
                 continue
             t0 = time.perf_counter()
             try:

@@ -74,12 +74,48 @@ CREATE TABLE IF NOT EXISTS disputes (
 """
 
 
-# columns added since the first journals; an older file gains them when it is opened
-_ADDED_COLUMNS = {"alarms": {"cleared_by": "TEXT"},
-                  "visits": {"identified_at": "REAL", "exit_granted_at": "REAL", "entry_jti": "TEXT"},
-                  "charge_intents": {"rejections": "INTEGER NOT NULL DEFAULT 0", "entry_jti": "TEXT"}}
 VISIT_COLUMNS = ("id", "account_id", "state", "face_consent", "alone", "created_at", "updated_at", "entered_at",
                  "left_at", "basket", "amount_fen", "receipt", "flags", "identified_at", "exit_granted_at", "entry_jti")
+
+
+def _add_columns(c: sqlite3.Connection, columns: dict[str, dict[str, str]]) -> None:
+    """Add the columns a table lacks (a journal from before the versions knew only some of them)."""
+    for table, cols in columns.items():
+        have = {r[1] for r in c.execute(f"PRAGMA table_info({table})")}
+        for col, decl in cols.items():
+            if col not in have:
+                c.execute(f"ALTER TABLE {table} ADD COLUMN {col} {decl}")
+
+
+def _v1_the_first_journals(c: sqlite3.Connection) -> None:
+    """Columns added before journals had a version, and the charge intents' CHECK gaining 'failed' (a CHECK
+    changes only by rebuilding its table)."""
+    _add_columns(c, {"alarms": {"cleared_by": "TEXT"}, "visits": {"identified_at": "REAL", "exit_granted_at": "REAL"},
+                     "charge_intents": {"rejections": "INTEGER NOT NULL DEFAULT 0"}})
+    table = c.execute("SELECT sql FROM sqlite_master WHERE name='charge_intents'").fetchone()
+    if table is not None and "'failed'" not in table[0]:
+        c.execute("ALTER TABLE charge_intents RENAME TO charge_intents_old")
+        c.execute("DROP INDEX IF EXISTS intents_due")
+        c.execute("DROP INDEX IF EXISTS intents_visit")
+        for stmt in SCHEMA.split(";"):
+            if "charge_intents" in stmt and stmt.strip():
+                c.execute(stmt)
+        cols = ", ".join(r[1] for r in c.execute("PRAGMA table_info(charge_intents_old)")
+                         if r[1] in {x[1] for x in c.execute("PRAGMA table_info(charge_intents)")})
+        c.execute(f"INSERT INTO charge_intents ({cols}) SELECT {cols} FROM charge_intents_old")
+        c.execute("DROP TABLE charge_intents_old")
+
+
+def _v2_codes_bind_charges(c: sqlite3.Connection) -> None:
+    """Wallet protocol 2: a visit and its charges name the entry code that opened the visit."""
+    _add_columns(c, {"visits": {"entry_jti": "TEXT"}, "charge_intents": {"entry_jti": "TEXT"}})
+
+
+# the journal's versions (PRAGMA user_version), in order: an older journal is brought up one step at a time, each in
+# its own transaction; a new one is made at the latest
+MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [(1, _v1_the_first_journals),
+                                                                      (2, _v2_codes_bind_charges)]
+VERSION = MIGRATIONS[-1][0]
 
 
 class VisitTx:
@@ -112,25 +148,21 @@ class Journal(Database):
         self._migrate()
 
     def _migrate(self) -> None:
-        """Bring an older journal up to this schema (read first: no write transaction when nothing changes)."""
-        missing = [(t, col, decl) for t, cols in _ADDED_COLUMNS.items()
-                   for col, decl in cols.items() if col not in {r[1] for r in self.all(f"PRAGMA table_info({t})")}]
-        rebuild = "'failed'" not in self.one("SELECT sql FROM sqlite_master WHERE name='charge_intents'")[0]
-        if not missing and not rebuild:
+        """Bring an older journal to ``VERSION`` (``MIGRATIONS``), or mark a new one as made at it."""
+        version = self.user_version()
+        if self.fresh:
+            with self.tx() as c:
+                c.execute(f"PRAGMA user_version={VERSION}")
             return
-        with self.tx() as c:
-            for table, col, decl in missing:
-                c.execute(f"ALTER TABLE {table} ADD COLUMN {col} {decl}")
-            if rebuild:  # a CHECK constraint changes only by rebuilding the table
-                c.execute("ALTER TABLE charge_intents RENAME TO charge_intents_old")
-                c.execute("DROP INDEX IF EXISTS intents_due")
-                c.execute("DROP INDEX IF EXISTS intents_visit")
-                for stmt in SCHEMA.split(";"):
-                    if "charge_intents" in stmt and stmt.strip():
-                        c.execute(stmt)
-                cols = ", ".join(r[1] for r in c.execute("PRAGMA table_info(charge_intents_old)"))
-                c.execute(f"INSERT INTO charge_intents ({cols}) SELECT {cols} FROM charge_intents_old")
-                c.execute("DROP TABLE charge_intents_old")
+        for target, step in MIGRATIONS:
+            if version < target:
+                with self.tx() as c:
+                    step(c)
+                    c.execute(f"PRAGMA user_version={target}")
+
+    def user_version(self) -> int:
+        row = self.one("PRAGMA user_version")
+        return int(row[0]) if row else 0
 
     # visits: one transaction per transition ---------------------------------------------------------
     @contextmanager

@@ -21,10 +21,12 @@ SIM_HEADER = "X-Bingobox-Simulator"
 def simulated_devices(cfg: StoreConfig, timeout_s: float = 1.0) -> list[str]:
     """``name: why`` for each device in ``cfg`` that is the simulator's (cameras not answering are not counted)."""
     found = []
-    for dev in [*cfg.buses, *[d for d in cfg.doors if d.port is not None], *cfg.readers]:
-        port = str(dev.port)
+    ports = [*[(b.name, b.port) for b in cfg.buses], *[(d.name, d.port) for d in cfg.doors if d.port is not None],
+             *[(r.name, r.port) for r in cfg.readers]]
+    for name, p in ports:
+        port = str(p)
         if "://" not in port and (Path(port).parent / "sim.json").is_file():
-            found.append(f"{dev.name}: {port} is a port of the hardware simulator ({Path(port).parent}/sim.json)")
+            found.append(f"{name}: {port} is a port of the hardware simulator ({Path(port).parent}/sim.json)")
     for cam in cfg.cameras:
         src = str(cam.source)
         if not src.startswith(("http://", "https://")):

@@ -5,7 +5,7 @@ published as a fresh dict (``StoreApp.view``) that is replaced, never mutated.""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from .domain.catalog import Catalog
 
@@ -24,7 +24,9 @@ def build_view(core: dict, charges: dict, devices: dict[str, dict], shelves: dic
                catalog: Catalog, extra: dict | None = None) -> dict:
     """``core``: ``StoreCore.snapshot()``; ``charges``: the outbox's status; ``devices``: each device's status;
     ``shelves``: the shelf readers (stock and read rates)."""
-    stock, health, shelves_of = {}, {}, {}
+    stock: dict[str, Any] = {}
+    health: dict[str, Any] = {}
+    shelves_of: dict[str, list[str]] = {}
     for name, r in shelves.items():
         skus: dict[str, int] = {}
         unknown = []

@@ -37,6 +37,8 @@ class Database:
         self.commits = 0  # durable commits through tx() since open
         # called after each durable commit (the deterministic simulation crashes the store here)
         self.after_commit: Callable[[int], None] | None = None
+        # a database that had no table before this open (its schema is the newest: no migration to run)
+        self.fresh = self.conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None
         if schema:
             with self.lock:
                 self.conn.executescript(schema)

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from ..config import load_store_config
 from ..sdnotify import wait_for_signal
@@ -37,8 +38,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
     buses, doors = build_doors(cfg.doors, cfg.buses, emit)
     llrp = [LlrpReader(r, emit) for r in cfg.llrp_readers]
     zones = [z for r in llrp for z in r.zones.values()]
-    others = [*[RfidReader(r, emit) for r in cfg.readers], *zones, *[Camera(c, emit) for c in cfg.cameras]]
-    running = [*buses.values(), *llrp, *others]
+    others: list[Any] = [*[RfidReader(r, emit) for r in cfg.readers], *zones, *[Camera(c, emit) for c in cfg.cameras]]
+    running: list[Any] = [*buses.values(), *llrp, *others]
     for d in running:
         d.start()
     try:

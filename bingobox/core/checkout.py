@@ -228,7 +228,7 @@ class Checkout:
         """Receipt lines and the charge intent of ``v``'s basket inside ``tx``; returns the total (fen)."""
         core = self.core
         lines, unknown = v.basket.lines(core.catalog)
-        total = sum(li["amount_fen"] for li in lines)
+        total = sum(int(li["amount_fen"]) for li in lines)
         v.amount_fen = total
         if unknown:
             tx.add(v, "unknown_items", {"epcs": unknown})

@@ -54,7 +54,8 @@ class Operations:
         core = self.core
         st = core.store
         if isinstance(args, a.Unlock) and action == "unlock":
-            return self._unlock(args, finish)
+            self._unlock(args, finish)
+            return None
         if action in ("lock_down", "release", "restock"):
             if not st.may(action):
                 raise ActionError("not_now", f"cannot {action.replace('_', ' ')} while the store is {st.state}")

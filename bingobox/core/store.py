@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -49,7 +49,7 @@ __all__ = ["ENTRY_STAGES", "EXIT_STAGES", "StoreCore"]
 
 class StoreCore:
     def __init__(self, cfg: StoreConfig, journal: Journal, catalog: Catalog, outbox: ChargeQueue, gate: CodeGate,
-                 doors: dict[str, Door], exit_reader: ExitReader | None, faces: Faces | None,
+                 doors: Mapping[str, Door], exit_reader: ExitReader | None, faces: Faces | None,
                  post: Callable[[Any], None], clock: Callable[[], float] = time.time,
                  hours: Hours | None = None, rng: random.Random | None = None) -> None:
         if cfg.layout is None:
@@ -134,8 +134,8 @@ class StoreCore:
                 log.exception("tick: visit %s", v.id)
                 if v.leaving:
                     self.exit_door.fail_open(v, "tick")
-        for fn in self._ticks:
-            fn(now)
+        for tick in self._ticks:
+            tick(now)
         self.attribution.prune(now)
 
     def _on_started(self, _ev: Started) -> None:

@@ -38,7 +38,7 @@ class Visit:
     exit_granted_at: float | None = None
     left_at: float | None = None
     amount_fen: int | None = None
-    receipt: dict | None = None
+    receipt: dict[str, Any] | None = None
     flags: list[str] = field(default_factory=list)
     code: str | None = None  # the id (jti) of the code that opened the visit: its charges are bound to it
     # memory only: the checkout in progress
@@ -112,7 +112,7 @@ class VisitBook:
         return sorted((v for v in self.visits.values() if v.state in UNSEEN_ENTRY), key=lambda v: v.created_at)
 
     @contextmanager
-    def commit(self, visits: Iterable[Visit], evidence: Evidence = (),  # type: ignore[assignment]
+    def commit(self, visits: Iterable[Visit], evidence: Iterable[tuple[Visit | None, str, dict[str, Any]]] = (),
                new: Iterable[Visit] = ()) -> Iterator[Tx]:
         """Change ``visits`` (and create ``new`` ones) in the ``with`` body, then write them and ``evidence`` in one
         transaction (the body gets the open transaction for whatever else belongs to the same transition). If the

@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -48,7 +50,7 @@ def open_capture(cfg: CameraConfig) -> cv2.VideoCapture:
     cap = cv2.VideoCapture(source, backend, params)
     if cap.isOpened() and backend == cv2.CAP_V4L2:
         if cfg.fourcc:  # ask for MJPG before size/fps, or many UVC cameras fall back to slow YUYV
-            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*cfg.fourcc))
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*cfg.fourcc))
         if cfg.width:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, cfg.width)
         if cfg.height:
@@ -62,7 +64,7 @@ def open_capture(cfg: CameraConfig) -> cv2.VideoCapture:
 class Camera:
     """Grabber: ``latest()`` is always the newest frame; ``wait_frame(after)`` blocks for a newer one."""
 
-    def __init__(self, cfg: CameraConfig, on_event: Listener, opener=open_capture,
+    def __init__(self, cfg: CameraConfig, on_event: Listener, opener: Callable[..., Any] = open_capture,
                  backoff: tuple[float, float] = (0.2, 5.0)) -> None:
         self.cfg = cfg
         self.name = cfg.name
@@ -105,7 +107,7 @@ class Camera:
                 self._cond.wait(left)
             return self._frame
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         f = self._frame
         w = self._fps_window
         fps = (len(w) - 1) / (w[-1] - w[0]) if len(w) > 1 and w[-1] > w[0] else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ..config import DoorConfig
 from ..domain.door import DoorMachine, DoorTiming
@@ -64,7 +65,7 @@ class Door:
     def healthy(self, within_s: float = 5.0) -> bool:
         return self.bus.healthy(within_s)
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         u, inputs = self.unit, self.inputs
         return {
             "kind": "door", "name": self.name, "state": self.machine.state, "online": u.online,
@@ -80,7 +81,7 @@ class Door:
         }
 
     # from the bus thread ---------------------------------------------------------------------------
-    def emit(self, kind: str, data: dict) -> None:
+    def emit(self, kind: str, data: dict[str, Any]) -> None:
         self._emit(DeviceEvent(self.name, kind, data))
 
     def link_event(self, up: bool) -> None:
@@ -181,7 +182,7 @@ class Door:
 class DoorBoard(Door):
     """A door on a board of its own, on a serial port of its own (``[[doors]]`` with ``port``)."""
 
-    def __init__(self, cfg: DoorConfig, on_event: Listener, link_factory=SerialLink) -> None:
+    def __init__(self, cfg: DoorConfig, on_event: Listener, link_factory: Callable[..., Any] = SerialLink) -> None:
         super().__init__(cfg, on_event)
         assert cfg.port is not None, "a door on a bus is built by build_buses()"
         ModbusBus(cfg.name, cfg.port, cfg.baudrate or 9600, BusTiming(poll_hz=cfg.poll_hz),
@@ -206,8 +207,8 @@ class DoorBoard(Door):
         self.bus.stop()
 
 
-def build_doors(doors: list[DoorConfig], buses: list, on_event: Listener,
-                link_factory=SerialLink) -> tuple[dict[str, ModbusBus], dict[str, Door]]:
+def build_doors(doors: list[DoorConfig], buses: list[Any], on_event: Listener,
+                link_factory: Callable[..., Any] = SerialLink) -> tuple[dict[str, ModbusBus], dict[str, Door]]:
     """Every bus of the config with its doors: a ``[[buses]]`` entry's doors share its port; a door with a port of
     its own gets a bus of its own (named after the door)."""
     out: dict[str, ModbusBus] = {}
@@ -217,9 +218,11 @@ def build_doors(doors: list[DoorConfig], buses: list, on_event: Listener,
                                 link_factory)
     made: dict[str, Door] = {}
     for d in doors:
+        door: Door
         if d.bus is None:
-            door = DoorBoard(d, on_event, link_factory)
-            out[d.name] = door.bus
+            board = DoorBoard(d, on_event, link_factory)
+            out[d.name] = board.bus
+            door = board
         else:
             door = Door(d, on_event)
             out[d.bus].add(door)

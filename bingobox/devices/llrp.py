@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..config import LlrpReaderConfig, LlrpZoneConfig
 from .events import DeviceEvent, Listener
@@ -79,7 +80,7 @@ class AntennaZone(TagField):
     def link(self, up: bool) -> None:
         self._link_changed(up, self.reader.url)
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         with self._lock:
             return {"kind": "rfid", "name": self.name, "role": self.cfg.role, "mode": "llrp", **self.field_status(),
                     "reader": self.reader.name, "antenna": self.antenna, "link": self.reader.link_status(),
@@ -112,7 +113,7 @@ class Placement:
             return antenna
         home = p.rssi.get(p.zone) if p.zone is not None else None
         fresh_home = home is not None and now - home[1] <= self.stale_s
-        stronger = not fresh_home or p.rssi[antenna][0] >= home[0] + self.margin
+        stronger = home is None or not fresh_home or p.rssi[antenna][0] >= home[0] + self.margin
         if not stronger:
             p.challenger, p.streak = None, 0
             return None
@@ -137,7 +138,7 @@ class LlrpReader:
     """One LLRP reader: a sllurp connection kept alive, its reports placed into antenna zones."""
 
     def __init__(self, cfg: LlrpReaderConfig, on_event: Listener, client_factory: ClientFactory | None = None,
-                 clock=time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
         self.name = cfg.name
         self.url = f"llrp://{cfg.host}:{cfg.port}"
@@ -174,25 +175,25 @@ class LlrpReader:
     def inventorying(self) -> bool:
         return self._inventorying and self._clock() - self._last_heard < self.cfg.silence_timeout_s
 
-    def link_status(self) -> dict:
+    def link_status(self) -> dict[str, Any]:
         return {"url": self.url, "connected": self._client is not None, "inventorying": self.inventorying(),
                 "connected_since": self._connected_since, "last_error": self.last_error,
                 "heard_s_ago": round(self._clock() - self._last_heard, 3) if self._last_heard else None,
                 "placement_moves": self.placement.moves, **self.stats}
 
     # the connection --------------------------------------------------------------------------------
-    def _new_client(self):
+    def _new_client(self) -> Any:
         if self._factory is not None:
             return self._factory(self.cfg.host, self.cfg.port, self._sllurp_config())
         from sllurp.llrp import LLRPReaderClient
 
         return LLRPReaderClient(self.cfg.host, self.cfg.port, self._sllurp_config(), timeout=3.0)
 
-    def _sllurp_config(self):
+    def _sllurp_config(self) -> Any:
         from sllurp.llrp import LLRPReaderConfig
 
         c = self.cfg
-        conf = {"antennas": sorted(self.zones), "start_inventory": True, "reset_on_connect": True,
+        conf: dict[str, Any] = {"antennas": sorted(self.zones), "start_inventory": True, "reset_on_connect": True,
                 "reconnect": False, "report_every_n_tags": 1, "keepalive_interval": int(c.keepalive_s * 1000),
                 "tag_content_selector": {"EnableROSpecID": False, "EnableSpecIndex": False,
                                          "EnableInventoryParameterSpecID": False, "EnableAntennaID": True,
@@ -246,7 +247,7 @@ class LlrpReader:
             for z in self.zones.values():
                 z.link(False)
 
-    def _on_inventorying(self, client, _state) -> None:
+    def _on_inventorying(self, client: Any, _state: Any) -> None:
         if client is not self._client:
             return
         self._inventorying = True
@@ -256,16 +257,16 @@ class LlrpReader:
         for z in self.zones.values():
             z.link(True)
 
-    def _on_disconnected(self, client) -> None:
+    def _on_disconnected(self, client: Any) -> None:
         if client is self._client:
             self._drop("the reader closed the connection")
 
-    def _on_keepalive(self, client, _msg) -> None:
+    def _on_keepalive(self, client: Any, _msg: Any) -> None:
         if client is self._client:
             self.stats["keepalives"] += 1
             self._last_heard = self._clock()
 
-    def _on_report(self, client, tags: list[dict]) -> None:
+    def _on_report(self, client: Any, tags: list[dict[str, Any]]) -> None:
         if client is not self._client:
             return
         now = self._clock()

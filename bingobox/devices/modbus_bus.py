@@ -22,8 +22,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from ..metrics import percentiles
 from ..protocol import modbus as mb
 from ..transport import LinkDown, SerialLink
 
@@ -64,8 +65,8 @@ class Unit:
     retry_at: float = 0.0  # while down: when it is asked again (the breaker)
     quiet_until: float = 0.0
     watchdog_armed: bool | None = None
-    rtts_ms: deque = field(default_factory=lambda: deque(maxlen=1000))
-    stats: dict = field(default_factory=lambda: {"polls": 0, "no_reply": 0, "exceptions": 0, "mismatched": 0,
+    rtts_ms: deque[Any] = field(default_factory=lambda: deque(maxlen=1000))
+    stats: dict[str, Any] = field(default_factory=lambda: {"polls": 0, "no_reply": 0, "exceptions": 0, "mismatched": 0,
                                                  "relay_writes": 0, "probes": 0, "breaker_opened": 0})
 
     @property
@@ -81,14 +82,11 @@ class Unit:
     def breaker(self) -> str:
         return "closed" if self.online else "open"
 
-    def rtt(self) -> dict:
-        xs = sorted(self.rtts_ms)
-        if not xs:
-            return {"n": 0, "p50": None, "p99": None, "max": None}
-        pick = lambda q: round(xs[min(len(xs) - 1, int(q * len(xs)))], 2)  # noqa: E731
-        return {"n": len(xs), "p50": pick(0.5), "p99": pick(0.99), "max": round(xs[-1], 2)}
+    def rtt(self) -> dict[str, Any]:
+        got = percentiles(list(self.rtts_ms))  # (the one percentile every figure uses)
+        return {"n": got.pop("count"), "p50": None, "p99": None, "max": None, **got}
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         return {"unit": self.unit, "doors": [d.name for d in self.doors], "online": self.online,
                 "breaker": self.breaker(), "misses": self.misses, "rtt_ms": self.rtt(),
                 "timeout_s": self.timeout_s, "board_watchdog": self.watchdog_armed, **self.stats}
@@ -106,9 +104,9 @@ class ModbusBus:
         self.gap_s = max(t35_s(baudrate), timing.min_gap_s)
         self.units: dict[int, Unit] = {}
         self.doors: list[Door] = []
-        self._decoder: mb.ResponseDecoder | None = None
-        self._replies: queue.Queue = queue.Queue()
-        self._commands: queue.Queue = queue.Queue()
+        self._decoder = mb.ResponseDecoder()  # (made again, with the units' addresses, when it starts)
+        self._replies: queue.Queue[mb.Response] = queue.Queue()
+        self._commands: queue.Queue[tuple[str, Door | None, Any]] = queue.Queue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._idle_from = 0.0  # when the line last went quiet (our frame sent, or a reply received)
@@ -143,7 +141,7 @@ class ModbusBus:
             self._thread.join(timeout=2)
         self.link.stop()
 
-    def command(self, door: Door, cmd: str, arg) -> None:
+    def command(self, door: Door, cmd: str, arg: Any) -> None:
         self._commands.put((cmd, door, arg))
 
     def healthy(self, within_s: float = 5.0) -> bool:
@@ -151,10 +149,10 @@ class ModbusBus:
         return (self._thread is not None and self._thread.is_alive() and self.failure is None
                 and time.monotonic() - self.heartbeat < within_s)
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         return {"kind": "bus", "name": self.name, "port": self.port, "baudrate": self.baudrate,
                 "gap_ms": round(self.gap_s * 1000, 2), "link": self.link.status(),
-                "decoder": dict(self._decoder.stats) if self._decoder else {}, "failure": self.failure,
+                "decoder": dict(self._decoder.stats), "failure": self.failure,
                 "units": [u.status() for u in self.units.values()]}
 
     # wire ------------------------------------------------------------------------------------------
@@ -246,12 +244,13 @@ class ModbusBus:
             for d in self.doors:
                 d.sync(time.monotonic())
 
-    def _commands_now(self, first) -> None:
+    def _commands_now(self, first: tuple[str, Door | None, Any] | None) -> None:
         item = first
         while True:
             if item is not None and item[0] == "grant":
                 _, door, arg = item
-                door.do_grant(time.monotonic(), *arg)
+                if door is not None:
+                    door.do_grant(time.monotonic(), *arg)
             try:
                 item = self._commands.get_nowait()
             except queue.Empty:
@@ -266,12 +265,12 @@ class ModbusBus:
         try:
             if probe:
                 u.stats["probes"] += 1
-            resp = self.transact(u, mb.ReadBits(u.unit, mb.READ_DISCRETE_INPUTS, 0, u.inputs),
-                                 min(self.timing.probe_timeout_s, u.timeout_s) if probe else None)
+            inputs = self._bits(u, mb.ReadBits(u.unit, mb.READ_DISCRETE_INPUTS, 0, u.inputs),
+                                min(self.timing.probe_timeout_s, u.timeout_s) if probe else None)
             coils = None
             if readback:
                 lo, n = u.coils
-                coils = self.transact(u, mb.ReadBits(u.unit, mb.READ_COILS, lo, n)).bits
+                coils = self._bits(u, mb.ReadBits(u.unit, mb.READ_COILS, lo, n))
         except (NoReply, LinkDown, mb.ProtocolError) as e:
             self.failed(u, now, e)
             for d in u.doors:
@@ -283,11 +282,17 @@ class ModbusBus:
             u.online = True
             self._arm_watchdog(u)
             for d in u.doors:
-                d.came_online(now, resp.bits)
+                d.came_online(now, inputs)
         for d in u.doors:
             if coils is not None:
                 d.relay_read(coils[d.cfg.lock_coil - u.coils[0]])
-            d.inputs_read(now, resp.bits)
+            d.inputs_read(now, inputs)
+
+    def _bits(self, u: Unit, req: mb.ReadBits, timeout: float | None = None) -> tuple[bool, ...]:
+        resp = self.transact(u, req, timeout)
+        if not isinstance(resp, mb.BitsResponse):
+            raise mb.ProtocolError(f"unit {u.unit} answered {type(resp).__name__} to {type(req).__name__}")
+        return resp.bits
 
     def failed(self, u: Unit, now: float, e: Exception) -> None:
         """A request to ``u`` got no (usable) answer: one more miss; at ``failures_before_fault`` in a row its doors

@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from ..config import ReaderConfig
 from ..protocol import m100
@@ -21,8 +23,8 @@ log = logging.getLogger(__name__)
 class RfidReader(TagField):
     """One M100/R200 reader."""
 
-    def __init__(self, cfg: ReaderConfig, on_event: Listener, link_factory=SerialLink,
-                 clock=time.monotonic) -> None:
+    def __init__(self, cfg: ReaderConfig, on_event: Listener, link_factory: Callable[..., SerialLink] = SerialLink,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(cfg, on_event, clock)
         self.framing = m100.FRAMINGS[cfg.framing]
         self._decoder = m100.Decoder(self.framing)
@@ -57,7 +59,7 @@ class RfidReader(TagField):
         """Connected, and frames came recently."""
         return self._connected and self._clock() - self._last_frame < self.cfg.silence_timeout_s * 2
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         with self._lock:
             return {"kind": "rfid", "name": self.name, "role": self.cfg.role, "mode": self.cfg.mode,
                     **self.field_status(), "link": self.link.status(), "decoder": dict(self._decoder.stats),

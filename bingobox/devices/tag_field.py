@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..domain import exit_window
 from .events import DeviceEvent, Listener
@@ -47,7 +48,7 @@ class _Round:
 class TagField:
     """The field of one reader or zone."""
 
-    def __init__(self, cfg, on_event: Listener, clock=time.monotonic) -> None:
+    def __init__(self, cfg: Any, on_event: Listener, clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg  # (name, mode, gone_after_s, gone_after_rounds, silence_timeout_s)
         self.name = cfg.name
         self._emit = on_event
@@ -61,7 +62,7 @@ class TagField:
         self._last_frame = 0.0
         self._connected = False
         self._grace_from = 0.0
-        self._waiters: list[tuple[tuple, float, Callable[[], None]]] = []  # (window args, deadline, callback)
+        self._waiters: list[tuple[tuple[Any, ...], float, Callable[[], None]]] = []  # (window args, deadline, callback)
         self._notices_at_close = 0
         self._closed_at: float | None = None
         self.notice_rate = 0.0  # notices per second (smoothed): how fast the reader goes through its field
@@ -126,7 +127,10 @@ class TagField:
                     t.misses = 0
         self._emit(DeviceEvent(self.name, "connected" if up else "disconnected", {"url": url}))
 
-    def field_status(self) -> dict:
+    def online(self) -> bool:
+        raise NotImplementedError  # (each reader knows how it tells)
+
+    def field_status(self) -> dict[str, Any]:
         """What every reader or zone reports of its field (under the caller's lock)."""
         return {"online": self.online(), "tags_present": sum(t.present for t in self.tags.values()),
                 "rounds": self.rounds, "cycle_s": round(self.cycle_s, 3), "notice_rate": round(self.notice_rate, 1),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class CatalogError(ValueError):
         self.problems = problems
 
 
-def _row_problems(r: dict) -> list[tuple[str, str]]:
+def _row_problems(r: dict[str, Any]) -> list[tuple[str, str]]:
     out = []
     prefix = (r.get("epc_prefix") or "").strip()
     if not prefix or any(c not in "0123456789abcdefABCDEF" for c in prefix):
@@ -105,9 +106,9 @@ class Basket:
     def remove(self, epc: str) -> bool:
         return self.items.pop(epc, None) is not None
 
-    def lines(self, catalog: Catalog) -> tuple[list[dict], list[str]]:
+    def lines(self, catalog: Catalog) -> tuple[list[dict[str, Any]], list[str]]:
         """Receipt lines grouped by SKU, and the EPCs the catalog does not know (not charged, reported)."""
-        by_sku: dict[str, dict] = {}
+        by_sku: dict[str, dict[str, Any]] = {}
         unknown = []
         for epc in sorted(self.items):
             p = catalog.lookup(epc)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import door, store, visit
 
 # name → (states, transitions, the states a machine starts in): a visit starts when its code is accepted, or at
@@ -13,7 +15,7 @@ MACHINES = {
 }
 
 
-def _sources(t: dict) -> list[str]:
+def _sources(t: dict[str, Any]) -> list[str]:
     return t["source"] if isinstance(t["source"], list) else [t["source"]]
 
 

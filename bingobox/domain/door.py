@@ -7,6 +7,7 @@ of events the driver drains. No timers: the owner calls ``tick(now)`` (loop time
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from transitions import Machine
 
@@ -14,7 +15,7 @@ STATES = ["locked", "unlocked", "open", "held_open", "forced", "emergency", "fau
 ALARM_STATES = {"held_open": "door_held_open", "forced": "door_forced"}
 
 # trigger, source(s), dest, conditions — the machine is this table (printable as a diagram)
-TRANSITIONS: list[dict] = [
+TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "grant", "source": ["locked", "unlocked"], "dest": "unlocked"},
     {"trigger": "rex", "source": "locked", "dest": "unlocked", "conditions": "rex_unlocks"},
     {"trigger": "opened", "source": "locked", "dest": "open", "conditions": "rex_shunted"},
@@ -68,7 +69,7 @@ class DoorMachine:
         self.rex_at: float | None = None
         self.door_open = False
         self.fire = False
-        self.events: list[tuple[str, dict]] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
         self.machine = Machine(model=self, states=STATES, transitions=TRANSITIONS, initial=initial,
                                auto_transitions=False, ignore_invalid_triggers=True, queued=True,
                                after_state_change="_state_changed")
@@ -83,7 +84,7 @@ class DoorMachine:
             return self.timing.relock_on == "open"
         return True
 
-    def drain(self) -> list[tuple[str, dict]]:
+    def drain(self) -> list[tuple[str, dict[str, Any]]]:
         out, self.events = self.events, []
         return out
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -61,7 +62,7 @@ CLOCK_SLACK_S = 5.0  # a clock this far behind the high-water mark is taken as s
 
 class EntryGate:
     def __init__(self, keys: dict[str, Ed25519PublicKey], store_id: str, used: UsedCodes,
-                 charges: ChargeState | None = None, clock=time.time,
+                 charges: ChargeState | None = None, clock: Callable[[], float] = time.time,
                  not_after: dict[str, float] | None = None) -> None:
         """``not_after``: per retired key, when it stops being trusted (a revoked key is never trusted forever)."""
         self.keys = keys

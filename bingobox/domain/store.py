@@ -3,11 +3,14 @@ emergency (fire alarm: every door unlocked), maintenance (restock: shelves re-ba
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from transitions import Machine
 
 STATES = ["starting", "ready", "degraded", "lockdown", "emergency", "maintenance"]
 
-TRANSITIONS: list[dict] = [
+TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "started", "source": "starting", "dest": "ready", "conditions": "healthy"},
     {"trigger": "started", "source": "starting", "dest": "degraded"},
     {"trigger": "health_changed", "source": ["ready", "degraded"], "dest": "ready", "conditions": "healthy"},
@@ -36,6 +39,14 @@ WHAT_WORKS = {
 
 class StoreMachine:
     state: str
+    # the triggers (made by transitions' Machine at run time: declared for the type checker)
+    started: Callable[[], bool]
+    health_changed: Callable[[], bool]
+    lock_down: Callable[[], bool]
+    release: Callable[[], bool]
+    fire: Callable[[], bool]
+    fire_cleared: Callable[[], bool]
+    restock: Callable[[], bool]
 
     def __init__(self) -> None:
         self.problems: set[str] = set()

@@ -19,6 +19,7 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from jwt.types import Options
 
 ALG = "EdDSA"
 TYP = "bbx-entry"
@@ -95,7 +96,7 @@ def public_key_from_b64(x: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
-_NO_LIBRARY_CLAIM_CHECKS = {"verify_exp": False, "verify_iat": False, "verify_nbf": False, "verify_aud": False,
+_NO_LIBRARY_CLAIM_CHECKS: Options = {"verify_exp": False, "verify_iat": False, "verify_nbf": False, "verify_aud": False,
                             "verify_iss": False, "verify_sub": False, "verify_jti": False, "require": []}
 
 

@@ -11,6 +11,7 @@ The state names and the sets the store's rules ask about ("inside", "leaving", "
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from transitions import Machine
 
@@ -39,7 +40,7 @@ FINAL = frozenset({S.left, S.abandoned, S.timed_out})
 # journals written before the visit machine had these names
 LEGACY = {"code_accepted": S.door_unlocked}
 
-TRANSITIONS: list[dict] = [
+TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "door_opened", "source": S.door_unlocked, "dest": S.entered},
     {"trigger": "door_closed", "source": S.entered, "dest": S.inside},
     {"trigger": "abandon", "source": S.door_unlocked, "dest": S.abandoned},

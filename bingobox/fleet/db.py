@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .schema import STORE_ID, Message, Refused, alarm_data, parse
 from .sql import open_store
@@ -212,7 +213,7 @@ class FleetDB:
                  "late": bool(r["late"])} for r in rows]
 
     def alarms(self, open_only: bool = True, store_id: str = "", limit: int = 100) -> list[dict]:
-        sql, args = "SELECT * FROM alarms WHERE 1=1", []
+        sql, args = "SELECT * FROM alarms WHERE 1=1", list[Any]()
         if open_only:
             sql += " AND cleared_at IS NULL"
         if store_id:

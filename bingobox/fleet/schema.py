@@ -187,9 +187,11 @@ def alarm_data(msg: Message) -> AlarmData:
 
 
 def _first(e: ValidationError) -> str:
-    err = e.errors()[0] if e.errors() else {}
-    where = ".".join(str(p) for p in err.get("loc", ()))
-    return f"{where}: {err.get('msg', 'invalid')}"[:200]
+    if not e.errors():
+        return "invalid"
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}"[:200]
 
 
 def finite(v: Any) -> bool:

@@ -116,14 +116,16 @@ def done(journal: Journal, row_ids: list[int]) -> None:
 
 
 def backlog(journal: Journal) -> int:
-    return int(journal.one("SELECT count(*) FROM mqtt_outbox")[0])
+    row = journal.one("SELECT count(*) FROM mqtt_outbox")
+    return int(row[0]) if row else 0
 
 
 def prune(journal: Journal, now: float, max_rows: int = MAX_ROWS, max_age_s: float = MAX_AGE_S) -> int:
     """Bound the queue (a broker gone for weeks must not fill the disk the exit's charges need): events older than
     ``max_age_s``, then beyond ``max_rows`` the oldest — alarms last. Returns the events dropped (read first: no
     write when nothing is over)."""
-    n, oldest = journal.one("SELECT count(*), min(t) FROM mqtt_outbox")
+    row = journal.one("SELECT count(*), min(t) FROM mqtt_outbox")
+    n, oldest = (row[0], row[1]) if row else (0, None)
     if n <= max_rows and (oldest is None or oldest >= now - max_age_s):
         return 0
     with journal.tx() as c:

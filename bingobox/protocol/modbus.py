@@ -7,8 +7,9 @@ derived from the function code (and byte count), so decoders need no inter-frame
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from . import ProtocolError
+from . import ProtocolError as ProtocolError  # (re-exported: the bus raises it too)
 from .checksums import crc16_modbus
 
 READ_COILS = 0x01
@@ -208,10 +209,10 @@ class _Decoder:
         """Expected frame length at pos, 0 if impossible here, None if more bytes are needed."""
         raise NotImplementedError
 
-    def _parse(self, frame: bytes):  # pragma: no cover - abstract
+    def _parse(self, frame: bytes) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def feed(self, data: bytes) -> list:
+    def feed(self, data: bytes) -> list[Any]:
         buf = self._buf
         buf += data
         out = []

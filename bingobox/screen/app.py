@@ -31,7 +31,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import ValidationError
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from ..actions import ACTIONS, MONEY_ACTIONS
+from ..actions import ACTIONS, MONEY_ACTIONS, Refund, ResolveDispute
 from ..core.store import short_account
 from ..wallet import records
 from .auth import Auth, Session, bearer_ok, same_token
@@ -223,14 +223,16 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool |
         source = request.client.host if request.client else ""
         audit_id = await asyncio.to_thread(store.journal.audit, s.operator, name, args.model_dump(), "started", "",
                                            source)
-        if name == "refund":  # one key per refund asked for: a retry of the same request cannot refund twice
+        ok: bool | None
+        result: dict[str, Any]
+        if isinstance(args, Refund):  # one key per refund asked for: a retry of the same request cannot refund twice
             if refund is None:
                 ok, detail = False, "no wallet gateway configured"
             else:
                 ok, detail = await asyncio.to_thread(refund, f"refund-{args.request_id}", args)
             result = {"ok": ok, "detail": detail, **({} if ok else {
                 "error": "refund_failed" if ok is False else "outcome_unknown"})}
-        elif name == "resolve_dispute":
+        elif isinstance(args, ResolveDispute):
             if resolve_dispute is None:
                 ok, detail = False, "no wallet gateway configured"
             else:

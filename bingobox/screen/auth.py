@@ -139,7 +139,8 @@ class LoginThrottle:
                     f.prune(now)
             if (self._pairs.count((name, source), now) >= self.per_pair
                     or self._sources.count(source, now) >= self.per_source
-                    or (self._counts_by_name(source) and self._names.count(name, now) >= self.per_name)):
+                    or (self.per_name is not None and source not in LOOPBACK
+                        and self._names.count(name, now) >= self.per_name)):
                 return False
             self._pairs.add((name, source), now)
             self._sources.add(source, now)

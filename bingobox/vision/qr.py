@@ -22,6 +22,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -133,13 +134,15 @@ def candidate_grids(finders: list[_Finder]) -> Iterator[tuple[GridMap, float]]:
         for n in sorted({21 + 4 * max(0, round((est - 21) / 4) + k) for k in (0, -1, 1)}):
             if n > MAX_N:
                 continue
-            src, dst = [], []
+            src: list[Any] = []
+            dst: list[tuple[float, float]] = []
             for f, (ox, oy) in ((ftl, (0, 0)), (fa, (n - 7, 0)), (fb, (0, n - 7))):
                 src += _corners_in_code_frame(_quad(f.contour) - ftl.centre, ex, ey)
                 dst += [(ox, oy), (ox + 7, oy), (ox + 7, oy + 7), (ox, oy + 7)]
                 src.append(f.centre - ftl.centre)
                 dst.append((ox + 3.5, oy + 3.5))
-            h, _ = cv2.findHomography(np.float32(dst), np.float32(src) + ftl.centre.astype(np.float32))
+            h, _ = cv2.findHomography(np.array(dst, np.float32),
+                                      np.array(src, np.float32) + ftl.centre.astype(np.float32))
             if h is not None:
                 yield GridMap(h, n), module
 
@@ -196,7 +199,7 @@ class QrReader:
             return _dedupe(texts)
         finders = _finders(gray)
         inverted = None if len(finders) >= 2 else _finders(gray, invert=True)
-        if len(finders) < 2 and len(inverted) < 2:
+        if len(finders) < 2 and inverted is not None and len(inverted) < 2:
             self.stats["gated_out"] += 1
             return []
         for work, found in ((gray, finders), (255 - gray, inverted)):

@@ -44,7 +44,7 @@ class GridMap:
     dy: np.ndarray | None = None
 
     def displacement(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.centres is None:
+        if self.centres is None or self.dx is None or self.dy is None:
             return np.zeros_like(u), np.zeros_like(v)
         idx = np.arange(len(self.centres), dtype=np.float32)
         su = np.interp(u, self.centres, idx).astype(np.float32)

@@ -14,8 +14,10 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from multiprocessing.connection import wait
+from typing import Any
 
 import numpy as np
 
@@ -34,13 +36,14 @@ def _wipe(arrays: list[np.ndarray]) -> None:
         a.fill(0.0)  # overwrite before the memory is released
 
 
-def _serve_matcher(conn, from_enroller, engine_kw: dict, rule: Rule) -> None:
+def _serve_matcher(conn: Any, from_enroller: Any, engine_kw: dict[str, Any], rule: Rule) -> None:
     engine = FaceEngine(**engine_kw)
     templates: dict[str, list[np.ndarray]] = {}
     conn.send(("ready", None))
-    sources = [conn, from_enroller]
+    sources: list[Any] = [conn, from_enroller]
     while True:
-        for c in wait(sources):
+        ready: list[Any] = wait(sources)
+        for c in ready:
             try:
                 op, kw = c.recv()
             except (EOFError, OSError):
@@ -102,12 +105,13 @@ def _serve_enroller(conn, to_matcher, engine_kw: dict, quality: Quality) -> None
         try:
             if op == "enrol":  # one frame, at once: a template if it passes the gates
                 e = engine.enrol(kw["frame"])
-                n = hand_over(kw["visit"], [e.encoding], True, kw.get("keep", 3)) if e.ok else 0
+                n = hand_over(kw["visit"], [e.encoding], True, kw.get("keep", 3)) \
+                    if e.ok and e.encoding is not None else 0
                 reply = {"ok": e.ok, "reason": e.reason, "templates": n,
                          **{k: v for k, v in e.detail.items() if k != "score"}}
             elif op == "assess":
                 e = engine.enrol(kw["frame"], kw.get("roi"))
-                if e.ok:
+                if e.ok and e.encoding is not None:
                     cands = candidates.setdefault(kw["visit"], [])
                     cands.append((e.detail["score"], e.encoding))
                     if len(cands) > KEEP_CANDIDATES:
@@ -147,7 +151,7 @@ def _agree(decisions: list[Decision], rule: Rule) -> Decision:
         return Decision(None, None, None, "frames_disagree")
     if len(matched) < min(rule.agree_frames, len(decisions)):
         return Decision(None, matched[-1].distance, matched[-1].margin, "frames_disagree")
-    return min(matched, key=lambda d: d.distance)
+    return min(matched, key=lambda d: d.distance if d.distance is not None else float("inf"))
 
 
 class _Side:
@@ -156,10 +160,10 @@ class _Side:
     def __init__(self, name: str, timeout_s: float) -> None:
         self.name, self.timeout_s = name, timeout_s
         self.lock = threading.Lock()
-        self.conn = None
-        self.proc: mp.Process | None = None
+        self.conn: Any = None  # (a multiprocessing Connection once started)
+        self.proc: Any = None  # (a multiprocessing Process once started)
 
-    def start(self, ctx, target, args: tuple, timeout_s: float) -> None:
+    def start(self, ctx: Any, target: Callable[..., None], args: tuple[Any, ...], timeout_s: float) -> None:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=target, args=(child, *args), name=f"bingobox-{self.name}", daemon=True)
         self.proc.start()
@@ -172,7 +176,7 @@ class _Side:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.is_alive()
 
-    def call(self, op: str, **kw) -> dict:
+    def call(self, op: str, **kw: Any) -> dict[str, Any]:
         if not self.alive:
             raise WorkerDown(f"face {self.name} is not running")
         with self.lock:

@@ -8,7 +8,8 @@ import json
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -16,6 +17,9 @@ from requests.adapters import HTTPAdapter
 from .signing import sign_headers
 
 log = logging.getLogger(__name__)
+
+
+Body = dict[str, Any]  # a JSON object
 
 
 class Outcome(StrEnum):
@@ -33,7 +37,7 @@ class Outcome(StrEnum):
 @dataclass
 class Result:
     outcome: Outcome
-    charge: dict | None = None
+    charge: Body | None = None
     status: int | None = None
     error: str | None = None
 
@@ -42,11 +46,11 @@ _STATUS = {"succeeded": Outcome.SUCCEEDED, "pending": Outcome.PENDING, "failed":
            "canceled": Outcome.CANCELED}
 
 
-def outcome_of_charge(charge: dict) -> Outcome:
+def outcome_of_charge(charge: Body) -> Outcome:
     return _STATUS.get(charge.get("status", ""), Outcome.UNKNOWN)
 
 
-def refund_outcome(status: int | None, body: dict | None) -> bool | None:
+def refund_outcome(status: int | None, body: Body | None) -> bool | None:
     """What a refund's answer says: True refunded; False refused (no money moved); None unknown (a timeout, a 5xx,
     429, the same key still in flight) — then the same request, with the same key, is asked again."""
     if status == 200 and body is not None:
@@ -82,6 +86,19 @@ def session(tls_fingerprint: str | None = None) -> requests.Session:
     return http
 
 
+class ChargeClient(Protocol):
+    """What the outbox needs of the wallet: the charge calls, each answered with a sorted Result (the
+    HTTP client below; the deterministic simulation's in-process gateway)."""
+
+    def create_charge(self, key: str, payload: Body) -> Result: ...
+
+    def find_by_key(self, key: str) -> Result: ...
+
+    def get_charge(self, charge_id: str) -> Result: ...
+
+    def cancel(self, charge_id: str) -> Result: ...
+
+
 class WalletClient:
     def __init__(self, base_url: str, store_id: str, secret: str, connect_timeout: float = 1.0,
                  read_timeout: float = 3.0) -> None:
@@ -94,8 +111,8 @@ class WalletClient:
     def close(self) -> None:
         self.session.close()
 
-    def _call(self, method: str, path: str, body: dict | None = None,
-              idempotency_key: str | None = None) -> tuple[int | None, dict | None, str | None]:
+    def _call(self, method: str, path: str, body: Body | None = None,
+              idempotency_key: str | None = None) -> tuple[int | None, Body | None, str | None]:
         data = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
         h = sign_headers(self.store_id, self._secret, method, path, data, idempotency_key=idempotency_key)
         if body is not None:
@@ -109,12 +126,12 @@ class WalletClient:
         except ValueError:
             return r.status_code, None, f"HTTP {r.status_code} without a JSON body"
 
-    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int | None, dict | None, str | None]:
+    def call(self, method: str, path: str, body: Body | None = None) -> tuple[int | None, Body | None, str | None]:
         """A signed request without an idempotency key (PUTs and reads): (status, JSON body, transport error)."""
         return self._call(method, path, body)
 
     @staticmethod
-    def _classify(status: int | None, body: dict | None, err: str | None) -> Result:
+    def _classify(status: int | None, body: Body | None, err: str | None) -> Result:
         if status is None:
             return Result(Outcome.UNKNOWN, error=err)
         error = (body or {}).get("error") or {}
@@ -133,11 +150,11 @@ class WalletClient:
             return Result(Outcome.UNKNOWN, None, status, msg)
         return Result(Outcome.REJECTED, None, status, msg)
 
-    def create_charge(self, key: str, payload: dict) -> Result:
+    def create_charge(self, key: str, payload: Body) -> Result:
         return self._classify(*self._call("POST", "/v1/charges", payload, key))
 
     def find_by_key(self, key: str) -> Result:
-        status, body, err = self._call("GET", f"/v1/charges?idempotency_key={requests.utils.quote(key, safe='')}")
+        status, body, err = self._call("GET", f"/v1/charges?idempotency_key={quote(key, safe='')}")
         if status == 200 and body is not None:
             data = body.get("data") or []
             return Result(outcome_of_charge(data[0]), data[0], status) if data else Result(Outcome.NOT_FOUND, None, 200)
@@ -149,7 +166,7 @@ class WalletClient:
     def cancel(self, charge_id: str) -> Result:
         return self._classify(*self._call("POST", f"/v1/charges/{charge_id}/cancel", {}))
 
-    def refund(self, key: str, charge_id: str, amount_fen: int, reason: str) -> tuple[int | None, dict | None, str]:
+    def refund(self, key: str, charge_id: str, amount_fen: int, reason: str) -> tuple[int | None, Body | None, str]:
         """Refund (part of) a succeeded charge; the HTTP status, the body and a one-line description."""
         status, body, err = self._call("POST", "/v1/refunds",
                                        {"charge_id": charge_id, "amount_fen": amount_fen, "reason": reason},

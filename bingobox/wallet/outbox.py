@@ -20,9 +20,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..journal import Journal
-from .client import Outcome, Result, WalletClient
+from .client import ChargeClient, Outcome, Result
 
 log = logging.getLogger(__name__)
 OPEN = ("pending", "paying")
@@ -49,8 +50,8 @@ class Policy:
 
 
 class Outbox:
-    def __init__(self, journal: Journal, client: WalletClient, limits: Limits | None = None,
-                 policy: Policy | None = None, on_event: Callable[[str, dict], None] | None = None,
+    def __init__(self, journal: Journal, client: ChargeClient, limits: Limits | None = None,
+                 policy: Policy | None = None, on_event: Callable[[str, dict[str, Any]], None] | None = None,
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
         self.j = journal
         self.client = client
@@ -70,7 +71,7 @@ class Outbox:
         self.gateway_ok: bool | None = None  # how the last exchange with the gateway went (None: none yet)
 
     # submitting ----------------------------------------------------------------------------------
-    def submit(self, visit_id: str, account_id: str, amount_fen: int, items: list[dict],
+    def submit(self, visit_id: str, account_id: str, amount_fen: int, items: list[dict[str, Any]],
                supersedes: int | None = None, entry_jti: str | None = None) -> int:
         """Commit a charge intent (durably) and wake the sender. Returns the intent id."""
         with self.j.tx() as c:
@@ -78,7 +79,7 @@ class Outbox:
         self.wake()
         return intent_id
 
-    def add_intent_in(self, c, visit_id: str, account_id: str, amount_fen: int, items: list[dict],
+    def add_intent_in(self, c: Any, visit_id: str, account_id: str, amount_fen: int, items: list[dict[str, Any]],
                       supersedes: int | None = None, entry_jti: str | None = None) -> int:
         """Write a charge intent inside the caller's transaction (the visit's checkout commits it with the basket);
         call ``wake()`` once that transaction is committed. ``entry_jti``: the code that opened the visit — the
@@ -107,23 +108,24 @@ class Outbox:
         return self.submit(visit_id, it["account_id"], it["amount_fen"], json.loads(it["items"]), supersedes=it["id"],
                            entry_jti=it["entry_jti"])
 
-    def intent(self, intent_id: int) -> dict:
+    def intent(self, intent_id: int) -> dict[str, Any]:
         row = self.j.one("SELECT * FROM charge_intents WHERE id=?", (intent_id,))
         return dict(row) if row else {}
 
-    def visit_state(self, visit_id: str) -> dict | None:
+    def visit_state(self, visit_id: str) -> dict[str, Any] | None:
         """The newest intent of a visit (a canceled/declined intent may have a successor)."""
         row = self.j.one("SELECT * FROM charge_intents WHERE visit_id=? ORDER BY id DESC LIMIT 1", (visit_id,))
         return dict(row) if row else None
 
     # limits and debts ----------------------------------------------------------------------------
-    def exposure(self) -> dict:
+    def exposure(self) -> dict[str, Any]:
         row = self.j.one(f"SELECT COUNT(*) n, COALESCE(SUM(amount_fen), 0) s, MIN(created_at) oldest "
                          f"FROM charge_intents WHERE state IN {OPEN}")
+        assert row is not None  # (an aggregate: always one row)
         age = self._clock() - row["oldest"] if row["oldest"] else 0.0
         return {"pending_count": row["n"], "pending_fen": row["s"], "oldest_pending_age_s": round(age, 1)}
 
-    def admission(self, exposure: dict | None = None) -> tuple[bool, str | None]:
+    def admission(self, exposure: dict[str, Any] | None = None) -> tuple[bool, str | None]:
         """May another shopper come in? (Never consulted for anyone leaving.) ``exposure``: already read."""
         e, lim = exposure or self.exposure(), self.limits
         if e["pending_count"] >= lim.max_pending_count:
@@ -140,7 +142,7 @@ class Outbox:
                           "(SELECT 1 FROM charge_intents s WHERE s.visit_id=d.visit_id AND s.state='succeeded')")
         return {r["account_id"] for r in rows}
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         counts = {r["state"]: r["n"] for r in self.j.all("SELECT state, COUNT(*) n FROM charge_intents GROUP BY state")}
         exposure = self.exposure()
         ok, why = self.admission(exposure)
@@ -173,6 +175,7 @@ class Outbox:
                 continue
             row = self.j.one("SELECT MIN(next_attempt_at) t FROM charge_intents WHERE state IN ('pending','paying') "
                              "OR (state='declined' AND retried=0)")
+            assert row is not None
             wait = 1.0 if row["t"] is None else min(1.0, max(0.0, row["t"] - self._clock()))
             self._wake.wait(wait)
             self._wake.clear()
@@ -186,7 +189,7 @@ class Outbox:
         if n == 1 or n % 50 == 0:
             log.exception("outbox step failed (%d in a row)", n)
         self.stats["step_failures"] += 1
-        return min(5.0, 0.1 * 2 ** min(n - 1, 6))
+        return float(min(5.0, 0.1 * 2 ** min(n - 1, 6)))
 
     def step(self) -> bool:
         """Work on the oldest intent that is due (after an outage the charges land in the order of the visits);
@@ -206,7 +209,7 @@ class Outbox:
             self._retry_debt(it)
         return True
 
-    def _update(self, it: dict, successor: bool = False, **fields) -> None:
+    def _update(self, it: dict[str, Any], successor: bool = False, **fields: Any) -> None:
         """Change an intent (one durable transaction). ``successor``: in the same transaction, a new intent (new
         key) for the same visit takes over — a crash between the two would leave the visit never charged."""
         fields["updated_at"] = self._clock()
@@ -220,7 +223,7 @@ class Outbox:
         if successor:
             self.wake()
 
-    def _backoff(self, it: dict, error: str | None) -> None:
+    def _backoff(self, it: dict[str, Any], error: str | None) -> None:
         """No answer (or one that settles nothing): try again later, the wait doubling with each failure in a row
         (queries count too: a gateway that is down is not asked ten times a second)."""
         self.gateway_ok = False
@@ -233,7 +236,7 @@ class Outbox:
                         it["visit_id"], error, delay)
         self._update(it, next_attempt_at=self._clock() + delay, last_error=(error or "")[:300])
 
-    def _reject(self, it: dict, error: str | None) -> None:
+    def _reject(self, it: dict[str, Any], error: str | None) -> None:
         """A 4xx that is not a decline: retrying with the same request cannot succeed by itself. Bounded."""
         n = it["rejections"] + 1
         log.error("charge %s (visit %s) rejected by the gateway (%d/%d): %s", it["idem_key"], it["visit_id"], n,
@@ -247,7 +250,7 @@ class Outbox:
         self.stats["failed"] += 1
         self._finished(it, "charge_failed")
 
-    def _send(self, it: dict, now: float) -> None:
+    def _send(self, it: dict[str, Any], now: float) -> None:
         if it["attempts"] > 0:
             # an earlier attempt may have reached the gateway: ask before charging again
             found = self.client.find_by_key(it["idem_key"])
@@ -296,7 +299,7 @@ class Outbox:
                          "json_extract(data, '$.jti') IS NOT NULL ORDER BY id LIMIT 1", (visit_id,))
         return row["jti"] if row else None
 
-    def _adopt(self, it: dict, r: Result) -> None:
+    def _adopt(self, it: dict[str, Any], r: Result) -> None:
         """Take the gateway's word on the charge."""
         if self.gateway_ok is False:
             self._gateway_back()
@@ -323,7 +326,7 @@ class Outbox:
         else:
             self._backoff(it, f"unexpected answer {r.outcome}")
 
-    def _poll(self, it: dict, now: float) -> None:
+    def _poll(self, it: dict[str, Any], now: float) -> None:
         r = self.client.get_charge(it["charge_id"])
         if r.outcome in (Outcome.UNKNOWN, Outcome.REJECTED, Outcome.NOT_FOUND):
             self._update(it, next_attempt_at=now + self.policy.poll_interval_s, last_error=r.error)
@@ -342,11 +345,11 @@ class Outbox:
         else:
             self._update(it, next_attempt_at=now + self.policy.poll_interval_s, last_error=c.error)
 
-    def _retry_debt(self, it: dict) -> None:
+    def _retry_debt(self, it: dict[str, Any]) -> None:
         log.info("retrying the declined charge of visit %s with a new key", it["visit_id"])
         self._update(it, successor=True, retried=1)
 
-    def _finished(self, it: dict, kind: str) -> None:
+    def _finished(self, it: dict[str, Any], kind: str) -> None:
         data = {"visit_id": it["visit_id"], "charge_id": it["charge_id"], "amount_fen": it["amount_fen"],
                 "reason": it.get("reason")}
         if "sent_at" in it:  # this attempt's request and answer (the exit's stage timings)

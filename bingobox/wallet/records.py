@@ -20,11 +20,11 @@ FACE_TEMPLATES = ("none on disk: face templates live only in the store box's mem
                   "dropped when the shopper leaves or withdraws consent")
 
 
-def _last(events: list[dict], kind: str) -> dict | None:
+def _last(events: list[dict[str, Any]], kind: str) -> dict[str, Any] | None:
     return next((e["data"] for e in reversed(events) if e["kind"] == kind), None)
 
 
-def summary(rec: dict, catalog: Catalog) -> dict:
+def summary(rec: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
     """The receipt's view of a visit record: lines with the readers that saw each item taken, how the shopper was
     identified at the exit, what the exit reader read, and the charge intents."""
     events = rec.get("events") or []
@@ -52,7 +52,7 @@ def summary(rec: dict, catalog: Catalog) -> dict:
     }
 
 
-def _trimmed(rec: dict) -> dict:
+def _trimmed(rec: dict[str, Any]) -> dict[str, Any]:
     events = rec.get("events") or []
     if len(events) <= MAX_EVENTS:
         return rec
@@ -76,7 +76,7 @@ def due_reports(journal: Journal, since: float, limit: int = 20) -> list[tuple[s
     return [(r["id"], r["updated_at"]) for r in rows]
 
 
-def report(journal: Journal, catalog: Catalog, visit_id: str) -> dict | None:
+def report(journal: Journal, catalog: Catalog, visit_id: str) -> dict[str, Any] | None:
     """The body of ``PUT /v1/visits/{id}``: the record, its summary, the codes it used."""
     rec = journal.visit_record(visit_id)
     if rec is None:
@@ -101,7 +101,8 @@ def mark_reported(journal: Journal, visit_id: str, updated_at: float, gone: bool
 
 
 # an account's data -----------------------------------------------------------------------------------
-def _mentions(conn: sqlite3.Connection, table: str, column: str, needles: list[str], limit: int = 500) -> list[dict]:
+def _mentions(conn: sqlite3.Connection, table: str, column: str, needles: list[str],
+              limit: int = 500) -> list[dict[str, Any]]:
     if not needles:
         return []
     where = " OR ".join(f"{column} LIKE ?" for _ in needles)
@@ -135,7 +136,7 @@ def account_data(journal: Journal, account: str, reader: sqlite3.Connection) -> 
 MAX_ANSWER_BYTES = 3_500_000  # the gateway takes an answer up to 4 MiB
 
 
-def fitted(data: dict, budget: int = MAX_ANSWER_BYTES) -> dict:
+def fitted(data: dict[str, Any], budget: int = MAX_ANSWER_BYTES) -> dict[str, Any]:
     """An export that fits the gateway: past ``budget`` the visits keep their rows and lose their evidence rows,
     oldest first (what was left out is counted, and the operator can hand it over from the journal)."""
     size = len(json.dumps(data, separators=(",", ":"), default=str))
@@ -152,7 +153,7 @@ def fitted(data: dict, budget: int = MAX_ANSWER_BYTES) -> dict:
             "note": "too much to send at once: the oldest visits' evidence rows are left out; ask the store"}
 
 
-def erase_account(journal: Journal, account: str) -> dict | str:
+def erase_account(journal: Journal, account: str) -> dict[str, Any] | str:
     """Erase ``account``'s evidence from the journal; what was erased and kept, or why not now (a visit or a charge
     of theirs still open: the request is answered once it is settled)."""
     if journal.one(f"SELECT 1 FROM visits WHERE account_id=? AND state NOT IN ({','.join('?' * len(_FINAL))})",
@@ -183,7 +184,7 @@ def erase_account(journal: Journal, account: str) -> dict | str:
 
 
 # disputes, as the operators see them -------------------------------------------------------------------------
-def sync_disputes(journal: Journal, open_at_gateway: list[dict], complete: bool = True,
+def sync_disputes(journal: Journal, open_at_gateway: list[dict[str, Any]], complete: bool = True,
                   now: float | None = None) -> None:
     """Keep the gateway's open disputes of this store; one open here but no longer there was decided elsewhere
     (``complete``: the list holds every open one — a page of them closes nothing)."""
@@ -201,14 +202,14 @@ def sync_disputes(journal: Journal, open_at_gateway: list[dict], complete: bool 
                 c.execute("UPDATE disputes SET state='closed', resolved_at=? WHERE id=?", (now, did))
 
 
-def open_disputes(journal: Journal, limit: int = 50) -> list[dict]:
+def open_disputes(journal: Journal, limit: int = 50) -> list[dict[str, Any]]:
     rows = journal.all("SELECT id, visit_id, account_id, charge_id, claimed_fen, data, state, seen_at FROM disputes "
                        "WHERE state='open' ORDER BY seen_at LIMIT ?", (limit,))
     return [{**{k: r[k] for k in ("id", "visit_id", "account_id", "charge_id", "claimed_fen", "state", "seen_at")},
              **json.loads(r["data"])} for r in rows]
 
 
-def dispute(journal: Journal, dispute_id: str) -> dict | None:
+def dispute(journal: Journal, dispute_id: str) -> dict[str, Any] | None:
     r = journal.one("SELECT * FROM disputes WHERE id=?", (dispute_id,))
     return None if r is None else {**dict(r), **json.loads(r["data"])}
 

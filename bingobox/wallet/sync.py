@@ -15,6 +15,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ..domain.catalog import Catalog
 from ..journal import Journal
@@ -51,7 +52,7 @@ class ShopperSync:
         self._stop.set()
         self._thread.join(timeout=5)
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         """Counts only (read on the control loop's thread: no SQL here; the screen reads the disputes itself)."""
         return {**self.counts, "last_ok": self.last_ok}
 
@@ -123,7 +124,7 @@ class ShopperSync:
         self._withdrawn_seen = withdrawn
         return True
 
-    def _answer(self, req: dict) -> None:
+    def _answer(self, req: dict[str, Any]) -> None:
         account = req["account_id"]
         if req["kind"] == "export":
             if self._reader is None:  # (opened in this thread, used only by it)

@@ -16,6 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bingobox_devkit.sim.camera_server import load_image
+
 
 def timed(fn: Callable[[], object], runs: int, warmup: int = 2) -> dict:
     for _ in range(warmup):
@@ -38,7 +40,7 @@ def _exit_frames(testdata: Path, n: int) -> list[np.ndarray]:
     photos = [p for p in photos if p.parent.name not in ("multi_face", "no_face")]
     frames = []
     for i, p in enumerate(photos[:: max(1, len(photos) // n)][:n]):
-        img = cv2.imread(str(p))
+        img = load_image(p)
         f = 380 / img.shape[0]
         small = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)[:, :600]
         bg = background(640, 480, i)
@@ -54,7 +56,7 @@ def _held_up(photo: Path) -> np.ndarray:
     from bingobox_devkit.sim.config import SimCamera
 
     cam = VirtualCamera(SimCamera(name="exit-cam"), seed=1)
-    cam.show(cv2.imread(str(photo)), photo.name, scale=0.8)
+    cam.show(load_image(photo), photo.name, scale=0.8)
     return cv2.cvtColor(cam.compose(1), cv2.COLOR_BGR2RGB)
 
 
@@ -67,7 +69,7 @@ def _cycle(items: list):
     return nxt
 
 
-def _progress(work: Callable[[], None], seconds: float = 1.5) -> float:
+def _progress(work: Callable[[], object], seconds: float = 1.5) -> float:
     """How many loop iterations a Python thread makes while ``work`` runs (busy elsewhere), per second."""
     stop = threading.Event()
     count = [0]
@@ -111,8 +113,9 @@ def bench_vision(testdata: Path, runs: int = 30) -> dict:
     feed = QrReader(budget_ms=80)
     out["qr_finder_squares_worst"] = {**timed(lambda: reader.decode(squares), runs),
                                       "feed_budget_80ms": timed(lambda: feed.decode(squares), runs)}
-    shirts = [cv2.imread(str(testdata / "qr" / f"zxing_qrcode-4_{i}.png"), cv2.IMREAD_GRAYSCALE) for i in range(30, 34)]
-    if all(s is not None for s in shirts):  # codes on a wrinkled shirt: only the refined grid reads them
+    shirt_files = [testdata / "qr" / f"zxing_qrcode-4_{i}.png" for i in range(30, 34)]
+    if all(f.is_file() for f in shirt_files):  # codes on a wrinkled shirt: only the refined grid reads them
+        shirts = [cv2.cvtColor(load_image(f), cv2.COLOR_BGR2GRAY) for f in shirt_files]
         from pyzbar import pyzbar
 
         from bingobox.vision.qr import _finders, candidate_grids
@@ -129,6 +132,7 @@ def bench_vision(testdata: Path, runs: int = 30) -> dict:
     nf = _cycle(frames)
     gallery = {f"v{i}": [np.random.default_rng(i).normal(0, 0.1, 128)] for i in range(10)}
     probe_enc, _, _ = engine.probe(frames[0])
+    assert probe_enc is not None, "the bench's first exit frame shows no face"
     gallery["v0"] = [probe_enc]
     out["detect_full_frame_upsample1"] = timed(lambda: face_recognition.face_locations(nf()), runs)
     out["detect_full_frame_upsample0"] = timed(
@@ -315,7 +319,7 @@ def _naive(d, exits: list[dict], tmp: Path) -> dict:
     n = NaiveExit(d.gw, d.store_id, d.secret, d.manifest["devices"]["exit"]["pty"], tmp / "naive.db")
     try:
         known = {str(walk[0]): n.enrol(walk) for walk, _ in _identities(d.testdata)}
-        total, stages = Histogram(), {}
+        total, stages = Histogram(), dict[str, Histogram]()
         rng = __import__("random").Random(7)
         for e in exits:
             frame = camera_frame(e["photo"]) if e["photo"] is not None else None

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 from statistics import median
+from typing import Any
 
 from bingobox.metrics import Histogram
 
@@ -96,7 +97,7 @@ def bench_bus(units_list: list[int], baud: int = 38400, poll_hz: float = 20.0, s
         with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
             healthy = _bus_run(Path(a), n, baud, poll_hz, seconds, dead=False)
             broken = _bus_run(Path(b), n, baud, poll_hz, seconds, dead=True) if n > 1 else None
-        row = {"healthy": healthy}
+        row: dict[str, Any] = {"healthy": healthy}
         if broken:
             row["one_dead"] = broken
             hp, bp = healthy["grant_ms"].get("p99"), broken["grant_ms"].get("p99")

@@ -21,6 +21,42 @@ def test_an_older_journal_gains_alarm_clearing(tmp_path):
     Journal(path).close()  # opening again changes nothing
 
 
+def test_journals_are_migrated_by_their_version_one_step_at_a_time(tmp_path):
+    """PRAGMA user_version and an ordered list: an unversioned journal of the first kind (a charge intent without
+    'failed' in its CHECK, no entry codes on visits) is brought to the latest version, its rows kept; a new journal
+    is made at it; each step runs once."""
+    from bingobox.journal import VERSION
+
+    path = tmp_path / "first.db"
+    with sqlite3.connect(path) as c:
+        c.executescript("""
+CREATE TABLE visits (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, state TEXT NOT NULL, face_consent INTEGER NOT NULL,
+  alone INTEGER NOT NULL DEFAULT 1, created_at REAL NOT NULL, updated_at REAL NOT NULL, entered_at REAL,
+  left_at REAL, basket TEXT NOT NULL DEFAULT '{}', amount_fen INTEGER, receipt TEXT, flags TEXT NOT NULL DEFAULT '[]');
+CREATE TABLE charge_intents (id INTEGER PRIMARY KEY, visit_id TEXT NOT NULL, account_id TEXT NOT NULL,
+  amount_fen INTEGER NOT NULL, currency TEXT NOT NULL DEFAULT 'CNY', items TEXT NOT NULL, idem_key TEXT NOT NULL UNIQUE,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'paying', 'succeeded', 'declined', 'canceled')), charge_id TEXT,
+  reason TEXT, attempts INTEGER NOT NULL DEFAULT 0, first_attempt_at REAL, next_attempt_at REAL NOT NULL,
+  last_error TEXT, supersedes INTEGER, retried INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,
+  updated_at REAL NOT NULL);
+INSERT INTO visits (id, account_id, state, face_consent, created_at, updated_at) VALUES ('v1', 'a', 'inside', 0, 1, 1);
+INSERT INTO charge_intents (visit_id, account_id, amount_fen, items, idem_key, state, next_attempt_at, created_at,
+  updated_at) VALUES ('v0', 'a', 350, '[]', 'k0', 'pending', 1, 1, 1);
+""")
+    j = Journal(path)
+    try:
+        assert j.user_version() == VERSION
+        assert j.open_visits()[0]["entry_jti"] is None and j.one("SELECT amount_fen FROM charge_intents")[0] == 350
+        with j.tx() as c:  # the rebuilt CHECK takes 'failed'; the new column is there
+            c.execute("UPDATE charge_intents SET state='failed', entry_jti='j1'")
+    finally:
+        j.close()
+    Journal(path).close()
+    fresh = Journal(tmp_path / "new.db")
+    assert fresh.user_version() == VERSION
+    fresh.close()
+
+
 def test_retention_prunes_what_is_old_and_ended_and_nothing_else(tmp_path):
     day = 86_400.0
     now = 1_800_000_000.0

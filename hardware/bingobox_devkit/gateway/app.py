@@ -209,7 +209,7 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
     """``in_flight_stale_s``: after this long, a request whose key is still in flight is taken to have died and a
     retry with the key runs (the first, if it was only slow, then finds itself superseded and commits nothing)."""
     app = FastAPI(title="bingobox mock wallet gateway", version="2.0",
-                  description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
+                  description=__doc__.split("\n\n", 1)[1] if __doc__ else "")
     app.add_middleware(DropAfterCommit)
     app.add_middleware(TerminalAuth, secret_of=db.store_secret, use_nonce=db.use_nonce)
     app.add_middleware(BodyLimit)  # (added last: runs first)
@@ -394,7 +394,10 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
             if row["status"] == "pending":
                 c.execute("UPDATE charges SET status='canceled', updated_at=? WHERE id=?", (now, charge_id))
         maybe_drop(request)
-        return charge_json(db.charge_row(charge_id))
+        after = db.charge_row(charge_id)
+        if after is None:  # (charges are never deleted)
+            raise ApiError(404, "charge_not_found", f"no charge {charge_id} for this store")
+        return charge_json(after)
 
     @app.post("/v1/refunds", tags=["terminal"], responses={404: {}, 409: {}, 422: {}})
     async def create_refund(body: RefundIn, request: Request, store_id: str = Depends(terminal),
@@ -499,7 +502,7 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
                visit_id: Annotated[str | None, Query(max_length=64)] = None):
         """Every charge (the ledger tests compare against)."""
         db.resolve_pending(time.time())
-        sql, args = "SELECT * FROM charges WHERE 1=1", []
+        sql, args = "SELECT * FROM charges WHERE 1=1", list[str]()
         if store_id:
             sql, args = sql + " AND store_id=?", [*args, store_id]
         if visit_id:

@@ -86,7 +86,9 @@ class GatewayDB(Database):
         return row["secret"] if row else None
 
     def id_hash(self, id_number: str) -> str:
-        pepper = self.one("SELECT v FROM meta WHERE k='pepper'")["v"]
+        row = self.one("SELECT v FROM meta WHERE k='pepper'")
+        assert row is not None  # (made when the database was)
+        pepper = row["v"]
         return hmac.new(pepper.encode(), id_number.strip().upper().encode(), hashlib.sha256).hexdigest()
 
     def create_account(self, real_name: str, id_number: str, balance_fen: int, face_consent: bool) -> dict:
@@ -95,7 +97,9 @@ class GatewayDB(Database):
             c.execute("INSERT INTO accounts (id, real_name, id_hash, balance_fen, frozen, face_consent, created_at) "
                       "VALUES (?, ?, ?, ?, 0, ?, ?)",
                       (acc_id, real_name, self.id_hash(id_number), balance_fen, int(face_consent), time.time()))
-        return self.account(acc_id)
+        got = self.account(acc_id)
+        assert got is not None
+        return got
 
     def account(self, acc_id: str) -> dict | None:
         row = self.one("SELECT id, real_name, balance_fen, frozen, face_consent, created_at, erased_at FROM accounts "
@@ -121,6 +125,7 @@ class GatewayDB(Database):
 
     def active_key(self) -> tuple[str, Ed25519PrivateKey]:
         row = self.one("SELECT kid, private_key FROM signing_keys WHERE active=1")
+        assert row is not None  # (a key is made with the database)
         return row["kid"], Ed25519PrivateKey.from_private_bytes(row["private_key"])
 
     def public_keys(self) -> list[dict]:

@@ -201,7 +201,8 @@ def add_wallet_app(app: FastAPI, db, retention: sdb.Retention, api_error: type[E
     @app.get("/app/api/me", tags=["wallet app"], responses={401: {}})
     def me(request: Request):
         account_id = shopper(request)
-        return {**me_json(account_id), "csrf": sdb.session(db, request.cookies.get(COOKIE))[1]}
+        got = sdb.session(db, request.cookies.get(COOKIE))
+        return {**me_json(account_id), "csrf": got[1] if got else None}
 
     @app.post("/app/api/topup", tags=["wallet app"], responses={409: {}})
     def topup(body: TopUpIn, request: Request):
@@ -239,7 +240,7 @@ def add_wallet_app(app: FastAPI, db, retention: sdb.Retention, api_error: type[E
             raise api_error(402, "account_frozen", "your account is frozen")
         stores = [r["store_id"] for r in db.all("SELECT store_id FROM stores ORDER BY store_id")]
         store_id = body.store_id or (stores[0] if stores else None)
-        if store_id not in stores:
+        if store_id is None or store_id not in stores:
             raise api_error(404, "no_such_store", "no such store")
         got = sdb.issue_code(db, account_id, store_id, "*", CODE_LIFETIME_S, acc["face_consent"])
         return {**got, "store_id": store_id, "purpose": body.purpose, "lifetime_s": CODE_LIFETIME_S,

@@ -10,6 +10,7 @@ import secrets
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from .process import ROOT, Proc, free_port
@@ -33,7 +34,7 @@ def policy_lines(overridden: set[str]) -> tuple[list[str], list[str]]:
     return glob, per
 
 
-def acl_text(ha_lockdown_stores: list[str] = (), same_as: dict[str, str] | None = None) -> str:
+def acl_text(ha_lockdown_stores: Sequence[str] = (), same_as: dict[str, str] | None = None) -> str:
     """The shipped ACL with what an installer adds to it: the Home Assistant lockdown topic of each store that
     enables the switch (appended to HA's block, the last one), and, for each ``user → model`` of ``same_as``, a block
     giving ``user`` the rights of ``model`` (a second fleet instance; in tests, a second client of a user: client ids
@@ -62,7 +63,7 @@ def mosquitto() -> str:
 class Broker:
     def __init__(self, directory: Path, users: dict[str, str], port: int | None = None,
                  max_files: int = 65536, tls: tuple[Path, Path, Path] | None = None,
-                 ha_lockdown_stores: list[str] = (), same_as: dict[str, str] | None = None) -> None:
+                 ha_lockdown_stores: Sequence[str] = (), same_as: dict[str, str] | None = None) -> None:
         """``users``: name → password (stores by their id, ``fleet``/``fleet-N``, ``homeassistant``). ``tls``: (CA,
         server certificate, key) adds an mqtts listener (``tls_url``) that wants a client certificate whose CN is
         the user name. The shipped policy (``config/mosquitto/bingobox.conf``) and ACL are used as they are, with

@@ -299,7 +299,7 @@ class Demo:
             s.error = f"{type(e).__name__}: {e}"
             self.say(f"shopper {s.n}: {s.error}")
 
-    def new_shopper(self, n: int, balance_fen: int = 1_000_000, face: tuple[Path, Path] | None = None) -> Shopper:
+    def new_shopper(self, n: int, balance_fen: int = 1_000_000, face: tuple[list[Path], Path] | None = None) -> Shopper:
         acc = self.admin_post("/admin/accounts", {"real_name": f"Shopper {n}", "id_number": secrets.token_hex(8),
                                                   "balance_fen": balance_fen, "face_consent": face is not None})
         return Shopper(n, acc["id"], face)

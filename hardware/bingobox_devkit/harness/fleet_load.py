@@ -21,6 +21,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import requests
@@ -48,6 +49,27 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+
+def _on_selector(c: mqtt.Client, sel: selectors.BaseSelector) -> None:
+    """Drive client ``c``'s socket from ``sel`` (paho's external-loop hooks), not a thread per client."""
+    def opened(cl: mqtt.Client, _u: object, sock: Any) -> None:
+        sel.register(sock, selectors.EVENT_READ, cl)
+
+    def closed(_cl: mqtt.Client, _u: object, sock: Any) -> None:
+        try:
+            sel.unregister(sock)
+        except (KeyError, ValueError):
+            pass
+
+    def want_write(cl: mqtt.Client, _u: object, sock: Any) -> None:
+        sel.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, cl)
+
+    def done_write(cl: mqtt.Client, _u: object, sock: Any) -> None:
+        sel.modify(sock, selectors.EVENT_READ, cl)
+
+    c.on_socket_open, c.on_socket_close = opened, closed
+    c.on_socket_register_write, c.on_socket_unregister_write = want_write, done_write
+
 class Stores:
     """N store clients on one selector loop (paho's external-loop API: no thread per client)."""
 
@@ -68,20 +90,10 @@ class Stores:
             c.username_pw_set(sid, passwords[sid])
             c.will_set(m.topic(PREFIX, sid, "status"), "offline", qos=1, retain=True)
             c.max_inflight_messages_set(100)
-            c.on_socket_open = lambda cl, _u, sock: self.sel.register(sock, selectors.EVENT_READ, cl)
-            c.on_socket_close = lambda _cl, _u, sock: self._unregister(sock)
-            c.on_socket_register_write = lambda cl, _u, sock: self.sel.modify(
-                sock, selectors.EVENT_READ | selectors.EVENT_WRITE, cl)
-            c.on_socket_unregister_write = lambda cl, _u, sock: self.sel.modify(sock, selectors.EVENT_READ, cl)
+            _on_selector(c, self.sel)
             c.on_connect = self._on_connect
             c.user_data_set(sid)
             self.clients.append((sid, c))
-
-    def _unregister(self, sock) -> None:
-        try:
-            self.sel.unregister(sock)
-        except (KeyError, ValueError):
-            pass
 
     def _on_connect(self, client, sid, _flags, reason_code, _props) -> None:
         if not reason_code.is_failure:
@@ -175,11 +187,7 @@ class Hostile:
         c.username_pw_set(sid, password)
         c.max_inflight_messages_set(1000)
         c.max_queued_messages_set(20_000)
-        c.on_socket_open = lambda cl, _u, sock: sel.register(sock, selectors.EVENT_READ, cl)
-        c.on_socket_close = lambda _cl, _u, sock: sel.unregister(sock)
-        c.on_socket_register_write = lambda cl, _u, sock: sel.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE,
-                                                                     cl)
-        c.on_socket_unregister_write = lambda cl, _u, sock: sel.modify(sock, selectors.EVENT_READ, cl)
+        _on_selector(c, sel)
         c.on_connect = lambda cl, *_a: cl.publish(m.topic(PREFIX, sid, "status"), "online", qos=1, retain=True)
         c.connect("127.0.0.1", port, keepalive=60)
         self.c, self.row, self.debt = c, 0, 0.0
@@ -290,10 +298,12 @@ def run(args) -> int:
         stores.run(args.warmup_s, threading.Event(), hostile)  # (retained states arrive, the page's first pushes)
         before = metrics()
         fleet_cpu = lambda: sum(_cpu_s(f.p.pid) for f in fleets)  # noqa: E731
-        cpu0 = {"broker": _cpu_s(broker.pid()), "fleet": fleet_cpu(), "load": time.process_time()}
+        broker_pid = broker.pid()
+        assert broker_pid is not None, "the broker is not running"
+        cpu0 = {"broker": _cpu_s(broker_pid), "fleet": fleet_cpu(), "load": time.process_time()}
         sent0 = sum(stores.sent.values())
         t_play = stores.run(args.seconds, threading.Event(), hostile)
-        cpu = {"broker": _cpu_s(broker.pid()) - cpu0["broker"], "fleet": fleet_cpu() - cpu0["fleet"],
+        cpu = {"broker": _cpu_s(broker_pid) - cpu0["broker"], "fleet": fleet_cpu() - cpu0["fleet"],
                "load": time.process_time() - cpu0["load"]}
         settle0 = time.monotonic()
         while time.monotonic() - settle0 < 30 and metrics().get("backlog", 0) > 0:
@@ -323,7 +333,7 @@ def run(args) -> int:
             "event_to_fleet_ms": {"p50": after["event_p50"], "p99": after["event_p99"]},
             "alarm_to_page_ms": page.delay_ms.summary(), "page_pushes": page.pushes,
             "cpu_percent_of_one_core": {key: round(100 * v / t_play, 1) for key, v in cpu.items()},
-            "rss_mb": {"broker": round(_rss_mb(broker.pid()), 1),
+            "rss_mb": {"broker": round(_rss_mb(broker_pid), 1),
                        "fleet": round(sum(_rss_mb(f.p.pid) for f in fleets), 1)},
         }
         print(json.dumps(summary, indent=None if args.json else 2), flush=True)

@@ -19,14 +19,14 @@ from bingobox.config import DoorConfig
 from bingobox.devices.door import DoorBoard
 from bingobox.journal import Journal
 from bingobox.wallet.signing import sign_headers
-from bingobox_devkit.sim.camera_server import VirtualCamera
+from bingobox_devkit.sim.camera_server import VirtualCamera, load_image
 from bingobox_devkit.sim.config import SimCamera
 
 
 def camera_frame(photo: Path, seed: int = 2) -> np.ndarray:
     """The photo held up to a 640x480 camera as the simulator composes it (RGB)."""
     cam = VirtualCamera(SimCamera(name="exit-cam"), seed=seed)
-    cam.show(cv2.imread(str(photo)), photo.name, scale=0.8)
+    cam.show(load_image(photo), photo.name, scale=0.8)
     return cv2.cvtColor(cam.compose(1), cv2.COLOR_BGR2RGB)
 
 

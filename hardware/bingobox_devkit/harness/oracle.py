@@ -9,6 +9,7 @@ import itertools
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -54,7 +55,7 @@ def stage_table(db: Path) -> dict:
                 "stages_ms": {k: percentiles(x) for k, x in v["stages"].items()}} for p, v in out.items()}
 
 
-def summarise(db: Path, ledger: list[dict], shoppers: list[Shopper], status: dict, catalog_path: Path) -> dict:
+def summarise(db: Path, ledger: list[dict], shoppers: Sequence[Shopper], status: dict, catalog_path: Path) -> dict:
     visits = _rows(db, "SELECT * FROM visits")
     intents = _rows(db, "SELECT * FROM charge_intents")
     catalog = Catalog.load(catalog_path)
@@ -68,7 +69,7 @@ def summarise(db: Path, ledger: list[dict], shoppers: list[Shopper], status: dic
     baskets = {v["id"]: json.loads(v["basket"]) for v in visits}
     lost, wrong_amount, wrong = [], [], []
     for s in shoppers:  # the oracle is what each shopper really carried out
-        owed = sum(catalog.lookup(e).price_fen for _, e in s.took)
+        owed = sum(_price(catalog, e) for _, e in s.took)
         if owed and paid[s.account] == 0 and s.account not in declined:
             lost.append(s.n)
         elif paid[s.account] and paid[s.account] != owed:
@@ -76,8 +77,8 @@ def summarise(db: Path, ledger: list[dict], shoppers: list[Shopper], status: dic
     doubled = [vid for vid, n in ok.items() if n > 1]
     by_account = {s.account: s for s in shoppers}
     for v in visits:
-        s = by_account.get(v["account_id"])
-        took = {e for _, e in s.took} if s else set()
+        who = by_account.get(v["account_id"])
+        took = {e for _, e in who.took} if who else set()
         if ok[v["id"]] and not set(baskets[v["id"]]) <= took:
             wrong.append(v["id"])
     left_accounts = {v["account_id"] for v in visits if v["state"] == "left"}
@@ -107,3 +108,11 @@ def summarise(db: Path, ledger: list[dict], shoppers: list[Shopper], status: dic
         summary["problems"] = {"lost_shoppers": lost, "doubled": doubled, "wrong_person": wrong,
                                "wrong_amount_shoppers": wrong_amount}
     return summary
+
+
+def _price(catalog: Catalog, epc: str) -> int:
+    """What the tag ``epc`` (one the shopper took from a shelf, so in the catalogue) costs."""
+    product = catalog.lookup(epc)
+    if product is None:
+        raise ValueError(f"a shopper took {epc}, which is not in the catalogue")
+    return product.price_fen

@@ -33,15 +33,18 @@ class Proc:
 
     def wait_line(self, needle: str, timeout: float = 60) -> list[str]:
         """Read stdout until a line contains ``needle`` (then keep the pipe drained); the lines read so far."""
-        lines, deadline = [], time.monotonic() + timeout
+        lines: list[str] = []
+        deadline = time.monotonic() + timeout
+        out = self.p.stdout
+        assert out is not None  # (started with stdout=PIPE)
         while time.monotonic() < deadline:
-            line = self.p.stdout.readline()
+            line = out.readline()
             if not line:
                 self.stop()
                 raise RuntimeError(f"{self.name} exited: {''.join(lines)}\n{self.log_path.read_text()[-3000:]}")
             lines.append(line)
             if needle in line:
-                threading.Thread(target=self.p.stdout.read, daemon=True).start()
+                threading.Thread(target=out.read, daemon=True).start()
                 return lines
         self.stop()
         raise RuntimeError(f"{self.name} did not print {needle!r} within {timeout}s")

@@ -98,7 +98,9 @@ def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secr
                    if operator else []},
     }
     for key, value in (overrides or {}).items():
-        cfg.setdefault(key, {}).update(value)
+        section = cfg.setdefault(key, {})
+        assert isinstance(section, dict)
+        section.update(value)
     StoreConfig.model_validate(cfg)
     return cfg
 

@@ -44,7 +44,7 @@ def serve_control(store: VirtualStore, port: int) -> ThreadingHTTPServer:
             self._reply(status, {"error": {"code": code, "message": message}})
 
         def _allowed(self) -> bool:
-            port = self.server.server_address[1]
+            port = self.server.server_address[1]  # type: ignore[index]  # (an IPv4 (host, port) pair)
             if self.headers.get("Host", "") not in (f"127.0.0.1:{port}", f"localhost:{port}"):
                 self._error(403, "bad_host", "the control API answers only to its loopback address")
                 return False

@@ -289,7 +289,7 @@ def rospec_of(body: bytes) -> ROSpec:
     if p is None or len(p.value) < 6:
         raise LlrpError("ADD_ROSPEC without a ROSpec")
     rospec_id = struct.unpack_from("!I", p.value)[0]
-    trigger, antennas = START_TRIGGER_NULL, []
+    trigger, antennas = START_TRIGGER_NULL, list[int]()
     for q in params(p.value[6:]):
         if q.type == P_RO_BOUNDARY_SPEC:
             start = find(q.value, P_ROSPEC_START_TRIGGER)

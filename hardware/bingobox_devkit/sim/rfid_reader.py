@@ -66,7 +66,8 @@ class VirtualReader(SerialDevice):
         before = self._decoder.stats["bad_checksum"]
         for cmd in self._decoder.feed(data):
             self.stats["requests"] += 1
-            self._handle(cmd, endpoint)
+            if isinstance(cmd, m100.Command):
+                self._handle(cmd, endpoint)
         if self._decoder.stats["bad_checksum"] > before:
             self._error(m100.ERR_BAD_COMMAND, endpoint)
 

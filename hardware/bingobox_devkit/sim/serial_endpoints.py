@@ -129,7 +129,7 @@ class VirtualLine:
         self.rts = self.dtr = self.cts = self.dsr = self.cd = True
 
     def __setattr__(self, key: str, value) -> None:
-        if key == "baudrate" and getattr(self, "device_baudrate", 0) and value != self.device_baudrate:
+        if key == "baudrate" and getattr(self, "device_baudrate", None) and value != self.device_baudrate:
             log.warning("%s: an RFC 2217 client set %s baud; the device runs at %s", self.name, value,
                         self.device_baudrate)
         super().__setattr__(key, value)

@@ -225,7 +225,7 @@ class SimFaces:
         def done() -> None:
             if several:
                 self.post(Enrolled(visit_id, {"ok": False, "reason": "several_faces"}))
-            elif ok:
+            elif ok and s is not None:
                 self.templates[visit_id] = s
                 self.post(Enrolled(visit_id, {"ok": True, "reason": "enrolled", "templates": 2}))
             else:

@@ -6,6 +6,7 @@ declines, and 4xx refusals of a malformed charge. Its ledger is the simulation's
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bingobox.wallet.client import Outcome, Result
@@ -36,7 +37,7 @@ class Charge:
 
 @dataclass
 class SimGateway:
-    clock: object
+    clock: Callable[[], float]
     rng: random.Random
     balances: dict[str, int] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
@@ -56,7 +57,7 @@ class SimGateway:
             if self.faults.reject:
                 self.counts["rejected"] += 1
                 return Result(Outcome.REJECTED, None, 400, "HTTP 400 bad_request: injected refusal")
-            jti = payload.get("entry_jti")
+            jti = str(payload.get("entry_jti"))
             if self.codes.get(jti) != payload["account_id"] or self.bound.get(jti, payload["visit_id"]) != \
                     payload["visit_id"]:  # (protocol 2: a charge is bound to the code of its visit)
                 self.counts["unbound"] += 1

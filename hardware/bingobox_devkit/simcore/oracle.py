@@ -93,11 +93,11 @@ def check(world: World, journal_path: Path, excused: list[dict] | None = None) -
     charged_visits = {c.visit for c in succeeded} | {it["visit_id"] for it in intents if it["state"] == "declined"}
     shopper_of = {s.account: s for s in world.shoppers}
     for vid in charged_visits:
-        s = shopper_of.get(account_of_visit.get(vid, ""))
+        payer = shopper_of.get(account_of_visit.get(vid, ""))
         for epc in basket_of.get(vid, {}):
-            if s is None or epc not in s.carried_out:
+            if payer is None or epc not in payer.carried_out:
                 who = owner.get(epc)
-                bad("wrong_person", visit=vid, epc=epc, charged_to=s.n if s else None,
+                bad("wrong_person", visit=vid, epc=epc, charged_to=payer.n if payer else None,
                     carried_by=(who.n if who else None), tailgater=bool(who and who.tailgater))
     for v in visits:
         if v["state"] not in ("left", "abandoned", "timed_out"):

@@ -178,7 +178,8 @@ def real_drain(n: int) -> dict:
             "doubled": len(ok) - len({c["visit_id"] for c in ok}),
             "first_landed_after_s": round(first, 2) if first is not None else None,
             "all_landed_after_s": round(last, 2) if last is not None else None,
-            "charges_per_s_once_flowing": round((n - 1) / (last - first), 1) if landed and last > first else None,
+            "charges_per_s_once_flowing": round((n - 1) / (last - first), 1)
+            if first is not None and last is not None and last > first else None,
             "out_of_order": sum(1 for a, b in itertools.pairwise(order) if b < a)}
 
 

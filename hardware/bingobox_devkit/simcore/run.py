@@ -19,8 +19,10 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bingobox.actions import RetryCharge
 from bingobox.config import StoreConfig
@@ -120,6 +122,19 @@ class InjectedFault(OSError):
     """A disk fault the schedule injects (not a bug: the code must live with it)."""
 
 
+class FaultyOutbox(Outbox):
+    """The outbox, with the schedule's failing disk (or bug) where the charge intent is written."""
+
+    def __init__(self, play: Play, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.play = play
+
+    def add_intent_in(self, *args: Any, **kw: Any) -> int:
+        if self.play.outbox_error:
+            raise InjectedFault("injected: the charge intent could not be written")
+        return super().add_intent_in(*args, **kw)
+
+
 class Controller:
     """One incarnation of the controller process, built as ``app.StoreApp`` builds it, on simulated devices."""
 
@@ -127,17 +142,10 @@ class Controller:
         w = play.world
         self.journal = Journal(play.journal_path, clock=w.clock)
         self.journal.after_commit = play.on_commit
-        self.outbox = Outbox(self.journal, w.gateway, play.limits, play.policy,
-                             on_event=lambda kind, data: w.post(ChargeUpdate(kind, data)), clock=w.clock,
-                             rng=random.Random(f"{play.seed}:{w.epoch}:outbox"))
+        self.outbox = FaultyOutbox(play, self.journal, w.gateway, play.limits, play.policy,
+                                   on_event=lambda kind, data: w.post(ChargeUpdate(kind, data)), clock=w.clock,
+                                   rng=random.Random(f"{play.seed}:{w.epoch}:outbox"))
         self.faces = SimFaces(w, random.Random(f"{play.seed}:{w.epoch}:faces"), w.post)
-        add_intent = self.outbox.add_intent_in
-
-        def add_intent_in(*args, **kw):  # a failing disk or a bug where the charge intent is written
-            if play.outbox_error:
-                raise InjectedFault("injected: the charge intent could not be written")
-            return add_intent(*args, **kw)
-        self.outbox.add_intent_in = add_intent_in
         gate = EntryGate(w.public_keys(), STORE_ID, self.journal, self.outbox, clock=w.clock)
         self.core = StoreCore(play.cfg, self.journal, play.catalog, self.outbox, gate, w.doors, w.exit_reader,
                               self.faces, post=w.post, clock=w.clock, rng=random.Random(f"{play.seed}:{w.epoch}:core"))
@@ -181,13 +189,13 @@ class Play:
             self.crashed = True
             raise SimCrash(self.commits)
 
-    def _guard(self, fn) -> None:
+    def _guard(self, fn: Callable[[Controller], object]) -> None:
         """Run ``fn`` as the control loop would: a crash kills the controller; any other exception is a bug (the
         real loop logs it and goes on; here it is also a finding)."""
         if self.ctl is None:
             return
         try:
-            fn()
+            fn(self.ctl)
         except SimCrash:
             self._die()
         except Exception as e:
@@ -195,7 +203,7 @@ class Play:
                                 "where": _where(e), "t": round(self.world.clock() - self.world.start, 3)})
 
     def _deliver(self, ev: object) -> None:
-        self._guard(lambda: self.ctl.core.handle(ev))
+        self._guard(lambda ctl: ctl.core.handle(ev))
 
     def _start(self) -> None:
         w = self.world
@@ -232,7 +240,7 @@ class Play:
     def _tick(self) -> None:
         for d in self.world.doors.values():
             d.tick()
-        self._guard(lambda: self.ctl.core.tick())
+        self._guard(lambda ctl: ctl.core.tick())
 
     def _send(self) -> None:
         """The outbox's sender thread (``Outbox._run``): a step that raises waits ``step_failed()`` — an injected
@@ -240,8 +248,8 @@ class Play:
         if self.ctl is None or self.world.clock() < self.send_after:
             return
 
-        def steps() -> None:
-            box = self.ctl.outbox
+        def steps(ctl: Controller) -> None:
+            box = ctl.outbox
             for _ in range(4):
                 try:
                     worked = box.step()
@@ -287,7 +295,7 @@ class Play:
         with contextlib.suppress(Exception):
             if self.ctl is not None:
                 self.ctl.journal.close()
-        spans = {s.n: s.commit_span for s in w.shoppers if getattr(s, "commit_span", None)}
+        spans = {s.n: span for s in w.shoppers if (span := s.commit_span) is not None}
         return Played(self.seed, self.crash_at, violations, self.commits, spans, self.crashed,
                       round(w.clock() - w.start, 1),
                       {"gateway": dict(w.gateway.counts), "downs": len(w.down_spans), "excused": excused})

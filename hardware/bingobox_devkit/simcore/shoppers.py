@@ -4,6 +4,8 @@ the exit button in the end), tailgaters (in without a code, out by the button), 
 
 from __future__ import annotations
 
+import functools
+
 from bingobox.core.events import CodeSeen
 
 from .sched import Process, until
@@ -17,7 +19,7 @@ def show_code(world: World, role: str, text: str, shown: list[bool]) -> Process:
     while shown[0]:
         t = world.clock()
         if world.up:
-            world.sched.after(0.012, lambda t=t: world.post(CodeSeen(role, text, t, {"decoded": t + 0.012})))
+            world.sched.after(0.012, functools.partial(world.post, CodeSeen(role, text, t, {"decoded": t + 0.012})))
         yield SCAN_EVERY_S
 
 

@@ -81,7 +81,7 @@ class World:
         self.entrance_busy = False
         self.up = False  # the controller is running
         self.epoch = 0  # controller incarnations (events of an earlier one are lost)
-        self.down_spans: list[tuple[float, float]] = []
+        self.down_spans: list[tuple[float, float | None]] = []  # (down, up again; None: still down)
         self.shelf_unplugged: dict[str, float | None] = {s: None for s in shelves}
         self.p_enrol_fail = 0.05
         self.p_face_unsure = 0.05
