@@ -13,6 +13,7 @@ The status screen and the status file read ``view`` (a snapshot the loop publish
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -40,10 +41,12 @@ from .loop import EventLoop, Inbox
 from .metrics import Histogram
 from .sdnotify import Notifier, catch_stop_signals, wait_for_signal
 from .status import build_view
+from .view import View
 from .wallet.client import WalletClient
 from .wallet.money import Money
 from .wallet.outbox import Limits, Outbox, Policy
 from .wallet.sync import ShopperSync
+from .worker import Worker
 
 log = logging.getLogger(__name__)
 VIEW_EVERY_S = 1.0  # the published snapshot (its SQL runs on the loop thread: keep it rare)
@@ -130,13 +133,13 @@ class StoreApp:
         self.notifier = notifier or Notifier()  # systemd: watchdog pings come from the loop's own tick
         self.status_path = status_path
         self.qr_ms = {"entry": Histogram(), "exit": Histogram()}
-        self.view: dict = {}  # the latest published snapshot (replaced, never mutated)
+        self.view: View = {}  # the latest published snapshot (replaced, never mutated; empty until the first)
         self._last_view = 0.0
         self._last_disk = 0.0
         self._last_prune = time.time() - PRUNE_EVERY_S + 60  # the first a minute after start
         self._sick_logged = False
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._feeds: list[Worker] = []
         self.money: Money | None = None
         self.screen: Any = None  # screen.server.ScreenServer
         self.link: Any = None  # mqtt.link.MqttLink
@@ -197,8 +200,8 @@ class StoreApp:
     def stop(self) -> None:
         self.loop.stop()
         self._stop.set()
-        for t in self._threads:
-            t.join(timeout=5)
+        for w in self._feeds:
+            w.stop()
         if self.faces is not None:
             self.faces.stop()
         for dev in [*self.cameras.values(), *self.llrp.values(), *self.readers.values(), *self.buses.values()]:
@@ -213,9 +216,10 @@ class StoreApp:
         self.journal.close()
 
     def _spawn(self, fn, *args) -> None:
-        t = threading.Thread(target=fn, args=args, name=f"feed-{fn.__name__}-{len(self._threads)}", daemon=True)
-        t.start()
-        self._threads.append(t)
+        w = Worker(f"feed-{fn.__name__}-{len(self._feeds)}", functools.partial(fn, *args), join_s=5,
+                   stopping=self._stop)
+        w.start()
+        self._feeds.append(w)
 
     # what the screen uses ----------------------------------------------------------------------------------
     def act(self, operator: str, action: str, args: Any, timeout: float = 5.0) -> dict:
@@ -329,7 +333,7 @@ class StoreApp:
                                 "shopper_sync": self.sync.status() if self.sync is not None else None})
         self._write_status(self.view)
 
-    def _write_status(self, snapshot: dict) -> None:
+    def _write_status(self, snapshot: View) -> None:
         if self.status_path is None:
             return
         tmp = self.status_path.with_suffix(".tmp")

@@ -23,6 +23,7 @@ from .loop import Inbox
 from .metrics import Histogram
 from .vision.motion import MotionGate
 from .vision.qr import QrReader
+from .worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,8 @@ class FaceSide:
         self._jobs: collections.deque[tuple[str, str]] = collections.deque()
         self._jobs_cv = threading.Condition()
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._workers = [Worker(f"faces-{fn.__name__.strip('_')}", fn, join_s=5, stopping=self._stop)
+                         for fn in (self._matcher, self._enroller)]
         self.match_ms = Histogram()
         self.stats = {"matches": 0, "stale": 0, "enrolments": 0, "enrol_dropped": 0, "forgotten": 0}
 
@@ -129,17 +131,15 @@ class FaceSide:
     # lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
         self.worker.start()
-        for fn in (self._matcher, self._enroller):
-            t = threading.Thread(target=fn, name=f"faces-{fn.__name__.strip('_')}", daemon=True)
-            t.start()
-            self._threads.append(t)
+        for w in self._workers:
+            w.start()
 
     def stop(self) -> None:
         self._stop.set()
         with self._jobs_cv:
             self._jobs_cv.notify_all()
-        for t in self._threads:
-            t.join(timeout=5)
+        for w in self._workers:
+            w.stop()
         self.worker.stop()
 
     @property

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .audit import AuditLog
 from .storage import Database
 
 SCHEMA = """
@@ -141,10 +142,10 @@ class VisitTx:
         Journal.alarm_in(self.c, kind, device, data, self.now)
 
 
-class Journal(Database):
+class Journal(Database, AuditLog):
     def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
         super().__init__(path, SCHEMA)
-        self.clock = clock
+        self.clock = self.audit_clock = clock
         self._migrate()
 
     def _migrate(self) -> None:
@@ -188,8 +189,11 @@ class Journal(Database):
 
     def open_visits(self) -> list[dict]:
         """Every visit not in a final state, oldest first (for a restart)."""
-        rows = self.all("SELECT * FROM visits WHERE state NOT IN ('left', 'abandoned', 'timed_out') "
-                        "ORDER BY created_at")
+        from .domain.visit import FINAL
+
+        final = tuple(str(s) for s in FINAL)
+        rows = self.all(f"SELECT * FROM visits WHERE state NOT IN ({','.join('?' * len(final))}) ORDER BY created_at",
+                        final)
         return [dict(r) for r in rows]
 
     def ever_let_in(self) -> bool:
@@ -262,23 +266,6 @@ class Journal(Database):
                 "charges": [dict(c) for c in charges]}
 
     # audit log -------------------------------------------------------------------------------------
-    def audit(self, operator: str | None, action: str, args: dict, outcome: str, detail: str = "",
-              source: str = "") -> int:
-        """One operator action (or login), whatever its outcome; returns its id."""
-        with self.tx() as c:
-            cur = c.execute("INSERT INTO audit (t, operator, action, args, outcome, detail, source) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (self.clock(), operator, action, json.dumps(args, default=str), outcome, detail, source))
-            return int(cur.lastrowid)
-
-    def set_audit_outcome(self, audit_id: int, outcome: str, detail: str) -> None:
-        with self.tx() as c:
-            c.execute("UPDATE audit SET outcome=?, detail=? WHERE id=?", (outcome, detail, audit_id))
-
-    def recent_audit(self, limit: int = 30) -> list[dict]:
-        rows = self.all("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
-        return [{**dict(r), "args": json.loads(r["args"])} for r in rows]
-
     def recent_charges(self, limit: int = 30) -> list[dict]:
         rows = self.all("SELECT id, visit_id, account_id, amount_fen, state, charge_id, reason, attempts, created_at, "
                         "updated_at FROM charge_intents ORDER BY id DESC LIMIT ?", (limit,))

@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .worker import Worker
+
 log = logging.getLogger(__name__)
 TICK_S = 0.1  # timeouts are checked this often (a grant window, an exit deadline)
 
@@ -73,24 +75,22 @@ class EventLoop:
                  on_tick: Callable[[], None] | None = None) -> None:
         self.inbox = inbox
         self._handle, self._tick, self._on_tick = handle, tick, on_tick
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = Worker("control-loop", self._run, join_s=5)
+        self._stop = self._worker.stopping
         self.lag_ms = 0.0  # how late the last tick ran (a measure of the loop's load)
         self.handled = 0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="control-loop", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
         self._stop.set()
         self.inbox.put(None)
-        if self._thread:
-            self._thread.join(timeout=5)
+        self._worker.stop()
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._worker.alive()
 
     def _run(self) -> None:
         next_tick = time.monotonic()

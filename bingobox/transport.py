@@ -13,6 +13,8 @@ from typing import Any
 
 import serial
 
+from .worker import Backoff, Worker
+
 log = logging.getLogger(__name__)
 
 
@@ -48,15 +50,16 @@ class SerialLink:
     ) -> None:
         self.url, self.baudrate, self.name = url, baudrate, name
         self._on_data, self._on_state = on_data, on_state
-        self._read_timeout, self._backoff = read_timeout, backoff
+        self._read_timeout = read_timeout
         # a streaming device (an RFID reader at its link limit) is read in batches at most this often: one call per
         # few notices instead of one per notice (a request/reply device keeps 0: its replies are awaited)
         self._coalesce = coalesce_s
         self._opener = opener
         self._port: Any = None
         self._write_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = Worker(f"link-{name}", self._run, join_s=2)
+        self._stop = self._worker.stopping
+        self._backoff_s = Backoff(*backoff)
         self.ring: deque[tuple[float, str, bytes]] = deque(maxlen=ring_size)
         self.stats = {"opens": 0, "open_failures": 0, "disconnects": 0, "rx_bytes": 0, "tx_bytes": 0}
         self.last_error: str | None = None
@@ -64,14 +67,10 @@ class SerialLink:
 
     # lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"link-{self.name}", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=2)
+        self._worker.stop()
         self._close()
 
     @property
@@ -128,7 +127,7 @@ class SerialLink:
             self._on_state(False)
 
     def _run(self) -> None:
-        delay = self._backoff[0]
+        self._backoff_s.succeeded()
         while not self._stop.is_set():
             if self._port is None:
                 try:
@@ -138,12 +137,11 @@ class SerialLink:
                     if self.last_error != f"open failed: {e}":
                         log.warning("%s: cannot open %s: %s (retrying with backoff)", self.name, self.url, e)
                     self.last_error = f"open failed: {e}"
-                    self._stop.wait(delay)
-                    delay = min(delay * 2, self._backoff[1])
+                    self._stop.wait(self._backoff_s.failed())
                     continue
                 with self._write_lock:
                     self._port = port
-                delay = self._backoff[0]
+                self._backoff_s.succeeded()
                 self.stats["opens"] += 1
                 self.connected_since = time.time()
                 log.info("%s: opened %s", self.name, self.url)

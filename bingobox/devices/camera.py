@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ..config import CameraConfig
+from ..worker import Backoff, Worker
 from .events import DeviceEvent, Listener
 
 log = logging.getLogger(__name__)
@@ -70,11 +71,11 @@ class Camera:
         self.name = cfg.name
         self._emit = on_event
         self._opener = opener
-        self._backoff = backoff
+        self._backoff = Backoff(*backoff)
         self._frame: Frame | None = None
         self._cond = threading.Condition()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = Worker(f"cam-{cfg.name}", self._run, join_s=cfg.read_timeout_s + 2)
+        self._stop = self._worker.stopping
         self.connected = False
         self.last_error: str | None = None
         self.size: tuple[int, int] | None = None
@@ -82,16 +83,13 @@ class Camera:
         self._fps_window: list[float] = []
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"cam-{self.name}", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        if self._thread:
-            self._thread.join(timeout=self.cfg.read_timeout_s + 2)
+        self._worker.stop()
 
     def latest(self) -> Frame | None:
         return self._frame
@@ -117,7 +115,7 @@ class Camera:
                 **self.stats}
 
     def _run(self) -> None:
-        delay = self._backoff[0]
+        self._backoff.succeeded()
         file_like = _kind(self.cfg.source) == "file"
         while not self._stop.is_set():
             cap = self._opener(self.cfg)
@@ -125,13 +123,12 @@ class Camera:
                 cap.release()
                 self.stats["open_failures"] += 1
                 self.last_error = f"cannot open {_redact(self.cfg.source)}"
-                self._stop.wait(delay)
-                delay = min(delay * 2, self._backoff[1])
+                self._stop.wait(self._backoff.failed())
                 continue
             self.stats["opens"] += 1
             self.connected = True
             self._emit(DeviceEvent(self.name, "connected", {"source": _redact(self.cfg.source)}))
-            delay = self._backoff[0]
+            self._backoff.succeeded()
             pace = 1.0 / (self.cfg.fps or cap.get(cv2.CAP_PROP_FPS) or 10.0) if file_like else 0.0
             while not self._stop.is_set():
                 t0 = time.monotonic()
@@ -154,7 +151,7 @@ class Camera:
                 if not self._stop.is_set():
                     self._emit(DeviceEvent(self.name, "disconnected", {"error": self.last_error}))
                     log.warning("%s: camera lost (%s), reconnecting", self.name, self.last_error)
-            self._stop.wait(delay)
+            self._stop.wait(self._backoff.first)  # (then each failed open doubles the wait)
 
     def _publish(self, image: np.ndarray) -> None:
         now = time.time()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import LlrpReaderConfig, LlrpZoneConfig
+from ..worker import Backoff, Worker
 from .events import DeviceEvent, Listener
 from .tag_field import TagField
 
@@ -149,27 +150,24 @@ class LlrpReader:
         self._factory = client_factory
         self._client = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = Worker(f"llrp-{cfg.name}", self._run, join_s=3)
+        self._stop = self._worker.stopping
         self._inventorying = False
         self._last_heard = 0.0  # the last report or keepalive
         self._connect_at = 0.0
         self._connected_since: float | None = None
         self._next_try = 0.0
-        self._backoff = 0.5
+        self._backoff = Backoff(0.5, cfg.reconnect_max_s)
         self.last_error: str | None = None
         self.stats = {"connects": 0, "connect_failures": 0, "silences": 0, "reports": 0, "reads": 0,
                       "reads_elsewhere": 0, "unknown_antenna": 0, "keepalives": 0}
 
     # lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"llrp-{self.name}", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=3)
+        self._worker.stop()
         self._drop("stopped", politely=True)
 
     def inventorying(self) -> bool:
@@ -217,8 +215,7 @@ class LlrpReader:
         except Exception as e:  # refused, unreachable, a reader that is not one
             self.stats["connect_failures"] += 1
             self.last_error = f"{type(e).__name__}: {e}"
-            self._next_try = now + self._backoff
-            self._backoff = min(self.cfg.reconnect_max_s, self._backoff * 2)
+            self._next_try = now + self._backoff.failed()
             log.warning("%s: cannot connect to %s (%s): next try in %.1fs", self.name, self.url, self.last_error,
                         self._next_try - now)
             return
@@ -253,7 +250,7 @@ class LlrpReader:
         self._inventorying = True
         self._connected_since = time.time()
         self._last_heard = self._clock()
-        self._backoff = 0.5
+        self._backoff.succeeded()
         for z in self.zones.values():
             z.link(True)
 
@@ -303,7 +300,7 @@ class LlrpReader:
                 self.stats["silences"] += 1
                 log.warning("%s: nothing heard for %.1fs: connecting again", self.name, self.cfg.silence_timeout_s)
                 self._drop(f"silent for {self.cfg.silence_timeout_s}s")
-                self._next_try = now + self._backoff
+                self._next_try = now + self._backoff.next_s
             inventorying = self.inventorying()
             for z in self.zones.values():
                 try:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ..metrics import percentiles
 from ..protocol import modbus as mb
 from ..transport import LinkDown, SerialLink
+from ..worker import Worker
 
 if TYPE_CHECKING:
     from .door import Door
@@ -107,8 +107,8 @@ class ModbusBus:
         self._decoder = mb.ResponseDecoder()  # (made again, with the units' addresses, when it starts)
         self._replies: queue.Queue[mb.Response] = queue.Queue()
         self._commands: queue.Queue[tuple[str, Door | None, Any]] = queue.Queue()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = Worker(f"bus-{name}", self._run, join_s=2)
+        self._stop = self._worker.stopping
         self._idle_from = 0.0  # when the line last went quiet (our frame sent, or a reply received)
         self.link = link_factory(port, baudrate=baudrate, name=name, on_data=self._on_data,
                                  on_state=self._on_link_state)
@@ -131,14 +131,12 @@ class ModbusBus:
     # lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
         self.link.start()
-        self._thread = threading.Thread(target=self._run, name=f"bus-{self.name}", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._commands.put(("wake", None, None))
-        if self._thread:
-            self._thread.join(timeout=2)
+        self._worker.stop()
         self.link.stop()
 
     def command(self, door: Door, cmd: str, arg: Any) -> None:
@@ -146,7 +144,7 @@ class ModbusBus:
 
     def healthy(self, within_s: float = 5.0) -> bool:
         """The bus thread is alive and went round its loop lately (the watchdog ping depends on it)."""
-        return (self._thread is not None and self._thread.is_alive() and self.failure is None
+        return (self._worker.alive() and self.failure is None
                 and time.monotonic() - self.heartbeat < within_s)
 
     def status(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 from ..config import ReaderConfig
 from ..protocol import m100
 from ..transport import LinkDown, SerialLink
+from ..worker import Worker
 from .events import DeviceEvent, Listener
 from .tag_field import TagField
 
@@ -30,9 +31,9 @@ class RfidReader(TagField):
         self._decoder = m100.Decoder(self.framing)
         self._inventory_started = 0.0
         self._need_start = True
-        self._stop = threading.Event()
+        self._worker = Worker(f"rfid-{cfg.name}", self._run, join_s=2)
+        self._stop = self._worker.stopping
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
         link_kw = {"coalesce_s": 0.005} if link_factory is SerialLink else {}  # notices in batches of a few
         self.link = link_factory(cfg.port, baudrate=cfg.baudrate, name=cfg.name, on_data=self._on_data,
                                  on_state=self._on_link_state, **link_kw)
@@ -40,14 +41,12 @@ class RfidReader(TagField):
     # lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
         self.link.start()
-        self._thread = threading.Thread(target=self._run, name=f"rfid-{self.name}", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread:
-            self._thread.join(timeout=2)
+        self._worker.stop()
         if self.link.connected and self.cfg.mode == "multi":
             try:
                 self.link.write(m100.stop_multi_poll(self.framing))

@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..audit import AuditLog
 from .schema import STORE_ID, Message, Refused, alarm_data, parse
 from .sql import open_store
 
@@ -63,7 +65,7 @@ class Applied:
     clamped: int = 0  # dated in the future: taken as received
 
 
-class FleetDB:
+class FleetDB(AuditLog):
     def __init__(self, target) -> None:
         """``target``: a SQLite file, or a PostgreSQL DSN (postgresql://user@host/db)."""
         from .sql import is_dsn
@@ -71,7 +73,15 @@ class FleetDB:
         serial = "BIGSERIAL PRIMARY KEY" if is_dsn(str(target)) else "INTEGER PRIMARY KEY"
         schema = SCHEMA.replace("{serial}", serial)
         self.s = open_store(str(target), schema, lambda c: self._migrate(c, schema))
-        self.tx, self.one, self.all = self.s.tx, self.s.one, self.s.all
+
+    def tx(self) -> AbstractContextManager[Any]:
+        return self.s.tx()
+
+    def one(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        return self.s.one(sql, args)
+
+    def all(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        return self.s.all(sql, args)
 
     @staticmethod
     def _migrate(c, schema: str) -> None:
@@ -241,22 +251,6 @@ class FleetDB:
     def command_result(self, tx: str) -> dict | None:
         r = self.one("SELECT result FROM commands WHERE tx=?", (tx,))
         return json.loads(r["result"]) if r and r["result"] else None
-
-    def audit(self, operator: str | None, action: str, args: dict, outcome: str, detail: str = "",
-              source: str = "") -> int:
-        with self.tx() as c:
-            return int(c.execute("INSERT INTO audit (t, operator, action, args, outcome, detail, source) VALUES "
-                                 "(?, ?, ?, ?, ?, ?, ?) RETURNING id", (time.time(), operator, action,
-                                                                        json.dumps(args), outcome, detail,
-                                                                        source)).fetchone()["id"])
-
-    def set_audit_outcome(self, audit_id: int, outcome: str, detail: str) -> None:
-        with self.tx() as c:
-            c.execute("UPDATE audit SET outcome=?, detail=? WHERE id=?", (outcome, detail, audit_id))
-
-    def recent_audit(self, limit: int = 30) -> list[dict]:
-        return [{**dict(r), "args": json.loads(r["args"])} for r in self.all(
-            "SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))]
 
     def prune(self, now: float, limit: int = 5000) -> dict[str, int]:
         """Retention, a bounded batch each call: events after ``KEEP_EVENTS_S``, cleared alarms after

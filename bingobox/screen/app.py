@@ -33,6 +33,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ..actions import ACTIONS, MONEY_ACTIONS, Refund, ResolveDispute
 from ..core.store import short_account
+from ..view import View
 from ..wallet import records
 from .auth import Auth, Session, bearer_ok, same_token
 from .login_routes import add_login_routes
@@ -45,7 +46,7 @@ HISTORY = 600  # samples kept for the charts (10 min at one push per second)
 class Store(Protocol):
     """What the screen needs of the controller."""
 
-    view: dict
+    view: View
     journal: Any
 
     def act(self, operator: str, action: str, args: Any, timeout: float = 5.0) -> dict: ...
@@ -61,7 +62,7 @@ class History:
     def __init__(self) -> None:
         self.samples: deque[dict] = deque(maxlen=HISTORY)
 
-    def sample(self, view: dict) -> None:
+    def sample(self, view: View) -> None:
         t = view.get("t")
         if t is None or (self.samples and t - self.samples[-1]["t"] < 0.9):
             return

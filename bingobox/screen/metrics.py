@@ -5,17 +5,18 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-_STORE_STATES = ("starting", "ready", "degraded", "lockdown", "emergency", "maintenance")
+from ..domain.store import STATES as STORE_STATES
+from ..view import View
 
 
 class _ViewCollector:
-    def __init__(self, view: dict, now: float) -> None:
+    def __init__(self, view: View, now: float) -> None:
         self.view, self.now = view, now
 
     def collect(self):
         v = self.view
         state = GaugeMetricFamily("bingobox_store_state", "1 for the store's current state", labels=["state"])
-        for s in _STORE_STATES:
+        for s in STORE_STATES:
             state.add_metric([s], float(v.get("state") == s))
         yield state
         yield GaugeMetricFamily("bingobox_shoppers_inside", "shoppers inside the store", value=v.get("inside", 0))
@@ -79,7 +80,7 @@ class _ViewCollector:
                                 value=len(v.get("cross_read", {})))
 
 
-def exposition(view: dict, now: float) -> bytes:
+def exposition(view: View, now: float) -> bytes:
     registry = CollectorRegistry()
     registry.register(_ViewCollector(view, now))
     return generate_latest(registry)

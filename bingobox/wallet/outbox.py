@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..journal import Journal
+from ..worker import Backoff, Worker, backoff_s
 from .client import ChargeClient, Outcome, Result
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,9 @@ class Outbox:
         self._seeded = rng is not None  # a simulation's replayable keys; otherwise from os.urandom
         self._rng = rng or random.Random()
         self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = Worker("outbox", self._run, join_s=10)
+        self._stop = self._worker.stopping
+        self._step_backoff = Backoff(0.1, 5.0)  # steps that raise in a row (a disk fault): never a tight loop
         self.stats = {"attempts": 0, "succeeded": 0, "declined": 0, "canceled": 0, "unknown": 0, "failed": 0,
                       "step_failures": 0}
         self.step_failures = 0  # steps in a row that raised
@@ -152,15 +154,12 @@ class Outbox:
 
     # the sender ----------------------------------------------------------------------------------
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread:
-            self._thread.join(timeout=10)
+        self._worker.stop()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -189,7 +188,7 @@ class Outbox:
         if n == 1 or n % 50 == 0:
             log.exception("outbox step failed (%d in a row)", n)
         self.stats["step_failures"] += 1
-        return float(min(5.0, 0.1 * 2 ** min(n - 1, 6)))
+        return self._step_backoff.delay(n)
 
     def step(self) -> bool:
         """Work on the oldest intent that is due (after an outage the charges land in the order of the visits);
@@ -228,8 +227,7 @@ class Outbox:
         (queries count too: a gateway that is down is not asked ten times a second)."""
         self.gateway_ok = False
         n = self._failures[it["id"]] = self._failures.get(it["id"], 0) + 1
-        delay = min(self.policy.retry_max_s, self.policy.retry_base_s * 2 ** min(n - 1, 30)) * \
-            self._rng.uniform(0.8, 1.2)
+        delay = backoff_s(n, self.policy.retry_base_s, self.policy.retry_max_s) * self._rng.uniform(0.8, 1.2)
         self.stats["unknown"] += 1
         if n in (1, 5) or n % 20 == 0:
             log.warning("charge %s (visit %s): %s; retrying in %.1fs with the same key", it["idem_key"],

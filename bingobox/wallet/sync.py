@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from ..domain.catalog import Catalog
 from ..journal import Journal
+from ..worker import Worker, backoff_s
 from . import records
 from .client import WalletClient
 
@@ -42,15 +42,14 @@ class ShopperSync:
         self._next_inbox = 0.0
         self._failures = 0
         self._reader: sqlite3.Connection | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="shopper-sync", daemon=True)
+        self._worker = Worker("shopper-sync", self._run, join_s=5)
+        self._stop = self._worker.stopping
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._worker.stop()
 
     def status(self) -> dict[str, Any]:
         """Counts only (read on the control loop's thread: no SQL here; the screen reads the disputes itself)."""
@@ -65,7 +64,8 @@ class ShopperSync:
                     log.error("shopper sync: %s", e)
                     ok = False
                 self._failures = 0 if ok else min(self._failures + 1, 6)
-                self._stop.wait(self.interval_s * (2 ** self._failures))  # the gateway down: 0.5 s → 32 s
+                self._stop.wait(self.interval_s if ok else backoff_s(self._failures + 1, self.interval_s,
+                                                                      self.interval_s * 64))  # down: 0.5 s → 32 s
         finally:
             if self._reader is not None:
                 self._reader.close()

@@ -187,8 +187,7 @@ def test_the_board_watchdog_is_armed_and_frees_the_relay_when_the_controller_die
         wait_until(lambda: not sim.device("exit")["lock_engaged"], 2, "unlocked")
         time.sleep(1.2)
         assert not sim.device("exit")["lock_engaged"]  # the controller polls: the grant holds
-        d.bus._stop.set()  # the controller dies: nobody polls (the relay is not touched on the way out)
-        d.bus._thread.join(2)
+        d.bus._worker.stop()  # the controller dies: nobody polls (the relay is not touched on the way out)
         wait_until(lambda: sim.device("exit")["lock_engaged"], 3, "the board's own watchdog relocks")
     finally:
         d.link.stop()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bingobox.domain import tokens
+from bingobox.view import check_view
 from bingobox_devkit.harness.demo import Demo, _identities
 from tests.helpers import ROOT, wait_until
 
@@ -76,6 +77,8 @@ def test_a_shopper_recognised_by_face_pays_exactly_once(store):
     store.enter(s)
     store.take(s, 2, "shelf-1")
     time.sleep(1.2)
+    inside = store.status()
+    assert inside["visits"] and check_view(inside)  # what is published has the schema's shape, a visit in it
     store.leave(s)
     v = wait_left(store, s.account)
     ev = dict(events(store, v["id"]))

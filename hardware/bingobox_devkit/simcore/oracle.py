@@ -24,6 +24,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+from bingobox.domain.visit import FINAL
+
 from .world import World
 
 
@@ -100,7 +102,7 @@ def check(world: World, journal_path: Path, excused: list[dict] | None = None) -
                 bad("wrong_person", visit=vid, epc=epc, charged_to=payer.n if payer else None,
                     carried_by=(who.n if who else None), tailgater=bool(who and who.tailgater))
     for v in visits:
-        if v["state"] not in ("left", "abandoned", "timed_out"):
+        if v["state"] not in FINAL:
             bad("stranded", visit=v["id"], state=v["state"])
     for t in world.exit_grants_nobody:
         bad("exit_granted_nobody", t=round(t - world.start, 2))
