@@ -477,6 +477,10 @@ class MqttConfig(Strict):
     ha_prefix: str = Field("homeassistant", pattern=r"^[A-Za-z0-9_-]{1,32}$")
     ha_lockdown_switch: bool = Field(False, description="a Lockdown switch in Home Assistant: its unsigned "
                                      "…/ha/lockdown/set is trusted, so the broker's ACL must keep it to HA")
+    events_wait_for_fleet: bool = Field(True, description="events (alarms, charges, visits) are sent only while a "
+                                        "fleet service says it listens (<prefix>/_fleet/<instance>/status): the "
+                                        "broker keeps no event for nobody. false: a broker without a fleet (Home "
+                                        "Assistant alone)")
 
     @field_validator("url")
     @classmethod

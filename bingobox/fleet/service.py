@@ -7,6 +7,7 @@ for ``/metrics`` and the page."""
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import threading
 import time
@@ -18,6 +19,7 @@ import paho.mqtt.client as mqtt
 from ..metrics import Histogram
 from ..mqtt import messages as m
 from ..secretfiles import read_secret
+from ..worker import Worker, backoff_s
 from .db import FleetDB
 from .schema import MAX_PAYLOAD
 
@@ -110,11 +112,18 @@ class FleetService:
         self.refused: dict[str, int] = {}  # reason → messages refused for it
         self.delay_ms = {"event": Histogram(50_000), "state": Histogram(50_000)}
         self._q = FairQueue()
-        self._stop = threading.Event()
-        self._writer = threading.Thread(target=self._write, name="fleet-writer", daemon=True)
+        self._writer = Worker("fleet-writer", self._write, join_s=5)
+        self._stop = self._writer.stopping
+        self.beat = time.monotonic()  # the writer's last sign of progress (the watchdog's)
         self.changed = threading.Event()  # something arrived: the page's stream pushes sooner
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311, clean_session=True,
-                        client_id=client_id or f"bingobox-fleet-{secrets.token_hex(4)}")
+        # a persistent session: while this instance is away the broker keeps its subscription and queues the stores'
+        # QoS 1 messages for it (a broker with persistence keeps them across its own restarts)
+        self.instance = (client_id or username or "fleet")[:64]
+        # (one of several instances sharing the stores' messages keeps a clean session: the others take its share)
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311, clean_session=share is not None,
+                        client_id=client_id or f"bingobox-fleet-{username or 'fleet'}")
+        self.presence = m.fleet_status_topic(prefix, re.sub(r"[^A-Za-z0-9_.-]", "_", self.instance))
+        c.will_set(self.presence, "offline", qos=1, retain=True)
         c.max_queued_messages_set(10_000)
         if username:
             c.username_pw_set(username, password)
@@ -122,6 +131,7 @@ class FleetService:
             c.tls_set(ca_certs=ca_file)
         c.reconnect_delay_set(1, 15)
         c.on_connect, c.on_disconnect, c.on_message = self._on_connect, self._on_disconnect, self._on_message
+        c.on_subscribe = self._on_subscribe
         self.client = c
 
     def start(self) -> None:
@@ -130,10 +140,11 @@ class FleetService:
         self.client.loop_start()
 
     def stop(self) -> None:
+        if self.connected:  # (a clean goodbye: the stores hold their events from now)
+            self.client.publish(self.presence, "offline", qos=1, retain=True).wait_for_publish(2)
         self.client.disconnect()
         self.client.loop_stop()
-        self._stop.set()
-        self._writer.join(timeout=5)
+        self._writer.stop()
 
     def _on_connect(self, client, _userdata, _flags, reason_code, _props) -> None:
         if reason_code.is_failure:
@@ -144,17 +155,26 @@ class FleetService:
         client.subscribe(self.subscription, qos=1)
         log.info("fleet: connected to %s:%s, subscribed to %s", self.host, self.port, self.subscription)
 
+    def _on_subscribe(self, client, _userdata, _mid, reason_codes, _props) -> None:
+        """Subscribed: tell the stores this instance listens (they hold their events until one does)."""
+        if all(not rc.is_failure for rc in reason_codes):
+            client.publish(self.presence, "online", qos=1, retain=True)
+        else:
+            log.error("fleet: the broker refused the subscription to %s: %s", self.subscription, reason_codes)
+
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props) -> None:
         self.connected = False
         log.warning("fleet: disconnected (%s): reconnecting", reason_code)
 
     def _on_message(self, _client, _userdata, msg) -> None:
         """paho's thread: queue the message under its store (checked later, by the writer)."""
-        self.counts["received"] += 1
         parts = msg.topic.split("/", 2)  # (a shared subscription delivers the topic without its $share prefix)
+        if len(parts) >= 2 and parts[1] == m.FLEET:
+            return  # (fleet instances' presence: for the stores)
+        self.counts["received"] += 1
         if len(parts) < 3 or parts[0] != self.prefix or parts[2].startswith("ha/") or (
                 parts[2].startswith("cmd/") and not parts[2].endswith("/result")):
-            return  # (commands and Home Assistant's switch are for the stores, not news for the fleet)
+            return  # (commands, HA's switch and fleet presence are for the stores, not news for the fleet)
         if len(msg.payload) > MAX_PAYLOAD:
             self._refuse(parts[1][:64], "too_large")
             return
@@ -169,6 +189,7 @@ class FleetService:
 
     def _write(self) -> None:
         while not self._stop.is_set():
+            self.beat = time.monotonic()
             batch = self._q.take(BATCH, timeout=0.2)
             if not batch:
                 continue
@@ -177,6 +198,7 @@ class FleetService:
             batch.sort(key=lambda msg: msg[0])
             attempt = 0
             while not self._stop.is_set():  # a batch is never dropped: a bad message is refused alone (apply)
+                self.beat = time.monotonic()
                 delays: list[tuple[str, float]] = []
                 try:
                     got = self.db.apply(batch, delays)
@@ -185,7 +207,7 @@ class FleetService:
                     if attempt in (1, 5) or attempt % 50 == 0:
                         log.error("fleet: %d messages wait: the database failed (%d in a row): %s", len(batch),
                                   attempt, e)
-                    self._stop.wait(min(5.0, 0.05 * 2 ** min(attempt, 7)))
+                    self._stop.wait(backoff_s(attempt + 1, 0.05, 5.0))
                     continue
                 self.counts["applied"] += got.applied
                 self.counts["clamped"] += got.clamped
@@ -198,6 +220,15 @@ class FleetService:
 
     def backlog(self) -> int:
         return len(self._q)
+
+    def stuck(self, within_s: float = 10.0) -> str | None:
+        """What is wrong with the writer (None: it runs and has made progress within ``within_s``): a writer that
+        died or hangs in the database stops the watchdog's pings. A database that refuses is not a hang (the
+        writer goes on retrying, and says so in the log)."""
+        if not self._writer.alive():
+            return "the writer thread is not running"
+        idle = time.monotonic() - self.beat
+        return f"the writer has made no progress for {idle:.0f} s" if idle > within_s else None
 
     # commands --------------------------------------------------------------------------------------------
     def send_command(self, store_id: str, name: str, args: dict, operator: str, timeout: float = 10.0) -> dict:

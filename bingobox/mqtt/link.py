@@ -3,7 +3,9 @@ events and metrics, and carries out signed commands through the same path as the
 
     connect:   last will ``status`` = offline (retained); on every (re)connect ``status`` = online, ``state`` and the
                Home Assistant discovery configs (retained) again, and the subscriptions again
-    events:    from the journal's durable queue (``outbox``), QoS 1, deleted when the broker acknowledged them
+    events:    from the journal's durable queue (``outbox``), QoS 1, deleted when the broker acknowledged them — sent
+               only while a fleet service says it listens (``_fleet/<instance>/status``): after a broker restart
+               the fleet must subscribe again before anything is published that only it would read
     commands:  ``cmd/<name>`` → checked (signature, age, replay) → ``StoreApp.act`` → audited → ``cmd/<name>/result``
 """
 
@@ -22,6 +24,8 @@ from pydantic import ValidationError
 
 from ..actions import ACTIONS
 from ..config import MqttConfig
+from ..view import View
+from ..worker import Worker
 from . import messages as m
 from . import outbox
 
@@ -54,10 +58,11 @@ class MqttLink:
         self._devices: dict[str, bool] = {}
         self._seen_tx: deque[str] = deque(maxlen=1000)
         self._refusals = {"start": float("-inf"), "written": 0, "suppressed": 0}
+        self.fleets: dict[str, bool] = {}  # fleet instance → listening (its retained status; reset on reconnect)
         self._commands: queue.Queue = queue.Queue(maxsize=100)
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, name="mqtt", daemon=True),
-                         threading.Thread(target=self._run_commands, name="mqtt-commands", daemon=True)]
+        self._workers = [Worker("mqtt", self._run, join_s=5, stopping=self._stop),
+                         Worker("mqtt-commands", self._run_commands, join_s=5, stopping=self._stop)]
         self.host, self.port, self.tls = m.broker_address(cfg.url)
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.client_id or f"bingobox-{store_id}",
                         protocol=mqtt.MQTTv311, clean_session=True)
@@ -82,13 +87,13 @@ class MqttLink:
         self.epoch = outbox.epoch(self.journal)
         self.client.connect_async(self.host, self.port, self.cfg.keepalive_s)
         self.client.loop_start()
-        for th in self._threads:
-            th.start()
+        for w in self._workers:
+            w.start()
 
     def stop(self) -> None:
         self._stop.set()
-        for th in self._threads:
-            th.join(timeout=5)
+        for w in self._workers:
+            w.stop()
         if self.connected:  # a clean goodbye: offline now, not after the keepalive runs out
             self.client.publish(self.t("status"), "offline", qos=1, retain=True).wait_for_publish(2)
         self.client.disconnect()
@@ -96,7 +101,7 @@ class MqttLink:
 
     def status(self) -> dict:
         return {"broker": f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}", "connected": self.connected,
-                "backlog": outbox.backlog(self.journal), **self.counts}
+                "fleet_listening": self.fleet_listening, "backlog": outbox.backlog(self.journal), **self.counts}
 
     # paho callbacks (its network thread: no journal writes here) ---------------------------------
     def _on_connect(self, client, _userdata, _flags, reason_code, _props) -> None:
@@ -107,9 +112,11 @@ class MqttLink:
         self.connected_at = time.time()
         log.info("mqtt: connected to %s:%s", self.host, self.port)
         client.publish(self.t("status"), "online", qos=1, retain=True)
-        client.subscribe([(self.t("cmd", "+"), 1), (f"{self.cfg.ha_prefix}/status", 1)]
+        client.subscribe([(self.t("cmd", "+"), 1), (f"{self.cfg.ha_prefix}/status", 1),
+                          (m.fleet_status_topic(self.prefix, "+"), 1)]
                          + ([(self.t("ha", "lockdown", "set"), 1)] if self.cfg.ha_lockdown_switch else []))
         with self._lock:
+            self.fleets = {}  # (a broker that restarted kept no presence: wait for the fleet to say it listens)
             self._inflight.clear()
             self._sent_upto = 0  # whatever was not acknowledged goes again (the fleet drops duplicates by id)
             self._pending = True
@@ -129,6 +136,14 @@ class MqttLink:
                 self._acked.append(row)
 
     def _on_message(self, _client, _userdata, msg) -> None:
+        parts = msg.topic.split("/")
+        if len(parts) == 4 and parts[0] == self.prefix and parts[1] == m.FLEET and parts[3] == "status":
+            with self._lock:
+                listening = msg.payload == b"online"
+                if listening and not any(self.fleets.values()):
+                    self._pending = True  # what waited for a listener goes now
+                self.fleets[parts[2][:64]] = listening
+            return
         if msg.topic == f"{self.cfg.ha_prefix}/status":
             if msg.payload == b"online":  # Home Assistant (re)started: it wants the discovery configs again
                 self._fresh.set()
@@ -149,7 +164,7 @@ class MqttLink:
             self._stop.wait(0.2)
 
     def step(self, now: float) -> None:
-        view = self.store.view or {}
+        view = self.store.view
         self._device_faults(view, now)
         if outbox.collect(self.journal, now):
             self._pending = True
@@ -176,13 +191,13 @@ class MqttLink:
             self.client.publish(self.t("metrics"), m.dumps(m.metrics_payload(view, self.store_id)), qos=0)
         self._send_events(now)
 
-    def _retained(self, view: dict) -> None:
+    def _retained(self, view: View) -> None:
         if self.cfg.ha_discovery:
             for topic, payload in m.ha_discovery(self.cfg.ha_prefix, self.prefix, self.store_id, view,
                                                  self.cfg.ha_lockdown_switch).items():
                 self.client.publish(topic, m.dumps(payload), qos=1, retain=True)
 
-    def _publish_state(self, view: dict, now: float, force: bool = False) -> None:
+    def _publish_state(self, view: View, now: float, force: bool = False) -> None:
         if not view or (not force and self._last_state is not None
                         and now - self._last_state[0] < self.cfg.state_every_s):
             return  # (too soon to publish: not even the alarm count is read)
@@ -197,7 +212,7 @@ class MqttLink:
         self._last_state = (now, same)
         self.counts["states"] += 1
 
-    def _device_faults(self, view: dict, now: float) -> None:
+    def _device_faults(self, view: View, now: float) -> None:
         online = {n: bool(d.get("online")) for n, d in (view.get("devices") or {}).items()}
         for name, up in online.items():
             was = self._devices.get(name)
@@ -209,10 +224,16 @@ class MqttLink:
         if online:
             self._devices = online
 
+    @property
+    def fleet_listening(self) -> bool:
+        """A fleet service has said it listens (or the store does not wait for one)."""
+        return not self.cfg.events_wait_for_fleet or any(self.fleets.values())
+
     def _send_events(self, now: float) -> None:
         with self._lock:
             room, after, gen = WINDOW - len(self._inflight), self._sent_upto, self.counts["connects"]
-        if room <= 0 or not self._pending:  # (nothing queued since the queue was last found empty: no read)
+            listening = self.fleet_listening
+        if room <= 0 or not self._pending or not listening:  # (nothing queued since last found empty: no read)
             return
         due = outbox.due(self.journal, after, room)
         if len(due) < room:

@@ -15,6 +15,8 @@ import json
 import time
 from typing import Any
 
+from ..view import View
+
 COMMANDS = ("lock_down", "release", "unlock", "clear_alarm", "restock")
 MAX_SKEW_S = 300
 LATE_S = 5.0  # an event published this long after it happened is marked late
@@ -33,11 +35,20 @@ def topic(prefix: str, store_id: str, *parts: str) -> str:
     return "/".join([prefix, store_id, *parts])
 
 
+# A fleet instance's presence: retained "online" once it has subscribed, "offline" as its last will and when it
+# stops. Not a store's topic: a store id starts with a letter or digit. Only fleet users may write it (the ACL).
+FLEET = "_fleet"
+
+
+def fleet_status_topic(prefix: str, instance: str) -> str:
+    return "/".join([prefix, FLEET, instance, "status"])
+
+
 def dumps(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":"), sort_keys=True, default=str).encode()
 
 
-def state_payload(view: dict, store_id: str, open_alarms: int) -> dict:
+def state_payload(view: View, store_id: str, open_alarms: int) -> dict:
     """The store's state for the fleet: nothing that names a shopper."""
     devices = view.get("devices") or {}
     doors = {n: {"open": d.get("door_open"), "locked": d.get("lock_engaged"), "online": d.get("online"),
@@ -53,11 +64,12 @@ def state_payload(view: dict, store_id: str, open_alarms: int) -> dict:
     }
 
 
-def metrics_payload(view: dict, store_id: str) -> dict:
-    lat = view.get("latency") or {}
+def metrics_payload(view: View, store_id: str) -> dict:
+    lat = view.get("latency", {})
+    loop = view.get("loop")
     return {"store_id": store_id, "t": view.get("t") or time.time(), "counts": view.get("counts") or {},
             "entry_ms": lat.get("entry_ms"), "exit_ms": lat.get("exit_ms"),
-            "loop_lag_ms": (view.get("loop") or {}).get("lag_ms")}
+            "loop_lag_ms": loop["lag_ms"] if loop else None}
 
 
 def event_payload(store_id: str, kind: str, row_id: int, t: float, data: dict, now: float | None = None,
@@ -127,7 +139,7 @@ def check_command(secret: str | None, store_id: str, name: str, raw: bytes, now:
 
 
 # Home Assistant discovery -----------------------------------------------------------------------------
-def ha_discovery(ha_prefix: str, prefix: str, store_id: str, view: dict, lockdown_switch: bool) -> dict[str, dict]:
+def ha_discovery(ha_prefix: str, prefix: str, store_id: str, view: View, lockdown_switch: bool) -> dict[str, dict]:
     """Retained discovery configs (topic → payload): one device per store, its entities reading ``state`` and
     ``status`` — every topic they name is this store's own (checked: a config naming another store's topic would
     let Home Assistant act on that store)."""

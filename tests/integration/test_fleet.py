@@ -182,6 +182,30 @@ def test_a_store_on_the_fleet_page_and_in_home_assistant_alarm_and_lockdown(chai
     assert json.loads(out)["unique_id"] == f"bingobox_{STORE}_state"
 
 
+def test_a_store_holds_its_events_while_no_fleet_service_listens(chain):
+    """A QoS 1 message nobody is subscribed to is acknowledged by the broker and gone: a store sends its events only
+    while a fleet service says it listens (its retained presence, its last will)."""
+    wait_until(lambda: chain.state()["online"] == 1, 15, "the store online at the fleet")
+    assert chain.sub("homeassistant", "bingobox/_fleet/+/status", count=1) == ["bingobox/_fleet/fleet/status online"]
+    chain.fleet.stop(signal.SIGKILL)  # no goodbye: the broker says it with the fleet's last will
+    wait_until(lambda: chain.sub("homeassistant", "bingobox/_fleet/+/status", count=1, wait_s=2)
+               == ["bingobox/_fleet/fleet/status offline"], 20, "the fleet's last will")
+    chain.store.act("door.force", door="entrance")
+    time.sleep(1.2)
+    chain.store.act("door.close", door="entrance")
+    wait_until(lambda: chain.store_db("SELECT count(*) FROM mqtt_outbox WHERE kind='alarm'")[0][0] >= 1, 10,
+               "the alarm queued")
+    time.sleep(3)  # connected to the broker all along, and still it waits
+    assert chain.store_db("SELECT count(*) FROM mqtt_outbox WHERE kind='alarm'")[0][0] >= 1
+    chain.fleet, chain.url = start_fleet(chain.tmp, chain.broker.url, str(chain.tmp / "fleet.db"),
+                                         chain.tmp / "command.key", chain.tmp / "operators.toml",
+                                         chain.tmp / "fleet.pw", "--push-interval-s", "0.5")
+    chain.http.post(chain.url + "api/login", json={"name": CHIEF[0], "password": CHIEF[1]}, timeout=10)
+    wait_until(lambda: any(a["kind"] == "door_forced" for a in chain.state()["alarms"]), 20,
+               "the alarm at the fleet once it listens")
+    wait_until(lambda: chain.store_db("SELECT count(*) FROM mqtt_outbox")[0][0] == 0, 15, "the queue drained")
+
+
 def test_a_broker_restart_loses_no_alarm_and_brings_back_state_and_commands(chain):
     wait_until(lambda: chain.state()["online"] == 1, 15, "the store online at the fleet")
     chain.broker.stop()

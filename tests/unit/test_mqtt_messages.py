@@ -195,3 +195,33 @@ def test_the_event_queue_is_bounded_and_keeps_alarms_longest(tmp_path):
     left = [e["kind"] for e in outbox.due(j, 0, 100)]
     assert left == ["alarm"] * 10 + ["charge"] * 2  # the twenty charges went first, the oldest of them
     j.close()
+
+
+def test_the_store_sends_events_only_while_a_fleet_service_listens(tmp_path):
+    """The fleet's retained presence decides: nothing before it says online, nothing after its last will says
+    offline, and a reconnect forgets what a restarted broker no longer holds."""
+    from types import SimpleNamespace
+
+    from bingobox.config import MqttConfig
+    from bingobox.journal import Journal
+    from bingobox.mqtt.link import MqttLink
+
+    journal = Journal(tmp_path / "j.db")
+    store = SimpleNamespace(view={}, journal=journal, act=lambda *a, **k: {"ok": True})
+    link = MqttLink(MqttConfig(url="mqtt://127.0.0.1:1"), "s1", store)
+    say = lambda instance, what: link._on_message(None, None, SimpleNamespace(  # noqa: E731
+        topic=m.fleet_status_topic("bingobox", instance), payload=what))
+    assert not link.fleet_listening
+    say("fleet", b"online")
+    assert link.fleet_listening
+    say("fleet-2", b"online")
+    say("fleet", b"offline")
+    assert link.fleet_listening  # (another instance still listens)
+    say("fleet-2", b"offline")
+    assert not link.fleet_listening
+    say("fleet", b"online")
+    link._on_connect(SimpleNamespace(publish=lambda *a, **k: None, subscribe=lambda *a, **k: None), None, None,
+                     SimpleNamespace(is_failure=False), None)
+    assert not link.fleet_listening  # a new connection: only what the broker says now counts
+    assert MqttLink(MqttConfig(url="mqtt://127.0.0.1:1", events_wait_for_fleet=False), "s1", store).fleet_listening
+    journal.close()
