@@ -70,7 +70,7 @@ def run(args) -> int:
     try:
         scheme = "https" if tls else "http"
         serve(server, lambda port: f"bingobox fleet: {scheme}://{args.host}:{port}/  broker {args.mqtt}  db {args.db}",
-              (("event pruning", 600.0, lambda: db.prune(time.time())),))
+              (("event pruning", 600.0, lambda: db.prune(time.time())),), healthy=service.stuck)
     finally:
         service.stop()
         db.close()

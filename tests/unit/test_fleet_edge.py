@@ -4,6 +4,8 @@ status, a flooding store held to its own queue."""
 
 import json
 import sqlite3
+import threading
+import time
 
 import pytest
 
@@ -126,3 +128,27 @@ INSERT INTO alarms VALUES ('s1:0:1', 's1', 1, 'door_forced', 'e', 5.0, '{}', 5.0
     assert len(db.alarms()) == 2
     db.close()
     assert FleetDB(path).one("SELECT version FROM schema_version")["version"] == VERSION  # once
+
+
+def test_the_fleet_writer_says_when_it_is_stuck(tmp_path):
+    """What the fleet's watchdog pings depend on: a writer that runs and makes progress; one that is not running or
+    has made none for a while is named."""
+    from bingobox.fleet.service import CommandKeys, FleetService
+
+    db = FleetDB(str(tmp_path / "fleet.db"))
+    svc = FleetService("mqtt://127.0.0.1:1", db, CommandKeys(None, None))
+    assert "not running" in (svc.stuck() or "")
+    svc._writer.start()
+    hung, take = threading.Event(), svc._q.take
+    try:
+        time.sleep(0.5)
+        assert svc.stuck() is None
+        svc._q.take = lambda limit, timeout: (hung.wait(), [])[1]  # a call that does not return (a hung db)
+        time.sleep(1.0)
+        assert "no progress for" in (svc.stuck(within_s=0.5) or "")
+        assert svc.stuck(within_s=10) is None
+    finally:
+        hung.set()
+        svc._q.take = take
+        svc._writer.stop()
+        db.close()
