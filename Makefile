@@ -12,7 +12,7 @@ STAMP   := $(VENV)/.setup-stamp
 APT_PKGS := libzbar0 cmake libopenblas-dev liblapack-dev chromium mosquitto mosquitto-clients postgresql
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup test unit integration lint fuzz demo store devices-demo sim clean
+.PHONY: setup test unit integration lint fuzz product-alone demo store devices-demo sim clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,12 @@ lint: setup
 
 test: setup lint
 	$(BIN)/python -m pytest -q
+	$(BIN)/python .ci/product_alone.py
+
+# the product's wheel alone in a clean venv: its commands, the shipped configs, its import graph, a store run
+# against the devkit's simulator (.ci/product_alone.py; part of `make test`)
+product-alone: setup
+	$(BIN)/python .ci/product_alone.py
 
 unit: setup
 	$(BIN)/python -m pytest -q tests/unit

@@ -194,7 +194,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="accounts' own history (log-ins, consents) and resolved disputes")
     g.set_defaults(fn=cmd_gateway)
 
-    de = sub.add_parser("demo", help="a whole store on this box with scripted shoppers; prints a JSON summary")
+    de = sub.add_parser("demo", help="a whole store on this box with scripted shoppers; prints a summary checked "
+                        "against the ledger (--json: all of it as JSON)")
     de.add_argument("--shoppers", type=int, default=10)
     de.add_argument("--seed", type=int, default=1)
     de.add_argument("--faults", default="", help="comma list of gateway_drop, gateway_errors, gateway_outage, "

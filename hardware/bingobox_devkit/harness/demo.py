@@ -27,7 +27,7 @@ import requests
 from bingobox.screen.auth import hash_password
 from bingobox.secretfiles import write_secret
 
-from . import oracle, storeconf
+from . import oracle, report, storeconf
 from .process import ROOT, Proc, free_port
 
 FAULTS = ("gateway_drop", "gateway_errors", "gateway_outage", "unplug", "junk", "kill", "dead_board")
@@ -65,9 +65,11 @@ class Demo:
     def __init__(self, shoppers: int, seed: int, faults: set[str], run_dir: Path, testdata: Path,
                  concurrency: int = 3, verbose: bool = True, screen_port: int = 0, camera_fps: float = 15,
                  browse_s: float = 0.0, wiring: str = "own", shelves: str = "m100", mqtt: dict | None = None,
-                 overrides: dict | None = None) -> None:
+                 overrides: dict | None = None, controller_command: list[str] | None = None) -> None:
         """``mqtt``: the store's [mqtt] section (url, username, password_file, command_secret_file, …);
-        ``overrides``: sections of the store's config to change (e.g. {"journal": {"keep_visits_days": 0.02}})."""
+        ``overrides``: sections of the store's config to change (e.g. {"journal": {"keep_visits_days": 0.02}});
+        ``controller_command``: how to run the controller's ``bingobox`` (another venv's: the product alone)."""
+        self.controller_command = controller_command
         self.n, self.seed, self.faults = shoppers, seed, faults
         self.wiring = wiring
         self.mqtt = mqtt
@@ -153,7 +155,7 @@ class Demo:
     def start_controller(self) -> None:
         self.procs["controller"] = Proc("controller", ["run", "--config", str(self.dir / "store.toml"),
                                                        "--status-file", str(self.dir / "status.json")],
-                                        self.dir / "controller.log")
+                                        self.dir / "controller.log", command=self.controller_command)
         for line in self.procs["controller"].wait_line("running", timeout=120):
             if "status screen at " in line:
                 self.screen_url = line.split("status screen at ", 1)[1].strip()
@@ -410,7 +412,14 @@ def main(args) -> int:
                 browse_s=args.browse_s, wiring=args.wiring, shelves=args.shelves, mqtt=mqtt)
     try:
         summary = demo.run()
-        print(json.dumps(summary, indent=None if args.json else 2), flush=True)
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        if args.json:
+            print(json.dumps(summary), flush=True)
+        else:
+            title = (f"bingobox demo: {args.shoppers} shoppers, seed {args.seed}, concurrency {args.concurrency}, "
+                     f"faults: {', '.join(sorted(faults)) or 'none'}")
+            print(report.human(summary, title), flush=True)
+            print(f"\n  the whole summary: {run_dir / 'summary.json'} (or --json)", flush=True)
         if args.keep:
             print(f"the store keeps running: status screen {demo.screen_url} (operator / "
                   f"{demo.operator[1]}); wallet app {demo.endpoints['wallet_app']}; Ctrl-C stops it",
@@ -420,4 +429,4 @@ def main(args) -> int:
             wait_for_signal()
     finally:
         demo.close()
-    return 1 if summary["lost"] or summary["doubled"] or summary["wrong_person"] or summary["wrong_amount"] else 0
+    return 0 if report.money_ok(summary) else 1

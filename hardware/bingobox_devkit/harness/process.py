@@ -20,15 +20,19 @@ except RuntimeError:
 
 
 class Proc:
-    """A ``bingobox`` subcommand as a child process (stderr to ``log``; ``env`` added to the environment)."""
+    """A ``bingobox`` subcommand as a child process (stderr to ``log``; ``env`` added to the environment).
+    ``command``: how to run ``bingobox`` (default: this interpreter's ``-m bingobox``; another venv's console
+    script runs the product installed there)."""
 
-    def __init__(self, name: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, args: list[str], log: Path, env: dict[str, str] | None = None,
+                 command: list[str] | None = None) -> None:
         self.name, self.args, self.log_path, self.env = name, args, log, env or {}
+        self.command = command or [sys.executable, "-m", "bingobox"]
         self.start()
 
     def start(self) -> None:
         self.log = open(self.log_path, "a")  # noqa: SIM115 - closed in stop()
-        self.p = subprocess.Popen([sys.executable, "-m", "bingobox", *self.args], stdout=subprocess.PIPE,
+        self.p = subprocess.Popen([*self.command, *self.args], stdout=subprocess.PIPE,
                                   stderr=self.log, text=True, cwd=ROOT, env={**os.environ, **self.env})
 
     def wait_line(self, needle: str, timeout: float = 60) -> list[str]:

@@ -1,0 +1,60 @@
+"""The demo's summary as a person reads it at a glance: did the money come out right, how people got out, how fast.
+The whole summary stays JSON (``--json``, and ``summary.json`` in the run's folder)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MONEY_CHECKS = ("lost", "doubled", "wrong_person", "wrong_amount")
+
+
+def money_ok(summary: dict[str, Any]) -> bool:
+    """Nothing lost, doubled, charged to the wrong person or in the wrong amount."""
+    return not any(summary.get(k) for k in MONEY_CHECKS)
+
+
+def _ms(v: Any) -> str:
+    return "—" if v is None else f"{v:.1f}" if v < 1000 else f"{v:,.0f}"
+
+
+def _latency_rows(summary: dict[str, Any]) -> list[str]:
+    rows = [f"  {'latency ms':<14}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}{'n':>6}"]
+    for what in ("entry", "exit"):
+        p = summary.get("latency_ms", {}).get(what) or {"count": 0}
+        rows.append(f"  {what:<14}" + "".join(f"{_ms(p.get(k)):>8}" for k in ("p50", "p90", "p99", "max"))
+                    + f"{p.get('count', 0):>6}")
+    stages = summary.get("stages_ms", {}).get("exit", {})
+    slow = sorted(((v.get("p99"), k) for k, v in stages.items() if v.get("p99") is not None), reverse=True)[:3]
+    if slow:
+        rows.append("  slowest exit stages (p99): " + ", ".join(f"{k} {_ms(p)}" for p, k in slow))
+    return rows
+
+
+def human(summary: dict[str, Any], title: str) -> str:
+    """A dozen lines: the verdict first, then money, the ways out, latency; where the JSON is."""
+    s = summary
+    ok = money_ok(s)
+    verdict = "OK: every shopper charged once, the right amount, to the right person" if ok else \
+        "FAILED: " + ", ".join(f"{k.replace('_', ' ')} {s.get(k)}" for k in MONEY_CHECKS if s.get(k))
+    lines = [
+        f"{title} — {s.get('seconds', 0):.0f} s",
+        f"  {verdict}",
+        "",
+        f"  {'shoppers':<14}{s.get('shoppers', 0)} in, {s.get('visits', 0)} left    "
+        f"charged {s.get('charged', 0)} (at the gateway {s.get('charges_at_gateway', 0)})    "
+        f"declined {s.get('declined', 0)}",
+        f"  {'checked':<14}lost {s.get('lost', 0)}   doubled {s.get('doubled', 0)}   wrong person "
+        f"{s.get('wrong_person', 0)}   wrong amount {s.get('wrong_amount', 0)}   items not charged "
+        f"{s.get('items_not_charged', 0)}",
+        f"  {'ways out':<14}by QR code {s.get('fallback_qr', 0)} (the rest by face)   recovery visits "
+        f"{s.get('recovery_visits', 0)}   entry retries {s.get('entry_retries', 0)}   inside at once "
+        f"{s.get('max_inside', 0)}   alarms {s.get('alarms') or 0}",
+        "",
+        *_latency_rows(s),
+    ]
+    if s.get("shopper_errors"):
+        lines += ["", f"  scripted shoppers' errors ({len(s['shopper_errors'])}): {s['shopper_errors'][0]}"
+                  + (" …" if len(s["shopper_errors"]) > 1 else "")]
+    if s.get("problems"):
+        lines += ["", f"  problems: {s['problems']}"]
+    return "\n".join(lines)
