@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..domain.budget import MinuteBudget
 from ..domain.visit import UNSEEN_ENTRY, VisitMachine
 from .events import CodeSeen
 from .visits import CodeUsed, Evidence, Visit
@@ -23,26 +24,23 @@ REFUSALS_PER_MINUTE = 30  # evidence rows per reason; past it refusals are count
 class Admission:
     def __init__(self, core: StoreCore) -> None:
         self.core = core
-        self.refusals: dict[str, dict[str, Any]] = {}  # per reason: this minute's evidence rows
+        self.refusals: dict[str, MinuteBudget] = {}  # per reason: this minute's evidence rows
         core.on_code("entry", self.code)
 
     def refuse(self, reason: str, detail: str, account: str | None = None) -> None:
         core = self.core
         core.telemetry.count("refused")
         now = core.clock()
-        window = self.refusals.setdefault(reason, {"start": now, "written": 0, "suppressed": 0})
-        if now - window["start"] >= 60:
-            if window["suppressed"]:
-                core.journal.evidence(None, "code_refused_suppressed", {"reason": reason, "count": window["suppressed"],
-                                                                        "since": window["start"]})
-            window.update(start=now, written=0, suppressed=0)
-        if window["written"] >= REFUSALS_PER_MINUTE:
-            window["suppressed"] += 1
+        budget = self.refusals.setdefault(reason, MinuteBudget(REFUSALS_PER_MINUTE))
+        write, left_out = budget.take(now)
+        if left_out is not None:
+            core.journal.evidence(None, "code_refused_suppressed", {"reason": reason, "count": left_out[0],
+                                                                    "since": left_out[1]})
+        if not write:
             return
-        window["written"] += 1
         log.warning("entry refused: %s %s", reason, detail)
         core.journal.evidence(None, "code_refused", {"reason": reason, "detail": detail, "account": account})
-        if reason == "clock_behind" and window["written"] == 1:  # once a minute at most
+        if reason == "clock_behind" and budget.written == 1:  # once a minute at most
             core.alarm("clock_behind", None, {"detail": detail})
 
     def code(self, ev: CodeSeen) -> None:

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from ..actions import ACTIONS
 from ..config import MqttConfig
+from ..domain.budget import MinuteBudget
 from ..view import View
 from ..worker import Worker
 from . import messages as m
@@ -57,7 +58,7 @@ class MqttLink:
         self._last_metrics = 0.0
         self._devices: dict[str, bool] = {}
         self._seen_tx: deque[str] = deque(maxlen=1000)
-        self._refusals = {"start": float("-inf"), "written": 0, "suppressed": 0}
+        self._refusals = MinuteBudget(REFUSALS_AUDITED)
         self.fleets: dict[str, bool] = {}  # fleet instance → listening (its retained status; reset on reconnect)
         self._commands: queue.Queue = queue.Queue(maxsize=100)
         self._stop = threading.Event()
@@ -298,16 +299,12 @@ class MqttLink:
         """A refused command, audited — at most ``REFUSALS_AUDITED`` rows a minute (a flood of forged commands
         costs the journal one row a minute more, the count of the rest)."""
         self.counts["commands_refused"] += 1
-        w = self._refusals
-        if now - w["start"] >= 60:
-            if w["suppressed"]:
-                self.journal.audit("(mqtt)", "commands_refused", {"count": w["suppressed"], "since": w["start"]},
-                                   "rejected", "more refused commands in that minute, not written one by one", source)
-            w.update(start=now, written=0, suppressed=0)
-        if w["written"] >= REFUSALS_AUDITED:
-            w["suppressed"] += 1
+        write, left_out = self._refusals.take(now)
+        if left_out is not None:
+            self.journal.audit("(mqtt)", "commands_refused", {"count": left_out[0], "since": left_out[1]},
+                               "rejected", "more refused commands in that minute, not written one by one", source)
+        if not write:
             return
-        w["written"] += 1
         log.warning("mqtt: command %s refused: %s", action, detail)
         self.journal.audit(operator, action, {"tx": tx}, "rejected", detail, source)
 
