@@ -44,7 +44,7 @@ from .status import build_view
 from .view import View
 from .wallet.client import WalletClient
 from .wallet.money import Money
-from .wallet.outbox import Limits, Outbox, Policy
+from .wallet.outbox import Outbox, Policy
 from .wallet.sync import ShopperSync
 from .worker import Worker
 
@@ -98,10 +98,7 @@ class StoreApp:
         self.journal = Journal(cfg.journal.path)
         self.catalog = Catalog.load(cfg.catalog)
         self.client = WalletClient(w.gateway_url, cfg.store.id, w.secret(), w.connect_timeout_s, w.read_timeout_s)
-        self.outbox = Outbox(self.journal, self.client, Limits(**w.limits.model_dump()),
-                             Policy(retry_base_s=w.retry_base_s, retry_max_s=w.retry_max_s,
-                                    poll_interval_s=w.poll_interval_s, paying_window_s=w.paying_window_s,
-                                    debt_retry_s=w.debt_retry_s, max_rejections=w.max_rejections),
+        self.outbox = Outbox(self.journal, self.client, w.limits, Policy.of(w),
                              on_event=lambda kind, data: self.inbox.put(ChargeUpdate(kind, data)))
         self.sync = None
         if w.shopper_sync:  # its own client: the outbox's session is the outbox thread's

@@ -213,9 +213,7 @@ def build_doors(doors: list[DoorConfig], buses: list[Any], on_event: Listener,
     its own gets a bus of its own (named after the door)."""
     out: dict[str, ModbusBus] = {}
     for b in buses:
-        out[b.name] = ModbusBus(b.name, b.port, b.baudrate, BusTiming(b.poll_hz, b.min_gap_ms / 1000,
-                                                                       b.breaker_retry_s, b.probe_timeout_s),
-                                link_factory)
+        out[b.name] = ModbusBus(b.name, b.port, b.baudrate, BusTiming.of(b), link_factory)
     made: dict[str, Door] = {}
     for d in doors:
         door: Door

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..config import BusConfig
 from ..metrics import percentiles
 from ..protocol import modbus as mb
 from ..transport import LinkDown, SerialLink
@@ -45,10 +46,16 @@ def t35_s(baudrate: int) -> float:
 
 @dataclass
 class BusTiming:
-    poll_hz: float = 20.0
-    min_gap_s: float = 0.0
-    breaker_retry_s: float = 2.0
-    probe_timeout_s: float = 0.05
+    """The line's timing: the config's ``[[buses]]`` values (its defaults are the defaults here too)."""
+
+    poll_hz: float = BusConfig.model_fields["poll_hz"].default
+    min_gap_s: float = BusConfig.model_fields["min_gap_ms"].default / 1000
+    breaker_retry_s: float = BusConfig.model_fields["breaker_retry_s"].default
+    probe_timeout_s: float = BusConfig.model_fields["probe_timeout_s"].default
+
+    @classmethod
+    def of(cls, b: BusConfig) -> BusTiming:
+        return cls(b.poll_hz, b.min_gap_ms / 1000, b.breaker_retry_s, b.probe_timeout_s)
 
 
 @dataclass

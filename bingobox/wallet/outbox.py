@@ -19,35 +19,37 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
+from ..config import WalletConfig, WalletLimits
 from ..journal import Journal
 from ..worker import Backoff, Worker, backoff_s
 from .client import ChargeClient, Outcome, Result
 
 log = logging.getLogger(__name__)
 OPEN = ("pending", "paying")
+Limits = WalletLimits  # offline exposure bounds: one definition, the config's
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Offline exposure bounds. Reaching one stops new entries; it never keeps anyone inside."""
-
-    max_visit_fen: int = 50_000
-    max_pending_count: int = 50
-    max_pending_fen: int = 500_000
-    max_pending_age_s: float = 24 * 3600
+def _default(name: str) -> Any:
+    return WalletConfig.model_fields[name].default
 
 
 @dataclass(frozen=True)
 class Policy:
-    retry_base_s: float = 0.2
-    retry_max_s: float = 30.0
-    poll_interval_s: float = 3.0
-    paying_window_s: float = 60.0
-    debt_retry_s: float = 3600.0
-    max_rejections: int = 5  # 4xx refusals (not declines) before the intent is failed
+    """The sender's timing: the config's ``[wallet]`` values (its defaults are the defaults here too)."""
+
+    retry_base_s: float = _default("retry_base_s")
+    retry_max_s: float = _default("retry_max_s")
+    poll_interval_s: float = _default("poll_interval_s")
+    paying_window_s: float = _default("paying_window_s")
+    debt_retry_s: float = _default("debt_retry_s")
+    max_rejections: int = _default("max_rejections")  # 4xx refusals (not declines) before the intent is failed
+
+    @classmethod
+    def of(cls, w: WalletConfig) -> Policy:
+        return cls(**{f.name: getattr(w, f.name) for f in fields(cls)})
 
 
 class Outbox:
