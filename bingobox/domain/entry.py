@@ -2,7 +2,7 @@
 store's refusals (unpaid charges, offline exposure limits). Every refusal has a reason code.
 
 ``check`` only reads: the code is used up by whoever acts on it, in the same journal transaction as what it opens
-(``UsedCodes.use_in``), so a crash between the two can neither lose the code's effect nor let it in twice."""
+(``core.visits.Tx.use_code``), so a crash between the two can neither lose the code's effect nor let it in twice."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """The operator status screen: a page, a live event stream, authenticated actions, Prometheus metrics.
 
 Served by the controller process (uvicorn in a thread). It only reads snapshots the control loop publishes
-(``Controller.view``) and the journal, and it acts only through ``Controller.act`` — the loop stays the one place
-where decisions are made. Every action attempt and every login is written to the journal's audit table.
+(``StoreApp.view``, schema ``bingobox.view.View``) and the journal, and it acts only through ``StoreApp.act`` — the
+loop stays the one place where decisions are made. Every action attempt and every login is written to the
+journal's audit table.
 
     GET  /                      the page (no build step, no external assets: it works on a box without internet)
     GET  /api/state             operators: the snapshot + open alarms, recent charges, the audit log, history;
