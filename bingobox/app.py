@@ -39,6 +39,7 @@ from .domain.entry import EntryGate, load_pinned
 from .journal import Journal
 from .loop import EventLoop, Inbox
 from .metrics import Histogram
+from .panel_hub import PanelHub
 from .sdnotify import Notifier, catch_stop_signals, wait_for_signal
 from .status import build_view
 from .view import View
@@ -123,9 +124,11 @@ class StoreApp:
         if face_worker is not None and cfg.vision.faces:
             self.faces = feeds.FaceSide(face_worker, self.cameras[lay.entry_camera], self.cameras[lay.exit_camera],
                                         self.inbox, cfg.vision, enrol_frames=cfg.visits.enrol_frames)
+        self.panels = PanelHub(cfg.panels, {lay.exit_door: "exit", lay.entry_door: "entrance"})
         self.core = StoreCore(cfg, self.journal, self.catalog, self.outbox, self.gate, self.doors,
                               self.readers.get(lay.exit_reader) if lay.exit_reader else None, self.faces,
-                              post=self.inbox.put, hours=cfg.store.hours.build() if cfg.store.hours else None)
+                              post=self.inbox.put, hours=cfg.store.hours.build() if cfg.store.hours else None,
+                              panel_out=self.panels.publish)
         self.loop = EventLoop(self.inbox, self.core.handle, self.core.tick, on_tick=self._after_tick)
         self.notifier = notifier or Notifier()  # systemd: watchdog pings come from the loop's own tick
         self.status_path = status_path

@@ -511,6 +511,22 @@ class MqttConfig(Strict):
         return read_secret(self.command_secret_file, "the MQTT command secret") if self.command_secret_file else None
 
 
+PanelLanguage = Literal["en", "zh_Hans"]  # the shipped message catalogs (bingobox.i18n.LANGUAGES)
+
+
+class PanelsConfig(Strict):
+    """The door panels: a page per door (``/panel/DOOR`` on the status screen's server) for a small screen next to
+    the door, in a browser in kiosk mode. No login: a panel shows only its own door's latest message."""
+
+    language: PanelLanguage = Field("zh_Hans", description="every door's panel language, unless `languages` says")
+    languages: dict[Name, PanelLanguage] = Field(default_factory=dict, description="door → language")
+    max_streams_per_door: int = Field(4, ge=1, le=64, description="live panel pages per door (a screen or two; "
+                                      "more are refused, so that nobody can tie up the server with panels)")
+
+    def language_of(self, door: str) -> str:
+        return self.languages.get(door, self.language)
+
+
 class StoreConfig(Strict):
     """The whole controller configuration."""
 
@@ -527,6 +543,7 @@ class StoreConfig(Strict):
     visits: VisitsConfig = Field(default_factory=VisitsConfig)
     vision: VisionConfig = Field(default_factory=VisionConfig)
     screen: ScreenConfig | None = None
+    panels: PanelsConfig = Field(default_factory=PanelsConfig)
     mqtt: MqttConfig | None = None
 
     @model_validator(mode="after")
@@ -544,6 +561,9 @@ class StoreConfig(Strict):
                                      ("exit_reader", lay.exit_reader, readers)):
                 if name is not None and name not in known:
                     raise ValueError(f"layout.{key}: no such device {name!r}")
+        for door in self.panels.languages:
+            if self.layout is None or door not in (self.layout.entry_door, self.layout.exit_door):
+                raise ValueError(f"panels.languages: {door!r} is not the layout's entry or exit door")
         return self
 
     def reader_names(self) -> list[str]:

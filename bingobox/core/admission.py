@@ -8,6 +8,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
+from ..domain import panel
 from ..domain.budget import MinuteBudget
 from ..domain.visit import UNSEEN_ENTRY, VisitMachine
 from .events import CodeSeen
@@ -29,6 +30,7 @@ class Admission:
 
     def refuse(self, reason: str, detail: str, account: str | None = None) -> None:
         core = self.core
+        core.panels.say("entrance", panel.refusal(reason, core.panels.hours_today()))  # before the evidence's budget
         core.telemetry.count("refused")
         now = core.clock()
         budget = self.refusals.setdefault(reason, MinuteBudget(REFUSALS_PER_MINUTE))
@@ -96,6 +98,7 @@ class Admission:
         v.stages["granted"] = core.clock()
         core.telemetry.await_ack(v.id, "entry", v.stages)
         core.doors[core.lay.entry_door].grant(tag=v.id)
+        core.panels.say("entrance", panel.welcome())
         core.telemetry.count("entries")
         if replaced is not None:
             core.telemetry.count("abandoned")

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..domain import tokens
+from ..domain import panel, tokens
 from ..domain.visit import UNSEEN_ENTRY, S, VisitMachine
 from .events import ChargeUpdate, CodeSeen, FaceDecided, InventoryReady
 from .visits import CodeUsed, Evidence, Tx, Visit
@@ -38,6 +38,8 @@ class Checkout:
     # identification --------------------------------------------------------------------------------------
     def face(self, ev: FaceDecided) -> None:
         core, d = self.core, ev.decision
+        if d.reason != "matched":
+            core.panels.prompt("exit", panel.face_prompt(d.reason))  # "please show your code"
         if d.reason == "matched":
             v = core.book.get(d.match)
             if v is not None and v.inside:
@@ -57,6 +59,7 @@ class Checkout:
         d = core.gate.check(ev.text, core.lay.exit_door)
         if d.claims is None or d.reason not in (None, "unpaid_charges", "store_offline_limit"):
             log.warning("exit code refused: %s %s", d.reason, d.detail)
+            core.panels.say("exit", panel.refusal(d.reason or "refused"))
             return  # limits never apply to leaving; a forged or replayed code identifies nobody
         c = d.claims
         v = core.book.of_account(c.account)
@@ -86,6 +89,9 @@ class Checkout:
         core = self.core
         now = core.clock()
         stages["handled"] = now
+        s = core.settings
+        core.panels.say("exit", panel.PanelMessage("exit.checking", hold_s=s.exit_inventory_timeout_s
+                                                   + s.exit_charge_wait_s + 2.0))
         start = core.attribution.exit_window_start(v, frame_t, core.settings.exit_window_s)
         evidence: Evidence = [(v, "identified", {**how, "frame_t": frame_t, "window_from": start})]
         if v.state in UNSEEN_ENTRY:  # they are at the exit, so they came in: the door cycle was missed
@@ -218,7 +224,7 @@ class Checkout:
             core.outbox.wake()
         else:
             core.telemetry.count("zero_baskets")
-            core.exit_door.unlock(v)
+            core.exit_door.unlock(v, "nothing to pay")
         left = att.left_unidentified_between(v.identified_at or now, now)
         if left is not None and v.exit_granted_at is None:
             # the exit opened for nobody after they were seen and before we decided: they walked out then
@@ -266,7 +272,7 @@ class Checkout:
                 core.exit_door.fail_open(v, "charge_answer", e)
             return
         if opens:
-            core.exit_door.unlock(v)
+            core.exit_door.unlock(v, ev.kind)
 
     def tick_visit(self, v: Visit, now: float) -> bool:
         if v.state == S.at_exit and v.exit_granted_at is None and now >= (v.inventory_deadline or 0) + 1.0:

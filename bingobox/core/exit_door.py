@@ -9,6 +9,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..devices.events import DeviceEvent
+from ..domain import panel
 from ..domain.visit import IN_STORE, UNSEEN_ENTRY, S
 from .visits import Visit
 
@@ -32,16 +33,18 @@ class ExitDoor:
         except Exception as e:
             self.fail_open(v, "grant", e)
             return
-        self.unlock(v)
+        self.unlock(v, why)
 
-    def unlock(self, v: Visit) -> None:
-        """The door's grant itself (the visit's grant committed already)."""
+    def unlock(self, v: Visit, why: str) -> None:
+        """The door's grant itself (the visit's grant committed already); then the panel says goodbye and how
+        the charge went (``why`` the exit opens)."""
         core = self.core
         timed = "captured" in v.stages and "granted" not in v.stages  # the first grant of a timed identification
         if timed:
             v.stages["granted"] = core.clock()
             core.telemetry.await_ack(v.id, "exit", v.stages)
         core.doors[core.lay.exit_door].grant(tag=v.id if timed else None)
+        core.panels.say("exit", panel.goodbye(why, v.amount_fen))
 
     def device(self, ev: DeviceEvent) -> None:
         core = self.core
@@ -116,6 +119,6 @@ class ExitDoor:
             core.alarm("checkout_failed", core.lay.exit_door, alarm)
         if first_grant:
             try:
-                self.unlock(v)
+                self.unlock(v, "fail_open")
             except Exception as e:
                 log.error("exit door grant for %s failed too: %s", v.id, e)

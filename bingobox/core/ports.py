@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from ..domain.entry import Decision
+from ..domain.panel import PanelMessage
 
 
 class Door(Protocol):
@@ -114,3 +115,8 @@ class CodeGate(Protocol):
 
 Post = Callable[[object], None]
 Rows = Iterator[tuple[float, set[str]]]
+
+
+# Whoever shows the door panels (the screen's server): told each new message of a door, on the loop's thread. It
+# must return at once (it hands the message on); the core never waits for a panel.
+PanelOut = Callable[[str, str, PanelMessage, float], None]  # (door, role, message, at)

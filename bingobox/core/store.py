@@ -2,7 +2,8 @@
 consumes typed events one at a time (``handle``) and ticks for timeouts (``tick``).
 
 Who owns what: ``book`` the open visits (``VisitBook``: every change one journal commit), ``store`` the store's
-state machine and its problems, ``attribution`` who carries what, ``telemetry`` what is counted and timed. The rules
+state machine and its problems, ``attribution`` who carries what, ``telemetry`` what is counted and timed,
+``panels`` what each door's panel says (handed out through ``panel_out``, never waited for). The rules
 are objects of their own — ``Health``, ``FaceBilling``, ``Admission``, ``Shopping``, ``Checkout``, ``ExitDoor``,
 ``Timeouts``, ``Operations`` — each registering the events it handles and its tick with the core (Klipper's
 ``register_event_handler``); none imports another, they meet through the core's attributes. ``restore`` reconciles
@@ -35,7 +36,8 @@ from .exit_door import ExitDoor
 from .face_billing import FaceBilling
 from .health import Health
 from .operations import Operations
-from .ports import ChargeQueue, CodeGate, Door, ExitReader, Faces, Journal
+from .panels import Panels
+from .ports import ChargeQueue, CodeGate, Door, ExitReader, Faces, Journal, PanelOut
 from .shopping import Shopping
 from .telemetry import ENTRY_STAGES, EXIT_STAGES, Telemetry
 from .timeouts import Timeouts
@@ -51,7 +53,8 @@ class StoreCore:
     def __init__(self, cfg: StoreConfig, journal: Journal, catalog: Catalog, outbox: ChargeQueue, gate: CodeGate,
                  doors: Mapping[str, Door], exit_reader: ExitReader | None, faces: Faces | None,
                  post: Callable[[Any], None], clock: Callable[[], float] = time.time,
-                 hours: Hours | None = None, rng: random.Random | None = None) -> None:
+                 hours: Hours | None = None, rng: random.Random | None = None,
+                 panel_out: PanelOut | None = None) -> None:
         if cfg.layout is None:
             raise ValueError("the store core needs [layout] in the config")
         self.cfg = cfg
@@ -94,6 +97,7 @@ class StoreCore:
         self.checkout = Checkout(self)
         self.exit_door = ExitDoor(self)
         self.operations = Operations(self)
+        self.panels = Panels(self, panel_out)  # what each door's panel says (the rules speak through it)
         # a visit's timeouts, one action per visit and tick, in the order of its life
         self._visit_ticks = [self.timeouts.tick_visit, self.checkout.tick_visit, self.exit_door.tick_visit]
 

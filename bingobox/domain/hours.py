@@ -56,3 +56,17 @@ class Hours:
         local = when.astimezone(self.tz)
         today, at = local.date(), local.time()
         return self._open_on(today, at, carry=False) or self._open_on(today - timedelta(days=1), at, carry=True)
+
+    def today(self, when: datetime) -> str | None:
+        """Today's opening hours as a shopper reads them ("07:00-23:00"; all day: "00:00-24:00"), None if closed
+        all day."""
+        local = when.astimezone(self.tz)
+        day = local.date()
+        name = DAYS[day.weekday()]
+        if day in self.closed_dates or (name in self.spans and self.spans[name] is None):
+            return None
+        span = self.spans.get(name)
+        if span is None:
+            return "00:00-24:00"
+        start, end = span
+        return f"{start:%H:%M}-{'24:00' if end == time(0, 0) else f'{end:%H:%M}'}"

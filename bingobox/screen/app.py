@@ -5,6 +5,7 @@ Served by the controller process (uvicorn in a thread). It only reads snapshots 
 loop stays the one place where decisions are made. Every action attempt and every login is written to the
 journal's audit table.
 
+    GET  /panel/DOOR            a door's panel (no login; ``panel_routes``)
     GET  /                      the page (no build step, no external assets: it works on a box without internet)
     GET  /api/state             operators: the snapshot + open alarms, recent charges, the audit log, history;
                                 anyone else: state and counts only (shortened account ids, no audit, no addresses)
@@ -34,11 +35,13 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ..actions import ACTIONS, MONEY_ACTIONS, Refund, ResolveDispute
 from ..core.store import short_account
+from ..panel_hub import PanelHub
 from ..view import View
 from ..wallet import records
 from .auth import Auth, Session, bearer_ok, same_token
 from .login_routes import add_login_routes
 from .metrics import exposition
+from .panel_routes import add_panel_routes
 
 COOKIE = "bbx_session"
 HISTORY = 600  # samples kept for the charts (10 min at one push per second)
@@ -95,12 +98,13 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool |
              push_interval_s: float = 1.0, view_requires_login: bool = False,
              allowed_hosts: list[str] | None = None, max_streams: int = 20,
              resolve_dispute: Callable[[str, Any], tuple[bool | None, str]] | None = None,
-             metrics_token: str | None = None) -> FastAPI:
+             metrics_token: str | None = None, panels: PanelHub | None = None) -> FastAPI:
     """``refund(idempotency_key, args)`` calls the wallet gateway (outside the control loop: it waits on the
     network) and says (True: refunded, False: refused, None: unknown) and why; ``resolve_dispute(operator, args)``
     likewise for a shopper's dispute.
     ``view_requires_login``: nothing of the store for anyone but logged-in operators (``/metrics``: or a scraper
     with ``metrics_token``).
+    ``panels``: the door panels' messages (their pages need no login: each shows only its door's latest message).
     ``allowed_hosts``: the Host header values accepted (a page on another site rebinding its DNS name to the box
     is refused); None: any (tests only)."""
     app = FastAPI(title="bingobox status screen", docs_url=None, redoc_url=None)
@@ -188,6 +192,8 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool |
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     add_login_routes(app, auth, store.journal.audit, COOKIE, "may_refund")
+    if panels is not None:
+        add_panel_routes(app, panels)
 
     @app.get("/api/visits/{visit_id}")
     def visit(visit_id: str, request: Request) -> JSONResponse:

@@ -251,17 +251,21 @@ def bench_store(exits: int, testdata: Path, concurrency: int = 3, seed: int = 1,
                 naive_exits: int | None = None) -> dict:
     """The whole store (simulator, gateway, controller as processes; scripted shoppers, no faults): at least
     ``exits`` exits, their latency from the frame to the unlock on the wire and each stage's share (the store's own
-    ``stages`` evidence), the ledger checked; then the same exits replayed through the naive pipeline
+    ``stages`` evidence), the ledger checked, each door panel message's time from the decision to a panel page's
+    stream (``panel_ms``); then the same exits replayed through the naive pipeline
     (``hardware/harness/naive.py``) against the same gateway and exit door, and the speedup."""
     import tempfile
 
     from bingobox_devkit.harness.demo import Demo
     from bingobox_devkit.harness.oracle import stage_table
+    from bingobox_devkit.harness.panel_watch import PanelWatch
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Demo(exits, seed, set(), Path(tmp) / "store", testdata, concurrency=concurrency, verbose=False)
+        watch: list[PanelWatch] = []
         try:
-            s = d.run()
+            s = d.run(after_setup=lambda: watch.append(PanelWatch(d.panels).start()))
+            panel = watch[0].stop()
             pid = d.procs["controller"].p.pid
             resources = {"controller": _proc_usage(pid), "children": [_proc_usage(c) for c in _children(pid)]}
             resources["one_enrolled_shopper_idling_inside"] = _idle_shopper_cost(d, pid)
@@ -278,7 +282,8 @@ def bench_store(exits: int, testdata: Path, concurrency: int = 3, seed: int = 1,
            "entry_stages_ms": _p50_p99(stages.get("entry", {}).get("stages_ms", {})),
            "lost": s["lost"], "doubled": s["doubled"], "wrong_person": s["wrong_person"],
            "wrong_amount": s["wrong_amount"], "items_not_charged": s["items_not_charged"],
-           "fallback_qr": s["fallback_qr"], "seconds": s["seconds"], "resources": resources, "naive": naive}
+           "fallback_qr": s["fallback_qr"], "seconds": s["seconds"], "resources": resources, "naive": naive,
+           "panel_ms": panel}
     if ours.get("count") and naive["exit_ms"].get("count"):
         naive["speedup_p50"] = round(naive["exit_ms"]["p50"] / ours["p50"], 2)
         naive["speedup_p99"] = round(naive["exit_ms"]["p99"] / ours["p99"], 2)

@@ -130,6 +130,7 @@ class EntryCodeIn(Strict):
     door: Annotated[str, Field(pattern=r"^(\*|[A-Za-z0-9_.:-]{1,64})$", description="a door, or * for any")] = "*"
     lifetime_s: StrictInt = Field(60, ge=5, le=tokens.MAX_LIFETIME_S)
     face_consent: StrictBool | None = None
+    issued_ago_s: StrictInt = Field(0, ge=0, le=86_400, description="backdated (an expired code, for tests)")
 
 
 class FaultsIn(Strict):
@@ -441,7 +442,8 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
         if acc["frozen"]:
             raise ApiError(402, "account_frozen", "account is frozen")
         consent = acc["face_consent"] if body.face_consent is None else body.face_consent
-        return issue_code(db, body.account_id, body.store_id, body.door, body.lifetime_s, consent)
+        return issue_code(db, body.account_id, body.store_id, body.door, body.lifetime_s, consent,
+                          issued_ago_s=body.issued_ago_s)
 
     # admin ---------------------------------------------------------------------------------------
     adm = [Depends(admin)]

@@ -82,12 +82,15 @@ def event_in(c: sqlite3.Connection, account_id: str, kind: str, data: dict | Non
               (account_id, t or time.time(), kind, _j(data or {})))
 
 
-def issue_code(db, account_id: str, store_id: str, door: str, lifetime_s: int, face_consent: bool) -> dict:
-    """Sign a one-time entry code (what the wallet app shows as a QR code) and remember it was issued."""
+def issue_code(db, account_id: str, store_id: str, door: str, lifetime_s: int, face_consent: bool,
+               issued_ago_s: int = 0) -> dict:
+    """Sign a one-time entry code (what the wallet app shows as a QR code) and remember it was issued
+    (``issued_ago_s``: backdated, from the admin API only: an expired code for tests)."""
     from bingobox.domain import tokens
 
     kid, key = db.active_key()
-    code = tokens.issue(key, kid, account_id, store_id, door, int(time.time()), lifetime_s, face_consent)
+    code = tokens.issue(key, kid, account_id, store_id, door, int(time.time()) - issued_ago_s, lifetime_s,
+                        face_consent)
     claims = tokens.claims_of(code)
     with db.tx() as c:
         c.execute("INSERT INTO entry_codes (jti, account_id, store_id, door, iat, exp) VALUES (?, ?, ?, ?, ?, ?)",

@@ -19,6 +19,8 @@ import signal
 import sys
 import threading
 import time
+import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,11 +147,15 @@ class Demo:
             d / "store.db", self.screen_port, (self.operator[0], hash_password(self.operator[1])), self.wiring,
             self.shelf_kind, self.overrides))
         self.start_controller()
+        lay = tomllib.loads((d / "store.toml").read_text())["layout"]
+        self.panels = {door: f"{self.screen_url}panel/{door}" for door in (lay["entry_door"], lay["exit_door"])}
         self.endpoints = {"gateway": self.gw, "wallet_app": f"{self.gw}/app/", "screen": self.screen_url,
-                          "sim_control": self.sim, "store_id": self.store_id, "images_dir": str(d / "shown")}
+                          "panels": self.panels, "sim_control": self.sim, "store_id": self.store_id,
+                          "images_dir": str(d / "shown")}
         (d / "endpoints.json").write_text(json.dumps(self.endpoints, indent=1))
         self.say(f"status screen: {self.screen_url} (log in as {self.operator[0]} / {self.operator[1]})")
         self.say(f"wallet app: {self.gw}/app/ (sign up there and shop with the code it shows)")
+        self.say("door panels: " + ", ".join(f"{door} {url}" for door, url in self.panels.items()))
         self.say(f"simulator control: {self.sim} (token in {d / 'sim' / 'sim.json'}); all in {d / 'endpoints.json'}")
 
     def start_controller(self) -> None:
@@ -188,9 +194,9 @@ class Demo:
         r.raise_for_status()
         return r.json()
 
-    def code(self, s: Shopper, door: str = "*") -> str:
+    def code(self, s: Shopper, door: str = "*", issued_ago_s: int = 0) -> str:
         return self.admin_post("/v1/entry-codes", {"account_id": s.account, "store_id": self.store_id,
-                                                   "door": door})["code"]
+                                                   "door": door, "issued_ago_s": issued_ago_s})["code"]
 
     def wait_unlocked(self, door: str, timeout: float, locked: bool = False) -> bool:
         deadline = time.monotonic() + timeout
@@ -343,8 +349,11 @@ class Demo:
                 self.start_controller()
 
     # the run ---------------------------------------------------------------------------------------
-    def run(self) -> dict:
+    def run(self, after_setup: Callable[[], object] | None = None) -> dict:
+        """Set the store up, run the shoppers through it (``after_setup``: called once the store is up)."""
         self.setup()
+        if after_setup is not None:
+            after_setup()
         faces = _identities(self.testdata)
         shoppers = []
         for i in range(self.n):

@@ -96,6 +96,7 @@ def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secr
         "screen": {"port": screen_port, "push_interval_s": 0.5,
                    "operators": [{"name": operator[0], "password_hash": operator[1], "may_refund": True}]
                    if operator else []},
+        "panels": {"language": "en"},
     }
     for key, value in (overrides or {}).items():
         section = cfg.setdefault(key, {})

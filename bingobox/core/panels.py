@@ -1,0 +1,75 @@
+"""The door panels: what each door is telling shoppers now (this object is its one owner). The rules say things
+through ``say`` (a refusal, a welcome, a prompt, a goodbye); the tick returns a door to its idle message when a
+message's time is up, and changes the idle message when the store's state changes what it is (an emergency shows at
+once). Whoever shows the panels listens through ``out`` (``ports.PanelOut``): it is told on the loop's thread and
+must not block — the panel is never on the unlock's critical path (every rule grants the door before it speaks)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from ..domain import panel
+from ..domain.panel import PanelMessage
+from .ports import PanelOut
+
+if TYPE_CHECKING:
+    from .store import StoreCore
+
+log = logging.getLogger(__name__)
+# messages a face decision may not replace at the exit (the shopper in front of it is being checked out)
+BUSY = frozenset({"exit.checking"})
+
+
+class Panels:
+    def __init__(self, core: StoreCore, out: PanelOut | None = None) -> None:
+        self.core = core
+        self.out = out
+        lay = core.lay
+        self.roles = {lay.exit_door: "exit", lay.entry_door: "entrance"}  # (one door for both: the entrance's)
+        self.shown: dict[str, tuple[PanelMessage, float]] = {}  # door → (message, since)
+        core.every_tick(self.tick)
+
+    def door_of(self, role: str) -> str:
+        return next(d for d, r in self.roles.items() if r == role)
+
+    def say(self, role: str, msg: PanelMessage) -> None:
+        """Show ``msg`` on the ``role`` door's panel now (an emergency is not replaced by anything else)."""
+        door = self.door_of(role)
+        if self.core.store.state == "emergency" and msg.key != "emergency":
+            return
+        now = self.core.clock()
+        self.shown[door] = (msg, now)
+        if self.out is not None:
+            try:
+                self.out(door, role, msg, now)
+            except Exception:  # a panel that fails must never cost a decision
+                log.exception("panel of %s", door)
+
+    def prompt(self, role: str, msg: PanelMessage | None) -> None:
+        """A prompt that gives way to what is happening: not shown over a checkout in progress or a goodbye."""
+        if msg is None:
+            return
+        current = self.shown.get(self.door_of(role))
+        if current is not None and (current[0].key in BUSY or (current[0].cue == panel.Cue.ACCEPTED
+                                                                and not current[0].idle)):
+            return
+        self.say(role, msg)
+
+    def hours_today(self) -> str | None:
+        core = self.core
+        return core.hours.today(datetime.fromtimestamp(core.clock(), UTC)) if core.hours is not None else None
+
+    def idle(self, role: str) -> PanelMessage:
+        return panel.idle(role, self.core.store.state, self.core.open_now(), self.hours_today())
+
+    def tick(self, now: float) -> None:
+        for door, role in self.roles.items():
+            current = self.shown.get(door)
+            if current is not None and not current[0].idle and now - current[1] < (current[0].hold_s or 0.0) \
+                    and self.core.store.state != "emergency":
+                continue
+            want = self.idle(role)
+            if current is None or current[0] != want:
+                self.say(role, want)

@@ -1,0 +1,67 @@
+"""Every text a shopper reads on a door panel, in English (the message ids of the catalogs): a panel message's key
+(``bingobox.domain.panel``) → its title and its line of what to do. ``N_`` marks them for ``pybabel extract``."""
+
+from __future__ import annotations
+
+
+def N_(text: str) -> str:
+    return text
+
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # the entrance at rest
+    "entrance.ready": (N_("Show your entry code"), N_("Open the wallet app and hold the code up to the camera.")),
+    "entrance.starting": (N_("Opening soon"), N_("The store is starting up. Please wait a moment.")),
+    "entrance.lockdown": (N_("No entry right now"),
+                          N_("The store is not letting anyone in at the moment. Shoppers inside can still leave.")),
+    "entrance.maintenance": (N_("Restocking"), N_("The store is being restocked. Please come back in a few minutes.")),
+    "entrance.closed": (N_("Closed"), N_("Opening hours today: %(hours)s.")),
+    "entrance.closed_today": (N_("Closed"), N_("The store is closed all day today.")),
+    "entrance.welcome": (N_("Welcome!"), N_("Come in. Take what you like: you pay as you walk out.")),
+    # the entrance's answers to a refused code
+    "refused.expired": (N_("This code has expired"), N_("Refresh the code in the app and show the new one.")),
+    "refused.used": (N_("This code was already used"),
+                     N_("Each code opens the door once. Refresh the code in the app.")),
+    "refused.unpaid": (N_("Unpaid charge"), N_("Please pay the open charge in the app, then show a new code.")),
+    "refused.closed": (N_("The store is closed"), N_("Opening hours today: %(hours)s.")),
+    "refused.closed_today": (N_("The store is closed"), N_("The store is closed all day today.")),
+    "refused.one_at_a_time": (N_("One shopper at a time"),
+                              N_("A device is being repaired. Please wait until the shopper inside has left.")),
+    "refused.not_admitting": (N_("No entry right now"),
+                              N_("The store is not letting new shoppers in at the moment. Please try again later.")),
+    "refused.offline": (N_("Cannot let you in right now"),
+                        N_("The store cannot reach the payment service and has reached its offline limit. "
+                           "Please try again later.")),
+    "refused.inside": (N_("You are already inside"),
+                       N_("Your account has a visit in progress. Leave through the exit first.")),
+    "refused.wrong_store": (N_("Code for another store"),
+                            N_("Choose this store in the app and show the new code.")),
+    "refused.wrong_door": (N_("Code for another door"), N_("Refresh the code in the app and show it here.")),
+    "refused.invalid": (N_("This code cannot be used"),
+                        N_("Show the entry code from the wallet app. If this keeps happening, ask staff.")),
+    "refused.clock": (N_("Please ask staff"),
+                      N_("The store's clock needs checking. Your code is fine; staff have been told.")),
+    "refused.other": (N_("No entry"), N_("Your code was not accepted. Refresh it in the app and try again.")),
+    # the exit
+    "exit.ready": (N_("Look at the camera to leave"), N_("Or show your entry code. You pay for what you carry out.")),
+    "exit.checking": (N_("One moment…"), N_("Checking what you carry.")),
+    "exit.show_code": (N_("Please show your code"),
+                       N_("We could not recognise you. Hold the code from the app up to the camera.")),
+    "exit.one_at_a_time": (N_("One at a time, please"),
+                           N_("Several people are in front of the camera. Step up one by one, or show your code.")),
+    "exit.goodbye_charged": (N_("Goodbye!"), N_("%(amount)s charged. The receipt is in your app.")),
+    "exit.goodbye_later": (N_("Goodbye!"), N_("%(amount)s will be charged shortly. The receipt will be in your app.")),
+    "exit.goodbye_declined": (N_("Goodbye!"), N_("%(amount)s could not be charged. Please pay it in the app.")),
+    "exit.goodbye_free": (N_("Goodbye!"), N_("Nothing to pay. Thank you for visiting.")),
+    "exit.goodbye": (N_("Goodbye!"), N_("Your receipt will be in the app.")),
+    # every door
+    "emergency": (N_("Emergency: leave the store"),
+                  N_("Walk calmly to the nearest exit. Do not come back in until staff say it is safe.")),
+}
+
+# the page's own words (sent with its state: the page holds no text of its own)
+CHROME: dict[str, str] = {
+    "entrance": N_("Entrance"),
+    "exit": N_("Exit"),
+    "offline": N_("This panel is not connected. Please ask staff."),
+}

@@ -1,0 +1,114 @@
+"""The door panels in a real browser (Debian's chromium through Playwright) against the whole store as processes:
+the simulator shows codes to the entry camera and faces to the exit camera; each refusal's words (in Chinese, the
+doors' language, and in English) and sound cue; the door stays shut; the welcome; the exit's "show your code" and
+its goodbye with the amount; an emergency on every panel."""
+
+import os
+
+import pytest
+
+from bingobox_devkit.harness.demo import Demo, _identities
+from tests.helpers import ROOT, wait_until
+from tests.integration.test_screen_browser import ARGS, CHROMIUM
+from tests.integration.test_store import visit_of
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store(tmp_path):
+    d = Demo(0, seed=6, faults=set(), run_dir=tmp_path / "store", testdata=ROOT / "tests/data", verbose=False,
+             overrides={"panels": {"language": "zh_Hans", "languages": {"exit": "en"}}})
+    d.setup()
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"no chromium at {CHROMIUM}: `make setup` installs Debian's chromium package")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                               args=[*ARGS, "--autoplay-policy=no-user-gesture-required"])
+        yield b
+        b.close()
+
+
+def open_panel(browser, url):
+    p = browser.new_context(viewport={"width": 800, "height": 480}).new_page()  # a small screen by the door
+    p.set_default_timeout(15_000)
+    p.goto(url)
+    p.wait_for_function("document.body.dataset.connected === 'true'")
+    return p
+
+
+def cues(page):
+    return page.evaluate("window.bingoboxPanel.played.slice()")
+
+
+def shown(page):
+    return page.evaluate("window.bingoboxPanel.shown.slice()")
+
+
+def test_each_refusal_is_told_in_words_and_sound_and_the_exit_asks_and_says_goodbye(store, browser):
+    from playwright.sync_api import expect
+
+    zh = open_panel(browser, store.panels["entrance"])
+    en = open_panel(browser, store.panels["entrance"] + "?lang=en")
+    out = open_panel(browser, store.panels["exit"])
+    assert zh.evaluate("document.documentElement.lang") == "zh-Hans"
+    expect(zh.get_by_test_id("panel-title")).to_have_text("请出示入店码")
+    expect(en.get_by_test_id("panel-title")).to_have_text("Show your entry code")
+    expect(out.get_by_test_id("panel-title")).to_have_text("Look at the camera to leave")
+    faces = _identities(ROOT / "tests/data")
+    s = store.new_shopper(1, face=faces[0])
+
+    def refused(qr, zh_title, en_title):
+        before = len(cues(zh))
+        store.act("camera.show", camera="door-cam", qr=qr)
+        expect(zh.get_by_test_id("panel-title")).to_have_text(zh_title)
+        expect(en.get_by_test_id("panel-title")).to_have_text(en_title)
+        expect(zh.locator("body")).to_have_attribute("data-cue", "refused")
+        wait_until(lambda: len(cues(zh)) > before, 5, "a sound cue")
+        assert cues(zh)[-1] == "refused"
+        assert store.sim_status("entrance")["lock_engaged"] is True  # the door stays shut
+        store.act("camera.clear", camera="door-cam")
+
+    refused("not an entry code", "该码无法使用", "This code cannot be used")
+    refused(store.code(s, "entrance", issued_ago_s=600), "入店码已过期", "This code has expired")
+    refused(store.code(s, "exit"), "非本门入店码", "Code for another door")
+    other = store.admin_post("/v1/entry-codes", {"account_id": s.account, "store_id": "another-store"})["code"]
+    refused(other, "非本店入店码", "Code for another store")
+
+    code = store.code(s, "entrance")
+    store.enter(s, code=code)  # walks in (showing their face: enrolled)
+    assert {"key": "entrance.welcome", "cue": "accepted", "title": "欢迎光临！",
+            "detail": "请进。随意选购，离店时自动结算。"} in shown(zh)
+    assert "accepted" in cues(zh)
+    refused(code, "入店码已使用", "This code was already used")  # the same code again
+    refused(store.code(s, "entrance"), "您已在店内", "You are already inside")
+
+    # at the exit: a face it does not know → "please show your code"; the code → goodbye, with the amount
+    store.take(s, 2)
+    store.act("camera.show", camera="exit-cam", image=str(faces[1][1]), scale=0.8)
+    expect(out.get_by_test_id("panel-title")).to_have_text("Please show your code")
+    wait_until(lambda: "show_code" in cues(out), 5, "the show-code cue")
+    assert store.sim_status("exit")["lock_engaged"] is True
+    store.act("camera.clear", camera="exit-cam")
+    store.leave(s, face=False)
+    amount = visit_of(store, s.account)["amount_fen"]
+    assert amount > 0
+    bye = [m for m in shown(out) if m["key"] == "exit.goodbye_charged"]
+    assert bye and bye[-1]["detail"] == f"¥{amount // 100}.{amount % 100:02d} charged. The receipt is in your app."
+    assert s.account not in str(shown(out)) and s.account not in str(shown(zh))  # nothing personal on a panel
+
+    # a fire: every panel gives the one instruction, with the alert sound
+    store.act("fire", active=True)
+    expect(zh.get_by_test_id("panel-title")).to_have_text("紧急情况：请离开门店")
+    expect(out.get_by_test_id("panel-title")).to_have_text("Emergency: leave the store")
+    wait_until(lambda: "alert" in cues(out), 5, "the alert cue")
+    store.act("fire", active=False)
+    expect(zh.get_by_test_id("panel-title")).to_have_text("请出示入店码")
