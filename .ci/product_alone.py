@@ -21,6 +21,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import requests
+
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT_COMMANDS = {"run", "check-config", "devices", "visits", "diagram", "hash-password", "fetch-keys",
                     "reset-clock", "fleet", "command-key", "vision"}
@@ -86,6 +88,8 @@ def check_configs(venv: Path) -> None:
 IMPORT_PROBE = r"""
 import ast, importlib, json, pkgutil, sys
 from pathlib import Path
+
+import requests
 import bingobox
 root = Path(bingobox.__file__).parent
 static = []
@@ -131,15 +135,20 @@ def run_store(venv: Path, work: Path) -> None:
     try:
         summary = d.run()
         ran = d.procs["controller"].p.args[0]
+        # the door panels speak both shipped languages from the wheel's own catalogs (package data)
+        panel = requests.get(d.panels["exit"] + "/state", timeout=10).json()["message"]
     finally:
         d.close()
+    if panel is None or panel["text"]["zh_Hans"]["title"] == panel["text"]["en"]["title"]:
+        raise SystemExit(f"FAILED: the exit's panel from the product's venv: {panel}")
     if not str(ran).startswith(str(venv)):
         raise SystemExit(f"FAILED: the controller ran from {ran}, not the product's venv")
     bad = {k: summary[k] for k in ("lost", "doubled", "wrong_person", "wrong_amount") if summary[k]}
     if bad or summary["visits"] != 4:
         raise SystemExit(f"FAILED: the store run by the product's venv: {summary}")
     say(f"bingobox run from the product's venv against the devkit's simulator and gateway: {summary['visits']} "
-        f"visits, {summary['charged']} charged, 0 lost / doubled / wrong")
+        f"visits, {summary['charged']} charged, 0 lost / doubled / wrong; the exit's panel says "
+        f"{panel['text']['en']['title']!r} / {panel['text']['zh_Hans']['title']!r}")
 
 
 def main() -> int:
