@@ -9,6 +9,7 @@ import pytest
 
 from bingobox_devkit.harness.demo import Demo, _identities
 from tests.helpers import ROOT, wait_until
+from tests.integration.accessibility import no_violations
 from tests.integration.test_screen_browser import ARGS, CHROMIUM
 from tests.integration.test_store import visit_of
 
@@ -41,7 +42,9 @@ def open_panel(browser, url):
     p = browser.new_context(viewport={"width": 800, "height": 480}).new_page()  # a small screen by the door
     p.set_default_timeout(15_000)
     p.goto(url)
-    p.wait_for_function("document.body.dataset.connected === 'true'")
+    from playwright.sync_api import expect
+
+    expect(p.locator("body")).to_have_attribute("data-connected", "true")
     return p
 
 
@@ -63,6 +66,7 @@ def test_each_refusal_is_told_in_words_and_sound_and_the_exit_asks_and_says_good
     expect(zh.get_by_test_id("panel-title")).to_have_text("请出示入店码")
     expect(en.get_by_test_id("panel-title")).to_have_text("Show your entry code")
     expect(out.get_by_test_id("panel-title")).to_have_text("Look at the camera to leave")
+    no_violations(zh, "the entrance panel at rest")
     faces = _identities(ROOT / "tests/data")
     s = store.new_shopper(1, face=faces[0])
 
@@ -78,6 +82,7 @@ def test_each_refusal_is_told_in_words_and_sound_and_the_exit_asks_and_says_good
         store.act("camera.clear", camera="door-cam")
 
     refused("not an entry code", "该码无法使用", "This code cannot be used")
+    no_violations(en, "the entrance panel refusing a code")
     refused(store.code(s, "entrance", issued_ago_s=600), "入店码已过期", "This code has expired")
     refused(store.code(s, "exit"), "非本门入店码", "Code for another door")
     other = store.admin_post("/v1/entry-codes", {"account_id": s.account, "store_id": "another-store"})["code"]
@@ -110,5 +115,6 @@ def test_each_refusal_is_told_in_words_and_sound_and_the_exit_asks_and_says_good
     expect(zh.get_by_test_id("panel-title")).to_have_text("紧急情况：请离开门店")
     expect(out.get_by_test_id("panel-title")).to_have_text("Emergency: leave the store")
     wait_until(lambda: "alert" in cues(out), 5, "the alert cue")
+    no_violations(out, "the exit panel in an emergency")
     store.act("fire", active=False)
     expect(zh.get_by_test_id("panel-title")).to_have_text("请出示入店码")

@@ -9,6 +9,7 @@ import pytest
 
 from bingobox_devkit.harness.demo import Demo
 from tests.helpers import ROOT, wait_until
+from tests.integration.accessibility import no_violations
 from tests.integration.test_store import ledger, rows, visit_of
 
 pytestmark = pytest.mark.integration
@@ -56,6 +57,7 @@ def test_the_screen_follows_the_store_live_and_operators_act_on_it(store, page):
     expect(page.get_by_test_id("public-note")).to_be_visible()  # and a public view: no audit, ids shortened
     expect(page.locator("#doors tr")).to_have_count(2)
     expect(page.locator("#stock")).to_contain_text("shelf-1:")
+    no_violations(page, "the status screen, public view")
     stray = "E2FFFFFFFFFFFFFFFFFF0001"  # a tag the catalog does not know, left on a shelf
     store.act("tags.add", reader="shelf-2", epcs=[stray])
     expect(page.get_by_test_id("health-shelf-2")).to_contain_text(f"tags not in the catalog: {stray}")
@@ -83,6 +85,7 @@ def test_the_screen_follows_the_store_live_and_operators_act_on_it(store, page):
     page.fill("#login-password", store.operator[1])
     page.click("#login button")
     expect(page.locator("#me-name")).to_have_text("operator")
+    no_violations(page, "the status screen, an operator logged in")
     expect(page.locator("button.op").first).to_be_enabled()
     expect(page.get_by_test_id("public-note")).to_be_hidden()  # the stream reconnected as the operator
     expect(page.locator("#charges tr").first).to_contain_text(s.account)  # full ids, for operators

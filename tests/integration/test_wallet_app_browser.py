@@ -21,6 +21,7 @@ import requests
 
 from bingobox_devkit.harness.demo import _identities
 from tests.helpers import ROOT, wait_until
+from tests.integration.accessibility import keyboard_reaches_every_control, no_violations
 from tests.integration.test_screen_browser import ARGS, CHROMIUM
 
 pytestmark = pytest.mark.integration
@@ -105,6 +106,8 @@ def test_a_shopper_signs_up_shops_disputes_and_deletes_their_data(store, browser
     app = phone.new_page()
     app.set_default_timeout(20_000)
     app.goto(ep["wallet_app"])
+    no_violations(app, "the wallet app's sign-up")
+    keyboard_reaches_every_control(app, "the wallet app's sign-up")
 
     # sign up, top up, consent to face billing (off by default)
     signup = app.locator("#signup-form")  # (the log-in form, hidden, has the same labels)
@@ -121,6 +124,8 @@ def test_a_shopper_signs_up_shops_disputes_and_deletes_their_data(store, browser
     expect(app.locator("#face-text")).to_contain_text("memory")  # what is kept, where, for how long
     consent.check()
     expect(app.get_by_role("status")).to_contain_text("Face billing is on")
+    no_violations(app, "the wallet app with the entry code")
+    keyboard_reaches_every_control(app, "the wallet app with the entry code")
 
     # the entry code's image, as the page shows it, to the door camera
     code = app.get_by_role("img", name=re.compile("entry code"))
@@ -173,6 +178,7 @@ def test_a_shopper_signs_up_shops_disputes_and_deletes_their_data(store, browser
     receipt.get_by_label("What is wrong").fill("I put one back before leaving")
     receipt.get_by_role("button", name="Send dispute").click()
     expect(receipt.locator("p.dispute")).to_contain_text(re.compile(r"Dispute dp_\w+: open"))
+    no_violations(app, "the wallet app with a receipt and a dispute")
 
     # the operator sees it on the status screen, with the evidence, and accepts it
     desk = browser.new_context(viewport={"width": 1400, "height": 1000})
