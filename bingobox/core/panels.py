@@ -27,23 +27,21 @@ class Panels:
         self.core = core
         self.out = out
         lay = core.lay
-        self.roles = {lay.exit_door: "exit", lay.entry_door: "entrance"}  # (one door for both: the entrance's)
+        self.doors = {"entrance": lay.entry_door, "exit": lay.exit_door}
+        self.roles = {lay.exit_door: "exit", lay.entry_door: "entrance"}  # (one door for both: it rests as an entrance)
         self.shown: dict[str, tuple[PanelMessage, float]] = {}  # door → (message, since)
         core.every_tick(self.tick)
 
-    def door_of(self, role: str) -> str:
-        return next(d for d, r in self.roles.items() if r == role)
-
     def say(self, role: str, msg: PanelMessage) -> None:
         """Show ``msg`` on the ``role`` door's panel now (an emergency is not replaced by anything else)."""
-        door = self.door_of(role)
+        door = self.doors[role]
         if self.core.store.state == "emergency" and msg.key != "emergency":
             return
         now = self.core.clock()
         self.shown[door] = (msg, now)
         if self.out is not None:
             try:
-                self.out(door, role, msg, now)
+                self.out(door, self.roles[door], msg, now)
             except Exception:  # a panel that fails must never cost a decision
                 log.exception("panel of %s", door)
 
@@ -51,7 +49,7 @@ class Panels:
         """A prompt that gives way to what is happening: not shown over a checkout in progress or a goodbye."""
         if msg is None:
             return
-        current = self.shown.get(self.door_of(role))
+        current = self.shown.get(self.doors[role])
         if current is not None and (current[0].key in BUSY or (current[0].cue == panel.Cue.ACCEPTED
                                                                 and not current[0].idle)):
             return

@@ -248,3 +248,14 @@ def test_the_panel_pages_need_no_login_and_show_only_their_own_door():
         assert c.get("/panel/exit/state").json()["message"] is None
         assert c.get("/panel/nope").status_code == 404 and c.get("/panel/nope/events").status_code == 404
         assert c.get("/panel-assets/panel.js").headers["content-type"].startswith("text/javascript")
+
+
+def test_one_door_for_entry_and_exit_has_one_panel_that_rests_as_an_entrance(rig):
+    rig.cfg.layout.exit_door = "entrance"
+    rig.restart()
+    rig.at(0.2)
+    assert rig.said.last("entrance").key == "entrance.ready"
+    rig.core.handle(FaceDecided(FaceDecision(None, 0.7, None, "unsure_distance", None), rig.clock.t, {}))
+    assert rig.said.last("entrance").key == "exit.show_code"
+    rig.at(6.1)
+    assert rig.said.last("entrance").key == "entrance.ready"
