@@ -89,9 +89,6 @@ class Checkout:
         core = self.core
         now = core.clock()
         stages["handled"] = now
-        s = core.settings
-        core.panels.say("exit", panel.PanelMessage("exit.checking", hold_s=s.exit_inventory_timeout_s
-                                                   + s.exit_charge_wait_s + 2.0))
         start = core.attribution.exit_window_start(v, frame_t, core.settings.exit_window_s)
         evidence: Evidence = [(v, "identified", {**how, "frame_t": frame_t, "window_from": start})]
         if v.state in UNSEEN_ENTRY:  # they are at the exit, so they came in: the door cycle was missed
@@ -112,6 +109,7 @@ class Checkout:
             ready, epcs = self._window(start, frame_t)
             if ready:
                 self.charge(v, epcs, evidence, first=first, new=new)
+                self._checking(v)
                 return
             with core.book.commit([] if new else [v], evidence, new=[v] if new else []) as tx:
                 first(tx)
@@ -121,12 +119,21 @@ class Checkout:
             assert core.exit_reader is not None  # (not ready: there is a reader to wait for)
             core.exit_reader.when_ready(start, frame_t, core.settings.exit_min_rounds,
                                         lambda: core.post(InventoryReady(v.id)), core.settings.exit_inventory_timeout_s)
+            self._checking(v)
         except CodeUsed:
             log.warning("an exit code of visit %s was used already", v.id)
         except Exception as e:
             if new and v.id not in core.book.visits:
                 core.book.visits[v.id] = v  # a recovery visit whose row could not be written: kept in memory
             core.exit_door.fail_open(v, "identify", e)
+
+    def _checking(self, v: Visit) -> None:
+        """The exit's panel while the shopper waits for the inventory or the wallet (said after the decision's work,
+        never before it; not once the exit has opened for them)."""
+        if v.exit_granted_at is None:
+            s = self.core.settings
+            self.core.panels.say("exit", panel.PanelMessage("exit.checking", hold_s=s.exit_inventory_timeout_s
+                                                            + s.exit_charge_wait_s + 2.0))
 
     def recovery(self, c: tokens.EntryClaims, frame_t: float, stages: dict[str, float]) -> None:
         """An exit code of an account with no open visit (a visit lost to a fault, or never recorded): a *recovery
