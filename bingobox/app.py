@@ -36,6 +36,7 @@ from .devices.llrp import LlrpReader
 from .devices.rfid import RfidReader
 from .domain.catalog import Catalog
 from .domain.entry import EntryGate, load_pinned
+from .domain.panel import door_roles
 from .journal import Journal
 from .loop import EventLoop, Inbox
 from .metrics import Histogram
@@ -124,7 +125,7 @@ class StoreApp:
         if face_worker is not None and cfg.vision.faces:
             self.faces = feeds.FaceSide(face_worker, self.cameras[lay.entry_camera], self.cameras[lay.exit_camera],
                                         self.inbox, cfg.vision, enrol_frames=cfg.visits.enrol_frames)
-        self.panels = PanelHub(cfg.panels, {lay.exit_door: "exit", lay.entry_door: "entrance"})
+        self.panels = PanelHub(cfg.panels, door_roles(lay.entry_door, lay.exit_door))
         self.core = StoreCore(cfg, self.journal, self.catalog, self.outbox, self.gate, self.doors,
                               self.readers.get(lay.exit_reader) if lay.exit_reader else None, self.faces,
                               post=self.inbox.put, hours=cfg.store.hours.build() if cfg.store.hours else None,

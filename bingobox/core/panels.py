@@ -28,7 +28,7 @@ class Panels:
         self.out = out
         lay = core.lay
         self.doors = {"entrance": lay.entry_door, "exit": lay.exit_door}
-        self.roles = {lay.exit_door: "exit", lay.entry_door: "entrance"}  # (one door for both: it rests as an entrance)
+        self.roles = panel.door_roles(lay.entry_door, lay.exit_door)
         self.shown: dict[str, tuple[PanelMessage, float]] = {}  # door → (message, since)
         core.every_tick(self.tick)
 

@@ -65,6 +65,11 @@ ASK_FOR_CODE = frozenset({"unsure_distance", "unsure_margin", "nobody_inside", "
 ONE_AT_A_TIME = frozenset({"several_faces"})
 
 
+def door_roles(entry_door: str, exit_door: str) -> dict[str, str]:
+    """Door → the role its panel plays (one door for both: it rests as an entrance)."""
+    return {exit_door: "exit", entry_door: "entrance"}
+
+
 def refusal(reason: str, hours: str | None = None, hold_s: float = 8.0) -> PanelMessage:
     """The entrance's answer to a refused code (``hours``: today's opening hours, for "closed")."""
     key = REFUSALS.get(reason, REFUSED_FALLBACK)

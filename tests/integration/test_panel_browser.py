@@ -3,14 +3,13 @@ the simulator shows codes to the entry camera and faces to the exit camera; each
 doors' language, and in English) and sound cue; the door stays shut; the welcome; the exit's "show your code" and
 its goodbye with the amount; an emergency on every panel."""
 
-import os
 
 import pytest
 
 from bingobox_devkit.harness.demo import Demo, _identities
 from tests.helpers import ROOT, wait_until
 from tests.integration.accessibility import no_violations
-from tests.integration.test_screen_browser import ARGS, CHROMIUM
+from tests.integration.test_screen_browser import chromium
 from tests.integration.test_store import visit_of
 
 pytestmark = pytest.mark.integration
@@ -27,15 +26,8 @@ def store(tmp_path):
 
 @pytest.fixture
 def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"no chromium at {CHROMIUM}: `make setup` installs Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                               args=[*ARGS, "--autoplay-policy=no-user-gesture-required"])
+    with chromium("--autoplay-policy=no-user-gesture-required") as b:  # (the cues play without a first touch)
         yield b
-        b.close()
 
 
 def open_panel(browser, url):

@@ -2,6 +2,7 @@
 as processes: live updates without reloading, login, lockdown refusing entry, restock, clearing an alarm, a refund
 reaching the gateway, and the audit log."""
 
+import contextlib
 import os
 import shutil
 
@@ -16,6 +17,21 @@ pytestmark = pytest.mark.integration
 CHROMIUM = os.environ.get("BINGOBOX_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@contextlib.contextmanager
+def chromium(*extra_args: str):
+    """Debian's chromium through Playwright (``executablePath``: nothing downloaded), closed afterwards."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"no chromium at {CHROMIUM}: `make setup` installs Debian's chromium package")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *extra_args], headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import requests
 from bingobox_devkit.harness.demo import _identities
 from tests.helpers import ROOT, wait_until
 from tests.integration.accessibility import keyboard_reaches_every_control, no_violations
-from tests.integration.test_screen_browser import ARGS, CHROMIUM
+from tests.integration.test_screen_browser import chromium
 
 pytestmark = pytest.mark.integration
 PHONE = {"width": 390, "height": 844}
@@ -86,14 +86,8 @@ def store(tmp_path):
 
 @pytest.fixture
 def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"no chromium at {CHROMIUM}: `make setup` installs Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def test_a_shopper_signs_up_shops_disputes_and_deletes_their_data(store, browser, tmp_path):
