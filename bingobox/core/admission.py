@@ -97,8 +97,8 @@ class Admission:
         v.stages["committed"] = core.clock()
         v.stages["granted"] = core.clock()
         core.telemetry.await_ack(v.id, "entry", v.stages)
+        core.panels.after_unlock("entrance", v.id, panel.welcome(c.name), refused=panel.door_stuck())
         core.doors[core.lay.entry_door].grant(tag=v.id)
-        core.panels.say("entrance", panel.welcome())
         core.telemetry.count("entries")
         if replaced is not None:
             core.telemetry.count("abandoned")

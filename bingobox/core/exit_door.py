@@ -36,15 +36,15 @@ class ExitDoor:
         self.unlock(v, why)
 
     def unlock(self, v: Visit, why: str) -> None:
-        """The door's grant itself (the visit's grant committed already); then the panel says goodbye and how
-        the charge went (``why`` the exit opens)."""
+        """The door's grant itself (the visit's grant committed already); once the board has unlocked, the panel
+        says goodbye and how the charge went (``why`` the exit opens)."""
         core = self.core
         timed = "captured" in v.stages and "granted" not in v.stages  # the first grant of a timed identification
         if timed:
             v.stages["granted"] = core.clock()
             core.telemetry.await_ack(v.id, "exit", v.stages)
-        core.doors[core.lay.exit_door].grant(tag=v.id if timed else None)
-        core.panels.say("exit", panel.goodbye(why, v.amount_fen))
+        core.panels.after_unlock("exit", v.id, panel.goodbye(why, v.amount_fen))
+        core.doors[core.lay.exit_door].grant(tag=v.id)
 
     def device(self, ev: DeviceEvent) -> None:
         core = self.core

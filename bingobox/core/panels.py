@@ -10,6 +10,7 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from ..devices.events import DeviceEvent
 from ..domain import panel
 from ..domain.panel import PanelMessage
 from .ports import PanelOut
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # messages a face decision may not replace at the exit (the shopper in front of it is being checked out)
 BUSY = frozenset({"exit.checking"})
+ACK_WAIT_S = 5.0  # a grant's message waits this long for the board's answer; then nothing is said of that grant
 
 
 class Panels:
@@ -30,7 +32,28 @@ class Panels:
         self.doors = {"entrance": lay.entry_door, "exit": lay.exit_door}
         self.roles = panel.door_roles(lay.entry_door, lay.exit_door)
         self.shown: dict[str, tuple[PanelMessage, float]] = {}  # door → (message, since)
+        # grant tag → (role, said once the board unlocked, said if it refused, asked at)
+        self.waiting: dict[str, tuple[str, PanelMessage, PanelMessage | None, float]] = {}
         core.every_tick(self.tick)
+        core.on_device(self.device)
+
+    def after_unlock(self, role: str, tag: str, msg: PanelMessage, refused: PanelMessage | None = None) -> None:
+        """Say ``msg`` once the door's board has acknowledged the unlock of grant ``tag`` (``refused`` if it
+        refused the grant): a panel never welcomes anyone through a door that stayed shut. No answer within
+        ``ACK_WAIT_S`` (the door may or may not be open): nothing is said."""
+        self.waiting[tag] = (role, msg, refused, self.core.clock())
+
+    def device(self, ev: DeviceEvent) -> None:
+        if ev.kind not in ("unlock_written", "grant_refused"):
+            return
+        got = self.waiting.pop(str(ev.data.get("tag")), None)
+        if got is None:
+            return
+        role, msg, refused, _ = got
+        if ev.kind == "unlock_written":
+            self.say(role, msg)
+        elif refused is not None:
+            self.say(role, refused)
 
     def say(self, role: str, msg: PanelMessage) -> None:
         """Show ``msg`` on the ``role`` door's panel now (an emergency is not replaced by anything else)."""
@@ -63,6 +86,8 @@ class Panels:
         return panel.idle(role, self.core.store.state, self.core.open_now(), self.hours_today())
 
     def tick(self, now: float) -> None:
+        for tag in [t for t, w in self.waiting.items() if now - w[3] > ACK_WAIT_S]:
+            del self.waiting[tag]
         for door, role in self.roles.items():
             current = self.shown.get(door)
             if current is not None and not current[0].idle and now - current[1] < (current[0].hold_s or 0.0) \

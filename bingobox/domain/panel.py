@@ -79,8 +79,17 @@ def refusal(reason: str, hours: str | None = None, hold_s: float = 8.0) -> Panel
     return PanelMessage(key, Cue.REFUSED, params, hold_s)
 
 
-def welcome(group: int = 1, hold_s: float = 5.0) -> PanelMessage:
-    return PanelMessage("entrance.welcome", Cue.ACCEPTED, {"group": group} if group > 1 else {}, hold_s)
+def welcome(name: str | None = None, group: int = 1, hold_s: float = 5.0) -> PanelMessage:
+    """The entrance opened for the shopper (``name``: the first name they chose to be greeted by, if any)."""
+    params: dict[str, Any] = {"group": group} if group > 1 else {}
+    if name:
+        return PanelMessage("entrance.welcome_name", Cue.ACCEPTED, {**params, "name": name}, hold_s)
+    return PanelMessage("entrance.welcome", Cue.ACCEPTED, params, hold_s)
+
+
+def door_stuck(hold_s: float = 8.0) -> PanelMessage:
+    """The code was accepted but the door's board refused or did not answer: the door stays shut."""
+    return PanelMessage("entrance.door_stuck", Cue.REFUSED, {}, hold_s)
 
 
 def goodbye(why: str, amount_fen: int | None, hold_s: float = 8.0) -> PanelMessage:

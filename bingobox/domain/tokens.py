@@ -3,7 +3,8 @@
 A JWS in compact form, signed and checked by PyJWT (EdDSA over Ed25519), with our claim checks on top:
   header  {"alg": "EdDSA", "typ": "bbx-entry", "kid": KEY_ID}
   payload {"v": 1, "sub": ACCOUNT (pseudonymous), "sto": STORE, "door": DOOR or "*", "iat": s, "exp": s,
-           "jti": 128-bit random b64url, "fc": 0|1 (consented to face billing)}
+           "jti": 128-bit random b64url, "fc": 0|1 (consented to face billing),
+           "nm": the first name the shopper chose to be greeted by at the door (optional)}
 The algorithm is pinned (no "alg" agility: "none", HS256-with-the-public-key and friends are refused), the key
 is looked up by kid among pinned public keys, and every rejection carries a reason code. The claims are checked
 here, not by the library (each has its own reason: a code from the future, an expired one, one that lives too long).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -27,6 +29,7 @@ VERSION = 1
 MAX_LIFETIME_S = 60
 CLOCK_SKEW_S = 30
 MAX_CODE_LEN = 512
+MAX_NAME_LEN = 12  # a first name on a door panel (JSON escapes CJK as \uXXXX: 12 keep the QR small)
 
 
 class Reject(StrEnum):
@@ -63,6 +66,7 @@ class EntryClaims:
     jti: str
     face_consent: bool
     kid: str
+    name: str | None = None  # the first name to greet (only if the shopper chose to show one)
 
 
 def b64e(data: bytes) -> str:
@@ -75,11 +79,26 @@ def b64d(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def door_name_ok(name: object) -> bool:
+    """A name a door panel may show: 1-12 letters (any script), with single spaces, hyphens, apostrophes or
+    middle dots between them — no digits, markup or control characters."""
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_LEN or name != name.strip():
+        return False
+    allowed = {" ", "-", "'", "\u00b7", "\u30fb"}
+    return all(unicodedata.category(ch)[0] in "LM" or ch in allowed for ch in name) and \
+        unicodedata.category(name[0])[0] == "L" and "  " not in name
+
+
 def issue(key: Ed25519PrivateKey, kid: str, account: str, store: str, door: str, now: int,
-          lifetime_s: int = 60, face_consent: bool = False, jti: str | None = None) -> str:
+          lifetime_s: int = 60, face_consent: bool = False, jti: str | None = None, name: str | None = None) -> str:
     """Sign a new entry code (the wallet gateway's side)."""
-    claims = {"v": VERSION, "sub": account, "sto": store, "door": door, "iat": now, "exp": now + lifetime_s,
-              "jti": jti or b64e(secrets.token_bytes(16)), "fc": int(face_consent)}
+    claims: dict[str, Any] = {"v": VERSION, "sub": account, "sto": store, "door": door, "iat": now,
+                              "exp": now + lifetime_s, "jti": jti or b64e(secrets.token_bytes(16)),
+                              "fc": int(face_consent)}
+    if name is not None:
+        if not door_name_ok(name):
+            raise ValueError(f"not a name a door may show: {name!r}")
+        claims["nm"] = name
     return jwt.encode(claims, key, algorithm=ALG, headers={"kid": kid, "typ": TYP})
 
 
@@ -138,10 +157,12 @@ def verify(code: str, keys: dict[str, Ed25519PublicKey], store: str, door: str, 
         raise CodeRejected(Reject.WRONG_STORE, f"code is for store {p['sto']!r}")
     if p["door"] not in ("*", door):
         raise CodeRejected(Reject.WRONG_DOOR, f"code is for door {p['door']!r}")
+    if "nm" in p and not door_name_ok(p["nm"]):
+        raise CodeRejected(Reject.MALFORMED, "the name to greet is not a name")
     if p["exp"] - p["iat"] > MAX_LIFETIME_S or p["exp"] <= p["iat"]:
         raise CodeRejected(Reject.LIFETIME_TOO_LONG, f"lifetime {p['exp'] - p['iat']} s")
     if now < p["iat"] - CLOCK_SKEW_S:
         raise CodeRejected(Reject.NOT_YET_VALID, f"issued {p['iat'] - now:.0f} s in the future")
     if now > p["exp"] + CLOCK_SKEW_S:
         raise CodeRejected(Reject.EXPIRED, f"expired {now - p['exp']:.0f} s ago")
-    return EntryClaims(p["sub"], p["sto"], p["door"], p["iat"], p["exp"], p["jti"], bool(p["fc"]), kid)
+    return EntryClaims(p["sub"], p["sto"], p["door"], p["iat"], p["exp"], p["jti"], bool(p["fc"]), kid, p.get("nm"))

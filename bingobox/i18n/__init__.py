@@ -53,7 +53,7 @@ def render(msg: PanelMessage, lang: str) -> dict[str, str]:
     params: dict[str, Any] = dict(msg.params)
     if "amount_fen" in params:
         params["amount"] = money(int(params.pop("amount_fen")))
-    return {"title": gettext(title, lang), "detail": gettext(detail, lang, params)}
+    return {"title": gettext(title, lang, params), "detail": gettext(detail, lang, params)}
 
 
 def chrome(lang: str) -> dict[str, str]:

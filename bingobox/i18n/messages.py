@@ -18,6 +18,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "entrance.closed": (N_("Closed"), N_("Opening hours today: %(hours)s.")),
     "entrance.closed_today": (N_("Closed"), N_("The store is closed all day today.")),
     "entrance.welcome": (N_("Welcome!"), N_("Come in. Take what you like: you pay as you walk out.")),
+    "entrance.welcome_name": (N_("Welcome, %(name)s!"), N_("Come in. Take what you like: you pay as you walk out.")),
+    "entrance.door_stuck": (N_("The door did not open"),
+                            N_("Your code was fine, but the door is not answering. Show a new code in a moment, "
+                               "or ask staff.")),
     # the entrance's answers to a refused code
     "refused.expired": (N_("This code has expired"), N_("Refresh the code in the app and show the new one.")),
     "refused.used": (N_("This code was already used"),

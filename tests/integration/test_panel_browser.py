@@ -101,6 +101,15 @@ def test_each_refusal_is_told_in_words_and_sound_and_the_exit_asks_and_says_good
     bye = [m for m in shown(out) if m["key"] == "exit.goodbye_charged"]
     assert bye and bye[-1]["detail"] == f"¥{amount // 100}.{amount % 100:02d} charged. The receipt is in your app."
     assert s.account not in str(shown(out)) and s.account not in str(shown(zh))  # nothing personal on a panel
+    # a shopper who chose to be greeted by a first name (in the wallet app): the panel says it, once the door opened
+    named = store.admin_post("/admin/accounts", {"real_name": "Li Fang", "id_number": "named0001",
+                                                 "balance_fen": 10_000, "door_name": "芳"})
+    store.act("camera.show", camera="door-cam", qr=store.admin_post(
+        "/v1/entry-codes", {"account_id": named["id"], "store_id": store.store_id, "door": "entrance"})["code"])
+    expect(zh.get_by_test_id("panel-title")).to_have_text("芳，欢迎光临！")
+    expect(en.get_by_test_id("panel-title")).to_have_text("Welcome, 芳!")
+    assert store.wait_unlocked("entrance", 5)
+    store.act("camera.clear", camera="door-cam")
 
     # a fire: every panel gives the one instruction, with the alert sound
     store.act("fire", active=True)

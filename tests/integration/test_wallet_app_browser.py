@@ -118,6 +118,9 @@ def test_a_shopper_signs_up_shops_disputes_and_deletes_their_data(store, browser
     expect(app.locator("#face-text")).to_contain_text("memory")  # what is kept, where, for how long
     consent.check()
     expect(app.get_by_role("status")).to_contain_text("Face billing is on")
+    app.get_by_label("First name on the door's screen").fill("Fang")  # greeted by name (off by default)
+    app.get_by_role("button", name="Save").click()
+    expect(app.get_by_role("status")).to_contain_text("greet you as Fang")
     no_violations(app, "the wallet app with the entry code")
     keyboard_reaches_every_control(app, "the wallet app with the entry code")
 
@@ -129,6 +132,9 @@ def test_a_shopper_signs_up_shops_disputes_and_deletes_their_data(store, browser
     code.screenshot(path=shot)
     store.sim_ctl("camera.show", camera="door-cam", image=shot)
     wait_until(lambda: store.unlocked("entrance"), 10, "the entrance unlocked for the code on the phone")
+    panel = ep["panels"]["entrance"] + "/state"
+    wait_until(lambda: (requests.get(panel, timeout=5).json()["message"] or {}).get("text", {}).get("en", {})
+               .get("title") == "Welcome, Fang!", 5, "the entrance panel greeting the shopper by the name she chose")
     for photo in face[0]:  # walking in, the camera sees their face (the templates of a consenting shopper)
         store.act("camera.show", camera="door-cam", image=str(photo), scale=0.8)
         time.sleep(0.4)

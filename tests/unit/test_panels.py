@@ -47,7 +47,7 @@ def rig(tmp_path, monkeypatch):
         real(self, *a, **{**kw, "panel_out": said})
 
     monkeypatch.setattr(store_mod.StoreCore, "__init__", with_panel)
-    r = Rig(tmp_path / "store.db")
+    r = Rig(tmp_path / "store.db", acks=True)
     r.said = said
     r.at(0.1)
     yield r
@@ -134,6 +134,27 @@ def test_the_entrance_says_welcome_after_the_grant_and_why_a_code_is_refused(rig
     assert rig.said.last("entrance").key == "refused.expired"
     rig.at(8.1)  # the refusal's time is up: the door's idle message again
     assert rig.said.last("entrance").key == "entrance.ready"
+
+
+def test_the_welcome_waits_for_the_board_and_greets_by_the_chosen_first_name(rig):
+    rig.show("entry", tokens.issue(KEY, "k1", "acc_1", "s1", "entrance", int(rig.clock.t), 60, name="Zoë"))
+    said = rig.said.last("entrance")
+    assert said == panel.welcome("Zoë") and said.key == "entrance.welcome_name"
+    assert i18n.render(said, "en")["title"] == "Welcome, Zoë!" and i18n.render(said, "zh_Hans")["title"] == \
+        "Zoë，欢迎光临！"
+    rig.at(6)
+    rig.doors["entrance"].answer = ("refused", "entrance refused: the door is fault")  # the board refuses
+    rig.show("entry", rig.code("acc_2", "entrance"))
+    assert rig.doors["entrance"].grants and rig.said.last("entrance").key == "entrance.door_stuck"
+    assert not [m for d, m in rig.said.messages if m.key.startswith("entrance.welcome") and m != said]
+    rig.at(9)
+    rig.doors["entrance"].answer = ("unknown", "no answer")  # the board never answers: the door may be shut
+    n = len(rig.said.messages)
+    rig.show("entry", rig.code("acc_3", "entrance"))
+    rig.at(2)
+    assert rig.said.messages[n:] == [] and rig.core.panels.waiting
+    rig.at(4)
+    assert not rig.core.panels.waiting and rig.said.messages[n:] == []  # nothing said of that grant, ever
 
 
 def test_the_idle_message_follows_the_store_and_an_emergency_overrides_everything(rig):

@@ -39,10 +39,14 @@ class Door:
     def __init__(self, name, journal=None):
         self.name, self.journal, self.grants = name, journal, []
         self.answer = ("unlocked", f"{name} unlocked")  # what the board says to a grant with a ``done``
+        self.post = None  # set: a tagged grant's answer comes back as the board's event (``unlock_written``…)
 
     def grant(self, seconds=None, tag=None, done=None):
         if done is not None:
             done(*self.answer)
+        if self.post is not None and tag is not None and self.answer[0] != "unknown":
+            kind = "unlock_written" if self.answer[0] == "unlocked" else "grant_refused"
+            self.post(DeviceEvent(self.name, kind, {"tag": tag, "written": 0.0, "acked": 0.0}, 0.0))
         # what the journal held when the door was told to open (an effect only after its commit)
         held = self.journal.all("SELECT id, state FROM visits") if self.journal else []
         intents = self.journal.all("SELECT visit_id FROM charge_intents") if self.journal else []
@@ -112,8 +116,8 @@ class Client:
 class Rig:
     """One store core; ``run()`` hands it what it posted; ``restart()`` is a crash: memory gone, journal kept."""
 
-    def __init__(self, path, reader=True):
-        self.path, self.clock, self.posted = path, Clock(), []
+    def __init__(self, path, reader=True, acks=False):
+        self.path, self.clock, self.posted, self.acks = path, Clock(), [], acks
         self.cfg = StoreConfig.model_validate({
             "store": {"id": "s1"}, "catalog": "unused.csv",
             "doors": [{"name": n, "port": f"x://{n}", "energize_to_unlock": True} for n in ("entrance", "exit")],
@@ -132,6 +136,8 @@ class Rig:
         self.outbox = Outbox(self.journal, self.client, policy=Policy(max_rejections=2), clock=self.clock,
                              on_event=lambda k, d: self.posted.append(ChargeUpdate(k, d)))
         self.doors = {n: Door(n, self.journal) for n in ("entrance", "exit")}
+        for d in self.doors.values():
+            d.post = self.posted.append if self.acks else None
         gate = EntryGate({"k1": KEY.public_key()}, "s1", self.journal, self.outbox, clock=self.clock)
         self.core = StoreCore(self.cfg, self.journal, CATALOG, self.outbox, gate, self.doors, self.reader,
                               self.faces, post=self.posted.append, clock=self.clock)

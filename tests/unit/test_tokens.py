@@ -188,3 +188,19 @@ def test_pinned_key_file(tmp_path):
     f.write_text("{}")
     with pytest.raises(ValueError, match="not a pinned key file"):
         load_pinned_keys(f)
+
+
+def test_a_code_may_carry_a_first_name_to_greet_and_nothing_else_in_its_place():
+    assert tokens.verify(code(name="Zoë"), KEYS, "s1", "entrance", NOW).name == "Zoë"
+    assert tokens.verify(code(), KEYS, "s1", "entrance", NOW).name is None
+    longest = code(name="欧阳" * 6)  # 12 CJK letters, each escaped \uXXXX: the code stays scannable
+    assert len(longest) <= tokens.MAX_CODE_LEN and tokens.verify(longest, KEYS, "s1", "entrance", NOW).name
+    for bad in ("<b>hi</b>", "Bob1", " Ann", "a  b", "x" * 13, "", "Ann\n", "\u202eevil", 7):
+        assert not tokens.door_name_ok(bad), bad
+        with pytest.raises(ValueError):
+            code(name=bad)
+        payload = json.loads(base64.urlsafe_b64decode(code().split(".")[1] + "=="))
+        assert reason(resign({"alg": "EdDSA", "typ": "bbx-entry", "kid": "k1"}, {**payload, "nm": bad})) == \
+            Reject.MALFORMED
+    for good in ("Zoë", "李雷", "O'Neil", "Jean-Luc", "Mary Ann", "アン・リー"):
+        assert tokens.door_name_ok(good), good

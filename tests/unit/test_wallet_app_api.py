@@ -126,6 +126,27 @@ def test_the_code_image_decodes_to_a_valid_code_and_a_reported_visit_marks_it_us
     assert gw.app("POST", "codes", {}).json()["face_consent"] is True
 
 
+def test_the_first_name_the_door_greets_is_the_shopper_s_choice_carried_in_the_code(gw):
+    acc = gw.signup()
+    keys = {k["kid"]: tokens.public_key_from_b64(k["x"]) for k in gw.db.public_keys()}
+
+    def greeted():
+        return tokens.verify(gw.app("POST", "codes", {}).json()["code"], keys, STORE, "entrance", time.time()).name
+
+    assert greeted() is None  # nobody is named at the door unless they choose it (not even their real name)
+    assert gw.app("POST", "door-name", {"door_name": "<script>"}).status_code == 422
+    assert gw.app("POST", "door-name", {"door_name": "Fang"}, csrf=False).status_code == 403
+    assert gw.app("POST", "door-name", {"door_name": " Fang "}).json()["account"]["door_name"] == "Fang"
+    assert greeted() == "Fang"
+    assert [e["kind"] for e in sdb.export(gw.db, acc["id"])["history"]][-1] == "door_name_set"
+    assert gw.app("POST", "door-name", {"door_name": None}).json()["account"]["door_name"] is None
+    assert greeted() is None
+    gw.app("POST", "door-name", {"door_name": "芳"})
+    assert greeted() == "芳"
+    gw.app("POST", "delete-account", {"password": PASSWORD, "confirm": "delete my account"})
+    assert gw.db.one("SELECT door_name FROM accounts WHERE id=?", (acc["id"],))["door_name"] is None
+
+
 def test_a_dispute_claims_the_lines_and_the_store_resolves_it_once(gw):
     acc = gw.signup()
     gw.app("POST", "topup", {"amount_fen": 10_000})

@@ -109,6 +109,7 @@ class AccountIn(Strict):
     id_number: str = Field(min_length=6, max_length=32, pattern=r"^[0-9A-Za-z]+$")
     balance_fen: StrictInt = Field(0, ge=0, le=MAX_BALANCE_FEN)
     face_consent: StrictBool = False
+    door_name: str | None = Field(None, max_length=64, description="the first name door panels greet (optional)")
 
 
 class TopUpIn(Strict):
@@ -443,7 +444,7 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
             raise ApiError(402, "account_frozen", "account is frozen")
         consent = acc["face_consent"] if body.face_consent is None else body.face_consent
         return issue_code(db, body.account_id, body.store_id, body.door, body.lifetime_s, consent,
-                          issued_ago_s=body.issued_ago_s)
+                          issued_ago_s=body.issued_ago_s, door_name=acc["door_name"])
 
     # admin ---------------------------------------------------------------------------------------
     adm = [Depends(admin)]
@@ -451,8 +452,11 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
     @app.post("/admin/accounts", tags=["admin"], dependencies=adm, responses={409: {}})
     def create_account(body: AccountIn):
         """Register an account under a real name; only a keyed hash of the ID number is kept."""
+        if body.door_name is not None and not tokens.door_name_ok(body.door_name):
+            raise ApiError(422, "bad_door_name", f"a first name of at most {tokens.MAX_NAME_LEN} letters")
         try:
-            return db.create_account(body.real_name, body.id_number, body.balance_fen, body.face_consent)
+            return db.create_account(body.real_name, body.id_number, body.balance_fen, body.face_consent,
+                                     body.door_name)
         except Exception as e:  # sqlite3.IntegrityError: the ID number is registered already
             if "UNIQUE" in str(e):
                 raise ApiError(409, "already_registered", "an account with this ID number exists") from None

@@ -62,6 +62,7 @@ class GatewayDB(Database):
         with self.tx() as c:
             for table, col, decl in (("signing_keys", "retired_at", "REAL"),  # (databases from before rotation)
                                      ("accounts", "erased_at", "REAL"),  # (… before the wallet app)
+                                     ("accounts", "door_name", "TEXT"),  # (… before door panels greeted)
                                      ("entry_codes", "used_at", "REAL"),
                                      ("entry_codes", "visit_id", "TEXT"),  # (… before codes bound charges)
                                      ("visit_reports", "opened_at", "REAL"),
@@ -91,24 +92,26 @@ class GatewayDB(Database):
         pepper = row["v"]
         return hmac.new(pepper.encode(), id_number.strip().upper().encode(), hashlib.sha256).hexdigest()
 
-    def create_account(self, real_name: str, id_number: str, balance_fen: int, face_consent: bool) -> dict:
+    def create_account(self, real_name: str, id_number: str, balance_fen: int, face_consent: bool,
+                       door_name: str | None = None) -> dict:
         acc_id = "acc_" + secrets.token_hex(8)
         with self.tx() as c:
-            c.execute("INSERT INTO accounts (id, real_name, id_hash, balance_fen, frozen, face_consent, created_at) "
-                      "VALUES (?, ?, ?, ?, 0, ?, ?)",
-                      (acc_id, real_name, self.id_hash(id_number), balance_fen, int(face_consent), time.time()))
+            c.execute("INSERT INTO accounts (id, real_name, id_hash, balance_fen, frozen, face_consent, door_name, "
+                      "created_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+                      (acc_id, real_name, self.id_hash(id_number), balance_fen, int(face_consent), door_name,
+                       time.time()))
         got = self.account(acc_id)
         assert got is not None
         return got
 
     def account(self, acc_id: str) -> dict | None:
-        row = self.one("SELECT id, real_name, balance_fen, frozen, face_consent, created_at, erased_at FROM accounts "
-                       "WHERE id=?", (acc_id,))
+        row = self.one("SELECT id, real_name, balance_fen, frozen, face_consent, door_name, created_at, erased_at "
+                       "FROM accounts WHERE id=?", (acc_id,))
         if row is None:
             return None
         return {"id": row["id"], "real_name": row["real_name"], "balance_fen": row["balance_fen"],
                 "frozen": bool(row["frozen"]), "face_consent": bool(row["face_consent"]),
-                "created_at": row["created_at"], "erased_at": row["erased_at"]}
+                "door_name": row["door_name"], "created_at": row["created_at"], "erased_at": row["erased_at"]}
 
     # signing keys ----------------------------------------------------------------------------------
     def rotate_key(self) -> str:

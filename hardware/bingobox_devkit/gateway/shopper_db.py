@@ -83,14 +83,15 @@ def event_in(c: sqlite3.Connection, account_id: str, kind: str, data: dict | Non
 
 
 def issue_code(db, account_id: str, store_id: str, door: str, lifetime_s: int, face_consent: bool,
-               issued_ago_s: int = 0) -> dict:
+               issued_ago_s: int = 0, door_name: str | None = None) -> dict:
     """Sign a one-time entry code (what the wallet app shows as a QR code) and remember it was issued
-    (``issued_ago_s``: backdated, from the admin API only: an expired code for tests)."""
+    (``issued_ago_s``: backdated, from the admin API only: an expired code for tests; ``door_name``: the first
+    name the shopper chose to be greeted by, carried in the code — never stored by the store)."""
     from bingobox.domain import tokens
 
     kid, key = db.active_key()
     code = tokens.issue(key, kid, account_id, store_id, door, int(time.time()) - issued_ago_s, lifetime_s,
-                        face_consent)
+                        face_consent, name=door_name)
     claims = tokens.claims_of(code)
     with db.tx() as c:
         c.execute("INSERT INTO entry_codes (jti, account_id, store_id, door, iat, exp) VALUES (?, ?, ?, ?, ?, ?)",
@@ -377,8 +378,8 @@ def data_requests(db, account_id: str) -> list[dict]:
 # everything about an account; erasure ------------------------------------------------------------------
 def export(db, account_id: str) -> dict:
     """Everything the gateway holds about the account, and the stores' answers to its data requests."""
-    acc = db.one("SELECT id, real_name, balance_fen, frozen, face_consent, created_at, erased_at FROM accounts "
-                 "WHERE id=?", (account_id,))
+    acc = db.one("SELECT id, real_name, balance_fen, frozen, face_consent, door_name, created_at, erased_at "
+                 "FROM accounts WHERE id=?", (account_id,))
     with db.tx() as c:
         charges = [{**dict(r), "items": json.loads(r["items"] or "[]")} for r in c.execute(
             "SELECT id, store_id, visit_id, status, amount_fen, refunded_fen, failure_reason, items, created_at "
@@ -423,8 +424,8 @@ def erase(db, account_id: str) -> dict:
             raise Refused("dispute_open", "a dispute of yours awaits the store's answer: ask again after it")
         bal = c.execute("SELECT balance_fen FROM accounts WHERE id=?", (account_id,)).fetchone()["balance_fen"]
         stores = stores_of(c, account_id)  # (before the codes and records that name them are gone)
-        c.execute("UPDATE accounts SET real_name='(erased)', id_hash=?, face_consent=0, frozen=1, balance_fen=0, "
-                  "erased_at=? WHERE id=?", ("erased:" + secrets.token_hex(16), now, account_id))
+        c.execute("UPDATE accounts SET real_name='(erased)', id_hash=?, face_consent=0, door_name=NULL, frozen=1, "
+                  "balance_fen=0, erased_at=? WHERE id=?", ("erased:" + secrets.token_hex(16), now, account_id))
         erased = {
             "sessions": c.execute("DELETE FROM shopper_sessions WHERE account_id=?", (account_id,)).rowcount,
             "login": c.execute("DELETE FROM shopper_logins WHERE account_id=?", (account_id,)).rowcount,

@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from bingobox.domain import tokens
 from bingobox.screen.auth import LoginThrottle, check_password, hash_password, same_token
 
 from . import shopper_db as sdb
@@ -71,6 +72,10 @@ class TopUpIn(_Strict):
 
 class ConsentIn(_Strict):
     face_consent: StrictBool
+
+
+class DoorNameIn(_Strict):
+    door_name: str | None = Field(None, max_length=64)  # None: greet me without a name
 
 
 class CodeIn(_Strict):
@@ -138,7 +143,8 @@ def add_wallet_app(app: FastAPI, db, retention: sdb.Retention, api_error: type[E
     def me_json(account_id: str) -> dict:
         acc = db.account(account_id)
         stores = [r["store_id"] for r in db.all("SELECT store_id FROM stores ORDER BY store_id")]
-        return {"account": {k: acc[k] for k in ("id", "real_name", "balance_fen", "face_consent", "frozen")},
+        return {"account": {k: acc[k] for k in ("id", "real_name", "balance_fen", "face_consent", "frozen",
+                                                   "door_name")},
                 "visit": sdb.current_visit(db, account_id), "stores": stores}
 
     # the page ------------------------------------------------------------------------------------
@@ -228,6 +234,20 @@ def add_wallet_app(app: FastAPI, db, retention: sdb.Retention, api_error: type[E
                              {"text": PRIVACY["face"]})
         return me_json(account_id)
 
+    @app.post("/app/api/door-name", tags=["wallet app"], responses={422: {}})
+    def door_name(body: DoorNameIn, request: Request):
+        """The first name a door panel greets the shopper by (carried in their next codes; None: a neutral
+        welcome). It is shown on a screen in a public place: only a first name, only if they choose."""
+        account_id = shopper(request, change=True)
+        name = body.door_name.strip() if body.door_name else None
+        if name is not None and not tokens.door_name_ok(name):
+            raise api_error(422, "bad_door_name", f"a first name of at most {tokens.MAX_NAME_LEN} letters "
+                            "(spaces, hyphens and apostrophes between them)")
+        with db.tx() as c:
+            c.execute("UPDATE accounts SET door_name=? WHERE id=?", (name, account_id))
+            sdb.event_in(c, account_id, "door_name_set" if name else "door_name_cleared")
+        return me_json(account_id)
+
     # codes ---------------------------------------------------------------------------------------
     @app.post("/app/api/codes", tags=["wallet app"], responses={402: {}, 404: {}})
     def new_code(body: CodeIn, request: Request):
@@ -242,7 +262,8 @@ def add_wallet_app(app: FastAPI, db, retention: sdb.Retention, api_error: type[E
         store_id = body.store_id or (stores[0] if stores else None)
         if store_id is None or store_id not in stores:
             raise api_error(404, "no_such_store", "no such store")
-        got = sdb.issue_code(db, account_id, store_id, "*", CODE_LIFETIME_S, acc["face_consent"])
+        got = sdb.issue_code(db, account_id, store_id, "*", CODE_LIFETIME_S, acc["face_consent"],
+                             door_name=acc["door_name"])
         return {**got, "store_id": store_id, "purpose": body.purpose, "lifetime_s": CODE_LIFETIME_S,
                 "qr_png": qr_png_data_uri(got["code"]), "now": time.time()}
 

@@ -57,6 +57,7 @@ function signedIn(data) {
   $("who").textContent = data.account.real_name;
   $("balance").textContent = cny(data.account.balance_fen);
   $("face-consent").checked = !!data.account.face_consent;
+  if (document.activeElement !== $("door-name")) $("door-name").value = data.account.door_name || "";
   showVisit(data.visit);
 }
 
@@ -292,6 +293,16 @@ $("face-consent").addEventListener("change", async (ev) => {
     say(on ? "Face billing is on from your next code." : "Face billing is off: the store forgets your face now.");
     await newCode();  // the code carries the choice
   } catch (e) { ev.target.checked = !on; say(e.message, false); }
+});
+
+$("door-name-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const name = $("door-name").value.trim();
+  try {
+    signedIn(await api("POST", "door-name", {door_name: name || null}));
+    say(name ? `The door will greet you as ${name} from your next code.` : "The door will greet you without a name.");
+    await newCode();  // the code carries the name
+  } catch (e) { say(e.message, false); }
 });
 
 $("code-toggle").addEventListener("click", async () => {
