@@ -129,7 +129,8 @@ class StoreApp:
         self.core = StoreCore(cfg, self.journal, self.catalog, self.outbox, self.gate, self.doors,
                               self.readers.get(lay.exit_reader) if lay.exit_reader else None, self.faces,
                               post=self.inbox.put, hours=cfg.store.hours.build() if cfg.store.hours else None,
-                              panel_out=self.panels.publish)
+                              panel_out=self.panels.publish,
+                              basket_out=self.sync.live if self.sync is not None else None)
         self.loop = EventLoop(self.inbox, self.core.handle, self.core.tick, on_tick=self._after_tick)
         self.notifier = notifier or Notifier()  # systemd: watchdog pings come from the loop's own tick
         self.status_path = status_path

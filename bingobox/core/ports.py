@@ -120,3 +120,4 @@ Rows = Iterator[tuple[float, set[str]]]
 # Whoever shows the door panels (the screen's server): told each new message of a door, on the loop's thread. It
 # must return at once (it hands the message on); the core never waits for a panel.
 PanelOut = Callable[[str, str, PanelMessage, float], None]  # (door, role, message, at)
+BasketOut = Callable[[str, str, dict[str, Any]], None]  # (visit, account, live basket: ``LiveBaskets.view``)

@@ -35,9 +35,10 @@ from .events import CodeSeen, Started
 from .exit_door import ExitDoor
 from .face_billing import FaceBilling
 from .health import Health
+from .live_baskets import LiveBaskets
 from .operations import Operations
 from .panels import Panels
-from .ports import ChargeQueue, CodeGate, Door, ExitReader, Faces, Journal, PanelOut
+from .ports import BasketOut, ChargeQueue, CodeGate, Door, ExitReader, Faces, Journal, PanelOut
 from .shopping import Shopping
 from .telemetry import ENTRY_STAGES, EXIT_STAGES, Telemetry
 from .timeouts import Timeouts
@@ -54,7 +55,7 @@ class StoreCore:
                  doors: Mapping[str, Door], exit_reader: ExitReader | None, faces: Faces | None,
                  post: Callable[[Any], None], clock: Callable[[], float] = time.time,
                  hours: Hours | None = None, rng: random.Random | None = None,
-                 panel_out: PanelOut | None = None) -> None:
+                 panel_out: PanelOut | None = None, basket_out: BasketOut | None = None) -> None:
         if cfg.layout is None:
             raise ValueError("the store core needs [layout] in the config")
         self.cfg = cfg
@@ -98,6 +99,7 @@ class StoreCore:
         self.exit_door = ExitDoor(self)
         self.operations = Operations(self)
         self.panels = Panels(self, panel_out)  # what each door's panel says (the rules speak through it)
+        self.live_baskets = LiveBaskets(self, basket_out)  # what each shopper inside is told they carry
         # a visit's timeouts, one action per visit and tick, in the order of its life
         self._visit_ticks = [self.timeouts.tick_visit, self.checkout.tick_visit, self.exit_door.tick_visit]
 

@@ -3,6 +3,8 @@
 - every visit's record goes to the wallet when it changes (``PUT /v1/visits/{id}``), so the shopper's app shows
   "you are in" at once and the receipt, with how the store decided, seconds after they leave. Durable: what was sent
   is marked in the journal, so a restart or a gateway outage only delays reports, in order;
+- the live basket of each shopper inside (``PUT /v1/visits/{id}/basket``) as it changes, latest first and not
+  durable (a view, not a record: the receipt is the record). A change wakes the thread at once;
 - the inbox (``GET /v1/inbox``) every few seconds: open disputes (kept in the journal for the status screen), the
   shoppers' data requests (answered from the journal: an export, or an erasure once nothing of theirs is open), and
   face consents withdrawn (their visit in progress forgets their face now).
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +28,8 @@ from .client import WalletClient
 log = logging.getLogger(__name__)
 SINCE_MARGIN_S = 60.0
 REFUSED_FOR_GOOD = (400, 403, 404, 409, 410, 413, 422)  # (403/409: codes not of its visit)
+MAX_BASKETS_WAITING = 500
+BASKET_TRIES = 20  # rounds a live basket waits for its visit's first report to reach the gateway
 
 
 class ShopperSync:
@@ -36,7 +41,7 @@ class ShopperSync:
         self.interval_s, self.inbox_every_s = interval_s, inbox_every_s
         self.since = 0.0  # reports: nothing changed before this is unsent (the first pass looks at every visit)
         self.counts = {"reports": 0, "report_errors": 0, "inbox_polls": 0, "inbox_errors": 0, "exports": 0,
-                       "erasures": 0, "consent_withdrawals": 0}
+                       "erasures": 0, "consent_withdrawals": 0, "baskets": 0, "basket_errors": 0}
         self.last_ok: float | None = None
         self._withdrawn_seen: set[str] = set()
         self._next_inbox = 0.0
@@ -44,12 +49,26 @@ class ShopperSync:
         self._reader: sqlite3.Connection | None = None
         self._worker = Worker("shopper-sync", self._run, join_s=5)
         self._stop = self._worker.stopping
+        self._wake = threading.Event()  # a live basket changed (or stop): send now
+        self._lock = threading.Lock()
+        self._baskets: dict[str, tuple[str, dict[str, Any], int]] = {}  # visit → (account, basket, tries) to send
 
     def start(self) -> None:
         self._worker.start()
 
     def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
         self._worker.stop()
+
+    def live(self, visit_id: str, account: str, basket: dict[str, Any]) -> None:
+        """A shopper's live basket changed (``ports.BasketOut``: the loop's thread; never blocks): sent next,
+        replacing any not yet sent for that visit."""
+        with self._lock:
+            self._baskets[visit_id] = (account, basket, 0)
+            while len(self._baskets) > MAX_BASKETS_WAITING:  # (the gateway down for long: the oldest give way)
+                del self._baskets[next(iter(self._baskets))]
+        self._wake.set()
 
     def status(self) -> dict[str, Any]:
         """Counts only (read on the control loop's thread: no SQL here; the screen reads the disputes itself)."""
@@ -64,15 +83,17 @@ class ShopperSync:
                     log.error("shopper sync: %s", e)
                     ok = False
                 self._failures = 0 if ok else min(self._failures + 1, 6)
-                self._stop.wait(self.interval_s if ok else backoff_s(self._failures + 1, self.interval_s,
+                self._wake.wait(self.interval_s if ok else backoff_s(self._failures + 1, self.interval_s,
                                                                       self.interval_s * 64))  # down: 0.5 s → 32 s
+                self._wake.clear()
         finally:
             if self._reader is not None:
                 self._reader.close()
 
     def step(self, now: float) -> bool:
-        """One round: due reports, then the inbox if its time has come. False when the gateway did not answer."""
-        ok = self.push_reports()
+        """One round: due reports, the live baskets, then the inbox if its time has come. False when the gateway
+        did not answer."""
+        ok = self.push_reports() and self.push_baskets()
         if ok and now >= self._next_inbox:
             self._next_inbox = now + self.inbox_every_s
             ok = self.poll_inbox()
@@ -103,6 +124,31 @@ class ShopperSync:
                 return False
         if due:  # sent: later rounds look from there on (less a margin for a clock set back a little)
             self.since = max(self.since, due[-1][1] - SINCE_MARGIN_S)
+        return True
+
+    # live baskets -------------------------------------------------------------------------------
+    def push_baskets(self) -> bool:
+        """Send each waiting live basket (after the reports: the gateway knows a visit from its report). A visit the
+        gateway does not know yet waits for the next round (at most ``BASKET_TRIES``); a refusal drops it."""
+        with self._lock:
+            waiting = list(self._baskets.items())
+        for visit_id, (account, basket, tries) in waiting:
+            status, answer, _ = self.client.call("PUT", f"/v1/visits/{visit_id}/basket",
+                                                 {"account_id": account, **basket})
+            if status is None or status >= 500 or status in (401, 429):
+                self.counts["basket_errors"] += 1
+                return False
+            with self._lock:
+                if self._baskets.get(visit_id, (None, None))[1] is basket:  # (not replaced meanwhile)
+                    if status == 404 and tries + 1 < BASKET_TRIES:
+                        self._baskets[visit_id] = (account, basket, tries + 1)
+                    else:
+                        del self._baskets[visit_id]
+            if status == 200:
+                self.counts["baskets"] += 1
+            elif status != 404:
+                log.warning("live basket %s refused: HTTP %s %s", visit_id, status, (answer or {}).get("error"))
+                self.counts["basket_errors"] += 1
         return True
 
     # the inbox ----------------------------------------------------------------------------------

@@ -152,7 +152,11 @@ def test_a_shopper_signs_up_shops_disputes_and_deletes_their_data(store, browser
         capture_output=True, check=True, cwd=ROOT).stdout)["devices"]["shelf-1"]["tags"] if t.startswith("E2")]
     taken = tags[:2]
     store.sim_ctl("tags.remove", reader="shelf-1", epcs=json.dumps(taken))
-    time.sleep(2.0)
+    basket = app.locator("#basket")  # the live basket: what the store attributes to her now
+    expect(basket.locator("li")).to_have_text([re.compile(r"^2 × .+ — \d+\.\d\d CNY$")])
+    expect(basket).to_have_attribute("data-certain", "yes")  # alone inside, every shelf seeing
+    expect(basket).to_contain_text("So far:")
+    no_violations(app, "the wallet app with a live basket")
     store.sim_ctl("tags.add", reader="exit-area", epcs=json.dumps(taken))
     time.sleep(0.5)
     store.sim_ctl("camera.show", camera="exit-cam", image=face[1], scale=0.8)

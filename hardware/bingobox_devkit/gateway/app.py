@@ -34,7 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bingobox.domain import tokens
 
 from .db import IDEMPOTENCY_TTL_S, IN_FLIGHT_STALE_S, GatewayDB, charge_json
-from .shopper_db import Refused, Retention, bind_code, issue_code
+from .shopper_db import Refused, Retention, bind_code, current_visit, issue_code
 from .terminal_auth import TerminalAuth
 
 log = logging.getLogger(__name__)
@@ -471,6 +471,12 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
     @app.get("/admin/accounts/{account_id}", tags=["admin"], dependencies=adm, responses={404: {}})
     def get_account(account_id: str):
         return _account(account_id)
+
+    @app.get("/admin/accounts/{account_id}/visit", tags=["admin"], dependencies=adm, responses={404: {}})
+    def account_visit(account_id: str):
+        """The account's visit in progress with its live basket: what the wallet app shows (for test rigs)."""
+        _account(account_id)
+        return {"visit": current_visit(db, account_id)}
 
     @app.post("/admin/accounts/{account_id}/topup", tags=["admin"], dependencies=adm, responses={404: {}, 409: {}})
     def topup(account_id: str, body: TopUpIn):

@@ -66,6 +66,7 @@ class GatewayDB(Database):
                                      ("entry_codes", "used_at", "REAL"),
                                      ("entry_codes", "visit_id", "TEXT"),  # (… before codes bound charges)
                                      ("visit_reports", "opened_at", "REAL"),
+                                     ("visit_reports", "live", "TEXT"),  # (… before live baskets)
                                      ("refunds", "idem_key", "TEXT")):  # (… before a dispute needed its own)
                 if col not in {r[1] for r in c.execute(f"PRAGMA table_info({table})")}:
                     c.execute(f"ALTER TABLE {table} ADD COLUMN {col} {decl}")

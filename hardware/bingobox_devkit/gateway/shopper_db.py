@@ -182,6 +182,22 @@ def save_report(db, store_id: str, visit_id: str, account_id: str, state: str, f
     return True
 
 
+def save_live_basket(db, store_id: str, visit_id: str, account_id: str, basket: dict) -> None:
+    """Keep the live basket a store reports for a visit in progress (what the app shows while the shopper is
+    inside; replaced by each newer one). The visit must be this store's, of this account, and still open."""
+    with db.tx() as c:
+        row = c.execute("SELECT account_id, final FROM visit_reports WHERE store_id=? AND visit_id=?",
+                        (store_id, visit_id)).fetchone()
+        if row is None:
+            raise Refused("no_such_visit", "no report of this visit yet: send the visit first", 404)
+        if row["account_id"] != account_id:
+            raise Refused("not_its_account", "that visit is another account's", 409)
+        if row["final"]:
+            raise Refused("visit_over", "that visit has ended: its receipt is the record", 409)
+        c.execute("UPDATE visit_reports SET live=? WHERE store_id=? AND visit_id=? AND (live IS NULL OR "
+                  "json_extract(live, '$.at') <= ?)", (_j(basket), store_id, visit_id, basket["at"]))
+
+
 def code_state(db, account_id: str, jti: str) -> dict | None:
     row = db.one("SELECT jti, store_id, exp, used_at FROM entry_codes WHERE jti=? AND account_id=?",
                  (jti, account_id))
@@ -218,9 +234,13 @@ def receipts(db, account_id: str, limit: int = 20) -> list[dict]:
 
 
 def current_visit(db, account_id: str) -> dict | None:
-    r = db.one(f"SELECT store_id, visit_id, state, updated_at FROM visit_reports WHERE account_id=? AND {_OPEN} "
-               "ORDER BY updated_at DESC LIMIT 1", (account_id, time.time() - OPEN_VISIT_S))
-    return dict(r) if r else None
+    """The account's visit in progress, with its live basket (None before the store sent one)."""
+    r = db.one(f"SELECT store_id, visit_id, state, updated_at, live FROM visit_reports WHERE account_id=? AND "
+               f"{_OPEN} ORDER BY updated_at DESC LIMIT 1", (account_id, time.time() - OPEN_VISIT_S))
+    if r is None:
+        return None
+    return {**{k: r[k] for k in ("store_id", "visit_id", "state", "updated_at")},
+            "basket": json.loads(r["live"]) if r["live"] else None}
 
 
 # disputes --------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Signed terminal endpoints for the shopper's side (the store box calls out; nothing calls in):
 
     PUT  /v1/visits/{visit_id}                   the store's record of a visit (at entry, at each change, at the end)
+    PUT  /v1/visits/{visit_id}/basket            what the store attributes to the shopper now (while inside)
     GET  /v1/inbox                               open disputes, data requests, face consents withdrawn lately
     POST /v1/disputes/{id}/resolution            an operator's decision (accepted: after the refund with key
                                                  ``dispute-<id>``)
@@ -30,6 +31,23 @@ class VisitReportIn(_Strict):
     updated_at: float = Field(ge=0, allow_inf_nan=False)
     jtis: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(min_length=1, max_length=20)
     record: dict[str, Any]
+
+
+class LineIn(_Strict):
+    sku: ID
+    name: str = Field(min_length=1, max_length=100)
+    qty: int = Field(ge=1, le=10_000)
+    unit_fen: int = Field(ge=0, le=10**9)
+    amount_fen: int = Field(ge=0, le=10**12)
+
+
+class LiveBasketIn(_Strict):
+    account_id: ID
+    lines: list[LineIn] = Field(max_length=500)
+    total_fen: int = Field(ge=0, le=10**12)
+    certain: bool
+    why: list[Literal["others_inside", "takes_unattributed", "shelf_blind"]] = Field(max_length=3)
+    at: float = Field(ge=0, allow_inf_nan=False)
 
 
 class ResolutionIn(_Strict):
@@ -62,6 +80,23 @@ def add_store_routes(app: FastAPI, db, terminal, api_error: type[Exception]) -> 
             raise refused(e) from None
         if not kept:
             raise api_error(410, "account_gone", "no such account, or it was erased: do not send its visits")
+        return {"ok": True}
+
+    @app.put("/v1/visits/{visit_id}/basket", tags=["terminal"], responses={404: {}, 409: {}, 422: {}})
+    def put_basket(visit_id: ID, body: LiveBasketIn, store_id: str = Depends(terminal)):
+        """What the store attributes to the shopper now: the app shows it while they are inside, marked "not
+        certain yet" unless ``certain``. The visit must have been reported (404 until then), be this account's
+        and still open (409); lines must add up to the total (422)."""
+        if sum(li.amount_fen for li in body.lines) != body.total_fen or \
+                any(li.amount_fen != li.qty * li.unit_fen for li in body.lines):
+            raise api_error(422, "lines_do_not_add_up", "each line is qty × unit, and the total their sum")
+        if body.certain == bool(body.why):
+            raise api_error(422, "certainty_unexplained", "a basket is certain exactly when no reason says not")
+        try:
+            sdb.save_live_basket(db, store_id, visit_id, body.account_id,
+                                 body.model_dump(exclude={"account_id"}))
+        except sdb.Refused as e:
+            raise refused(e) from None
         return {"ok": True}
 
     @app.get("/v1/inbox", tags=["terminal"])

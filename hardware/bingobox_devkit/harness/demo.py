@@ -30,6 +30,7 @@ from bingobox.screen.auth import hash_password
 from bingobox.secretfiles import write_secret
 
 from . import oracle, report, storeconf
+from .basket_watch import BasketWatch
 from .process import ROOT, Proc, free_port
 
 FAULTS = ("gateway_drop", "gateway_errors", "gateway_outage", "unplug", "junk", "kill", "dead_board")
@@ -89,6 +90,7 @@ class Demo:
         self.verbose = verbose
         self.procs: dict[str, Proc] = {}
         self.entry_lock = threading.Lock()
+        self.basket_watch: BasketWatch | None = None  # (``run``: the shoppers' apps, timed)
         self.entry_retries = 0  # entrances that stayed shut on the first code (a fault): a fresh code was shown
         self.exit_lock = threading.Lock()
         self.shelf_lock = threading.Lock()
@@ -254,6 +256,8 @@ class Demo:
                 epc = self.shelves[sh].pop(self.rng.randrange(len(self.shelves[sh])))
                 self.act("tags.remove", **self.at(sh), epcs=[epc])
                 s.took.append((sh, epc))
+                if self.basket_watch is not None:
+                    self.basket_watch.took(s.account, len(s.took))
                 prefix = epc[:-4]
                 if sum(e.startswith(prefix) for e in self.shelves[sh]) < STOCK // 2:  # staff restock it
                     more = self._new_tags(prefix, STOCK // 2)
@@ -262,6 +266,8 @@ class Demo:
 
     def put_back(self, s: Shopper) -> None:
         shelf, epc = s.took.pop()
+        if self.basket_watch is not None:
+            self.basket_watch.put_back(s.account)
         self.act("tags.add", **self.at(shelf), epcs=[epc])
 
     def leave(self, s: Shopper, face: bool = True) -> None:
@@ -352,6 +358,7 @@ class Demo:
     def run(self, after_setup: Callable[[], object] | None = None) -> dict:
         """Set the store up, run the shoppers through it (``after_setup``: called once the store is up)."""
         self.setup()
+        self.basket_watch = BasketWatch(self.gw, self.admin).start()
         if after_setup is not None:
             after_setup()
         faces = _identities(self.testdata)
@@ -380,8 +387,9 @@ class Demo:
         chaos.join(timeout=30)
         self.admin_post("/admin/faults", {"drop_rate": 0, "error_rate": 0, "outage": False})
         self.shoppers = shoppers
+        baskets = self.basket_watch.stop()
         summary = self.settle_and_summarise(shoppers, time.monotonic() - t0)
-        return summary
+        return {**summary, "basket_ms": baskets}
 
     def settle_and_summarise(self, shoppers: list[Shopper], seconds: float) -> dict:
         oracle.settle(self.dir / "store.db")

@@ -23,6 +23,10 @@ def _latency_rows(summary: dict[str, Any]) -> list[str]:
         p = summary.get("latency_ms", {}).get(what) or {"count": 0}
         rows.append(f"  {what:<14}" + "".join(f"{_ms(p.get(k)):>8}" for k in ("p50", "p90", "p99", "max"))
                     + f"{p.get('count', 0):>6}")
+    b = summary.get("basket_ms") or {"count": 0}
+    if b.get("count"):
+        rows.append(f"  {'take → app':<14}" + "".join(f"{_ms(b.get(k)):>8}" for k in ("p50", "p90", "p99", "max"))
+                    + f"{b['count']:>6}   (p95 {_ms(b.get('p95'))}; the app asks every {b['app_poll_s']:.0f} s)")
     stages = summary.get("stages_ms", {}).get("exit", {})
     slow = sorted(((v.get("p99"), k) for k, v in stages.items() if v.get("p99") is not None), reverse=True)[:3]
     if slow:

@@ -71,15 +71,39 @@ function signedOut() {
   $("who").textContent = "";
 }
 
+const UNCERTAIN = {
+  others_inside: "other people are inside",
+  takes_unattributed: "something was taken that the store cannot place yet",
+  shelf_blind: "a shelf reader could not see for a while",
+};
+
 function showVisit(v) {
   $("visit-now").textContent = v ? `You are in ${v.store_id} (since ${when(v.updated_at)}).` : "";
+  showBasket(v && v.basket);
+}
+
+function showBasket(b) {
+  // what the store attributes to you now; the exit decides what you pay (the receipt is the record)
+  const box = $("basket");
+  box.hidden = !b;
+  if (!b) return;
+  const key = JSON.stringify([b.lines, b.total_fen, b.certain, b.why]);
+  if (box.dataset.shown === key) return;  // redrawn only when it changed (a screen reader hears changes only)
+  box.dataset.shown = key;
+  $("basket-lines").replaceChildren(...(b.lines.length ? b.lines.map((li) => el("li", {"data-sku": li.sku,
+    text: `${li.qty} × ${li.name} — ${cny(li.amount_fen)}`})) : [el("li", {text: "Nothing yet."})]));
+  $("basket-total").textContent = `So far: ${cny(b.total_fen)}`;
+  $("basket-note").textContent = b.certain
+    ? "Put something back and it leaves your basket. You pay as you walk out."
+    : "Not certain yet: the exit decides what you pay (" + b.why.map((w) => UNCERTAIN[w] || w).join("; ") + ").";
+  box.dataset.certain = b.certain ? "yes" : "no";
 }
 
 async function start() {
   try { signedIn(await api("GET", "me")); } catch (e) { signedOut(); return; }
   await newCode();
   timers.push(setInterval(tick, 1000));
-  timers.push(setInterval(checkCode, 1500));
+  timers.push(setInterval(checkCode, 1000));  // (also the live basket while inside)
   timers.push(setInterval(refresh, 3000));
   refresh();
   myData();
