@@ -63,6 +63,10 @@ class DoorConfig(Strict):
     unit: int = Field(1, ge=1, le=247, description="Modbus slave address")
     energize_to_unlock: bool = Field(description="true for a fail-secure strike, false for a maglock; no default")
     lock_coil: int = Field(0, ge=0, le=255)
+    green_lamp_coil: int | None = Field(None, ge=0, le=255, description="a green lamp beside the door (optional): "
+                                        "on while the door's panel says yes (welcome, goodbye)")
+    red_lamp_coil: int | None = Field(None, ge=0, le=255, description="a red lamp (optional): on while the panel "
+                                      "says no or asks for the code, and while the entrance admits nobody")
     contact_input: int = Field(0, ge=0, le=255, description="door position switch (DPS)")
     contact_closed_level: bool = Field(True, description="input level that means 'door closed'")
     rex_input: int | None = Field(1, ge=0, le=255, description="request-to-exit button")
@@ -90,8 +94,21 @@ class DoorConfig(Strict):
                                       "without those two declarations — who allowed it and why (a door that is not "
                                       "an escape route, a staffed key-switch door); logged at every start")
 
+    @property
+    def own_coils(self) -> dict[int, str]:
+        """Coil → what it drives (the lock and any lamps)."""
+        got = {self.lock_coil: "lock"}
+        for key in ("green_lamp_coil", "red_lamp_coil"):
+            c = getattr(self, key)
+            if c is not None:
+                got.setdefault(c, key)
+        return got
+
     @model_validator(mode="after")
     def _port_or_bus(self) -> DoorConfig:
+        lamps = [c for c in (self.green_lamp_coil, self.red_lamp_coil) if c is not None]
+        if len({self.lock_coil, *lamps}) != 1 + len(lamps):
+            raise ValueError("green_lamp_coil, red_lamp_coil and lock_coil must be three different coils")
         if (self.port is None) == (self.bus is None):
             raise ValueError("a door needs exactly one of port (its own board) and bus (a shared line)")
         if self.bus is not None:
@@ -599,10 +616,11 @@ def check_buses(buses: list[BusConfig], doors: list[DoorConfig]) -> None:
         inputs: dict[int, str] = {}
         fire: dict[int, DoorConfig] = {}
         for d in ds:
-            if d.lock_coil in coils:
-                raise ValueError(f"doors.{d.name}.lock_coil: coil {d.lock_coil} of unit {unit} on bus {bus} is "
-                                 f"also {coils[d.lock_coil]}'s lock")
-            coils[d.lock_coil] = d.name
+            for coil, what in d.own_coils.items():
+                if coil in coils:
+                    raise ValueError(f"doors.{d.name}.{what if what != 'lock' else 'lock_coil'}: coil {coil} of unit "
+                                     f"{unit} on bus {bus} is also {coils[coil]}")
+                coils[coil] = f"{d.name}'s {what}"
             for key in ("contact_input", "rex_input"):
                 i = getattr(d, key)
                 if i is None:

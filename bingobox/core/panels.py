@@ -62,6 +62,10 @@ class Panels:
             return
         now = self.core.clock()
         self.shown[door] = (msg, now)
+        try:
+            self.core.doors[door].lamps(*panel.lamps(msg))
+        except Exception:  # a lamp that fails must never cost a decision
+            log.exception("lamps of %s", door)
         if self.out is not None:
             try:
                 self.out(door, self.roles[door], msg, now)

@@ -24,6 +24,10 @@ class Door(Protocol):
         """Unlock for a while; ``done(outcome, detail)``: unlocked / refused / unknown (see ``DoorBoard.grant``)."""
         ...
 
+    def lamps(self, green: bool, red: bool) -> None:
+        """The door's green and red lamps, if it has any (a grant always goes first)."""
+        ...
+
     def status(self) -> dict[str, Any]: ...
 
 

@@ -43,6 +43,9 @@ class Door:
         self.last_poll: float | None = None
         self.relay_mismatch = 0
         self._last_write: tuple[float, float] | None = None  # the last relay write: sent, acknowledged (wall clock)
+        self._lamp_coils = (cfg.green_lamp_coil, cfg.red_lamp_coil)
+        self._lamps_want = (False, False)  # (green, red): what the panel says (set from any thread)
+        self._lamps_written: list[bool | None] = [None, None]  # what the board was last told (None: unknown)
 
     # commands (any thread) -------------------------------------------------------------------------
     def grant(self, seconds: float | None = None, tag: str | None = None,
@@ -53,6 +56,11 @@ class Door:
         ``refused`` (the door is in no state to open, or its board is not answering) or ``unknown`` (the write
         went out and no answer came: the door may be open)."""
         self.bus.command(self, "grant", (seconds, tag, done))
+
+    def lamps(self, green: bool, red: bool) -> None:
+        """Mirror the door's panel on its lamps (nothing without lamp coils). The bus thread writes them only when
+        no command waits: a lamp never goes on the wire ahead of a grant."""
+        self._lamps_want = (green, red)
 
     @property
     def state(self) -> str:
@@ -78,6 +86,8 @@ class Door:
             "polls": u.stats["polls"], "no_reply": u.stats["no_reply"], "exceptions": u.stats["exceptions"],
             "mismatched": u.stats["mismatched"], "relay_writes": u.stats["relay_writes"],
             "relay_mismatch": self.relay_mismatch,
+            "lamps": {"green": self._lamps_written[0], "red": self._lamps_written[1]}
+            if any(c is not None for c in self._lamp_coils) else None,
         }
 
     # from the bus thread ---------------------------------------------------------------------------
@@ -102,6 +112,7 @@ class Door:
         m.door_open, m.fire = self._contact(bits), self._fire(bits)
         m.on_link(now, True)
         self._relay_cmd = None
+        self._lamps_written = [None, None]  # (a board that restarted, or whose watchdog fired, dropped them)
 
     def relay_read(self, on: bool) -> None:
         self.relay_on = on
@@ -165,6 +176,25 @@ class Door:
                     log.warning("%s: relay write failed: %s", self.name, e)
                     self._relay_cmd = None
         self.flush_events()
+
+    def sync_lamps(self) -> None:
+        """Write a lamp that differs from what the panel says — one coil at a time, and only while no command
+        (a grant) waits for the bus."""
+        if not self.online:
+            return
+        for i, coil in enumerate(self._lamp_coils):
+            want = self._lamps_want[i]
+            if coil is None or self._lamps_written[i] == want:
+                continue
+            if self.bus.commands_waiting():
+                return
+            try:
+                self.bus.write_coil(self, want, coil, "lamp_writes")
+                self._lamps_written[i] = want
+            except (NoReply, LinkDown, mb.ProtocolError) as e:
+                log.warning("%s: lamp write failed: %s", self.name, e)
+                self._lamps_written[i] = None
+                return
 
     def flush_events(self) -> None:
         for kind, data in self.machine.drain():

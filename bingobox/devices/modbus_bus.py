@@ -74,7 +74,8 @@ class Unit:
     watchdog_armed: bool | None = None
     rtts_ms: deque[Any] = field(default_factory=lambda: deque(maxlen=1000))
     stats: dict[str, Any] = field(default_factory=lambda: {"polls": 0, "no_reply": 0, "exceptions": 0, "mismatched": 0,
-                                                 "relay_writes": 0, "probes": 0, "breaker_opened": 0})
+                                                 "relay_writes": 0, "lamp_writes": 0, "probes": 0,
+                                                 "breaker_opened": 0})
 
     @property
     def inputs(self) -> int:
@@ -148,6 +149,9 @@ class ModbusBus:
 
     def command(self, door: Door, cmd: str, arg: Any) -> None:
         self._commands.put((cmd, door, arg))
+
+    def commands_waiting(self) -> bool:
+        return not self._commands.empty()
 
     def healthy(self, within_s: float = 5.0) -> bool:
         """The bus thread is alive and went round its loop lately (the watchdog ping depends on it)."""
@@ -248,6 +252,8 @@ class ModbusBus:
                 self._commands_now(None)  # door commands go before the next unit's poll
             for d in self.doors:
                 d.sync(time.monotonic())
+            for d in self.doors:  # last, and only while no grant waits (``Door.sync_lamps``)
+                d.sync_lamps()
 
     def _commands_now(self, first: tuple[str, Door | None, Any] | None) -> None:
         item = first
@@ -312,10 +318,11 @@ class ModbusBus:
         if not u.online:
             u.retry_at = now + self.timing.breaker_retry_s
 
-    def write_coil(self, door: Door, on: bool) -> tuple[float, float]:
-        """Drive ``door``'s lock relay; (sent, acknowledged) wall-clock times."""
+    def write_coil(self, door: Door, on: bool, coil: int | None = None,
+                   count: str = "relay_writes") -> tuple[float, float]:
+        """Drive ``door``'s lock relay (or another of its coils: a lamp); (sent, acknowledged) wall-clock times."""
         u = door.unit
-        req = mb.WriteCoil(u.unit, door.cfg.lock_coil, mb.COIL_ON if on else mb.COIL_OFF)
+        req = mb.WriteCoil(u.unit, door.cfg.lock_coil if coil is None else coil, mb.COIL_ON if on else mb.COIL_OFF)
         written = time.time()
         try:
             resp = self.transact(u, req)
@@ -325,7 +332,7 @@ class ModbusBus:
             self.failed(u, time.monotonic(), e)  # (a write that fails counts like a poll that fails)
             raise
         u.misses = 0
-        u.stats["relay_writes"] += 1
+        u.stats[count] += 1
         return written, time.time()
 
     def _arm_watchdog(self, u: Unit) -> None:

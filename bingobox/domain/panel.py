@@ -65,6 +65,21 @@ ASK_FOR_CODE = frozenset({"unsure_distance", "unsure_margin", "nobody_inside", "
 ONE_AT_A_TIME = frozenset({"several_faces"})
 
 
+# idle messages that mean "no entry now": the red lamp of a door without a screen says so
+STOP = frozenset({"entrance.starting", "entrance.lockdown", "entrance.maintenance", "entrance.closed",
+                  "entrance.closed_today", "emergency"})
+
+
+def lamps(msg: PanelMessage) -> tuple[bool, bool]:
+    """(green, red) for a door's lamps, mirroring its panel: green for yes (welcome, goodbye), red for no, "show your
+    code" and "no entry now"; both off otherwise."""
+    if msg.cue == Cue.ACCEPTED:
+        return True, False
+    if msg.cue in (Cue.REFUSED, Cue.SHOW_CODE, Cue.ALERT) or msg.key in STOP:
+        return False, True
+    return False, False
+
+
 def door_roles(entry_door: str, exit_door: str) -> dict[str, str]:
     """Door → the role its panel plays (one door for both: it rests as an entrance)."""
     return {exit_door: "exit", entry_door: "entrance"}

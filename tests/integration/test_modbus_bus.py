@@ -178,3 +178,58 @@ def test_the_bus_driver_against_a_pymodbus_slave_with_two_units(tmp_path):
         b.stop()
         asyncio.run_coroutine_threadsafe(holder["server"].shutdown(), loop).result(5)
         th.join(5)
+
+
+LAMP_SIM = BUS_SIM.replace('name = "entrance"\nbus = "rs485"\nunit = 1\n',
+                           'name = "entrance"\nbus = "rs485"\nunit = 1\ngreen_lamp_coil = 5\nred_lamp_coil = 6\n')
+
+
+def test_a_door_s_lamps_follow_its_panel_and_never_go_on_the_wire_ahead_of_a_grant(tmp_path):
+    from bingobox.protocol import modbus as mb
+
+    sim = Sim(tmp_path, LAMP_SIM)
+    events = Events()
+    cfgs = [c.model_copy(update={"green_lamp_coil": 5, "red_lamp_coil": 6}) if c.name == "entrance" else c
+            for c in door_cfgs()]
+    buses, doors = build_doors(cfgs, [BusConfig(name="rs485", port=sim.pty("rs485"), baudrate=38400)], events)
+    b, entrance = buses["rs485"], doors["entrance"]
+    wire: list[tuple[int, int]] = []  # (unit, coil) of every coil write, in the order they went out
+    transact = b.transact
+    lamp_free, held = threading.Event(), threading.Event()  # lamp_free cleared: a lamp write waits (held: it does)
+    lamp_free.set()
+
+    def recording(u, req, timeout=None):
+        if isinstance(req, mb.WriteCoil) and req.address in (5, 6) and not lamp_free.is_set():
+            held.set()
+            lamp_free.wait()
+        if isinstance(req, mb.WriteCoil):
+            wire.append((req.unit, req.address))
+        return transact(u, req, timeout)
+
+    b.transact = recording
+    b.start()
+    try:
+        wait_until(lambda: entrance.state == "locked", 5, "the entrance locked")
+        entrance.lamps(False, True)
+        wait_until(lambda: sim.device("entrance")["lamps"] == {"green": False, "red": True}, 2, "the red lamp on")
+        assert entrance.status()["lamps"] == {"green": False, "red": True} and b.units[1].stats["lamp_writes"] >= 1
+        # a grant asked for while the lamps are being written goes before the next lamp
+        lamp_free.clear()
+        wire.clear()
+        entrance.lamps(True, False)  # two coils to write: green on, red off
+        assert held.wait(2)  # the bus thread is in the first lamp's write
+        entrance.grant()
+        lamp_free.set()
+        wait_until(lambda: sim.device("entrance")["lamps"] == {"green": True, "red": False}, 2, "the green lamp on")
+        assert not sim.device("entrance")["lock_engaged"]
+        assert wire[:3] == [(1, 5), (1, 0), (1, 6)], wire  # green, then the lock (the grant), then red
+        assert sim.device("exit")["lamps"] is None and sim.device("exit")["coils"][1] == 0  # its neighbour untouched
+        # a board that restarts forgets its coils: the lamps are written again once it answers
+        sim.act("fault.silent", device="entrance")
+        wait_until(lambda: entrance.state == "fault", 5, "the board not answering")
+        sim.act("fault.clear", device="entrance")
+        wait_until(lambda: entrance.state != "fault", 5, "the board back")
+        wait_until(lambda: sim.device("entrance")["lamps"]["green"], 2, "the green lamp still on")
+    finally:
+        b.stop()
+        sim.stop()

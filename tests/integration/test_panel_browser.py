@@ -71,6 +71,8 @@ def test_each_refusal_is_told_in_words_and_sound_and_the_exit_asks_and_says_good
         wait_until(lambda: len(cues(zh)) > before, 5, "a sound cue")
         assert cues(zh)[-1] == "refused"
         assert store.sim_status("entrance")["lock_engaged"] is True  # the door stays shut
+        wait_until(lambda: store.sim_status("entrance")["lamps"] == {"green": False, "red": True}, 3,
+                   "the red lamp (for a door without a screen)")
         store.act("camera.clear", camera="door-cam")
 
     refused("not an entry code", "该码无法使用", "This code cannot be used")
@@ -109,6 +111,7 @@ def test_each_refusal_is_told_in_words_and_sound_and_the_exit_asks_and_says_good
     expect(zh.get_by_test_id("panel-title")).to_have_text("芳，欢迎光临！")
     expect(en.get_by_test_id("panel-title")).to_have_text("Welcome, 芳!")
     assert store.wait_unlocked("entrance", 5)
+    wait_until(lambda: store.sim_status("entrance")["lamps"] == {"green": True, "red": False}, 3, "the green lamp")
     store.act("camera.clear", camera="door-cam")
 
     # a fire: every panel gives the one instruction, with the alert sound

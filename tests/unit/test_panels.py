@@ -280,3 +280,21 @@ def test_one_door_for_entry_and_exit_has_one_panel_that_rests_as_an_entrance(rig
     assert rig.said.last("entrance").key == "exit.show_code"
     rig.at(6.1)
     assert rig.said.last("entrance").key == "entrance.ready"
+
+
+def test_the_lamps_mirror_the_panel_green_for_yes_red_for_no_and_for_no_entry_now(rig):
+    lit = lambda: rig.doors["entrance"].lit  # noqa: E731
+    assert lit() == (False, False) and rig.doors["exit"].lit == (False, False)  # ready: dark
+    rig.show("entry", rig.code("acc_1", "entrance"))
+    assert lit() == (True, False)
+    rig.at(6)
+    assert lit() == (False, False)  # the welcome's time is up
+    rig.show("entry", rig.code("acc_2", "exit"))  # a code for another door
+    assert lit() == (False, True)
+    rig.at(9)
+    rig.core.store.lock_down()
+    rig.at(0.2)
+    assert lit() == (False, True) and rig.doors["exit"].lit == (False, False)  # no entry now; leaving is fine
+    assert panel.lamps(panel.face_prompt("unsure_distance")) == (False, True)
+    assert panel.lamps(panel.goodbye("charge_succeeded", 100)) == (True, False)
+    assert panel.lamps(panel.PanelMessage("exit.checking")) == (False, False)

@@ -40,6 +40,10 @@ class Door:
         self.name, self.journal, self.grants = name, journal, []
         self.answer = ("unlocked", f"{name} unlocked")  # what the board says to a grant with a ``done``
         self.post = None  # set: a tagged grant's answer comes back as the board's event (``unlock_written``…)
+        self.lit = (False, False)  # (green, red) lamps
+
+    def lamps(self, green, red):
+        self.lit = (green, red)
 
     def grant(self, seconds=None, tag=None, done=None):
         if done is not None:

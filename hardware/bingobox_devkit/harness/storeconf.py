@@ -27,6 +27,13 @@ WIRING: dict[str, dict[str, dict]] = {
             "staff": {"bus": BUS, "unit": 3, **_A}},
 }
 
+# each shopper door's green and red lamps: the two coils after its lock (an 8-channel board has them to spare)
+LAMPS: dict[str, dict[str, dict]] = {
+    "own": {n: {"green_lamp_coil": 2, "red_lamp_coil": 3} for n in DOORS},
+    "board": {"entrance": {"green_lamp_coil": 2, "red_lamp_coil": 3},
+              "exit": {"green_lamp_coil": 4, "red_lamp_coil": 5}},
+    "bus": {n: {"green_lamp_coil": 2, "red_lamp_coil": 3} for n in DOORS},
+}
 
 LLRP = "llrp-1"  # with --shelves llrp: one 4-antenna LLRP reader, shelf N on antenna N
 
@@ -51,7 +58,7 @@ def sim_config(seed: int, fps: float = 15, image_dirs: tuple[Path, ...] = (), wi
     cfg = {"sim": {"control_port": 0, "seed": seed, **dirs},
            "buses": [{"name": BUS, "baudrate": BUS_BAUD}] if wires else [],
            "doors": [{"name": n, "energize_to_unlock": True, "baudrate": 0, "comm_watchdog_register": WATCHDOG_REGISTER,
-                      **wires.get(n, {})} for n in doors_of(wiring)],
+                      **wires.get(n, {}), **LAMPS[wiring].get(n, {})} for n in doors_of(wiring)],
            "readers": [{"name": n, "round_s": 0.02, "rssi_noise": 2}
                        for n in ((*SHELVES, "exit-area") if shelves == "m100" else ("exit-area",))],
            "llrp_readers": [{"name": LLRP, "antennas": 4, "round_s": 0.1, "rssi_noise": 2, "bleed": 0.2}]
@@ -70,8 +77,8 @@ def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secr
             "comm_watchdog_register": WATCHDOG_REGISTER, "comm_watchdog_s": 1.0}
     wires = WIRING[wiring]  # the same terminals as the simulated boards'
     buses = sorted({w["bus"] for w in wires.values()})
-    doors = [{"name": n, **(wires[n] if n in wires else {"port": devices[n]["pty"]}), **door}
-             for n in doors_of(wiring)]
+    doors = [{"name": n, **(wires[n] if n in wires else {"port": devices[n]["pty"]}), **LAMPS[wiring].get(n, {}),
+              **door} for n in doors_of(wiring)]
     cfg = {
         "catalog": str(catalog),
         "store": {"id": store_id, "name": "bingobox demo store", "sim": True},

@@ -36,6 +36,8 @@ class SimDoor(SimSerial):
     baudrate: int = Field(9600, ge=0, le=921600, description="pace replies like this line speed; 0 = no pacing")
     energize_to_unlock: bool = True
     lock_coil: int = Field(0, ge=0, le=7)
+    green_lamp_coil: int | None = Field(None, ge=0, le=63, description="a green lamp on this coil (optional)")
+    red_lamp_coil: int | None = Field(None, ge=0, le=63, description="a red lamp on this coil (optional)")
     contact_input: int = Field(0, ge=0, le=7)
     rex_input: int = Field(1, ge=0, le=7)
     fire_input: int = Field(2, ge=0, le=7)
@@ -125,7 +127,8 @@ class SimConfig(Strict):
             for key in ("coils", "inputs", "comm_watchdog_s", "comm_watchdog_register", "comm_watchdog_unit_s"):
                 if getattr(d, key) != getattr(first, key):
                     raise ValueError(f"doors.{d.name}.{key}: differs from {first.name}'s on the same board")
-            mine = {("coil", d.lock_coil), ("input", d.contact_input), ("input", d.rex_input)}
+            mine = {("coil", d.lock_coil), ("input", d.contact_input), ("input", d.rex_input),
+                    *[("coil", c) for c in (d.green_lamp_coil, d.red_lamp_coil) if c is not None]}
             taken = used.setdefault((d.bus, d.unit), set())
             if mine & taken:
                 raise ValueError(f"doors.{d.name}: a coil or input already wired to another door of unit {d.unit}")

@@ -190,7 +190,15 @@ class VirtualDoor:
                 **self.endpoints(), **self.line.stats, "door_open": self.door_open,
                 "lock_engaged": self.lock_engaged, "coils": [int(c) for c in b.coils],
                 "relay": [int(r) for r in b.relay], "inputs": [int(x) for x in b.inputs()], "fire": self.fire,
-                "stuck_relay": b.stuck_relay, "comm_watchdog_s": b.watchdog_s}
+                "stuck_relay": b.stuck_relay, "comm_watchdog_s": b.watchdog_s, "lamps": self.lamps}
+
+    @property
+    def lamps(self) -> dict[str, bool] | None:
+        """What the door's lamps show (None: it has none)."""
+        got = {k: bool(self.board.relay[c]) for k, c in (("green", self.cfg.green_lamp_coil),
+                                                          ("red", self.cfg.red_lamp_coil))
+               if c is not None and c < len(self.board.relay)}
+        return got or None
 
 
 class ModbusLine(SerialDevice):

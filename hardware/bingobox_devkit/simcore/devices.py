@@ -35,6 +35,7 @@ class SimDoor:
         self.sched = sched
         self.is_open = False
         self.relay_unlocked = False  # what the board holds (survives a controller crash)
+        self.lit = (False, False)  # (green, red) lamps
         self.fire = False
         self.machine: DoorMachine | None = None
         self.post: Callable[[object], None] | None = None
@@ -81,6 +82,9 @@ class SimDoor:
             self.sched.after(0.004, lambda: post(DeviceEvent(self.name, "unlock_written",
                                                              {"tag": tag, "written": now + 0.001,
                                                               "acked": now + 0.004}, now + 0.004)))
+
+    def lamps(self, green: bool, red: bool) -> None:
+        self.lit = (green, red)  # (what a lamp shows is not money: the simulation's oracle does not judge it)
 
     def status(self) -> dict:
         return {"kind": "door", "name": self.name, "state": self.machine.state if self.machine else "fault",
