@@ -355,6 +355,10 @@ class VisitsConfig(Strict):
                                        "closes the visit after this long")
     recent_exit_s: float = Field(300, ge=10, le=86_400, description="items carried out this recently are never "
                                  "added to another basket")
+    max_companions: int = Field(3, ge=0, le=8, description="a shopper may bring this many people on their code (a "
+                                "group: one door passage each, everything the group takes paid by the shopper)")
+    group_enter_within_s: float = Field(120, ge=10, le=600, description="a group's companions come in within this "
+                                        "long of the first of them (the code shown again for each)")
 
 
 class VisionConfig(Strict):

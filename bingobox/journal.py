@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS visits (
   id TEXT PRIMARY KEY, account_id TEXT NOT NULL, state TEXT NOT NULL, face_consent INTEGER NOT NULL,
   alone INTEGER NOT NULL DEFAULT 1, created_at REAL NOT NULL, updated_at REAL NOT NULL, entered_at REAL,
   left_at REAL, basket TEXT NOT NULL DEFAULT '{}', amount_fen INTEGER, receipt TEXT,
-  flags TEXT NOT NULL DEFAULT '[]', identified_at REAL, exit_granted_at REAL, entry_jti TEXT);
+  flags TEXT NOT NULL DEFAULT '[]', identified_at REAL, exit_granted_at REAL, entry_jti TEXT,
+  group_size INTEGER NOT NULL DEFAULT 1, passages INTEGER NOT NULL DEFAULT 0, members_out INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS visits_state ON visits (state);
 CREATE TABLE IF NOT EXISTS visit_events (
   id INTEGER PRIMARY KEY, visit_id TEXT, t REAL NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL);
@@ -112,10 +113,17 @@ def _v2_codes_bind_charges(c: sqlite3.Connection) -> None:
     _add_columns(c, {"visits": {"entry_jti": "TEXT"}, "charge_intents": {"entry_jti": "TEXT"}})
 
 
+def _v3_groups(c: sqlite3.Connection) -> None:
+    """Groups: a visit's people on one code, its door passages, and the companions who left first."""
+    _add_columns(c, {"visits": {"group_size": "INTEGER NOT NULL DEFAULT 1", "passages": "INTEGER NOT NULL DEFAULT 0",
+                                "members_out": "INTEGER NOT NULL DEFAULT 0"}})
+
+
 # the journal's versions (PRAGMA user_version), in order: an older journal is brought up one step at a time, each in
 # its own transaction; a new one is made at the latest
 MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [(1, _v1_the_first_journals),
-                                                                      (2, _v2_codes_bind_charges)]
+                                                                      (2, _v2_codes_bind_charges),
+                                                                      (3, _v3_groups)]
 VERSION = MIGRATIONS[-1][0]
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..domain import panel
 from ..domain.budget import MinuteBudget
+from ..domain.tokens import MAX_LIFETIME_S, EntryClaims
 from ..domain.visit import UNSEEN_ENTRY, VisitMachine
 from .events import CodeSeen
 from .visits import CodeUsed, Evidence, Visit
@@ -63,24 +64,32 @@ class Admission:
             self.refuse("exit_reader_down", "one shopper at a time while the exit reader is offline")
             return
         d = core.gate.check(ev.text, core.lay.entry_door)
+        if d.reason == "replayed" and d.claims is not None and self.companion(d.claims, reuse=True):
+            return
         if not d.ok or d.claims is None:
             self.refuse(d.reason or "refused", d.detail, getattr(d.claims, "account", None))
             return
         c = d.claims
         stages["verified"] = core.clock()
+        if c.group > 1 + core.settings.max_companions:
+            self.refuse("group_too_large", f"{c.group} people on one code; this store takes "
+                        f"{1 + core.settings.max_companions}", c.account)
+            return
         earlier = core.book.of_account(c.account)
         replaced = None
         if earlier is not None:
             if _not_really_inside(earlier):
                 replaced = earlier  # they are at the entrance again: the earlier grant was never used
+            elif self.companion(c, reuse=False):
+                return
             else:
                 self.refuse("already_inside", "one open visit per account", c.account)
                 return
         now = core.clock()
         vid = "v_" + uuid.UUID(int=core.rng.getrandbits(128), version=4).hex[:16]
-        v = Visit(vid, c.account, c.face_consent, VisitMachine(vid), now, stages=stages, code=c.jti)
+        v = Visit(vid, c.account, c.face_consent, VisitMachine(vid), now, stages=stages, code=c.jti, group=c.group)
         evidence: Evidence = [(v, "code_accepted", {"jti": c.jti, "kid": c.kid, "face_consent": c.face_consent,
-                                                    "door": core.lay.entry_door})]
+                                                    "door": core.lay.entry_door, "group": c.group})]
         touched = []
         if replaced is not None:
             touched.append(replaced)
@@ -97,13 +106,43 @@ class Admission:
         v.stages["committed"] = core.clock()
         v.stages["granted"] = core.clock()
         core.telemetry.await_ack(v.id, "entry", v.stages)
-        core.panels.after_unlock("entrance", v.id, panel.welcome(c.name), refused=panel.door_stuck())
+        core.panels.after_unlock("entrance", v.id, panel.welcome(c.name, c.group), refused=panel.door_stuck())
         core.doors[core.lay.entry_door].grant(tag=v.id)
         core.telemetry.count("entries")
         if replaced is not None:
             core.telemetry.count("abandoned")
             core.face_billing.forget(replaced)
         core.face_billing.enrol(v)
+
+
+    def companion(self, c: EntryClaims, reuse: bool) -> bool:
+        """The code of a group inside (again, or a fresh one of the same account) shown for the next companion:
+        the entrance opens once more while the group has passages left and its time to come in lasts. True when
+        this was such a code (granted, or told why not)."""
+        core = self.core
+        v = core.book.of_account(c.account)
+        if v is None or v.group <= 1 or not v.inside or (reuse and c.iat < v.created_at - MAX_LIFETIME_S):
+            return False  # (a used code of this account issued before this visit: not the group's)
+        now = core.clock()
+        first = v.entered_at or v.created_at
+        if v.passages >= v.group or now - first > core.settings.group_enter_within_s:
+            self.refuse("group_complete", f"{v.passages} of {v.group} came in", c.account)
+            return True
+        if core.shopping.passage_open(v, now):
+            return True  # the door is open for the next one already (the code is still in front of the camera)
+        try:
+            with core.book.commit([v], [(v, "companion_granted", {"passage": v.passages + 1, "of": v.group,
+                                                                  "jti": c.jti})]) as tx:
+                if not reuse:
+                    tx.use_code(c)
+        except CodeUsed:
+            self.refuse("replayed", "this code was used already", c.account)
+            return True
+        v.passage_granted_at = now
+        tag = f"{v.id}:{v.passages + 1}"
+        core.panels.after_unlock("entrance", tag, panel.companion(v.group - v.passages), refused=panel.door_stuck())
+        core.doors[core.lay.entry_door].grant(tag=tag)
+        return True
 
 
 def _not_really_inside(v: Visit) -> bool:

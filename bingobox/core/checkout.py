@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..domain import panel, tokens
+from ..domain.catalog import CARRIED_BY_COMPANION
 from ..domain.visit import UNSEEN_ENTRY, S, VisitMachine
 from .events import ChargeUpdate, CodeSeen, FaceDecided, InventoryReady
 from .visits import CodeUsed, Evidence, Tx, Visit
@@ -194,7 +195,7 @@ class Checkout:
             added = sorted(e for e in epcs - set(excluded) if e not in v.basket.items)
             # taken off a shelf while they were alone, but not carried through the exit area: put back where no
             # shelf reader saw it (or shielded). Not charged; the record says so.
-            not_seen = sorted(e for e in v.basket.items if e not in epcs)
+            not_seen = sorted(e for e, how in v.basket.items.items() if e not in epcs and how != CARRIED_BY_COMPANION)
             evidence.append((v, "exit_inventory", {"epcs": sorted(epcs), "added": added, "excluded": excluded,
                                                    "not_carried_out": not_seen}))
         with core.book.commit([] if new else [v], evidence, new=[v] if new else []) as tx:
@@ -211,6 +212,11 @@ class Checkout:
                     v.basket.remove(e)
                 if not_seen:
                     v.flag("attributed_not_seen")
+            if "group_unwatched" in v.flags or "companion_carried_unread" in v.flags or (v.members_out and not_seen):
+                # a companion may have walked out with goods nobody read (before the shopper, or while nobody
+                # watched the exit): not charged beyond what is known, and an operator looks
+                v.flag("group_goods_unsure")
+                v.flag("review")
             total = self.charge_in(tx, v)
             v.machine.fire("charge")
             if "recovery" in v.flags and total:

@@ -14,8 +14,21 @@ from typing import Any
 from ..devices.events import DeviceEvent
 from ..domain.faces import FaceDecision
 
-__all__ = ["ChargeQueueChanged", "ChargeUpdate", "CodeSeen", "ConsentWithdrawn", "DeviceEvent", "DiskChecked",
-           "Enrolled", "Event", "FaceDecided", "InventoryReady", "OperatorCommand", "Started"]
+__all__ = [
+    "ChargeQueueChanged",
+    "ChargeUpdate",
+    "CodeSeen",
+    "CompanionCarried",
+    "ConsentWithdrawn",
+    "DeviceEvent",
+    "DiskChecked",
+    "Enrolled",
+    "Event",
+    "FaceDecided",
+    "InventoryReady",
+    "OperatorCommand",
+    "Started",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +76,16 @@ class InventoryReady:
     """The exit reader has looked at the exit area since a shopper was identified there (or gave up waiting)."""
 
     visit_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CompanionCarried:
+    """The exit reader has looked at what a group's companion carried out (through the exit opened for nobody at
+    ``t``; the window from ``t0``)."""
+
+    visit_id: str
+    t0: float
+    t: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,5 +147,5 @@ class OperatorCommand:
     ticket: Ticket = field(default_factory=Ticket)
 
 
-Event = (DeviceEvent | Started | CodeSeen | FaceDecided | Enrolled | InventoryReady | ChargeUpdate | OperatorCommand
-         | ConsentWithdrawn | DiskChecked | ChargeQueueChanged)
+Event = (DeviceEvent | Started | CodeSeen | FaceDecided | Enrolled | InventoryReady | CompanionCarried | ChargeUpdate
+         | OperatorCommand | ConsentWithdrawn | DiskChecked | ChargeQueueChanged)

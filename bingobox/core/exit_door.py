@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..devices.events import DeviceEvent
 from ..domain import panel
-from ..domain.visit import IN_STORE, UNSEEN_ENTRY, S
+from ..domain.catalog import CARRIED_BY_COMPANION
+from ..domain.visit import FINAL, IN_STORE, UNSEEN_ENTRY, S
+from .events import CompanionCarried
 from .visits import Visit
 
 if TYPE_CHECKING:
@@ -23,6 +25,7 @@ class ExitDoor:
     def __init__(self, core: StoreCore) -> None:
         self.core = core
         core.on_device(self.device)
+        core.on(CompanionCarried, self.companion_carried)
 
     def grant(self, v: Visit, why: str) -> None:
         """Open the exit for ``v`` (the grant is committed first, so a restart knows not to open it again)."""
@@ -57,13 +60,75 @@ class ExitDoor:
             return
         leaving = [v for v in core.book if v.exit_granted_at is not None and v.leaving]
         if not leaving:
+            group = self.companion_leaving()
+            if group is not None:
+                self.companion_out(group, ev.t)
+                return
             core.attribution.unidentified_exit(ev.t)
             present = [v.id for v in core.book if v.inside or v.leaving]
             if present:  # someone left unidentified (request-to-exit, or behind another shopper): say so, don't guess
                 core.alarm("exit_unidentified", ev.device, {"inside": present})
+            groups = [v for v in core.book if (v.inside or v.leaving) and v.companions_inside > 0]
+            if groups:  # perhaps a companion, with goods nobody can now bill: an operator must look
+                with core.book.commit(groups, [(v, "flag", {"flag": "group_exit_unidentified"}) for v in groups]):
+                    for v in groups:
+                        v.flag("group_exit_unidentified")
+                        v.flag("review")
             return
         for v in leaving:
             self.finish(v, ev.t, None)
+
+    def companion_leaving(self) -> Visit | None:
+        """The exit opened for nobody: the group whose companion this is, when that is certain — the only visit
+        present is a group with companions still inside that has been alone all along (with anyone else inside, now
+        or before, it could be anyone)."""
+        present = [v for v in self.core.book if v.inside or v.leaving]
+        if len(present) == 1 and present[0].companions_inside > 0 and present[0].alone and \
+                not self.core.attribution.unknown_inside():
+            return present[0]  # (alone: nobody else has been inside with them — a stranger who left would do too)
+        return None
+
+    def companion_out(self, v: Visit, t: float) -> None:
+        """A companion of ``v`` left first (the exit button): not a stranger. What they carried is read by the exit
+        reader and billed to ``v`` (``companion_carried``)."""
+        core = self.core
+        r = core.exit_reader
+        reading = r is not None and r.online()
+        with core.book.commit([v], [(v, "companion_left", {"door": core.lay.exit_door, "opened": t,
+                                                           "inside": v.companions_inside - 1})]):
+            v.members_out += 1
+            if reading:  # until the reader's word is in (a restart in between loses it: then an operator looks)
+                v.flag("companion_carried_unread")
+        start = core.attribution.exit_window_start(v, t, core.settings.exit_window_s)
+        if r is None or not reading:
+            return  # nothing can say what they carried: the checkout flags what is not seen for review
+        r.when_ready(start, t, core.settings.exit_min_rounds, lambda: core.post(CompanionCarried(v.id, start, t)),
+                     core.settings.exit_inventory_timeout_s)
+
+    def companion_carried(self, ev: CompanionCarried) -> None:
+        """What a companion carried out through the exit: the group's, billed with ``v``'s basket — never what is
+        another shopper's or was just charged."""
+        core = self.core
+        v = core.book.get(ev.visit_id)
+        r = core.exit_reader
+        if v is None or v.state in FINAL or r is None:
+            return
+        try:
+            epcs = r.window(ev.t0, ev.t, core.settings.exit_min_rounds)
+        except Exception:
+            log.exception("exit reader failed: what the companion of %s carried stays as attributed", v.id)
+            return
+        if epcs is None:
+            return
+        held = core.attribution.claimed_elsewhere(v)
+        carried = sorted(e for e in epcs if e not in held)
+        with core.book.commit([v], [(v, "companion_carried", {"epcs": carried,
+                                                              "excluded": sorted(epcs & held)})]):
+            for e in carried:
+                v.basket.items[e] = CARRIED_BY_COMPANION
+            if "companion_carried_unread" in v.flags:
+                v.flags.remove("companion_carried_unread")
+        core.attribution.settled(carried)
 
     def finish(self, v: Visit, t: float, flag: str | None) -> None:
         """The shopper is out: receipt stored, the visit closed, templates destroyed."""
@@ -73,6 +138,9 @@ class ExitDoor:
         receipt = {"visit": v.id, "account": v.account, "lines": lines,
                    "total_fen": sum(li["amount_fen"] for li in lines),
                    "charge": {"state": st["state"], "charge_id": st["charge_id"]} if st else None}
+        if v.group > 1:  # who paid for whom
+            receipt["group"] = {"people": v.group, "paid_by": v.account, "passages": v.passages,
+                                "left_first": v.members_out}
         with core.book.commit([v], [(v, "door_cycle", {"door": core.lay.exit_door, "opened": t}),
                                     (v, "receipt", receipt)]):
             if flag:

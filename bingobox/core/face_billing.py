@@ -34,15 +34,18 @@ class FaceBilling:
         if v is None:
             return
         r = ev.result
+        # more faces than people on the code: a stranger came in with them (a group's own are expected)
+        extra = r.get("reason") == "several_faces" and int(r.get("faces") or 2) > v.group
         with core.book.commit([v], [(v, "face_enrolment", {k: r.get(k) for k in ("ok", "reason", "templates",
-                                                                                 "face_px", "sharpness", "frames")})]):
+                                                                                 "face_px", "sharpness", "frames",
+                                                                                 "faces")})]):
             v.enrolled = bool(r.get("ok"))
-            if r.get("reason") == "several_faces":
+            if extra:
                 v.flag("tailgating")
                 v.alone = False
         if v.enrolled and not v.face_consent:  # consent withdrawn while the templates were being made
             self.forget(v)
-        if r.get("reason") == "several_faces":  # two people on one code: the second is a stranger inside
+        if extra:  # two people on one code (or more than the group): the extra one is a stranger inside
             core.alarm("tailgating", core.lay.entry_door, {"visit": v.id})
             core.attribution.stranger_inside(core.clock(), "tailgating", v)
         self.publish_candidates()

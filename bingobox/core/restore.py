@@ -53,6 +53,8 @@ def reconcile(core: StoreCore) -> None:
                                        "exit_granted": v.exit_granted_at is not None})
             for v in visits:  # nobody watched the doors meanwhile: someone may have come in without a code
                 v.alone = False
+                if v.companions_inside > 0:  # … and a companion may have gone out unseen
+                    v.flag("group_unwatched")
         log.info("restored %d open visits from the journal", len(visits))
     # with or without open visits: the doors were unwatched (a fire release, a forced door, the button), so whoever
     # comes in next may not be alone either (two shoppers may have walked in through fire-released doors while the

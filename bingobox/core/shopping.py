@@ -11,6 +11,7 @@ from ..domain.visit import S
 
 if TYPE_CHECKING:
     from .store import StoreCore
+    from .visits import Visit
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,15 @@ class Shopping:
         if ev.kind == "door_opened":
             waiting = core.book.waiting_at_entrance()
             if not waiting:
+                self.companion_in(ev)
                 return
             v = waiting[-1]  # the newest grant is the one that unlocked the door now
             others = [o for o in core.book.inside() if o is not v]
-            with core.book.commit([v, *others], [(v, "door_cycle", {"door": ev.device, "opened": ev.t})]):
+            with core.book.commit([v, *others], [(v, "door_cycle", {"door": ev.device, "opened": ev.t,
+                                                                    **({"passage": 1} if v.group > 1 else {})})]):
                 v.machine.fire("door_opened")
                 v.entered_at = ev.t
+                v.passages = 1
                 if others or core.attribution.unknown_inside() or "tailgating" in v.flags:
                     for o in [*others, v]:
                         o.alone = False
@@ -52,6 +56,26 @@ class Shopping:
                         v.machine.fire("door_closed")
         elif ev.kind == "alarm" and ev.data.get("alarm") == "door_forced":
             core.attribution.stranger_inside(ev.t, "possible_tailgater")  # someone came in without a code
+
+    def passage_open(self, v: Visit, t: float) -> bool:
+        """Is the entrance unlocked for ``v``'s next companion (granted, not yet used, within the door's window)?"""
+        if v.passage_granted_at is None:
+            return False
+        door = next((d for d in self.core.cfg.doors if d.name == self.core.lay.entry_door), None)
+        return t - v.passage_granted_at <= (door.unlock_s if door else 5.0) + 1.0
+
+    def companion_in(self, ev: DeviceEvent) -> None:
+        """The entrance opened with no shopper's grant waiting: the next of a group, on the passage their code
+        opened (anyone else through a locked door is the door's forced-open alarm)."""
+        core = self.core
+        granted = [v for v in core.book.inside() if self.passage_open(v, ev.t)]
+        if not granted:
+            return
+        v = max(granted, key=lambda g: g.passage_granted_at or 0.0)
+        with core.book.commit([v], [(v, "door_cycle", {"door": ev.device, "opened": ev.t,
+                                                       "passage": v.passages + 1})]):
+            v.passages += 1
+        v.passage_granted_at = None
 
     def shelf(self, ev: DeviceEvent) -> None:
         core = self.core

@@ -41,11 +41,15 @@ class Visit:
     receipt: dict[str, Any] | None = None
     flags: list[str] = field(default_factory=list)
     code: str | None = None  # the id (jti) of the code that opened the visit: its charges are bound to it
+    group: int = 1  # people on the code: the shopper, who pays, and their companions
+    passages: int = 0  # the group's door passages at the entrance so far
+    members_out: int = 0  # companions who left before the shopper (the exit button, unidentified)
     # memory only: the checkout in progress
     exit_deadline: float | None = None
     exit_from: float | None = None  # the exit window starts here (see checkout)
     inventory_deadline: float | None = None  # when to stop waiting for the exit reader
     stages: dict[str, float] = field(default_factory=dict)  # stage → wall-clock time, for the per-stage budget
+    passage_granted_at: float | None = None  # the entrance unlocked for the group's next companion
 
     @property
     def state(self) -> str:
@@ -54,6 +58,11 @@ class Visit:
     @property
     def inside(self) -> bool:
         return self.state in IN_STORE
+
+    @property
+    def companions_inside(self) -> int:
+        """Companions of a group still inside, as far as the store can count (0 for a shopper alone)."""
+        return max(0, self.group - 1 - self.members_out)
 
     @property
     def leaving(self) -> bool:
@@ -73,7 +82,8 @@ class Visit:
                 "basket": json.dumps(self.basket.items), "amount_fen": self.amount_fen,
                 "receipt": json.dumps(self.receipt) if self.receipt is not None else None,
                 "flags": json.dumps(self.flags), "identified_at": self.identified_at,
-                "exit_granted_at": self.exit_granted_at, "entry_jti": self.code}
+                "exit_granted_at": self.exit_granted_at, "entry_jti": self.code, "group_size": self.group,
+                "passages": self.passages, "members_out": self.members_out}
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Visit:
@@ -81,11 +91,12 @@ class Visit:
                    r["created_at"], basket=Basket(json.loads(r["basket"])), alone=bool(r["alone"]),
                    entered_at=r["entered_at"], identified_at=r.get("identified_at"),
                    exit_granted_at=r.get("exit_granted_at"), amount_fen=r["amount_fen"],
-                   flags=json.loads(r["flags"]), code=r.get("entry_jti"))
+                   flags=json.loads(r["flags"]), code=r.get("entry_jti"), group=r.get("group_size") or 1,
+                   passages=r.get("passages") or 0, members_out=r.get("members_out") or 0)
 
 
 _PERSISTED = ("basket", "alone", "entered_at", "identified_at", "exit_granted_at", "left_at", "amount_fen", "receipt",
-              "flags", "face_consent")
+              "flags", "face_consent", "passages", "members_out")
 
 
 class VisitBook:

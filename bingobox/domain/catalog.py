@@ -94,6 +94,9 @@ class Catalog:
         return None
 
 
+CARRIED_BY_COMPANION = "exit_reader:companion"  # how: a group's companion carried it out before the payer left
+
+
 @dataclass
 class Basket:
     """EPCs a visit is charged for, and why each is in it."""

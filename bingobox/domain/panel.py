@@ -50,6 +50,8 @@ REFUSALS: dict[str, str] = {
     "disk_low": "refused.not_admitting",
     "store_offline_limit": "refused.offline",
     "already_inside": "refused.inside",
+    "group_too_large": "refused.group_too_large",
+    "group_complete": "refused.group_complete",
     "wrong_store": "refused.wrong_store",
     "wrong_door": "refused.wrong_door",
     "malformed": "refused.invalid",
@@ -96,10 +98,17 @@ def refusal(reason: str, hours: str | None = None, hold_s: float = 8.0) -> Panel
 
 def welcome(name: str | None = None, group: int = 1, hold_s: float = 5.0) -> PanelMessage:
     """The entrance opened for the shopper (``name``: the first name they chose to be greeted by, if any)."""
-    params: dict[str, Any] = {"group": group} if group > 1 else {}
+    if group > 1:  # (the name is the payer's: the group is greeted as one)
+        return PanelMessage("entrance.welcome_group", Cue.ACCEPTED, {"group": group, "more": group - 1}, hold_s)
     if name:
-        return PanelMessage("entrance.welcome_name", Cue.ACCEPTED, {**params, "name": name}, hold_s)
-    return PanelMessage("entrance.welcome", Cue.ACCEPTED, params, hold_s)
+        return PanelMessage("entrance.welcome_name", Cue.ACCEPTED, {"name": name}, hold_s)
+    return PanelMessage("entrance.welcome", Cue.ACCEPTED, {}, hold_s)
+
+
+def companion(left: int, hold_s: float = 5.0) -> PanelMessage:
+    """The door opened for the next of a group (``left``: how many of the group may still come in, this one
+    included)."""
+    return PanelMessage("entrance.companion", Cue.ACCEPTED, {"more": left - 1}, hold_s)
 
 
 def door_stuck(hold_s: float = 8.0) -> PanelMessage:

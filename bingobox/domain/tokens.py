@@ -4,7 +4,8 @@ A JWS in compact form, signed and checked by PyJWT (EdDSA over Ed25519), with ou
   header  {"alg": "EdDSA", "typ": "bbx-entry", "kid": KEY_ID}
   payload {"v": 1, "sub": ACCOUNT (pseudonymous), "sto": STORE, "door": DOOR or "*", "iat": s, "exp": s,
            "jti": 128-bit random b64url, "fc": 0|1 (consented to face billing),
-           "nm": the first name the shopper chose to be greeted by at the door (optional)}
+           "nm": the first name the shopper chose to be greeted by at the door (optional),
+           "gs": the group's size, the shopper and their companions, 2-9 (optional: alone)}
 The algorithm is pinned (no "alg" agility: "none", HS256-with-the-public-key and friends are refused), the key
 is looked up by kid among pinned public keys, and every rejection carries a reason code. The claims are checked
 here, not by the library (each has its own reason: a code from the future, an expired one, one that lives too long).
@@ -29,6 +30,7 @@ VERSION = 1
 MAX_LIFETIME_S = 60
 CLOCK_SKEW_S = 30
 MAX_CODE_LEN = 512
+MAX_GROUP = 9  # the protocol's bound on "gs"; a store admits fewer ([visits] max_companions)
 MAX_NAME_LEN = 12  # a first name on a door panel (JSON escapes CJK as \uXXXX: 12 keep the QR small)
 
 
@@ -67,6 +69,7 @@ class EntryClaims:
     face_consent: bool
     kid: str
     name: str | None = None  # the first name to greet (only if the shopper chose to show one)
+    group: int = 1  # people on this code: the shopper (who pays) and their companions
 
 
 def b64e(data: bytes) -> str:
@@ -90,7 +93,8 @@ def door_name_ok(name: object) -> bool:
 
 
 def issue(key: Ed25519PrivateKey, kid: str, account: str, store: str, door: str, now: int,
-          lifetime_s: int = 60, face_consent: bool = False, jti: str | None = None, name: str | None = None) -> str:
+          lifetime_s: int = 60, face_consent: bool = False, jti: str | None = None, name: str | None = None,
+          group: int = 1) -> str:
     """Sign a new entry code (the wallet gateway's side)."""
     claims: dict[str, Any] = {"v": VERSION, "sub": account, "sto": store, "door": door, "iat": now,
                               "exp": now + lifetime_s, "jti": jti or b64e(secrets.token_bytes(16)),
@@ -99,6 +103,10 @@ def issue(key: Ed25519PrivateKey, kid: str, account: str, store: str, door: str,
         if not door_name_ok(name):
             raise ValueError(f"not a name a door may show: {name!r}")
         claims["nm"] = name
+    if group != 1:
+        if not 2 <= group <= MAX_GROUP:
+            raise ValueError(f"a group is 2-{MAX_GROUP} people")
+        claims["gs"] = group
     return jwt.encode(claims, key, algorithm=ALG, headers={"kid": kid, "typ": TYP})
 
 
@@ -159,10 +167,14 @@ def verify(code: str, keys: dict[str, Ed25519PublicKey], store: str, door: str, 
         raise CodeRejected(Reject.WRONG_DOOR, f"code is for door {p['door']!r}")
     if "nm" in p and not door_name_ok(p["nm"]):
         raise CodeRejected(Reject.MALFORMED, "the name to greet is not a name")
+    gs = p.get("gs", 1)
+    if "gs" in p and (not isinstance(gs, int) or isinstance(gs, bool) or not 2 <= gs <= MAX_GROUP):
+        raise CodeRejected(Reject.MALFORMED, f"a group is 2-{MAX_GROUP} people")
     if p["exp"] - p["iat"] > MAX_LIFETIME_S or p["exp"] <= p["iat"]:
         raise CodeRejected(Reject.LIFETIME_TOO_LONG, f"lifetime {p['exp'] - p['iat']} s")
     if now < p["iat"] - CLOCK_SKEW_S:
         raise CodeRejected(Reject.NOT_YET_VALID, f"issued {p['iat'] - now:.0f} s in the future")
     if now > p["exp"] + CLOCK_SKEW_S:
         raise CodeRejected(Reject.EXPIRED, f"expired {now - p['exp']:.0f} s ago")
-    return EntryClaims(p["sub"], p["sto"], p["door"], p["iat"], p["exp"], p["jti"], bool(p["fc"]), kid, p.get("nm"))
+    return EntryClaims(p["sub"], p["sto"], p["door"], p["iat"], p["exp"], p["jti"], bool(p["fc"]), kid, p.get("nm"),
+                       gs)

@@ -19,6 +19,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "entrance.closed_today": (N_("Closed"), N_("The store is closed all day today.")),
     "entrance.welcome": (N_("Welcome!"), N_("Come in. Take what you like: you pay as you walk out.")),
     "entrance.welcome_name": (N_("Welcome, %(name)s!"), N_("Come in. Take what you like: you pay as you walk out.")),
+    "entrance.welcome_group": (N_("Welcome, all %(group)s of you!"),
+                               N_("Come in one by one: show the same code for each of the other %(more)s. "
+                                  "Everything the group takes is paid by the one whose code it is.")),
+    "entrance.companion": (N_("Welcome, come in!"),
+                           N_("The door is open for the next of your group. After you: %(more)s more.")),
     "entrance.door_stuck": (N_("The door did not open"),
                             N_("Your code was fine, but the door is not answering. Show a new code in a moment, "
                                "or ask staff.")),
@@ -38,6 +43,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
                            "Please try again later.")),
     "refused.inside": (N_("You are already inside"),
                        N_("Your account has a visit in progress. Leave through the exit first.")),
+    "refused.group_too_large": (N_("Too many people on one code"),
+                                N_("This store lets fewer people in on one code. Choose a smaller group in the app.")),
+    "refused.group_complete": (N_("Your group is complete"),
+                               N_("Everyone on this code has come in already, or it is too late to join them. "
+                                  "Show your own code.")),
     "refused.wrong_store": (N_("Code for another store"),
                             N_("Choose this store in the app and show the new code.")),
     "refused.wrong_door": (N_("Code for another door"), N_("Refresh the code in the app and show it here.")),

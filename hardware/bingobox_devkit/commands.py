@@ -209,6 +209,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "RS-485 bus with a third (a staff door)")
     de.add_argument("--shelves", choices=("m100", "llrp"), default="m100",
                     help="shelf readers: an M100 reader per shelf, or the antennas of one LLRP reader")
+    de.add_argument("--groups", action="store_true", help="about half the shoppers bring one or two companions on "
+                    "their code (a door passage each; some leave first by the exit button)")
     de.add_argument("--json", action="store_true", help="one-line JSON summary")
     de.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     de.add_argument("--run-dir", help="where the processes keep their files (default run/demo-PID)")
@@ -231,6 +233,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sm.add_argument("--jobs", type=int, default=1, help="processes to run schedules in")
     sm.add_argument("--crash-at", type=int, default=None, help="replay: play each schedule once, crashing after "
                     "this journal commit")
+    sm.add_argument("--groups", action="store_true", help="some shoppers bring one or two companions on their code "
+                    "(their passages, their takes billed to the shopper, some leave first by the exit button)")
     sm.add_argument("--json", action="store_true", help="one JSON object (runs, crash_points, violations, …)")
     sm.set_defaults(fn=cmd_simulate)
 

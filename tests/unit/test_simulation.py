@@ -28,6 +28,44 @@ def test_a_bounded_campaign_finds_no_violation():
     assert out["violations"] == [], out["violations"][:5]
 
 
+def test_a_bounded_campaign_with_groups_finds_no_violation():
+    """Groups on: companions' passages, their takes billed to the shopper, some leaving first by the exit button;
+    a crash after every commit of one visit's life, as without."""
+    out = campaign(runs=8, seed=2000, groups=True)
+    assert out["crash_points"] > 60 and out["groups"] is True
+    assert out["violations"] == [], out["violations"][:5]
+    plans = [run.Plan.draw(seed, 6, groups=True) for seed in range(2000, 2008)]
+    assert sum(sp.get("group", 1) > 1 for p in plans for sp in p.shoppers) >= 3  # (the seeds do have groups)
+
+
+def test_a_group_schedule_is_the_same_schedule_with_companions():
+    a, b = run.Plan.draw(2001), run.Plan.draw(2001, groups=True)
+    strip = [{k: v for k, v in sp.items() if k not in ("group", "companion_first")} for sp in b.shoppers]
+    assert a.shoppers == strip and a.faults == b.faults and a.tailgaters == b.tailgaters
+
+
+def test_the_checker_finds_a_tailgater_the_store_did_not_notice(tmp_path, monkeypatch):
+    """A group's companions are expected faces; one face more than the group is a stranger. Without that rule (every
+    face of a group taken as expected), a tailgater behind a group walks in unnoticed."""
+    from bingobox.core import face_billing
+
+    plan = run.Plan(seed=5, shoppers=[{"n": 0, "arrive": 1.0, "face": True, "balance_fen": 10_000, "takes": 1,
+                                       "put_back": False, "tailgated": True, "group": 2}],
+                    tailgaters=[{"host": 0, "forced": False, "takes": 1}], faults=[], lag_max=0.0, p_face_unsure=0.0,
+                    fire=None)
+    assert run.play(plan, None, tmp_path).violations == []
+    real = face_billing.FaceBilling.enrolled
+
+    def lenient(self, ev):
+        r = dict(ev.result)
+        if r.get("reason") == "several_faces":
+            r["faces"] = 1  # every face taken as one of the group's
+        return real(self, type(ev)(ev.visit_id, r))
+
+    monkeypatch.setattr(face_billing.FaceBilling, "enrolled", lenient)
+    assert "tailgater_unnoticed" in [v["kind"] for v in run.play(plan, None, tmp_path).violations]
+
+
 def test_a_play_replays_exactly(tmp_path):
     plan = run.Plan.draw(7)
     a, b = run.play(plan, 5, tmp_path), run.play(plan, 5, tmp_path)

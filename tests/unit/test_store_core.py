@@ -167,8 +167,8 @@ class Rig:
         self.core.tick()
         self.run()
 
-    def code(self, account="acc_1", door="*", consent=False):
-        return tokens.issue(KEY, "k1", account, "s1", door, int(self.clock.t), 60, consent)
+    def code(self, account="acc_1", door="*", consent=False, group=1):
+        return tokens.issue(KEY, "k1", account, "s1", door, int(self.clock.t), 60, consent, group=group)
 
     def show(self, role, text):
         self.core.handle(CodeSeen(role, text, self.clock.t, {"decoded": self.clock.t}))

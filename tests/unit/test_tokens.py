@@ -204,3 +204,14 @@ def test_a_code_may_carry_a_first_name_to_greet_and_nothing_else_in_its_place():
             Reject.MALFORMED
     for good in ("Zoë", "李雷", "O'Neil", "Jean-Luc", "Mary Ann", "アン・リー"):
         assert tokens.door_name_ok(good), good
+
+
+def test_a_code_may_carry_a_group_of_two_to_nine_people_signed():
+    assert tokens.verify(code(group=3), KEYS, "s1", "entrance", NOW).group == 3
+    assert tokens.verify(code(), KEYS, "s1", "entrance", NOW).group == 1
+    payload = json.loads(base64.urlsafe_b64decode(code().split(".")[1] + "=="))
+    for bad in (1, 0, 10, -2, True, "3", 2.5):
+        assert reason(resign({"alg": "EdDSA", "typ": "bbx-entry", "kid": "k1"}, {**payload, "gs": bad})) == \
+            Reject.MALFORMED, bad
+    with pytest.raises(ValueError):
+        code(group=10)

@@ -132,6 +132,7 @@ class EntryCodeIn(Strict):
     lifetime_s: StrictInt = Field(60, ge=5, le=tokens.MAX_LIFETIME_S)
     face_consent: StrictBool | None = None
     issued_ago_s: StrictInt = Field(0, ge=0, le=86_400, description="backdated (an expired code, for tests)")
+    group: StrictInt = Field(1, ge=1, le=tokens.MAX_GROUP, description="the shopper and their companions")
 
 
 class FaultsIn(Strict):
@@ -444,7 +445,7 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
             raise ApiError(402, "account_frozen", "account is frozen")
         consent = acc["face_consent"] if body.face_consent is None else body.face_consent
         return issue_code(db, body.account_id, body.store_id, body.door, body.lifetime_s, consent,
-                          issued_ago_s=body.issued_ago_s, door_name=acc["door_name"])
+                          issued_ago_s=body.issued_ago_s, door_name=acc["door_name"], group=body.group)
 
     # admin ---------------------------------------------------------------------------------------
     adm = [Depends(admin)]

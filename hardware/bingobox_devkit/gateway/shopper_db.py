@@ -83,7 +83,7 @@ def event_in(c: sqlite3.Connection, account_id: str, kind: str, data: dict | Non
 
 
 def issue_code(db, account_id: str, store_id: str, door: str, lifetime_s: int, face_consent: bool,
-               issued_ago_s: int = 0, door_name: str | None = None) -> dict:
+               issued_ago_s: int = 0, door_name: str | None = None, group: int = 1) -> dict:
     """Sign a one-time entry code (what the wallet app shows as a QR code) and remember it was issued
     (``issued_ago_s``: backdated, from the admin API only: an expired code for tests; ``door_name``: the first
     name the shopper chose to be greeted by, carried in the code — never stored by the store)."""
@@ -91,7 +91,7 @@ def issue_code(db, account_id: str, store_id: str, door: str, lifetime_s: int, f
 
     kid, key = db.active_key()
     code = tokens.issue(key, kid, account_id, store_id, door, int(time.time()) - issued_ago_s, lifetime_s,
-                        face_consent, name=door_name)
+                        face_consent, name=door_name, group=group)
     claims = tokens.claims_of(code)
     with db.tx() as c:
         c.execute("INSERT INTO entry_codes (jti, account_id, store_id, door, iat, exp) VALUES (?, ?, ?, ?, ?, ?)",

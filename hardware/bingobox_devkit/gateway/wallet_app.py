@@ -81,6 +81,8 @@ class DoorNameIn(_Strict):
 class CodeIn(_Strict):
     purpose: Literal["entry", "exit"] = "entry"
     store_id: str | None = Field(None, max_length=64)
+    companions: StrictInt = Field(0, ge=0, le=8, description="people coming in on this code with the shopper, who "
+                                  "pays for what the group takes")
 
 
 class DisputeIn(_Strict):
@@ -263,8 +265,9 @@ def add_wallet_app(app: FastAPI, db, retention: sdb.Retention, api_error: type[E
         if store_id is None or store_id not in stores:
             raise api_error(404, "no_such_store", "no such store")
         got = sdb.issue_code(db, account_id, store_id, "*", CODE_LIFETIME_S, acc["face_consent"],
-                             door_name=acc["door_name"])
+                             door_name=acc["door_name"], group=1 + body.companions)
         return {**got, "store_id": store_id, "purpose": body.purpose, "lifetime_s": CODE_LIFETIME_S,
+                "group": 1 + body.companions,
                 "qr_png": qr_png_data_uri(got["code"]), "now": time.time()}
 
     @app.get("/app/api/codes/{jti}", tags=["wallet app"], responses={404: {}})

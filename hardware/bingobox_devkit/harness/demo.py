@@ -48,6 +48,8 @@ class Shopper:
     used_qr_at_exit: bool = False
     done: bool = False
     error: str | None = None
+    group: int = 1  # the shopper and their companions on one code (``--groups``)
+    carried_first: list[str] = field(default_factory=list)  # a companion carried these out before the shopper left
 
 
 def _identities(testdata: Path) -> list[tuple[list[Path], Path]]:
@@ -68,11 +70,15 @@ class Demo:
     def __init__(self, shoppers: int, seed: int, faults: set[str], run_dir: Path, testdata: Path,
                  concurrency: int = 3, verbose: bool = True, screen_port: int = 0, camera_fps: float = 15,
                  browse_s: float = 0.0, wiring: str = "own", shelves: str = "m100", mqtt: dict | None = None,
-                 overrides: dict | None = None, controller_command: list[str] | None = None) -> None:
+                 overrides: dict | None = None, controller_command: list[str] | None = None,
+                 groups: bool = False) -> None:
         """``mqtt``: the store's [mqtt] section (url, username, password_file, command_secret_file, …);
         ``overrides``: sections of the store's config to change (e.g. {"journal": {"keep_visits_days": 0.02}});
         ``controller_command``: how to run the controller's ``bingobox`` (another venv's: the product alone)."""
         self.controller_command = controller_command
+        self.groups = groups  # some shoppers bring companions on their code
+        self.inside = 0  # shoppers (groups) the script has inside now
+        self.companions_first = 0  # companions who left before their shopper, by the exit button
         self.n, self.seed, self.faults = shoppers, seed, faults
         self.wiring = wiring
         self.mqtt = mqtt
@@ -198,7 +204,8 @@ class Demo:
 
     def code(self, s: Shopper, door: str = "*", issued_ago_s: int = 0) -> str:
         return self.admin_post("/v1/entry-codes", {"account_id": s.account, "store_id": self.store_id,
-                                                   "door": door, "issued_ago_s": issued_ago_s})["code"]
+                                                   "door": door, "issued_ago_s": issued_ago_s,
+                                                   "group": s.group if door == "entrance" else 1})["code"]
 
     def wait_unlocked(self, door: str, timeout: float, locked: bool = False) -> bool:
         deadline = time.monotonic() + timeout
@@ -240,6 +247,17 @@ class Demo:
             self.act("door.close", door="entrance")
             self.act("camera.clear", camera="door-cam")
             self.wait_unlocked("entrance", 3, locked=True)  # the door shuts behind them
+            for _ in range(s.group - 1):  # each companion: the code shown again, a door passage of their own
+                self.act("camera.show", camera="door-cam", qr=self.code(s, "entrance"))
+                if not self.wait_unlocked("entrance", 8):
+                    raise RuntimeError("the entrance did not open for a companion")
+                self.act("camera.clear", camera="door-cam")
+                self.act("door.open", door="entrance")
+                time.sleep(0.8)
+                self.act("door.close", door="entrance")
+                self.wait_unlocked("entrance", 3, locked=True)
+            with self.shelf_lock:
+                self.inside += 1
 
     def _new_tags(self, prefix: str, n: int) -> list[str]:
         first = self._serial.get(prefix, 0) + 1
@@ -270,10 +288,30 @@ class Demo:
             self.basket_watch.put_back(s.account)
         self.act("tags.add", **self.at(shelf), epcs=[epc])
 
+    def companion_first(self, s: Shopper) -> None:
+        """A companion leaves before the shopper, by the exit button, with the last item the group took — only
+        while the group is alone inside (with anyone else inside nobody could tell whose companion it is)."""
+        with self.entry_lock, self.exit_lock:
+            if self.inside != 1 or not s.took:
+                return
+            epc = s.took[-1][1]
+            self.act("tags.add", reader="exit-area", epcs=[epc])
+            time.sleep(0.5)  # through the exit area to the door
+            self.act("door.rex", door="exit")
+            if not self.wait_unlocked("exit", 3):
+                raise RuntimeError("the exit button did not open the exit")
+            self.act("door.open", door="exit")
+            time.sleep(0.8)
+            self.act("door.close", door="exit")
+            self.act("tags.remove", reader="exit-area", epcs=[epc])
+            self.wait_unlocked("exit", 3, locked=True)
+            s.carried_first.append(epc)
+            self.companions_first += 1
+
     def leave(self, s: Shopper, face: bool = True) -> None:
         """Carry the items through the exit area, be recognised (or scan a fresh code), walk out."""
         with self.exit_lock:
-            epcs = [e for _, e in s.took]
+            epcs = [e for _, e in s.took if e not in s.carried_first]
             if epcs:
                 self.act("tags.add", reader="exit-area", epcs=epcs)
             time.sleep(0.4)  # walking through the exit area to the camera
@@ -295,6 +333,8 @@ class Demo:
             self.wait_unlocked("exit", 3, locked=True)
             if epcs:
                 self.act("tags.remove", reader="exit-area", epcs=epcs)
+            with self.shelf_lock:
+                self.inside -= 1
 
     def shop(self, s: Shopper) -> None:
         try:
@@ -305,6 +345,9 @@ class Demo:
                 time.sleep(1.0)
                 self.put_back(s)
             time.sleep(1.2)  # shelves report a removal after a moment
+            if s.group > 1 and self.rng.random() < 0.5:
+                self.companion_first(s)
+                time.sleep(0.5)
             self.leave(s)
             s.done = True
             self.say(f"shopper {s.n}: out with {len(s.took)} items"
@@ -368,6 +411,8 @@ class Demo:
             # (a person comes back every len(faces) shoppers: never two of them inside at once below that concurrency)
             face = faces[i % len(faces)] if faces and self.rng.random() < 0.7 else None
             shoppers.append(self.new_shopper(i, 50 if low else 1_000_000, face))
+            if self.groups and self.rng.random() < 0.5:
+                shoppers[-1].group = self.rng.randint(2, 3)
         stop = threading.Event()
         chaos = threading.Thread(target=self.chaos, args=(stop,), daemon=True)
         chaos.start()
@@ -389,7 +434,10 @@ class Demo:
         self.shoppers = shoppers
         baskets = self.basket_watch.stop()
         summary = self.settle_and_summarise(shoppers, time.monotonic() - t0)
-        return {**summary, "basket_ms": baskets}
+        groups = [sh for sh in shoppers if sh.group > 1]
+        return {**summary, "basket_ms": baskets,
+                "groups": {"groups": len(groups), "people": sum(sh.group for sh in groups),
+                           "companions_left_first": self.companions_first}}
 
     def settle_and_summarise(self, shoppers: list[Shopper], seconds: float) -> dict:
         oracle.settle(self.dir / "store.db")
@@ -426,7 +474,7 @@ def main(args) -> int:
             mqtt["command_secret_file"] = str(Path(args.mqtt_command_key_file).resolve())
     demo = Demo(args.shoppers, args.seed, faults, run_dir, Path(args.testdata), args.concurrency,
                 verbose=not args.quiet, screen_port=args.screen_port, camera_fps=args.camera_fps,
-                browse_s=args.browse_s, wiring=args.wiring, shelves=args.shelves, mqtt=mqtt)
+                browse_s=args.browse_s, wiring=args.wiring, shelves=args.shelves, mqtt=mqtt, groups=args.groups)
     try:
         summary = demo.run()
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -53,6 +53,9 @@ def human(summary: dict[str, Any], title: str) -> str:
         f"  {'ways out':<14}by QR code {s.get('fallback_qr', 0)} (the rest by face)   recovery visits "
         f"{s.get('recovery_visits', 0)}   entry retries {s.get('entry_retries', 0)}   inside at once "
         f"{s.get('max_inside', 0)}   alarms {s.get('alarms') or 0}",
+        *([f"  {'groups':<14}{s['groups']['groups']} groups, {s['groups']['people']} people on their codes   "
+            f"companions out first by the button {s['groups']['companions_left_first']}"]
+          if (s.get("groups") or {}).get("groups") else []),
         "",
         *_latency_rows(s),
     ]

@@ -15,11 +15,11 @@ from concurrent.futures import ProcessPoolExecutor
 from . import run
 
 
-def _one(args: tuple[int, int, bool, int | None]) -> dict:
-    seed, shoppers, crashes, crash_at = args
+def _one(args: tuple[int, int, bool, int | None, bool]) -> dict:
+    seed, shoppers, crashes, crash_at, groups = args
     logging.disable(logging.CRITICAL)  # the core logs every alarm; thousands of runs would drown the summary
     if crash_at is not None:
-        plan = run.Plan.draw(seed, shoppers)
+        plan = run.Plan.draw(seed, shoppers, groups)
         workdir = run.workdir()
         try:
             p = run.play(plan, crash_at, workdir)
@@ -30,13 +30,13 @@ def _one(args: tuple[int, int, bool, int | None]) -> dict:
         return {"seed": seed, "shoppers": len(plan.shoppers), "commits": p.commits, "crash_points": 1,
                 "violations": [{**v, "seed": seed, "crash_at": crash_at} for v in p.violations],
                 "excused": p.stats["excused"], "seconds": 0.0}
-    return run.run_seed(seed, shoppers, every_k=crashes)
+    return run.run_seed(seed, shoppers, every_k=crashes, groups=groups)
 
 
 def campaign(runs: int, seed: int, shoppers: int = 6, crashes: bool = True, jobs: int = 1,
-             crash_at: int | None = None, progress=None) -> dict:
+             crash_at: int | None = None, progress=None, groups: bool = False) -> dict:
     t0 = time.perf_counter()
-    tasks = [(seed + i, shoppers, crashes, crash_at) for i in range(runs)]
+    tasks = [(seed + i, shoppers, crashes, crash_at, groups) for i in range(runs)]
     results = []
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
@@ -56,7 +56,7 @@ def campaign(runs: int, seed: int, shoppers: int = 6, crashes: bool = True, jobs
             "commits": sum(r["commits"] for r in results), "shoppers": sum(r["shoppers"] for r in results),
             "violations": violations,
             "violations_by_kind": dict(collections.Counter(v["kind"] for v in violations)),
-            "unbilled_for_review": len(excused), "seconds": round(time.perf_counter() - t0, 1)}
+            "unbilled_for_review": len(excused), "groups": groups, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def main(args) -> int:
@@ -66,7 +66,7 @@ def main(args) -> int:
                   f"points, {len(r['violations'])} violations", file=sys.stderr, flush=True)
 
     out = campaign(args.runs, args.seed, args.shoppers, not args.no_crashes, args.jobs,
-                   getattr(args, "crash_at", None), progress)
+                   getattr(args, "crash_at", None), progress, groups=getattr(args, "groups", False))
     if args.json:
         print(json.dumps(out), flush=True)
     else:

@@ -226,9 +226,13 @@ class SimFaces:
         ok = s is not None and s.face and self.rng.random() >= self.world.p_enrol_fail
         several = s is not None and s.tailgated_at_entrance
 
+        # a group in front of the camera together: their faces (the payer not enrolled); a tailgater adds one
+        together = s is not None and s.group > 1 and not several and self.rng.random() < 0.5
+        faces = (s.group if s is not None else 1) + 1 if several else (s.group if s is not None else 1)
+
         def done() -> None:
-            if several:
-                self.post(Enrolled(visit_id, {"ok": False, "reason": "several_faces"}))
+            if several or together:
+                self.post(Enrolled(visit_id, {"ok": False, "reason": "several_faces", "faces": faces}))
             elif ok and s is not None:
                 self.templates[visit_id] = s
                 self.post(Enrolled(visit_id, {"ok": True, "reason": "enrolled", "templates": 2}))

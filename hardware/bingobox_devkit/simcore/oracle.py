@@ -9,7 +9,16 @@
 - kept_inside: someone had to press the exit button although the controller was running all the while;
 - exit_granted_nobody: the exit was unlocked for nobody (the exit area empty, no fire);
 - door_left_unlocked: a door's relay unlocked once the run has settled;
-- charge_unbound: the store sent a charge that did not name the code of its visit (the gateway refuses it).
+- charge_unbound: the store sent a charge that did not name the code of its visit (the gateway refuses it);
+- tailgater_unnoticed: someone came in without a code of their own (behind a shopper or a group) in a run the
+  controller watched throughout (no restart, no fire), and no alarm said so.
+
+Groups: a shopper's companions come in on their code; everything the group carries out is owed by the shopper (a
+companion who leaves first carries it out in the shopper's name). A companion leaving first while anyone else is
+inside cannot be told from anyone: the store flags the group's visit for review (``group_exit_unidentified``); so does
+a checkout that cannot account for a companion's goods (``group_goods_unsure``: a restart with companions inside, a
+companion's exit the reader's word on it was lost, goods not seen at the shopper's exit after a companion left).
+What they carried, if unbilled, is counted as ``unbilled_for_review``.
 
 Fleeing a fire and tailgating (in without a code, out by the button) leave unbilled goods by design: alarms, not
 violations. So does a shopper who leaves while the exit reader is unplugged with goods nobody could attribute, or
@@ -50,9 +59,10 @@ def check(world: World, journal_path: Path, excused: list[dict] | None = None) -
     for it in newest.values():
         if it["state"] == "declined":
             debts[it["account_id"]].append(it)
-    reviewed = {v["account_id"]: ("review" in json.loads(v["flags"]) and "exit_reader_unavailable" in
-                                  json.loads(v["flags"])) or "checkout_failed" in json.loads(v["flags"])
-                for v in visits}
+    reviewed = {v["account_id"]: ("review" in json.loads(v["flags"]) and (
+        "exit_reader_unavailable" in json.loads(v["flags"]) or "group_exit_unidentified" in json.loads(v["flags"])
+        or "group_goods_unsure" in json.loads(v["flags"])))
+        or "checkout_failed" in json.loads(v["flags"]) for v in visits}
     excused = excused if excused is not None else []
     owner = {}
     for s in world.shoppers:
@@ -111,4 +121,10 @@ def check(world: World, journal_path: Path, excused: list[dict] | None = None) -
             bad("door_left_unlocked", door=name)
     if world.gateway.counts["unbound"]:
         bad("charge_unbound", charges=world.gateway.counts["unbound"])
+    with sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True) as c:
+        noticed = c.execute("SELECT count(*) FROM alarms WHERE kind IN ('tailgating', 'door_forced')").fetchone()[0]
+    came_in = [s for s in world.shoppers if s.tailgater and s.entered]
+    watched = not world.down_spans and not world.had_fire  # (a restart or a fire: nobody is counted, by design)
+    if watched and len(came_in) > noticed:
+        bad("tailgater_unnoticed", tailgaters=[s.n for s in came_in], alarms=noticed)
     return out

@@ -79,7 +79,9 @@ class Plan:
     fire: tuple[float, float] | None
 
     @classmethod
-    def draw(cls, seed: int, max_shoppers: int = 6) -> Plan:
+    def draw(cls, seed: int, max_shoppers: int = 6, groups: bool = False) -> Plan:
+        """``groups``: some shoppers bring companions (drawn from a stream of their own: the rest of the schedule
+        is the same as without)."""
         rng = random.Random(f"{seed}:plan")
         n = rng.randint(1, max_shoppers)
         t, shoppers = 0.0, []
@@ -102,6 +104,11 @@ class Plan:
             if rng.random() < p:
                 faults.append((round(rng.uniform(0, span), 3), name, {"for": round(rng.uniform(2, 12), 3)}))
         fire = (round(rng.uniform(5, span), 3), 8.0) if rng.random() < 0.04 else None
+        if groups:
+            g = random.Random(f"{seed}:groups")
+            for sp in shoppers:
+                if g.random() < 0.4:
+                    sp["group"], sp["companion_first"] = g.randint(2, 3), g.random() < 0.5
         return cls(seed, shoppers, tailgaters, sorted(faults, key=lambda f: f[0]),
                    rng.choice([0.0, 0.0, 0.0, 0.3, 1.5]), rng.choice([0.0, 0.05, 0.3]), fire)
 
@@ -270,7 +277,8 @@ class Play:
         w, plan = self.world, self.plan
         for sp in plan.shoppers:
             s = Shopper(sp["n"], f"acc_sim_{sp['n']:03d}", sp["face"], sp["balance_fen"], sp["takes"],
-                        sp["put_back"], sp["arrive"], tailgated_at_entrance=sp["tailgated"])
+                        sp["put_back"], sp["arrive"], tailgated_at_entrance=sp["tailgated"],
+                        group=sp.get("group", 1), companion_first=sp.get("companion_first", False))
             w.shoppers.append(s)
             w.gateway.balances[s.account] = s.balance_fen
             w.sched.spawn(shopper(w, s), delay=sp["arrive"] + 0.5)
@@ -359,9 +367,9 @@ def workdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="bbx-sim-", dir=base))
 
 
-def run_seed(seed: int, max_shoppers: int = 6, every_k: bool = True) -> dict:
+def run_seed(seed: int, max_shoppers: int = 6, every_k: bool = True, groups: bool = False) -> dict:
     """One run: the plan once without a crash, then a crash after each commit k in one visit's life."""
-    plan = Plan.draw(seed, max_shoppers)
+    plan = Plan.draw(seed, max_shoppers, groups)
     wd = workdir()
     try:
         t0 = time.perf_counter()

@@ -29,9 +29,11 @@ def shopper(world: World, s: Shopper) -> Process:
     world.entrance_busy, world.at_entrance = True, s
     s.first_commit = world.commit_count()
     entered = False
+    text = ""
     for _ in range(4):  # a relocked door or a restarted controller: a fresh code
         shown = [True]
-        world.sched.spawn(show_code(world, "entry", world.code(s, "entrance"), shown))
+        text = world.code(s, "entrance")
+        world.sched.spawn(show_code(world, "entry", text, shown))
         ok = yield until(lambda: ent.unlocked, 8)
         shown[0] = False
         if not ok:
@@ -50,6 +52,18 @@ def shopper(world: World, s: Shopper) -> Process:
     yield 1.0  # walking through
     ent.close()
     yield until(lambda: not ent.unlocked, 3)  # the door latches behind them before the next one steps up
+    for _ in range(s.group - 1):  # each companion: the same code shown again, a passage of their own
+        yield 1.2  # (the phone away and back: a code out of sight this long is a new showing, not the same one)
+        shown = [True]
+        world.sched.spawn(show_code(world, "entry", text, shown))
+        ok = yield until(lambda: ent.unlocked, 6)
+        shown[0] = False
+        if not ok or not ent.push_open():  # (the controller down, say: they wait outside, and go home)
+            continue
+        s.passages += 1
+        yield 0.8
+        ent.close()
+        yield until(lambda: not ent.unlocked, 3)
     world.at_entrance, world.entrance_busy = None, False
     for _ in range(s.takes):
         yield world.rng.uniform(0.5, 2.5)
@@ -62,7 +76,37 @@ def shopper(world: World, s: Shopper) -> Process:
         yield world.rng.uniform(0.5, 1.5)
         world.put_back(s, world.rng.choice(sorted(s.carried)))
     yield world.rng.uniform(1.0, 3.0)
+    if s.companion_first and s.passages > 1 and s.carried and not world.fire_active:
+        yield from companion_out(world, s, ex)
     yield from leave(world, s, ex)
+
+
+def companion_out(world: World, s: Shopper, ex) -> Process:
+    """A companion leaves before the shopper, by the exit button, with one of the group's items."""
+    yield until(lambda: world.in_exit_area is None or world.fire_active, 900, 0.1)
+    if world.fire_active or not s.carried:
+        return
+    world.in_exit_area = s
+    item = {sorted(s.carried)[0]}
+    world.carry_into_exit_area(s, item)
+    yield 0.5  # through the exit area to the door
+    ex.rex()
+    yield until(lambda: ex.unlocked, 3)
+    tries = 0
+    while not ex.push_open():
+        tries += 1
+        if tries % 30 == 0:
+            ex.rex()
+        yield 0.1
+    yield 0.5
+    world.carry_out(s, item)
+    s.companions_out += 1
+    yield 0.5
+    ex.close()
+    yield until(lambda: not ex.unlocked or world.fire_active, 3)
+    if world.in_exit_area is s:
+        world.in_exit_area = None
+    yield 1.0
 
 
 def leave(world: World, s: Shopper, ex) -> Process:
@@ -118,9 +162,11 @@ def tailgater(world: World, s: Shopper, forced: bool) -> Process:
     ent, ex = world.doors["entrance"], world.doors["exit"]
     if forced:
         yield until(lambda: not ent.is_open and not world.entrance_busy, 900, 0.1)
+        world.entrance_busy = True  # (at the door: the next shopper waits behind them)
         ent.push_open(force=True)
         yield 0.5
         ent.close()
+        world.entrance_busy = False
     s.entered = True
     yield world.rng.uniform(2.0, 4.0)
     for _ in range(s.takes):
@@ -140,7 +186,7 @@ def tailgater(world: World, s: Shopper, forced: bool) -> Process:
 
 def fire_alarm(world: World, at: float, lasts: float) -> Process:
     yield at
-    world.fire_active = True
+    world.fire_active = world.had_fire = True
     for d in world.doors.values():
         d.set_fire(True)
     yield lasts

@@ -33,6 +33,10 @@ class Shopper:
     arrive: float
     tailgater: bool = False  # came in behind someone, without a code
     tailgated_at_entrance: bool = False  # two faces at the entrance camera on one code
+    group: int = 1  # the shopper and their companions on one code (each passes the entrance on it)
+    companion_first: bool = False  # a companion leaves before the shopper, by the exit button, with one item
+    passages: int = 1  # of the group, through the entrance (a companion may be left outside)
+    companions_out: int = 0
     carried: set[str] = field(default_factory=set)  # what they carry now (the truth)
     carried_out: set[str] = field(default_factory=set)  # what they carried through the exit
     entered: bool = False
@@ -82,6 +86,7 @@ class World:
         self.up = False  # the controller is running
         self.epoch = 0  # controller incarnations (events of an earlier one are lost)
         self.down_spans: list[tuple[float, float | None]] = []  # (down, up again; None: still down)
+        self.had_fire = False
         self.shelf_unplugged: dict[str, float | None] = {s: None for s in shelves}
         self.p_enrol_fail = 0.05
         self.p_face_unsure = 0.05
@@ -126,7 +131,8 @@ class World:
     def code(self, s: Shopper, door: str = "*") -> str:
         now = int(self.clock())
         jti = tokens.b64e(self.rng.randbytes(16))
-        text = tokens.issue(self.signing_key, self.kid, s.account, self.store_id, door, now, 60, s.face, jti=jti)
+        text = tokens.issue(self.signing_key, self.kid, s.account, self.store_id, door, now, 60, s.face, jti=jti,
+                            group=s.group if door == "entrance" else 1)
         s.codes.append(text)
         self.gateway.codes[jti] = s.account  # (as the real gateway remembers the codes it issued)
         return text
@@ -196,15 +202,17 @@ class World:
     def exit_field_at(self, t: float) -> set[str]:
         return {e for e, t_in, t_out in self.exit_field if t_in <= t < t_out}
 
-    def carry_into_exit_area(self, s: Shopper) -> None:
-        for e in sorted(s.carried):
+    def carry_into_exit_area(self, s: Shopper, epcs: set[str] | None = None) -> None:
+        for e in sorted(s.carried if epcs is None else epcs):
             self.exit_field.append((e, self.clock(), float("inf")))
 
-    def carry_out(self, s: Shopper) -> None:
+    def carry_out(self, s: Shopper, epcs: set[str] | None = None) -> None:
+        """``s`` (or their companion, with ``epcs``) walks out with what they carry: the group's, owed by ``s``."""
         now = self.clock()
-        self.exit_field = [(e, a, now if e in s.carried and b == float("inf") else b) for e, a, b in self.exit_field]
-        s.carried_out |= s.carried
-        s.carried = set()
+        out = set(s.carried) if epcs is None else set(epcs)
+        self.exit_field = [(e, a, now if e in out and b == float("inf") else b) for e, a, b in self.exit_field]
+        s.carried_out |= out
+        s.carried -= out
 
     def owed(self, s: Shopper) -> int:
         return sum(self.price(e) for e in s.carried_out)

@@ -113,7 +113,8 @@ async function start() {
 // the code -------------------------------------------------------------------------------------
 async function newCode() {
   try {
-    code = await api("POST", "codes", {purpose});
+    const companions = purpose === "entry" ? Number($("companions").value) : 0;
+    code = await api("POST", "codes", {purpose, companions});
     skew = code.now - Date.now() / 1000;
     const img = $("code-img");
     img.src = code.qr_png;
@@ -122,6 +123,10 @@ async function newCode() {
     img.alt = purpose === "entry" ? `entry code for ${code.store_id}, valid until ${until}`
                                   : `exit code for ${code.store_id} (scan it at the exit), valid until ${until}`;
     $("code-purpose").textContent = purpose === "entry" ? "Show this at the entrance" : "Show this at the exit";
+    img.dataset.group = String(code.group || 1);
+    $("code-group").textContent = code.group > 1
+      ? `For ${code.group} people: show it once for each of you at the entrance. You pay for what the group takes.`
+      : "";
     tick();
   } catch (e) {
     say(e.message, false);
@@ -181,6 +186,10 @@ function receipt(r) {
   }
   art.append(table);
   art.append(el("p", {class: "total", text: `Total ${cny(s.total_fen || 0)}`}));
+  if (s.group && s.group.people > 1) {
+    art.append(el("p", {class: "group", text: `A group of ${s.group.people} on your code: you paid for what the group took` +
+      (s.group.left_first ? ` (${s.group.left_first} left before you, with what they carried).` : ".")}));
+  }
   art.append(el("p", {class: "how", text: decidedText(s)}));
   for (const ch of r.charges) {
     let t = `Charge ${ch.id}: ${ch.status} ${cny(ch.amount_fen)}` + (ch.failure_reason ? ` (${ch.failure_reason})` : "");
@@ -335,6 +344,7 @@ $("code-toggle").addEventListener("click", async () => {
   await newCode();
 });
 $("code-new").addEventListener("click", newCode);
+$("companions").addEventListener("change", newCode);  // the code carries the group
 
 $("my-data-details").addEventListener("toggle", () => { if ($("my-data-details").open) myData(); });
 
