@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 VIEW_EVERY_S = 1.0  # the published snapshot (its SQL runs on the loop thread: keep it rare)
 DISK_EVERY_S = 30.0  # free disk looked at
 PRUNE_EVERY_S = 600.0  # retention applied (a bounded batch each time)
+REVIEW_STATS_EVERY_S = 10.0  # the review rate counted again
 
 
 class StoreApp:
@@ -137,6 +138,8 @@ class StoreApp:
         self.qr_ms = {"entry": Histogram(), "exit": Histogram()}
         self.view: View = {}  # the latest published snapshot (replaced, never mutated; empty until the first)
         self._last_view = 0.0
+        self._reviews: tuple[float, dict] = (0.0, {"open": 0, "review_rate": 0.0, "visits": 0, "reviews": 0,
+                                                   "by_cause": {}, "since": 0.0, "oldest_open_at": None})
         self._last_disk = 0.0
         self._last_prune = time.time() - PRUNE_EVERY_S + 60  # the first a minute after start
         self._sick_logged = False
@@ -332,8 +335,20 @@ class StoreApp:
                                          **self.inbox.stats},
                                 "faces": dict(self.faces.stats) if self.faces is not None else None,
                                 "buses": {n: b.status() for n, b in self.buses.items()},
-                                "shopper_sync": self.sync.status() if self.sync is not None else None})
+                                "shopper_sync": self.sync.status() if self.sync is not None else None,
+                                "reviews": self._review_stats()})
         self._write_status(self.view)
+
+    def _review_stats(self) -> dict:
+        """The review queue and rate over the last 24 hours (read from the journal at most every 10 s: an indexed
+        count, kept off most of the loop's snapshots)."""
+        now = time.time()
+        if now - self._reviews[0] >= REVIEW_STATS_EVERY_S:
+            try:
+                self._reviews = (now, self.journal.review_stats(now - 86_400))
+            except Exception as e:  # the journal failing is said elsewhere; the last figures stay
+                log.warning("review stats: %s", e)
+        return self._reviews[1]
 
     def _write_status(self, snapshot: View) -> None:
         if self.status_path is None:

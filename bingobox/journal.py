@@ -69,6 +69,11 @@ CREATE TABLE IF NOT EXISTS visit_reports (visit_id TEXT PRIMARY KEY, sent_update
 CREATE TABLE IF NOT EXISTS mqtt_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, t REAL NOT NULL,
   data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS mqtt_cursor (name TEXT PRIMARY KEY, t REAL NOT NULL, row INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS reviews (
+  visit_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, causes TEXT NOT NULL, opened_at REAL NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('open', 'decided')), decision TEXT, reason TEXT, operator TEXT,
+  amount_fen INTEGER, intent_id INTEGER, decided_at REAL);
+CREATE INDEX IF NOT EXISTS reviews_open ON reviews (state, opened_at);
 CREATE TABLE IF NOT EXISTS disputes (
   id TEXT PRIMARY KEY, visit_id TEXT NOT NULL, account_id TEXT NOT NULL, charge_id TEXT NOT NULL,
   claimed_fen INTEGER NOT NULL, data TEXT NOT NULL, state TEXT NOT NULL, seen_at REAL NOT NULL, resolved_at REAL,
@@ -149,6 +154,9 @@ class VisitTx:
     def alarm(self, kind: str, device: str | None, data: dict) -> None:
         Journal.alarm_in(self.c, kind, device, data, self.now)
 
+    def review(self, visit_id: str, account: str, causes: list[str]) -> None:
+        Journal.review_in(self.c, visit_id, account, causes, self.now)
+
 
 class Journal(Database, AuditLog):
     def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
@@ -218,14 +226,6 @@ class Journal(Database, AuditLog):
                 out[epc] = (r["id"], r["left_at"])
         return out
 
-    def for_review(self, recent: int = 500, limit: int = 20) -> list[dict]:
-        """Recent visits an operator should look at: recovery visits, unverified exits, failed checkouts or
-        charges (among the last ``recent`` visits: a bounded query, whatever the journal's size)."""
-        rows = self.all("SELECT id, account_id, state, amount_fen, flags, created_at FROM (SELECT * FROM visits "
-                        "ORDER BY rowid DESC LIMIT ?) WHERE flags LIKE '%review%' OR flags LIKE '%_failed%' "
-                        "LIMIT ?", (recent, limit))
-        return [{**dict(r), "flags": json.loads(r["flags"])} for r in rows]
-
     def list_visits(self, limit: int = 50) -> list[dict]:
         rows = self.all("SELECT id, account_id, state, amount_fen, flags, created_at FROM visits "
                         "ORDER BY created_at DESC LIMIT ?", (limit,))
@@ -246,6 +246,75 @@ class Journal(Database, AuditLog):
     def alarm_in(c: sqlite3.Connection, kind: str, device: str | None, data: dict, t: float) -> None:
         c.execute("INSERT INTO alarms (t, kind, device, data) VALUES (?, ?, ?, ?)",
                   (t, kind, device, json.dumps(data, default=str)))
+
+    # the review queue -----------------------------------------------------------------------------
+    @staticmethod
+    def review_in(c: sqlite3.Connection, visit_id: str, account: str, causes: list[str], t: float) -> None:
+        """Put a visit in the review queue (or add causes to its open review; a decided one is not reopened)."""
+        row = c.execute("SELECT causes, state FROM reviews WHERE visit_id=?", (visit_id,)).fetchone()
+        if row is None:
+            c.execute("INSERT INTO reviews (visit_id, account_id, causes, opened_at, state) VALUES (?, ?, ?, ?, "
+                      "'open')", (visit_id, account, json.dumps(sorted(set(causes))), t))
+        elif row["state"] == "open":
+            merged = sorted(set(json.loads(row["causes"])) | set(causes))
+            c.execute("UPDATE reviews SET causes=? WHERE visit_id=?", (json.dumps(merged), visit_id))
+
+    def enqueue_review(self, visit_id: str, causes: list[str], t: float | None = None) -> bool:
+        """Put an ended visit in the review queue (a charge that failed after the shopper left); False: no such
+        visit."""
+        with self.tx() as c:
+            row = c.execute("SELECT account_id FROM visits WHERE id=?", (visit_id,)).fetchone()
+            if row is None:
+                return False
+            self.review_in(c, visit_id, row["account_id"], causes, t or self.clock())
+        return True
+
+    def review_of(self, visit_id: str) -> dict | None:
+        r = self.one("SELECT * FROM reviews WHERE visit_id=?", (visit_id,))
+        return {**dict(r), "causes": json.loads(r["causes"])} if r else None
+
+    def open_reviews(self, limit: int = 50) -> list[dict]:
+        """The queue, oldest first: each open review with its visit's account, state, amount and flags."""
+        rows = self.all("SELECT r.*, v.state AS visit_state, v.amount_fen AS visit_amount_fen, v.flags, v.left_at "
+                        "FROM reviews r LEFT JOIN visits v ON v.id = r.visit_id WHERE r.state='open' "
+                        "ORDER BY r.opened_at LIMIT ?", (limit,))
+        return [{**dict(r), "causes": json.loads(r["causes"]), "flags": json.loads(r["flags"] or "[]")} for r in rows]
+
+    def decide_review(self, visit_id: str, decision: str, reason: str, operator: str, amount_fen: int | None,
+                      charge: Callable[[sqlite3.Connection], int] | None = None, t: float | None = None) -> bool:
+        """An operator's decision on an open review, in one transaction: the review decided, the supplementary
+        charge's intent (``charge(c)`` writes it), the visit's evidence, and its row touched so that the shopper's
+        receipt is sent again with the decision. False: no open review of that visit (nothing written)."""
+        t = t or self.clock()
+        with self.tx() as c:
+            if c.execute("SELECT 1 FROM reviews WHERE visit_id=? AND state='open'", (visit_id,)).fetchone() is None:
+                return False
+            intent = charge(c) if charge is not None else None
+            c.execute("UPDATE reviews SET state='decided', decision=?, reason=?, operator=?, amount_fen=?, "
+                      "intent_id=?, decided_at=? WHERE visit_id=?",
+                      (decision, reason, operator, amount_fen, intent, t, visit_id))
+            self.evidence_in(c, visit_id, "review_decided", {"decision": decision, "reason": reason,
+                                                             "operator": operator, "amount_fen": amount_fen,
+                                                             "intent": intent}, t)
+            c.execute("UPDATE visits SET updated_at=? WHERE id=?", (t, visit_id))
+        return True
+
+    def review_stats(self, since: float) -> dict:
+        """Since ``since``: visits that ended, visits that entered the queue (by cause), the review rate, and the
+        queue's length now (open reviews of any age)."""
+        row = self.one("SELECT count(*) FROM visits WHERE updated_at >= ? AND state IN ('left', 'abandoned', "
+                       "'timed_out')", (since,))
+        ended = row[0] if row else 0
+        by_cause: dict[str, int] = {}
+        opened = 0
+        for r in self.all("SELECT causes FROM reviews WHERE opened_at >= ?", (since,)):
+            opened += 1
+            for cause in json.loads(r["causes"]):
+                by_cause[cause] = by_cause.get(cause, 0) + 1
+        waiting = self.one("SELECT count(*), min(opened_at) FROM reviews WHERE state='open'")
+        return {"since": since, "visits": ended, "reviews": opened,
+                "review_rate": round(opened / ended, 4) if ended else 0.0, "by_cause": dict(sorted(by_cause.items())),
+                "open": waiting[0] if waiting else 0, "oldest_open_at": waiting[1] if waiting else None}
 
     def clear_alarm(self, alarm_id: int, operator: str, t: float | None = None) -> bool:
         """Mark an open alarm cleared; False if there is no such open alarm."""

@@ -76,6 +76,16 @@ class Loop(TypedDict):
     max_depth: int
 
 
+class Reviews(TypedDict, total=False):
+    since: float
+    visits: int  # visits that ended since
+    reviews: int  # … that entered the review queue
+    review_rate: float
+    by_cause: dict[str, int]
+    open: int  # the queue now
+    oldest_open_at: float | None
+
+
 @with_config(ConfigDict(extra="forbid"))
 class View(TypedDict, total=False):
     """The whole published snapshot; every key is always there once the store has published (before that the view
@@ -110,6 +120,7 @@ class View(TypedDict, total=False):
     faces: dict[str, int] | None
     buses: dict[str, dict[str, Any]]
     shopper_sync: dict[str, Any] | None
+    reviews: Reviews  # the review queue and rate (the last 24 hours)
 
 
 @functools.cache

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..domain import panel, tokens
+from ..domain import panel, review, tokens
 from ..domain.catalog import CARRIED_BY_COMPANION
 from ..domain.visit import UNSEEN_ENTRY, S, VisitMachine
 from .events import ChargeUpdate, CodeSeen, FaceDecided, InventoryReady
@@ -267,6 +267,8 @@ class Checkout:
         v = core.book.get(data.get("visit_id"))
         if v is None:  # the shopper has left already (the exit opened after exit_charge_wait_s): the record says so
             core.journal.evidence(data.get("visit_id"), ev.kind, data)
+            if ev.kind == "charge_failed" and data.get("visit_id"):
+                core.journal.enqueue_review(data["visit_id"], [review.CAUSES["charge_failed"]])
             return
         if data.get("sent_at"):
             v.stages.update(sent=data["sent_at"], answered=data["answered_at"])

@@ -78,7 +78,42 @@ class Operations:
             except ValueError as e:
                 raise ActionError("no_failed_charge", str(e)) from None
             return f"visit {args.visit_id}: charged again (intent {intent})"
+        if isinstance(args, a.DecideReview) and action == "decide_review":
+            return self._decide_review(operator, args)
         raise ActionError("unknown_action", action)
+
+    def _decide_review(self, operator: str, args: a.DecideReview) -> str:
+        """A supplementary charge (its own intent and key, bound to the visit's code) or closed without a charge;
+        a refund goes through the gateway outside the loop (``wallet.money``)."""
+        core = self.core
+        r = core.journal.review_of(args.visit_id)
+        if r is None or r["state"] != "open":
+            raise ActionError("no_open_review", f"visit {args.visit_id} has no open review")
+        if args.decision == "refund":
+            raise ActionError("not_here", "a refund is decided through the wallet gateway (the screen does it)")
+        charge = None
+        amount = None
+        if args.decision == "charge":
+            st = core.outbox.visit_state(args.visit_id)
+            if st is not None and st["state"] not in ("succeeded", "canceled"):
+                raise ActionError("charge_open", f"visit {args.visit_id}'s charge is {st['state']}: settle it first")
+            lines: list[dict[str, Any]] = []
+            for it in args.items:
+                p = core.catalog.by_sku(it.sku)
+                if p is None:
+                    raise ActionError("no_such_product", f"no product {it.sku!r} in the catalog")
+                lines.append({"sku": p.sku, "name": p.name, "qty": it.qty, "unit_fen": p.price_fen,
+                              "amount_fen": p.price_fen * it.qty})
+            amount = sum(li["amount_fen"] for li in lines)
+
+            def charge(c: Any) -> int:  # (bound to the visit's code: the outbox reads it from the evidence)
+                return core.outbox.add_intent_in(c, args.visit_id, r["account_id"], amount, lines, supplement=True)
+        if not core.journal.decide_review(args.visit_id, args.decision, args.reason, operator, amount, charge):
+            raise ActionError("no_open_review", f"visit {args.visit_id} has no open review")
+        if charge is not None:
+            core.outbox.wake()
+            return f"visit {args.visit_id}: charged {amount} fen more ({args.reason})"
+        return f"visit {args.visit_id}: closed without a charge ({args.reason})"
 
     def _unlock(self, args: a.Unlock, finish: Callable[[dict[str, Any]], None]) -> None:
         core = self.core

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..domain import tokens
+from ..domain import review, tokens
 from ..domain.catalog import Basket
 from ..domain.visit import FINAL, IN_STORE, LEAVING, UNSEEN_ENTRY, VisitMachine
 from .ports import Journal, JournalTx
@@ -141,6 +141,9 @@ class VisitBook:
                 yield tx
                 for v in touched.values():
                     jtx.save_visit(v.row(now), new=v.id not in before)
+                    why = review.causes(v.flags) if v.state in FINAL else []
+                    if why:  # it ended, and the store was not sure of something: into the operator's queue
+                        jtx.review(v.id, v.account, why)
                 for ev_v, kind, data in [*evidence, *tx.evidence]:
                     jtx.evidence(ev_v.id if ev_v is not None else None, kind, data)
         except BaseException:

@@ -85,6 +85,10 @@ class Catalog:
             raise CatalogError(problems)
         return cls(entries)
 
+    def by_sku(self, sku: str) -> Product | None:
+        """The product with this SKU (an operator lists items by SKU)."""
+        return next((p for p in self.entries.values() if p.sku == sku), None)
+
     def lookup(self, epc: str) -> Product | None:
         e = epc.upper()
         for n in self._lengths:

@@ -209,6 +209,7 @@ class FleetDB(AuditLog):
                         "state": st.get("state"), "what_works": st.get("what_works"), "inside": st.get("inside"),
                         "doors": st.get("doors") or {}, "problems": st.get("problems") or [],
                         "charges_pending": st.get("charges_pending"), "gateway_up": st.get("gateway_up"),
+                        "reviews_open": st.get("reviews_open", 0), "review_rate": st.get("review_rate", 0.0),
                         "state_t": r["state_t"], "open_alarms": r["open_n"], "refused": r["refused"],
                         "refused_last": r["refused_last"]})
         return out

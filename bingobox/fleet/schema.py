@@ -68,6 +68,9 @@ class StateIn(_In):
     charges_pending_fen: Annotated[StrictInt, Field(ge=0, le=10**12)] = 0
     gateway_up: StrictBool = True
     open_alarms: Count = 0
+    reviews_open: Count = 0
+    review_rate: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 0.0
+    review_causes: dict[Name, Count] = Field(default_factory=dict, max_length=32)
 
 
 class MetricsIn(_In):

@@ -61,6 +61,9 @@ def state_payload(view: View, store_id: str, open_alarms: int) -> dict:
         "devices": {n: {"kind": d.get("kind"), "online": bool(d.get("online"))} for n, d in devices.items()},
         "charges_pending": charges.get("pending_count", 0), "charges_pending_fen": charges.get("pending_fen", 0),
         "gateway_up": charges.get("gateway_ok") is not False, "open_alarms": open_alarms,
+        "reviews_open": (view.get("reviews") or {}).get("open", 0),
+        "review_rate": (view.get("reviews") or {}).get("review_rate", 0.0),
+        "review_causes": (view.get("reviews") or {}).get("by_cause", {}),
     }
 
 

@@ -58,6 +58,12 @@ SOURCES = {
                f"charge_intents WHERE state IN ({_OUT})", _OUTCOMES, "updated_at", "id", _charge),
     "visit": ("visit_ended", "rowid, id, state, amount_fen, entered_at, left_at, flags, updated_at",
               f"visits WHERE state IN ({_DONE})", _FINAL, "updated_at", "rowid", _visit),
+    "review": ("review_opened", "rowid, visit_id, causes, opened_at", "reviews WHERE 1=1", (), "opened_at", "rowid",
+               lambda r: {"visit_id": r["visit_id"], "causes": json.loads(r["causes"])}),
+    "decided": ("review_decided", "rowid, visit_id, causes, decision, reason, operator, amount_fen, decided_at",
+                "reviews WHERE state='decided'", (), "decided_at", "rowid",
+                lambda r: {"visit_id": r["visit_id"], "causes": json.loads(r["causes"]), "decision": r["decision"],
+                           "reason": r["reason"], "operator": r["operator"], "amount_fen": r["amount_fen"]}),
 }
 
 

@@ -33,7 +33,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import ValidationError
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from ..actions import ACTIONS, MONEY_ACTIONS, Refund, ResolveDispute
+from ..actions import ACTIONS, MONEY_ACTIONS, MONEY_DECISIONS, DecideReview, Refund, ResolveDispute
 from ..core.store import short_account
 from ..panel_hub import PanelHub
 from ..view import View
@@ -132,7 +132,7 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool |
             data = {**view, "alarms": store.journal.open_alarms(),
                     "recent_charges": store.journal.recent_charges(15),
                     "review": [{**r, "account_id": short_account(r["account_id"])}
-                               for r in store.journal.for_review()],
+                               for r in store.journal.open_reviews()],
                     "audit": store.journal.recent_audit(15),
                     "disputes": [{**d, "account_id": short_account(d["account_id"])}
                                  for d in records.open_disputes(store.journal)],
@@ -228,6 +228,9 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool |
             store.journal.audit(s.operator, name, {"body": raw[:200].decode("utf-8", "replace")}, "rejected", detail,
                                 request.client.host if request.client else "")
             return _error(422, "bad_request", detail)
+        if isinstance(args, DecideReview) and args.decision in MONEY_DECISIONS and not s.may_refund:
+            return _error(403, "no_refund_permission", f"{s.operator} may not charge or refund a reviewed visit "
+                          "(operators.may_refund)")
         source = request.client.host if request.client else ""
         audit_id = await asyncio.to_thread(store.journal.audit, s.operator, name, args.model_dump(), "started", "",
                                            source)
@@ -240,7 +243,7 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool |
                 ok, detail = await asyncio.to_thread(refund, f"refund-{args.request_id}", args)
             result = {"ok": ok, "detail": detail, **({} if ok else {
                 "error": "refund_failed" if ok is False else "outcome_unknown"})}
-        elif isinstance(args, ResolveDispute):
+        elif isinstance(args, ResolveDispute) or (isinstance(args, DecideReview) and args.decision == "refund"):
             if resolve_dispute is None:
                 ok, detail = False, "no wallet gateway configured"
             else:

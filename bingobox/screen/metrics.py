@@ -78,6 +78,17 @@ class _ViewCollector:
         yield unknown
         yield GaugeMetricFamily("bingobox_rfid_cross_read_tags", "tags present on more than one shelf reader",
                                 value=len(v.get("cross_read", {})))
+        rv = v.get("reviews")
+        if rv:
+            yield GaugeMetricFamily("bingobox_reviews_open", "visits waiting for an operator's decision",
+                                    value=rv.get("open", 0))
+            yield GaugeMetricFamily("bingobox_review_rate", "visits that entered the review queue / visits that "
+                                    "ended, over the last 24 hours", value=rv.get("review_rate", 0.0))
+            causes = GaugeMetricFamily("bingobox_reviews_24h", "visits that entered the review queue in the last 24 "
+                                       "hours, by cause (a visit may have several)", labels=["cause"])
+            for cause, n in sorted((rv.get("by_cause") or {}).items()):
+                causes.add_metric([cause], n)
+            yield causes
 
 
 def exposition(view: View, now: float) -> bytes:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..actions import Refund, ResolveDispute
+from ..actions import DecideReview, Refund, ResolveDispute
 from ..journal import Journal
 from . import records
 from .client import WalletClient, refund_outcome
@@ -36,9 +36,35 @@ class Money:
             return None, f"outcome unknown ({detail}): retry this same refund to learn it"
         return False, detail
 
-    def resolve(self, operator: str, args: ResolveDispute) -> Outcome:
-        """Decide a shopper's dispute: accepted → the refund (key ``dispute-<id>``: however often the operator
+    def review_refund(self, operator: str, args: DecideReview) -> Outcome:
+        """A reviewed visit decided as a refund: through the gateway under the key ``review-<visit>`` (however often
+        it is pressed, refunded once), then the review decided (the shopper's receipt shows it)."""
+        r = self.journal.review_of(args.visit_id)
+        if r is None or r["state"] != "open":
+            return False, f"visit {args.visit_id} has no open review"
+        row = self.journal.one("SELECT charge_id, amount_fen FROM charge_intents WHERE visit_id=? AND "
+                               "state='succeeded' AND charge_id IS NOT NULL ORDER BY id LIMIT 1", (args.visit_id,))
+        if row is None:
+            return False, f"nothing of visit {args.visit_id} was charged: close it instead"
+        amount = args.amount_fen or 0
+        if amount > row["amount_fen"]:
+            return False, f"the visit was charged {row['amount_fen']} fen: refund at most that"
+        status, body, detail = self.client.refund(f"review-{args.visit_id}", row["charge_id"], amount,
+                                                  f"review of {args.visit_id}")
+        ok = refund_outcome(status, body)
+        if ok is None:
+            return None, f"refund outcome unknown ({detail}): decide again (it is refunded once)"
+        if not ok:
+            return False, f"refund refused: {detail}"
+        self.journal.decide_review(args.visit_id, "refund", args.reason, operator, amount)
+        return True, f"visit {args.visit_id}: refunded {amount} fen ({(body or {}).get('id')})"
+
+    def resolve(self, operator: str, args: ResolveDispute | DecideReview) -> Outcome:
+        """Decide a shopper's dispute (or a reviewed visit as a refund: ``review_refund``): accepted → the refund
+        (key ``dispute-<id>``: however often the operator
         presses Accept, it is refunded once), then the decision to the wallet; rejected → the decision, its reason."""
+        if isinstance(args, DecideReview):
+            return self.review_refund(operator, args)
         d = records.dispute(self.journal, args.dispute_id)
         if d is None:
             return False, f"no dispute {args.dispute_id}"

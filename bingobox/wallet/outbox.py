@@ -84,15 +84,17 @@ class Outbox:
         return intent_id
 
     def add_intent_in(self, c: Any, visit_id: str, account_id: str, amount_fen: int, items: list[dict[str, Any]],
-                      supersedes: int | None = None, entry_jti: str | None = None) -> int:
+                      supersedes: int | None = None, entry_jti: str | None = None, supplement: bool = False) -> int:
         """Write a charge intent inside the caller's transaction (the visit's checkout commits it with the basket);
         call ``wake()`` once that transaction is committed. ``entry_jti``: the code that opened the visit — the
         gateway takes a charge only for an account whose code, issued for this store, it names (None: read from
-        the visit's evidence when it is sent)."""
+        the visit's evidence when it is sent). ``supplement``: an operator's charge for an ended visit that was
+        reviewed (beside its checkout's intent, with a key of its own)."""
         if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
             raise ValueError(f"amount must be a positive integer number of fen, got {amount_fen!r}")
         now = self._clock()
-        if supersedes is None and c.execute("SELECT 1 FROM charge_intents WHERE visit_id=?", (visit_id,)).fetchone():
+        if supersedes is None and not supplement and \
+                c.execute("SELECT 1 FROM charge_intents WHERE visit_id=?", (visit_id,)).fetchone():
             raise ValueError(f"visit {visit_id} already has a charge intent")
         key = str(uuid.UUID(int=self._rng.getrandbits(128), version=4) if self._seeded else uuid.uuid4())
         cur = c.execute(

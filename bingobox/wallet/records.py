@@ -49,6 +49,8 @@ def summary(rec: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
         "exit_reader": None if inv is None else {"read": len(inv.get("epcs", [])), "added": inv.get("added", []),
                                                  "not_carried_out": inv.get("not_carried_out", [])},
         "flags": rec.get("flags") or [], "charges": rec.get("charges") or [],
+        "review": None if (rv := _last(events, "review_decided")) is None else {
+            k: rv.get(k) for k in ("decision", "reason", "amount_fen")},
         "group": (_last(events, "receipt") or {}).get("group") or (
             {"people": rec["group_size"]} if (rec.get("group_size") or 1) > 1 else None),
     }

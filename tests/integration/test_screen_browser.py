@@ -1,9 +1,10 @@
 """The operator status screen in a real browser (Debian's chromium driven by Playwright) against the whole store
 as processes: live updates without reloading, login, lockdown refusing entry, restock, clearing an alarm, a refund
-reaching the gateway, and the audit log."""
+reaching the gateway, a visit in the review queue closed with a reason, and the audit log."""
 
 import contextlib
 import os
+import re
 import shutil
 
 import pytest
@@ -144,8 +145,8 @@ def test_the_screen_follows_the_store_live_and_operators_act_on_it(store, page):
 
     # a refund of part of the charge reaches the gateway
     (charge,) = [c for c in ledger(store, s.account) if c["status"] == "succeeded"]
-    answers = iter(["100", "damaged item"])
-    page.on("dialog", lambda d: d.accept(next(answers)))
+    answers = ["100", "damaged item"]
+    page.on("dialog", lambda d: d.accept(answers.pop(0)))
     page.locator("#charges tr").first.locator("button.row").click()
     expect(page.get_by_test_id("message")).to_contain_text("refunded 100 fen")
     (after,) = [c for c in ledger(store, s.account) if c["id"] == charge["id"]]
@@ -157,13 +158,22 @@ def test_the_screen_follows_the_store_live_and_operators_act_on_it(store, page):
     store.leave(r, face=False)
     expect(page.get_by_test_id("review")).to_contain_text("recovery")
     expect(page.get_by_test_id("review")).to_contain_text(r.account[:4])  # (shortened: the full id is evidence)
+    expect(page.get_by_test_id("review-rate")).to_contain_text("needed a person")
+    expect(page.locator("#review-count")).to_have_text("(1 waiting)")
+    # the operator looks at the evidence and closes it with a reason the shopper reads on their receipt
+    answers.append("the exit reader saw what was charged: nothing more")
+    page.get_by_role("button", name=re.compile("^Close visit")).click()
+    expect(page.get_by_test_id("message")).to_contain_text("closed without a charge")
+    expect(page.locator("#review-count")).to_have_text("(0 waiting)")
+    (decided,) = rows(store, "SELECT decision, operator, causes FROM reviews")
+    assert (decided["decision"], decided["operator"]) == ("close", "operator") and "recovery" in decided["causes"]
 
     # every attempt is in the audit log, with who did it
     audit = rows(store, "SELECT operator, action, outcome FROM audit ORDER BY id")
     assert ("operator", "login", "bad_credentials") in [tuple(a.values()) for a in audit]
     done = [(a["action"], a["outcome"]) for a in audit if a["operator"] == "operator" and a["action"] != "login"]
     assert done == [("lock_down", "ok"), ("release", "ok"), ("restock", "ok"), ("release", "ok"),
-                    ("clear_alarm", "ok"), ("refund", "ok")]
+                    ("clear_alarm", "ok"), ("refund", "ok"), ("decide_review", "ok")]
     expect(page.locator("#audit")).to_contain_text("refund")
 
 

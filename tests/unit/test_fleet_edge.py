@@ -152,3 +152,14 @@ def test_the_fleet_writer_says_when_it_is_stuck(tmp_path):
         svc._q.take = take
         svc._writer.stop()
         db.close()
+
+
+def test_a_store_s_state_carries_its_review_queue_and_rate_and_nothing_wrong_of_it_passes():
+    view = {"t": NOW, "state": "ready", "reviews": {"open": 2, "review_rate": 0.04, "by_cause": {"tailgating": 1}}}
+    payload = m.state_payload(view, "s1", 0)
+    assert (payload["reviews_open"], payload["review_rate"], payload["review_causes"]) == (2, 0.04, {"tailgating": 1})
+    got = parse("s1", "state", m.dumps(payload), NOW)
+    assert got.body.reviews_open == 2 and got.body.review_causes == {"tailgating": 1}
+    for bad in ({"reviews_open": -1}, {"review_rate": float("nan")}, {"review_causes": {"x": -3}}):
+        with pytest.raises(Refused):
+            parse("s1", "state", m.dumps({**payload, **bad}), NOW)

@@ -26,7 +26,8 @@ def view_of(tmp_path):
                       {"shelf-1": Shelf()}, CATALOG,
                       {"loop": {"lag_ms": 0.4, "inbox": 0, "put": 3, "offered": 0, "superseded": 0, "dropped": 0,
                                 "max_depth": 1},
-                       "faces": None, "buses": {}, "shopper_sync": None})
+                       "faces": None, "buses": {}, "shopper_sync": None,
+                       "reviews": rig.journal.review_stats(0.0)})
 
 
 def test_a_view_from_a_real_store_core_has_the_schema(tmp_path):

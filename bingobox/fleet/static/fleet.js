@@ -22,7 +22,8 @@ function btn(label, fn, aria) { const b = document.createElement("button"); b.ty
 
 function render(s) {
   $("n-stores").textContent = s.stores; $("n-online").textContent = s.online; $("n-offline").textContent = s.offline;
-  $("n-alarms").textContent = s.open_alarms; $("broker").textContent = s.broker_connected ? "connected" : "DOWN";
+  $("n-alarms").textContent = s.open_alarms;
+  $("n-reviews").textContent = (s.stores_shown || []).reduce((n, st) => n + (st.reviews_open || 0), 0); $("broker").textContent = s.broker_connected ? "connected" : "DOWN";
   $("delay").textContent = s.delay_ms && s.delay_ms.count ? `${s.delay_ms.p99} ms` : "—";
   $("alarm-count").textContent = s.open_alarms ? `(${s.open_alarms})` : "";
   fill("alarms", s.alarms, (tr, a) => {
@@ -34,7 +35,8 @@ function render(s) {
     cell(tr, `${st.online ? "online" : "offline"} since ${ago(st.since)}`, st.online ? "online" : "offline");
     cell(tr, st.state); cell(tr, st.inside);
     cell(tr, Object.entries(st.doors).map(([n, d]) => `${n}: ${d.open ? "open" : "shut"}${d.locked ? "" : " (unlocked)"}`).join(", "));
-    cell(tr, st.open_alarms); cell(tr, st.charges_pending); cell(tr, [...(st.problems || []), ...(st.refused ? [`${st.refused} messages refused (last: ${st.refused_last})`] : [])].join(", "));
+    cell(tr, st.open_alarms); cell(tr, st.charges_pending);
+    cell(tr, st.reviews_open ? `${st.reviews_open} open (rate ${(100 * st.review_rate).toFixed(1)} %)` : `none (rate ${(100 * (st.review_rate || 0)).toFixed(1)} %)`); cell(tr, [...(st.problems || []), ...(st.refused ? [`${st.refused} messages refused (last: ${st.refused_last})`] : [])].join(", "));
     const td = cell(tr, "");
     td.append(btn("Lock down", () => command(st.id, "lock_down", {}, `Lock down ${st.id}? Nobody gets in; exit and charging go on.`), `Lock down ${st.id}`),
               btn("Release", () => command(st.id, "release", {}), `Release ${st.id}`),

@@ -246,12 +246,45 @@ function render(s) {
       td.appendChild(rb);
     }
   });
-  fill("review", s.review || [], (tr, v) => {
-    cell(tr, "").appendChild(visitLink(v.id)); cell(tr, v.account_id); cell(tr, v.state);
-    cell(tr, v.amount_fen === null ? null : fen(v.amount_fen)); cell(tr, v.flags.join(", "));
+  const rv = s.reviews || {};
+  $("review-count").textContent = `(${(s.review || []).length} waiting)`;
+  $("review-rate").textContent = `Last 24 hours: ${rv.reviews || 0} of ${rv.visits || 0} visits needed a person ` +
+    `(review rate ${(100 * (rv.review_rate || 0)).toFixed(1)} %)` +
+    (Object.keys(rv.by_cause || {}).length ? ": " + Object.entries(rv.by_cause).map(([k, n]) => `${k} ${n}`).join(", ") : "");
+  fill("review", s.review || [], (tr, r) => {
+    cell(tr, ago(r.opened_at)); cell(tr, "").appendChild(visitLink(r.visit_id)); cell(tr, r.account_id);
+    cell(tr, r.causes.join(", ")); cell(tr, r.visit_amount_fen === null ? null : fen(r.visit_amount_fen));
     const td = cell(tr, "");
-    if (v.flags.includes("charge_failed")) td.appendChild(button("Charge again", "retry_charge", { visit_id: v.id },
-      `Charge visit ${v.id} again (once the cause of the refusal is mended)?`));
+    if (r.causes.includes("charge_failed")) td.appendChild(button("Charge again", "retry_charge", { visit_id: r.visit_id },
+      `Charge visit ${r.visit_id} again (once the cause of the refusal is mended)?`));
+    const decide = (label, aria, ask) => {
+      const b = document.createElement("button");
+      b.textContent = label; b.className = "row"; b.disabled = !operator; b.setAttribute("aria-label", aria);
+      b.addEventListener("click", ask);
+      td.appendChild(b);
+    };
+    if (mayRefund) {
+      decide("Charge…", `Charge items of visit ${r.visit_id}`, () => {
+        const items = window.prompt("Charge what they carried out (SKU×quantity, comma-separated, e.g. cola-330×2):", "");
+        if (!items) return;
+        const parsed = items.split(",").map((x) => x.trim()).filter(Boolean).map((x) => {
+          const [sku, qty] = x.split(/[×x*]/).map((y) => y.trim());
+          return { sku, qty: Number(qty || 1) };
+        });
+        const reason = window.prompt("The reason the shopper will read:", "the exit reader saw these leave");
+        if (reason) act("decide_review", { visit_id: r.visit_id, decision: "charge", items: parsed, reason });
+      });
+      decide("Refund…", `Refund visit ${r.visit_id}`, () => {
+        const cny = window.prompt("Refund how much (CNY)?", "");
+        if (!cny) return;
+        const reason = window.prompt("The reason the shopper will read:", "we checked: this was not yours");
+        if (reason) act("decide_review", { visit_id: r.visit_id, decision: "refund", amount_fen: Math.round(Number(cny) * 100), reason });
+      });
+    }
+    decide("Close…", `Close visit ${r.visit_id} without a charge`, () => {
+      const reason = window.prompt("Close without a charge. The reason the shopper will read:", "checked: nothing more to pay");
+      if (reason) act("decide_review", { visit_id: r.visit_id, decision: "close", reason });
+    });
   });
   fill("disputes", s.disputes || [], (tr, d) => {
     cell(tr, d.id); cell(tr, "").appendChild(visitLink(d.visit_id)); cell(tr, d.account_id);

@@ -103,11 +103,21 @@ def summarise(db: Path, ledger: list[dict], shoppers: Sequence[Shopper], status:
                        "exit": stages.get("exit", {}).get("total_ms", {"count": 0}),
                        "face_match_since_last_start": status.get("latency", {}).get("face_match_ms")},
         "stages_ms": {p: v["stages_ms"] for p, v in stages.items()},
+        **_reviews(db, visits),
     }
     if lost or doubled or wrong or wrong_amount:
         summary["problems"] = {"lost_shoppers": lost, "doubled": doubled, "wrong_person": wrong,
                                "wrong_amount_shoppers": wrong_amount}
     return summary
+
+
+def _reviews(db: Path, visits: list[dict]) -> dict:
+    """The review queue the run left (``review_rate``: visits that entered it / visits that ended; by cause)."""
+    causes = [json.loads(r["causes"]) for r in _rows(db, "SELECT causes FROM reviews")]
+    ended = sum(v["state"] in ("left", "abandoned", "timed_out") for v in visits)
+    by_cause = collections.Counter(c for cs in causes for c in cs)
+    return {"review_rate": round(len(causes) / ended, 4) if ended else 0.0,
+            "reviews": {"visits": ended, "reviews": len(causes), "by_cause": dict(sorted(by_cause.items()))}}
 
 
 def _price(catalog: Catalog, epc: str) -> int:

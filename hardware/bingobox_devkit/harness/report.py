@@ -37,6 +37,7 @@ def _latency_rows(summary: dict[str, Any]) -> list[str]:
 def human(summary: dict[str, Any], title: str) -> str:
     """A dozen lines: the verdict first, then money, the ways out, latency; where the JSON is."""
     s = summary
+    rv = s.get("reviews") or {}
     ok = money_ok(s)
     verdict = "OK: every shopper charged once, the right amount, to the right person" if ok else \
         "FAILED: " + ", ".join(f"{k.replace('_', ' ')} {s.get(k)}" for k in MONEY_CHECKS if s.get(k))
@@ -53,6 +54,9 @@ def human(summary: dict[str, Any], title: str) -> str:
         f"  {'ways out':<14}by QR code {s.get('fallback_qr', 0)} (the rest by face)   recovery visits "
         f"{s.get('recovery_visits', 0)}   entry retries {s.get('entry_retries', 0)}   inside at once "
         f"{s.get('max_inside', 0)}   alarms {s.get('alarms') or 0}",
+        f"  {'for review':<14}{rv.get('reviews', 0)} of {rv.get('visits', 0)} visits (review rate "
+        f"{100 * (s.get('review_rate') or 0):.1f} %)"
+        + "".join(f"   {k} {n}" for k, n in (rv.get("by_cause") or {}).items()),
         *([f"  {'groups':<14}{s['groups']['groups']} groups, {s['groups']['people']} people on their codes   "
             f"companions out first by the button {s['groups']['companions_left_first']}"]
           if (s.get("groups") or {}).get("groups") else []),

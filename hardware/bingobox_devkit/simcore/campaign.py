@@ -33,6 +33,23 @@ def _one(args: tuple[int, int, bool, int | None, bool]) -> dict:
     return run.run_seed(seed, shoppers, every_k=crashes, groups=groups)
 
 
+def review_rates(runs: list[dict]) -> dict:
+    """The review rate over the runs' uncrashed plays (visits that entered the queue / visits that ended), by cause
+    and by the fault kinds a run had ("none": runs without any)."""
+    def rate(rs: list[dict]) -> dict:
+        visits, reviews = sum(r["visits"] for r in rs), sum(r["reviews"] for r in rs)
+        return {"runs": len(rs), "visits": visits, "reviews": reviews,
+                "review_rate": round(reviews / visits, 4) if visits else 0.0}
+
+    causes: collections.Counter = collections.Counter()
+    for r in runs:
+        causes.update(r["by_cause"])
+    kinds = sorted({k for r in runs for k in r["faults"]})
+    return {**rate(runs), "by_cause": dict(sorted(causes.items())),
+            "by_fault": {"none": rate([r for r in runs if not r["faults"]]),
+                         **{k: rate([r for r in runs if k in r["faults"]]) for k in kinds}}}
+
+
 def campaign(runs: int, seed: int, shoppers: int = 6, crashes: bool = True, jobs: int = 1,
              crash_at: int | None = None, progress=None, groups: bool = False) -> dict:
     t0 = time.perf_counter()
@@ -50,13 +67,15 @@ def campaign(runs: int, seed: int, shoppers: int = 6, crashes: bool = True, jobs
             if progress:
                 progress(results[-1], len(results), runs)
     violations = [v for r in results for v in r["violations"]]
+    review = review_rates([r["review"] for r in results if "review" in r])
     excused = [e for r in results for e in r.get("excused", [])]
     return {"runs": len(results), "first_seed": seed, "plays": sum(1 + r["crash_points"] for r in results),
             "crash_points": sum(r["crash_points"] for r in results),
             "commits": sum(r["commits"] for r in results), "shoppers": sum(r["shoppers"] for r in results),
             "violations": violations,
             "violations_by_kind": dict(collections.Counter(v["kind"] for v in violations)),
-            "unbilled_for_review": len(excused), "groups": groups, "seconds": round(time.perf_counter() - t0, 1)}
+            "unbilled_for_review": len(excused), "review_rate": review["review_rate"], "review": review,
+            "groups": groups, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def main(args) -> int:

@@ -128,3 +128,12 @@ def check(world: World, journal_path: Path, excused: list[dict] | None = None) -
     if watched and len(came_in) > noticed:
         bad("tailgater_unnoticed", tailgaters=[s.n for s in came_in], alarms=noticed)
     return out
+
+
+def reviews(journal_path: Path) -> dict:
+    """The review queue a run left: visits that ended, visits that entered the queue, their causes."""
+    with sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True) as c:
+        ended = c.execute("SELECT count(*) FROM visits WHERE state IN ('left', 'abandoned', 'timed_out')").fetchone()[0]
+        causes = [json.loads(r[0]) for r in c.execute("SELECT causes FROM reviews")]
+    by_cause = collections.Counter(x for cs in causes for x in cs)
+    return {"visits": ended, "reviews": len(causes), "by_cause": dict(sorted(by_cause.items()))}

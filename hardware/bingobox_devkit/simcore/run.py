@@ -306,7 +306,8 @@ class Play:
         spans = {s.n: span for s in w.shoppers if (span := s.commit_span) is not None}
         return Played(self.seed, self.crash_at, violations, self.commits, spans, self.crashed,
                       round(w.clock() - w.start, 1),
-                      {"gateway": dict(w.gateway.counts), "downs": len(w.down_spans), "excused": excused})
+                      {"gateway": dict(w.gateway.counts), "downs": len(w.down_spans), "excused": excused,
+                       "review": oracle.reviews(self.journal_path)})
 
     def _fault(self, name: str, args: dict):
         w, g = self.world, self.world.gateway
@@ -389,6 +390,9 @@ def run_seed(seed: int, max_shoppers: int = 6, every_k: bool = True, groups: boo
             (wd / f"journal-{seed}-{k}.db").unlink(missing_ok=True)
         return {"seed": seed, "shoppers": len(plan.shoppers), "commits": base.commits,
                 "crash_points": len(crash_points), "violations": violations, "excused": excused,
+                "review": {**base.stats["review"], "faults": sorted({f[1] for f in plan.faults}
+                                                                   | ({"fire"} if plan.fire else set())
+                                                                   | ({"tailgater"} if plan.tailgaters else set()))},
                 "seconds": round(time.perf_counter() - t0, 3)}
     finally:
         shutil.rmtree(wd, ignore_errors=True)

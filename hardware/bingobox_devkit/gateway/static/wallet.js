@@ -186,6 +186,11 @@ function receipt(r) {
   }
   art.append(table);
   art.append(el("p", {class: "total", text: `Total ${cny(s.total_fen || 0)}`}));
+  if (s.review) {
+    const what = {charge: `charged ${cny(s.review.amount_fen || 0)} more`, refund: `refunded ${cny(s.review.amount_fen || 0)}`,
+                  close: "nothing more to pay"}[s.review.decision] || s.review.decision;
+    art.append(el("p", {class: "review", text: `Checked by the store: ${what} — ${s.review.reason}`}));
+  }
   if (s.group && s.group.people > 1) {
     art.append(el("p", {class: "group", text: `A group of ${s.group.people} on your code: you paid for what the group took` +
       (s.group.left_first ? ` (${s.group.left_first} left before you, with what they carried).` : ".")}));
