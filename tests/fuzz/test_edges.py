@@ -151,7 +151,7 @@ def gateway_app(tmp_path_factory):
     db.close()
 
 
-ROUTES = [("POST", "/v1/charges"), ("POST", "/v1/refunds"), ("PUT", "/v1/visits/v1"),
+ROUTES = [("POST", "/v1/charges"), ("POST", "/v1/refunds"), ("PUT", "/v1/visits/v1"), ("PUT", "/v1/visits/v1/basket"),
           ("POST", "/v1/disputes/dp_1/resolution"), ("POST", "/v1/data-requests/dr_1/answer"),
           ("POST", "/v1/charges/ch_1/cancel")]
 
@@ -177,7 +177,8 @@ SUBTOPICS = st.sampled_from(["status", "state", "metrics", "event/alarm", "event
     st.text(max_size=30)
 PAYLOADS = st.binary(max_size=300) | JSON.map(lambda j: json.dumps(j).encode()) | st.fixed_dictionaries(
     {"t": st.floats() | st.integers(-(2**70), 2**70) | st.text(max_size=5), "id": JSON, "data": JSON,
-     "open_alarms": JSON, "store_id": st.sampled_from(["s1", "s2", ""])}).map(lambda d: json.dumps(d).encode())
+     "open_alarms": JSON, "reviews_open": JSON, "review_causes": JSON,
+     "store_id": st.sampled_from(["s1", "s2", ""])}).map(lambda d: json.dumps(d).encode())
 
 
 @given(store=st.sampled_from(["s1", "", "a" * 65, "../x", "s 1"]) | st.text(max_size=10), sub=SUBTOPICS,
