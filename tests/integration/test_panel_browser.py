@@ -122,3 +122,34 @@ def test_each_refusal_is_told_in_words_and_sound_and_the_exit_asks_and_says_good
     no_violations(out, "the exit panel in an emergency")
     store.act("fire", active=False)
     expect(zh.get_by_test_id("panel-title")).to_have_text("请出示入店码")
+
+
+def test_the_wallet_app_speaks_the_phone_s_language(store, browser):
+    """A phone set to Chinese: the app's words from its catalog (the page's lang follows), the code's accessible
+    name too; the English phone sees the message ids; axe finds nothing in either."""
+    import re
+
+    from playwright.sync_api import expect
+
+    def phone(locale):
+        p = browser.new_context(viewport={"width": 390, "height": 844}, locale=locale).new_page()
+        p.set_default_timeout(15_000)
+        p.goto(store.endpoints["wallet_app"])
+        return p
+
+    zh = phone("zh-CN")
+    expect(zh.get_by_role("heading", name="注册")).to_be_visible()
+    assert zh.evaluate("document.documentElement.lang") == "zh-Hans"
+    form = zh.locator("#signup-form")
+    form.get_by_label("姓名", exact=True).fill("李芳")
+    form.get_by_label("身份证号").fill("110105199003074599")
+    form.get_by_label("密码").fill("a long passphrase")
+    zh.get_by_role("button", name="注册").click()
+    expect(zh.get_by_role("status")).to_have_text("欢迎：您的账户已开通。")
+    expect(zh.get_by_role("img", name=re.compile("的入店码，有效期至"))).to_be_visible()
+    expect(zh.locator("#code-purpose")).to_have_text("请在入口出示")
+    assert "%(" not in zh.locator("body").inner_text()
+    no_violations(zh, "the wallet app in Chinese")
+    en = phone("en-GB")
+    expect(en.get_by_role("heading", name="Sign up")).to_be_visible()
+    assert en.evaluate("document.documentElement.lang") == "en"

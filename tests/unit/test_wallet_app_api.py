@@ -361,3 +361,35 @@ def test_codes_data_requests_and_the_deletion_password_are_throttled(gw):
     got = [gw.app("POST", "delete-account", bye).status_code for _ in range(8)]
     assert got == [401] * 5 + [429] * 3 and time.monotonic() - t0 < 5  # refused before the hash
     assert gw.c.post("/app/api/login", json={"id_number": ID_NUMBER, "password": PASSWORD}).status_code == 200
+
+
+def _wallet_ids():
+    """Every text of the wallet app: its page's data-i18n elements and the script's t() / N_() calls (Babel's
+    JavaScript extractor)."""
+    import html
+    import re
+    from pathlib import Path
+
+    from babel.messages.extract import extract_from_file
+
+    static = Path(__file__).parents[2] / "hardware/bingobox_devkit/gateway/static"
+    ids = {m[1] for m in extract_from_file("javascript", str(static / "wallet.js"), keywords={"t": None, "N_": None})}
+    ids |= {html.unescape(m.group(1).strip())
+            for m in re.finditer(r"data-i18n>([^<]+)<", (static / "wallet.html").read_text())}
+    return ids
+
+
+def test_the_wallet_app_follows_the_phone_s_language_with_every_text_in_its_catalog(gw):
+    import re
+
+    from bingobox_devkit.gateway.wallet_app import wallet_catalog
+
+    ids = _wallet_ids()
+    assert len(ids) > 80
+    zh = wallet_catalog("zh_Hans")
+    assert ids <= set(zh), sorted(ids - set(zh))
+    for msgid, text in zh.items():
+        assert sorted(re.findall(r"%\((\w+)\)s", msgid)) == sorted(re.findall(r"%\((\w+)\)s", text)), msgid
+    r = gw.c.get("/app/i18n/zh_Hans.json")
+    assert r.status_code == 200 and r.json()["messages"]["Your code"] == "您的码"
+    assert gw.c.get("/app/i18n/fr.json").status_code == 404

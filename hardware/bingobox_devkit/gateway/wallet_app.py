@@ -11,6 +11,7 @@ a door camera decodes.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import secrets
@@ -101,6 +102,20 @@ class DeleteIn(_Strict):
     confirm: Literal["delete my account"]
 
 
+WALLET_LANGUAGES = ("zh_Hans",)  # besides English (the message ids)
+
+
+@functools.cache
+def wallet_catalog(lang: str) -> dict[str, str]:
+    """The wallet app's catalog for ``lang`` (``locale/<lang>/LC_MESSAGES/wallet.po``, read with Babel): fuzzy and
+    empty entries left out."""
+    from babel.messages.pofile import read_po
+
+    with resources.files(__package__).joinpath("locale", lang, "LC_MESSAGES", "wallet.po").open("rb") as f:
+        po = read_po(f, locale=lang.replace("_Hans", ""))
+    return {str(m.id): str(m.string) for m in po if m.id and m.string and not m.fuzzy}
+
+
 def qr_png_data_uri(text: str) -> str:
     """The code as a PNG QR image (error correction M, 4 px modules, the 4-module quiet zone: ~310 px wide, shown
     at its own size so that no scaling blurs a module)."""
@@ -161,6 +176,15 @@ def add_wallet_app(app: FastAPI, db, retention: sdb.Retention, api_error: type[E
     @app.get("/app/wallet.js", include_in_schema=False)
     def script() -> Response:
         return Response(assets["wallet.js"], media_type="text/javascript", headers=headers)
+
+    @app.get("/app/i18n/{lang}.json", tags=["wallet app"], responses={404: {}})
+    def catalog(lang: str) -> Response:
+        """The app's words in ``lang`` (a shipped gettext catalog): English text → translation. The app picks the
+        phone's language; a text the catalog lacks stays English."""
+        if lang not in WALLET_LANGUAGES:
+            raise api_error(404, "no_such_language", f"languages: en, {', '.join(WALLET_LANGUAGES)}")
+        return Response(json.dumps({"lang": lang, "messages": wallet_catalog(lang)}, ensure_ascii=False),
+                        media_type="application/json", headers=headers)
 
     @app.get("/app/wallet.css", include_in_schema=False)
     def style() -> Response:

@@ -13,6 +13,35 @@ let waiting = false;      // a store has not answered a data request yet: My dat
 const shown = new Map();  // visit key -> JSON last rendered (a receipt is redrawn only when it changed)
 
 const cny = (fen) => (fen / 100).toFixed(2) + " CNY";
+
+// the phone's language: the English texts are the message ids; a catalog (gettext .po, served as JSON) translates
+// them, and a text it lacks stays English — never a key
+let T = {};
+const N_ = (text) => text;  // a message id translated later, where it is used
+function pickLanguage() {
+  for (const l of navigator.languages || [navigator.language || "en"]) {
+    const x = String(l).toLowerCase();
+    if (x.startsWith("zh")) return "zh_Hans";
+    if (x.startsWith("en")) return "en";
+  }
+  return "en";
+}
+function t(text, params) {
+  let s = T[text] || text;
+  if (params) s = s.replace(/%\((\w+)\)s/g, (m, k) => (k in params ? String(params[k]) : m));
+  return s;
+}
+async function loadLanguage() {
+  const lang = pickLanguage();
+  document.documentElement.lang = lang === "zh_Hans" ? "zh-Hans" : "en";
+  if (lang !== "en") {
+    try {
+      const r = await fetch(`/app/i18n/${lang}.json`, {credentials: "same-origin"});
+      if (r.ok) T = (await r.json()).messages || {};
+    } catch (e) { T = {}; }
+  }
+  for (const n of document.querySelectorAll("[data-i18n]")) n.textContent = t(n.textContent.trim());
+}
 const when = (t) => t ? new Date(t * 1000).toLocaleString() : "";
 const now = () => Date.now() / 1000 + skew;
 
@@ -72,13 +101,13 @@ function signedOut() {
 }
 
 const UNCERTAIN = {
-  others_inside: "other people are inside",
-  takes_unattributed: "something was taken that the store cannot place yet",
-  shelf_blind: "a shelf reader could not see for a while",
+  others_inside: N_("other people are inside"),  // (t() at use: the catalog loads after this runs)
+  takes_unattributed: N_("something was taken that the store cannot place yet"),
+  shelf_blind: N_("a shelf reader could not see for a while"),
 };
 
 function showVisit(v) {
-  $("visit-now").textContent = v ? `You are in ${v.store_id} (since ${when(v.updated_at)}).` : "";
+  $("visit-now").textContent = v ? t("You are in %(store)s (since %(since)s).", {store: v.store_id, since: when(v.updated_at)}) : "";
   showBasket(v && v.basket);
 }
 
@@ -91,11 +120,11 @@ function showBasket(b) {
   if (box.dataset.shown === key) return;  // redrawn only when it changed (a screen reader hears changes only)
   box.dataset.shown = key;
   $("basket-lines").replaceChildren(...(b.lines.length ? b.lines.map((li) => el("li", {"data-sku": li.sku,
-    text: `${li.qty} × ${li.name} — ${cny(li.amount_fen)}`})) : [el("li", {text: "Nothing yet."})]));
-  $("basket-total").textContent = `So far: ${cny(b.total_fen)}`;
+    text: `${li.qty} × ${li.name} — ${cny(li.amount_fen)}`})) : [el("li", {text: t("Nothing yet.")})]));
+  $("basket-total").textContent = t("So far: %(amount)s", {amount: cny(b.total_fen)});
   $("basket-note").textContent = b.certain
-    ? "Put something back and it leaves your basket. You pay as you walk out."
-    : "Not certain yet: the exit decides what you pay (" + b.why.map((w) => UNCERTAIN[w] || w).join("; ") + ").";
+    ? t("Put something back and it leaves your basket. You pay as you walk out.")
+    : t("Not certain yet: the exit decides what you pay (%(why)s).", {why: b.why.map((w) => t(UNCERTAIN[w] || w)).join("; ")});
   box.dataset.certain = b.certain ? "yes" : "no";
 }
 
@@ -120,12 +149,12 @@ async function newCode() {
     img.src = code.qr_png;
     img.dataset.faceBilling = code.face_consent ? "on" : "off";
     const until = new Date(code.expires_at * 1000).toLocaleTimeString();
-    img.alt = purpose === "entry" ? `entry code for ${code.store_id}, valid until ${until}`
+    img.alt = purpose === "entry" ? t("entry code for %(store)s, valid until %(until)s", {store: code.store_id, until})
                                   : `exit code for ${code.store_id} (scan it at the exit), valid until ${until}`;
-    $("code-purpose").textContent = purpose === "entry" ? "Show this at the entrance" : "Show this at the exit";
+    $("code-purpose").textContent = purpose === "entry" ? t("Show this at the entrance") : t("Show this at the exit");
     img.dataset.group = String(code.group || 1);
     $("code-group").textContent = code.group > 1
-      ? `For ${code.group} people: show it once for each of you at the entrance. You pay for what the group takes.`
+      ? t("For %(n)s people: show it once for each of you at the entrance. You pay for what the group takes.", {n: code.group})
       : "";
     tick();
   } catch (e) {
@@ -136,7 +165,7 @@ async function newCode() {
 function tick() {
   if (!code) return;
   const left = Math.max(0, Math.round(code.expires_at - now()));
-  $("countdown").textContent = `renews in ${Math.max(0, left - 10)} s`;
+  $("countdown").textContent = t("renews in %(s)s s", {s: Math.max(0, left - 10)});
   if (left <= 10) newCode();  // refreshed before it expires
 }
 
@@ -146,7 +175,7 @@ async function checkCode() {
     const st = await api("GET", "codes/" + encodeURIComponent(code.jti));
     showVisit(st.visit);
     if (st.used) {  // a used code is replaced at once
-      say(`Code used at ${st.store_id}.`);
+      say(t("Code used at %(store)s.", {store: st.store_id}));
       await newCode();
     }
   } catch (e) {
@@ -157,19 +186,19 @@ async function checkCode() {
 // receipts -------------------------------------------------------------------------------------
 function decidedText(s) {
   const id = s.identified;
-  let how = "not identified at the exit (yet)";
+  let how = t("not identified at the exit (yet)");
   if (id && id.by === "face") {
-    how = `recognised by face (distance ${Number(id.distance).toFixed(3)}, margin ${Number(id.margin).toFixed(3)})`;
+    how = t("recognised by face (distance %(d)s, margin %(m)s)", {d: Number(id.distance).toFixed(3), m: Number(id.margin).toFixed(3)});
   } else if (id && id.by === "qr") {
-    how = "by the code you scanned at the exit" + (id.recovery ? " (the store had lost your visit: checked by staff)" : "");
+    how = t("by the code you scanned at the exit") + (id.recovery ? t(" (the store had lost your visit: checked by staff)") : "");
   }
   let reader = "";
   if (s.exit_reader) {
-    reader = ` The exit reader read ${s.exit_reader.read} tag(s)` +
-      (s.exit_reader.added.length ? `, ${s.exit_reader.added.length} not seen leaving a shelf` : "") +
-      (s.exit_reader.not_carried_out.length ? `; ${s.exit_reader.not_carried_out.length} taken but not carried out (not charged)` : "") + ".";
+    reader = t(" The exit reader read %(n)s tag(s)", {n: s.exit_reader.read}) +
+      (s.exit_reader.added.length ? t(", %(n)s not seen leaving a shelf", {n: s.exit_reader.added.length}) : "") +
+      (s.exit_reader.not_carried_out.length ? t("; %(n)s taken but not carried out (not charged)", {n: s.exit_reader.not_carried_out.length}) : "") + ".";
   }
-  return `Identified ${how}.${reader}`;
+  return t("Identified %(how)s.", {how}) + reader;
 }
 
 function receipt(r) {
@@ -177,23 +206,24 @@ function receipt(r) {
   const key = r.store_id + "/" + r.visit_id;
   const art = el("article", {class: "receipt", "data-visit": r.visit_id, "aria-label": `visit ${when(s.entered_at || r.updated_at)} at ${r.store_id}`});
   art.append(el("h3", {text: `${r.store_id} · ${when(s.left_at || s.entered_at || r.updated_at)} · ${r.state}`}));
-  const table = el("table", {}, el("tr", {}, el("th", {text: "Item"}), el("th", {text: "Qty"}), el("th", {text: "Amount"}),
-                                          el("th", {text: "Seen taken by"})));
+  const table = el("table", {}, el("tr", {}, el("th", {text: t("Item")}), el("th", {text: t("Qty")}), el("th", {text: t("Amount")}),
+                                          el("th", {text: t("Seen taken by")})));
   for (const li of s.lines || []) {
     const by = Object.entries(li.seen_by || {}).map(([k, n]) => `${k} ×${n}`).join(", ");
     table.append(el("tr", {}, el("td", {text: li.name}), el("td", {text: li.qty}), el("td", {text: cny(li.amount_fen)}),
                     el("td", {text: by})));
   }
   art.append(table);
-  art.append(el("p", {class: "total", text: `Total ${cny(s.total_fen || 0)}`}));
+  art.append(el("p", {class: "total", text: t("Total %(amount)s", {amount: cny(s.total_fen || 0)})}));
   if (s.review) {
-    const what = {charge: `charged ${cny(s.review.amount_fen || 0)} more`, refund: `refunded ${cny(s.review.amount_fen || 0)}`,
-                  close: "nothing more to pay"}[s.review.decision] || s.review.decision;
-    art.append(el("p", {class: "review", text: `Checked by the store: ${what} — ${s.review.reason}`}));
+    const amount = cny(s.review.amount_fen || 0);
+    const what = {charge: t("charged %(amount)s more", {amount}), refund: t("refunded %(amount)s", {amount}),
+                  close: t("nothing more to pay")}[s.review.decision] || s.review.decision;
+    art.append(el("p", {class: "review", text: t("Checked by the store: %(what)s — %(reason)s", {what, reason: s.review.reason})}));
   }
   if (s.group && s.group.people > 1) {
-    art.append(el("p", {class: "group", text: `A group of ${s.group.people} on your code: you paid for what the group took` +
-      (s.group.left_first ? ` (${s.group.left_first} left before you, with what they carried).` : ".")}));
+    art.append(el("p", {class: "group", text: t("A group of %(n)s on your code: you paid for what the group took", {n: s.group.people}) +
+      (s.group.left_first ? t(" (%(n)s left before you, with what they carried).", {n: s.group.left_first}) : ".")}));
   }
   art.append(el("p", {class: "how", text: decidedText(s)}));
   for (const ch of r.charges) {
@@ -201,13 +231,13 @@ function receipt(r) {
     for (const rf of ch.refunds) t += ` · refunded ${cny(rf.amount_fen)} (${rf.reason || ""})`;
     art.append(el("p", {class: "charge", text: t}));
   }
-  if (!r.charges.length && r.final) art.append(el("p", {class: "charge", text: (s.total_fen ? "Charge on its way." : "Nothing to pay.")}));
+  if (!r.charges.length && r.final) art.append(el("p", {class: "charge", text: (s.total_fen ? t("Charge on its way.") : t("Nothing to pay."))}));
   for (const d of r.disputes) {
     const t = d.state === "open" ? `Dispute ${d.id}: open (${cny(d.claimed_fen)} claimed)` :
       `Dispute ${d.id}: ${d.state} by the store — ${d.reason}` + (d.refund_fen ? ` · refunded ${cny(d.refund_fen)}` : "");
     art.append(el("p", {class: "dispute " + d.state, text: t}));
   }
-  const rec = el("details", {}, el("summary", {text: "The store's record"}),
+  const rec = el("details", {}, el("summary", {text: t("The store's record")}),
                  el("pre", {text: JSON.stringify(r.record, null, 1)}));
   art.append(rec);
   const succeeded = r.charges.some((c) => c.status === "succeeded" && c.refunded_fen < c.amount_fen);
@@ -217,21 +247,21 @@ function receipt(r) {
 
 function disputeForm(r, s) {
   const f = el("form", {class: "dispute-form"});
-  const fs = el("fieldset", {}, el("legend", {text: "Something wrong? (no item ticked: the whole visit)"}));
+  const fs = el("fieldset", {}, el("legend", {text: t("Something wrong? (no item ticked: the whole visit)")}));
   (s.lines || []).forEach((li, i) => {
     const id = `dp-${r.visit_id}-${i}`;
     fs.append(el("label", {class: "inline", for: id}, el("input", {type: "checkbox", id, value: li.sku}), ` Dispute ${li.name}`));
   });
   const noteId = `note-${r.visit_id}`;
-  fs.append(el("label", {for: noteId, text: "What is wrong"}), el("textarea", {id: noteId, maxlength: "500", required: ""}));
-  fs.append(el("button", {type: "submit", text: "Send dispute"}));
+  fs.append(el("label", {for: noteId, text: t("What is wrong")}), el("textarea", {id: noteId, maxlength: "500", required: ""}));
+  fs.append(el("button", {type: "submit", text: t("Send dispute")}));
   f.append(fs);
   f.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const skus = [...f.querySelectorAll("input[type=checkbox]:checked")].map((c) => c.value);
     try {
       const d = await api("POST", "disputes", {store_id: r.store_id, visit_id: r.visit_id, skus, note: f.querySelector("textarea").value});
-      say(`Dispute ${d.id} sent: ${cny(d.claimed_fen)} claimed. The store will answer here.`);
+      say(t("Dispute %(id)s sent: %(amount)s claimed. The store will answer here.", {id: d.id, amount: cny(d.claimed_fen)}));
       refresh();
     } catch (e) { say(e.message, false); }
   });
@@ -294,7 +324,7 @@ $("signup-form").addEventListener("submit", async (ev) => {
     const d = await api("POST", "signup", {real_name: $("su-name").value, id_number: $("su-id").value, password: $("su-pw").value});
     csrf = d.csrf;
     $("su-pw").value = "";
-    say("Welcome: your account is open.");
+    say(t("Welcome: your account is open."));
     await start();
   } catch (e) { say(e.message, false); }
 });
@@ -305,7 +335,7 @@ $("login-form").addEventListener("submit", async (ev) => {
     const d = await api("POST", "login", {id_number: $("li-id").value, password: $("li-pw").value});
     csrf = d.csrf;
     $("li-pw").value = "";
-    say("Logged in.");
+    say(t("Logged in."));
     await start();
   } catch (e) { say(e.message, false); }
 });
@@ -319,7 +349,7 @@ $("topup-form").addEventListener("submit", async (ev) => {
   const fen = Math.round(Number($("topup-amount").value) * 100);
   try {
     signedIn(await api("POST", "topup", {amount_fen: fen}));
-    say(`Topped up ${cny(fen)}.`);
+    say(t("Topped up %(amount)s.", {amount: cny(fen)}));
     $("topup-amount").value = "";
   } catch (e) { say(e.message, false); }
 });
@@ -328,7 +358,7 @@ $("face-consent").addEventListener("change", async (ev) => {
   const on = ev.target.checked;
   try {
     signedIn(await api("POST", "consent", {face_consent: on}));
-    say(on ? "Face billing is on from your next code." : "Face billing is off: the store forgets your face now.");
+    say(on ? t("Face billing is on from your next code.") : t("Face billing is off: the store forgets your face now."));
     await newCode();  // the code carries the choice
   } catch (e) { ev.target.checked = !on; say(e.message, false); }
 });
@@ -338,14 +368,14 @@ $("door-name-form").addEventListener("submit", async (ev) => {
   const name = $("door-name").value.trim();
   try {
     signedIn(await api("POST", "door-name", {door_name: name || null}));
-    say(name ? `The door will greet you as ${name} from your next code.` : "The door will greet you without a name.");
+    say(name ? t("The door will greet you as %(name)s from your next code.", {name}) : t("The door will greet you without a name."));
     await newCode();  // the code carries the name
   } catch (e) { say(e.message, false); }
 });
 
 $("code-toggle").addEventListener("click", async () => {
   purpose = purpose === "entry" ? "exit" : "entry";
-  $("code-toggle").textContent = purpose === "entry" ? "Show the exit code" : "Show the entry code";
+  $("code-toggle").textContent = purpose === "entry" ? t("Show the exit code") : t("Show the entry code");
   await newCode();
 });
 $("code-new").addEventListener("click", newCode);
@@ -356,7 +386,7 @@ $("my-data-details").addEventListener("toggle", () => { if ($("my-data-details")
 $("ask-stores").addEventListener("click", async () => {
   try {
     const d = await api("POST", "data-requests", {kind: "export"});
-    say(`Asked ${d.data.length} store(s) for their records.`);
+    say(t("Asked %(n)s store(s) for their records.", {n: d.data.length}));
     await myData();
   } catch (e) { say(e.message, false); }
 });
@@ -370,4 +400,4 @@ $("delete-form").addEventListener("submit", async (ev) => {
   } catch (e) { say(e.message, false); }
 });
 
-start();
+loadLanguage().then(start);
