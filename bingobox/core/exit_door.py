@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .store import StoreCore
 
 log = logging.getLogger(__name__)
+GRANT_PASSAGE_SLACK_S = 2.0  # (the door relocks when its grant window ends: later, only the button opens it)
 
 
 class ExitDoor:
@@ -26,6 +27,9 @@ class ExitDoor:
         self.core = core
         core.on_device(self.device)
         core.on(CompanionCarried, self.companion_carried)
+        door = next((d for d in core.cfg.doors if d.name == core.lay.exit_door), None)
+        # an opening this long after the exit's grant can still be that shopper (the grant window, then the button)
+        self.grant_passage_s = (door.unlock_s if door else 5.0) + GRANT_PASSAGE_SLACK_S
 
     def grant(self, v: Visit, why: str) -> None:
         """Open the exit for ``v`` (the grant is committed first, so a restart knows not to open it again)."""
@@ -58,7 +62,10 @@ class ExitDoor:
             return
         if ev.kind != "door_opened":
             return
-        leaving = [v for v in core.book if v.exit_granted_at is not None and v.leaving]
+        # whose exit this is: a visit the exit opened for lately (an opening long after a grant — one made before a
+        # restart, whose own door cycle nobody saw — is someone else's: the button, a companion, a stranger)
+        leaving = [v for v in core.book if v.exit_granted_at is not None and v.leaving
+                   and ev.t - v.exit_granted_at <= self.grant_passage_s]
         if not leaving:
             group = self.companion_leaving()
             if group is not None:
