@@ -36,6 +36,7 @@ class SimDoor:
         self.is_open = False
         self.relay_unlocked = False  # what the board holds (survives a controller crash)
         self.lit = (False, False)  # (green, red) lamps
+        self.rex_pressed_at = -1.0  # the button last pressed (someone at the door)
         self.fire = False
         self.machine: DoorMachine | None = None
         self.post: Callable[[object], None] | None = None
@@ -132,6 +133,7 @@ class SimDoor:
         """The request-to-exit button: it frees the door in hardware for the grant window (whether or not the
         controller runs), and the controller, if it runs, sees it."""
         self.hw_rex_until = self.sched.clock() + self.timing.unlock_s
+        self.rex_pressed_at = self.sched.clock()
         self.sched.after(DETECT_S, self._rex)
 
     def _rex(self) -> None:

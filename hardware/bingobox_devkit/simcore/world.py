@@ -120,7 +120,8 @@ class World:
         self.sched.at(t, deliver)
 
     def _exit_unlocked(self) -> None:
-        if self.in_exit_area is None and not self.fire:
+        pressed = self.clock() - self.doors["exit"].rex_pressed_at < 1.0  # (someone at the door pressed its button)
+        if self.in_exit_area is None and not self.fire and not pressed:
             self.exit_grants_nobody.append(self.clock())
 
     @property
