@@ -90,9 +90,10 @@ class ExitDoor:
         present is a group with companions still inside that has been alone all along (with anyone else inside, now
         or before, it could be anyone)."""
         present = [v for v in self.core.book if v.inside or v.leaving]
-        if len(present) == 1 and present[0].companions_inside > 0 and present[0].alone and \
-                not self.core.attribution.unknown_inside():
-            return present[0]  # (alone: nobody else has been inside with them — a stranger who left would do too)
+        g = present[0] if len(present) == 1 else None
+        if g is not None and g.companions_inside > 0 and g.passages - 1 > g.members_out and g.alone and \
+                not self.core.attribution.unknown_inside():  # (a companion seen coming in, and not yet out)
+            return g  # (alone: nobody else has been inside with them — a stranger who left would do too)
         return None
 
     def companion_out(self, v: Visit, t: float) -> None:

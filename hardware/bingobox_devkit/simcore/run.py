@@ -286,7 +286,8 @@ class Play:
             t = Shopper(100 + i, f"tailgater_{i}", False, 0, tg["takes"], False, 0.0, tailgater=True)
             w.shoppers.append(t)
             host = plan.shoppers[tg["host"]]
-            w.sched.spawn(tailgater(w, t, tg["forced"]), delay=host["arrive"] + 2.0)
+            host_s = next(x for x in w.shoppers if x.n == host["n"])
+            w.sched.spawn(tailgater(w, t, tg["forced"], host_s), delay=host["arrive"] + 2.0)
         if plan.fire:
             w.sched.spawn(fire_alarm(w, *plan.fire), delay=0.5)
         for at, name, args in plan.faults:

@@ -101,6 +101,7 @@ def companion_out(world: World, s: Shopper, ex) -> Process:
     yield 0.5
     world.carry_out(s, item)
     s.companions_out += 1
+    s.companion_exits.append((world.clock(), set(item)))
     yield 0.5
     ex.close()
     yield until(lambda: not ex.unlocked or world.fire_active, 3)
@@ -156,10 +157,15 @@ def _go_out(world: World, s: Shopper, ex, how: str) -> Process:
     s.last_commit = world.commit_count()
 
 
-def tailgater(world: World, s: Shopper, forced: bool) -> Process:
-    """Someone without a code: in behind a shopper (``forced``: pushing the locked door once it shut), takes goods,
-    leaves by the exit button."""
+def tailgater(world: World, s: Shopper, forced: bool, host: Shopper | None = None) -> Process:
+    """Someone without a code: in behind a shopper (``forced``: pushing the locked door once it shut; else through
+    the opening their ``host``'s code made, when the host walks in), takes goods, leaves by the exit button."""
     ent, ex = world.doors["entrance"], world.doors["exit"]
+    if not forced and host is not None:
+        yield until(lambda: host.entered or host.done, 900, 0.1)
+        if not host.entered:
+            s.done = True  # the host never got in: nor did they
+            return
     if forced:
         yield until(lambda: not ent.is_open and not world.entrance_busy, 900, 0.1)
         world.entrance_busy = True  # (at the door: the next shopper waits behind them)

@@ -37,6 +37,7 @@ class Shopper:
     companion_first: bool = False  # a companion leaves before the shopper, by the exit button, with one item
     passages: int = 1  # of the group, through the entrance (a companion may be left outside)
     companions_out: int = 0
+    companion_exits: list[tuple[float, set[str]]] = field(default_factory=list)  # (when, what they carried)
     carried: set[str] = field(default_factory=set)  # what they carry now (the truth)
     carried_out: set[str] = field(default_factory=set)  # what they carried through the exit
     entered: bool = False
