@@ -2,30 +2,13 @@
 each, everything the group takes billed to the shopper, companions leaving first by the exit button are the group's
 (not strangers) and what they carry out is billed too; more faces than people on the code is tailgating as before."""
 
-import pytest
 
 from bingobox.core.events import DeviceEvent, Enrolled, FaceDecided, FaceDecision
 from bingobox.domain import panel
-from tests.unit.test_panels import Said
-from tests.unit.test_store_core import CHIPS, COLA, Rig, epc
+from tests.unit import test_panels
+from tests.unit.test_store_core import CHIPS, COLA, epc
 
-
-@pytest.fixture
-def rig(tmp_path, monkeypatch):
-    said = Said()
-    import bingobox.core.store as store_mod
-
-    real = store_mod.StoreCore.__init__
-
-    def with_panel(self, *a, **kw):
-        real(self, *a, **{**kw, "panel_out": said})
-
-    monkeypatch.setattr(store_mod.StoreCore, "__init__", with_panel)
-    r = Rig(tmp_path / "store.db", acks=True)
-    r.said = said
-    r.at(0.1)
-    yield r
-    r.journal.close()
+rig = test_panels.rig  # the real core with the panels listened to and the boards' acknowledgements
 
 
 def through(rig, door="entrance"):
