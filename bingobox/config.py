@@ -187,6 +187,18 @@ class ReaderConfig(SerialPort):
     silence_timeout_s: float = Field(1.0, ge=0.1, le=10, description="no frame this long → restart inventory")
 
 
+class CardReaderConfig(SerialPort):
+    """A PN532 NFC module on a UART (HSU) beside a door: a bound card tapped on it works like that door's code."""
+
+    name: Name
+    baudrate: int = 115200
+    door: Name = Field(description="the door it stands by (the layout's entry or exit door)")
+    poll_interval_s: float = Field(0.15, ge=0.05, le=2, description="look for a card this often")
+    gone_after_s: float = Field(0.6, ge=0.1, le=10, description="a card out of the field this long taps anew")
+    answer_timeout_s: float = Field(0.5, ge=0.05, le=5, description="no answer this long: the module is not "
+                                    "answering (woken and configured again)")
+
+
 class LlrpZoneConfig(Strict):
     """One antenna of an LLRP reader and what it covers: a shelf, or the exit area. The store sees each zone as a
     reader of its own (its name is the one the layout and the screen use)."""
@@ -359,6 +371,11 @@ class VisitsConfig(Strict):
                                 "group: one door passage each, everything the group takes paid by the shopper)")
     group_enter_within_s: float = Field(120, ge=10, le=600, description="a group's companions come in within this "
                                         "long of the first of them (the code shown again for each)")
+    card_visit_limit_fen: int = Field(20_000, ge=0, le=10_000_000, description="a visit opened by a card tap (a "
+                                      "card can be cloned) is charged automatically up to this much; a basket above "
+                                      "it (or above the gateway's own limit in the card list) waits for an operator")
+    card_list_every_s: float = Field(60, ge=5, le=3600, description="fetch the gateway's signed list of bound cards "
+                                     "this often (a card removed in the app stops working within one fetch)")
 
 
 class VisionConfig(Strict):
@@ -556,6 +573,7 @@ class StoreConfig(Strict):
     doors: list[DoorConfig] = Field(default_factory=list)
     readers: list[ReaderConfig] = Field(default_factory=list)
     llrp_readers: list[LlrpReaderConfig] = Field(default_factory=list)
+    card_readers: list[CardReaderConfig] = Field(default_factory=list)
     cameras: list[CameraConfig] = Field(default_factory=list)
     wallet: WalletConfig | None = None
     journal: JournalConfig = Field(default_factory=JournalConfig)
@@ -570,8 +588,9 @@ class StoreConfig(Strict):
     @model_validator(mode="after")
     def _unique_names(self) -> StoreConfig:
         check_unique_names(self.buses, self.doors, self.readers, self.llrp_readers,
-                           [z for r in self.llrp_readers for z in r.zones], self.cameras)
-        check_one_device_per_port([*self.buses, *[d for d in self.doors if d.port is not None], *self.readers])
+                           [z for r in self.llrp_readers for z in r.zones], self.cameras, self.card_readers)
+        check_one_device_per_port([*self.buses, *[d for d in self.doors if d.port is not None], *self.readers,
+                                   *self.card_readers])
         check_buses(self.buses, self.doors)
         if self.layout is not None:
             lay = self.layout
@@ -582,6 +601,9 @@ class StoreConfig(Strict):
                                      ("exit_reader", lay.exit_reader, readers)):
                 if name is not None and name not in known:
                     raise ValueError(f"layout.{key}: no such device {name!r}")
+        for cr in self.card_readers:
+            if self.layout is None or cr.door not in (self.layout.entry_door, self.layout.exit_door):
+                raise ValueError(f"card_readers.{cr.name}.door: {cr.door!r} is not the layout's entry or exit door")
         for door in self.panels.languages:
             if self.layout is None or door not in (self.layout.entry_door, self.layout.exit_door):
                 raise ValueError(f"panels.languages: {door!r} is not the layout's entry or exit door")

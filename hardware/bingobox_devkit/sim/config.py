@@ -66,6 +66,12 @@ class SimReader(SimSerial):
         return [check_epc(e) for e in v]
 
 
+class SimCardReader(SimSerial):
+    """A PN532 NFC module on a UART by a door: cards are tapped on it (``card.tap``)."""
+
+    baudrate: int = Field(115200, ge=0, le=921600, description="pace replies like this line speed; 0 = none")
+
+
 class SimLlrpReader(Strict):
     """A fixed UHF reader on the network, speaking LLRP over TCP, with several antennas (one per shelf or zone)."""
 
@@ -111,10 +117,11 @@ class SimConfig(Strict):
     readers: list[SimReader] = Field(default_factory=list)
     llrp_readers: list[SimLlrpReader] = Field(default_factory=list)
     cameras: list[SimCamera] = Field(default_factory=list)
+    card_readers: list[SimCardReader] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique(self) -> SimConfig:
-        check_unique_names(self.buses, self.doors, self.readers, self.llrp_readers, self.cameras)
+        check_unique_names(self.buses, self.doors, self.readers, self.llrp_readers, self.cameras, self.card_readers)
         names = {b.name for b in self.buses}
         boards: dict[tuple[str, int], SimDoor] = {}
         used: dict[tuple[str, int], set[tuple[str, int]]] = {}

@@ -15,6 +15,7 @@ from .camera_server import VirtualCamera, load_image, qr_image
 from .config import SimConfig
 from .door_board import VirtualDoor, build_lines
 from .llrp_reader import VirtualLlrpReader
+from .nfc_reader import VirtualCardReader
 from .rfid_reader import VirtualReader
 from .serial_device import SerialDevice, SerialFaults
 
@@ -38,6 +39,8 @@ class VirtualStore:
         self.readers = {r.name: VirtualReader(r, self.run_dir, seed + 100 + i) for i, r in enumerate(cfg.readers)}
         self.llrp = {r.name: VirtualLlrpReader(r, seed + 300 + i) for i, r in enumerate(cfg.llrp_readers)}
         self.cameras = {c.name: VirtualCamera(c, seed + 200 + i) for i, c in enumerate(cfg.cameras)}
+        self.card_readers = {c.name: VirtualCardReader(c, self.run_dir, seed + 400 + i)
+                             for i, c in enumerate(cfg.card_readers)}
         self.control_url: str | None = None
         self.token = secrets.token_urlsafe(24)  # for the control API; in the manifest (mode 600) only
         self.image_dirs = [Path(d).resolve() for d in cfg.sim.image_dirs]
@@ -46,6 +49,7 @@ class VirtualStore:
             "door.rex": self._door_rex, "fire": self._fire,
             "tags.add": self._tags_add, "tags.remove": self._tags_remove, "tags.set": self._tags_set,
             "camera.show": self._camera_show, "camera.clear": self._camera_clear,
+            "card.tap": self._card_tap, "card.remove": self._card_remove,
             "fault.unplug": self._unplug, "fault.replug": self._replug, "fault.garbage": self._garbage,
             "fault.corrupt": self._corrupt, "fault.delay": self._delay, "fault.drop_reads": self._drop_reads,
             "fault.stuck_relay": self._stuck_relay, "fault.silent": self._silent, "fault.clear": self._clear,
@@ -55,11 +59,12 @@ class VirtualStore:
     def devices(self) -> dict[str, Any]:
         """What actions and faults address by name: buses, doors (a door's faults are its board's), readers,
         cameras."""
-        return {**self.lines, **self.doors, **self.readers, **self.llrp, **self.cameras}
+        return {**self.lines, **self.doors, **self.readers, **self.llrp, **self.cameras, **self.card_readers}
 
     def _hardware(self) -> list:
         own = [d.line for d in self.doors.values() if not d.line.shared]
-        return [*self.lines.values(), *own, *self.readers.values(), *self.llrp.values(), *self.cameras.values()]
+        return [*self.lines.values(), *own, *self.readers.values(), *self.llrp.values(), *self.cameras.values(),
+                *self.card_readers.values()]
 
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -111,7 +116,8 @@ class VirtualStore:
         return table[name]
 
     def _serial(self, device: str) -> SerialDevice:
-        return self._get({**self.lines, **self.doors, **self.readers, **self.llrp}, device, "serial or LLRP device")
+        return self._get({**self.lines, **self.doors, **self.readers, **self.llrp, **self.card_readers}, device,
+                         "serial or LLRP device")
 
     # acting in the store ---------------------------------------------------------------------------
     def _door_open(self, door: str) -> dict:
@@ -173,6 +179,13 @@ class VirtualStore:
         else:
             cam.show(qr_image(str(qr)), "qr", float(scale))
         return {}
+
+    def _card_tap(self, reader: str, uid: str, hold_s: float = 0.5) -> dict:
+        """A card held to an NFC reader (``uid``: its UID in hex, 4, 7 or 10 bytes) for ``hold_s`` seconds."""
+        return self._get(self.card_readers, reader, "card reader").tap(str(uid), float(hold_s))
+
+    def _card_remove(self, reader: str) -> dict:
+        return self._get(self.card_readers, reader, "card reader").remove()
 
     def _camera_clear(self, camera: str) -> dict:
         self._get(self.cameras, camera, "camera").clear()
