@@ -28,11 +28,21 @@ from typing import Any
 
 from . import feeds
 from .config import StoreConfig
-from .core.events import ChargeQueueChanged, ChargeUpdate, ConsentWithdrawn, DiskChecked, OperatorCommand, Started
+from .core.events import (
+    CardListIn,
+    CardPaired,
+    ChargeQueueChanged,
+    ChargeUpdate,
+    ConsentWithdrawn,
+    DiskChecked,
+    OperatorCommand,
+    Started,
+)
 from .core.store import StoreCore
 from .devices.camera import Camera
 from .devices.door import build_doors
 from .devices.llrp import LlrpReader
+from .devices.nfc import CardReader
 from .devices.rfid import RfidReader
 from .domain.catalog import Catalog
 from .domain.entry import EntryGate, load_pinned
@@ -108,7 +118,11 @@ class StoreApp:
             self.sync = ShopperSync(self.journal, WalletClient(w.gateway_url, cfg.store.id, w.secret(),
                                                                w.connect_timeout_s, w.read_timeout_s),
                                     self.catalog, lambda account: self.inbox.put(ConsentWithdrawn(account)),
-                                    inbox_every_s=w.inbox_every_s)
+                                    inbox_every_s=w.inbox_every_s, keys=lambda: self.gate.keys,
+                                    on_card_list=(lambda cl: self.inbox.put(CardListIn(cl))) if cfg.card_readers
+                                    else None, on_paired=lambda ok, why: self.inbox.put(CardPaired(ok, why)),
+                                    cards_file=Path(cfg.journal.path).parent / "cards.jws",
+                                    cards_every_s=cfg.visits.card_list_every_s)
         keys, not_after = load_pinned(w.keys_file)
         self.gate = EntryGate(keys, cfg.store.id, self.journal, self.outbox, not_after=not_after)
         self._reload_keys = threading.Event()  # set by SIGHUP (``reload_keys``); done by the loop
@@ -122,6 +136,7 @@ class StoreApp:
         for reader in self.llrp.values():  # each antenna's zone is a reader to the store
             self.readers.update({z.name: z for z in reader.zones.values()})
         self.cameras = {c.name: Camera(c, emit) for c in cfg.cameras}
+        self.card_readers = {c.name: CardReader(c, emit) for c in cfg.card_readers}
         self.faces = None
         if face_worker is not None and cfg.vision.faces:
             self.faces = feeds.FaceSide(face_worker, self.cameras[lay.entry_camera], self.cameras[lay.exit_camera],
@@ -131,7 +146,8 @@ class StoreApp:
                               self.readers.get(lay.exit_reader) if lay.exit_reader else None, self.faces,
                               post=self.inbox.put, hours=cfg.store.hours.build() if cfg.store.hours else None,
                               panel_out=self.panels.publish,
-                              basket_out=self.sync.live if self.sync is not None else None)
+                              basket_out=self.sync.live if self.sync is not None else None,
+                              card_out=self.sync.pair if self.sync is not None and cfg.card_readers else None)
         self.loop = EventLoop(self.inbox, self.core.handle, self.core.tick, on_tick=self._after_tick)
         self.notifier = notifier or Notifier()  # systemd: watchdog pings come from the loop's own tick
         self.status_path = status_path
@@ -186,8 +202,12 @@ class StoreApp:
         self.core.restore()
         self.outbox.start()
         if self.sync is not None:
+            kept = self.sync.load_cards() if self.cfg.card_readers else None
+            if kept is not None:  # (until the gateway answers: cards work across a restart with it down)
+                self.inbox.put(CardListIn(kept))
             self.sync.start()
-        for dev in [*self.buses.values(), *self.readers.values(), *self.llrp.values(), *self.cameras.values()]:
+        for dev in [*self.buses.values(), *self.readers.values(), *self.llrp.values(), *self.cameras.values(),
+                    *self.card_readers.values()]:
             dev.start()
         if self.faces is not None:
             try:
@@ -209,7 +229,8 @@ class StoreApp:
             w.stop()
         if self.faces is not None:
             self.faces.stop()
-        for dev in [*self.cameras.values(), *self.llrp.values(), *self.readers.values(), *self.buses.values()]:
+        for dev in [*self.card_readers.values(), *self.cameras.values(), *self.llrp.values(), *self.readers.values(),
+                    *self.buses.values()]:
             dev.stop()
         if self.sync is not None:
             self.sync.stop()
@@ -324,7 +345,8 @@ class StoreApp:
         self.core.handle(ChargeQueueChanged(charges["admission"], charges["admission_reason"]))
         lay = self.lay
         shelves = {n: r for n, r in self.readers.items() if n != lay.exit_reader}
-        devices = {n: d.status() for n, d in {**self.doors, **self.readers, **self.cameras}.items()}
+        devices = {n: d.status() for n, d in {**self.doors, **self.readers, **self.cameras,
+                                              **self.card_readers}.items()}
         lat = {"qr_entry_ms": self.qr_ms["entry"].summary(), "qr_exit_ms": self.qr_ms["exit"].summary()}
         if self.faces is not None:
             lat["face_match_ms"] = self.faces.match_ms.summary()

@@ -602,7 +602,8 @@ class StoreConfig(Strict):
                 if name is not None and name not in known:
                     raise ValueError(f"layout.{key}: no such device {name!r}")
         for cr in self.card_readers:
-            if self.layout is None or cr.door not in (self.layout.entry_door, self.layout.exit_door):
+            by = {self.layout.entry_door, self.layout.exit_door} if self.layout else {d.name for d in self.doors}
+            if cr.door not in by:
                 raise ValueError(f"card_readers.{cr.name}.door: {cr.door!r} is not the layout's entry or exit door")
         for door in self.panels.languages:
             if self.layout is None or door not in (self.layout.entry_door, self.layout.exit_door):

@@ -86,6 +86,22 @@ class Reviews(TypedDict, total=False):
     oldest_open_at: float | None
 
 
+class CardsView(TypedDict):
+    """Entry by card (``core.cards.Cards.status``)."""
+
+    cards: int  # linked cards in the store's current list
+    list_until: int | None  # when that list expires (unix s)
+    list_current: bool
+    limit_fen: int  # the most a card visit is charged without an operator
+    taps: int
+    unknown: int
+    no_list: int
+    pairings: int
+    paired: int
+    pair_refused: int
+    lists: int
+
+
 @with_config(ConfigDict(extra="forbid"))
 class View(TypedDict, total=False):
     """The whole published snapshot; every key is always there once the store has published (before that the view
@@ -109,6 +125,7 @@ class View(TypedDict, total=False):
     stages_ms: dict[str, dict[str, Percentiles]]
     visits: list[VisitRow]
     unrecorded_alarms: list[dict[str, Any]]
+    cards: CardsView  # the list of linked NFC cards the store holds, and what taps came to
     t: float
     # the app (status.build_view)
     charges: Charges

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..domain import panel
 from ..domain.budget import MinuteBudget
+from ..domain.cards import CardEntry, card_jti, pair_code_of
 from ..domain.tokens import MAX_LIFETIME_S, EntryClaims
 from ..domain.visit import UNSEEN_ENTRY, VisitMachine
 from .events import CodeSeen
@@ -46,22 +47,33 @@ class Admission:
         if reason == "clock_behind" and budget.written == 1:  # once a minute at most
             core.alarm("clock_behind", None, {"detail": detail})
 
-    def code(self, ev: CodeSeen) -> None:
+    def admits_now(self) -> bool:
+        """Whether the store lets anyone in now (else the entrance is told why, and False)."""
         core = self.core
-        stages = {**ev.stages, "captured": ev.frame_t}
         if not core.store.admits:
             self.refuse("store_not_admitting", core.store.state)
-            return
+            return False
         if not core.open_now():
             self.refuse("store_closed", "outside the opening hours")  # the code stays unused
-            return
+            return False
         if core.health.disk_low:  # a visit needs rows; the disk's reserve is for the exits of those inside
             self.refuse("disk_low", f"the journal's disk has {core.health.free_mb} MiB free")
-            return
+            return False
         r = core.exit_reader
         if r is not None and not r.online() and core.book.inside():
             # with several inside, only the exit reader can tell who carries what: one at a time until it is back
             self.refuse("exit_reader_down", "one shopper at a time while the exit reader is offline")
+            return False
+        return True
+
+    def code(self, ev: CodeSeen) -> None:
+        core = self.core
+        stages = {**ev.stages, "captured": ev.frame_t}
+        pairing = pair_code_of(ev.text)
+        if pairing is not None:  # not an entry code: the shopper is about to tap a card to bind to their account
+            core.cards.pairing_shown(pairing)
+            return
+        if not self.admits_now():
             return
         d = core.gate.check(ev.text, core.lay.entry_door)
         if d.reason == "replayed" and d.claims is not None and self.companion(d.claims, reuse=True):
@@ -69,8 +81,29 @@ class Admission:
         if not d.ok or d.claims is None:
             self.refuse(d.reason or "refused", d.detail, getattr(d.claims, "account", None))
             return
-        c = d.claims
         stages["verified"] = core.clock()
+        self.admit(d.claims, stages)
+
+    def card(self, entry: CardEntry, t: float) -> None:
+        """A bound card tapped at the entrance: like a code of its account (the same refusals), without the code's
+        one-time use — a card opens one visit at a time, and the visit is flagged ``card_entry`` (its charge is
+        bounded)."""
+        core = self.core
+        if not self.admits_now():
+            return
+        now = core.clock()
+        d = core.gate.check_account(entry.account)
+        if not d.ok:
+            self.refuse(d.reason or "refused", d.detail, entry.account)
+            return
+        lst = core.cards.list
+        c = EntryClaims(entry.account, core.cfg.store.id, core.lay.entry_door, int(now), int(now) + 60,
+                        card_jti(entry.card_id), entry.face_consent, lst.kid if lst else "", entry.name)
+        self.admit(c, {"captured": t, "verified": now}, card=entry.card_id)
+
+    def admit(self, c: EntryClaims, stages: dict[str, float], card: str | None = None) -> None:
+        """A checked code (or card) of an account: a new visit, a companion of its group, or why not."""
+        core = self.core
         if c.group > 1 + core.settings.max_companions:
             self.refuse("group_too_large", f"{c.group} people on one code; this store takes "
                         f"{1 + core.settings.max_companions}", c.account)
@@ -80,7 +113,7 @@ class Admission:
         if earlier is not None:
             if _not_really_inside(earlier):
                 replaced = earlier  # they are at the entrance again: the earlier grant was never used
-            elif self.companion(c, reuse=False):
+            elif self.companion(c, reuse=card is not None):
                 return
             else:
                 self.refuse("already_inside", "one open visit per account", c.account)
@@ -89,7 +122,8 @@ class Admission:
         vid = "v_" + uuid.UUID(int=core.rng.getrandbits(128), version=4).hex[:16]
         v = Visit(vid, c.account, c.face_consent, VisitMachine(vid), now, stages=stages, code=c.jti, group=c.group)
         evidence: Evidence = [(v, "code_accepted", {"jti": c.jti, "kid": c.kid, "face_consent": c.face_consent,
-                                                    "door": core.lay.entry_door, "group": c.group})]
+                                                    "door": core.lay.entry_door, "group": c.group,
+                                                    **({"card": card} if card else {})})]
         touched = []
         if replaced is not None:
             touched.append(replaced)
@@ -99,7 +133,10 @@ class Admission:
                 if replaced is not None:
                     replaced.machine.fire("replaced")
                     replaced.flag("replaced_at_entrance")
-                tx.use_code(c)
+                if card is None:
+                    tx.use_code(c)
+                else:
+                    v.flag("card_entry")  # (a card is used again and again: its visits are bounded instead)
         except CodeUsed:
             self.refuse("replayed", "this code was used already", c.account)
             return
@@ -116,9 +153,9 @@ class Admission:
 
 
     def companion(self, c: EntryClaims, reuse: bool) -> bool:
-        """The code of a group inside (again, or a fresh one of the same account) shown for the next companion:
-        the entrance opens once more while the group has passages left and its time to come in lasts. True when
-        this was such a code (granted, or told why not)."""
+        """The code of a group inside (again, or a fresh one of the same account; or its card) shown for the next
+        companion: the entrance opens once more while the group has passages left and its time to come in lasts. True
+        when this was such a code (granted, or told why not). ``reuse``: nothing to use up."""
         core = self.core
         v = core.book.of_account(c.account)
         if v is None or v.group <= 1 or not v.inside or (reuse and c.iat < v.created_at - MAX_LIFETIME_S):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..domain import panel, review, tokens
+from ..domain.cards import CardEntry
 from ..domain.catalog import CARRIED_BY_COMPANION
 from ..domain.visit import UNSEEN_ENTRY, S, VisitMachine
 from .events import ChargeUpdate, CodeSeen, FaceDecided, InventoryReady
@@ -71,6 +72,21 @@ class Checkout:
         else:
             core.telemetry.count("fallback_qr")
             self.identify(v, ev.frame_t, {"by": "qr", "jti": c.jti}, stages, claims=c)
+
+    def card(self, entry: CardEntry, t: float) -> None:
+        """A bound card tapped at the exit: identifies its account's visit, like an exit code (a card visit of a
+        shopper without face billing leaves this way)."""
+        core = self.core
+        v = core.book.of_account(entry.account)
+        if v is None or not (v.inside or v.leaving):
+            core.panels.say("exit", panel.refusal("card_no_visit"))
+            return
+        if v.leaving:  # identified already: the exit opens again if it was opened before this tap
+            if v.exit_granted_at is not None and v.exit_granted_at < t:
+                core.exit_door.grant(v, "card_again")
+            return
+        core.telemetry.count("exit_card")
+        self.identify(v, t, {"by": "card", "card": entry.card_id}, {"tapped": t})
 
     def _code_again(self, v: Visit, c: tokens.EntryClaims, frame_t: float) -> None:
         """A fresh code from someone already identified: the exit did not open for them (a restart relocked it, or
@@ -221,9 +237,10 @@ class Checkout:
             v.machine.fire("charge")
             if "recovery" in v.flags and total:
                 v.flag("review")
+            why_free = "card_limit" if "card_limit" in v.flags else "nothing to pay"
             if not total:
                 v.exit_granted_at = tx.now
-                tx.add(v, "exit_unlocked", {"door": core.lay.exit_door, "why": "nothing to pay"})
+                tx.add(v, "exit_unlocked", {"door": core.lay.exit_door, "why": why_free})
         att.settled(added)
         if unverified is not None:
             core.alarm("exit_unverified", core.lay.exit_door, unverified)
@@ -236,15 +253,16 @@ class Checkout:
         if total:
             core.outbox.wake()
         else:
-            core.telemetry.count("zero_baskets")
-            core.exit_door.unlock(v, "nothing to pay")
+            core.telemetry.count("zero_baskets" if why_free == "nothing to pay" else "card_limit")
+            core.exit_door.unlock(v, why_free)
         left = att.left_unidentified_between(v.identified_at or now, now)
         if left is not None and v.exit_granted_at is None:
             # the exit opened for nobody after they were seen and before we decided: they walked out then
             core.exit_door.finish(v, left, "left_before_decision")
 
     def charge_in(self, tx: Tx, v: Visit) -> int:
-        """Receipt lines and the charge intent of ``v``'s basket inside ``tx``; returns the total (fen)."""
+        """Receipt lines and the charge intent of ``v``'s basket inside ``tx``; returns what is charged now (fen:
+        the total, or 0 for a card visit above its limit)."""
         core = self.core
         lines, unknown = v.basket.lines(core.catalog)
         total = sum(int(li["amount_fen"]) for li in lines)
@@ -252,6 +270,12 @@ class Checkout:
         if unknown:
             tx.add(v, "unknown_items", {"epcs": unknown})
         tx.add(v, "basket", {"lines": lines, "total_fen": total, "items": dict(v.basket.items)})
+        limit = core.cards.limit_fen()
+        if "card_entry" in v.flags and total > limit:
+            # a card can be cloned: a card visit above its limit is not charged until an operator has looked
+            v.flag("card_limit")
+            tx.add(v, "card_limit", {"total_fen": total, "limit_fen": limit})
+            return 0
         if total:
             core.outbox.add_intent_in(tx.journal, v.id, v.account, total, lines, entry_jti=v.code)
         return total

@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..devices.events import DeviceEvent
+from ..domain.cards import CardList
 from ..domain.faces import FaceDecision
 
 __all__ = [
+    "CardListIn",
+    "CardPaired",
     "ChargeQueueChanged",
     "ChargeUpdate",
     "CodeSeen",
@@ -45,6 +48,21 @@ class CodeSeen:
     text: str
     frame_t: float
     stages: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CardListIn:
+    """A new signed list of bound cards, verified (the shopper sync fetched it, or it was read back at start)."""
+
+    cards: CardList
+
+
+@dataclass(frozen=True, slots=True)
+class CardPaired:
+    """The gateway's answer to a pairing (a code shown, then a card tapped): ``reason`` when it was refused."""
+
+    ok: bool
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,6 +128,10 @@ class CodeGate(Protocol):
 
     def check(self, text: str, door: str) -> Decision: ...
 
+    def check_account(self, account: str) -> Decision:
+        """The refusals of an account without a code (a card tapped)."""
+        ...
+
 
 Post = Callable[[object], None]
 Rows = Iterator[tuple[float, set[str]]]
@@ -137,3 +141,6 @@ Rows = Iterator[tuple[float, set[str]]]
 # must return at once (it hands the message on); the core never waits for a panel.
 PanelOut = Callable[[str, str, PanelMessage, float], None]  # (door, role, message, at)
 BasketOut = Callable[[str, str, dict[str, Any]], None]  # (visit, account, live basket: ``LiveBaskets.view``)
+# Whoever talks to the wallet gateway for the shopper's side: a card to bind to the account that asked for the pairing
+# code (the answer comes back as ``events.CardPaired``). Must return at once.
+CardOut = Callable[[str, str], None]  # (pairing code, card hash)

@@ -3,7 +3,8 @@ consumes typed events one at a time (``handle``) and ticks for timeouts (``tick`
 
 Who owns what: ``book`` the open visits (``VisitBook``: every change one journal commit), ``store`` the store's
 state machine and its problems, ``attribution`` who carries what, ``telemetry`` what is counted and timed,
-``panels`` what each door's panel says (handed out through ``panel_out``, never waited for). The rules
+``panels`` what each door's panel says (handed out through ``panel_out``, never waited for), ``cards`` the list of
+bound NFC cards (a tap works like a code; pairings go out through ``card_out``). The rules
 are objects of their own — ``Health``, ``FaceBilling``, ``Admission``, ``Shopping``, ``Checkout``, ``ExitDoor``,
 ``Timeouts``, ``Operations`` — each registering the events it handles and its tick with the core (Klipper's
 ``register_event_handler``); none imports another, they meet through the core's attributes. ``restore`` reconciles
@@ -30,6 +31,7 @@ from ..domain.store import WHAT_WORKS, StoreMachine
 from . import restore
 from .admission import Admission
 from .attribution import Attribution
+from .cards import Cards
 from .checkout import Checkout
 from .events import CodeSeen, Started
 from .exit_door import ExitDoor
@@ -38,7 +40,7 @@ from .health import Health
 from .live_baskets import LiveBaskets
 from .operations import Operations
 from .panels import Panels
-from .ports import BasketOut, ChargeQueue, CodeGate, Door, ExitReader, Faces, Journal, PanelOut
+from .ports import BasketOut, CardOut, ChargeQueue, CodeGate, Door, ExitReader, Faces, Journal, PanelOut
 from .shopping import Shopping
 from .telemetry import ENTRY_STAGES, EXIT_STAGES, Telemetry
 from .timeouts import Timeouts
@@ -55,7 +57,8 @@ class StoreCore:
                  doors: Mapping[str, Door], exit_reader: ExitReader | None, faces: Faces | None,
                  post: Callable[[Any], None], clock: Callable[[], float] = time.time,
                  hours: Hours | None = None, rng: random.Random | None = None,
-                 panel_out: PanelOut | None = None, basket_out: BasketOut | None = None) -> None:
+                 panel_out: PanelOut | None = None, basket_out: BasketOut | None = None,
+                 card_out: CardOut | None = None) -> None:
         if cfg.layout is None:
             raise ValueError("the store core needs [layout] in the config")
         self.cfg = cfg
@@ -100,6 +103,7 @@ class StoreCore:
         self.operations = Operations(self)
         self.panels = Panels(self, panel_out)  # what each door's panel says (the rules speak through it)
         self.live_baskets = LiveBaskets(self, basket_out)  # what each shopper inside is told they carry
+        self.cards = Cards(self, card_out)  # the bound cards' list, taps and pairings
         # a visit's timeouts, one action per visit and tick, in the order of its life
         self._visit_ticks = [self.timeouts.tick_visit, self.checkout.tick_visit, self.exit_door.tick_visit]
 
@@ -191,7 +195,8 @@ class StoreCore:
         return {"store": self.cfg.store.id, "state": self.store.state, "what_works": WHAT_WORKS[self.store.state],
                 "open_now": self.open_now(), "problems": sorted(self.store.problems), "inside": self.inside(),
                 "open_visits": len(self.book.visits), **self.attribution.status(), **self.telemetry.snapshot(),
-                "visits": visits, "unrecorded_alarms": list(self.unrecorded_alarms), "t": now}
+                "visits": visits, "unrecorded_alarms": list(self.unrecorded_alarms), "cards": self.cards.status(),
+                "t": now}
 
 
 def short_account(account: str) -> str:

@@ -71,7 +71,8 @@ class CardReader:
     def _on_link_state(self, up: bool) -> None:
         with self._lock:
             self._connected, self._ready = up, False
-        self._emit(DeviceEvent(self.name, "connected" if up else "disconnected", {"port": self.cfg.port}))
+        if not up:  # (up: "connected" once the module has answered its setup)
+            self._emit(DeviceEvent(self.name, "disconnected", {"port": self.cfg.port}))
 
     def _on_data(self, data: bytes) -> None:
         for f in self._decoder.feed(data):
@@ -118,6 +119,7 @@ class CardReader:
             self._ready = True
         self.stats["setups"] += 1
         log.info("%s: %s ready", self.name, self.firmware)
+        self._emit(DeviceEvent(self.name, "connected", {"port": self.cfg.port, "firmware": self.firmware}))
 
     def poll(self) -> None:
         """One look for a card (the worker's step; public for tests)."""

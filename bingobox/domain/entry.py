@@ -95,6 +95,20 @@ class EntryGate:
                 return Decision(False, "store_offline_limit", why or "", claims)
         return Decision(True, None, "", claims)
 
+    def check_account(self, account: str) -> Decision:
+        """The store's refusals of an account itself (a card tapped: no code to verify): a clock set back, unpaid
+        charges, the offline exposure limit."""
+        behind = self.used.clock_high_water() - self._clock()
+        if behind > CLOCK_SLACK_S:
+            return Decision(False, "clock_behind", f"the clock is {behind:.0f} s behind the last code used")
+        if self.charges is not None:
+            if account in self.charges.debtors():
+                return Decision(False, "unpaid_charges", "the account has a declined charge to settle")
+            ok, why = self.charges.admission()
+            if not ok:
+                return Decision(False, "store_offline_limit", why or "")
+        return Decision(True)
+
     def replace_keys(self, keys: dict[str, Ed25519PublicKey], not_after: dict[str, float]) -> None:
         """New pinned keys (a reload after ``bingobox fetch-keys``), swapped in one assignment each."""
         self.keys, self.not_after = keys, not_after

@@ -60,6 +60,9 @@ REFUSALS: dict[str, str] = {
     "unsupported_version": "refused.invalid",
     "unknown_key": "refused.invalid",
     "bad_signature": "refused.invalid",
+    "card_unknown": "refused.card_unknown",
+    "card_list_missing": "refused.card_unavailable",
+    "card_no_visit": "refused.card_no_visit",
 }
 REFUSED_FALLBACK = "refused.other"
 # The exit camera's face decisions that mean "not sure who this is": ask for the code.
@@ -126,6 +129,8 @@ def goodbye(why: str, amount_fen: int | None, hold_s: float = 8.0) -> PanelMessa
         return PanelMessage("exit.goodbye_charged", Cue.ACCEPTED, {"amount_fen": amount}, hold_s)
     if why == "charge_declined" and amount > 0:
         return PanelMessage("exit.goodbye_declined", Cue.ACCEPTED, {"amount_fen": amount}, hold_s)
+    if why == "card_limit":  # a card visit above the card limit: an operator confirms the amount
+        return PanelMessage("exit.goodbye_card_limit", Cue.ACCEPTED, {"amount_fen": amount}, hold_s)
     if why == "exit_without_answer" and amount > 0:  # queued: charged when the gateway answers
         return PanelMessage("exit.goodbye_later", Cue.ACCEPTED, {"amount_fen": amount}, hold_s)
     return PanelMessage("exit.goodbye", Cue.ACCEPTED, {}, hold_s)  # the outcome is not this moment's to tell

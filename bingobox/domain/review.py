@@ -19,6 +19,7 @@ CAUSES: dict[str, str] = {
     "group_exit_unidentified": "exit_unidentified",  # an opening for nobody while their companions were inside
     "group_goods_unsure": "group",  # a companion's goods nobody could account for
     "timed_out": "timed_out",  # never seen leaving: closed by the store's clock
+    "card_limit": "card_limit",  # a card visit above the card limit: not charged until an operator looks
 }
 DECISIONS = ("charge", "refund", "close")
 

@@ -56,6 +56,22 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "refused.clock": (N_("Please ask staff"),
                       N_("The store's clock needs checking. Your code is fine; staff have been told.")),
     "refused.other": (N_("No entry"), N_("Your code was not accepted. Refresh it in the app and try again.")),
+    # cards
+    "refused.card_unknown": (N_("This card is not linked"),
+                             N_("Link it in the app (Cards, then Add a card), or show your entry code.")),
+    "refused.card_unavailable": (N_("Cards cannot be checked right now"),
+                                 N_("Please show your entry code from the app, or try again in a few minutes.")),
+    "refused.card_no_visit": (N_("No visit for this card"),
+                              N_("This card did not open a visit that is in progress. Please ask staff.")),
+    "cards.tap_now": (N_("Now tap your card"),
+                      N_("Hold the card to the reader within %(seconds)s seconds to link it to your account.")),
+    "cards.pairing": (N_("Linking your card…"), N_("One moment.")),
+    "cards.paired": (N_("Card linked"), N_("From now on you can come in by tapping it (in a minute or so).")),
+    "cards.pair_expired": (N_("The link code has expired"), N_("Make a new one in the app and try again.")),
+    "cards.pair_taken": (N_("This card is linked to another account"),
+                         N_("Remove it there first, or use another card.")),
+    "cards.pair_failed": (N_("The card could not be linked"), N_("Please try again in a moment.")),
+    "cards.pair_unavailable": (N_("Cards cannot be linked here"), N_("This store does not link cards right now.")),
     # the exit
     "exit.ready": (N_("Look at the camera to leave"), N_("Or show your entry code. You pay for what you carry out.")),
     "exit.checking": (N_("One moment…"), N_("Checking what you carry.")),
@@ -68,6 +84,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "exit.goodbye_declined": (N_("Goodbye!"), N_("%(amount)s could not be charged. Please pay it in the app.")),
     "exit.goodbye_free": (N_("Goodbye!"), N_("Nothing to pay. Thank you for visiting.")),
     "exit.goodbye": (N_("Goodbye!"), N_("Your receipt will be in the app.")),
+    "exit.goodbye_card_limit": (N_("Goodbye!"),
+                                N_("%(amount)s is over what a card may pay: the store will confirm it, "
+                                   "then charge it. See your app.")),
     # every door
     "emergency": (N_("Emergency: leave the store"),
                   N_("Walk calmly to the nearest exit. Do not come back in until staff say it is safe.")),

@@ -5,6 +5,10 @@
   is marked in the journal, so a restart or a gateway outage only delays reports, in order;
 - the live basket of each shopper inside (``PUT /v1/visits/{id}/basket``) as it changes, latest first and not
   durable (a view, not a record: the receipt is the record). A change wakes the thread at once;
+- the signed list of bound NFC cards (``GET /v1/cards``) every ``cards_every_s``: verified against the pinned keys,
+  kept in a file beside the journal (a restart with the gateway down still admits cards until the list expires), and
+  handed to the store (``on_card_list``); a card to bind (``pair``: a pairing code shown, a card tapped) goes out at
+  once (``POST /v1/cards/pair``) and its answer comes back through ``on_paired``;
 - the inbox (``GET /v1/inbox``) every few seconds: open disputes (kept in the journal for the status screen), the
   shoppers' data requests (answered from the journal: an export, or an erasure once nothing of theirs is open), and
   face consents withdrawn (their visit in progress forgets their face now).
@@ -13,12 +17,17 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ..domain import cards
 from ..domain.catalog import Catalog
 from ..journal import Journal
 from ..worker import Worker, backoff_s
@@ -35,13 +44,21 @@ BASKET_TRIES = 20  # rounds a live basket waits for its visit's first report to 
 class ShopperSync:
     def __init__(self, journal: Journal, client: WalletClient, catalog: Catalog,
                  on_consent_withdrawn: Callable[[str], None], interval_s: float = 0.5,
-                 inbox_every_s: float = 3.0) -> None:
+                 inbox_every_s: float = 3.0, keys: Callable[[], dict[str, Ed25519PublicKey]] | None = None,
+                 on_card_list: Callable[[cards.CardList], None] | None = None,
+                 on_paired: Callable[[bool, str | None], None] | None = None, cards_file: Path | None = None,
+                 cards_every_s: float = 60.0) -> None:
         self.journal, self.client, self.catalog = journal, client, catalog
         self.on_consent_withdrawn = on_consent_withdrawn
+        self.keys, self.on_card_list, self.on_paired = keys, on_card_list, on_paired
+        self.cards_file, self.cards_every_s = cards_file, cards_every_s
+        self._next_cards = 0.0
+        self._pairings: list[tuple[str, str]] = []  # (code, card hash) to send
         self.interval_s, self.inbox_every_s = interval_s, inbox_every_s
         self.since = 0.0  # reports: nothing changed before this is unsent (the first pass looks at every visit)
         self.counts = {"reports": 0, "report_errors": 0, "inbox_polls": 0, "inbox_errors": 0, "exports": 0,
-                       "erasures": 0, "consent_withdrawals": 0, "baskets": 0, "basket_errors": 0}
+                       "erasures": 0, "consent_withdrawals": 0, "baskets": 0, "basket_errors": 0, "card_lists": 0,
+                       "card_list_errors": 0, "pairings": 0}
         self.last_ok: float | None = None
         self._withdrawn_seen: set[str] = set()
         self._next_inbox = 0.0
@@ -70,6 +87,23 @@ class ShopperSync:
                 del self._baskets[next(iter(self._baskets))]
         self._wake.set()
 
+    def pair(self, code: str, card: str) -> None:
+        """Bind ``card`` to the account that asked for ``code`` (``ports.CardOut``: the loop's thread; never
+        blocks): sent next; the answer comes back through ``on_paired``."""
+        with self._lock:
+            self._pairings = [*self._pairings[-3:], (code, card)]
+        self._wake.set()
+
+    def load_cards(self) -> cards.CardList | None:
+        """The card list kept beside the journal, if it is still current (at start: before the gateway answers)."""
+        if self.cards_file is None or self.keys is None or not self.cards_file.exists():
+            return None
+        try:
+            return cards.verify(self.cards_file.read_text(), self.keys(), self.client.store_id, time.time())
+        except (OSError, UnicodeDecodeError, cards.ListRejected) as e:
+            log.info("the card list kept in %s is not used: %s", self.cards_file, e)
+            return None
+
     def status(self) -> dict[str, Any]:
         """Counts only (read on the control loop's thread: no SQL here; the screen reads the disputes itself)."""
         return {**self.counts, "last_ok": self.last_ok}
@@ -93,7 +127,11 @@ class ShopperSync:
     def step(self, now: float) -> bool:
         """One round: due reports, the live baskets, then the inbox if its time has come. False when the gateway
         did not answer."""
-        ok = self.push_reports() and self.push_baskets()
+        ok = self.push_reports() and self.push_baskets() and self.push_pairings()
+        if ok and self.on_card_list is not None and now >= self._next_cards:
+            ok = self.fetch_cards()
+            if ok:
+                self._next_cards = now + self.cards_every_s
         if ok and now >= self._next_inbox:
             self._next_inbox = now + self.inbox_every_s
             ok = self.poll_inbox()
@@ -149,6 +187,55 @@ class ShopperSync:
             elif status != 404:
                 log.warning("live basket %s refused: HTTP %s %s", visit_id, status, (answer or {}).get("error"))
                 self.counts["basket_errors"] += 1
+        return True
+
+    # cards --------------------------------------------------------------------------------------
+    def push_pairings(self) -> bool:
+        with self._lock:
+            waiting, self._pairings = self._pairings, []
+        for code, card in waiting:
+            status, answer, _ = self.client.call("POST", "/v1/cards/pair", {"code": code, "card": card})
+            self.counts["pairings"] += 1
+            if status == 200:
+                self._next_cards = 0.0  # the new card is in the next list: fetch it now
+                self._paired(True, None)
+            elif status is None or status >= 500:
+                self._paired(False, "unavailable")  # (not retried: the shopper is at the door, and told)
+                return False
+            else:
+                self._paired(False, str((answer or {}).get("error") or status))
+        return True
+
+    def _paired(self, ok: bool, reason: str | None) -> None:
+        if self.on_paired is not None:
+            self.on_paired(ok, reason)
+
+    def fetch_cards(self) -> bool:
+        """The gateway's current card list: verified, kept, handed to the store. False when the gateway did not
+        answer (a list it answered with that does not verify is logged and counted, and the store keeps its own)."""
+        status, body, _ = self.client.call("GET", "/v1/cards")
+        if status is None or status >= 500:
+            self.counts["card_list_errors"] += 1
+            return False
+        text = (body or {}).get("list")
+        try:
+            if status != 200 or not isinstance(text, str) or self.keys is None:
+                raise cards.ListRejected(f"HTTP {status}: {(body or {}).get('error') or 'no list'}")
+            got = cards.verify(text, self.keys(), self.client.store_id, time.time())
+        except cards.ListRejected as e:
+            log.warning("card list refused: %s", e)
+            self.counts["card_list_errors"] += 1
+            return True
+        if self.cards_file is not None:
+            tmp = self.cards_file.with_suffix(".tmp")
+            try:
+                tmp.write_text(text)
+                os.replace(tmp, self.cards_file)
+            except OSError as e:  # (kept in memory: only a restart while the gateway is down loses it)
+                log.warning("card list not kept: %s", e)
+        self.counts["card_lists"] += 1
+        assert self.on_card_list is not None
+        self.on_card_list(got)
         return True
 
     # the inbox ----------------------------------------------------------------------------------

@@ -185,6 +185,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--tls-cert", help="serve https with this certificate (PEM)")
     g.add_argument("--tls-key", help="… and this private key (PEM)")
+    g.add_argument("--card-visit-limit-fen", type=int, default=20_000,
+                   help="the most a visit opened by an NFC card is charged in all (a card can be cloned)")
     g.add_argument("--in-flight-stale-s", type=float, default=60.0,
                    help="a request with a key still in flight this long is taken to have died (a retry then runs)")
     g.add_argument("--keep-visits-days", type=float, default=90, help="the stores' visit records (receipts' evidence)")

@@ -153,3 +153,54 @@ def test_the_wallet_app_speaks_the_phone_s_language(store, browser):
     en = phone("en-GB")
     expect(en.get_by_role("heading", name="Sign up")).to_be_visible()
     assert en.evaluate("document.documentElement.lang") == "en"
+
+
+def test_a_card_linked_on_the_phone_at_the_panel_then_tapped_to_come_in(store, browser):
+    """Entry without a phone: the wallet app (a Chinese phone) shows a link code; the simulator shows it to the
+    entrance camera and taps the card; the panel asks for the card and says it is linked, in both languages, with
+    its cues; an unknown card is refused and the door stays shut; the linked card, tapped, opens it."""
+    import re
+
+    from playwright.sync_api import expect
+
+    zh = open_panel(browser, store.panels["entrance"])
+    en = open_panel(browser, store.panels["entrance"] + "?lang=en")
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN").new_page()
+    phone.set_default_timeout(15_000)
+    phone.goto(store.endpoints["wallet_app"])
+    form = phone.locator("#signup-form")
+    form.get_by_label("姓名", exact=True).fill("王伟")
+    form.get_by_label("身份证号").fill("110105199003074600")
+    form.get_by_label("密码").fill("a long passphrase")
+    phone.get_by_role("button", name="注册").click()
+    expect(phone.get_by_role("status")).to_have_text("欢迎：您的账户已开通。")
+    expect(phone.get_by_text("尚未绑定卡片。")).to_be_visible()
+
+    def tap(uid):
+        store.act("card.tap", reader="entrance-nfc", uid=uid, hold_s=0.5)
+
+    before = len(cues(zh))
+    tap("9EB36E66")  # a card nobody linked
+    expect(zh.get_by_test_id("panel-title")).to_have_text("此卡尚未绑定")
+    expect(en.get_by_test_id("panel-title")).to_have_text("This card is not linked")
+    wait_until(lambda: len(cues(zh)) > before and cues(zh)[-1] == "refused", 5, "the refused cue")
+    assert store.sim_status("entrance")["lock_engaged"] is True
+
+    phone.get_by_role("button", name="添加卡片").click()
+    qr = phone.get_by_role("img", name=re.compile("卡片绑定码，有效期至"))
+    expect(qr).to_be_visible()
+    no_violations(phone, "the wallet app's cards, a link code shown")
+    store.act("camera.show", camera="door-cam", qr=qr.get_attribute("data-text"))
+    expect(zh.get_by_test_id("panel-title")).to_have_text("请刷卡")
+    expect(en.get_by_test_id("panel-title")).to_have_text("Now tap your card")
+    wait_until(lambda: cues(zh)[-1] == "show_code", 5, "the show-code cue")
+    tap("04416D412B0289")
+    expect(zh.get_by_test_id("panel-title")).to_have_text("卡片已绑定")
+    wait_until(lambda: cues(zh)[-1] == "accepted", 5, "the accepted cue")
+    store.act("camera.clear", camera="door-cam")
+    assert store.sim_status("entrance")["lock_engaged"] is True  # linking opens nothing
+    expect(phone.get_by_text(re.compile("绑定的卡片"))).to_be_visible(timeout=20_000)
+    wait_until(lambda: store.status()["cards"]["cards"] == 1, 15, "the card in the store's list")
+    tap("04416D412B0289")
+    expect(en.get_by_test_id("panel-title")).to_have_text("Welcome!")
+    assert store.wait_unlocked("entrance", 5)

@@ -40,6 +40,7 @@ def test_shipped_configs_are_valid():
     # every device the controller expects is one the simulator provides
     assert {d.name for d in store.doors} <= {d.name for d in sim.doors}
     assert {r.name for r in store.readers} <= {r.name for r in sim.readers}
+    assert {r.name for r in store.card_readers} == {r.name for r in sim.card_readers} == {"entrance-nfc", "exit-nfc"}
     ports = {c.name: c.port for c in sim.cameras}
     for cam in store.cameras:
         assert str(cam.source).endswith(f":{ports[cam.name]}/stream.mjpg")

@@ -393,3 +393,57 @@ def test_the_wallet_app_follows_the_phone_s_language_with_every_text_in_its_cata
     r = gw.c.get("/app/i18n/zh_Hans.json")
     assert r.status_code == 200 and r.json()["messages"]["Your code"] == "您的码"
     assert gw.c.get("/app/i18n/fr.json").status_code == 404
+
+
+def test_cards_are_paired_listed_signed_removed_and_bound_to_their_account_s_visits(gw):
+    from bingobox.domain import cards
+
+    acc = gw.signup()
+    gw.app("POST", "topup", {"amount_fen": 100_000})
+    p = gw.app("POST", "cards/pairing").json()
+    assert p["text"] == "BBXPAIR:" + p["code"] and cards.pair_code_of(p["text"]) == p["code"]
+    card = cards.card_hash(bytes.fromhex("04416D412B0289"))
+    assert gw.signed("POST", "/v1/cards/pair", {"code": "AAAAAAAAAA", "card": card}).status_code == 404
+    assert gw.c.post("/v1/cards/pair", json={"code": p["code"], "card": card}).status_code == 401  # unsigned
+    r = gw.signed("POST", "/v1/cards/pair", {"code": p["code"], "card": card})
+    assert r.status_code == 200, r.text
+    card_id = r.json()["card_id"]
+    assert gw.signed("POST", "/v1/cards/pair", {"code": p["code"], "card": card}).json()["error"]["code"] == \
+        "pairing_expired"  # a pairing code is used once
+    (mine,) = gw.app("GET", "cards").json()["cards"]
+    assert mine["id"] == card_id and card not in json.dumps(mine)
+    # the signed list the store fetches: this store's, every bound card of an account not frozen or erased
+    got = gw.signed("GET", "/v1/cards").json()
+    keys = {k["kid"]: tokens.public_key_from_b64(k["x"]) for k in gw.c.get("/v1/public-keys").json()["keys"]}
+    lst = cards.verify(got["list"], keys, STORE, time.time())
+    assert lst.lookup(card) == cards.CardEntry(card_id, acc["id"], False) and lst.limit_fen == 20_000
+    # another account cannot take that card
+    other = Gw.__new__(Gw)
+    other.c, other.db, other.csrf = TestClient(gw.c.app), gw.db, ""
+    other.signup(id_number="110105199003079999")
+    p2 = other.app("POST", "cards/pairing").json()
+    assert gw.signed("POST", "/v1/cards/pair", {"code": p2["code"], "card": card}).json()["error"]["code"] == \
+        "card_taken"
+    # a card visit: its charges name the card; another account's card is refused; the card limit holds in all
+    jti = cards.card_jti(card_id)
+    item = [{"sku": "tv", "name": "TV", "qty": 1, "unit_fen": 15_000, "amount_fen": 15_000}]
+
+    def charge(account, amount, key, vid="cv1", entry=jti):
+        return gw.signed("POST", "/v1/charges", {"account_id": account, "amount_fen": amount, "currency": "CNY",
+                                                 "visit_id": vid, "entry_jti": entry,
+                                                 "items": [{**item[0], "unit_fen": amount, "amount_fen": amount}]},
+                         key=key)
+
+    assert charge(acc["id"], 15_000, "c1").status_code == 200
+    refused = charge(acc["id"], 6_000, "c2")  # 21 000 in all: over the 20 000 limit
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "card_limit"
+    assert charge(acc["id"], 5_000, "c3").status_code == 200
+    other_id = other.app("GET", "me").json()["account"]["id"]
+    assert charge(other_id, 100, "c4", vid="cv2").json()["error"]["code"] == "not_your_card"
+    # removed in the app: out of the next list; its past visits still stand
+    assert gw.app("DELETE", f"cards/{card_id}").status_code == 200
+    assert cards.verify(gw.signed("GET", "/v1/cards").json()["list"], keys, STORE, time.time()).cards == {}
+    assert gw.signed("PUT", "/v1/visits/cv1", {"account_id": acc["id"], "state": "left", "final": True,
+                                               "updated_at": time.time(), "jtis": [jti],
+                                               "record": {"summary": {"lines": []}, "events": []}}).status_code == 200
+    assert "cards" in gw.app("GET", "my-data").json()

@@ -197,7 +197,8 @@ function render(s) {
   fill("devices", devices.filter((d) => d.kind !== "door"), (tr, d) => {
     cell(tr, d.name); cell(tr, d.kind + (d.role ? ` (${d.role})` : ""));
     cell(tr, d.online ? "online" : "offline", d.online ? "on" : "off");
-    cell(tr, d.kind === "rfid" ? `${d.tags_present} tags, ${d.rounds} rounds` : d.fps ? `${d.fps} fps` : d.last_error || "");
+    cell(tr, d.kind === "rfid" ? `${d.tags_present} tags, ${d.rounds} rounds` : d.kind === "nfc" ? `${d.firmware || "not set up"}, ${d.taps} taps (${d.door})`
+      : d.fps ? `${d.fps} fps` : d.last_error || "");
   });
   $("inside-count").textContent = `(${s.inside ?? 0})`;
   fill("visits", s.visits || [], (tr, v) => {

@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bingobox.domain import tokens
 
+from .cards import card_visit_charged
 from .db import IDEMPOTENCY_TTL_S, IN_FLIGHT_STALE_S, GatewayDB, charge_json
 from .shopper_db import Refused, Retention, bind_code, current_visit, issue_code
 from .terminal_auth import TerminalAuth
@@ -208,8 +209,10 @@ class DropAfterCommit:
 
 
 def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, seed: int | None = None,
-               in_flight_stale_s: float = IN_FLIGHT_STALE_S, retention: Retention | None = None) -> FastAPI:
-    """``in_flight_stale_s``: after this long, a request whose key is still in flight is taken to have died and a
+               in_flight_stale_s: float = IN_FLIGHT_STALE_S, retention: Retention | None = None,
+               card_limit_fen: int = 20_000) -> FastAPI:
+    """``card_limit_fen``: the most a visit opened by an NFC card may be charged in all (a card can be cloned).
+    ``in_flight_stale_s``: after this long, a request whose key is still in flight is taken to have died and a
     retry with the key runs (the first, if it was only slow, then finds itself superseded and commits nothing)."""
     app = FastAPI(title="bingobox mock wallet gateway", version="2.0",
                   description=__doc__.split("\n\n", 1)[1] if __doc__ else "")
@@ -342,6 +345,10 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
                 bind_code(c, store_id, body.account_id, body.entry_jti, body.visit_id, now)
             except Refused as e:
                 return e.status, ApiError(e.status, e.code, str(e)).body()
+            if body.entry_jti.startswith("card.") and \
+                    card_visit_charged(c, store_id, body.visit_id) + body.amount_fen > card_limit_fen:
+                return 403, ApiError(403, "card_limit", f"a visit opened by a card is charged at most "
+                                     f"{card_limit_fen} fen in all").body()
             cid = "ch_" + secrets.token_hex(10)
             status, reason = "succeeded", None
             if acc["frozen"]:
@@ -543,10 +550,12 @@ def create_app(db: GatewayDB, admin_token: str, faults: Faults | None = None, se
     def healthz():
         return {"ok": True}
 
+    from .cards import add_card_routes
     from .store_routes import add_store_routes
     from .wallet_app import add_wallet_app
 
     add_store_routes(app, db, terminal, ApiError)
     add_wallet_app(app, db, retention or Retention(), ApiError)
+    add_card_routes(app, db, terminal, app.state.shopper, ApiError, card_limit_fen)
 
     return app

@@ -90,7 +90,7 @@ def run(args) -> int:
     retention = Retention(args.keep_visits_days, args.keep_codes_days, args.keep_requests_days,
                           args.keep_history_days)
     app = create_app(db, token, faults, seed=args.seed, in_flight_stale_s=args.in_flight_stale_s,
-                     retention=retention)
+                     retention=retention, card_limit_fen=args.card_visit_limit_fen)
     logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
     tls = {"ssl_certfile": args.tls_cert, "ssl_keyfile": args.tls_key} if args.tls_cert else {}
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False,

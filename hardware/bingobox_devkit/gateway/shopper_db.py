@@ -35,6 +35,13 @@ CREATE TABLE IF NOT EXISTS dispute_events (id INTEGER PRIMARY KEY, dispute_id TE
 CREATE TABLE IF NOT EXISTS data_requests (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, store_id TEXT NOT NULL,
   kind TEXT NOT NULL CHECK (kind IN ('export', 'erase')), created_at REAL NOT NULL, answered_at REAL, answer TEXT);
 CREATE INDEX IF NOT EXISTS data_requests_store ON data_requests (store_id, answered_at);
+CREATE TABLE IF NOT EXISTS cards (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, card_hash TEXT NOT NULL UNIQUE,
+  created_at REAL NOT NULL, store_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS cards_account ON cards (account_id);
+CREATE TABLE IF NOT EXISTS removed_cards (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, created_at REAL NOT NULL,
+  removed_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS card_pairings (code TEXT PRIMARY KEY, account_id TEXT NOT NULL, created_at REAL NOT NULL,
+  expires_at REAL NOT NULL, used_at REAL);
 """
 
 SESSION_TTL_S = 12 * 3600
@@ -140,7 +147,11 @@ def end_session(db, token: str | None) -> None:
 def bind_code(c: sqlite3.Connection, store_id: str, account_id: str, jti: str, visit_id: str, now: float) -> float:
     """A store may charge an account, or write its receipts, only for a visit opened by an entry code this gateway
     issued to that account for that store; the first visit named with a code binds it (one code, one visit).
-    Returns the code's issue time; ``Refused`` otherwise."""
+    Returns the code's issue time; ``Refused`` otherwise. A card visit names its card instead (``cards.bind_card``)."""
+    if jti.startswith("card."):
+        from .cards import bind_card
+
+        return bind_card(c, account_id, jti)
     row = c.execute("SELECT account_id, store_id, iat, visit_id FROM entry_codes WHERE jti=?", (jti,)).fetchone()
     if row is None or row["account_id"] != account_id or row["store_id"] != store_id:
         raise Refused("not_your_code", "no entry code of this account issued for this store has that id", 403)
@@ -416,6 +427,8 @@ def export(db, account_id: str) -> dict:
                                             "WHERE account_id=? ORDER BY iat", (account_id,))]
         topups = [dict(r) for r in c.execute("SELECT amount_fen, created_at FROM topups WHERE account_id=? "
                                              "ORDER BY id", (account_id,))]
+        cards = [dict(r) for r in c.execute("SELECT id, created_at, store_id FROM cards WHERE account_id=? "
+                                            "ORDER BY created_at", (account_id,))]
         sessions = c.execute("SELECT count(*) FROM shopper_sessions WHERE account_id=? AND expires_at >= ?",
                              (account_id, time.time())).fetchone()[0]
     return {"account": {**dict(acc), "id_number": "not kept: only a keyed hash of it, to find your account",
@@ -424,6 +437,7 @@ def export(db, account_id: str) -> dict:
                              "what": "the store box computes face templates from the entrance camera when you walk "
                                      "in and keeps them in memory only, for the visit; they are never written to "
                                      "disk or sent anywhere, and are dropped when you leave"},
+            "cards": {"bound": cards, "what": "a card is kept as a hash of its UID (the UID itself is not kept)"},
             "history": history, "top_ups": topups, "entry_codes": codes, "visits": receipts(db, account_id, 10_000),
             "charges": charges, "refunds": refunds, "disputes": disputes, "dispute_events": events,
             "store_requests": data_requests(db, account_id)}
@@ -450,6 +464,8 @@ def erase(db, account_id: str) -> dict:
             "sessions": c.execute("DELETE FROM shopper_sessions WHERE account_id=?", (account_id,)).rowcount,
             "login": c.execute("DELETE FROM shopper_logins WHERE account_id=?", (account_id,)).rowcount,
             "entry_codes": c.execute("DELETE FROM entry_codes WHERE account_id=?", (account_id,)).rowcount,
+            "cards": c.execute("DELETE FROM cards WHERE account_id=?", (account_id,)).rowcount
+            + c.execute("DELETE FROM card_pairings WHERE account_id=?", (account_id,)).rowcount,
             "visit_records": c.execute("DELETE FROM visit_reports WHERE account_id=?", (account_id,)).rowcount,
             "history": c.execute("DELETE FROM account_events WHERE account_id=?", (account_id,)).rowcount,
             "export_answers": c.execute("DELETE FROM data_requests WHERE account_id=? AND kind='export'",

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from bingobox.wallet.signing import MAX_SKEW_S, check_signature
 
 TERMINAL_PREFIXES = ("/v1/charges", "/v1/refunds", "/v1/visits/", "/v1/inbox", "/v1/disputes/",
-                     "/v1/data-requests/")
+                     "/v1/data-requests/", "/v1/cards")
 _STORE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _NONCE = re.compile(r"[\x21-\x7e]{8,64}")

@@ -144,6 +144,8 @@ def add_wallet_app(app: FastAPI, db, retention: sdb.Retention, api_error: type[E
             raise api_error(403, "csrf", "missing or wrong X-CSRF-Token header")
         return account_id
 
+    app.state.shopper = shopper  # (the card routes' login check)
+
     def hashed(fn, *args):
         got = logins.hash(fn, *args)  # (one scrypt at a time, sign-ups and log-ins together)
         if got is None:

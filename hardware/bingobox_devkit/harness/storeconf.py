@@ -36,6 +36,7 @@ LAMPS: dict[str, dict[str, dict]] = {
 }
 
 LLRP = "llrp-1"  # with --shelves llrp: one 4-antenna LLRP reader, shelf N on antenna N
+CARD_READERS = {"entrance-nfc": "entrance", "exit-nfc": "exit"}  # a PN532 by each shopper door
 
 
 def shelf_address(shelves: str, shelf: str) -> dict:
@@ -63,7 +64,8 @@ def sim_config(seed: int, fps: float = 15, image_dirs: tuple[Path, ...] = (), wi
                        for n in ((*SHELVES, "exit-area") if shelves == "m100" else ("exit-area",))],
            "llrp_readers": [{"name": LLRP, "antennas": 4, "round_s": 0.1, "rssi_noise": 2, "bleed": 0.2}]
            if shelves == "llrp" else [],
-           "cameras": [{"name": n, "fps": fps} for n in CAMERAS]}
+           "cameras": [{"name": n, "fps": fps} for n in CAMERAS],
+           "card_readers": [{"name": n} for n in CARD_READERS]}
     SimConfig.model_validate(cfg)
     return cfg
 
@@ -93,12 +95,13 @@ def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secr
                           "zones": [{"antenna": i + 1, "name": n} for i, n in enumerate(SHELVES)]}]
         if shelves == "llrp" else [],
         "cameras": [{"name": n, "source": devices[n]["stream"]} for n in CAMERAS],
+        "card_readers": [{"name": n, "port": devices[n]["pty"], "door": d} for n, d in CARD_READERS.items()],
         "layout": {"entry_door": "entrance", "exit_door": "exit", "entry_camera": "door-cam",
                    "exit_camera": "exit-cam", "exit_reader": "exit-area"},
         "wallet": {"gateway_url": gateway, "secret_file": str(secret_file), "keys_file": str(keys_file),
                    "read_timeout_s": 1.5, "retry_base_s": 0.1, "retry_max_s": 2, "poll_interval_s": 0.5,
                    "paying_window_s": 5},
-        "visits": {"exit_charge_wait_s": 3, "enter_within_s": 15},
+        "visits": {"exit_charge_wait_s": 3, "enter_within_s": 15, "card_list_every_s": 5},
         "journal": {"path": str(journal)},
         "screen": {"port": screen_port, "push_interval_s": 0.5,
                    "operators": [{"name": operator[0], "password_hash": operator[1], "may_refund": True}]

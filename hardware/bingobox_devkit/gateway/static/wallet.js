@@ -273,6 +273,7 @@ async function refresh() {
   try {
     const [m, rc] = await Promise.all([api("GET", "me"), api("GET", "receipts")]);
     signedIn(m);
+    await showCards();
     const box = $("receipts");
     if (!rc.data.length) return;
     if (box.querySelector("p.small")) box.replaceChildren();
@@ -288,6 +289,33 @@ async function refresh() {
     if (waiting || $("my-data-details").open) await myData();  // (the whole export only while someone looks)
   } catch (e) {
     if (e.status === 401) signedOut();
+  }
+}
+
+// cards ----------------------------------------------------------------------------------------
+async function showCards() {
+  const d = await api("GET", "cards");
+  const list = $("card-list");
+  list.replaceChildren();
+  for (const c of d.cards) {
+    const remove = el("button", {type: "button", text: t("Remove")});
+    remove.setAttribute("aria-label", t("Remove the card linked on %(when)s", {when: when(c.created_at)}));
+    remove.addEventListener("click", async () => {
+      try {
+        await api("DELETE", "cards/" + encodeURIComponent(c.id));
+        say(t("The card is removed: it stops opening the door within a minute."));
+        await showCards();
+      } catch (e) { say(e.message, false); }
+    });
+    list.append(el("li", {}, t("Card linked on %(when)s at %(store)s", {when: when(c.created_at), store: c.store_id}) + " ", remove));
+  }
+  if (!d.cards.length) list.append(el("li", {class: "small", text: t("No card linked.")}));
+  $("card-add").disabled = d.cards.length >= d.max_cards;
+  const before = list.dataset.count;
+  list.dataset.count = String(d.cards.length);
+  if (before !== undefined && Number(before) < d.cards.length) {
+    $("card-pairing").hidden = true;
+    say(t("Your card is linked."));
   }
 }
 
@@ -370,6 +398,17 @@ $("door-name-form").addEventListener("submit", async (ev) => {
     signedIn(await api("POST", "door-name", {door_name: name || null}));
     say(name ? t("The door will greet you as %(name)s from your next code.", {name}) : t("The door will greet you without a name."));
     await newCode();  // the code carries the name
+  } catch (e) { say(e.message, false); }
+});
+
+$("card-add").addEventListener("click", async () => {
+  try {
+    const p = await api("POST", "cards/pairing");
+    $("card-qr").src = p.qr_png;
+    $("card-qr").dataset.text = p.text;
+    $("card-qr").alt = t("card link code, valid until %(when)s", {when: when(p.expires_at)});
+    $("card-pairing-until").textContent = t("Valid until %(when)s.", {when: when(p.expires_at)});
+    $("card-pairing").hidden = false;
   } catch (e) { say(e.message, false); }
 });
 
