@@ -72,6 +72,10 @@ class DoorConfig(Strict):
     rex_input: int | None = Field(1, ge=0, le=255, description="request-to-exit button")
     fire_input: int | None = Field(2, ge=0, le=255, description="fire-alarm relay contact")
     fire_active_level: bool = True
+    passage_input: int | None = Field(None, ge=0, le=255, description="a people counter across the doorway (an IR "
+                                      "beam's pulse output): one pulse per person through, at least two polls "
+                                      "long (100 ms at 20 Hz); more people through an opening than it was granted "
+                                      "for is tailgating")
     inputs: int = Field(8, ge=1, le=64, description="discrete inputs read per poll")
     poll_hz: float = Field(20.0, ge=1, le=50)
     response_timeout_s: float = Field(0.2, ge=0.02, le=2)
@@ -163,9 +167,9 @@ class DoorConfig(Strict):
 
     @model_validator(mode="after")
     def _distinct_inputs(self) -> DoorConfig:
-        used = [i for i in (self.contact_input, self.rex_input, self.fire_input) if i is not None]
+        used = [i for i in (self.contact_input, self.rex_input, self.fire_input, self.passage_input) if i is not None]
         if len(used) != len(set(used)):
-            raise ValueError("contact_input, rex_input and fire_input must be different inputs")
+            raise ValueError("contact_input, rex_input, fire_input and passage_input must be different inputs")
         if max(used) >= self.inputs:
             raise ValueError(f"input {max(used)} is not among the {self.inputs} inputs read")
         return self

@@ -16,9 +16,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+COUNTER_SLACK_S = 1.0  # a people counter's pulse this long after the door closed is still that opening's
+
+
 class Shopping:
     def __init__(self, core: StoreCore) -> None:
         self.core = core
+        # the entrance's current opening, for a people counter (``passage_input``): whose grant it was, the people
+        # counted through it, and when the door closed (None: still open)
+        self.opening: tuple[Visit | None, int, float | None] | None = None
         core.on_device(self.device)
 
     def device(self, ev: DeviceEvent) -> None:
@@ -32,7 +38,11 @@ class Shopping:
 
     def entry_door(self, ev: DeviceEvent) -> None:
         core = self.core
+        if ev.kind == "passage":
+            self.counted(ev)
+            return
         if ev.kind == "door_opened":
+            self.opening = (None, 0, None)  # (whose: set below when a grant opened it)
             waiting = core.book.waiting_at_entrance()
             if not waiting:
                 self.companion_in(ev)
@@ -47,8 +57,11 @@ class Shopping:
                 if others or core.attribution.unknown_inside() or "tailgating" in v.flags:
                     for o in [*others, v]:
                         o.alone = False
+            self.opening = (v, 0, None)
             core.face_billing.publish_candidates()
         elif ev.kind == "door_closed":
+            if self.opening is not None:
+                self.opening = (self.opening[0], self.opening[1], ev.t)
             entered = [v for v in core.book if v.state == S.entered]
             if entered:
                 with core.book.commit(entered):
@@ -76,6 +89,26 @@ class Shopping:
                                                        "passage": v.passages + 1})]):
             v.passages += 1
         v.passage_granted_at = None
+        self.opening = (v, 0, None)
+
+    def counted(self, ev: DeviceEvent) -> None:
+        """The doorway's people counter saw someone through: more than one person through an opening granted for
+        one is tailgating (said, flagged, the newcomer a stranger inside), as more faces than the code's people."""
+        core = self.core
+        if self.opening is None:
+            return
+        v, n, closed = self.opening
+        if closed is not None and ev.t - closed > COUNTER_SLACK_S:
+            return  # (through a shut door: the door's own forced-open alarm says it)
+        n += 1
+        self.opening = (v, n, closed)
+        if v is None or n <= 1:
+            return  # (an opening nobody was granted: the forced-door alarm; the first one through: the shopper)
+        with core.book.commit([v], [(v, "people_counted", {"through": n, "granted": 1})]):
+            pass
+        if n == 2:  # (one alarm an opening; each further person is counted, and is one more stranger inside)
+            core.alarm("tailgating", core.lay.entry_door, {"visit": v.id, "by": "people_counter"})
+        core.attribution.stranger_inside(ev.t, "tailgating", v)
 
     def shelf(self, ev: DeviceEvent) -> None:
         core = self.core

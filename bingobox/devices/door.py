@@ -40,6 +40,8 @@ class Door:
         self.relay_on: bool | None = None  # last read-back of the lock relay
         self._relay_cmd: bool | None = None  # last relay state we wrote
         self._rex_was = False
+        self._passing_was = False
+        self.passages = 0  # people the doorway's counter saw (passage_input)
         self.last_poll: float | None = None
         self.relay_mismatch = 0
         self._last_write: tuple[float, float] | None = None  # the last relay write: sent, acknowledged (wall clock)
@@ -86,6 +88,7 @@ class Door:
             "polls": u.stats["polls"], "no_reply": u.stats["no_reply"], "exceptions": u.stats["exceptions"],
             "mismatched": u.stats["mismatched"], "relay_writes": u.stats["relay_writes"],
             "relay_mismatch": self.relay_mismatch,
+            "passages": self.passages if self.cfg.passage_input is not None else None,
             "lamps": {"green": self._lamps_written[0], "red": self._lamps_written[1]}
             if any(c is not None for c in self._lamp_coils) else None,
         }
@@ -137,6 +140,12 @@ class Door:
             m.on_rex(now)
         self._rex_was = rex
         m.on_contact(now, self._contact(bits))
+        if cfg.passage_input is not None:  # a people counter's pulse: one person through the doorway
+            passing = bits[cfg.passage_input]
+            if passing and not self._passing_was:
+                self.passages += 1
+                m.on_passage(self.passages)
+            self._passing_was = passing
         m.on_tick(now)
 
     def tick(self, now: float) -> None:

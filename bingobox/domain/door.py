@@ -106,6 +106,10 @@ class DoorMachine:
             self.grant_until = now + self.timing.unlock_s
         self._fire("rex")
 
+    def on_passage(self, count: int) -> None:
+        """The doorway's people counter saw someone through (said after the door's own opening in the same poll)."""
+        self.events.append(("passage", {"count": count}))
+
     def on_contact(self, now: float, is_open: bool) -> None:
         self.now = now
         if is_open == self.door_open:

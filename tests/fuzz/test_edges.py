@@ -1,7 +1,7 @@
 """Property-based fuzzing of every parser that takes bytes or JSON from outside the process: the wire codecs
-(Modbus RTU, M100, LLRP), entry codes, the gateway's signed requests and bodies, MQTT payloads at the fleet and at
-the store, and config files. Each property: any input gives a result or the parser's own clear error — never an
-exception of another kind, never a hang (pytest-timeout bounds each test).
+(Modbus RTU, M100, LLRP, PN532), entry codes, the gateway's card lists, the gateway's signed requests and bodies,
+MQTT payloads at the fleet and at the store, and config files. Each property: any input gives a result or the
+parser's own clear error — never an exception of another kind, never a hang (pytest-timeout bounds each test).
 
 A short run in CI (the ``ci`` profile); ``make fuzz`` runs the ``fuzz`` profile (far more examples per test) and
 prints Hypothesis's statistics."""
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from bingobox.protocol import m100, modbus
+from bingobox.protocol import m100, modbus, pn532
 from bingobox.protocol.checksums import crc16_modbus
 from bingobox_devkit.sim import llrp_codec as llrp
 
@@ -63,6 +63,28 @@ def test_llrp_framer_takes_any_bytes(data):
     except llrp.LlrpError:
         pass
     assert len(f.buf) <= llrp.MAX_MESSAGE + 300
+
+
+@given(chunks, st.lists(st.binary(max_size=60), max_size=5))
+def test_pn532_decoder_and_target_lists_take_any_bytes(data, bodies):
+    """Noise, and frames whose checksums pass around any body (so the parsers behind them are reached)."""
+    framed = [b"\x00\x00\xff" + bytes([len(b) & 0xFF, (-len(b)) & 0xFF]) + b + bytes([(-sum(b)) & 0xFF, 0])
+              for b in bodies]
+    for expect in (pn532.DEVICE, pn532.HOST):
+        dec = pn532.Decoder(expect=expect, max_buffer=512)
+        for chunk in [*data, *framed]:
+            for f in dec.feed(chunk):
+                if isinstance(f, pn532.Frame):
+                    try:
+                        pn532.parse_targets(f.data)
+                    except pn532.ProtocolError:
+                        pass
+        assert len(dec._buf) <= 512
+    for b in bodies:
+        try:
+            pn532.parse_targets(b)
+        except pn532.ProtocolError:
+            pass
 
 
 params = st.recursive(st.binary(max_size=30), lambda kids: st.builds(
@@ -120,6 +142,26 @@ def test_a_validly_signed_code_with_any_claims_is_taken_or_refused_clearly(signi
         pass
 
 
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(header=st.dictionaries(st.sampled_from(["alg", "typ", "kid", "x"]), JSON, max_size=4),
+       payload=st.dictionaries(st.sampled_from(["v", "sto", "iat", "exp", "lim", "cards", "x"]),
+                               JSON | st.integers(-(2**70), 2**70) | st.lists(
+                                   st.dictionaries(st.sampled_from(["c", "id", "sub", "fc", "nm", "x"]),
+                                                   JSON, max_size=6), max_size=4), max_size=7))
+def test_a_validly_signed_card_list_with_any_content_is_taken_or_refused_clearly(signing, header, payload):
+    """The gateway's card list, signed with the real key: every check behind the signature is reached."""
+    from bingobox.domain import cards, tokens
+
+    h = {"alg": "EdDSA", "typ": "bbx-cards", "kid": "k1", **header}
+    body = f"{tokens.b64e(json.dumps(h).encode())}.{tokens.b64e(json.dumps(payload).encode())}"
+    text = f"{body}.{tokens.b64e(signing[0].sign(body.encode()))}"
+    try:
+        got = cards.verify(text, signing[1], "s1", time.time())
+    except cards.ListRejected:
+        return
+    assert all(isinstance(e, cards.CardEntry) for e in got.cards.values())
+
+
 # the gateway's signed requests and bodies -------------------------------------------------------------------
 HEADERS = st.dictionaries(st.sampled_from([b"x-store-id", b"x-timestamp", b"x-nonce", b"x-signature",
                                            b"idempotency-key"]),
@@ -153,7 +195,7 @@ def gateway_app(tmp_path_factory):
 
 ROUTES = [("POST", "/v1/charges"), ("POST", "/v1/refunds"), ("PUT", "/v1/visits/v1"), ("PUT", "/v1/visits/v1/basket"),
           ("POST", "/v1/disputes/dp_1/resolution"), ("POST", "/v1/data-requests/dr_1/answer"),
-          ("POST", "/v1/charges/ch_1/cancel")]
+          ("POST", "/v1/charges/ch_1/cancel"), ("POST", "/v1/cards/pair")]
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -219,3 +219,23 @@ def test_a_driver_that_dies_says_so_and_ends_the_process(door):
     assert "a bug in the door machine" in e.data["error"] and failures and "door entrance" in failures[0]
     wait_until(lambda: not d.healthy(), 2, "no longer healthy (the watchdog ping stops)")
     assert d.state == "fault"
+
+
+def test_a_people_counter_s_pulses_are_one_passage_each(tmp_path):
+    from tests.helpers import SIM_TOML, Sim
+
+    sim = Sim(tmp_path, SIM_TOML.replace('name = "entrance"\n', 'name = "entrance"\npassage_input = 3\n', 1))
+    events = Events()
+    d = DoorBoard(DoorConfig(name="entrance", port=sim.pty("entrance"), energize_to_unlock=True, poll_hz=25,
+                             passage_input=3), events)
+    d.start()
+    try:
+        events.wait_for(lambda e: e.kind == "state" and e.data["state"] == "locked", timeout=5)
+        sim.act("door.pass", door="entrance", people=3, gap_s=0.4)
+        wait_until(lambda: d.status()["passages"] == 3, 5, "three people counted")
+        assert [e.data["count"] for e in events.items if e.kind == "passage"] == [1, 2, 3]
+        time.sleep(0.5)
+        assert d.status()["passages"] == 3  # each pulse once, however many polls it spans
+    finally:
+        d.stop()
+        sim.stop()

@@ -251,6 +251,17 @@ def test_tailgating_raises_an_alarm_and_marks_the_visit(store):
     store.enter(t)  # two faces in front of the door camera on one code
     wait_until(lambda: "tailgating" in visit_of(store, t.account)["flags"], 10, "tailgating flagged")
     assert rows(store, "SELECT 1 FROM alarms WHERE kind='tailgating'")
+    # the entrance's people counter: two through one opening on one code (no face needed to see it)
+    u = store.new_shopper(10)
+    store.act("camera.show", camera="door-cam", qr=store.code(u, "entrance"))
+    assert store.wait_unlocked("entrance", 8)
+    store.act("camera.clear", camera="door-cam")
+    store.act("door.open", door="entrance")
+    store.act("door.pass", door="entrance", people=2, gap_s=0.4)
+    time.sleep(1.0)
+    store.act("door.close", door="entrance")
+    wait_until(lambda: "tailgating" in visit_of(store, u.account)["flags"], 5, "tailgating counted")
+    assert rows(store, "SELECT 1 FROM alarms WHERE kind='tailgating' AND data LIKE '%people_counter%'")
 
 
 def test_several_shoppers_at_once(tmp_path):

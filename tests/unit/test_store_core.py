@@ -515,3 +515,35 @@ def test_a_tailgater_is_flagged_in_the_same_commit_as_the_enrolment(rig, monkeyp
         rig.core.handle(Enrolled(v["id"], {"ok": False, "reason": "several_faces"}))
     row = rig.visit_of("acc_1")
     assert "tailgating" in json.loads(row["flags"]) and row["alone"] == 0
+
+
+def test_a_people_counter_says_when_two_came_in_on_one_grant(rig):
+    rig.show("entry", rig.code("acc_1", "entrance"))
+    rig.at(0.5)
+    rig.door("entrance", "door_opened")
+    rig.door("entrance", "passage")  # the shopper
+    rig.at(1.0)
+    rig.door("entrance", "door_closed")
+    v = rig.visit_of("acc_1")
+    assert "tailgating" not in json.loads(v["flags"]) and "tailgating" not in rig.alarms()
+    rig.shelf("tag_gone", epc(COLA, 1))
+    assert json.loads(rig.visit_of("acc_1")["basket"])  # alone: the take is theirs
+    rig.show("entry", rig.code("acc_2", "entrance"))
+    rig.at(0.5)
+    rig.door("entrance", "door_opened")
+    rig.door("entrance", "passage")
+    rig.door("entrance", "passage")  # someone else right behind them
+    rig.at(0.5)
+    rig.door("entrance", "door_closed")
+    rig.door("entrance", "passage")  # a third as the door shut: still this opening's
+    rig.at(2.0)
+    rig.door("entrance", "passage")  # (long after the close: not this opening's)
+    w = rig.visit_of("acc_2")
+    assert "tailgating" in json.loads(w["flags"]) and rig.alarms().count("tailgating") == 1
+    counted = [d["through"] for k, d in rig.events(w["id"]) if k == "people_counted"]
+    assert counted == [2, 3] and len(rig.core.attribution.strangers) == 2
+    # a forced opening nobody was granted: the door's own alarm, not a tailgater of the last shopper
+    rig.door("entrance", "door_opened")
+    rig.door("entrance", "passage")
+    rig.door("entrance", "passage")
+    assert rig.alarms().count("tailgating") == 1

@@ -35,6 +35,10 @@ LAMPS: dict[str, dict[str, dict]] = {
     "bus": {n: {"green_lamp_coil": 2, "red_lamp_coil": 3} for n in DOORS},
 }
 
+# the entrance's people counter (an IR beam's pulse output) on the first free input of its board
+COUNTER = {"own": {"entrance": {"passage_input": 3}}, "board": {"entrance": {"passage_input": 5}},
+           "bus": {"entrance": {"passage_input": 3}}}
+
 LLRP = "llrp-1"  # with --shelves llrp: one 4-antenna LLRP reader, shelf N on antenna N
 CARD_READERS = {"entrance-nfc": "entrance", "exit-nfc": "exit"}  # a PN532 by each shopper door
 
@@ -59,7 +63,8 @@ def sim_config(seed: int, fps: float = 15, image_dirs: tuple[Path, ...] = (), wi
     cfg = {"sim": {"control_port": 0, "seed": seed, **dirs},
            "buses": [{"name": BUS, "baudrate": BUS_BAUD}] if wires else [],
            "doors": [{"name": n, "energize_to_unlock": True, "baudrate": 0, "comm_watchdog_register": WATCHDOG_REGISTER,
-                      **wires.get(n, {}), **LAMPS[wiring].get(n, {})} for n in doors_of(wiring)],
+                      **wires.get(n, {}), **LAMPS[wiring].get(n, {}), **COUNTER[wiring].get(n, {})}
+                     for n in doors_of(wiring)],
            "readers": [{"name": n, "round_s": 0.02, "rssi_noise": 2}
                        for n in ((*SHELVES, "exit-area") if shelves == "m100" else ("exit-area",))],
            "llrp_readers": [{"name": LLRP, "antennas": 4, "round_s": 0.1, "rssi_noise": 2, "bleed": 0.2}]
@@ -80,7 +85,7 @@ def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secr
     wires = WIRING[wiring]  # the same terminals as the simulated boards'
     buses = sorted({w["bus"] for w in wires.values()})
     doors = [{"name": n, **(wires[n] if n in wires else {"port": devices[n]["pty"]}), **LAMPS[wiring].get(n, {}),
-              **door} for n in doors_of(wiring)]
+              **COUNTER[wiring].get(n, {}), **door} for n in doors_of(wiring)]
     cfg = {
         "catalog": str(catalog),
         "store": {"id": store_id, "name": "bingobox demo store", "sim": True},

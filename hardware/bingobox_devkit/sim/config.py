@@ -44,6 +44,9 @@ class SimDoor(SimSerial):
     coils: int = Field(8, ge=1, le=64)
     inputs: int = Field(8, ge=1, le=64)
     rex_press_s: float = Field(0.4, ge=0.05, le=10, description="how long a REX press holds the input")
+    passage_input: int | None = Field(None, ge=0, le=7, description="a people counter across the doorway: one "
+                                      "pulse on this input per person through (``door.pass``)")
+    passage_pulse_s: float = Field(0.2, ge=0.05, le=2, description="how long each person's pulse lasts")
     comm_watchdog_s: float | None = Field(None, ge=0.1, le=60, description="a communication watchdog, as many "
                                           "relay boards have: no request for this long drops every coil (the "
                                           "safe state: a strike locks, a maglock frees the door)")
@@ -135,6 +138,7 @@ class SimConfig(Strict):
                 if getattr(d, key) != getattr(first, key):
                     raise ValueError(f"doors.{d.name}.{key}: differs from {first.name}'s on the same board")
             mine = {("coil", d.lock_coil), ("input", d.contact_input), ("input", d.rex_input),
+                    *([("input", d.passage_input)] if d.passage_input is not None else []),
                     *[("coil", c) for c in (d.green_lamp_coil, d.red_lamp_coil) if c is not None]}
             taken = used.setdefault((d.bus, d.unit), set())
             if mine & taken:

@@ -57,6 +57,8 @@ class Board:
         for d in self.doors:
             bits[d.cfg.contact_input] = not d.door_open  # reed switch: active while the door is shut
             bits[d.cfg.rex_input] = time.monotonic() < d.rex_until
+            if d.cfg.passage_input is not None:
+                bits[d.cfg.passage_input] = d.passage_now()
             bits[d.cfg.fire_input] = bits[d.cfg.fire_input] or d.fire
         return bits
 
@@ -130,6 +132,7 @@ class VirtualDoor:
         self.door_open = False
         self.fire = False
         self.rex_until = 0.0
+        self.pulses: list[tuple[float, float]] = []  # the people counter's pulses to come: (from, until)
         board.doors.append(self)
 
     @property
@@ -156,6 +159,22 @@ class VirtualDoor:
     def press_rex(self) -> None:
         self.rex_until = time.monotonic() + self.cfg.rex_press_s
         self.board.log(f"{self.name}: rex pressed")
+
+    def walk_through(self, people: int, gap_s: float) -> None:
+        """``people`` pass the doorway's people counter, ``gap_s`` apart (one pulse each)."""
+        if self.cfg.passage_input is None:
+            raise ValueError(f"door {self.name} has no people counter (passage_input)")
+        now, pulse = time.monotonic(), self.cfg.passage_pulse_s
+        if not 1 <= people <= 20 or not pulse + 0.05 <= gap_s <= 10:
+            raise ValueError(f"people: 1-20; gap_s: {pulse + 0.05:g}-10 s")
+        with self.board.lock:
+            self.pulses = [p for p in self.pulses if p[1] > now] + [(now + i * gap_s, now + i * gap_s + pulse)
+                                                                   for i in range(people)]
+        self.board.log(f"{self.name}: {people} through the doorway")
+
+    def passage_now(self) -> bool:
+        now = time.monotonic()
+        return any(a <= now < b for a, b in self.pulses)
 
     def set_fire(self, active: bool) -> None:
         self.fire = active

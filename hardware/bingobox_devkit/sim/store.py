@@ -46,7 +46,7 @@ class VirtualStore:
         self.image_dirs = [Path(d).resolve() for d in cfg.sim.image_dirs]
         self.actions: dict[str, Callable[..., Any]] = {
             "door.open": self._door_open, "door.force": self._door_force, "door.close": self._door_close,
-            "door.rex": self._door_rex, "fire": self._fire,
+            "door.rex": self._door_rex, "door.pass": self._door_pass, "fire": self._fire,
             "tags.add": self._tags_add, "tags.remove": self._tags_remove, "tags.set": self._tags_set,
             "camera.show": self._camera_show, "camera.clear": self._camera_clear,
             "card.tap": self._card_tap, "card.remove": self._card_remove,
@@ -134,6 +134,11 @@ class VirtualStore:
 
     def _door_rex(self, door: str) -> dict:
         self._get(self.doors, door, "door").press_rex()
+        return {}
+
+    def _door_pass(self, door: str, people: int = 1, gap_s: float = 0.5) -> dict:
+        """People walking through a doorway past its people counter (one pulse each, ``gap_s`` apart)."""
+        self._get(self.doors, door, "door").walk_through(int(people), float(gap_s))
         return {}
 
     def _fire(self, active: bool = True, door: str | None = None) -> dict:
