@@ -46,6 +46,10 @@ class ResolveDispute(Args):
                                          "the shopper claimed; never more)")
 
 
+class ClearZone(Args):
+    zone: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
 class ReviewItem(Args):
     sku: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     qty: StrictInt = Field(ge=1, le=100)
@@ -78,6 +82,7 @@ ACTIONS: dict[str, type[Args]] = {
     "refund": Refund,  # through the wallet gateway, idempotent per refund asked for (request_id)
     "resolve_dispute": ResolveDispute,  # a shopper's dispute: accepted (refunded, once) or rejected with a reason
     "decide_review": DecideReview,  # a visit in the review queue: a supplementary charge, a refund, or closed
+    "clear_zone": ClearZone,  # a chilled zone's goods replaced (its fridge mended): on sale again, budget reset
 }
 MONEY_ACTIONS = ("refund", "resolve_dispute")  # need operators.may_refund; done outside the loop (the network)
 MONEY_DECISIONS = ("charge", "refund")  # decide_review moves money with these: operators.may_refund too

@@ -43,6 +43,7 @@ from .devices.camera import Camera
 from .devices.door import build_doors
 from .devices.llrp import LlrpReader
 from .devices.nfc import CardReader
+from .devices.probe import build_probes
 from .devices.rfid import RfidReader
 from .domain.catalog import Catalog
 from .domain.entry import EntryGate, load_pinned
@@ -110,6 +111,10 @@ class StoreApp:
         self.inbox = Inbox()
         self.journal = Journal(cfg.journal.path)
         self.catalog = Catalog.load(cfg.catalog)
+        known = {p.sku for p in self.catalog.entries.values()}
+        for z in cfg.zones:
+            if set(z.skus) - known:
+                raise ValueError(f"zones.{z.name}.skus: not in the catalog: {', '.join(sorted(set(z.skus) - known))}")
         self.client = WalletClient(w.gateway_url, cfg.store.id, w.secret(), w.connect_timeout_s, w.read_timeout_s)
         self.outbox = Outbox(self.journal, self.client, w.limits, Policy.of(w),
                              on_event=lambda kind, data: self.inbox.put(ChargeUpdate(kind, data)))
@@ -128,6 +133,7 @@ class StoreApp:
         self._reload_keys = threading.Event()  # set by SIGHUP (``reload_keys``); done by the loop
         emit = self.inbox.put
         self.buses, self.doors = build_doors(cfg.doors, cfg.buses, emit)
+        self.probes = build_probes(cfg.probes, self.buses, emit)
         for bus in self.buses.values():
             bus.on_failure = self._fatal
         self.fatal: str | None = None  # why the process must end (a dead door driver): systemd restarts it
@@ -346,7 +352,7 @@ class StoreApp:
         lay = self.lay
         shelves = {n: r for n, r in self.readers.items() if n != lay.exit_reader}
         devices = {n: d.status() for n, d in {**self.doors, **self.readers, **self.cameras,
-                                              **self.card_readers}.items()}
+                                              **self.card_readers, **self.probes}.items()}
         lat = {"qr_entry_ms": self.qr_ms["entry"].summary(), "qr_exit_ms": self.qr_ms["exit"].summary()}
         if self.faces is not None:
             lat["face_match_ms"] = self.faces.match_ms.summary()

@@ -203,6 +203,37 @@ class CardReaderConfig(SerialPort):
                                     "answering (woken and configured again)")
 
 
+class ProbeConfig(Strict):
+    """A temperature/humidity probe on an RS-485 line (the common Modbus RTU probes that answer FC04 input
+    registers in tenths of a degree), polled by the line's own thread between the doors' rounds."""
+
+    name: Name
+    bus: Name = Field(description="the [[buses]] line it is on")
+    unit: int = Field(1, ge=1, le=247, description="its Modbus address (not a door board's)")
+    zone: Name = Field(description="the [[zones]] entry it watches")
+    function: Literal[3, 4] = Field(4, description="FC04 input registers (most probes), or FC03 holding registers")
+    temperature_register: int = Field(1, ge=0, le=0xFFFF)
+    humidity_register: int | None = Field(2, ge=0, le=0xFFFF, description="relative humidity (none: not read)")
+    scale: float = Field(0.1, gt=0, le=1, description="what one count is (0.1: tenths of a degree)")
+    signed: bool = Field(True, description="the temperature is a two's-complement 16-bit value (below 0 °C)")
+    poll_s: float = Field(5.0, ge=1, le=600, description="read it this often")
+    response_timeout_s: float = Field(0.2, ge=0.02, le=2)
+    failures_before_fault: int = Field(3, ge=1, le=50)
+
+
+class ZoneConfig(Strict):
+    """A chilled zone (a fridge, a cabinet) and its cold-chain rule: above ``max_c`` for ``alarm_after_s`` raises an
+    alarm; ``budget_s`` above it in all (since staff last cleared it) puts its products off sale."""
+
+    name: Name
+    max_c: float = Field(8.0, ge=-40, le=40, description="the warmest its goods may be (chilled: 8 °C)")
+    alarm_after_s: float = Field(600, ge=10, le=86_400)
+    budget_s: float = Field(7200, ge=60, le=7 * 86_400, description="time above max_c, cumulated, that spoils them")
+    skus: list[str] = Field(default_factory=list, max_length=500, description="the products kept in it")
+    silent_after_s: float = Field(60, ge=5, le=3600, description="no reading for this long: the probe is down "
+                                  "(an alarm: a silent probe is never a normal reading)")
+
+
 class LlrpZoneConfig(Strict):
     """One antenna of an LLRP reader and what it covers: a shelf, or the exit area. The store sees each zone as a
     reader of its own (its name is the one the layout and the screen use)."""
@@ -578,6 +609,8 @@ class StoreConfig(Strict):
     readers: list[ReaderConfig] = Field(default_factory=list)
     llrp_readers: list[LlrpReaderConfig] = Field(default_factory=list)
     card_readers: list[CardReaderConfig] = Field(default_factory=list)
+    probes: list[ProbeConfig] = Field(default_factory=list)
+    zones: list[ZoneConfig] = Field(default_factory=list)
     cameras: list[CameraConfig] = Field(default_factory=list)
     wallet: WalletConfig | None = None
     journal: JournalConfig = Field(default_factory=JournalConfig)
@@ -596,6 +629,19 @@ class StoreConfig(Strict):
         check_one_device_per_port([*self.buses, *[d for d in self.doors if d.port is not None], *self.readers,
                                    *self.card_readers])
         check_buses(self.buses, self.doors)
+        check_unique_names(self.probes)
+        check_unique_names(self.zones)
+        boards = {(d.bus, d.unit) for d in self.doors if d.bus is not None}
+        zones = {z.name for z in self.zones}
+        seen: dict[tuple[str, int], str] = {}
+        for pr in self.probes:
+            if pr.bus not in {b.name for b in self.buses}:
+                raise ValueError(f"probes.{pr.name}.bus: no [[buses]] entry named {pr.bus!r}")
+            if (pr.bus, pr.unit) in boards or (pr.bus, pr.unit) in seen:
+                raise ValueError(f"probes.{pr.name}.unit: unit {pr.unit} on bus {pr.bus} is another device's")
+            seen[pr.bus, pr.unit] = pr.name
+            if pr.zone not in zones:
+                raise ValueError(f"probes.{pr.name}.zone: no [[zones]] entry named {pr.zone!r}")
         if self.layout is not None:
             lay = self.layout
             doors, cams = {d.name for d in self.doors}, {c.name for c in self.cameras}

@@ -74,6 +74,8 @@ CREATE TABLE IF NOT EXISTS reviews (
   state TEXT NOT NULL CHECK (state IN ('open', 'decided')), decision TEXT, reason TEXT, operator TEXT,
   amount_fen INTEGER, intent_id INTEGER, decided_at REAL);
 CREATE INDEX IF NOT EXISTS reviews_open ON reviews (state, opened_at);
+CREATE TABLE IF NOT EXISTS cold_zones (zone TEXT PRIMARY KEY, above_s REAL NOT NULL, off_sale_at REAL,
+  updated_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS disputes (
   id TEXT PRIMARY KEY, visit_id TEXT NOT NULL, account_id TEXT NOT NULL, charge_id TEXT NOT NULL,
   claimed_fen INTEGER NOT NULL, data TEXT NOT NULL, state TEXT NOT NULL, seen_at REAL NOT NULL, resolved_at REAL,
@@ -237,6 +239,17 @@ class Journal(Database, AuditLog):
         Never a frame or a face template."""
         with self.tx() as c:
             self.evidence_in(c, visit_id, kind, data, t or self.clock())
+
+    def zone_states(self) -> dict[str, tuple[float, float | None]]:
+        """Each chilled zone's cumulated time above its limit and when it went off sale (the cold chain's record:
+        a restart must not forget that a fridge's goods are spoiled)."""
+        return {r["zone"]: (float(r["above_s"]), r["off_sale_at"]) for r in self.all("SELECT * FROM cold_zones")}
+
+    def save_zone(self, zone: str, above_s: float, off_sale_at: float | None, t: float | None = None) -> None:
+        with self.tx() as c:
+            c.execute("INSERT INTO cold_zones (zone, above_s, off_sale_at, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT"
+                      "(zone) DO UPDATE SET above_s=excluded.above_s, off_sale_at=excluded.off_sale_at, "
+                      "updated_at=excluded.updated_at", (zone, above_s, off_sale_at, t or self.clock()))
 
     def alarm(self, kind: str, device: str | None, data: dict, t: float | None = None) -> None:
         with self.tx() as c:

@@ -126,6 +126,7 @@ class View(TypedDict, total=False):
     visits: list[VisitRow]
     unrecorded_alarms: list[dict[str, Any]]
     cards: CardsView  # the list of linked NFC cards the store holds, and what taps came to
+    zones: dict[str, dict[str, Any]]  # the chilled zones (``core.cold_chain.ColdChain.status``)
     t: float
     # the app (status.build_view)
     charges: Charges

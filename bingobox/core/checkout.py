@@ -265,6 +265,12 @@ class Checkout:
         the total, or 0 for a card visit above its limit)."""
         core = self.core
         lines, unknown = v.basket.lines(core.catalog)
+        spoiled = core.cold_chain.off_sale_skus()
+        off = [li for li in lines if li["sku"] in spoiled]
+        if off:  # taken from a zone whose goods are off sale (its cold chain broke): not charged, listed
+            lines = [li for li in lines if li["sku"] not in spoiled]
+            v.flag("off_sale_taken")
+            tx.add(v, "off_sale_taken", {"lines": off})
         total = sum(int(li["amount_fen"]) for li in lines)
         v.amount_fen = total
         if unknown:

@@ -80,6 +80,16 @@ class Operations:
             return f"visit {args.visit_id}: charged again (intent {intent})"
         if isinstance(args, a.DecideReview) and action == "decide_review":
             return self._decide_review(operator, args)
+        if isinstance(args, a.ClearZone) and action == "clear_zone":
+            cold = core.cold_chain
+            if args.zone not in cold.states:
+                raise ActionError("no_such_zone", f"no chilled zone {args.zone!r}")
+            zone = cold.states[args.zone]
+            if zone.last_c is not None and zone.last_c > cold.rules[args.zone].max_c:
+                raise ActionError("still_warm", f"zone {args.zone} reads {zone.last_c} °C: mend the fridge first")
+            cold.clear(args.zone)
+            log.warning("operator %s: zone %s cleared (goods replaced): on sale again", operator, args.zone)
+            return f"zone {args.zone}: on sale again, its time-temperature budget reset"
         raise ActionError("unknown_action", action)
 
     def _decide_review(self, operator: str, args: a.DecideReview) -> str:

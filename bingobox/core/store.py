@@ -4,7 +4,8 @@ consumes typed events one at a time (``handle``) and ticks for timeouts (``tick`
 Who owns what: ``book`` the open visits (``VisitBook``: every change one journal commit), ``store`` the store's
 state machine and its problems, ``attribution`` who carries what, ``telemetry`` what is counted and timed,
 ``panels`` what each door's panel says (handed out through ``panel_out``, never waited for), ``cards`` the list of
-bound NFC cards (a tap works like a code; pairings go out through ``card_out``). The rules
+bound NFC cards (a tap works like a code; pairings go out through ``card_out``), ``cold_chain`` the chilled zones.
+The rules
 are objects of their own — ``Health``, ``FaceBilling``, ``Admission``, ``Shopping``, ``Checkout``, ``ExitDoor``,
 ``Timeouts``, ``Operations`` — each registering the events it handles and its tick with the core (Klipper's
 ``register_event_handler``); none imports another, they meet through the core's attributes. ``restore`` reconciles
@@ -33,6 +34,7 @@ from .admission import Admission
 from .attribution import Attribution
 from .cards import Cards
 from .checkout import Checkout
+from .cold_chain import ColdChain
 from .events import CodeSeen, Started
 from .exit_door import ExitDoor
 from .face_billing import FaceBilling
@@ -104,6 +106,7 @@ class StoreCore:
         self.panels = Panels(self, panel_out)  # what each door's panel says (the rules speak through it)
         self.live_baskets = LiveBaskets(self, basket_out)  # what each shopper inside is told they carry
         self.cards = Cards(self, card_out)  # the bound cards' list, taps and pairings
+        self.cold_chain = ColdChain(self)  # the chilled zones: readings, alarms, goods off sale
         # a visit's timeouts, one action per visit and tick, in the order of its life
         self._visit_ticks = [self.timeouts.tick_visit, self.checkout.tick_visit, self.exit_door.tick_visit]
 
@@ -196,6 +199,7 @@ class StoreCore:
                 "open_now": self.open_now(), "problems": sorted(self.store.problems), "inside": self.inside(),
                 "open_visits": len(self.book.visits), **self.attribution.status(), **self.telemetry.snapshot(),
                 "visits": visits, "unrecorded_alarms": list(self.unrecorded_alarms), "cards": self.cards.status(),
+                "zones": self.cold_chain.status(),
                 "t": now}
 
 

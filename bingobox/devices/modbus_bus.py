@@ -31,6 +31,7 @@ from ..worker import Worker
 
 if TYPE_CHECKING:
     from .door import Door
+    from .probe import Probe
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class ModbusBus:
         self.gap_s = max(t35_s(baudrate), timing.min_gap_s)
         self.units: dict[int, Unit] = {}
         self.doors: list[Door] = []
+        self.probes: list[Probe] = []  # temperature probes: units of their own, read between the doors' rounds
         self._decoder = mb.ResponseDecoder()  # (made again, with the units' addresses, when it starts)
         self._replies: queue.Queue[mb.Response] = queue.Queue()
         self._commands: queue.Queue[tuple[str, Door | None, Any]] = queue.Queue()
@@ -132,9 +134,20 @@ class ModbusBus:
         u.doors.append(door)
         self.doors.append(door)
         door.bus, door.unit = self, u
-        units = frozenset(self.units)
-        most = max(x.inputs for x in self.units.values())
-        self._decoder = mb.ResponseDecoder(units=units, max_byte_count=(most + 7) // 8 + 8)
+        self._new_decoder()
+
+    def add_probe(self, probe: Probe) -> None:
+        c = probe.cfg
+        if c.unit in self.units or any(p.cfg.unit == c.unit for p in self.probes):
+            raise ValueError(f"bus {self.name}: unit {c.unit} is another device's")
+        probe.bus, probe.unit = self, Unit(c.unit, c.response_timeout_s, c.failures_before_fault)
+        self.probes.append(probe)
+        self._new_decoder()
+
+    def _new_decoder(self) -> None:
+        units = frozenset([*self.units, *(p.cfg.unit for p in self.probes)])
+        most = max([(x.inputs + 7) // 8 for x in self.units.values()] + [2 * p.registers[1] for p in self.probes])
+        self._decoder = mb.ResponseDecoder(units=units, max_byte_count=most + 8)
 
     # lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -162,7 +175,8 @@ class ModbusBus:
         return {"kind": "bus", "name": self.name, "port": self.port, "baudrate": self.baudrate,
                 "gap_ms": round(self.gap_s * 1000, 2), "link": self.link.status(),
                 "decoder": dict(self._decoder.stats), "failure": self.failure,
-                "units": [u.status() for u in self.units.values()]}
+                "units": [u.status() for u in self.units.values()]
+                + [{**p.unit.status(), "doors": [p.name]} for p in self.probes]}
 
     # wire ------------------------------------------------------------------------------------------
     def _on_data(self, data: bytes) -> None:
@@ -237,9 +251,9 @@ class ModbusBus:
         readback_every = max(1, int(self.timing.poll_hz))  # coil read-back about once a second
         while not self._stop.is_set():
             self.heartbeat = time.monotonic()
-            due = min(u.next_poll for u in self.units.values())
+            due = min([u.next_poll for u in self.units.values()] + [p.next_poll for p in self.probes])
             try:
-                first = self._commands.get(timeout=max(0.0, due - time.monotonic()))
+                first = self._commands.get(timeout=min(1.0, max(0.0, due - time.monotonic())))  # (alive: 1 s)
             except queue.Empty:
                 first = None
             self._commands_now(first)
@@ -254,6 +268,9 @@ class ModbusBus:
                 d.sync(time.monotonic())
             for d in self.doors:  # last, and only while no grant waits (``Door.sync_lamps``)
                 d.sync_lamps()
+            for p in self.probes:  # (likewise: a probe's reading never goes ahead of a grant)
+                if time.monotonic() >= p.next_poll and not self.commands_waiting():
+                    self._read_probe(p)
 
     def _commands_now(self, first: tuple[str, Door | None, Any] | None) -> None:
         item = first
@@ -298,6 +315,25 @@ class ModbusBus:
             if coils is not None:
                 d.relay_read(coils[d.cfg.lock_coil - u.coils[0]])
             d.inputs_read(now, inputs)
+
+    def _read_probe(self, p: Probe) -> None:
+        u, now = p.unit, time.monotonic()
+        p.next_poll = now + p.cfg.poll_s
+        if not u.online and now < u.retry_at:
+            return
+        lo, n = p.registers
+        req = mb.ReadRegisters(u.unit, p.cfg.function, lo, n)
+        try:
+            resp = self.transact(u, req, None if u.online else min(self.timing.probe_timeout_s, u.timeout_s))
+            assert isinstance(resp, mb.RegistersResponse)  # (``answers`` took nothing else)
+        except (NoReply, LinkDown, mb.ProtocolError) as e:
+            self.failed(u, now, e)
+            p.failed(str(e), down=u.misses >= u.failures_before_fault)
+            return
+        u.misses = 0
+        u.stats["polls"] += 1
+        u.online = True
+        p.read(resp.values)
 
     def _bits(self, u: Unit, req: mb.ReadBits, timeout: float | None = None) -> tuple[bool, ...]:
         resp = self.transact(u, req, timeout)
@@ -361,6 +397,9 @@ def answers(req: mb.Request, resp: mb.Response) -> bool:
     if isinstance(req, mb.ReadBits):
         return (isinstance(resp, mb.BitsResponse) and resp.function == req.function
                 and len(resp.bits) == (req.count + 7) // 8 * 8)
+    if isinstance(req, mb.ReadRegisters):
+        return (isinstance(resp, mb.RegistersResponse) and resp.function == req.function
+                and len(resp.values) == req.count)
     if isinstance(req, mb.WriteCoil | mb.WriteRegister):
         return resp == req
     if isinstance(req, mb.WriteCoils):

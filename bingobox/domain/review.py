@@ -20,6 +20,7 @@ CAUSES: dict[str, str] = {
     "group_goods_unsure": "group",  # a companion's goods nobody could account for
     "timed_out": "timed_out",  # never seen leaving: closed by the store's clock
     "card_limit": "card_limit",  # a card visit above the card limit: not charged until an operator looks
+    "off_sale_taken": "off_sale",  # goods of a zone whose cold chain broke were taken: not charged, to be looked at
 }
 DECISIONS = ("charge", "refund", "close")
 

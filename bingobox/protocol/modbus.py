@@ -1,4 +1,5 @@
-"""Modbus RTU (the door board's protocol), sans-I/O: FC01, FC02, FC05, FC0F and exception responses.
+"""Modbus RTU (the door boards' and the temperature probes' protocol), sans-I/O: FC01, FC02, FC03, FC04, FC05, FC06,
+FC0F and exception responses.
 
 ADU: ``unit | function | data | CRC-lo | CRC-hi`` (CRC-16/MODBUS, low byte first). Frame lengths are
 derived from the function code (and byte count), so decoders need no inter-frame silence to cut frames.
@@ -14,6 +15,8 @@ from .checksums import crc16_modbus
 
 READ_COILS = 0x01
 READ_DISCRETE_INPUTS = 0x02
+READ_HOLDING_REGISTERS = 0x03
+READ_INPUT_REGISTERS = 0x04
 WRITE_SINGLE_COIL = 0x05
 WRITE_SINGLE_REGISTER = 0x06
 WRITE_MULTIPLE_COILS = 0x0F
@@ -36,6 +39,16 @@ EXCEPTION_NAMES = {
 @dataclass(frozen=True, slots=True)
 class ReadBits:
     """FC01 (coils) or FC02 (discrete inputs) request."""
+
+    unit: int
+    function: int
+    address: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRegisters:
+    """FC03 (holding) or FC04 (input registers) request: a probe's readings."""
 
     unit: int
     function: int
@@ -94,6 +107,15 @@ class BitsResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class RegistersResponse:
+    """FC03/FC04 response: the registers' raw 16-bit values (a probe's scale and sign are its register map's)."""
+
+    unit: int
+    function: int
+    values: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class WriteCoilsResponse:
     unit: int
     address: int
@@ -111,8 +133,8 @@ class ExceptionResponse:
         return EXCEPTION_NAMES.get(self.code, f"exception 0x{self.code:02X}")
 
 
-Request = ReadBits | WriteCoil | WriteRegister | WriteCoils | OtherRequest
-Response = BitsResponse | WriteCoil | WriteRegister | WriteCoilsResponse | ExceptionResponse
+Request = ReadBits | ReadRegisters | WriteCoil | WriteRegister | WriteCoils | OtherRequest
+Response = BitsResponse | RegistersResponse | WriteCoil | WriteRegister | WriteCoilsResponse | ExceptionResponse
 
 
 def with_crc(pdu: bytes) -> bytes:
@@ -144,6 +166,12 @@ def encode_request(req: Request) -> bytes:
         if not 1 <= req.count <= 2000 or not 0 <= req.address <= 0xFFFF:
             raise ProtocolError("read count must be 1..2000 and the address 16 bits")
         return with_crc(bytes((req.unit, req.function)) + req.address.to_bytes(2, "big") + req.count.to_bytes(2, "big"))
+    if isinstance(req, ReadRegisters):
+        if req.function not in (READ_HOLDING_REGISTERS, READ_INPUT_REGISTERS):
+            raise ProtocolError(f"ReadRegisters with function {req.function}")
+        if not 1 <= req.count <= 125 or not 0 <= req.address <= 0xFFFF:
+            raise ProtocolError("register count must be 1..125 and the address 16 bits")
+        return with_crc(bytes((req.unit, req.function)) + req.address.to_bytes(2, "big") + req.count.to_bytes(2, "big"))
     if isinstance(req, WriteCoil):
         if not 0 <= req.value <= 0xFFFF or not 0 <= req.address <= 0xFFFF:
             raise ProtocolError("coil address and value are 16 bits")
@@ -171,6 +199,11 @@ def encode_response(resp: Response) -> bytes:
         data = pack_bits(resp.bits)
         if len(data) > 250:
             raise ProtocolError("too many bits for one response")
+        return with_crc(bytes((resp.unit, resp.function, len(data))) + data)
+    if isinstance(resp, RegistersResponse):
+        if not 1 <= len(resp.values) <= 125 or any(not 0 <= v <= 0xFFFF for v in resp.values):
+            raise ProtocolError("1..125 registers of 16 bits")
+        data = b"".join(v.to_bytes(2, "big") for v in resp.values)
         return with_crc(bytes((resp.unit, resp.function, len(data))) + data)
     if isinstance(resp, WriteCoil | WriteRegister):
         return encode_request(resp)
@@ -263,6 +296,8 @@ class RequestDecoder(_Decoder):
         addr = int.from_bytes(f[2:4], "big")
         if fc in (READ_COILS, READ_DISCRETE_INPUTS):
             return ReadBits(unit, fc, addr, int.from_bytes(f[4:6], "big"))
+        if fc in (READ_HOLDING_REGISTERS, READ_INPUT_REGISTERS):
+            return ReadRegisters(unit, fc, addr, int.from_bytes(f[4:6], "big"))
         if fc == WRITE_SINGLE_COIL:
             return WriteCoil(unit, addr, int.from_bytes(f[4:6], "big"))
         if fc == WRITE_SINGLE_REGISTER:
@@ -295,8 +330,14 @@ class ResponseDecoder(_Decoder):
         unit, fc = f[0], f[1]
         if fc & 0x80:
             return ExceptionResponse(unit, fc & 0x7F, f[2])
-        if fc in (1, 2, 3, 4):
+        if fc in (1, 2):
             return BitsResponse(unit, fc, unpack_bits(f[3:-2]))
+        if fc in (3, 4):
+            data = f[3:-2]
+            if len(data) % 2:
+                return ExceptionResponse(unit, fc, ILLEGAL_DATA_VALUE)  # (an odd byte count is not registers)
+            return RegistersResponse(unit, fc, tuple(int.from_bytes(data[i:i + 2], "big")
+                                                     for i in range(0, len(data), 2)))
         addr = int.from_bytes(f[2:4], "big")
         if fc == WRITE_MULTIPLE_COILS:
             return WriteCoilsResponse(unit, addr, int.from_bytes(f[4:6], "big"))

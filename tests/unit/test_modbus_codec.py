@@ -113,3 +113,22 @@ def test_arbitrary_junk_never_raises_and_stays_bounded(junk):
         assert frames[-1:] == dec.__class__().feed(good)
         dec.reset()  # what the transport does after the line went silent
         assert dec.pending == 0 and dec.feed(good) == dec.__class__().feed(good)
+
+
+@pytest.mark.parametrize("hexframe,req", [
+    ("11 04 00 08 00 01 B2 98", mb.ReadRegisters(0x11, 4, 8, 1)),  # the classic FC04 example (simplymodbus.ca)
+    ("11 03 00 6B 00 03 76 87", mb.ReadRegisters(0x11, 3, 0x6B, 3)),  # and FC03
+])
+def test_register_reads_match_the_published_examples(hexframe, req):
+    raw = bytes.fromhex(hexframe)
+    assert mb.encode_request(req) == raw and mb.RequestDecoder().feed(raw) == [req]
+
+
+def test_register_responses_decode_and_an_odd_byte_count_is_not_registers():
+    raw = bytes.fromhex("11 04 02 00 0A F8 F4")  # its answer: one register, 10
+    assert mb.ResponseDecoder().feed(raw) == [mb.RegistersResponse(0x11, 4, (10,))]
+    assert mb.encode_response(mb.RegistersResponse(0x11, 4, (10,))) == raw
+    odd = mb.with_crc(bytes.fromhex("0A 04 03 00 28 02"))
+    assert mb.ResponseDecoder().feed(odd) == [mb.ExceptionResponse(0x0A, 4, mb.ILLEGAL_DATA_VALUE)]
+    with pytest.raises(ProtocolError):
+        mb.encode_request(mb.ReadRegisters(1, 4, 0, 126))

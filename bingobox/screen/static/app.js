@@ -164,8 +164,43 @@ function charts(history) {
   label(latency, `max ${lmax.toFixed(0)} ms`);
 }
 
+// Each chilled zone: its state in words, its last two hours drawn against its limit, and (once its goods are off sale)
+// the operator's "back on sale" after the goods were replaced.
+function zones(all) {
+  const box = $("zones");
+  const names = Object.keys(all || {});
+  $("zones-section").hidden = !names.length;
+  box.replaceChildren();
+  for (const name of names) {
+    const z = all[name];
+    const fig = document.createElement("figure");
+    fig.className = "zone" + (z.off_sale ? " off" : z.warm || z.silent ? " warn" : "");
+    fig.dataset.zone = name;
+    const what = z.silent ? "probe not answering" : z.temp_c === null ? "no reading yet" : `${z.temp_c} °C`;
+    const state = z.off_sale ? "OFF SALE" : z.warm ? "too warm" : "ok";
+    const cap = document.createElement("figcaption");
+    cap.textContent = `${name}: ${what} (limit ${z.max_c} °C) · ${state} · ${Math.round(z.above_s / 60)} of ${Math.round(z.budget_s / 60)} min above`;
+    fig.appendChild(cap);
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("class", "chart"); svg.setAttribute("viewBox", "0 0 300 100");
+    svg.setAttribute("preserveAspectRatio", "none"); svg.setAttribute("role", "img");
+    const temps = z.history.map((p) => p[1]);
+    svg.setAttribute("aria-label", `${name}: ${temps.length} readings over the last two hours, from ${Math.min(...temps, z.max_c)} to ${Math.max(...temps, z.max_c)} °C`);
+    const lo = Math.min(0, ...temps), hi = Math.max(z.max_c + 2, ...temps);
+    const scaled = (v) => v - lo;
+    if (temps.length >= 2) polyline(svg, "exit", temps.map(scaled), hi - lo);
+    polyline(svg, "limit", [scaled(z.max_c), scaled(z.max_c)], hi - lo);
+    label(svg, `${lo}–${hi.toFixed(0)} °C`);
+    fig.appendChild(svg);
+    if (z.off_sale) fig.appendChild(button("Back on sale", "clear_zone", { zone: name },
+      `Have the goods of ${name} been replaced and is its fridge cold again?`));
+    box.appendChild(fig);
+  }
+}
+
 function render(s) {
   last = s;
+  zones(s.zones);
   $("public-note").hidden = !s.public;
   $("store-id").textContent = s.store || "";
   const st = $("store-state");
@@ -198,6 +233,7 @@ function render(s) {
     cell(tr, d.name); cell(tr, d.kind + (d.role ? ` (${d.role})` : ""));
     cell(tr, d.online ? "online" : "offline", d.online ? "on" : "off");
     cell(tr, d.kind === "rfid" ? `${d.tags_present} tags, ${d.rounds} rounds` : d.kind === "nfc" ? `${d.firmware || "not set up"}, ${d.taps} taps (${d.door})`
+      : d.kind === "temperature" ? (d.last ? `${d.last.temp_c} °C, ${d.last.rh ?? "—"} %RH (${d.zone})` : `no reading (${d.zone})`)
       : d.fps ? `${d.fps} fps` : d.last_error || "");
   });
   $("inside-count").textContent = `(${s.inside ?? 0})`;

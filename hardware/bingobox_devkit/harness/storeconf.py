@@ -39,6 +39,10 @@ LAMPS: dict[str, dict[str, dict]] = {
 COUNTER = {"own": {"entrance": {"passage_input": 3}}, "board": {"entrance": {"passage_input": 5}},
            "bus": {"entrance": {"passage_input": 3}}}
 
+# the chilled zone's probe on the RS-485 line (a line of its own when the doors have theirs)
+PROBE = {"name": "fridge-1", "bus": BUS, "unit": 10}
+ZONE = {"name": "chilled", "max_c": 8.0, "alarm_after_s": 600, "budget_s": 7200, "skus": ["onigiri-tuna", "coffee-can"]}
+
 LLRP = "llrp-1"  # with --shelves llrp: one 4-antenna LLRP reader, shelf N on antenna N
 CARD_READERS = {"entrance-nfc": "entrance", "exit-nfc": "exit"}  # a PN532 by each shopper door
 
@@ -61,7 +65,8 @@ def sim_config(seed: int, fps: float = 15, image_dirs: tuple[Path, ...] = (), wi
     dirs = {"image_dirs": [str(d) for d in image_dirs]} if image_dirs else {}
     wires = WIRING[wiring]
     cfg = {"sim": {"control_port": 0, "seed": seed, **dirs},
-           "buses": [{"name": BUS, "baudrate": BUS_BAUD}] if wires else [],
+           "buses": [{"name": BUS, "baudrate": BUS_BAUD}],
+           "probes": [{**PROBE, "temp_c": 4.0}],
            "doors": [{"name": n, "energize_to_unlock": True, "baudrate": 0, "comm_watchdog_register": WATCHDOG_REGISTER,
                       **wires.get(n, {}), **LAMPS[wiring].get(n, {}), **COUNTER[wiring].get(n, {})}
                      for n in doors_of(wiring)],
@@ -83,7 +88,7 @@ def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secr
     door = {"energize_to_unlock": True, "unlock_s": 4, "held_open_s": 15,
             "comm_watchdog_register": WATCHDOG_REGISTER, "comm_watchdog_s": 1.0}
     wires = WIRING[wiring]  # the same terminals as the simulated boards'
-    buses = sorted({w["bus"] for w in wires.values()})
+    buses = sorted({*(w["bus"] for w in wires.values()), BUS})
     doors = [{"name": n, **(wires[n] if n in wires else {"port": devices[n]["pty"]}), **LAMPS[wiring].get(n, {}),
               **COUNTER[wiring].get(n, {}), **door} for n in doors_of(wiring)]
     cfg = {
@@ -101,6 +106,8 @@ def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secr
         if shelves == "llrp" else [],
         "cameras": [{"name": n, "source": devices[n]["stream"]} for n in CAMERAS],
         "card_readers": [{"name": n, "port": devices[n]["pty"], "door": d} for n, d in CARD_READERS.items()],
+        "probes": [{**PROBE, "zone": ZONE["name"]}],
+        "zones": [ZONE],
         "layout": {"entry_door": "entrance", "exit_door": "exit", "entry_camera": "door-cam",
                    "exit_camera": "exit-cam", "exit_reader": "exit-area"},
         "wallet": {"gateway_url": gateway, "secret_file": str(secret_file), "keys_file": str(keys_file),
@@ -114,6 +121,9 @@ def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secr
         "panels": {"language": "en"},
     }
     for key, value in (overrides or {}).items():
+        if isinstance(value, list):  # ([[zones]], [[probes]]…: replaced whole)
+            cfg[key] = value
+            continue
         section = cfg.setdefault(key, {})
         assert isinstance(section, dict)
         section.update(value)

@@ -75,6 +75,18 @@ class SimCardReader(SimSerial):
     baudrate: int = Field(115200, ge=0, le=921600, description="pace replies like this line speed; 0 = none")
 
 
+class SimProbe(Strict):
+    """A temperature/humidity probe on a [[buses]] line (Modbus RTU, FC04: register 1 tenths of a degree, register 2
+    tenths of %RH)."""
+
+    name: Name
+    bus: Name
+    unit: int = Field(10, ge=1, le=247)
+    temp_c: float = Field(4.0, ge=-40, le=60, description="what the fridge holds")
+    noise_c: float = Field(0.05, ge=0, le=5)
+    humidity: float = Field(60.0, ge=0, le=100)
+
+
 class SimLlrpReader(Strict):
     """A fixed UHF reader on the network, speaking LLRP over TCP, with several antennas (one per shelf or zone)."""
 
@@ -121,11 +133,20 @@ class SimConfig(Strict):
     llrp_readers: list[SimLlrpReader] = Field(default_factory=list)
     cameras: list[SimCamera] = Field(default_factory=list)
     card_readers: list[SimCardReader] = Field(default_factory=list)
+    probes: list[SimProbe] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique(self) -> SimConfig:
-        check_unique_names(self.buses, self.doors, self.readers, self.llrp_readers, self.cameras, self.card_readers)
+        check_unique_names(self.buses, self.doors, self.readers, self.llrp_readers, self.cameras, self.card_readers,
+                           self.probes)
         names = {b.name for b in self.buses}
+        units = {(d.bus, d.unit) for d in self.doors if d.bus is not None}
+        for pr in self.probes:
+            if pr.bus not in names:
+                raise ValueError(f"probes.{pr.name}.bus: no [[buses]] entry named {pr.bus!r}")
+            if (pr.bus, pr.unit) in units:
+                raise ValueError(f"probes.{pr.name}.unit: unit {pr.unit} on bus {pr.bus} is another device's")
+            units.add((pr.bus, pr.unit))
         boards: dict[tuple[str, int], SimDoor] = {}
         used: dict[tuple[str, int], set[tuple[str, int]]] = {}
         for d in self.doors:

@@ -239,7 +239,8 @@ class ModbusLine(SerialDevice):
         return VirtualDoor(cfg, board, self)
 
     def status(self) -> dict:
-        return {**super().status(), "units": {u: [d.name for d in b.doors] for u, b in self.boards.items()}}
+        return {**super().status(), "units": {u: [d.name for d in b.doors] or [getattr(b, "name", "")]
+                                              for u, b in self.boards.items()}}
 
     def on_bytes(self, data: bytes, endpoint: Endpoint) -> None:
         for req in self._decoder.feed(data):

@@ -16,6 +16,7 @@ from .config import SimConfig
 from .door_board import VirtualDoor, build_lines
 from .llrp_reader import VirtualLlrpReader
 from .nfc_reader import VirtualCardReader
+from .probe import VirtualProbe
 from .rfid_reader import VirtualReader
 from .serial_device import SerialDevice, SerialFaults
 
@@ -41,6 +42,10 @@ class VirtualStore:
         self.cameras = {c.name: VirtualCamera(c, seed + 200 + i) for i, c in enumerate(cfg.cameras)}
         self.card_readers = {c.name: VirtualCardReader(c, self.run_dir, seed + 400 + i)
                              for i, c in enumerate(cfg.card_readers)}
+        self.probes: dict[str, VirtualProbe] = {}
+        for i, pc in enumerate(cfg.probes):
+            probe = self.probes[pc.name] = VirtualProbe(pc, self.lines[pc.bus], seed + 500 + i)
+            self.lines[pc.bus].boards[pc.unit] = probe  # type: ignore[assignment]  # (a unit: answers its address)
         self.control_url: str | None = None
         self.token = secrets.token_urlsafe(24)  # for the control API; in the manifest (mode 600) only
         self.image_dirs = [Path(d).resolve() for d in cfg.sim.image_dirs]
@@ -50,6 +55,8 @@ class VirtualStore:
             "tags.add": self._tags_add, "tags.remove": self._tags_remove, "tags.set": self._tags_set,
             "camera.show": self._camera_show, "camera.clear": self._camera_clear,
             "card.tap": self._card_tap, "card.remove": self._card_remove,
+            "probe.set": self._probe_set, "fridge.fail": self._fridge_fail, "fridge.repair": self._fridge_repair,
+            "fault.stuck_value": self._stuck_value,
             "fault.unplug": self._unplug, "fault.replug": self._replug, "fault.garbage": self._garbage,
             "fault.corrupt": self._corrupt, "fault.delay": self._delay, "fault.drop_reads": self._drop_reads,
             "fault.stuck_relay": self._stuck_relay, "fault.silent": self._silent, "fault.clear": self._clear,
@@ -59,7 +66,8 @@ class VirtualStore:
     def devices(self) -> dict[str, Any]:
         """What actions and faults address by name: buses, doors (a door's faults are its board's), readers,
         cameras."""
-        return {**self.lines, **self.doors, **self.readers, **self.llrp, **self.cameras, **self.card_readers}
+        return {**self.lines, **self.doors, **self.readers, **self.llrp, **self.cameras, **self.card_readers,
+                **self.probes}
 
     def _hardware(self) -> list:
         own = [d.line for d in self.doors.values() if not d.line.shared]
@@ -116,8 +124,8 @@ class VirtualStore:
         return table[name]
 
     def _serial(self, device: str) -> SerialDevice:
-        return self._get({**self.lines, **self.doors, **self.readers, **self.llrp, **self.card_readers}, device,
-                         "serial or LLRP device")
+        return self._get({**self.lines, **self.doors, **self.readers, **self.llrp, **self.card_readers,
+                          **self.probes}, device, "serial or LLRP device")
 
     # acting in the store ---------------------------------------------------------------------------
     def _door_open(self, door: str) -> dict:
@@ -189,6 +197,22 @@ class VirtualStore:
         """A card held to an NFC reader (``uid``: its UID in hex, 4, 7 or 10 bytes) for ``hold_s`` seconds."""
         return self._get(self.card_readers, reader, "card reader").tap(str(uid), float(hold_s))
 
+    def _probe_set(self, probe: str, temp_c: float) -> dict:
+        """The zone a probe is in holds ``temp_c`` from now on."""
+        return self._get(self.probes, probe, "probe").set(float(temp_c))
+
+    def _fridge_fail(self, probe: str, rate_c_per_min: float = 0.25, ambient_c: float = 25.0) -> dict:
+        """The fridge a probe is in stops cooling: it warms towards ``ambient_c``, at first ``rate_c_per_min``."""
+        return self._get(self.probes, probe, "probe").fail(float(rate_c_per_min), float(ambient_c))
+
+    def _fridge_repair(self, probe: str, rate_c_per_min: float = 0.5) -> dict:
+        return self._get(self.probes, probe, "probe").repair(float(rate_c_per_min))
+
+    def _stuck_value(self, probe: str, on: bool = True) -> dict:
+        """A probe whose reading no longer changes (its sensor died; it still answers)."""
+        self._get(self.probes, probe, "probe").stick(bool(on))
+        return {}
+
     def _card_remove(self, reader: str) -> dict:
         return self._get(self.card_readers, reader, "card reader").remove()
 
@@ -246,6 +270,9 @@ class VirtualStore:
         if isinstance(dev, VirtualDoor):
             dev.board.faults = SerialFaults()
             dev.set_stuck(False)
+        if isinstance(dev, VirtualProbe):
+            dev.faults = SerialFaults()
+            dev.stick(False)
         if not dev.plugged:
             dev.plug()
             self.write_manifest()
