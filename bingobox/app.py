@@ -112,9 +112,12 @@ class StoreApp:
         self.journal = Journal(cfg.journal.path)
         self.catalog = Catalog.load(cfg.catalog)
         known = {p.sku for p in self.catalog.entries.values()}
-        for z in cfg.zones:
-            if set(z.skus) - known:
-                raise ValueError(f"zones.{z.name}.skus: not in the catalog: {', '.join(sorted(set(z.skus) - known))}")
+        named = [(f"zones.{z.name}.skus", set(z.skus)) for z in cfg.zones] + [
+            ("stock.minimum", set(cfg.stock.minimum))] + [(f"stock.carries.{n}", set(v))
+                                                          for n, v in cfg.stock.carries.items()]
+        for where, skus in named:
+            if skus - known:
+                raise ValueError(f"{where}: not in the catalog: {', '.join(sorted(skus - known))}")
         self.client = WalletClient(w.gateway_url, cfg.store.id, w.secret(), w.connect_timeout_s, w.read_timeout_s)
         self.outbox = Outbox(self.journal, self.client, w.limits, Policy.of(w),
                              on_event=lambda kind, data: self.inbox.put(ChargeUpdate(kind, data)))

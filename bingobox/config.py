@@ -587,6 +587,24 @@ class MqttConfig(Strict):
 PanelLanguage = Literal["en", "zh_Hans"]  # the shipped message catalogs (bingobox.i18n.LANGUAGES)
 
 
+class StockConfig(Strict):
+    """What the shelves should hold: a restock alarm when a product's count in the store falls below its minimum, and
+    (for a shelf that says what it carries) the items found on the wrong shelf."""
+
+    minimum: dict[str, int] = Field(default_factory=dict, description="SKU → the fewest on the shelves before a "
+                                    "restock alarm")
+    carries: dict[Name, list[str]] = Field(default_factory=dict, description="shelf reader → the SKUs it carries "
+                                           "(a shelf not listed carries anything)")
+
+    @field_validator("minimum")
+    @classmethod
+    def _counts(cls, v: dict[str, int]) -> dict[str, int]:
+        for sku, n in v.items():
+            if not 0 <= n <= 10_000:
+                raise ValueError(f"minimum of {sku!r}: 0-10000")
+        return v
+
+
 class PanelsConfig(Strict):
     """The door panels: a page per door (``/panel/DOOR`` on the status screen's server) for a small screen next to
     the door, in a browser in kiosk mode. No login: a panel shows only its own door's latest message."""
@@ -620,6 +638,7 @@ class StoreConfig(Strict):
     vision: VisionConfig = Field(default_factory=VisionConfig)
     screen: ScreenConfig | None = None
     panels: PanelsConfig = Field(default_factory=PanelsConfig)
+    stock: StockConfig = Field(default_factory=StockConfig)
     mqtt: MqttConfig | None = None
 
     @model_validator(mode="after")
@@ -651,6 +670,9 @@ class StoreConfig(Strict):
                                      ("exit_reader", lay.exit_reader, readers)):
                 if name is not None and name not in known:
                     raise ValueError(f"layout.{key}: no such device {name!r}")
+        for shelf in self.stock.carries:
+            if shelf not in self.reader_names():
+                raise ValueError(f"stock.carries: {shelf!r} is not a reader")
         for cr in self.card_readers:
             by = {self.layout.entry_door, self.layout.exit_door} if self.layout else {d.name for d in self.doors}
             if cr.door not in by:

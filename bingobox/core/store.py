@@ -44,6 +44,7 @@ from .operations import Operations
 from .panels import Panels
 from .ports import BasketOut, CardOut, ChargeQueue, CodeGate, Door, ExitReader, Faces, Journal, PanelOut
 from .shopping import Shopping
+from .stock import Stock
 from .telemetry import ENTRY_STAGES, EXIT_STAGES, Telemetry
 from .timeouts import Timeouts
 from .timing import Timing
@@ -107,6 +108,7 @@ class StoreCore:
         self.live_baskets = LiveBaskets(self, basket_out)  # what each shopper inside is told they carry
         self.cards = Cards(self, card_out)  # the bound cards' list, taps and pairings
         self.cold_chain = ColdChain(self)  # the chilled zones: readings, alarms, goods off sale
+        self.stock = Stock(self)  # what the shelves hold: restock alarms, misplaced items
         # a visit's timeouts, one action per visit and tick, in the order of its life
         self._visit_ticks = [self.timeouts.tick_visit, self.checkout.tick_visit, self.exit_door.tick_visit]
 
@@ -199,7 +201,7 @@ class StoreCore:
                 "open_now": self.open_now(), "problems": sorted(self.store.problems), "inside": self.inside(),
                 "open_visits": len(self.book.visits), **self.attribution.status(), **self.telemetry.snapshot(),
                 "visits": visits, "unrecorded_alarms": list(self.unrecorded_alarms), "cards": self.cards.status(),
-                "zones": self.cold_chain.status(),
+                "zones": self.cold_chain.status(), "stock_alerts": self.stock.status(),
                 "t": now}
 
 

@@ -210,6 +210,7 @@ class FleetDB(AuditLog):
                         "doors": st.get("doors") or {}, "problems": st.get("problems") or [],
                         "charges_pending": st.get("charges_pending"), "gateway_up": st.get("gateway_up"),
                         "reviews_open": st.get("reviews_open", 0), "review_rate": st.get("review_rate", 0.0),
+                        "restock": st.get("restock") or [], "off_sale_zones": st.get("off_sale_zones") or [],
                         "state_t": r["state_t"], "open_alarms": r["open_n"], "refused": r["refused"],
                         "refused_last": r["refused_last"]})
         return out

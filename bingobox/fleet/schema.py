@@ -56,6 +56,13 @@ class DeviceIn(BaseModel):
     online: StrictBool = False
 
 
+class RestockIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    sku: Name
+    count: Count
+    minimum: Count
+
+
 class StateIn(_In):
     state: Annotated[str, Field(max_length=32)] | None = None
     what_works: Text | None = None
@@ -71,6 +78,8 @@ class StateIn(_In):
     reviews_open: Count = 0
     review_rate: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 0.0
     review_causes: dict[Name, Count] = Field(default_factory=dict, max_length=32)
+    restock: list[RestockIn] = Field(default_factory=list, max_length=100)
+    off_sale_zones: list[Name] = Field(default_factory=list, max_length=32)
 
 
 class MetricsIn(_In):

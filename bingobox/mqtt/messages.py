@@ -64,6 +64,8 @@ def state_payload(view: View, store_id: str, open_alarms: int) -> dict:
         "reviews_open": (view.get("reviews") or {}).get("open", 0),
         "review_rate": (view.get("reviews") or {}).get("review_rate", 0.0),
         "review_causes": (view.get("reviews") or {}).get("by_cause", {}),
+        "restock": list(((view.get("stock_alerts") or {}).get("restock") or [])[:100]),
+        "off_sale_zones": sorted(z for z, st in (view.get("zones") or {}).items() if st.get("off_sale"))[:32],
     }
 
 

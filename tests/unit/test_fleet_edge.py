@@ -163,3 +163,13 @@ def test_a_store_s_state_carries_its_review_queue_and_rate_and_nothing_wrong_of_
     for bad in ({"reviews_open": -1}, {"review_rate": float("nan")}, {"review_causes": {"x": -3}}):
         with pytest.raises(Refused):
             parse("s1", "state", m.dumps({**payload, **bad}), NOW)
+
+
+def test_a_store_s_restock_list_reaches_the_fleet_checked_field_by_field(db):
+    good = {"t": NOW, "restock": [{"sku": "cola-330", "count": 1, "minimum": 4}], "off_sale_zones": ["chilled"]}
+    bad = {"t": NOW, "restock": [{"sku": "cola 330 <b>", "count": -1, "minimum": 4}]}
+    got = db.apply([online("a"), online("b"), ("a", "state", json.dumps(good).encode(), NOW),
+                    ("b", "state", json.dumps(bad).encode(), NOW)])
+    assert [r for _, r in got.refused] == ["invalid"]
+    a = next(s for s in db.stores() if s["id"] == "a")
+    assert a["restock"] == [{"sku": "cola-330", "count": 1, "minimum": 4}] and a["off_sale_zones"] == ["chilled"]

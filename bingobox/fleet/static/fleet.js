@@ -42,6 +42,10 @@ function render(s) {
               btn("Release", () => command(st.id, "release", {}), `Release ${st.id}`),
               btn("Unlock entrance", () => command(st.id, "unlock", {door: "entrance", seconds: 5}), `Unlock the entrance of ${st.id}`));
   });
+  const restock = (s.stores_shown || []).flatMap((st) => [
+    ...(st.off_sale_zones || []).map((z) => ({store: st.id, sku: `zone ${z}: OFF SALE`, count: "—", minimum: "—"})),
+    ...(st.restock || []).map((r) => ({store: st.id, ...r}))]);
+  fill("restock", restock, (tr, r) => { cell(tr, r.store); cell(tr, r.sku); cell(tr, r.count); cell(tr, r.minimum); });
   fill("audit", s.audit, (tr, a) => { cell(tr, ago(a.t)); cell(tr, a.operator); cell(tr, a.action); cell(tr, JSON.stringify(a.args)); cell(tr, a.outcome); cell(tr, a.detail); });
 }
 

@@ -266,6 +266,19 @@ function render(s) {
     c.textContent = "read by several shelves: " + cross.map(([e, n]) => `${e} (${n.join(", ")})`).join("; ");
     stock.appendChild(c);
   }
+  const alerts = s.stock_alerts || {};
+  if ((alerts.restock || []).length) {
+    const r = document.createElement("div");
+    r.className = "warn"; r.dataset.testid = "restock";
+    r.textContent = "restock: " + alerts.restock.map((x) => `${x.sku} (${x.count} of at least ${x.minimum})`).join(", ");
+    stock.appendChild(r);
+  }
+  if ((alerts.misplaced || []).length) {
+    const m = document.createElement("div");
+    m.className = "warn"; m.dataset.testid = "misplaced";
+    m.textContent = "on the wrong shelf: " + alerts.misplaced.map((x) => `${x.sku} ${x.epc.slice(-6)} on ${x.shelf}` + (x.belongs.length ? ` (belongs on ${x.belongs.join(", ")})` : "")).join("; ");
+    stock.appendChild(m);
+  }
   $("alarm-count").textContent = `(${(s.alarms || []).length} open)`;
   fill("alarms", s.alarms || [], (tr, a) => {
     cell(tr, a.id); cell(tr, ago(a.t)); cell(tr, a.kind); cell(tr, a.device);

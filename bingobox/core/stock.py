@@ -1,0 +1,92 @@
+"""Stock: what each shelf holds, from its reader's tag_seen / tag_gone (this object is its one owner). A product
+whose count in the store falls below its minimum (``[stock] minimum``) raises one ``restock_needed`` alarm until it
+is back at its minimum; an item on a shelf that does not carry its product (``[stock] carries``) is listed as
+misplaced. Shown on the status screen and in the MQTT state (the fleet's chain-wide restock list)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..devices.events import DeviceEvent
+
+SETTLE_S = 30.0  # after a start, the shelves' first rounds: nothing is short before they have all been read
+CHECK_EVERY_S = 5.0
+
+if TYPE_CHECKING:
+    from .store import StoreCore
+
+
+class Stock:
+    def __init__(self, core: StoreCore) -> None:
+        self.core = core
+        self.minimum = dict(core.cfg.stock.minimum)
+        self.carries = {shelf: set(skus) for shelf, skus in core.cfg.stock.carries.items()}
+        self.shelves: dict[str, dict[str, str]] = {}  # shelf → {epc: sku} present now
+        self.low: set[str] = set()  # SKUs said to need restocking (until back at their minimum)
+        self._checked_at = 0.0
+        core.on_device(self.device)
+        core.every_tick(self.tick)
+
+    def device(self, ev: DeviceEvent) -> None:
+        core = self.core
+        if ev.kind not in ("tag_seen", "tag_gone") or ev.device == core.lay.exit_reader:
+            return
+        epc = ev.data.get("epc")
+        if not isinstance(epc, str):
+            return
+        shelf = self.shelves.setdefault(ev.device, {})
+        if ev.kind == "tag_seen":
+            p = core.catalog.lookup(epc)
+            shelf[epc] = p.sku if p else ""
+        else:
+            shelf.pop(epc, None)
+        self.check()
+
+    def tick(self, now: float) -> None:
+        if now - self._checked_at >= CHECK_EVERY_S:
+            self.check()
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for shelf in self.shelves.values():
+            for sku in shelf.values():
+                if sku:
+                    out[sku] = out.get(sku, 0) + 1
+        return out
+
+    def check(self) -> None:
+        """Restock alarms: once per product when it falls below its minimum (again once it was back at it). Not while
+        the store is being restocked, nor in the first ``SETTLE_S`` after a start (a store starting is not empty)."""
+        core = self.core
+        now = core.clock()
+        self._checked_at = now
+        if core.store.state in ("starting", "maintenance") or now - core.started_at < SETTLE_S:
+            return
+        counts = self.counts()
+        for sku, least in self.minimum.items():
+            n = counts.get(sku, 0)
+            if n < least and sku not in self.low:
+                self.low.add(sku)
+                p = core.catalog.by_sku(sku)
+                core.alarm("restock_needed", None, {"sku": sku, "name": p.name if p else sku, "count": n,
+                                                    "minimum": least})
+            elif n >= least:
+                self.low.discard(sku)
+
+    def misplaced(self) -> list[dict[str, Any]]:
+        out = []
+        for shelf, items in sorted(self.shelves.items()):
+            carries = self.carries.get(shelf)
+            if carries is None:
+                continue
+            for epc, sku in sorted(items.items()):
+                if sku and sku not in carries:
+                    out.append({"epc": epc, "sku": sku, "shelf": shelf,
+                                "belongs": sorted(s for s, c in self.carries.items() if sku in c)})
+        return out[:200]
+
+    def status(self) -> dict[str, Any]:
+        counts = self.counts()
+        restock = [{"sku": sku, "count": counts.get(sku, 0), "minimum": least}
+                   for sku, least in sorted(self.minimum.items()) if counts.get(sku, 0) < least]
+        return {"counts": dict(sorted(counts.items())), "restock": restock, "misplaced": self.misplaced()}
