@@ -9,18 +9,21 @@
    fails, the grid is bent to follow the code's own module edges (``qr_grid.refine``) and sampled again: this
    reads codes on wrinkled fabric and curved surfaces.
 
-Every frame's cost is bounded, whatever is in it: frames larger than ``max_side`` are scaled down first; grids are
-tried only for real QR versions (n = 17 + 4v, v ≤ 40) with a module size that the finder patterns' own size
-agrees with; at most ``MAX_GRIDS`` grids; and the cascade stops once the frame has cost ``budget_ms`` (the next
-frame comes soon). Three small squares in the corners of a frame used to send the grid stage to n ≈ 230 and
-11 s per frame; now they are not a code at all.
+Every frame's cost is bounded, whatever is in it, and no single step overruns the bound: frames larger than
+``max_side`` are scaled down first; grids are tried only for real QR versions (n = 17 + 4v, v ≤ 40) with a module
+size that the finder patterns' own size agrees with; at most ``MAX_GRIDS`` grids; and every step after the plain
+try is begun only if its expected cost still fits in ``budget_ms`` (``over(need_s)``): the contour search costed
+from the frame's edges, each retry from what pyzbar cost on this frame, a grid's rendering from its size, the
+refinement's rectification from its image, and the refinement's longest loop asks as it goes. Three finder-like
+squares at a 3-pixel module cost 3.6 s with no budget; with the camera's 150 ms they end within it (``bench
+vision``'s ``qr_adversarial``), and ``bingobox vision qr`` has a bound too (1 s a file).
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,11 +32,16 @@ import numpy as np
 from pyzbar import pyzbar
 from pyzbar.pyzbar import ZBarSymbol
 
-from .qr_grid import GridMap, refine, sample
+from .qr_grid import GridMap, Over, OverBudget, refine, sample
 
 _QR = [ZBarSymbol.QRCODE]
 MIN_N, MAX_N = 21, 177  # QR versions 1…40: n = 17 + 4v modules per side
 MAX_GRIDS = 12  # grids tried per frame at most (each costs a sampling and maybe a refinement, ~10 ms)
+NS_PER_ZBAR_PX = 40e-9  # what pyzbar costs per pixel of an image with no code (10-20 ns measured; twice, loaded)
+ZBAR_WORST_S_PX = 250e-9  # pyzbar on the worst content measured (finder-like squares everywhere: ~160 ns a pixel) with
+# a margin: the plain try, the one step always taken, is given a frame small enough to end within the budget
+NS_PER_EDGE = 800e-9  # what finding the contours costs per light/dark transition of the binarised frame (120-620 ns
+# measured, noise the worst): a noise frame's contour search is not begun when it cannot finish in time
 
 
 def _zbar(gray: np.ndarray) -> list[str]:
@@ -81,9 +89,14 @@ def _nested(bw: np.ndarray, lo: float, hi: float, max_out: int = 12) -> list[_Fi
     return kept[:max_out]
 
 
-def _finders(gray: np.ndarray, block: int = 31, invert: bool = False) -> list[_Finder]:
+def _finders(gray: np.ndarray, block: int = 31, invert: bool = False, over: Over | None = None) -> list[_Finder]:
+    """Finder-pattern candidates. The contour search's cost grows with the frame's edges (noise is the worst): it is
+    estimated from them first, and not begun if ``over`` says it cannot finish in time (OverBudget)."""
     mode = cv2.THRESH_BINARY if invert else cv2.THRESH_BINARY_INV
-    return _nested(cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, mode, block, 3), 2.5, 10)
+    bw = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, mode, block, 3)
+    if over is not None and over(np.count_nonzero(bw[:, 1:] != bw[:, :-1]) * NS_PER_EDGE):
+        raise OverBudget
+    return _nested(bw, 2.5, 10)
 
 
 def _quad(contour: np.ndarray) -> np.ndarray:
@@ -147,18 +160,30 @@ def candidate_grids(finders: list[_Finder]) -> Iterator[tuple[GridMap, float]]:
                 yield GridMap(h, n), module
 
 
-def grid_decode(gray: np.ndarray, finders: list[_Finder], over: Callable[[], bool] = lambda: False,
+def _never(need_s: float = 0.0) -> bool:
+    return False
+
+
+def grid_decode(gray: np.ndarray, finders: list[_Finder], over: Over = _never,
                 stats: dict | None = None) -> list[str]:
     """Re-render the code from its finder patterns and decode the clean image; if the code is not flat, bend
-    the grid to follow its own module edges and try again. Stops when ``over()`` says the budget is spent."""
+    the grid to follow its own module edges and try again. Stops when ``over`` says the budget is spent, or that
+    the next step would overrun it."""
     for i, (grid, module) in enumerate(candidate_grids(finders)):
-        if i >= MAX_GRIDS or over():
+        need = ((grid.n + 8) * 6) ** 2 * NS_PER_ZBAR_PX  # sampling, rendering and reading one grid
+        if i >= MAX_GRIDS or over(need):
             break
         if stats is not None:
             stats["grids"] = stats.get("grids", 0) + 1
         texts = _zbar(_render(sample(gray, grid, module)))
-        if not texts and not over():
-            texts = _zbar(_render(sample(gray, refine(gray, grid), module)))
+        if not texts:
+            try:
+                bent = refine(gray, grid, over=over)
+                if over(need):
+                    return []
+                texts = _zbar(_render(sample(gray, bent, module)))
+            except OverBudget:
+                return []
         if texts:
             return texts
     return []
@@ -182,33 +207,49 @@ class QrReader:
         t0 = time.perf_counter()
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         self.stats["frames"] += 1
-        if max(gray.shape) > self.max_side:
-            f = self.max_side / max(gray.shape)
+        budget = self.budget_ms / 1000 if self.budget_ms is not None else None
+        f = self.max_side / max(gray.shape)
+        if budget:  # (the plain try is never skipped: at the worst rate it must fit the budget; a 640×480
+            f = min(f, (budget / ZBAR_WORST_S_PX / gray.size) ** 0.5)  # frame does within 80 ms, a larger one is
+            # scaled down to what does)
+        if f < 1:
             gray = cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
             self.stats["scaled"] += 1
-        budget = self.budget_ms / 1000 if self.budget_ms is not None else None
 
-        def over() -> bool:
-            if budget is not None and time.perf_counter() - t0 > budget:
+        def over(need_s: float = 0.0) -> bool:
+            """The frame's budget is spent — or would be, by the end of a step expected to take ``need_s``: a step
+            is begun only if it can finish in time (no single step overruns the budget)."""
+            if budget is not None and time.perf_counter() - t0 + need_s > budget:
                 self.stats["over_budget"] += 1
                 return True
             return False
+        t_zbar = time.perf_counter()
         texts = _zbar(gray)
         if texts:
             self.stats["plain"] += 1
             return _dedupe(texts)
-        finders = _finders(gray)
-        inverted = None if len(finders) >= 2 else _finders(gray, invert=True)
+        # what pyzbar costs per pixel on this frame's content (finder-like shapes make it slow): the retries of the
+        # same picture are expected to cost as much again, with a margin
+        zbar_s_px = max(NS_PER_ZBAR_PX, 1.5 * (time.perf_counter() - t_zbar) / gray.size)
+        try:
+            return self._cascade(gray, over, zbar_s_px)
+        except OverBudget:  # (a step that could not have finished in time was not begun)
+            return []
+
+    def _cascade(self, gray: np.ndarray, over: Over, zbar_s_px: float) -> list[str]:
+        """Steps 2-4 (after the plain try): the finder gate, the retries, the grids."""
+        finders = _finders(gray, over=over)
+        inverted = None if len(finders) >= 2 else _finders(gray, invert=True, over=over)
         if len(finders) < 2 and inverted is not None and len(inverted) < 2:
             self.stats["gated_out"] += 1
             return []
         for work, found in ((gray, finders), (255 - gray, inverted)):
             if found is None:  # the normal path failed: is it a light-on-dark code?
-                found = _finders(gray, invert=True)
+                found = _finders(gray, invert=True, over=over)
             if len(found) < 2:
                 continue
             for attempt in self._retries(work):
-                if over():
+                if over(attempt.size * zbar_s_px):
                     return []
                 texts = _zbar(attempt)
                 if texts:

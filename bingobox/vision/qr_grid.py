@@ -19,6 +19,7 @@ wrong in all, this refinement 4; all 20 decode. It needs no knowledge of the cod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -95,9 +96,25 @@ def _phases(rect: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, ...]:
     return -np.angle(zx) / (2 * np.pi), -np.angle(zy) / (2 * np.pi), np.abs(zx) / energy, np.abs(zy) / energy
 
 
-def _unwrap(centres: np.ndarray, phase: np.ndarray, weight: np.ndarray, n: int) -> np.ndarray:
+_NS_PER_RECT_PX = 150e-9  # what rectifying and measuring cost per pixel of the rectified image (60-95 ns measured
+# on the 2-core dev box; twice that, for a loaded one): a step that cannot finish within the frame's budget is not begun
+
+
+class OverBudget(Exception):
+    """The frame's time is spent: the refinement stops where it is (checked between its steps and inside them)."""
+
+
+def _never(need_s: float = 0.0) -> bool:
+    return False
+
+
+Over = Callable[..., bool]  # over(need_s=0.0): the frame's time is spent (or would be, after a step this long)
+
+
+def _unwrap(centres: np.ndarray, phase: np.ndarray, weight: np.ndarray, n: int,
+            over: Over = _never) -> np.ndarray:
     """Choose each window's whole-module branch to agree with its already placed neighbours, growing outward
-    from the windows on the finder patterns."""
+    from the windows on the finder patterns. ``over()`` is asked every 32 windows (OverBudget)."""
     k = len(centres)
     near = centres <= 7
     far = centres >= n - 7
@@ -105,7 +122,9 @@ def _unwrap(centres: np.ndarray, phase: np.ndarray, weight: np.ndarray, n: int) 
     out = np.where(seeds, phase, np.nan)
     sa, sb = np.nonzero(seeds)
     rest = [(int(np.min(np.abs(sa - a) + np.abs(sb - b))), a, b) for a in range(k) for b in range(k) if not seeds[a, b]]
-    for _, a, b in sorted(rest):
+    for i, (_, a, b) in enumerate(sorted(rest)):
+        if i % 32 == 31 and over():
+            raise OverBudget
         block = out[max(a - 1, 0):a + 2, max(b - 1, 0):b + 2]
         w = weight[max(a - 1, 0):a + 2, max(b - 1, 0):b + 2]
         placed = ~np.isnan(block)
@@ -124,15 +143,20 @@ def _smooth(field: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return num / np.maximum(den, 1e-6)
 
 
-def refine(gray: np.ndarray, grid: GridMap, passes: int = _PASSES) -> GridMap:
-    """A grid map whose module centres follow the code's own grid lines (see the module docstring)."""
+def refine(gray: np.ndarray, grid: GridMap, passes: int = _PASSES, over: Over = _never) -> GridMap:
+    """A grid map whose module centres follow the code's own grid lines (see the module docstring). ``over`` is
+    asked before each step with what the step will cost, and inside the longest one: OverBudget when the frame's
+    time is spent or a step would overrun it."""
     centres = np.arange(0, grid.n + 1, _STEP, dtype=np.float32)
     dx = np.zeros((len(centres),) * 2, np.float32)
     dy = np.zeros_like(dx)
     current = grid
+    side = (grid.n + 2 * _PAD) * _PX
     for _ in range(passes):
+        if over(side * side * _NS_PER_RECT_PX):  # (rectifying and measuring: one step, not interruptible)
+            raise OverBudget
         px, py, wx, wy = _phases(_rectify(gray, current), centres)
-        dx = dx + _smooth(_unwrap(centres, px, wx, grid.n), wx)
-        dy = dy + _smooth(_unwrap(centres, py, wy, grid.n), wy)
+        dx = dx + _smooth(_unwrap(centres, px, wx, grid.n, over), wx)
+        dy = dy + _smooth(_unwrap(centres, py, wy, grid.n, over), wy)
         current = GridMap(grid.h, grid.n, centres, dx, dy)
     return current

@@ -60,6 +60,35 @@ def _held_up(photo: Path) -> np.ndarray:
     return cv2.cvtColor(cam.compose(1), cv2.COLOR_BGR2RGB)
 
 
+def _qr_bounds(runs: int) -> dict:
+    """Every adversarial frame through the camera path (``[vision] qr_budget_ms``, 80 ms by default, and the 150 ms
+    of a slower box), the `vision qr` path (1 s a file) and, as the baseline in the same process, no budget: the worst
+    frame's time in each (the bound must hold)."""
+    from bingobox.cli.inspect import QR_FILE_BUDGET_MS
+    from bingobox.config import VisionConfig
+    from bingobox.vision.qr import QrReader
+    from bingobox_devkit.sim.camera_server import adversarial_frames
+
+    frames = adversarial_frames()
+    out: dict = {"frames": len(frames), "runs": runs}
+    camera = VisionConfig().qr_budget_ms
+    for name, budget in ((f"camera_{camera:g}ms", camera), ("camera_150ms", 150.0), ("vision_qr_1s", QR_FILE_BUDGET_MS),
+                         ("no_budget", None)):
+        reader = QrReader(budget_ms=budget)
+        times: list[tuple[float, str]] = []
+        for _ in range(runs if budget is not None else 1):
+            for label, f in frames:
+                t0 = time.perf_counter()
+                reader.decode(f)
+                times.append(((time.perf_counter() - t0) * 1000, label))
+        ms = sorted(t for t, _ in times)
+        worst = max(times)
+        out[name] = {"budget_ms": budget, "median_ms": round(statistics.median(ms), 1),
+                     "p99_ms": round(ms[min(len(ms) - 1, int(0.99 * len(ms)))], 1), "worst_ms": round(worst[0], 1),
+                     "worst_frame": worst[1], "over_budget": reader.stats["over_budget"]}
+    return out
+
+
 def _cycle(items: list):
     state = {"i": 0}
 
@@ -113,6 +142,7 @@ def bench_vision(testdata: Path, runs: int = 30) -> dict:
     feed = QrReader(budget_ms=80)
     out["qr_finder_squares_worst"] = {**timed(lambda: reader.decode(squares), runs),
                                       "feed_budget_80ms": timed(lambda: feed.decode(squares), runs)}
+    out["qr_adversarial"] = _qr_bounds(max(3, runs // 5))
     shirt_files = [testdata / "qr" / f"zxing_qrcode-4_{i}.png" for i in range(30, 34)]
     if all(f.is_file() for f in shirt_files):  # codes on a wrinkled shirt: only the refined grid reads them
         shirts = [cv2.cvtColor(load_image(f), cv2.COLOR_BGR2GRAY) for f in shirt_files]

@@ -1,6 +1,7 @@
 """Grid refinement for codes that are not flat, on synthetic codes whose true module matrix is known: bent by a
 smooth random displacement field (as fabric folds do), tilted in perspective, blurred, darkened and noisy."""
 
+import cv2
 import numpy as np
 import pytest
 import segno
@@ -78,3 +79,33 @@ def test_the_reader_reads_bent_codes_that_plain_zbar_cannot():
     print(f"\nbent codes: plain pyzbar {plain}/{len(frames)}, reader {read}/{len(frames)}")
     assert ours == [[t] for t in TEXTS]
     assert reader.stats["grid"] >= 1
+
+
+def test_no_step_is_begun_that_cannot_finish_within_the_frame_s_budget():
+    """Structural, not timed: each step asks the budget with what it will cost before it begins. With no budget
+    left after the unconditional plain try, nothing else runs; a refinement told its next step would overrun stops
+    before it; the adversarial frames all end (their times are `bench vision`'s)."""
+    from bingobox.vision import qr as q
+    from bingobox.vision.qr_grid import OverBudget
+    from bingobox_devkit.sim.camera_server import adversarial_frames, finder_squares
+
+    r = QrReader(budget_ms=0)
+    assert r.decode(finder_squares(640, 480, 21)) == [] and r.stats["grids"] == 0 and r.stats["over_budget"] >= 1
+    gray = cv2.cvtColor(finder_squares(640, 480, 21), cv2.COLOR_BGR2GRAY)
+    grid, _ = next(q.candidate_grids(q._finders(gray)))
+    asked: list[float] = []
+
+    def over(need_s: float = 0.0) -> bool:
+        asked.append(need_s)
+        return need_s > 0.001  # any step that needs more than a millisecond would overrun
+
+    with pytest.raises(OverBudget):
+        refine(gray, grid, over=over)
+    assert asked and asked[-1] > 0.001  # (it asked with the rectification's cost, and stopped)
+    stats: dict = {}
+    assert q.grid_decode(gray, q._finders(gray), over, stats) == [] and stats.get("grids", 0) == 0
+    with pytest.raises(OverBudget):  # a noise frame's contour search is costed from its edges first
+        q._finders(np.random.default_rng(1).integers(0, 256, (480, 640), dtype=np.uint8), over=over)
+    r = QrReader(budget_ms=150)
+    for _, frame in adversarial_frames():
+        assert r.decode(frame) == []

@@ -64,6 +64,34 @@ def finder_squares(width: int = 640, height: int = 480, px: int = 12, seed: int 
     return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
 
 
+def many_finders(width: int = 640, height: int = 480, px: int = 14, count: int = 24, seed: int = 5) -> np.ndarray:
+    """Finder-like squares scattered over the frame: many trios for the grid stage to consider."""
+    rng = np.random.default_rng(seed)
+    frame = finder_squares(width, height, px, seed)
+    one = frame[10:10 + px, 10:10 + px].copy()
+    for _ in range(count):
+        y, x = int(rng.integers(0, height - px - 6)), int(rng.integers(0, width - px - 6))
+        frame[y:y + px + 6, x:x + px + 6] = 255
+        frame[y + 3:y + 3 + px, x + 3:x + 3 + px] = one
+    return frame
+
+
+def adversarial_frames() -> list[tuple[str, np.ndarray]]:
+    """Frames built to cost a QR decoder the most: three finder-like squares at module sizes of 1 to 3 pixels in
+    small to large frames, many finders, noise, a huge and a tiny image (the bound of `bench vision`)."""
+    out = []
+    for w, h in ((320, 240), (640, 480), (1280, 960), (1920, 1080)):
+        for px in (7, 14, 21):
+            out.append((f"finders_{w}x{h}_module{px // 7}px", finder_squares(w, h, px)))
+    out.append(("many_finders_640x480", many_finders()))
+    out.append(("many_finders_1280x960", many_finders(1280, 960, 21, 40)))
+    rng = np.random.default_rng(11)
+    out.append(("noise_640x480", rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)))
+    out.append(("noise_4000x3000", rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8)))
+    out.append(("tiny_32x24", rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)))
+    return out
+
+
 def background(width: int, height: int, seed: int) -> np.ndarray:
     """A plain, deterministic 'store' scene: floor gradient, shelves, a door frame."""
     rng = np.random.default_rng(seed)
