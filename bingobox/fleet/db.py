@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..audit import AuditLog
-from .schema import STORE_ID, Message, Refused, alarm_data, parse
+from .schema import STORE_ID, Message, Refused, alarm_data, parse, review_data
 from .sql import open_store
 
 SCHEMA = """
@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS events (event_id TEXT NOT NULL, store_id TEXT NOT NUL
   t FLOAT8 NOT NULL, data TEXT NOT NULL, received_at FLOAT8 NOT NULL, late INTEGER NOT NULL,
   PRIMARY KEY (store_id, event_id));
 CREATE INDEX IF NOT EXISTS events_t ON events (received_at);
+CREATE TABLE IF NOT EXISTS reviews (store_id TEXT NOT NULL, visit_id TEXT NOT NULL, causes TEXT NOT NULL,
+  opened_at FLOAT8 NOT NULL, decided_at FLOAT8, decision TEXT, PRIMARY KEY (store_id, visit_id));
+CREATE INDEX IF NOT EXISTS reviews_open ON reviews (decided_at, opened_at);
 CREATE TABLE IF NOT EXISTS commands (tx TEXT PRIMARY KEY, store_id TEXT NOT NULL, name TEXT NOT NULL,
   args TEXT NOT NULL, operator TEXT NOT NULL, sent_at FLOAT8 NOT NULL, result TEXT, result_at FLOAT8);
 CREATE TABLE IF NOT EXISTS audit (id {serial}, t FLOAT8 NOT NULL, operator TEXT, action TEXT NOT NULL,
@@ -181,6 +184,16 @@ class FleetDB(AuditLog):
             a = alarm_data(msg)
             c.execute("UPDATE alarms SET cleared_at=?, cleared_by=? WHERE store_id=? AND alarm_id=? AND "
                       "cleared_at IS NULL", (msg.t, a.by, sid, a.alarm_id))
+        elif msg.kind in ("review_opened", "review_decided"):
+            r = review_data(msg)
+            if msg.kind == "review_opened":
+                c.execute("INSERT INTO reviews (store_id, visit_id, causes, opened_at) VALUES (?, ?, ?, ?) "
+                          "ON CONFLICT DO NOTHING", (sid, r.visit_id, json.dumps(r.causes), msg.t))
+            else:
+                c.execute("INSERT INTO reviews (store_id, visit_id, causes, opened_at, decided_at, decision) VALUES "
+                          "(?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, visit_id) DO UPDATE SET "
+                          "decided_at=excluded.decided_at, decision=excluded.decision",
+                          (sid, r.visit_id, json.dumps(r.causes), msg.t, msg.t, r.decision))
         c.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                   (ev.id, sid, msg.kind, msg.t, json.dumps(ev.data, default=str), now, late))
 
@@ -214,6 +227,17 @@ class FleetDB(AuditLog):
                         "state_t": r["state_t"], "open_alarms": r["open_n"], "refused": r["refused"],
                         "refused_last": r["refused_last"]})
         return out
+
+    def reviews_page(self, limit: int = 50) -> dict:
+        """The chain's review queue: visits a store was not sure of and no operator has decided yet, oldest first
+        (each with how many its store has open), and how many are open in all."""
+        rows = self.all("SELECT r.*, (SELECT count(*) FROM reviews o WHERE o.store_id = r.store_id AND "
+                        "o.decided_at IS NULL) AS store_open FROM reviews r WHERE r.decided_at IS NULL "
+                        "ORDER BY r.opened_at LIMIT ?", (limit,))
+        total = self.one("SELECT count(*) AS n FROM reviews WHERE decided_at IS NULL")["n"]
+        return {"open": total, "oldest": [{"store_id": r["store_id"], "visit_id": r["visit_id"],
+                                           "causes": json.loads(r["causes"]), "opened_at": r["opened_at"],
+                                           "store_open": r["store_open"]} for r in rows]}
 
     def alarms_page(self, limit: int = 50, per_store: int = 3) -> list[dict]:
         """The newest open alarms for the page, at most ``per_store`` of each store (each row says how many its

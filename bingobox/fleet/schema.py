@@ -105,6 +105,15 @@ class AlarmData(BaseModel):
     by: Annotated[str, Field(max_length=64)] | None = None
 
 
+class ReviewData(BaseModel):
+    """A review_opened / review_decided event's data (a visit the store was not sure of; no shopper named)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+    visit_id: Name
+    causes: list[Name] = Field(default_factory=list, max_length=20)
+    decision: Literal["charge", "refund", "close"] | None = None
+
+
 class ResultIn(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
     tx: Name
@@ -185,9 +194,9 @@ def parse(store_id: str, sub: str, payload: bytes, received_at: float) -> Messag
     t, clamped = _time(body.t, received_at)
     if isinstance(body, EventIn):
         _small_json(body.data, 16 * 1024, "an event's data")
-        if kind in ("alarm", "alarm_cleared"):
+        if kind in ("alarm", "alarm_cleared", "review_opened", "review_decided"):
             try:
-                AlarmData.model_validate(body.data)
+                (AlarmData if kind.startswith("alarm") else ReviewData).model_validate(body.data)
             except ValidationError as e:
                 raise Refused("invalid", "data." + _first(e)) from None
         return Message(store_id, "event", received_at, t, body=body, kind=kind, clamped=clamped)
@@ -196,6 +205,10 @@ def parse(store_id: str, sub: str, payload: bytes, received_at: float) -> Messag
 
 def alarm_data(msg: Message) -> AlarmData:
     return AlarmData.model_validate(msg.body.data)
+
+
+def review_data(msg: Message) -> ReviewData:
+    return ReviewData.model_validate(msg.body.data)
 
 
 def _first(e: ValidationError) -> str:

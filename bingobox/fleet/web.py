@@ -71,6 +71,7 @@ def make_app(db: FleetDB, service: FleetService, auth: Auth, push_interval_s: fl
     def _view(q: str, status: str, state: str) -> dict:
         now = time.time()
         return {**db.summary(now), "broker_connected": service.connected, "alarms": db.alarms_page(50),
+                "reviews": db.reviews_page(50),
                 "stores_shown": db.stores(q, status, state), "audit": db.recent_audit(15),
                 "delay_ms": service.delay_ms["event"].summary()}
 

@@ -173,3 +173,20 @@ def test_a_store_s_restock_list_reaches_the_fleet_checked_field_by_field(db):
     assert [r for _, r in got.refused] == ["invalid"]
     a = next(s for s in db.stores() if s["id"] == "a")
     assert a["restock"] == [{"sku": "cola-330", "count": 1, "minimum": 4}] and a["off_sale_zones"] == ["chilled"]
+
+
+def test_the_chain_s_review_queue_oldest_first_until_each_is_decided(db):
+    def ev(store, kind, row, t, **data):
+        return (store, f"event/{kind}", m.dumps(m.event_payload(store, kind, row, t, data)), NOW)
+
+    got = db.apply([online("a"), online("b"),
+                    ev("a", "review_opened", 1, NOW - 300, visit_id="v_a1", causes=["unverified"]),
+                    ev("b", "review_opened", 1, NOW - 600, visit_id="v_b1", causes=["card_limit", "off_sale"]),
+                    ev("a", "review_opened", 2, NOW - 100, visit_id="v_a2", causes=["tailgating"]),
+                    ev("a", "review_opened", 3, NOW, visit_id="bad id!", causes=["x"])])
+    assert [r for _, r in got.refused] == ["invalid"]
+    page = db.reviews_page()
+    assert page["open"] == 3 and [r["visit_id"] for r in page["oldest"]] == ["v_b1", "v_a1", "v_a2"]
+    assert page["oldest"][1]["store_open"] == 2 and page["oldest"][0]["causes"] == ["card_limit", "off_sale"]
+    db.apply([ev("a", "review_decided", 4, NOW, visit_id="v_a1", causes=["unverified"], decision="close")])
+    assert [r["visit_id"] for r in db.reviews_page()["oldest"]] == ["v_b1", "v_a2"]

@@ -23,7 +23,7 @@ function btn(label, fn, aria) { const b = document.createElement("button"); b.ty
 function render(s) {
   $("n-stores").textContent = s.stores; $("n-online").textContent = s.online; $("n-offline").textContent = s.offline;
   $("n-alarms").textContent = s.open_alarms;
-  $("n-reviews").textContent = (s.stores_shown || []).reduce((n, st) => n + (st.reviews_open || 0), 0); $("broker").textContent = s.broker_connected ? "connected" : "DOWN";
+  $("n-reviews").textContent = s.reviews ? s.reviews.open : (s.stores_shown || []).reduce((n, st) => n + (st.reviews_open || 0), 0); $("broker").textContent = s.broker_connected ? "connected" : "DOWN";
   $("delay").textContent = s.delay_ms && s.delay_ms.count ? `${s.delay_ms.p99} ms` : "—";
   $("alarm-count").textContent = s.open_alarms ? `(${s.open_alarms})` : "";
   fill("alarms", s.alarms, (tr, a) => {
@@ -41,6 +41,10 @@ function render(s) {
     td.append(btn("Lock down", () => command(st.id, "lock_down", {}, `Lock down ${st.id}? Nobody gets in; exit and charging go on.`), `Lock down ${st.id}`),
               btn("Release", () => command(st.id, "release", {}), `Release ${st.id}`),
               btn("Unlock entrance", () => command(st.id, "unlock", {door: "entrance", seconds: 5}), `Unlock the entrance of ${st.id}`));
+  });
+  fill("reviews", (s.reviews || {}).oldest || [], (tr, r) => {
+    cell(tr, ago(r.opened_at)); cell(tr, r.store_open > 1 ? `${r.store_id} (${r.store_open} open)` : r.store_id);
+    cell(tr, r.visit_id); cell(tr, r.causes.join(", "));
   });
   const restock = (s.stores_shown || []).flatMap((st) => [
     ...(st.off_sale_zones || []).map((z) => ({store: st.id, sku: `zone ${z}: OFF SALE`, count: "—", minimum: "—"})),
