@@ -7,7 +7,8 @@
 - charged_without_entry: someone who never came in was charged;
 - stranded: a visit still open once the run has settled;
 - kept_inside: someone had to press the exit button although the controller was running all the while;
-- exit_granted_nobody: the exit was unlocked for nobody (the exit area empty, no fire, nobody pressing its button);
+- exit_granted_nobody: the exit was unlocked for nobody (the exit area empty, no fire, nobody pressing its button,
+  the door shut);
 - door_left_unlocked: a door's relay unlocked once the run has settled;
 - charge_unbound: the store sent a charge that did not name the code of its visit (the gateway refuses it);
 - tailgater_unnoticed: someone came in without a code of their own (behind a shopper or a group) in a run the

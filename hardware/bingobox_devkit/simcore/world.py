@@ -121,8 +121,11 @@ class World:
         self.sched.at(t, deliver)
 
     def _exit_unlocked(self) -> None:
-        pressed = self.clock() - self.doors["exit"].rex_pressed_at < 1.0  # (someone at the door pressed its button)
-        if self.in_exit_area is None and not self.fire and not pressed:
+        door = self.doors["exit"]
+        pressed = self.clock() - door.rex_pressed_at < 1.0  # (someone at the door pressed its button)
+        # a door standing open (left open through a fire, a restarted controller finds it so) is not held by its
+        # relay: the driver keeps it unlocked until it shuts, and that lets nobody out who could not already go
+        if self.in_exit_area is None and not self.fire and not pressed and not door.is_open:
             self.exit_grants_nobody.append(self.clock())
 
     @property
