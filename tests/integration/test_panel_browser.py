@@ -40,6 +40,25 @@ def open_panel(browser, url):
     return p
 
 
+def phone(browser, store, locale):
+    """A phone's browser on the wallet app (its language: ``locale``)."""
+    p = browser.new_context(viewport={"width": 390, "height": 844}, locale=locale).new_page()
+    p.set_default_timeout(15_000)
+    p.goto(store.endpoints["wallet_app"])
+    return p
+
+
+def sign_up_in_chinese(page, name, id_number):
+    from playwright.sync_api import expect
+
+    form = page.locator("#signup-form")
+    form.get_by_label("姓名", exact=True).fill(name)
+    form.get_by_label("身份证号").fill(id_number)
+    form.get_by_label("密码").fill("a long passphrase")
+    page.get_by_role("button", name="注册").click()
+    expect(page.get_by_role("status")).to_have_text("欢迎：您的账户已开通。")
+
+
 def cues(page):
     return page.evaluate("window.bingoboxPanel.played.slice()")
 
@@ -131,26 +150,15 @@ def test_the_wallet_app_speaks_the_phone_s_language(store, browser):
 
     from playwright.sync_api import expect
 
-    def phone(locale):
-        p = browser.new_context(viewport={"width": 390, "height": 844}, locale=locale).new_page()
-        p.set_default_timeout(15_000)
-        p.goto(store.endpoints["wallet_app"])
-        return p
-
-    zh = phone("zh-CN")
+    zh = phone(browser, store, "zh-CN")
     expect(zh.get_by_role("heading", name="注册")).to_be_visible()
     assert zh.evaluate("document.documentElement.lang") == "zh-Hans"
-    form = zh.locator("#signup-form")
-    form.get_by_label("姓名", exact=True).fill("李芳")
-    form.get_by_label("身份证号").fill("110105199003074599")
-    form.get_by_label("密码").fill("a long passphrase")
-    zh.get_by_role("button", name="注册").click()
-    expect(zh.get_by_role("status")).to_have_text("欢迎：您的账户已开通。")
+    sign_up_in_chinese(zh, "李芳", "110105199003074599")
     expect(zh.get_by_role("img", name=re.compile("的入店码，有效期至"))).to_be_visible()
     expect(zh.locator("#code-purpose")).to_have_text("请在入口出示")
     assert "%(" not in zh.locator("body").inner_text()
     no_violations(zh, "the wallet app in Chinese")
-    en = phone("en-GB")
+    en = phone(browser, store, "en-GB")
     expect(en.get_by_role("heading", name="Sign up")).to_be_visible()
     assert en.evaluate("document.documentElement.lang") == "en"
 
@@ -165,16 +173,9 @@ def test_a_card_linked_on_the_phone_at_the_panel_then_tapped_to_come_in(store, b
 
     zh = open_panel(browser, store.panels["entrance"])
     en = open_panel(browser, store.panels["entrance"] + "?lang=en")
-    phone = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN").new_page()
-    phone.set_default_timeout(15_000)
-    phone.goto(store.endpoints["wallet_app"])
-    form = phone.locator("#signup-form")
-    form.get_by_label("姓名", exact=True).fill("王伟")
-    form.get_by_label("身份证号").fill("110105199003074600")
-    form.get_by_label("密码").fill("a long passphrase")
-    phone.get_by_role("button", name="注册").click()
-    expect(phone.get_by_role("status")).to_have_text("欢迎：您的账户已开通。")
-    expect(phone.get_by_text("尚未绑定卡片。")).to_be_visible()
+    app = phone(browser, store, "zh-CN")
+    sign_up_in_chinese(app, "王伟", "110105199003074600")
+    expect(app.get_by_text("尚未绑定卡片。")).to_be_visible()
 
     def tap(uid):
         store.act("card.tap", reader="entrance-nfc", uid=uid, hold_s=0.5)
@@ -186,10 +187,10 @@ def test_a_card_linked_on_the_phone_at_the_panel_then_tapped_to_come_in(store, b
     wait_until(lambda: len(cues(zh)) > before and cues(zh)[-1] == "refused", 5, "the refused cue")
     assert store.sim_status("entrance")["lock_engaged"] is True
 
-    phone.get_by_role("button", name="添加卡片").click()
-    qr = phone.get_by_role("img", name=re.compile("卡片绑定码，有效期至"))
+    app.get_by_role("button", name="添加卡片").click()
+    qr = app.get_by_role("img", name=re.compile("卡片绑定码，有效期至"))
     expect(qr).to_be_visible()
-    no_violations(phone, "the wallet app's cards, a link code shown")
+    no_violations(app, "the wallet app's cards, a link code shown")
     store.act("camera.show", camera="door-cam", qr=qr.get_attribute("data-text"))
     expect(zh.get_by_test_id("panel-title")).to_have_text("请刷卡")
     expect(en.get_by_test_id("panel-title")).to_have_text("Now tap your card")
@@ -199,7 +200,7 @@ def test_a_card_linked_on_the_phone_at_the_panel_then_tapped_to_come_in(store, b
     wait_until(lambda: cues(zh)[-1] == "accepted", 5, "the accepted cue")
     store.act("camera.clear", camera="door-cam")
     assert store.sim_status("entrance")["lock_engaged"] is True  # linking opens nothing
-    expect(phone.get_by_text(re.compile("绑定的卡片"))).to_be_visible(timeout=20_000)
+    expect(app.get_by_text(re.compile("绑定的卡片"))).to_be_visible(timeout=20_000)
     wait_until(lambda: store.status()["cards"]["cards"] == 1, 15, "the card in the store's list")
     tap("04416D412B0289")
     expect(en.get_by_test_id("panel-title")).to_have_text("Welcome!")
