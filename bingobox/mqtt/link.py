@@ -50,6 +50,7 @@ class MqttLink:
         self._last_prune = float("-inf")
         self._lock = threading.RLock()
         self._inflight: dict[int, int] = {}  # mid → outbox row
+        self._early: set[int] = set()  # mids acknowledged before the sender noted them (see ``_send_events``)
         self._acked: list[int] = []
         self._sent_upto = 0
         self._pending = True  # the queue may hold rows not yet sent (set whenever rows are added or a connection made)
@@ -119,6 +120,7 @@ class MqttLink:
         with self._lock:
             self.fleets = {}  # (a broker that restarted kept no presence: wait for the fleet to say it listens)
             self._inflight.clear()
+            self._early.clear()
             self._sent_upto = 0  # whatever was not acknowledged goes again (the fleet drops duplicates by id)
             self._pending = True
             self.counts["connects"] += 1  # (under the lock: the sender tells a reconnect by it)
@@ -131,10 +133,13 @@ class MqttLink:
         self.connected = False
 
     def _on_publish(self, _client, _userdata, mid, _reason_code, _props) -> None:
+        """(paho calls this holding its own message lock: whoever holds ``_lock`` must never call into paho.)"""
         with self._lock:
             row = self._inflight.pop(mid, None)
             if row is not None:
                 self._acked.append(row)
+            elif len(self._early) < 10_000:  # (the status, the state… or an event not noted yet)
+                self._early.add(mid)
 
     def _on_message(self, _client, _userdata, msg) -> None:
         parts = msg.topic.split("/")
@@ -244,12 +249,20 @@ class MqttLink:
         for ev in due:
             payload = m.event_payload(self.store_id, ev["kind"], ev["id"], ev["t"], ev["data"], now,
                                       waited=ev["t"] < self.connected_at - 1.0, epoch=self.epoch)
+            # never under ``_lock``: paho calls ``_on_publish`` holding its message lock, which publish() takes too
+            # (publishing under ``_lock`` deadlocked the sender with paho's thread when an ack came in meanwhile)
+            info = self.client.publish(self.t("event", ev["kind"]), m.dumps(payload), qos=1)
             with self._lock:
-                info = self.client.publish(self.t("event", ev["kind"]), m.dumps(payload), qos=1)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     self._pending = True
                     return  # not connected after all: next round
-                self._inflight[info.mid] = ev["id"]
+                if gen != self.counts["connects"]:
+                    return  # a reconnect meanwhile: everything goes again from the start
+                if info.mid in self._early:  # acknowledged before it was noted here
+                    self._early.discard(info.mid)
+                    self._acked.append(ev["id"])
+                else:
+                    self._inflight[info.mid] = ev["id"]
                 self._sent_upto = ev["id"]
             self.counts["events_sent"] += 1
 
