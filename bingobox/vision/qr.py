@@ -32,7 +32,7 @@ import numpy as np
 from pyzbar import pyzbar
 from pyzbar.pyzbar import ZBarSymbol
 
-from .qr_grid import GridMap, Over, OverBudget, refine, sample
+from .qr_grid import GridMap, Over, OverBudget, _never, refine, sample
 
 _QR = [ZBarSymbol.QRCODE]
 MIN_N, MAX_N = 21, 177  # QR versions 1…40: n = 17 + 4v modules per side
@@ -158,10 +158,6 @@ def candidate_grids(finders: list[_Finder]) -> Iterator[tuple[GridMap, float]]:
                                       np.array(src, np.float32) + ftl.centre.astype(np.float32))
             if h is not None:
                 yield GridMap(h, n), module
-
-
-def _never(need_s: float = 0.0) -> bool:
-    return False
 
 
 def grid_decode(gray: np.ndarray, finders: list[_Finder], over: Over = _never,
