@@ -110,8 +110,8 @@ class StoreApp:
         self.lay, self.wallet = lay, w  # (checked above: not None)
         self.inbox = Inbox()
         self.journal = Journal(cfg.journal.path)
-        self.catalog = Catalog.load(cfg.catalog)
-        known = {p.sku for p in self.catalog.entries.values()}
+        self.catalog = Catalog.load(cfg.catalog, cfg.batches, cfg.store.tz())
+        known = {p.sku for p in self.catalog.products()}
         named = [(f"zones.{z.name}.skus", set(z.skus)) for z in cfg.zones] + [
             ("stock.minimum", set(cfg.stock.minimum))] + [(f"stock.carries.{n}", set(v))
                                                           for n, v in cfg.stock.carries.items()]

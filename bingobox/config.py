@@ -466,6 +466,24 @@ class StoreInfo(Strict):
     hours: HoursConfig | None = None
     sim: bool = Field(False, description="this store drives the hardware simulator (devices that say they are "
                       "simulated are refused without it)")
+    timezone: str | None = Field(None, description="IANA zone of the store's dates (batches' expiry); default: "
+                                 "[store.hours]' zone, else UTC")
+
+    @model_validator(mode="after")
+    def _one_zone(self) -> StoreInfo:
+        if self.timezone is not None:
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"timezone: unknown zone {self.timezone!r}") from None
+            if self.hours is not None and self.hours.timezone != self.timezone:
+                raise ValueError(f"timezone: {self.timezone!r} differs from hours.timezone "
+                                 f"{self.hours.timezone!r} (a store has one)")
+        return self
+
+    def tz(self) -> ZoneInfo:
+        """The store's time zone."""
+        return ZoneInfo(self.timezone or (self.hours.timezone if self.hours else "UTC"))
 
 
 class OperatorConfig(Strict):
@@ -633,7 +651,9 @@ class StoreConfig(Strict):
     wallet: WalletConfig | None = None
     journal: JournalConfig = Field(default_factory=JournalConfig)
     layout: LayoutConfig | None = None
-    catalog: Path | None = Field(None, description="CSV: epc_prefix,sku,name,price_fen")
+    catalog: Path | None = Field(None, description="CSV: sku,name,price_fen with epc_prefix and/or gtin; markdowns")
+    batches: Path | None = Field(None, description="CSV: gtin,serial_from,serial_to,lot,expires (of the catalog's "
+                                 "GTINs; tags are SGTIN-96)")
     visits: VisitsConfig = Field(default_factory=VisitsConfig)
     vision: VisionConfig = Field(default_factory=VisionConfig)
     screen: ScreenConfig | None = None
@@ -801,9 +821,11 @@ def load_store_config(path: str | Path) -> StoreConfig:
     from .domain.catalog import Catalog, CatalogError
 
     cfg = load_model(path, StoreConfig)
+    if cfg.batches is not None and cfg.catalog is None:
+        raise ConfigError([f"{path}: batches: a batch list needs a catalog"])
     if cfg.catalog is not None:
         try:
-            Catalog.load(cfg.catalog)
+            Catalog.load(cfg.catalog, cfg.batches, cfg.store.tz())
         except CatalogError as e:
             raise ConfigError([f"{path}: catalog: {p}" for p in e.problems]) from None
     return cfg

@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS visits (
   alone INTEGER NOT NULL DEFAULT 1, created_at REAL NOT NULL, updated_at REAL NOT NULL, entered_at REAL,
   left_at REAL, basket TEXT NOT NULL DEFAULT '{}', amount_fen INTEGER, receipt TEXT,
   flags TEXT NOT NULL DEFAULT '[]', identified_at REAL, exit_granted_at REAL, entry_jti TEXT,
-  group_size INTEGER NOT NULL DEFAULT 1, passages INTEGER NOT NULL DEFAULT 0, members_out INTEGER NOT NULL DEFAULT 0);
+  group_size INTEGER NOT NULL DEFAULT 1, passages INTEGER NOT NULL DEFAULT 0, members_out INTEGER NOT NULL DEFAULT 0,
+  taken TEXT NOT NULL DEFAULT '{}');
 CREATE INDEX IF NOT EXISTS visits_state ON visits (state);
 CREATE TABLE IF NOT EXISTS visit_events (
   id INTEGER PRIMARY KEY, visit_id TEXT, t REAL NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL);
@@ -126,11 +127,17 @@ def _v3_groups(c: sqlite3.Connection) -> None:
                                 "members_out": "INTEGER NOT NULL DEFAULT 0"}})
 
 
+def _v4_taken_at(c: sqlite3.Connection) -> None:
+    """Batches and markdowns: when each item of a basket was taken (its price is the one at that moment)."""
+    _add_columns(c, {"visits": {"taken": "TEXT NOT NULL DEFAULT '{}'"}})
+
+
 # the journal's versions (PRAGMA user_version), in order: an older journal is brought up one step at a time, each in
 # its own transaction; a new one is made at the latest
 MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [(1, _v1_the_first_journals),
                                                                       (2, _v2_codes_bind_charges),
-                                                                      (3, _v3_groups)]
+                                                                      (3, _v3_groups),
+                                                                      (4, _v4_taken_at)]
 VERSION = MIGRATIONS[-1][0]
 
 

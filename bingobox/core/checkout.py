@@ -222,7 +222,7 @@ class Checkout:
             if unverified is not None:
                 v.flag("review")
             for e in added:
-                v.basket.add(e, "exit_reader")
+                v.basket.add(e, "exit_reader", now)
             if epcs is not None:
                 for e in not_seen:
                     v.basket.remove(e)
@@ -264,13 +264,16 @@ class Checkout:
         """Receipt lines and the charge intent of ``v``'s basket inside ``tx``; returns what is charged now (fen:
         the total, or 0 for a card visit above its limit)."""
         core = self.core
-        lines, unknown = v.basket.lines(core.catalog)
-        spoiled = core.cold_chain.off_sale_skus()
-        off = [li for li in lines if li["sku"] in spoiled]
+        for e in v.basket.items:  # (priced now if nobody saw when it was taken; kept, so its receipt agrees)
+            v.basket.taken.setdefault(e, tx.now)
+        lines, unknown, expired, off = self.priced(v)
         if off:  # taken from a zone whose goods are off sale (its cold chain broke): not charged, listed
-            lines = [li for li in lines if li["sku"] not in spoiled]
             v.flag("off_sale_taken")
             tx.add(v, "off_sale_taken", {"lines": off})
+        if expired:  # of a batch past its date: off sale, not charged, listed (an alarm: the shelf has more)
+            v.flag("expired_taken")
+            tx.add(v, "expired_taken", {"items": expired})
+            tx.alarm("expired_taken", None, {"visit": v.id, "items": expired[:20]})
         total = sum(int(li["amount_fen"]) for li in lines)
         v.amount_fen = total
         if unknown:
@@ -285,6 +288,15 @@ class Checkout:
         if total:
             core.outbox.add_intent_in(tx.journal, v.id, v.account, total, lines, entry_jti=v.code)
         return total
+
+    def priced(self, v: Visit) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]], list[dict[str, Any]]]:
+        """``v``'s basket priced (each item at the moment it was taken): the lines charged, the EPCs the catalog
+        does not know, the expired items and the lines of off-sale zones (neither charged)."""
+        core = self.core
+        lines, unknown, expired = v.basket.priced(core.catalog, core.clock())
+        spoiled = core.cold_chain.off_sale_skus()
+        off = [li for li in lines if li["sku"] in spoiled]
+        return [li for li in lines if li["sku"] not in spoiled], unknown, expired, off
 
     def charge_update(self, ev: ChargeUpdate) -> None:
         core = self.core

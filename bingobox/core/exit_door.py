@@ -134,6 +134,7 @@ class ExitDoor:
                                                               "excluded": sorted(epcs & held)})]):
             for e in carried:
                 v.basket.items[e] = CARRIED_BY_COMPANION
+                v.basket.taken.setdefault(e, ev.t)
             if "companion_carried_unread" in v.flags:
                 v.flags.remove("companion_carried_unread")
         core.attribution.settled(carried)
@@ -141,7 +142,7 @@ class ExitDoor:
     def finish(self, v: Visit, t: float, flag: str | None) -> None:
         """The shopper is out: receipt stored, the visit closed, templates destroyed."""
         core = self.core
-        lines, _ = v.basket.lines(core.catalog)
+        lines = core.checkout.priced(v)[0]  # (what was charged: expired and off-sale items are not)
         st = core.outbox.visit_state(v.id)
         receipt = {"visit": v.id, "account": v.account, "lines": lines,
                    "total_fen": sum(li["amount_fen"] for li in lines),

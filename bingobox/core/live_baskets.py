@@ -36,7 +36,7 @@ class LiveBaskets:
         return why
 
     def view(self, v: Visit) -> dict[str, Any]:
-        lines, _ = v.basket.lines(self.core.catalog)
+        lines = self.core.checkout.priced(v)[0]
         why = self.why_uncertain(v)
         return {"lines": lines, "total_fen": sum(li["amount_fen"] for li in lines), "certain": not why,
                 "why": why, "at": self.core.clock()}

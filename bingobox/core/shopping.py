@@ -122,7 +122,7 @@ class Shopping:
             v = core.attribution.taker(ev.device, ev.t)
             if v is not None:
                 with core.book.commit([v], [(v, "tag_taken", {"epc": epc, "reader": ev.device})]):
-                    v.basket.add(epc, f"shelf:{ev.device}")
+                    v.basket.add(epc, f"shelf:{ev.device}", ev.t)
             else:  # a shelf that could not see (or just came back), or several inside: at an unknown time, by anyone
                 core.attribution.took(epc, ev.t)
                 core.journal.evidence(None, "tag_taken_unattributed", {

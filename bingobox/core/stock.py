@@ -1,13 +1,18 @@
 """Stock: what each shelf holds, from its reader's tag_seen / tag_gone (this object is its one owner). A product
 whose count in the store falls below its minimum (``[stock] minimum``) raises one ``restock_needed`` alarm until it
 is back at its minimum; an item on a shelf that does not carry its product (``[stock] carries``) is listed as
-misplaced. Shown on the status screen and in the MQTT state (the fleet's chain-wide restock list)."""
+misplaced. Batches on the shelves in their markdown days or past their date are listed (``expiring``; an expired
+lot raises one ``expired_on_shelf`` alarm while any of it is out). Shown on the status screen and in the MQTT state
+(the fleet's chain-wide restock list)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from ..devices.events import DeviceEvent
+from ..domain.batches import Batch
+
+NEAR_DAYS = 2  # a lot this near its date is listed even for a product without markdowns
 
 SETTLE_S = 30.0  # after a start, the shelves' first rounds: nothing is short before they have all been read
 CHECK_EVERY_S = 5.0
@@ -23,6 +28,8 @@ class Stock:
         self.carries = {shelf: set(skus) for shelf, skus in core.cfg.stock.carries.items()}
         self.shelves: dict[str, dict[str, str]] = {}  # shelf → {epc: sku} present now
         self.low: set[str] = set()  # SKUs said to need restocking (until back at their minimum)
+        self.dated: dict[str, Batch] = {}  # epc → its batch, for the batched tags on the shelves now
+        self.expired_said: set[str] = set()  # lots whose expired_on_shelf alarm is raised (until none is out)
         self._checked_at = 0.0
         core.on_device(self.device)
         core.every_tick(self.tick)
@@ -38,8 +45,13 @@ class Stock:
         if ev.kind == "tag_seen":
             p = core.catalog.lookup(epc)
             shelf[epc] = p.sku if p else ""
+            batch = core.catalog.batch_of(epc, p) if p else None
+            if batch is not None:
+                self.dated[epc] = batch
         else:
             shelf.pop(epc, None)
+            if not any(epc in s for s in self.shelves.values()):
+                self.dated.pop(epc, None)
         self.check()
 
     def tick(self, now: float) -> None:
@@ -72,6 +84,37 @@ class Stock:
                                                     "minimum": least})
             elif n >= least:
                 self.low.discard(sku)
+        today = core.catalog.day(now)
+        out = {b.lot: b for b in self.dated.values() if b.expires < today}
+        for lot in sorted(set(out) - self.expired_said):
+            b = out[lot]
+            p = core.catalog.gtins.get(b.gtin)
+            core.alarm("expired_on_shelf", None, {"lot": lot, "sku": p.sku if p else b.gtin,
+                                                  "expires": b.expires.isoformat(),
+                                                  "count": sum(x.lot == lot for x in self.dated.values())})
+        self.expired_said = set(out)
+
+    def expiring(self) -> list[dict[str, Any]]:
+        """The lots on the shelves past their date or in their last days (their markdown days, at least
+        ``NEAR_DAYS``), soonest first: what an operator pulls or checks the price labels of."""
+        core = self.core
+        now = core.clock()
+        today = core.catalog.day(now)
+        lots: dict[str, dict[str, Any]] = {}
+        for epc, b in self.dated.items():
+            p = core.catalog.gtins.get(b.gtin)
+            if p is None:
+                continue
+            left = (b.expires - today).days
+            if left > max([NEAR_DAYS, *(d for d, _ in p.markdowns)]):
+                continue
+            row = lots.get(b.lot)
+            if row is None:
+                pr = core.catalog.price(epc, now)
+                row = lots[b.lot] = {"lot": b.lot, "sku": p.sku, "expires": b.expires.isoformat(), "days_left": left,
+                                     "count": 0, "pct_off": pr.pct_off if pr else 0, "expired": left < 0}
+            row["count"] += 1
+        return sorted(lots.values(), key=lambda r: (r["expires"], r["lot"]))[:200]
 
     def misplaced(self) -> list[dict[str, Any]]:
         out = []
@@ -89,4 +132,5 @@ class Stock:
         counts = self.counts()
         restock = [{"sku": sku, "count": counts.get(sku, 0), "minimum": least}
                    for sku, least in sorted(self.minimum.items()) if counts.get(sku, 0) < least]
-        return {"counts": dict(sorted(counts.items())), "restock": restock, "misplaced": self.misplaced()}
+        return {"counts": dict(sorted(counts.items())), "restock": restock, "misplaced": self.misplaced(),
+                "expiring": self.expiring()}

@@ -79,7 +79,8 @@ class Visit:
         return {"id": self.id, "account_id": self.account, "state": str(self.state),
                 "face_consent": int(self.face_consent), "alone": int(self.alone), "created_at": self.created_at,
                 "updated_at": now, "entered_at": self.entered_at, "left_at": self.left_at,
-                "basket": json.dumps(self.basket.items), "amount_fen": self.amount_fen,
+                "basket": json.dumps(self.basket.items), "taken": json.dumps(self.basket.taken),
+                "amount_fen": self.amount_fen,
                 "receipt": json.dumps(self.receipt) if self.receipt is not None else None,
                 "flags": json.dumps(self.flags), "identified_at": self.identified_at,
                 "exit_granted_at": self.exit_granted_at, "entry_jti": self.code, "group_size": self.group,
@@ -88,7 +89,8 @@ class Visit:
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Visit:
         return cls(r["id"], r["account_id"], bool(r["face_consent"]), VisitMachine(r["id"], initial=r["state"]),
-                   r["created_at"], basket=Basket(json.loads(r["basket"])), alone=bool(r["alone"]),
+                   r["created_at"], basket=Basket(json.loads(r["basket"]), json.loads(r.get("taken") or "{}")),
+                   alone=bool(r["alone"]),
                    entered_at=r["entered_at"], identified_at=r.get("identified_at"),
                    exit_granted_at=r.get("exit_granted_at"), amount_fen=r["amount_fen"],
                    flags=json.loads(r["flags"]), code=r.get("entry_jti"), group=r.get("group_size") or 1,

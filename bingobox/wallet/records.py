@@ -169,7 +169,7 @@ def erase_account(journal: Journal, account: str) -> dict[str, Any] | str:
         ids = [r[0] for r in c.execute("SELECT id FROM visits WHERE account_id=?", (account,))]
         marks = ",".join("?" * len(ids))
         events = c.execute(f"DELETE FROM visit_events WHERE visit_id IN ({marks})", ids).rowcount if ids else 0
-        baskets = c.execute("UPDATE visits SET basket='{}' WHERE account_id=?", (account,)).rowcount
+        baskets = c.execute("UPDATE visits SET basket='{}', taken='{}' WHERE account_id=?", (account,)).rowcount
         refusals = c.execute("DELETE FROM visit_events WHERE visit_id IS NULL AND data LIKE ?",
                              (f"%{account}%",)).rowcount
         alarms = c.execute("UPDATE alarms SET data=replace(data, ?, '(erased)') WHERE data LIKE ?",

@@ -48,6 +48,7 @@ INSERT INTO charge_intents (visit_id, account_id, amount_fen, items, idem_key, s
         assert j.user_version() == VERSION
         assert j.open_visits()[0]["entry_jti"] is None and j.one("SELECT amount_fen FROM charge_intents")[0] == 350
         assert (j.open_visits()[0]["group_size"], j.open_visits()[0]["members_out"]) == (1, 0)  # v3: groups
+        assert j.open_visits()[0]["taken"] == "{}"  # v4: when each item was taken (its price then)
         with j.tx() as c:  # the rebuilt CHECK takes 'failed'; the new column is there
             c.execute("UPDATE charge_intents SET state='failed', entry_jti='j1'")
     finally:

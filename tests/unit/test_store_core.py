@@ -143,7 +143,8 @@ class Rig:
         for d in self.doors.values():
             d.post = self.posted.append if self.acks else None
         gate = EntryGate({"k1": KEY.public_key()}, "s1", self.journal, self.outbox, clock=self.clock)
-        self.core = StoreCore(self.cfg, self.journal, CATALOG, self.outbox, gate, self.doors, self.reader,
+        catalog = getattr(self, "catalog", CATALOG)  # (a subclass may sell other goods)
+        self.core = StoreCore(self.cfg, self.journal, catalog, self.outbox, gate, self.doors, self.reader,
                               self.faces, post=self.posted.append, clock=self.clock)
         self.core.restore()
         self.core.handle(Started())

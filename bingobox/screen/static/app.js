@@ -279,6 +279,13 @@ function render(s) {
     m.textContent = "on the wrong shelf: " + alerts.misplaced.map((x) => `${x.sku} ${x.epc.slice(-6)} on ${x.shelf}` + (x.belongs.length ? ` (belongs on ${x.belongs.join(", ")})` : "")).join("; ");
     stock.appendChild(m);
   }
+  if ((alerts.expiring || []).length) {
+    const x = document.createElement("div");
+    x.className = "warn"; x.dataset.testid = "expiring";
+    x.textContent = "use by: " + alerts.expiring.map((b) => `${b.sku} lot ${b.lot} ×${b.count} ` +
+      (b.expired ? `EXPIRED ${b.expires}: pull it` : `until ${b.expires}` + (b.pct_off ? ` (−${b.pct_off}%)` : ""))).join("; ");
+    stock.appendChild(x);
+  }
   $("alarm-count").textContent = `(${(s.alarms || []).length} open)`;
   fill("alarms", s.alarms || [], (tr, a) => {
     cell(tr, a.id); cell(tr, ago(a.t)); cell(tr, a.kind); cell(tr, a.device);

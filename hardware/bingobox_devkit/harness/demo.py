@@ -22,6 +22,7 @@ import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -29,6 +30,7 @@ import requests
 from bingobox.screen.auth import hash_password
 from bingobox.secretfiles import write_secret
 
+from ..goods import Goods
 from . import oracle, report, storeconf
 from .basket_watch import BasketWatch
 from .process import ROOT, Proc, free_port
@@ -101,8 +103,8 @@ class Demo:
         self.exit_lock = threading.Lock()
         self.shelf_lock = threading.Lock()
         self.shelves: dict[str, list[str]] = {}
-        with open(CATALOG, newline="") as f:
-            self.catalog_prefixes = [r["epc_prefix"] for r in csv.DictReader(f)]
+        # what is on the shelves and what each tag costs (the oracle's prices: fresh, marked-down, expired lots)
+        self.goods = Goods(CATALOG, datetime.now(UTC).date())
 
     def say(self, msg: str) -> None:
         if self.verbose:
@@ -131,10 +133,9 @@ class Demo:
         self.http = requests.Session()
         # a shelf holds what a real one would (STOCK per product; one reader reads ~150 tags in a third of a second);
         # staff put new ones out when a product runs low (restock)
-        self._serial: dict[str, int] = {}
-        for i, prefix in enumerate(self.catalog_prefixes):
+        for i in range(len(self.goods.products)):
             shelf = storeconf.SHELVES[i % len(storeconf.SHELVES)]
-            self.shelves.setdefault(shelf, []).extend(self._new_tags(prefix, STOCK))
+            self.shelves.setdefault(shelf, []).extend(self.goods.new_tags(i, STOCK))
         (d / "shown").mkdir()  # pictures a person shows the cameras (a screenshot of the wallet app's code)
         sim_cfg = storeconf.write(d / "sim.toml", storeconf.sim_config(self.seed, self.camera_fps,
                                                                        (Path(self.testdata), d / "shown"),
@@ -153,7 +154,7 @@ class Demo:
         storeconf.write(d / "store.toml", storeconf.store_config(
             self.store_id, self.manifest["devices"], CATALOG, self.gw, d / "store-secret", d / "keys.json",
             d / "store.db", self.screen_port, (self.operator[0], hash_password(self.operator[1])), self.wiring,
-            self.shelf_kind, self.overrides))
+            self.shelf_kind, self.overrides, batches=self.goods.write_batches(d / "batches.csv")))
         self.start_controller()
         lay = tomllib.loads((d / "store.toml").read_text())["layout"]
         self.panels = {door: f"{self.screen_url}panel/{door}" for door in (lay["entry_door"], lay["exit_door"])}
@@ -261,11 +262,6 @@ class Demo:
             with self.shelf_lock:
                 self.inside += 1
 
-    def _new_tags(self, prefix: str, n: int) -> list[str]:
-        first = self._serial.get(prefix, 0) + 1
-        self._serial[prefix] = first + n - 1
-        return [f"{prefix}{k:04X}" for k in range(first, first + n)]
-
     def at(self, shelf: str) -> dict:
         return storeconf.shelf_address(self.shelf_kind, shelf)
 
@@ -278,9 +274,9 @@ class Demo:
                 s.took.append((sh, epc))
                 if self.basket_watch is not None:
                     self.basket_watch.took(s.account, len(s.took))
-                prefix = epc[:-4]
-                if sum(e.startswith(prefix) for e in self.shelves[sh]) < STOCK // 2:  # staff restock it
-                    more = self._new_tags(prefix, STOCK // 2)
+                product = self.goods.product(epc)
+                if sum(e.startswith(product.tag_prefix) for e in self.shelves[sh]) < STOCK // 2:  # staff restock it
+                    more = self.goods.new_tags(self.goods.products.index(product), STOCK // 2, fresh=True)
                     self.act("tags.add", **self.at(sh), epcs=more)
                     self.shelves[sh].extend(more)
 
@@ -445,7 +441,7 @@ class Demo:
         oracle.settle(self.dir / "store.db")
         ledger = self.http.get(f"{self.gw}/admin/charges", headers={"X-Admin-Token": self.admin},
                                timeout=10).json()["data"]
-        summary = oracle.summarise(self.dir / "store.db", ledger, shoppers, self.status(), CATALOG)
+        summary = oracle.summarise(self.dir / "store.db", ledger, shoppers, self.status(), self.goods)
         return {**summary, "entry_retries": self.entry_retries, "faults": sorted(self.faults),
                 "seconds": round(seconds, 1), "run_dir": str(self.dir)}
 

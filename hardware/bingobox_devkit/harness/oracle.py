@@ -10,12 +10,14 @@ import json
 import sqlite3
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from bingobox.core.store import ENTRY_STAGES, EXIT_STAGES
-from bingobox.domain.catalog import Catalog
 from bingobox.metrics import percentiles
+
+from ..goods import Goods
 
 
 class Shopper(Protocol):
@@ -55,10 +57,11 @@ def stage_table(db: Path) -> dict:
                 "stages_ms": {k: percentiles(x) for k, x in v["stages"].items()}} for p, v in out.items()}
 
 
-def summarise(db: Path, ledger: list[dict], shoppers: Sequence[Shopper], status: dict, catalog_path: Path) -> dict:
+def summarise(db: Path, ledger: list[dict], shoppers: Sequence[Shopper], status: dict, goods: Goods) -> dict:
     visits = _rows(db, "SELECT * FROM visits")
     intents = _rows(db, "SELECT * FROM charge_intents")
-    catalog = Catalog.load(catalog_path)
+    # the day's prices: the demo's lots are dated so that a run crossing midnight changes no price (goods.LOTS)
+    today = datetime.now(UTC).date()
     ok = collections.Counter(ch["visit_id"] for ch in ledger if ch["status"] == "succeeded")
     paid: collections.Counter = collections.Counter()
     for ch in ledger:
@@ -69,7 +72,7 @@ def summarise(db: Path, ledger: list[dict], shoppers: Sequence[Shopper], status:
     baskets = {v["id"]: json.loads(v["basket"]) for v in visits}
     lost, wrong_amount, wrong = [], [], []
     for s in shoppers:  # the oracle is what each shopper really carried out
-        owed = sum(_price(catalog, e) for _, e in s.took)
+        owed = sum(goods.price(e, today) for _, e in s.took)
         if owed and paid[s.account] == 0 and s.account not in declined:
             lost.append(s.n)
         elif paid[s.account] and paid[s.account] != owed:
@@ -118,11 +121,3 @@ def _reviews(db: Path, visits: list[dict]) -> dict:
     by_cause = collections.Counter(c for cs in causes for c in cs)
     return {"review_rate": round(len(causes) / ended, 4) if ended else 0.0,
             "reviews": {"visits": ended, "reviews": len(causes), "by_cause": dict(sorted(by_cause.items()))}}
-
-
-def _price(catalog: Catalog, epc: str) -> int:
-    """What the tag ``epc`` (one the shopper took from a shelf, so in the catalogue) costs."""
-    product = catalog.lookup(epc)
-    if product is None:
-        raise ValueError(f"a shopper took {epc}, which is not in the catalogue")
-    return product.price_fen

@@ -82,7 +82,7 @@ def sim_config(seed: int, fps: float = 15, image_dirs: tuple[Path, ...] = (), wi
 
 def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secret_file: Path, keys_file: Path,
                  journal: Path, screen_port: int, operator: tuple[str, str] | None, wiring: str = "own",
-                 shelves: str = "m100", overrides: dict | None = None) -> dict:
+                 shelves: str = "m100", overrides: dict | None = None, batches: Path | None = None) -> dict:
     """The controller's config for the simulated store (``devices``: the simulator's manifest); ``overrides``:
     sections to change or add (e.g. {"vision": {"agree_frames": 2}})."""
     door = {"energize_to_unlock": True, "unlock_s": 4, "held_open_s": 15,
@@ -93,6 +93,7 @@ def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secr
               **COUNTER[wiring].get(n, {}), **door} for n in doors_of(wiring)]
     cfg = {
         "catalog": str(catalog),
+        **({"batches": str(batches)} if batches else {}),
         "store": {"id": store_id, "name": "bingobox demo store", "sim": True},
         "buses": [{"name": b, "port": devices[b]["pty"], "baudrate": BUS_BAUD} for b in buses],
         "doors": doors,

@@ -12,7 +12,6 @@ oracle (``oracle.check``) compares the ledger with what the simulated shoppers r
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
 import queue
 import random
@@ -21,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,11 @@ from bingobox.domain.entry import EntryGate
 from bingobox.journal import Journal
 from bingobox.wallet.outbox import Limits, Outbox, Policy
 
+from ..goods import Goods
 from ..paths import repo
 from . import oracle
 from .devices import SimFaces
+from .sched import START
 from .shoppers import fire_alarm, shopper, tailgater
 from .world import Shopper, World
 
@@ -164,10 +166,10 @@ class Play:
     def __init__(self, plan: Plan, crash_at: int | None, workdir: Path, restart_s: float = 2.0) -> None:
         self.plan, self.seed, self.crash_at = plan, plan.seed, crash_at
         self.cfg = store_config()
-        self.catalog = Catalog.load(CATALOG)
-        with open(CATALOG, newline="") as f:
-            prices = [(r["epc_prefix"], int(r["price_fen"])) for r in csv.DictReader(f)]
-        self.world = World(plan.seed, STORE_ID, prices, SHELVES)
+        goods = Goods(CATALOG, datetime.fromtimestamp(START, UTC).date())
+        self.cfg.batches = goods.write_batches(workdir / f"batches-{plan.seed}-{crash_at}.csv")
+        self.catalog = Catalog.load(CATALOG, self.cfg.batches)
+        self.world = World(plan.seed, STORE_ID, goods, SHELVES)
         self.world.lag_max = plan.lag_max
         self.world.p_face_unsure = plan.p_face_unsure
         self.journal_path = workdir / f"journal-{plan.seed}-{crash_at}.db"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -14,6 +15,7 @@ from bingobox.devices.events import DeviceEvent
 from bingobox.domain import tokens
 from bingobox.domain.door import DoorTiming
 
+from ..goods import Goods
 from .devices import SimDoor, SimExitReader
 from .gateway import SimGateway
 from .sched import Clock, Scheduler
@@ -57,8 +59,7 @@ class Shopper:
 
 
 class World:
-    def __init__(self, seed: int, store_id: str, catalog_prefixes: list[tuple[str, int]], shelves: list[str],
-                 unlock_s: float = 5.0) -> None:
+    def __init__(self, seed: int, store_id: str, goods: Goods, shelves: list[str], unlock_s: float = 5.0) -> None:
         self.rng = random.Random(f"{seed}:world")
         self.seed = seed
         self.clock = Clock()
@@ -67,13 +68,12 @@ class World:
         key = Ed25519PrivateKey.from_private_bytes(random.Random(f"{seed}:key").randbytes(32))
         self.signing_key = key
         self.kid = "sim-key-1"
-        self.prices = dict(catalog_prefixes)
-        self._serials: dict[str, int] = {}  # the last serial put on a shelf, per product (restocking)
+        self.goods = goods  # (what each tag is and costs: fresh, marked down and expired batches)
         self.shelf_names = shelves
         self.shelf: dict[str, str] = {}  # epc → shelf it is on now
-        for i, (prefix, _) in enumerate(catalog_prefixes):
-            for k in range(1, 40):
-                self.shelf[f"{prefix}{k:04X}"] = shelves[i % len(shelves)]
+        for i in range(len(goods.products)):
+            for epc in goods.new_tags(i, 39):
+                self.shelf[epc] = shelves[i % len(shelves)]
         self.exit_field: list[tuple[str, float, float]] = []  # (epc, in, out) in the exit reader's field
         timing = DoorTiming(unlock_s=unlock_s, held_open_s=20.0)
         self.doors = {"entrance": SimDoor("entrance", timing, self.sched), "exit": SimDoor("exit", timing, self.sched)}
@@ -158,18 +158,15 @@ class World:
         """Staff put new goods out where a product runs low (a long run empties the shelves): new tags, seen by
         their shelf's reader. Returns how many."""
         n = 0
-        for i, prefix in enumerate(self.prices):
-            on = [e for e in self.shelf if e.startswith(prefix)]
+        for i, product in enumerate(self.goods.products):
+            on = [e for e in self.shelf if e.startswith(product.tag_prefix)]
             if len(on) >= low:
                 continue
             shelf = self.shelf_names[i % len(self.shelf_names)]
-            top = self._serials.get(prefix, 39)
-            for k in range(top + 1, top + 1 + add):
-                epc = f"{prefix}{k:04X}"
+            for epc in self.goods.new_tags(i, add, fresh=True):
                 self.shelf[epc] = shelf
                 self._shelf_event(shelf, "tag_seen", epc, SEEN_AFTER_S)
                 n += 1
-            self._serials[prefix] = top + add
         return n
 
     def put_back(self, s: Shopper, epc: str) -> None:
@@ -223,4 +220,5 @@ class World:
         return sum(self.price(e) for e in s.carried_out)
 
     def price(self, epc: str) -> int:
-        return next(p for prefix, p in self.prices.items() if epc.startswith(prefix))
+        """What ``epc`` costs today (0: expired, not charged); a play never crosses midnight (START + minutes)."""
+        return self.goods.price(epc, datetime.fromtimestamp(self.clock(), UTC).date())
