@@ -211,6 +211,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "RS-485 bus with a third (a staff door)")
     de.add_argument("--shelves", choices=("m100", "llrp"), default="m100",
                     help="shelf readers: an M100 reader per shelf, or the antennas of one LLRP reader")
+    de.add_argument("--take-expired", type=float, default=0.15, metavar="P",
+                    help="how likely a shopper reaching for an item of an expired lot keeps it (it is not charged; "
+                    "the store lists and alarms it)")
     de.add_argument("--groups", action="store_true", help="about half the shoppers bring one or two companions on "
                     "their code (a door passage each; some leave first by the exit button)")
     de.add_argument("--json", action="store_true", help="one-line JSON summary")

@@ -73,10 +73,13 @@ class Demo:
                  concurrency: int = 3, verbose: bool = True, screen_port: int = 0, camera_fps: float = 15,
                  browse_s: float = 0.0, wiring: str = "own", shelves: str = "m100", mqtt: dict | None = None,
                  overrides: dict | None = None, controller_command: list[str] | None = None,
-                 groups: bool = False) -> None:
+                 groups: bool = False, take_expired: float = 0.0) -> None:
         """``mqtt``: the store's [mqtt] section (url, username, password_file, command_secret_file, …);
         ``overrides``: sections of the store's config to change (e.g. {"journal": {"keep_visits_days": 0.02}});
-        ``controller_command``: how to run the controller's ``bingobox`` (another venv's: the product alone)."""
+        ``controller_command``: how to run the controller's ``bingobox`` (another venv's: the product alone);
+        ``take_expired``: how likely a shopper who reaches for an item of an expired lot keeps it (not charged;
+        0: they put it back and take another, so a test's one item is always one that is charged)."""
+        self.take_expired = take_expired
         self.controller_command = controller_command
         self.groups = groups  # some shoppers bring companions on their code
         self.inside = 0  # shoppers (groups) the script has inside now
@@ -269,7 +272,12 @@ class Demo:
         with self.shelf_lock:
             for _ in range(k):
                 sh = shelf or self.rng.choice(sorted(self.shelves))
-                epc = self.shelves[sh].pop(self.rng.randrange(len(self.shelves[sh])))
+                i = self.rng.randrange(len(self.shelves[sh]))
+                if self.goods.price(self.shelves[sh][i], self.goods.today) == 0 and \
+                        self.rng.random() >= self.take_expired:  # (an expired item: looked at, put back)
+                    fresh = [k for k, e in enumerate(self.shelves[sh]) if self.goods.price(e, self.goods.today)]
+                    i = self.rng.choice(fresh) if fresh else i
+                epc = self.shelves[sh].pop(i)
                 self.act("tags.remove", **self.at(sh), epcs=[epc])
                 s.took.append((sh, epc))
                 if self.basket_watch is not None:
@@ -472,7 +480,8 @@ def main(args) -> int:
             mqtt["command_secret_file"] = str(Path(args.mqtt_command_key_file).resolve())
     demo = Demo(args.shoppers, args.seed, faults, run_dir, Path(args.testdata), args.concurrency,
                 verbose=not args.quiet, screen_port=args.screen_port, camera_fps=args.camera_fps,
-                browse_s=args.browse_s, wiring=args.wiring, shelves=args.shelves, mqtt=mqtt, groups=args.groups)
+                browse_s=args.browse_s, wiring=args.wiring, shelves=args.shelves, mqtt=mqtt, groups=args.groups,
+                take_expired=args.take_expired)
     try:
         summary = demo.run()
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
