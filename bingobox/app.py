@@ -113,6 +113,7 @@ class StoreApp:
         self.catalog = Catalog.load(cfg.catalog, cfg.batches, cfg.store.tz())
         known = {p.sku for p in self.catalog.products()}
         named = [(f"zones.{z.name}.skus", set(z.skus)) for z in cfg.zones] + [
+            (f"cabinets.{c.name}.skus", set(c.skus)) for c in cfg.cabinets] + [
             ("stock.minimum", set(cfg.stock.minimum))] + [(f"stock.carries.{n}", set(v))
                                                           for n, v in cfg.stock.carries.items()]
         for where, skus in named:
@@ -150,7 +151,7 @@ class StoreApp:
         if face_worker is not None and cfg.vision.faces:
             self.faces = feeds.FaceSide(face_worker, self.cameras[lay.entry_camera], self.cameras[lay.exit_camera],
                                         self.inbox, cfg.vision, enrol_frames=cfg.visits.enrol_frames)
-        self.panels = PanelHub(cfg.panels, door_roles(lay.entry_door, lay.exit_door))
+        self.panels = PanelHub(cfg.panels, door_roles(lay.entry_door, lay.exit_door, [c.door for c in cfg.cabinets]))
         self.core = StoreCore(cfg, self.journal, self.catalog, self.outbox, self.gate, self.doors,
                               self.readers.get(lay.exit_reader) if lay.exit_reader else None, self.faces,
                               post=self.inbox.put, hours=cfg.store.hours.build() if cfg.store.hours else None,
@@ -160,7 +161,8 @@ class StoreApp:
         self.loop = EventLoop(self.inbox, self.core.handle, self.core.tick, on_tick=self._after_tick)
         self.notifier = notifier or Notifier()  # systemd: watchdog pings come from the loop's own tick
         self.status_path = status_path
-        self.qr_ms = {"entry": Histogram(), "exit": Histogram()}
+        self.qr_ms = {"entry": Histogram(), "exit": Histogram(),
+                      **{f"cabinet:{c.name}": Histogram() for c in cfg.cabinets if c.camera is not None}}
         self.view: View = {}  # the latest published snapshot (replaced, never mutated; empty until the first)
         self._last_view = 0.0
         self._reviews: tuple[float, dict] = (0.0, {"open": 0, "review_rate": 0.0, "visits": 0, "reviews": 0,
@@ -225,7 +227,9 @@ class StoreApp:
                 log.error("face worker did not start (%s): exits will ask for the QR code", e)
                 self.faces = self.core.faces = None
         lay, age = self.lay, self.cfg.vision.max_frame_age_s
-        for role, cam in (("entry", lay.entry_camera), ("exit", lay.exit_camera)):
+        cams = [("entry", lay.entry_camera), ("exit", lay.exit_camera),
+                *[(f"cabinet:{c.name}", c.camera) for c in self.cfg.cabinets if c.camera is not None]]
+        for role, cam in cams:
             self._spawn(feeds.qr_scanner, self.cameras[cam], role, self.inbox, self._stop, age, self.qr_ms[role],
                         self.cfg.vision.qr_budget_ms)
         self.loop.start()

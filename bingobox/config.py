@@ -234,6 +234,31 @@ class ZoneConfig(Strict):
                                   "(an alarm: a silent probe is never a normal reading)")
 
 
+class CabinetConfig(Strict):
+    """A locked cabinet in the store: a door on a board (its lock coil and contact; its button wired as the door's
+    request input, which opens nothing by itself — ``rex_unlocks = false``) that the store opens on request. The
+    cabinet of a cold zone stays shut while its goods are off sale; an age-restricted one opens only for an adult
+    inside who shows their code to its camera, within its sale hours."""
+
+    name: Name
+    door: Name = Field(description="its [[doors]] entry (not the entrance or the exit)")
+    zone: Name | None = Field(None, description="the [[zones]] entry it holds: shut while that zone is off sale")
+    restricted: bool = Field(False, description="age-restricted goods (alcohol, tobacco): opens only for an adult")
+    skus: list[str] = Field(default_factory=list, max_length=500, description="the products kept in it (those of a "
+                            "restricted cabinet are age-restricted wherever they are taken from)")
+    camera: Name | None = Field(None, description="the camera that reads the codes shown at it (needed if restricted)")
+    sale_hours: str | None = Field(None, description="'HH:MM-HH:MM' in the store's zone: a restricted cabinet opens "
+                                   "only then (default: whenever the store is open)")
+    open_s: float = Field(10.0, ge=2, le=120, description="how long it stays unlocked for one request")
+
+    @field_validator("sale_hours")
+    @classmethod
+    def _span(cls, v: str | None) -> str | None:
+        if v is not None and parse_span(v) is None:
+            raise ValueError("'closed' is not sale hours (leave the cabinet out instead)")
+        return v
+
+
 class LlrpZoneConfig(Strict):
     """One antenna of an LLRP reader and what it covers: a shelf, or the exit area. The store sees each zone as a
     reader of its own (its name is the one the layout and the screen use)."""
@@ -647,6 +672,7 @@ class StoreConfig(Strict):
     card_readers: list[CardReaderConfig] = Field(default_factory=list)
     probes: list[ProbeConfig] = Field(default_factory=list)
     zones: list[ZoneConfig] = Field(default_factory=list)
+    cabinets: list[CabinetConfig] = Field(default_factory=list)
     cameras: list[CameraConfig] = Field(default_factory=list)
     wallet: WalletConfig | None = None
     journal: JournalConfig = Field(default_factory=JournalConfig)
@@ -697,10 +723,42 @@ class StoreConfig(Strict):
             by = {self.layout.entry_door, self.layout.exit_door} if self.layout else {d.name for d in self.doors}
             if cr.door not in by:
                 raise ValueError(f"card_readers.{cr.name}.door: {cr.door!r} is not the layout's entry or exit door")
+        self._check_cabinets(zones)
+        cabinet_doors = {c.door for c in self.cabinets}
         for door in self.panels.languages:
-            if self.layout is None or door not in (self.layout.entry_door, self.layout.exit_door):
-                raise ValueError(f"panels.languages: {door!r} is not the layout's entry or exit door")
+            if door not in cabinet_doors and (self.layout is None
+                                              or door not in (self.layout.entry_door, self.layout.exit_door)):
+                raise ValueError(f"panels.languages: {door!r} is not the layout's entry or exit door or a cabinet's")
         return self
+
+    def _check_cabinets(self, zones: set[str]) -> None:
+        check_unique_names(self.cabinets)
+        doors, cams = {d.name: d for d in self.doors}, {c.name for c in self.cameras}
+        lay = self.layout
+        used: dict[str, str] = {}
+        for c in self.cabinets:
+            where = f"cabinets.{c.name}"
+            d = doors.get(c.door)
+            if d is None:
+                raise ValueError(f"{where}.door: no [[doors]] entry named {c.door!r}")
+            if lay is not None and c.door in (lay.entry_door, lay.exit_door):
+                raise ValueError(f"{where}.door: {c.door!r} is the store's entrance or exit")
+            if c.door in used:
+                raise ValueError(f"{where}.door: {c.door!r} is cabinet {used[c.door]}'s already")
+            used[c.door] = c.name
+            if d.rex_unlocks:
+                raise ValueError(f"{where}.door: door {c.door!r} has rex_unlocks = true: its button would open the "
+                                 "cabinet by itself (set rex_unlocks = false: the store decides)")
+            if c.zone is not None and c.zone not in zones:
+                raise ValueError(f"{where}.zone: no [[zones]] entry named {c.zone!r}")
+            if c.camera is not None and c.camera not in cams:
+                raise ValueError(f"{where}.camera: no such camera {c.camera!r}")
+            if c.restricted and c.camera is None:
+                raise ValueError(f"{where}.camera: a restricted cabinet opens for a code shown to its camera")
+            if c.restricted and not c.skus:
+                raise ValueError(f"{where}.skus: which products are age-restricted?")
+            if lay is not None and c.camera in (lay.entry_camera, lay.exit_camera):
+                raise ValueError(f"{where}.camera: {c.camera!r} is the entrance's or the exit's camera")
 
     def reader_names(self) -> list[str]:
         """Every reader the store sees: M100 readers and LLRP antenna zones."""

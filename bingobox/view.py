@@ -128,6 +128,7 @@ class View(TypedDict, total=False):
     cards: CardsView  # the list of linked NFC cards the store holds, and what taps came to
     zones: dict[str, dict[str, Any]]  # the chilled zones (``core.cold_chain.ColdChain.status``)
     stock_alerts: dict[str, Any]  # counts per SKU, what needs restocking, what is misplaced (``core.stock.Stock``)
+    cabinets: dict[str, dict[str, Any]]  # the locked cabinets, opened and refused (``core.cabinets.Cabinets``)
     t: float
     # the app (status.build_view)
     charges: Charges

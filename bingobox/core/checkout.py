@@ -274,6 +274,10 @@ class Checkout:
             v.flag("expired_taken")
             tx.add(v, "expired_taken", {"items": expired})
             tx.alarm("expired_taken", None, {"visit": v.id, "items": expired[:20]})
+        unchecked = core.cabinets.unchecked(v, {li["sku"] for li in lines})
+        if unchecked and v.flag("restricted_unchecked"):  # (charged: they have it; an operator looks at the rest)
+            tx.add(v, "restricted_unchecked", {"skus": unchecked})
+            tx.alarm("restricted_taken", None, {"visit": v.id, "skus": unchecked})
         total = sum(int(li["amount_fen"]) for li in lines)
         v.amount_fen = total
         if unknown:

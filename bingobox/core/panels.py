@@ -30,9 +30,9 @@ class Panels:
         self.out = out
         lay = core.lay
         self.doors = {"entrance": lay.entry_door, "exit": lay.exit_door}
-        self.roles = panel.door_roles(lay.entry_door, lay.exit_door)
+        self.roles = panel.door_roles(lay.entry_door, lay.exit_door, [c.door for c in core.cfg.cabinets])
         self.shown: dict[str, tuple[PanelMessage, float]] = {}  # door → (message, since)
-        # grant tag → (role, said once the board unlocked, said if it refused, asked at)
+        # grant tag → (door, said once the board unlocked, said if it refused, asked at)
         self.waiting: dict[str, tuple[str, PanelMessage, PanelMessage | None, float]] = {}
         core.every_tick(self.tick)
         core.on_device(self.device)
@@ -41,7 +41,11 @@ class Panels:
         """Say ``msg`` once the door's board has acknowledged the unlock of grant ``tag`` (``refused`` if it
         refused the grant): a panel never welcomes anyone through a door that stayed shut. No answer within
         ``ACK_WAIT_S`` (the door may or may not be open): nothing is said."""
-        self.waiting[tag] = (role, msg, refused, self.core.clock())
+        self.after_unlock_at(self.doors[role], tag, msg, refused)
+
+    def after_unlock_at(self, door: str, tag: str, msg: PanelMessage, refused: PanelMessage | None = None) -> None:
+        """``after_unlock`` for the panel of ``door`` (a cabinet's)."""
+        self.waiting[tag] = (door, msg, refused, self.core.clock())
 
     def device(self, ev: DeviceEvent) -> None:
         if ev.kind not in ("unlock_written", "grant_refused"):
@@ -49,15 +53,18 @@ class Panels:
         got = self.waiting.pop(str(ev.data.get("tag")), None)
         if got is None:
             return
-        role, msg, refused, _ = got
+        door, msg, refused, _ = got
         if ev.kind == "unlock_written":
-            self.say(role, msg)
+            self.say_at(door, msg)
         elif refused is not None:
-            self.say(role, refused)
+            self.say_at(door, refused)
 
     def say(self, role: str, msg: PanelMessage) -> None:
         """Show ``msg`` on the ``role`` door's panel now (an emergency is not replaced by anything else)."""
-        door = self.doors[role]
+        self.say_at(self.doors[role], msg)
+
+    def say_at(self, door: str, msg: PanelMessage) -> None:
+        """Show ``msg`` on ``door``'s panel now (the entrance's, the exit's or a cabinet's)."""
         if self.core.store.state == "emergency" and msg.key != "emergency":
             return
         now = self.core.clock()
@@ -97,6 +104,10 @@ class Panels:
             if current is not None and not current[0].idle and now - current[1] < (current[0].hold_s or 0.0) \
                     and self.core.store.state != "emergency":
                 continue
-            want = self.idle(role)
+            if role == "cabinet":
+                want = panel.idle(role, "emergency", True, None) if self.core.store.state == "emergency" else \
+                    self.core.cabinets.idle(door)
+            else:
+                want = self.idle(role)
             if current is None or current[0] != want:
-                self.say(role, want)
+                self.say_at(door, want)

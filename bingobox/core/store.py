@@ -32,6 +32,7 @@ from ..domain.store import WHAT_WORKS, StoreMachine
 from . import restore
 from .admission import Admission
 from .attribution import Attribution
+from .cabinets import Cabinets
 from .cards import Cards
 from .checkout import Checkout
 from .cold_chain import ColdChain
@@ -109,6 +110,7 @@ class StoreCore:
         self.cards = Cards(self, card_out)  # the bound cards' list, taps and pairings
         self.cold_chain = ColdChain(self)  # the chilled zones: readings, alarms, goods off sale
         self.stock = Stock(self)  # what the shelves hold: restock alarms, misplaced items
+        self.cabinets = Cabinets(self)  # the locked cabinets: who may open them, their panels
         # a visit's timeouts, one action per visit and tick, in the order of its life
         self._visit_ticks = [self.timeouts.tick_visit, self.checkout.tick_visit, self.exit_door.tick_visit]
 
@@ -202,6 +204,7 @@ class StoreCore:
                 "open_visits": len(self.book.visits), **self.attribution.status(), **self.telemetry.snapshot(),
                 "visits": visits, "unrecorded_alarms": list(self.unrecorded_alarms), "cards": self.cards.status(),
                 "zones": self.cold_chain.status(), "stock_alerts": self.stock.status(),
+                "cabinets": self.cabinets.status(),
                 "t": now}
 
 

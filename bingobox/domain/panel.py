@@ -8,6 +8,7 @@ store decided, and the door's own lamp and lock show the rest.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -85,9 +86,9 @@ def lamps(msg: PanelMessage) -> tuple[bool, bool]:
     return False, False
 
 
-def door_roles(entry_door: str, exit_door: str) -> dict[str, str]:
-    """Door → the role its panel plays (one door for both: it rests as an entrance)."""
-    return {exit_door: "exit", entry_door: "entrance"}
+def door_roles(entry_door: str, exit_door: str, cabinets: Iterable[str] = ()) -> dict[str, str]:
+    """Door → the role its panel plays (one door for both: it rests as an entrance; a cabinet's door: cabinet)."""
+    return {**dict.fromkeys(cabinets, "cabinet"), exit_door: "exit", entry_door: "entrance"}
 
 
 def refusal(reason: str, hours: str | None = None, hold_s: float = 8.0) -> PanelMessage:

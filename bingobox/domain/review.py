@@ -21,6 +21,7 @@ CAUSES: dict[str, str] = {
     "timed_out": "timed_out",  # never seen leaving: closed by the store's clock
     "card_limit": "card_limit",  # a card visit above the card limit: not charged until an operator looks
     "off_sale_taken": "off_sale",  # goods of a zone whose cold chain broke were taken: not charged, to be looked at
+    "restricted_unchecked": "age_check",  # age-restricted goods charged to a shopper no cabinet admitted
 }
 DECISIONS = ("charge", "refund", "close")
 

@@ -17,6 +17,7 @@ import base64
 import secrets
 import unicodedata
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
@@ -70,6 +71,7 @@ class EntryClaims:
     kid: str
     name: str | None = None  # the first name to greet (only if the shopper chose to show one)
     group: int = 1  # people on this code: the shopper (who pays) and their companions
+    adult_from: date | None = None  # the day the account's holder is 18 (the wallet's check of their ID); None: unknown
 
 
 def b64e(data: bytes) -> str:
@@ -94,7 +96,7 @@ def door_name_ok(name: object) -> bool:
 
 def issue(key: Ed25519PrivateKey, kid: str, account: str, store: str, door: str, now: int,
           lifetime_s: int = 60, face_consent: bool = False, jti: str | None = None, name: str | None = None,
-          group: int = 1) -> str:
+          group: int = 1, adult_from: date | None = None) -> str:
     """Sign a new entry code (the wallet gateway's side)."""
     claims: dict[str, Any] = {"v": VERSION, "sub": account, "sto": store, "door": door, "iat": now,
                               "exp": now + lifetime_s, "jti": jti or b64e(secrets.token_bytes(16)),
@@ -107,6 +109,8 @@ def issue(key: Ed25519PrivateKey, kid: str, account: str, store: str, door: str,
         if not 2 <= group <= MAX_GROUP:
             raise ValueError(f"a group is 2-{MAX_GROUP} people")
         claims["gs"] = group
+    if adult_from is not None:
+        claims["adf"] = adult_from.isoformat()
     return jwt.encode(claims, key, algorithm=ALG, headers={"kid": kid, "typ": TYP})
 
 
@@ -114,6 +118,16 @@ def claims_of(code: str) -> dict[str, Any]:
     """The payload of a code, unverified (the issuer reads back what it signed)."""
     got: dict[str, Any] = jwt.decode(code, options={"verify_signature": False})
     return got
+
+
+def _iso_date(v: object) -> date | None:
+    """A YYYY-MM-DD claim as a date (None: not one)."""
+    if not isinstance(v, str) or len(v) != 10:
+        return None
+    try:
+        return date.fromisoformat(v)
+    except ValueError:
+        return None
 
 
 def public_key_from_b64(x: str) -> Ed25519PublicKey:
@@ -170,6 +184,10 @@ def verify(code: str, keys: dict[str, Ed25519PublicKey], store: str, door: str, 
     gs = p.get("gs", 1)
     if "gs" in p and (not isinstance(gs, int) or isinstance(gs, bool) or not 2 <= gs <= MAX_GROUP):
         raise CodeRejected(Reject.MALFORMED, f"a group is 2-{MAX_GROUP} people")
+    adf = p.get("adf")
+    adult_from = _iso_date(adf) if adf is not None else None
+    if adf is not None and adult_from is None:
+        raise CodeRejected(Reject.MALFORMED, "the adult-from date is not a date (YYYY-MM-DD)")
     if p["exp"] - p["iat"] > MAX_LIFETIME_S or p["exp"] <= p["iat"]:
         raise CodeRejected(Reject.LIFETIME_TOO_LONG, f"lifetime {p['exp'] - p['iat']} s")
     if now < p["iat"] - CLOCK_SKEW_S:
@@ -177,4 +195,4 @@ def verify(code: str, keys: dict[str, Ed25519PublicKey], store: str, door: str, 
     if now > p["exp"] + CLOCK_SKEW_S:
         raise CodeRejected(Reject.EXPIRED, f"expired {now - p['exp']:.0f} s ago")
     return EntryClaims(p["sub"], p["sto"], p["door"], p["iat"], p["exp"], p["jti"], bool(p["fc"]), kid, p.get("nm"),
-                       gs)
+                       gs, adult_from)

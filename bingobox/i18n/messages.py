@@ -87,6 +87,25 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "exit.goodbye_card_limit": (N_("Goodbye!"),
                                 N_("%(amount)s is over what a card may pay: the store will confirm it, "
                                    "then charge it. See your app.")),
+    # a cabinet's panel (a fridge, the age-restricted goods)
+    "cabinet.ready": (N_("Press the button to open"), N_("Take what you like: you pay as you walk out.")),
+    "cabinet.restricted": (N_("Adults only"),
+                           N_("Show your entry code to the camera to open. Sold %(hours)s.")),
+    "cabinet.restricted_anytime": (N_("Adults only"), N_("Show your entry code to the camera to open.")),
+    "cabinet.off_sale": (N_("Not on sale right now"),
+                         N_("The goods in here are not sold at the moment: their cooling failed. Staff know.")),
+    "cabinet.open": (N_("Open"), N_("Close the door when you have what you want.")),
+    "cabinet.refused.off_sale": (N_("Not on sale right now"),
+                                 N_("This cabinet stays shut: its goods are not sold at the moment.")),
+    "cabinet.refused.code_needed": (N_("Show your code to open"),
+                                    N_("These goods are for adults only: show the entry code from the app.")),
+    "cabinet.refused.not_inside": (N_("No visit in progress"),
+                                   N_("Show the code of the account you came in with.")),
+    "cabinet.refused.age_unknown": (N_("Adults only"),
+                                    N_("Your account has no verified age. Add your ID number in the app.")),
+    "cabinet.refused.not_adult": (N_("Adults only"), N_("These goods are sold to adults (18 and over) only.")),
+    "cabinet.refused.sale_hours": (N_("Not sold at this hour"), N_("These goods are sold %(hours)s.")),
+    "cabinet.refused.door": (N_("The cabinet did not open"), N_("Please try again, or ask staff.")),
     # every door
     "emergency": (N_("Emergency: leave the store"),
                   N_("Walk calmly to the nearest exit. Do not come back in until staff say it is safe.")),
@@ -96,5 +115,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
 CHROME: dict[str, str] = {
     "entrance": N_("Entrance"),
     "exit": N_("Exit"),
+    "cabinet": N_("Cabinet"),
     "offline": N_("This panel is not connected. Please ask staff."),
 }

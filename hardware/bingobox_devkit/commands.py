@@ -238,6 +238,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sm.add_argument("--jobs", type=int, default=1, help="processes to run schedules in")
     sm.add_argument("--crash-at", type=int, default=None, help="replay: play each schedule once, crashing after "
                     "this journal commit")
+    sm.add_argument("--plain-goods", action="store_true", help="plain tags only, no batches (the goods of the "
+                    "campaigns before expiry dates and markdowns: their seeds replay as they were)")
     sm.add_argument("--groups", action="store_true", help="some shoppers bring one or two companions on their code "
                     "(their passages, their takes billed to the shopper, some leave first by the exit button)")
     sm.add_argument("--json", action="store_true", help="one JSON object (runs, crash_points, violations, …)")

@@ -35,11 +35,15 @@ class Product:
 
 
 class Goods:
-    def __init__(self, catalog: Path, today: date) -> None:
+    def __init__(self, catalog: Path, today: date, batched: bool = True, exclude: set[str] | None = None) -> None:
+        """``batched``: products with a GTIN get SGTIN-96 tags of dated lots (else their plain prefix, if they have
+        one); ``exclude``: SKUs not on this store's shelves."""
         self.today = today
         with open(catalog, newline="", encoding="utf-8") as f:
-            self.products = [Product(r["sku"], int(r["price_fen"]), (r.get("epc_prefix") or "").upper(),
-                                     r.get("gtin") or "", _steps(r.get("markdowns") or "")) for r in csv.DictReader(f)]
+            rows = [r for r in csv.DictReader(f) if r["sku"] not in (exclude or set())]
+        self.products = [Product(r["sku"], int(r["price_fen"]), (r.get("epc_prefix") or "").upper(),
+                                 (r.get("gtin") or "") if batched or not r.get("epc_prefix") else "",
+                                 _steps(r.get("markdowns") or "")) for r in rows]
         self._next: dict[tuple[int, str], int] = {}  # (product, lot) → its next serial
         self.lot_of: dict[str, tuple[str, date]] = {}  # epc → (lot, expires) of every batched tag made
 

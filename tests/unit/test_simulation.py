@@ -38,6 +38,37 @@ def test_a_bounded_campaign_with_groups_finds_no_violation():
     assert sum(sp.get("group", 1) > 1 for p in plans for sp in p.shoppers) >= 3  # (the seeds do have groups)
 
 
+def test_batched_goods_are_charged_exactly_and_a_store_that_ignored_markdowns_would_be_caught(tmp_path,
+                                                                                              monkeypatch):
+    """Fresh, marked-down and expired lots on the shelves: the oracle prices each tag itself (goods.py); the store
+    charges each exactly, never an expired one — and the oracle sees a store that charged the list price."""
+    import json
+    import sqlite3
+
+    from bingobox.domain import catalog
+
+    names, expired = set(), 0
+    for seed in range(40, 52):
+        played = run.play(run.Plan.draw(seed, 6, batches=True), None, tmp_path)
+        assert played.violations == [], played.violations
+        db = sqlite3.connect(tmp_path / f"journal-{seed}-None.db")
+        names |= {li["name"] for (d,) in db.execute("SELECT data FROM visit_events WHERE kind='basket'")
+                  for li in json.loads(d)["lines"]}
+        expired += db.execute("SELECT count(*) FROM visit_events WHERE kind='expired_taken'").fetchone()[0]
+        db.close()
+    assert {"Onigiri tuna -40%", "Canned coffee -30%"} <= names and expired  # (the seeds do take them)
+
+    def list_price(self, epc, t):
+        got = real(self, epc, t)
+        return got if got is None or got.expired else catalog.Price(got.product, got.product.price_fen)
+
+    real = catalog.Catalog.price
+    monkeypatch.setattr(catalog.Catalog, "price", list_price)
+    wrong = [v for seed in range(40, 52)
+             for v in run.play(run.Plan.draw(seed, 6, batches=True), None, tmp_path).violations]
+    assert wrong and {v["kind"] for v in wrong} == {"wrong_amount"}
+
+
 def test_a_group_schedule_is_the_same_schedule_with_companions():
     a, b = run.Plan.draw(2001), run.Plan.draw(2001, groups=True)
     strip = [{k: v for k, v in sp.items() if k not in ("group", "companion_first")} for sp in b.shoppers]

@@ -139,7 +139,7 @@ class Rig:
         self.journal = Journal(self.path, clock=self.clock)
         self.outbox = Outbox(self.journal, self.client, policy=Policy(max_rejections=2), clock=self.clock,
                              on_event=lambda k, d: self.posted.append(ChargeUpdate(k, d)))
-        self.doors = {n: Door(n, self.journal) for n in ("entrance", "exit")}
+        self.doors = {n: Door(n, self.journal) for n in ("entrance", "exit", *getattr(self, "extra_doors", ()))}
         for d in self.doors.values():
             d.post = self.posted.append if self.acks else None
         gate = EntryGate({"k1": KEY.public_key()}, "s1", self.journal, self.outbox, clock=self.clock)

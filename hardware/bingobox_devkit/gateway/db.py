@@ -10,6 +10,7 @@ import json
 import secrets
 import sqlite3
 import time
+from datetime import date
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from bingobox.domain.tokens import b64e
 from bingobox.storage import Database
 
+from . import resident_id
 from .shopper_db import SHOPPER_SCHEMA
 
 SCHEMA = """
@@ -63,6 +65,7 @@ class GatewayDB(Database):
             for table, col, decl in (("signing_keys", "retired_at", "REAL"),  # (databases from before rotation)
                                      ("accounts", "erased_at", "REAL"),  # (… before the wallet app)
                                      ("accounts", "door_name", "TEXT"),  # (… before door panels greeted)
+                                     ("accounts", "adult_from", "TEXT"),  # (… before age-restricted goods)
                                      ("entry_codes", "used_at", "REAL"),
                                      ("entry_codes", "visit_id", "TEXT"),  # (… before codes bound charges)
                                      ("visit_reports", "opened_at", "REAL"),
@@ -98,21 +101,22 @@ class GatewayDB(Database):
         acc_id = "acc_" + secrets.token_hex(8)
         with self.tx() as c:
             c.execute("INSERT INTO accounts (id, real_name, id_hash, balance_fen, frozen, face_consent, door_name, "
-                      "created_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+                      "created_at, adult_from) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)",
                       (acc_id, real_name, self.id_hash(id_number), balance_fen, int(face_consent), door_name,
-                       time.time()))
+                       time.time(), adult_from_of(id_number)))
         got = self.account(acc_id)
         assert got is not None
         return got
 
     def account(self, acc_id: str) -> dict | None:
-        row = self.one("SELECT id, real_name, balance_fen, frozen, face_consent, door_name, created_at, erased_at "
-                       "FROM accounts WHERE id=?", (acc_id,))
+        row = self.one("SELECT id, real_name, balance_fen, frozen, face_consent, door_name, created_at, erased_at, "
+                       "adult_from FROM accounts WHERE id=?", (acc_id,))
         if row is None:
             return None
         return {"id": row["id"], "real_name": row["real_name"], "balance_fen": row["balance_fen"],
                 "frozen": bool(row["frozen"]), "face_consent": bool(row["face_consent"]),
-                "door_name": row["door_name"], "created_at": row["created_at"], "erased_at": row["erased_at"]}
+                "door_name": row["door_name"], "created_at": row["created_at"], "erased_at": row["erased_at"],
+                "adult_from": row["adult_from"]}
 
     # signing keys ----------------------------------------------------------------------------------
     def rotate_key(self) -> str:
@@ -179,3 +183,9 @@ def charge_json(row: sqlite3.Row) -> dict:
             "failure_reason": row["failure_reason"], "refunded_fen": row["refunded_fen"],
             "items": json.loads(row["items"]) if row["items"] else [], "created_at": row["created_at"],
             "updated_at": row["updated_at"]}
+
+
+def adult_from_of(id_number: str) -> str | None:
+    """What the wallet keeps of an ID number's date of birth: the day its holder is 18 (ISO), or None (unknown)."""
+    got = resident_id.adult_from(id_number, date.today())
+    return got.isoformat() if got else None

@@ -10,6 +10,7 @@ import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 SHOPPER_SCHEMA = """
@@ -97,8 +98,10 @@ def issue_code(db, account_id: str, store_id: str, door: str, lifetime_s: int, f
     from bingobox.domain import tokens
 
     kid, key = db.active_key()
+    acc = db.account(account_id)
+    adult = date.fromisoformat(acc["adult_from"]) if acc and acc.get("adult_from") else None
     code = tokens.issue(key, kid, account_id, store_id, door, int(time.time()) - issued_ago_s, lifetime_s,
-                        face_consent, name=door_name, group=group)
+                        face_consent, name=door_name, group=group, adult_from=adult)
     claims = tokens.claims_of(code)
     with db.tx() as c:
         c.execute("INSERT INTO entry_codes (jti, account_id, store_id, door, iat, exp) VALUES (?, ?, ?, ?, ?, ?)",

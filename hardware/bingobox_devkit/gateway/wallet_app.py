@@ -29,6 +29,7 @@ from bingobox.domain import tokens
 from bingobox.screen.auth import LoginThrottle, check_password, hash_password, same_token
 
 from . import shopper_db as sdb
+from .db import adult_from_of
 
 COOKIE = "bbx_wallet"
 _DUMMY = f"scrypt${2**17}$8$1${'00' * 16}${'00' * 32}"  # an unknown ID costs what a known one does
@@ -163,7 +164,7 @@ def add_wallet_app(app: FastAPI, db, retention: sdb.Retention, api_error: type[E
         acc = db.account(account_id)
         stores = [r["store_id"] for r in db.all("SELECT store_id FROM stores ORDER BY store_id")]
         return {"account": {k: acc[k] for k in ("id", "real_name", "balance_fen", "face_consent", "frozen",
-                                                   "door_name")},
+                                                   "door_name", "adult_from")},
                 "visit": sdb.current_visit(db, account_id), "stores": stores}
 
     # the page ------------------------------------------------------------------------------------
@@ -202,8 +203,9 @@ def add_wallet_app(app: FastAPI, db, retention: sdb.Retention, api_error: type[E
         try:
             with db.tx() as c:  # the account and its login together: an ID number is never left without a login
                 c.execute("INSERT INTO accounts (id, real_name, id_hash, balance_fen, frozen, face_consent, "
-                          "created_at) VALUES (?, ?, ?, 0, 0, 0, ?)",
-                          (account_id, body.real_name, db.id_hash(body.id_number), time.time()))
+                          "created_at, adult_from) VALUES (?, ?, ?, 0, 0, 0, ?, ?)",
+                          (account_id, body.real_name, db.id_hash(body.id_number), time.time(),
+                           adult_from_of(body.id_number)))
                 c.execute("INSERT INTO shopper_logins VALUES (?, ?, ?)", (account_id, pw, time.time()))
                 sdb.event_in(c, account_id, "signed_up", {"source": source(request)})
         except sqlite3.IntegrityError:

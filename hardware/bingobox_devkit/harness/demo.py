@@ -30,6 +30,7 @@ import requests
 from bingobox.screen.auth import hash_password
 from bingobox.secretfiles import write_secret
 
+from ..gateway import resident_id
 from ..goods import Goods
 from . import oracle, report, storeconf
 from .basket_watch import BasketWatch
@@ -73,13 +74,15 @@ class Demo:
                  concurrency: int = 3, verbose: bool = True, screen_port: int = 0, camera_fps: float = 15,
                  browse_s: float = 0.0, wiring: str = "own", shelves: str = "m100", mqtt: dict | None = None,
                  overrides: dict | None = None, controller_command: list[str] | None = None,
-                 groups: bool = False, take_expired: float = 0.0) -> None:
+                 groups: bool = False, take_expired: float = 0.0, cabinets: bool = True) -> None:
         """``mqtt``: the store's [mqtt] section (url, username, password_file, command_secret_file, …);
         ``overrides``: sections of the store's config to change (e.g. {"journal": {"keep_visits_days": 0.02}});
         ``controller_command``: how to run the controller's ``bingobox`` (another venv's: the product alone);
         ``take_expired``: how likely a shopper who reaches for an item of an expired lot keeps it (not charged;
         0: they put it back and take another, so a test's one item is always one that is charged)."""
         self.take_expired = take_expired
+        self.cabinets = cabinets  # shoppers open the fridge and the age-restricted goods' cabinet now and then
+        self.locked_away = {*storeconf.CHILLED, *storeconf.RESTRICTED}  # (behind the cabinets' doors)
         self.controller_command = controller_command
         self.groups = groups  # some shoppers bring companions on their code
         self.inside = 0  # shoppers (groups) the script has inside now
@@ -268,15 +271,52 @@ class Demo:
     def at(self, shelf: str) -> dict:
         return storeconf.shelf_address(self.shelf_kind, shelf)
 
-    def take(self, s: Shopper, k: int, shelf: str | None = None) -> None:
+    def _pick(self, shelf: str, skus: set[str] | None) -> int | None:
+        """Which tag on ``shelf`` a shopper takes: any on the open shelf (``skus`` None: not the goods locked in a
+        cabinet), else one of ``skus`` (from an open cabinet). An item of an expired lot is put back and another
+        taken, unless ``take_expired`` says they keep it. None: nothing of the kind is there."""
+        tags = self.shelves[shelf]
+        can = [k for k, e in enumerate(tags) if (self.goods.product(e).sku in skus if skus is not None
+                                                 else self.goods.product(e).sku not in self.locked_away)]
+        if not can:
+            return None
+        i = can[self.rng.randrange(len(can))]
+        if self.goods.price(tags[i], self.goods.today) == 0 and self.rng.random() >= self.take_expired:
+            fresh = [k for k in can if self.goods.price(tags[k], self.goods.today)]
+            i = self.rng.choice(fresh) if fresh else i
+        return i
+
+    def from_cabinet(self, s: Shopper, name: str) -> bool:
+        """``s`` asks at a cabinet — the fridge by its button, the age-restricted one by their code shown to its
+        camera — and takes one of its goods if it opens; False if it stayed shut (off sale, not an adult…)."""
+        cab = next(c for c in storeconf.CABINETS if c["name"] == name)
+        door = str(cab["door"])
+        if cab.get("restricted"):
+            self.act("camera.show", camera=storeconf.CABINET_CAM, qr=self.code(s))
+        else:
+            self.act("door.rex", door=door)
+        opened = self.wait_unlocked(door, 4)
+        if cab.get("restricted"):
+            self.act("camera.clear", camera=storeconf.CABINET_CAM)
+        if not opened:
+            return False
+        self.act("door.open", door=door)
+        skus = set(cab.get("skus") or storeconf.CHILLED)
+        self.take(s, 1, next((sh for sh, tags in self.shelves.items()
+                              if any(self.goods.product(e).sku in skus for e in tags)), None), skus)
+        time.sleep(0.3)
+        self.act("door.close", door=door)
+        return True
+
+    def take(self, s: Shopper, k: int, shelf: str | None = None, skus: set[str] | None = None) -> None:
+        if shelf is None and skus is not None:
+            return
         with self.shelf_lock:
             for _ in range(k):
                 sh = shelf or self.rng.choice(sorted(self.shelves))
-                i = self.rng.randrange(len(self.shelves[sh]))
-                if self.goods.price(self.shelves[sh][i], self.goods.today) == 0 and \
-                        self.rng.random() >= self.take_expired:  # (an expired item: looked at, put back)
-                    fresh = [k for k, e in enumerate(self.shelves[sh]) if self.goods.price(e, self.goods.today)]
-                    i = self.rng.choice(fresh) if fresh else i
+                i = self._pick(sh, skus)
+                if i is None:
+                    continue
                 epc = self.shelves[sh].pop(i)
                 self.act("tags.remove", **self.at(sh), epcs=[epc])
                 s.took.append((sh, epc))
@@ -347,6 +387,10 @@ class Demo:
             self.enter(s)
             time.sleep(0.3 + (self.rng.uniform(0, 2 * self.browse_s) if self.browse_s else 0.0))
             self.take(s, self.rng.randint(0, 3))
+            if self.cabinets and self.rng.random() < 0.35:  # something chilled from the fridge
+                self.from_cabinet(s, "fridge")
+            if self.cabinets and self.rng.random() < 0.2:  # a beer: adults only (a minor is told so, takes none)
+                self.from_cabinet(s, "bar")
             if s.took and self.rng.random() < 0.2:  # changed their mind
                 time.sleep(1.0)
                 self.put_back(s)
@@ -363,7 +407,7 @@ class Demo:
             self.say(f"shopper {s.n}: {s.error}")
 
     def new_shopper(self, n: int, balance_fen: int = 1_000_000, face: tuple[list[Path], Path] | None = None) -> Shopper:
-        acc = self.admin_post("/admin/accounts", {"real_name": f"Shopper {n}", "id_number": secrets.token_hex(8),
+        acc = self.admin_post("/admin/accounts", {"real_name": f"Shopper {n}", "id_number": id_number(n),
                                                   "balance_fen": balance_fen, "face_consent": face is not None})
         return Shopper(n, acc["id"], face)
 
@@ -502,3 +546,13 @@ def main(args) -> int:
     finally:
         demo.close()
     return 0 if report.money_ok(summary) else 1
+
+
+def id_number(n: int) -> str:
+    """Shopper ``n``'s resident ID number (valid, unique in a run): an adult, but every fifth shopper a minor (the
+    age-restricted cabinet tells them so)."""
+    from datetime import date, timedelta
+
+    born = (date(2012, 1, 1) if n % 5 == 4 else date(1980, 1, 1)) + timedelta(days=n)
+    first = f"110105{born:%Y%m%d}{n % 1000:03d}"
+    return first + resident_id.CHECK[sum(int(d) * w for d, w in zip(first, resident_id.WEIGHTS, strict=True)) % 11]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 
@@ -41,7 +42,18 @@ COUNTER = {"own": {"entrance": {"passage_input": 3}}, "board": {"entrance": {"pa
 
 # the chilled zone's probe on the RS-485 line (a line of its own when the doors have theirs)
 PROBE = {"name": "fridge-1", "bus": BUS, "unit": 10}
-ZONE = {"name": "chilled", "max_c": 8.0, "alarm_after_s": 600, "budget_s": 7200, "skus": ["onigiri-tuna", "coffee-can"]}
+CHILLED = ["onigiri-tuna", "coffee-can"]
+ZONE = {"name": "chilled", "max_c": 8.0, "alarm_after_s": 600, "budget_s": 7200, "skus": CHILLED}
+
+# two locked cabinets on the RS-485 line beside the probe: the chilled zone's fridge (opens to its button while its
+# goods are on sale) and the age-restricted goods' cabinet (opens to an adult's code shown to its own camera)
+CABINET_DOORS = {"fridge-door": 11, "bar-door": 12}
+CABINET_CAM = "bar-cam"
+RESTRICTED = ["beer-500"]
+CABINETS: list[dict[str, Any]] = [
+    {"name": "fridge", "door": "fridge-door", "zone": ZONE["name"]},
+    {"name": "bar", "door": "bar-door", "restricted": True, "skus": RESTRICTED, "camera": CABINET_CAM}]
+_CAB = {"bus": BUS, "lock_coil": 0, "contact_input": 0, "rex_input": 1, "green_lamp_coil": 2, "red_lamp_coil": 3}
 
 LLRP = "llrp-1"  # with --shelves llrp: one 4-antenna LLRP reader, shelf N on antenna N
 CARD_READERS = {"entrance-nfc": "entrance", "exit-nfc": "exit"}  # a PN532 by each shopper door
@@ -67,14 +79,16 @@ def sim_config(seed: int, fps: float = 15, image_dirs: tuple[Path, ...] = (), wi
     cfg = {"sim": {"control_port": 0, "seed": seed, **dirs},
            "buses": [{"name": BUS, "baudrate": BUS_BAUD}],
            "probes": [{**PROBE, "temp_c": 4.0}],
-           "doors": [{"name": n, "energize_to_unlock": True, "baudrate": 0, "comm_watchdog_register": WATCHDOG_REGISTER,
-                      **wires.get(n, {}), **LAMPS[wiring].get(n, {}), **COUNTER[wiring].get(n, {})}
-                     for n in doors_of(wiring)],
+           "doors": [*[{"name": n, "energize_to_unlock": True, "baudrate": 0,
+                        "comm_watchdog_register": WATCHDOG_REGISTER,
+                        **wires.get(n, {}), **LAMPS[wiring].get(n, {}), **COUNTER[wiring].get(n, {})}
+                       for n in doors_of(wiring)],
+                     *[{"name": n, "unit": u, **_CAB} for n, u in CABINET_DOORS.items()]],
            "readers": [{"name": n, "round_s": 0.02, "rssi_noise": 2}
                        for n in ((*SHELVES, "exit-area") if shelves == "m100" else ("exit-area",))],
            "llrp_readers": [{"name": LLRP, "antennas": 4, "round_s": 0.1, "rssi_noise": 2, "bleed": 0.2}]
            if shelves == "llrp" else [],
-           "cameras": [{"name": n, "fps": fps} for n in CAMERAS],
+           "cameras": [*[{"name": n, "fps": fps} for n in CAMERAS], {"name": CABINET_CAM, "fps": min(fps, 5)}],
            "card_readers": [{"name": n} for n in CARD_READERS]}
     SimConfig.model_validate(cfg)
     return cfg
@@ -91,6 +105,8 @@ def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secr
     buses = sorted({*(w["bus"] for w in wires.values()), BUS})
     doors = [{"name": n, **(wires[n] if n in wires else {"port": devices[n]["pty"]}), **LAMPS[wiring].get(n, {}),
               **COUNTER[wiring].get(n, {}), **door} for n in doors_of(wiring)]
+    doors += [{"name": n, "unit": u, **_CAB, "energize_to_unlock": True, "rex_unlocks": False,
+               "rex_shunt_s": 0, "unlock_s": 10, "held_open_s": 60} for n, u in CABINET_DOORS.items()]
     cfg = {
         "catalog": str(catalog),
         **({"batches": str(batches)} if batches else {}),
@@ -105,7 +121,8 @@ def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secr
                           "gone_after_s": 0.8, "keepalive_s": 0.25, "silence_timeout_s": 1.0, "reconnect_max_s": 2,
                           "zones": [{"antenna": i + 1, "name": n} for i, n in enumerate(SHELVES)]}]
         if shelves == "llrp" else [],
-        "cameras": [{"name": n, "source": devices[n]["stream"]} for n in CAMERAS],
+        "cameras": [{"name": n, "source": devices[n]["stream"]} for n in (*CAMERAS, CABINET_CAM)],
+        "cabinets": CABINETS,
         "card_readers": [{"name": n, "port": devices[n]["pty"], "door": d} for n, d in CARD_READERS.items()],
         "probes": [{**PROBE, "zone": ZONE["name"]}],
         "zones": [ZONE],

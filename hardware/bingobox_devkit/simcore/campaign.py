@@ -15,11 +15,11 @@ from concurrent.futures import ProcessPoolExecutor
 from . import run
 
 
-def _one(args: tuple[int, int, bool, int | None, bool]) -> dict:
-    seed, shoppers, crashes, crash_at, groups = args
+def _one(args: tuple[int, int, bool, int | None, bool, bool]) -> dict:
+    seed, shoppers, crashes, crash_at, groups, batches = args
     logging.disable(logging.CRITICAL)  # the core logs every alarm; thousands of runs would drown the summary
     if crash_at is not None:
-        plan = run.Plan.draw(seed, shoppers, groups)
+        plan = run.Plan.draw(seed, shoppers, groups, batches)
         workdir = run.workdir()
         try:
             p = run.play(plan, crash_at, workdir)
@@ -30,7 +30,7 @@ def _one(args: tuple[int, int, bool, int | None, bool]) -> dict:
         return {"seed": seed, "shoppers": len(plan.shoppers), "commits": p.commits, "crash_points": 1,
                 "violations": [{**v, "seed": seed, "crash_at": crash_at} for v in p.violations],
                 "excused": p.stats["excused"], "seconds": 0.0}
-    return run.run_seed(seed, shoppers, every_k=crashes, groups=groups)
+    return run.run_seed(seed, shoppers, every_k=crashes, groups=groups, batches=batches)
 
 
 def review_rates(runs: list[dict]) -> dict:
@@ -51,9 +51,9 @@ def review_rates(runs: list[dict]) -> dict:
 
 
 def campaign(runs: int, seed: int, shoppers: int = 6, crashes: bool = True, jobs: int = 1,
-             crash_at: int | None = None, progress=None, groups: bool = False) -> dict:
+             crash_at: int | None = None, progress=None, groups: bool = False, batches: bool = True) -> dict:
     t0 = time.perf_counter()
-    tasks = [(seed + i, shoppers, crashes, crash_at, groups) for i in range(runs)]
+    tasks = [(seed + i, shoppers, crashes, crash_at, groups, batches) for i in range(runs)]
     results = []
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
@@ -75,7 +75,7 @@ def campaign(runs: int, seed: int, shoppers: int = 6, crashes: bool = True, jobs
             "violations": violations,
             "violations_by_kind": dict(collections.Counter(v["kind"] for v in violations)),
             "unbilled_for_review": len(excused), "review_rate": review["review_rate"], "review": review,
-            "groups": groups, "seconds": round(time.perf_counter() - t0, 1)}
+            "groups": groups, "batches": batches, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def main(args) -> int:
@@ -85,7 +85,8 @@ def main(args) -> int:
                   f"points, {len(r['violations'])} violations", file=sys.stderr, flush=True)
 
     out = campaign(args.runs, args.seed, args.shoppers, not args.no_crashes, args.jobs,
-                   getattr(args, "crash_at", None), progress, groups=getattr(args, "groups", False))
+                   getattr(args, "crash_at", None), progress, groups=getattr(args, "groups", False),
+                   batches=not getattr(args, "plain_goods", False))
     if args.json:
         print(json.dumps(out), flush=True)
     else:

@@ -35,6 +35,7 @@ from bingobox.journal import Journal
 from bingobox.wallet.outbox import Limits, Outbox, Policy
 
 from ..goods import Goods
+from ..harness.storeconf import RESTRICTED
 from ..paths import repo
 from . import oracle
 from .devices import SimFaces
@@ -79,11 +80,13 @@ class Plan:
     lag_max: float
     p_face_unsure: float
     fire: tuple[float, float] | None
+    batches: bool = False  # goods of batches (fresh, marked down, expired SGTIN-96 lots); False: plain tags (the
+    # world of the campaigns before batches, so that their seeds replay as they were)
 
     @classmethod
-    def draw(cls, seed: int, max_shoppers: int = 6, groups: bool = False) -> Plan:
+    def draw(cls, seed: int, max_shoppers: int = 6, groups: bool = False, batches: bool = False) -> Plan:
         """``groups``: some shoppers bring companions (drawn from a stream of their own: the rest of the schedule
-        is the same as without)."""
+        is the same as without); ``batches``: the shelves hold batched goods."""
         rng = random.Random(f"{seed}:plan")
         n = rng.randint(1, max_shoppers)
         t, shoppers = 0.0, []
@@ -112,7 +115,7 @@ class Plan:
                 if g.random() < 0.4:
                     sp["group"], sp["companion_first"] = g.randint(2, 3), g.random() < 0.5
         return cls(seed, shoppers, tailgaters, sorted(faults, key=lambda f: f[0]),
-                   rng.choice([0.0, 0.0, 0.0, 0.3, 1.5]), rng.choice([0.0, 0.05, 0.3]), fire)
+                   rng.choice([0.0, 0.0, 0.0, 0.3, 1.5]), rng.choice([0.0, 0.05, 0.3]), fire, batches)
 
 
 @dataclass
@@ -166,8 +169,11 @@ class Play:
     def __init__(self, plan: Plan, crash_at: int | None, workdir: Path, restart_s: float = 2.0) -> None:
         self.plan, self.seed, self.crash_at = plan, plan.seed, crash_at
         self.cfg = store_config()
-        goods = Goods(CATALOG, datetime.fromtimestamp(START, UTC).date())
-        self.cfg.batches = goods.write_batches(workdir / f"batches-{plan.seed}-{crash_at}.csv")
+        # (the simulated store has no cabinet: no age-restricted goods on its shelves)
+        goods = Goods(CATALOG, datetime.fromtimestamp(START, UTC).date(), batched=plan.batches,
+                      exclude=set(RESTRICTED))
+        if plan.batches:
+            self.cfg.batches = goods.write_batches(workdir / f"batches-{plan.seed}-{crash_at}.csv")
         self.catalog = Catalog.load(CATALOG, self.cfg.batches)
         self.world = World(plan.seed, STORE_ID, goods, SHELVES)
         self.world.lag_max = plan.lag_max
@@ -371,9 +377,10 @@ def workdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="bbx-sim-", dir=base))
 
 
-def run_seed(seed: int, max_shoppers: int = 6, every_k: bool = True, groups: bool = False) -> dict:
+def run_seed(seed: int, max_shoppers: int = 6, every_k: bool = True, groups: bool = False,
+             batches: bool = False) -> dict:
     """One run: the plan once without a crash, then a crash after each commit k in one visit's life."""
-    plan = Plan.draw(seed, max_shoppers, groups)
+    plan = Plan.draw(seed, max_shoppers, groups, batches)
     wd = workdir()
     try:
         t0 = time.perf_counter()

@@ -86,6 +86,10 @@ function signedIn(data) {
   $("who").textContent = data.account.real_name;
   $("balance").textContent = cny(data.account.balance_fen);
   $("face-consent").checked = !!data.account.face_consent;
+  const adult = data.account.adult_from;  // (from the ID number at sign-up: only the day its holder is 18 is kept)
+  $("age").textContent = !adult ? t("Age not verified: cabinets of age-restricted goods will not open for you.")
+    : adult <= new Date().toISOString().slice(0, 10) ? t("Age verified: adult.")
+    : t("Age verified: adult from %(date)s.", {date: adult});
   if (document.activeElement !== $("door-name")) $("door-name").value = data.account.door_name || "";
   showVisit(data.visit);
 }
