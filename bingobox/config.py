@@ -532,6 +532,8 @@ class ScreenConfig(Strict):
                                                     "sources but the box itself: a guesser spread over many "
                                                     "addresses locks out only that name, for a minute")
     push_interval_s: float = Field(1.0, ge=0.2, le=10)
+    language: PanelLanguage = Field("en", description="the words the screen shows for counters, flags, alarms and "
+                                    "review causes (the identifiers stay in /metrics and the JSON); ?lang= overrides")
     max_streams: int = Field(20, ge=1, le=1000, description="live views (server-sent event streams) at once")
     max_connections: int = Field(64, ge=4, le=10000, description="HTTP connections at once; beyond: 503")
     allowed_hosts: list[str] | None = Field(None, description="Host header values accepted (DNS-rebinding guard); "

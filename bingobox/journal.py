@@ -235,6 +235,16 @@ class Journal(Database, AuditLog):
                 out[epc] = (r["id"], r["left_at"])
         return out
 
+    def visit_outcomes(self, ids: list[str]) -> dict[str, tuple[set[str], list[str]]]:
+        """Visit → (its basket's EPCs, its flags), for the visits among ``ids`` (at most 500 asked at once)."""
+        out: dict[str, tuple[set[str], list[str]]] = {}
+        ids = list(dict.fromkeys(ids))[:500]
+        if ids:
+            marks = ", ".join("?" * len(ids))
+            for r in self.all(f"SELECT id, basket, flags FROM visits WHERE id IN ({marks})", tuple(ids)):
+                out[r["id"]] = (set(json.loads(r["basket"])), json.loads(r["flags"]))
+        return out
+
     def list_visits(self, limit: int = 50) -> list[dict]:
         rows = self.all("SELECT id, account_id, state, amount_fen, flags, created_at FROM visits "
                         "ORDER BY created_at DESC LIMIT ?", (limit,))

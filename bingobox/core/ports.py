@@ -110,6 +110,8 @@ class Journal(Protocol):
 
     def recent_baskets(self, since: float) -> dict[str, tuple[str, float]]: ...
 
+    def visit_outcomes(self, ids: list[str]) -> dict[str, tuple[set[str], list[str]]]: ...
+
 
 class ChargeQueue(Protocol):
     """The durable charge outbox (``bingobox.wallet.outbox.Outbox``): intents written in a visit's transaction."""

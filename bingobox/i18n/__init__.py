@@ -12,6 +12,7 @@ from babel.messages.pofile import read_po
 
 from ..domain.panel import PanelMessage
 from .messages import CHROME, MESSAGES
+from .operator import WORDS
 
 log = logging.getLogger(__name__)
 LANGUAGES = ("en", "zh_Hans")  # en: the message ids themselves; the others: locale/<lang>/LC_MESSAGES/bingobox.po
@@ -58,3 +59,8 @@ def render(msg: PanelMessage, lang: str) -> dict[str, str]:
 
 def chrome(lang: str) -> dict[str, str]:
     return {k: gettext(v, lang) for k, v in CHROME.items()}
+
+
+def operator_words(lang: str) -> dict[str, str]:
+    """The status screen's words for the store's identifiers in ``lang`` (identifier → words)."""
+    return {k: gettext(v, lang) for k, v in WORDS.items()}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from typing import Any
 
@@ -65,6 +66,8 @@ def state_payload(view: View, store_id: str, open_alarms: int) -> dict:
         "review_rate": (view.get("reviews") or {}).get("review_rate", 0.0),
         "review_causes": (view.get("reviews") or {}).get("by_cause", {}),
         "restock": list(((view.get("stock_alerts") or {}).get("restock") or [])[:100]),
+        "stock": dict(list(((view.get("stock_alerts") or {}).get("counts") or {}).items())[:200]),
+        "expired_lots": sum(1 for x in (view.get("stock_alerts") or {}).get("expiring") or [] if x.get("expired")),
         "off_sale_zones": sorted(z for z, st in (view.get("zones") or {}).items() if st.get("off_sale"))[:32],
     }
 
@@ -167,6 +170,16 @@ def ha_discovery(ha_prefix: str, prefix: str, store_id: str, view: View, lockdow
     add("sensor", "charges_pending", "Charges pending", value_template="{{ value_json.charges_pending }}")
     add("binary_sensor", "gateway", "Wallet gateway", device_class="connectivity",
         value_template="{{ 'ON' if value_json.gateway_up else 'OFF' }}")
+    add("sensor", "restock", "Products to restock", value_template="{{ value_json.restock | length }}",
+        icon="mdi:package-variant", state_class="measurement")
+    add("sensor", "expired_lots", "Expired lots on the shelves", value_template="{{ value_json.expired_lots }}",
+        icon="mdi:calendar-alert", state_class="measurement")
+    for sku in ((view.get("stock_alerts") or {}).get("products") or [])[:100]:  # (the catalog's, each a sensor)
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", sku):
+            continue  # (a SKU that would have to be quoted inside a template: no sensor rather than an injection)
+        key = "stock_" + "".join(ch if ch.isalnum() else "_" for ch in sku)
+        add("sensor", key, f"Stock {sku}", value_template=f"{{{{ value_json.stock.get('{sku}', 0) }}}}",
+            unit_of_measurement="items", state_class="measurement", icon="mdi:package-variant-closed")
     for door in sorted(n for n, d in (view.get("devices") or {}).items() if d.get("kind") == "door"):
         key = "door_" + "".join(ch if ch.isalnum() else "_" for ch in door)
         add("binary_sensor", key, f"Door {door}", device_class="door",

@@ -33,6 +33,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import ValidationError
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from .. import i18n
 from ..actions import ACTIONS, MONEY_ACTIONS, MONEY_DECISIONS, DecideReview, Refund, ResolveDispute
 from ..core.store import short_account
 from ..panel_hub import PanelHub
@@ -98,13 +99,14 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool |
              push_interval_s: float = 1.0, view_requires_login: bool = False,
              allowed_hosts: list[str] | None = None, max_streams: int = 20,
              resolve_dispute: Callable[[str, Any], tuple[bool | None, str]] | None = None,
-             metrics_token: str | None = None, panels: PanelHub | None = None) -> FastAPI:
+             metrics_token: str | None = None, panels: PanelHub | None = None, language: str = "en") -> FastAPI:
     """``refund(idempotency_key, args)`` calls the wallet gateway (outside the control loop: it waits on the
     network) and says (True: refunded, False: refused, None: unknown) and why; ``resolve_dispute(operator, args)``
     likewise for a shopper's dispute.
     ``view_requires_login``: nothing of the store for anyone but logged-in operators (``/metrics``: or a scraper
     with ``metrics_token``).
     ``panels``: the door panels' messages (their pages need no login: each shows only its door's latest message).
+    ``language``: the words for the store's identifiers (``/api/words``; a page may ask for another shipped one).
     ``allowed_hosts``: the Host header values accepted (a page on another site rebinding its DNS name to the box
     is refused); None: any (tests only)."""
     app = FastAPI(title="bingobox status screen", docs_url=None, redoc_url=None)
@@ -156,6 +158,13 @@ def make_app(store: Store, auth: Auth, refund: Callable[[str, Any], tuple[bool |
     @app.get("/style.css")
     def style() -> Response:
         return Response(assets["style.css"], media_type="text/css")
+
+    @app.get("/api/words")
+    def words(lang: str | None = None) -> Response:
+        """The screen's words for counters, flags, alarms and review causes in ``lang`` (default: the screen's)."""
+        chosen = lang if lang in i18n.LANGUAGES else language
+        return Response(json.dumps({"lang": chosen, "words": i18n.operator_words(chosen)}, ensure_ascii=False),
+                        media_type="application/json", headers={"Cache-Control": "no-store"})
 
     def may_view(request: Request) -> bool:
         return not view_requires_login or session_of(request) is not None

@@ -34,7 +34,8 @@ class ScreenServer:
         app = make_app(store, auth, refund, sc.push_interval_s, sc.view_requires_login,
                        allowed_hosts=sc.hosts(), max_streams=sc.max_streams, resolve_dispute=resolve_dispute,
                        metrics_token=read_secret(sc.metrics_token_file, "the metrics token")
-                       if sc.metrics_token_file else None, panels=getattr(store, "panels", None))
+                       if sc.metrics_token_file else None, panels=getattr(store, "panels", None),
+                       language=sc.language)
         tls: dict[str, Any] = {"ssl_certfile": str(sc.tls_cert), "ssl_keyfile": str(sc.tls_key)} if sc.tls_cert else {}
         self.scheme = "https" if tls else "http"
         self.server = uvicorn.Server(uvicorn.Config(app, host=sc.host, port=sc.port, log_level="warning",

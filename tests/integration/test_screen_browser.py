@@ -8,6 +8,7 @@ import re
 import shutil
 
 import pytest
+import requests
 
 from bingobox_devkit.harness.demo import Demo
 from tests.helpers import ROOT, wait_until
@@ -72,7 +73,7 @@ def test_the_screen_follows_the_store_live_and_operators_act_on_it(store, page):
     expect(page.get_by_test_id("store-state")).to_have_text("ready")
     expect(page.locator("button.op").first).to_be_disabled()  # nobody logged in: view only
     expect(page.get_by_test_id("public-note")).to_be_visible()  # and a public view: no audit, ids shortened
-    expect(page.locator("#doors tr")).to_have_count(2)
+    expect(page.locator("#doors tr")).to_have_count(4)  # (the shopper doors and the two cabinets')
     expect(page.locator("#stock")).to_contain_text("shelf-1:")
     no_violations(page, "the status screen, public view")
     stray = "E2FFFFFFFFFFFFFFFFFF0001"  # a tag the catalog does not know, left on a shelf
@@ -138,7 +139,8 @@ def test_the_screen_follows_the_store_live_and_operators_act_on_it(store, page):
     # a forced door raises an alarm; the operator clears it
     store.act("door.force", door="exit")
     expect(page.locator("#alarms tr")).to_have_count(1)
-    expect(page.locator("#alarms")).to_contain_text("door_forced")
+    expect(page.locator("#alarms")).to_contain_text("door forced open")  # (words; the identifier its title)
+    expect(page.locator("#alarms td[title=door_forced]")).to_have_count(1)
     store.act("door.close", door="exit")
     page.locator("#alarms button").click()
     expect(page.locator("#alarms tr")).to_have_count(0)
@@ -156,7 +158,7 @@ def test_the_screen_follows_the_store_live_and_operators_act_on_it(store, page):
     r = store.new_shopper(3)
     store.take(r, 1)
     store.leave(r, face=False)
-    expect(page.get_by_test_id("review")).to_contain_text("recovery")
+    expect(page.get_by_test_id("review")).to_contain_text("exits with no open visit (recovered)")
     expect(page.get_by_test_id("review")).to_contain_text(r.account[:4])  # (shortened: the full id is evidence)
     expect(page.get_by_test_id("review-rate")).to_contain_text("needed a person")
     expect(page.locator("#review-count")).to_have_text("(1 waiting)")
@@ -175,6 +177,14 @@ def test_the_screen_follows_the_store_live_and_operators_act_on_it(store, page):
     assert done == [("lock_down", "ok"), ("release", "ok"), ("restock", "ok"), ("release", "ok"),
                     ("clear_alarm", "ok"), ("refund", "ok"), ("decide_review", "ok")]
     expect(page.locator("#audit")).to_contain_text("refund")
+    expect(page.locator("#counts")).to_contain_text("shoppers let in")  # counters in words, not identifiers
+
+    # the same screen in Chinese: the counters' words from the shared catalog, the identifiers kept in /metrics
+    page.goto(store.screen_url + "?lang=zh_Hans")
+    expect(page.locator("#counts")).to_contain_text("已放行进店人数")
+    assert page.evaluate("document.documentElement.lang") == "zh-Hans"
+    metrics = requests.get(store.screen_url + "metrics", timeout=5).text
+    assert 'bingobox_events_total{event="entries"}' in metrics and "已放行" not in metrics
 
 
 def test_actions_the_store_cannot_take_are_refused_with_the_reason(store):
@@ -189,9 +199,10 @@ def test_actions_the_store_cannot_take_are_refused_with_the_reason(store):
         r = http.post(f"{url}/api/actions/{name}", json=body or {}, headers=h, timeout=10)
         return r.status_code, r.json()
 
+    doors = "entrance, exit, fridge-door, bar-door"  # (the shopper doors and the cabinets')
     assert act("unlock", {"door": "back-door"}) == (409, {"ok": False, "error": "no_such_door", "state": "ready",
                                                           "outcome": "failed",
-                                                          "detail": "no door 'back-door' (doors: entrance, exit)"})
+                                                          "detail": f"no door 'back-door' (doors: {doors})"})
     assert act("release")[1]["error"] == "not_now"  # nothing to release from
     assert act("clear_alarm", {"alarm_id": 999})[1]["error"] == "no_such_alarm"
     code, body = act("refund", {"charge_id": "ch_nope", "amount_fen": 5, "reason": "test"})

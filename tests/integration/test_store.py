@@ -293,7 +293,8 @@ def test_the_store_on_a_shared_board_and_on_a_bus_with_a_dead_board(tmp_path, wi
     units = {u["unit"]: u for u in st["buses"]["rs485"]["units"]}
     assert units[10]["doors"] == ["fridge-1"] and units[10]["online"]  # the chilled zone's probe shares the line
     if wiring == "board":
-        assert sorted(units) == [1, 10] and units[1]["doors"] == ["entrance", "exit"]
+        assert sorted(units) == [1, 10, 11, 12] and units[1]["doors"] == ["entrance", "exit"]  # (+ the cabinets)
+        assert units[11]["doors"] == ["fridge-door"] and units[12]["doors"] == ["bar-door"] and units[12]["online"]
     else:
         assert doors["staff"]["state"] == "fault" and units[3]["breaker"] == "open"
         assert units[1]["no_reply"] == units[2]["no_reply"] == 0  # the dead board cost the others no reply

@@ -50,6 +50,17 @@ def test_state_has_no_personal_data_and_discovery_describes_the_store():
     assert "homeassistant/binary_sensor/bingobox_s1/door_entrance/config" in conf
     assert conf["homeassistant/switch/bingobox_s1/lockdown/config"]["command_topic"] == "bingobox/s1/ha/lockdown/set"
     assert all(c["availability_topic"] == "bingobox/s1/status" for c in conf.values())
+    # stock: a sensor per product of the catalog, one for what to restock, one for expired lots on the shelves
+    view["stock_alerts"] = {"counts": {"cola-330": 3}, "products": ["cola-330", "beer-500"],
+                            "restock": [{"sku": "beer-500", "count": 0, "minimum": 2}],
+                            "expiring": [{"lot": "X", "expired": True}, {"lot": "M", "expired": False}]}
+    st = m.state_payload(view, "s1", 3)
+    assert st["stock"] == {"cola-330": 3} and st["expired_lots"] == 1 and len(st["restock"]) == 1
+    conf = m.ha_discovery("homeassistant", "bingobox", "s1", view, lockdown_switch=False)
+    beer = conf["homeassistant/sensor/bingobox_s1/stock_beer_500/config"]
+    assert beer["value_template"] == "{{ value_json.stock.get('beer-500', 0) }}" and beer["state_topic"] == \
+        "bingobox/s1/state"
+    assert "homeassistant/sensor/bingobox_s1/restock/config" in conf
 
 
 def test_events_are_collected_once_in_order_without_accounts(tmp_path):

@@ -10,6 +10,23 @@ let last = null;
 const pendingRefunds = new Map();
 
 const $ = (id) => document.getElementById(id);
+// the store's identifiers (counters, flags, alarms, review causes) in words, in the screen's language (/api/words;
+// ?lang=zh_Hans or ?lang=en on the page's address for another); an identifier without words is shown as it is
+let words = {};
+const w = (id) => words[id] || id;
+const ws = (ids) => ids.map(w).join(", ");
+function cellWord(tr, id) { const td = cell(tr, w(id)); td.title = id; return td; }
+async function loadWords() {
+  const lang = new URLSearchParams(location.search).get("lang");
+  try {
+    const r = await fetch("/api/words" + (lang ? `?lang=${encodeURIComponent(lang)}` : ""));
+    const body = await r.json();
+    words = body.words || {};
+    document.documentElement.lang = body.lang === "zh_Hans" ? "zh-Hans" : "en";
+  } catch (e) { words = {}; }
+  if (last) render(last);
+}
+loadWords();
 const fen = (n) => (n / 100).toFixed(2) + " CNY";
 const ago = (t) => { const s = Math.max(0, Date.now() / 1000 - t); return s < 90 ? `${s.toFixed(0)} s ago` : `${(s / 60).toFixed(0)} min ago`; };
 
@@ -109,7 +126,7 @@ async function showVisit(id) {
   $("visit-id").textContent = body.id;
   const total = body.amount_fen === null || body.amount_fen === undefined ? "—" : fen(body.amount_fen);
   $("visit-summary").textContent = `account ${body.account_id} · ${body.state} · amount ${total}` +
-    (body.flags && body.flags.length ? ` · flags: ${body.flags.join(", ")}` : "");
+    (body.flags && body.flags.length ? ` · flags: ${ws(body.flags)}` : "");
   fill("visit-events", body.events || [], (tr, e) => {
     cell(tr, new Date(e.t * 1000).toLocaleTimeString()); cell(tr, e.kind); cell(tr, JSON.stringify(e.data));
   });
@@ -215,7 +232,7 @@ function render(s) {
   $("payments").textContent = `${gw}; ${pending}` + (ch.admission === false ? `; entry stopped: ${ch.admission_reason}` : "");
   $("payments").className = "payments" + (ch.gateway_ok === false || ch.admission === false ? " off" : "");
   const c = s.counts || {};
-  fill("counts", Object.entries(c), (tr, [k, v]) => { cell(tr, k); cell(tr, v); });
+  fill("counts", Object.entries(c), (tr, [k, v]) => { cellWord(tr, k); cell(tr, v); });
   const devices = Object.values(s.devices || {});
   fill("doors", devices.filter((d) => d.kind === "door"), (tr, d) => {
     cell(tr, d.name); cell(tr, d.state); cell(tr, d.door_open ? "open" : "closed");
@@ -238,7 +255,7 @@ function render(s) {
   });
   $("inside-count").textContent = `(${s.inside ?? 0})`;
   fill("visits", s.visits || [], (tr, v) => {
-    cell(tr, "").appendChild(visitLink(v.visit)); cell(tr, v.account); cell(tr, v.state + (v.flags.length ? ` [${v.flags.join(", ")}]` : ""));
+    cell(tr, "").appendChild(visitLink(v.visit)); cell(tr, v.account); cell(tr, v.state + (v.flags.length ? ` [${ws(v.flags)}]` : ""));
     cell(tr, v.items); cell(tr, v.face ? "yes" : "no"); cell(tr, `${v.since_s} s`);
   });
   const stock = $("stock");
@@ -286,9 +303,17 @@ function render(s) {
       (b.expired ? `EXPIRED ${b.expires}: pull it` : `until ${b.expires}` + (b.pct_off ? ` (−${b.pct_off}%)` : ""))).join("; ");
     stock.appendChild(x);
   }
+  const shrink = Object.entries((alerts.shrink || {}).by_sku || {});
+  if (shrink.length) {
+    const x = document.createElement("div");
+    x.className = "warn"; x.dataset.testid = "shrink";
+    x.textContent = "missing (gone from the shelves, charged to nobody, in no visit under review): " +
+      shrink.map(([sku, n]) => `${sku} ×${n}`).join(", ");
+    stock.appendChild(x);
+  }
   $("alarm-count").textContent = `(${(s.alarms || []).length} open)`;
   fill("alarms", s.alarms || [], (tr, a) => {
-    cell(tr, a.id); cell(tr, ago(a.t)); cell(tr, a.kind); cell(tr, a.device);
+    cell(tr, a.id); cell(tr, ago(a.t)); cellWord(tr, a.kind); cell(tr, a.device);
     cell(tr, "").appendChild(button("Clear", "clear_alarm", { alarm_id: a.id }));
   });
   fill("charges", s.recent_charges || [], (tr, ch) => {
@@ -307,10 +332,10 @@ function render(s) {
   $("review-count").textContent = `(${(s.review || []).length} waiting)`;
   $("review-rate").textContent = `Last 24 hours: ${rv.reviews || 0} of ${rv.visits || 0} visits needed a person ` +
     `(review rate ${(100 * (rv.review_rate || 0)).toFixed(1)} %)` +
-    (Object.keys(rv.by_cause || {}).length ? ": " + Object.entries(rv.by_cause).map(([k, n]) => `${k} ${n}`).join(", ") : "");
+    (Object.keys(rv.by_cause || {}).length ? ": " + Object.entries(rv.by_cause).map(([k, n]) => `${w(k)} ${n}`).join(", ") : "");
   fill("review", s.review || [], (tr, r) => {
     cell(tr, ago(r.opened_at)); cell(tr, "").appendChild(visitLink(r.visit_id)); cell(tr, r.account_id);
-    cell(tr, r.causes.join(", ")); cell(tr, r.visit_amount_fen === null ? null : fen(r.visit_amount_fen));
+    cell(tr, ws(r.causes)).title = r.causes.join(", "); cell(tr, r.visit_amount_fen === null ? null : fen(r.visit_amount_fen));
     const td = cell(tr, "");
     if (r.causes.includes("charge_failed")) td.appendChild(button("Charge again", "retry_charge", { visit_id: r.visit_id },
       `Charge visit ${r.visit_id} again (once the cause of the refusal is mended)?`));
