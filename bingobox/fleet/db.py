@@ -239,6 +239,19 @@ class FleetDB(AuditLog):
                                            "causes": json.loads(r["causes"]), "opened_at": r["opened_at"],
                                            "store_open": r["store_open"]} for r in rows]}
 
+    def review_evidence(self, store_id: str, visit_id: str) -> dict | None:
+        """What the store sent of a reviewed visit (its review_opened event: causes and evidence), or None."""
+        row = self.one("SELECT data, t FROM events WHERE store_id=? AND kind='review_opened' AND data LIKE ? "
+                       "ESCAPE '\\' ORDER BY received_at DESC LIMIT 1",
+                       (store_id, f'%"visit_id": "{_like(visit_id)}"%'))
+        if row is None:
+            return None
+        data = json.loads(row["data"])
+        if data.get("visit_id") != visit_id:
+            return None
+        return {"store_id": store_id, "visit_id": visit_id, "opened_at": row["t"], "causes": data.get("causes", []),
+                "evidence": data.get("evidence") or {}}
+
     def alarms_page(self, limit: int = 50, per_store: int = 3) -> list[dict]:
         """The newest open alarms for the page, at most ``per_store`` of each store (each row says how many its
         store has open): one store's flood of alarms cannot push every other store's off the page."""
@@ -288,3 +301,9 @@ class FleetDB(AuditLog):
                                     (now - KEEP_ALARMS_S,)).rowcount,
                 "audit": c.execute("DELETE FROM audit WHERE t < ?", (now - KEEP_ALARMS_S,)).rowcount,
             }
+
+
+
+def _like(text: str) -> str:
+    """``text`` inside a LIKE pattern (``ESCAPE '\\'``): its wildcards and quotes taken literally."""
+    return "".join("\\" + ch if ch in "%_\\" else ch for ch in text if ch != '"')

@@ -112,6 +112,7 @@ class ReviewData(BaseModel):
     visit_id: Name
     causes: list[Name] = Field(default_factory=list, max_length=20)
     decision: Literal["charge", "refund", "close"] | None = None
+    evidence: dict[str, Any] | None = None  # (review_opened: the visit's record, bounded by the event's size)
 
 
 class ResultIn(BaseModel):

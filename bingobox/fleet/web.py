@@ -117,6 +117,14 @@ def make_app(db: FleetDB, service: FleetService, auth: Auth, push_interval_s: fl
         got = db.store(store_id[:64])
         return JSONResponse(got) if got else _error(404, "no_such_store", f"no store {store_id[:64]!r}")
 
+    @app.get("/api/reviews/{store_id}/{visit_id}")
+    def review(store_id: str, visit_id: str, request: Request) -> JSONResponse:
+        """A visit in the chain's review queue with the evidence its store sent (nobody named in it)."""
+        if session(request) is None:
+            return _error(401, "not_logged_in", "log in to see the fleet")
+        got = db.review_evidence(store_id[:64], visit_id[:64])
+        return JSONResponse(got) if got else _error(404, "no_such_review", f"no review of {visit_id[:64]!r}")
+
     add_login_routes(app, auth, db.audit, COOKIE, "may_command")
 
     @app.post("/api/commands/{store_id}/{name}")

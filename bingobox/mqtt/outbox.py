@@ -12,6 +12,7 @@ import time
 
 from ..domain.visit import FINAL
 from ..journal import Journal
+from . import evidence
 
 _FINAL = tuple(str(s) for s in FINAL)
 _OUTCOMES = ("succeeded", "declined", "failed", "canceled")
@@ -91,6 +92,9 @@ def collect(journal: Journal, now: float | None = None, limit: int = 500) -> int
                                f"ORDER BY {tcol}, {rcol} LIMIT ?", (*args, last[0], last[0], last[1], limit))
         if rows:
             events = [(kind, r["t"] if tcol is None else r[tcol], payload(r)) for r in rows]
+            if kind == "review_opened":  # (the evidence one click away on the fleet page, nobody named)
+                for _, _, data in events:
+                    data["evidence"] = evidence.digest(journal, data["visit_id"])
             found.append((name, events, (0.0 if tcol is None else rows[-1][tcol], rows[-1][rcol])))
     if not found:
         return 0

@@ -190,3 +190,37 @@ def test_the_chain_s_review_queue_oldest_first_until_each_is_decided(db):
     assert page["oldest"][1]["store_open"] == 2 and page["oldest"][0]["causes"] == ["card_limit", "off_sale"]
     db.apply([ev("a", "review_decided", 4, NOW, visit_id="v_a1", causes=["unverified"], decision="close")])
     assert [r["visit_id"] for r in db.reviews_page()["oldest"]] == ["v_b1", "v_a2"]
+
+
+def test_a_review_s_evidence_reaches_the_fleet_without_the_shopper_and_one_click_away(db, tmp_path):
+    """The store's review_opened event carries the visit's record (stages, reads, basket, charge) with every key
+    that names a shopper taken out, bounded; the fleet answers it for the review's store and visit only."""
+    from bingobox.journal import Journal
+    from bingobox.mqtt import evidence, outbox
+
+    j = Journal(tmp_path / "store.db")
+    try:
+        outbox.collect(j, NOW - 10)  # (the cursors start)
+        with j.tx() as c:
+            c.execute("INSERT INTO visits (id, account_id, state, face_consent, created_at, updated_at, flags) "
+                      "VALUES ('v_1', 'acc_secret', 'left', 1, ?, ?, '[\"review\"]')", (NOW - 60, NOW))
+            for i in range(200):  # a long record: cut to its first and last events
+                c.execute("INSERT INTO visit_events (visit_id, t, kind, data) VALUES ('v_1', ?, 'tag_taken', ?)",
+                          (NOW - 50 + i * 0.1, json.dumps({"epc": f"E2{i:022X}", "account": "acc_secret",
+                                                           "reader": "shelf-1", "jti": "j" * 20})))
+        j.enqueue_review("v_1", ["unverified"], NOW)
+        assert outbox.collect(j, NOW) >= 1
+        (sent,) = [e for e in outbox.due(j, 0) if e["kind"] == "review_opened"]
+    finally:
+        j.close()
+    text = json.dumps(sent["data"])
+    assert "acc_secret" not in text and "jjjj" not in text and len(text) <= evidence.MAX_BYTES + 200
+    ev = sent["data"]["evidence"]
+    assert ev["flags"] == ["review"] and ev["events"][0]["data"] == {"epc": f"E2{0:022X}", "reader": "shelf-1"}
+    assert any(e["kind"] == "…" for e in ev["events"]) or ev.get("cut")
+    payload = m.dumps(m.event_payload("a", "review_opened", 7, NOW, sent["data"]))
+    got = db.apply([online("a"), ("a", "event/review_opened", payload, NOW)])
+    assert not got.refused
+    shown = db.review_evidence("a", "v_1")
+    assert shown["causes"] == ["unverified"] and shown["evidence"]["flags"] == ["review"]
+    assert db.review_evidence("b", "v_1") is None and db.review_evidence("a", "v_%") is None

@@ -44,7 +44,11 @@ function render(s) {
   });
   fill("reviews", (s.reviews || {}).oldest || [], (tr, r) => {
     cell(tr, ago(r.opened_at)); cell(tr, r.store_open > 1 ? `${r.store_id} (${r.store_open} open)` : r.store_id);
-    cell(tr, r.visit_id); cell(tr, r.causes.join(", "));
+    const open = document.createElement("button");
+    open.type = "button"; open.className = "link-button"; open.textContent = r.visit_id;
+    open.setAttribute("aria-label", `Evidence of visit ${r.visit_id} at ${r.store_id}`);
+    open.addEventListener("click", () => showEvidence(r.store_id, r.visit_id));
+    cell(tr, "").appendChild(open); cell(tr, r.causes.join(", "));
   });
   const restock = (s.stores_shown || []).flatMap((st) => [
     ...(st.off_sale_zones || []).map((z) => ({store: st.id, sku: `zone ${z}: OFF SALE`, count: "—", minimum: "—"})),
@@ -80,3 +84,20 @@ $("logout").addEventListener("click", async () => { await fetch("/api/logout", {
 for (const id of ["f-text", "f-status", "f-state"]) $(id).addEventListener("change", connect);
 $("f-text").addEventListener("input", connect);
 fetch("/api/me", {credentials: "same-origin"}).then(async (r) => { if (r.ok) setOperator(await r.json()); });
+
+// a reviewed visit's evidence, as its store sent it with the review (no shopper named in it)
+async function showEvidence(store, visit) {
+  const r = await fetch(`/api/reviews/${encodeURIComponent(store)}/${encodeURIComponent(visit)}`, {credentials: "same-origin"});
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) { $("evidence").hidden = true; return; }
+  const ev = body.evidence || {};
+  $("evidence").hidden = false;
+  $("evidence-visit").textContent = `${visit} (${store})`;
+  $("evidence-summary").textContent = `why: ${(body.causes || []).join(", ")} · state ${ev.state || "?"} · flags ${(ev.flags || []).join(", ") || "none"}` +
+    (ev.amount_fen == null ? "" : ` · amount ${(ev.amount_fen / 100).toFixed(2)} CNY`) +
+    ((ev.charges || []).length ? ` · charges ${ev.charges.map((c) => `${c.state} ${c.amount_fen}`).join(", ")}` : "") + (ev.cut ? " · (cut to size)" : "");
+  fill("evidence-events", ev.events || [], (tr, e) => {
+    cell(tr, e.t ? new Date(e.t * 1000).toLocaleTimeString() : ""); cell(tr, e.kind); cell(tr, JSON.stringify(e.data));
+  });
+}
+$("evidence-close").addEventListener("click", () => { $("evidence").hidden = true; });

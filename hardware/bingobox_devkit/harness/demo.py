@@ -37,6 +37,7 @@ from .basket_watch import BasketWatch
 from .process import ROOT, Proc, free_port
 
 FAULTS = ("gateway_drop", "gateway_errors", "gateway_outage", "unplug", "junk", "kill", "dead_board")
+FAULT_AFTERMATH_S = 5.0  # a visit this close after a fault ended counts as touched by it (review rate per fault)
 STOCK = 24  # tags per product on its shelf
 CATALOG = ROOT / "config/catalog.csv"
 
@@ -81,6 +82,7 @@ class Demo:
         ``take_expired``: how likely a shopper who reaches for an item of an expired lot keeps it (not charged;
         0: they put it back and take another, so a test's one item is always one that is charged)."""
         self.take_expired = take_expired
+        self.fault_spans: list[tuple[str, float, float]] = []  # (fault, from, until): for the review rate per fault
         self.cabinets = cabinets  # shoppers open the fridge and the age-restricted goods' cabinet now and then
         self.locked_away = {*storeconf.CHILLED, *storeconf.RESTRICTED}  # (behind the cabinets' doors)
         self.controller_command = controller_command
@@ -416,12 +418,15 @@ class Demo:
         if "dead_board" in self.faults:  # the staff door's board on the shoppers' bus dies for the whole run
             self.say("fault: dead_board (the staff door's board stops answering)")
             self.act("fault.silent", device="staff")
+        if "dead_board" in self.faults:
+            self.fault_spans.append(("dead_board", 0.0, float("inf")))
         plan = [f for f in FAULTS if f in self.faults and f != "dead_board"]
         i = 0
         while plan and not stop.wait(self.rng.uniform(3, 6)):
             f = plan[i % len(plan)]
             i += 1
             self.say(f"fault: {f}")
+            began = time.time()
             if f == "gateway_drop":
                 self.admin_post("/admin/faults", {"drop_rate": 0.5})
                 stop.wait(3)
@@ -446,6 +451,8 @@ class Demo:
             elif f == "kill":
                 self.procs["controller"].stop(signal.SIGKILL)
                 self.start_controller()
+            # (what a fault touches lasts a little past it: a read missed, a charge retried, a restart recovered)
+            self.fault_spans.append((f, began, time.time() + FAULT_AFTERMATH_S))
 
     # the run ---------------------------------------------------------------------------------------
     def run(self, after_setup: Callable[[], object] | None = None) -> dict:
@@ -494,6 +501,8 @@ class Demo:
         ledger = self.http.get(f"{self.gw}/admin/charges", headers={"X-Admin-Token": self.admin},
                                timeout=10).json()["data"]
         summary = oracle.summarise(self.dir / "store.db", ledger, shoppers, self.status(), self.goods)
+        if self.faults:
+            summary["review_by_fault"] = oracle.reviews_by_fault(self.dir / "store.db", self.fault_spans)
         return {**summary, "entry_retries": self.entry_retries, "faults": sorted(self.faults),
                 "seconds": round(seconds, 1), "run_dir": str(self.dir)}
 

@@ -114,6 +114,26 @@ def summarise(db: Path, ledger: list[dict], shoppers: Sequence[Shopper], status:
     return summary
 
 
+def reviews_by_fault(db: Path, spans: list[tuple[str, float, float]]) -> dict[str, dict]:
+    """Per fault the demo injected: the visits that ended and were in the store while it was on (``spans``: fault,
+    from, until), how many of them entered the review queue, and that rate. A visit under two faults counts for
+    both; ``none``: visits no fault touched."""
+    visits = [v for v in _rows(db, "SELECT id, created_at, left_at, updated_at, state FROM visits")
+              if v["state"] in ("left", "abandoned", "timed_out")]
+    reviewed = {r["visit_id"] for r in _rows(db, "SELECT visit_id FROM reviews")}
+    out: dict[str, dict] = {}
+    for v in visits:
+        end = v["left_at"] or v["updated_at"]
+        hit = sorted({f for f, a, b in spans if v["created_at"] <= b and end >= a}) or ["none"]
+        for f in hit:
+            row = out.setdefault(f, {"visits": 0, "reviews": 0})
+            row["visits"] += 1
+            row["reviews"] += v["id"] in reviewed
+    for row in out.values():
+        row["review_rate"] = round(row["reviews"] / row["visits"], 4)
+    return dict(sorted(out.items()))
+
+
 def _reviews(db: Path, visits: list[dict]) -> dict:
     """The review queue the run left (``review_rate``: visits that entered it / visits that ended; by cause)."""
     causes = [json.loads(r["causes"]) for r in _rows(db, "SELECT causes FROM reviews")]

@@ -57,6 +57,9 @@ def human(summary: dict[str, Any], title: str) -> str:
         f"  {'for review':<14}{rv.get('reviews', 0)} of {rv.get('visits', 0)} visits (review rate "
         f"{100 * (s.get('review_rate') or 0):.1f} %)"
         + "".join(f"   {k} {n}" for k, n in (rv.get("by_cause") or {}).items()),
+        *([f"  {'per fault':<14}" + "   ".join(
+            f"{f} {r['reviews']}/{r['visits']} ({100 * r['review_rate']:.0f} %)"
+            for f, r in s["review_by_fault"].items())] if s.get("review_by_fault") else []),
         *([f"  {'groups':<14}{s['groups']['groups']} groups, {s['groups']['people']} people on their codes   "
             f"companions out first by the button {s['groups']['companions_left_first']}"]
           if (s.get("groups") or {}).get("groups") else []),
