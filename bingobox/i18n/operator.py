@@ -20,6 +20,7 @@ WORDS: dict[str, str] = {
     "recovery": N_("exits with no open visit (recovered)"),
     "fail_open": N_("exits opened after a failure"),
     "alarms": N_("alarms raised"),
+    "stale_dropped": N_("camera frames too old to use"),
     "charged": N_("charges paid"),
     "declined": N_("charges declined"),
     "failed": N_("charges failed"),

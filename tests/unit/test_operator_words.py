@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from bingobox import i18n
 from bingobox.core.checkout import COUNTED
+from bingobox.core.telemetry import COUNTS
 from bingobox.domain import review
 from bingobox.domain.door import ALARM_STATES
 from bingobox.i18n.operator import WORDS
@@ -27,7 +28,8 @@ def _identifiers() -> set[str]:
     found |= set(re.findall(r'finish\(v, [a-z_]+, "([a-z_]+)"\)', text))
     found |= set(re.findall(r'emit\("fault", \{"fault": "([a-z_]+)"', text))
     found |= set(re.findall(r'"fault": "([a-z_]+)"', text))
-    found |= set(COUNTED.values()) | set(review.CAUSES) | set(review.CAUSES.values()) | set(ALARM_STATES.values())
+    found |= set(COUNTS) | set(COUNTED.values()) | set(ALARM_STATES.values())
+    found |= set(review.CAUSES) | set(review.CAUSES.values())
     return found
 
 

@@ -37,6 +37,7 @@ from .basket_watch import BasketWatch
 from .process import ROOT, Proc, free_port
 
 FAULTS = ("gateway_drop", "gateway_errors", "gateway_outage", "unplug", "junk", "kill", "dead_board")
+EXIT_WALK_S = 0.4  # from stepping into the exit area to reaching the exit door
 FAULT_AFTERMATH_S = 5.0  # a visit this close after a fault ended counts as touched by it (review rate per fault)
 STOCK = 24  # tags per product on its shelf
 CATALOG = ROOT / "config/catalog.csv"
@@ -54,6 +55,8 @@ class Shopper:
     error: str | None = None
     group: int = 1  # the shopper and their companions on one code (``--groups``)
     carried_first: list[str] = field(default_factory=list)  # a companion carried these out before the shopper left
+    exit_zone_at: float | None = None  # when they stepped into the exit area (wall clock; the exit camera sees them)
+    at_door_at: float | None = None  # … and when they reached the exit door
 
 
 def _identities(testdata: Path) -> list[tuple[list[Path], Path]]:
@@ -83,8 +86,8 @@ class Demo:
         0: they put it back and take another, so a test's one item is always one that is charged)."""
         self.take_expired = take_expired
         self.fault_spans: list[tuple[str, float, float]] = []  # (fault, from, until): for the review rate per fault
-        self.cabinets = cabinets  # shoppers open the fridge and the age-restricted goods' cabinet now and then
-        self.locked_away = {*storeconf.CHILLED, *storeconf.RESTRICTED}  # (behind the cabinets' doors)
+        self.cabinets = cabinets  # the fridge's and the bar's locked doors (shoppers open them now and then)
+        self.locked_away = {*storeconf.CHILLED, *storeconf.RESTRICTED} if cabinets else set()  # (behind them)
         self.controller_command = controller_command
         self.groups = groups  # some shoppers bring companions on their code
         self.inside = 0  # shoppers (groups) the script has inside now
@@ -147,7 +150,7 @@ class Demo:
         (d / "shown").mkdir()  # pictures a person shows the cameras (a screenshot of the wallet app's code)
         sim_cfg = storeconf.write(d / "sim.toml", storeconf.sim_config(self.seed, self.camera_fps,
                                                                        (Path(self.testdata), d / "shown"),
-                                                                       self.wiring, self.shelf_kind))
+                                                                       self.wiring, self.shelf_kind, self.cabinets))
         self.procs["sim"] = Proc("sim", ["sim", "--config", str(sim_cfg), "--run-dir", str(d / "sim"),
                                          "--control-port", "0"], d / "sim.log")
         self.procs["sim"].wait_line("ready")
@@ -162,7 +165,8 @@ class Demo:
         storeconf.write(d / "store.toml", storeconf.store_config(
             self.store_id, self.manifest["devices"], CATALOG, self.gw, d / "store-secret", d / "keys.json",
             d / "store.db", self.screen_port, (self.operator[0], hash_password(self.operator[1])), self.wiring,
-            self.shelf_kind, self.overrides, batches=self.goods.write_batches(d / "batches.csv")))
+            self.shelf_kind, self.overrides, batches=self.goods.write_batches(d / "batches.csv"),
+            cabinets=self.cabinets))
         self.start_controller()
         lay = tomllib.loads((d / "store.toml").read_text())["layout"]
         self.panels = {door: f"{self.screen_url}panel/{door}" for door in (lay["entry_door"], lay["exit_door"])}
@@ -360,11 +364,13 @@ class Demo:
         """Carry the items through the exit area, be recognised (or scan a fresh code), walk out."""
         with self.exit_lock:
             epcs = [e for _, e in s.took if e not in s.carried_first]
+            s.exit_zone_at = time.time()
             if epcs:
                 self.act("tags.add", reader="exit-area", epcs=epcs)
-            time.sleep(0.4)  # walking through the exit area to the camera
-            if s.face and face:
+            if s.face and face:  # (the exit camera covers the exit area: it sees them as they step into it)
                 self.act("camera.show", camera="exit-cam", image=str(s.face[1]), scale=0.8)
+            time.sleep(EXIT_WALK_S)  # walking through the exit area to the door
+            s.at_door_at = time.time()
             opened = self.wait_unlocked("exit", 6 if s.face and face else 0.5)
             if not opened:  # not recognised (or no face billing): scan a fresh code
                 s.used_qr_at_exit = True

@@ -77,8 +77,9 @@ class Soak:
             {f for f in (args.faults or "").split(",") if f and f != "none"}
         day = 86_400
         journal = {"keep_visits_days": args.keep_visits_days, "keep_refusals_days": args.keep_visits_days}
+        # (the store of the soak's published curves: no cabinets, so a rerun compares with them)
         self.demo = demo_mod.Demo(0, args.seed, faults, Path(args.run_dir).resolve(), Path(args.testdata),
-                                  verbose=not args.quiet, overrides={"journal": journal})
+                                  verbose=not args.quiet, overrides={"journal": journal}, cabinets=False)
         self.retention_s = args.keep_visits_days * day
         self.stop = threading.Event()
         self.shoppers: list[demo_mod.Shopper] = []

@@ -70,7 +70,7 @@ def doors_of(wiring: str) -> tuple[str, ...]:
 
 
 def sim_config(seed: int, fps: float = 15, image_dirs: tuple[Path, ...] = (), wiring: str = "own",
-               shelves: str = "m100") -> dict:
+               shelves: str = "m100", cabinets: bool = True) -> dict:
     """The simulated store: two doors (strikes) wired as ``wiring`` says, two shelves and the exit area, two
     cameras; ``image_dirs``: where the shoppers' photographs are (the only folders the simulator shows pictures
     from)."""
@@ -83,12 +83,13 @@ def sim_config(seed: int, fps: float = 15, image_dirs: tuple[Path, ...] = (), wi
                         "comm_watchdog_register": WATCHDOG_REGISTER,
                         **wires.get(n, {}), **LAMPS[wiring].get(n, {}), **COUNTER[wiring].get(n, {})}
                        for n in doors_of(wiring)],
-                     *[{"name": n, "unit": u, **_CAB} for n, u in CABINET_DOORS.items()]],
+                     *[{"name": n, "unit": u, **_CAB} for n, u in CABINET_DOORS.items() if cabinets]],
            "readers": [{"name": n, "round_s": 0.02, "rssi_noise": 2}
                        for n in ((*SHELVES, "exit-area") if shelves == "m100" else ("exit-area",))],
            "llrp_readers": [{"name": LLRP, "antennas": 4, "round_s": 0.1, "rssi_noise": 2, "bleed": 0.2}]
            if shelves == "llrp" else [],
-           "cameras": [*[{"name": n, "fps": fps} for n in CAMERAS], {"name": CABINET_CAM, "fps": min(fps, 5)}],
+           "cameras": [*[{"name": n, "fps": fps} for n in CAMERAS],
+                       *([{"name": CABINET_CAM, "fps": min(fps, 5)}] if cabinets else [])],
            "card_readers": [{"name": n} for n in CARD_READERS]}
     SimConfig.model_validate(cfg)
     return cfg
@@ -96,7 +97,8 @@ def sim_config(seed: int, fps: float = 15, image_dirs: tuple[Path, ...] = (), wi
 
 def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secret_file: Path, keys_file: Path,
                  journal: Path, screen_port: int, operator: tuple[str, str] | None, wiring: str = "own",
-                 shelves: str = "m100", overrides: dict | None = None, batches: Path | None = None) -> dict:
+                 shelves: str = "m100", overrides: dict | None = None, batches: Path | None = None,
+                 cabinets: bool = True) -> dict:
     """The controller's config for the simulated store (``devices``: the simulator's manifest); ``overrides``:
     sections to change or add (e.g. {"vision": {"agree_frames": 2}})."""
     door = {"energize_to_unlock": True, "unlock_s": 4, "held_open_s": 15,
@@ -106,7 +108,7 @@ def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secr
     doors = [{"name": n, **(wires[n] if n in wires else {"port": devices[n]["pty"]}), **LAMPS[wiring].get(n, {}),
               **COUNTER[wiring].get(n, {}), **door} for n in doors_of(wiring)]
     doors += [{"name": n, "unit": u, **_CAB, "energize_to_unlock": True, "rex_unlocks": False,
-               "rex_shunt_s": 0, "unlock_s": 10, "held_open_s": 60} for n, u in CABINET_DOORS.items()]
+               "rex_shunt_s": 0, "unlock_s": 10, "held_open_s": 60} for n, u in CABINET_DOORS.items() if cabinets]
     cfg = {
         "catalog": str(catalog),
         **({"batches": str(batches)} if batches else {}),
@@ -121,8 +123,9 @@ def store_config(store_id: str, devices: dict, catalog: Path, gateway: str, secr
                           "gone_after_s": 0.8, "keepalive_s": 0.25, "silence_timeout_s": 1.0, "reconnect_max_s": 2,
                           "zones": [{"antenna": i + 1, "name": n} for i, n in enumerate(SHELVES)]}]
         if shelves == "llrp" else [],
-        "cameras": [{"name": n, "source": devices[n]["stream"]} for n in (*CAMERAS, CABINET_CAM)],
-        "cabinets": CABINETS,
+        "cameras": [{"name": n, "source": devices[n]["stream"]}
+                    for n in (*CAMERAS, *([CABINET_CAM] if cabinets else []))],
+        "cabinets": CABINETS if cabinets else [],
         "card_readers": [{"name": n, "port": devices[n]["pty"], "door": d} for n, d in CARD_READERS.items()],
         "probes": [{**PROBE, "zone": ZONE["name"]}],
         "zones": [ZONE],
