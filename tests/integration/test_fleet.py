@@ -351,3 +351,81 @@ def test_the_shipped_broker_policy_keeps_each_user_to_its_own_session_and_topics
             c.loop_stop()
             c.disconnect()
         broker.stop()
+
+
+def test_a_review_decided_on_the_store_screen_reaches_the_receipt_and_the_fleet(chain):
+    """Issue 21's done-when: a visit the store was not sure of (an exit code with no open visit: a recovery) enters
+    the queue; the fleet page shows it and, a click away, its evidence without the shopper's account; the operator
+    closes it on the store's screen with a reason; the shopper's receipt in the wallet says how the store decided;
+    the fleet's queue no longer holds it."""
+    import re
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from bingobox_devkit.harness.demo import Shopper
+    from tests.integration.test_cards import App
+
+    d = chain.store
+    app = App(d, "11010519491231002X")
+    s = Shopper(7, app.account, None)
+    d.take(s, 1)
+    d.leave(s, face=False)  # never came in by their code: the exit code opens a recovery visit
+    wait_until(lambda: any(r["store_id"] == STORE for r in chain.state()["reviews"]["oldest"]), 20,
+               "the review at the fleet")
+    (review,) = [r for r in chain.state()["reviews"]["oldest"] if r["store_id"] == STORE]
+    visit = review["visit_id"]
+    assert "recovery" in review["causes"]
+    got = chain.http.get(f"{chain.url}api/reviews/{STORE}/{visit}", timeout=10).json()
+    kinds = [e["kind"] for e in got["evidence"]["events"]]
+    assert "exit_inventory" in kinds and app.account not in json.dumps(got)  # the evidence, nobody named
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        fleet = browser.new_page(viewport={"width": 1400, "height": 900})
+        fleet.set_default_timeout(15_000)
+        fleet.goto(chain.url)
+        fleet.get_by_label("Operator").fill(CHIEF[0])
+        fleet.get_by_label("Password").fill(CHIEF[1])
+        fleet.get_by_role("button", name="Log in").click()
+        fleet.get_by_role("button", name=f"Evidence of visit {visit} at {STORE}").click()
+        expect(fleet.get_by_test_id("evidence")).to_contain_text("exit_inventory")
+        expect(fleet.get_by_test_id("evidence")).to_contain_text("recovery")
+        # the store's screen: the operator closes the review with a reason the shopper will read
+        screen = browser.new_page(viewport={"width": 1400, "height": 900})
+        screen.set_default_timeout(15_000)
+        screen.goto(d.screen_url)
+        screen.fill("#login-name", d.operator[0])
+        screen.fill("#login-password", d.operator[1])
+        screen.click("#login button")
+        expect(screen.locator("#me-name")).to_have_text(d.operator[0])
+        screen.on("dialog", lambda dlg: dlg.accept("the exit reader saw what was charged: nothing more"))
+        screen.get_by_role("button", name=re.compile("^Close visit")).click()
+        expect(screen.get_by_test_id("message")).to_contain_text("closed without a charge")
+        # the fleet's queue lets it go
+        expect(fleet.get_by_test_id("reviews")).not_to_contain_text(visit)
+        browser.close()
+    assert not [r for r in chain.state()["reviews"]["oldest"] if r["visit_id"] == visit]
+
+    def decided() -> dict | None:
+        for r in app.call("GET", "receipts").json()["data"]:
+            review = ((r["record"] or {}).get("summary") or {}).get("review")
+            if r["visit_id"] == visit and review:
+                return review
+        return None
+
+    wait_until(decided, 20, "the decision on the shopper's receipt")
+    assert decided() == {"decision": "close", "reason": "the exit reader saw what was charged: nothing more",
+                         "amount_fen": None}
+    with sync_playwright() as pw:  # … and the shopper reads it in the wallet app
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, locale="en-US")
+        phone.set_default_timeout(15_000)
+        phone.goto(d.gw + "/app/")
+        phone.get_by_role("button", name="I have an account").click()
+        login = phone.locator("#login-form")
+        login.get_by_label("ID number").fill("11010519491231002X")
+        login.get_by_label("Password").fill("correct horse battery")
+        phone.get_by_role("button", name="Log in").click()
+        expect(phone.locator("article.receipt").first).to_contain_text(
+            "Checked by the store: nothing more to pay — the exit reader saw what was charged: nothing more")
+        expect(phone.locator("#age")).to_have_text("Age verified: adult.")  # (that ID number's holder is 77)
+        browser.close()
