@@ -118,8 +118,11 @@ class Attribution:
 
     def stranger_inside(self, t: float, flag: str, visit: Visit | None = None, uncounted: bool = False) -> None:
         """Someone without a visit came in (``uncounted``: any number of people may have, e.g. through doors a fire
-        released): every shopper inside is flagged and stops being "alone"; what was attributed to ``visit`` (the
-        one they came in with) since its entry goes back to the pool."""
+        released): every shopper inside stops being "alone"; what was attributed to ``visit`` (the one they came in
+        with) since its entry goes back to the pool. ``visit`` is flagged ``flag`` (an operator looks: their code let
+        someone in); so is everyone inside when nobody knows how many came in. The others are flagged
+        ``stranger_inside``: it is for their checkout to say whether the stranger was still inside then
+        (``stranger_at_exit``, reviewed) or had gone (their exit was as certain as any other)."""
         if uncounted:
             self.unwatched_at = t
         else:
@@ -127,9 +130,13 @@ class Attribution:
         inside = [v for v in self.book.inside() if v is not visit] + ([visit] if visit is not None else [])
         if not inside:
             return
-        with self.book.commit(inside, [(v, "flag", {"flag": flag}) for v in inside if flag not in v.flags]):
+
+        def flag_of(v: Visit) -> str:
+            return flag if uncounted or v is visit else "stranger_inside"
+        with self.book.commit(inside, [(v, "flag", {"flag": flag_of(v)}) for v in inside
+                                       if flag_of(v) not in v.flags]):
             for v in inside:
-                v.flag(flag)
+                v.flag(flag_of(v))
                 v.alone = False
             if visit is not None:
                 for epc, how in list(visit.basket.items.items()):

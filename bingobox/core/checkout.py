@@ -237,6 +237,9 @@ class Checkout:
             v.machine.fire("charge")
             if "recovery" in v.flags and total:
                 v.flag("review")
+            if "stranger_inside" in v.flags and att.unknown_inside():
+                # someone who came in without a code is still inside: they may be beside them at the exit
+                v.flag("stranger_at_exit")
             why_free = "card_limit" if "card_limit" in v.flags else "nothing to pay"
             if not total:
                 v.exit_granted_at = tx.now

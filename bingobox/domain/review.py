@@ -14,6 +14,7 @@ CAUSES: dict[str, str] = {
     "attributed_not_seen": "items_not_seen",  # taken off a shelf, not seen leaving: not charged
     "tailgating": "tailgating",  # more people on a code than it let in
     "possible_tailgater": "tailgating",  # the entrance forced open while they were inside
+    "stranger_at_exit": "tailgating",  # someone who came in without a code was still inside when they left
     "exit_not_seen": "exit_unidentified",  # the exit opened for them and nobody saw them go
     "left_before_decision": "exit_unidentified",  # they walked out through an opening for nobody
     "group_exit_unidentified": "exit_unidentified",  # an opening for nobody while their companions were inside

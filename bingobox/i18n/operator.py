@@ -36,6 +36,8 @@ WORDS: dict[str, str] = {
     "attributed_not_seen": N_("taken, not seen leaving"),
     "tailgating": N_("more people than the code let in"),
     "possible_tailgater": N_("the entrance was forced while inside"),
+    "stranger_inside": N_("someone without a code came in during the visit"),
+    "stranger_at_exit": N_("someone without a code was still inside at their exit"),
     "exit_not_seen": N_("nobody saw them leave"),
     "left_before_decision": N_("walked out before the decision"),
     "group_exit_unidentified": N_("a companion left unidentified"),

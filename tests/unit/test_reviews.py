@@ -113,7 +113,9 @@ def test_the_fleet_hears_of_reviews_opened_and_decided_without_the_account(rig):
     decide(rig, visit_id=v["id"], decision="close", reason="put back")
     mqtt_outbox.collect(rig.journal, now=rig.clock.t)
     events = {e["kind"]: json.loads(e["data"]) for e in rig.journal.all("SELECT kind, data FROM mqtt_outbox")}
-    assert events["review_opened"] == {"visit_id": v["id"], "causes": ["items_not_seen"]}
+    opened = events["review_opened"]
+    assert (opened["visit_id"], opened["causes"]) == (v["id"], ["items_not_seen"])
+    assert "attributed_not_seen" in opened["evidence"]["flags"]  # (the record, for the fleet page)
     assert events["review_decided"]["decision"] == "close" and events["review_decided"]["operator"] == "alice"
     assert "acc_2" not in json.dumps(events)
 
