@@ -8,6 +8,7 @@ import bisect
 import csv
 import itertools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -63,12 +64,26 @@ def marked_down(price_fen: int, pct: int) -> int:
     return price_fen * (100 - pct) // 100
 
 
-class BatchError(ValueError):
-    """An unusable batch list; ``problems`` holds one 'file:line: column: reason' line each."""
+class TableError(ValueError):
+    """An unusable CSV table; ``problems`` holds one 'file:line: column: reason' line each."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class BatchError(TableError):
+    """An unusable batch list."""
+
+
+def read_table(path: str | Path, what: str, error: type[TableError]) -> tuple[list[dict[str, str]], set[str]]:
+    """The rows and the column names of the CSV file ``path`` (``what`` it holds, for the error)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            return list(reader), set(reader.fieldnames or [])
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise error([f"{path}: cannot read the {what}: {e}"]) from None
 
 
 class Batches:
@@ -95,13 +110,7 @@ class Batches:
     def load(cls, path: str | Path, gtins: set[str]) -> Batches:
         """Read the CSV (gtin,serial_from,serial_to,lot,expires); every problem is reported as file:line: column.
         ``gtins``: the catalog's (a batch of a product it does not sell is a mistake)."""
-        try:
-            with open(path, newline="", encoding="utf-8") as f:
-                reader = csv.DictReader(f)
-                rows = list(reader)
-                columns = set(reader.fieldnames or [])
-        except (OSError, UnicodeDecodeError, csv.Error) as e:
-            raise BatchError([f"{path}: cannot read the batches: {e}"]) from None
+        rows, columns = read_table(path, "batches", BatchError)
         missing = {"gtin", "serial_from", "serial_to", "lot", "expires"} - columns
         if missing:
             raise BatchError([f"{path}:1: missing column(s) {', '.join(sorted(missing))}"])
@@ -123,7 +132,7 @@ class Batches:
         return cls([b for _, b in out])
 
 
-def _row(r: dict[str, str | None], gtins: set[str]) -> tuple[list[tuple[str, str]], Batch | None]:
+def _row(r: Mapping[str, str | None], gtins: set[str]) -> tuple[list[tuple[str, str]], Batch | None]:
     bad: list[tuple[str, str]] = []
     gtin = (r.get("gtin") or "").strip()
     if not valid_gtin(gtin):

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
 from . import sgtin
-from .batches import Batch, Batches, Markdowns, markdown_pct, marked_down, parse_markdowns
+from .batches import Batch, Batches, Markdowns, TableError, markdown_pct, marked_down, parse_markdowns, read_table
 
 
 @dataclass(frozen=True)
@@ -40,12 +39,8 @@ MAX_NAME = 100
 MAX_UNIT_FEN = 10_000_000
 
 
-class CatalogError(ValueError):
+class CatalogError(TableError):
     """An unusable catalog; ``problems`` holds one 'file:line: column: reason' line each."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 def _row_problems(r: dict[str, Any]) -> list[tuple[str, str]]:
@@ -90,13 +85,7 @@ class Catalog:
     def load(cls, path: str | Path, batches: str | Path | None = None, tz: tzinfo = UTC) -> Catalog:
         """Read the CSV (sku,name,price_fen; epc_prefix and/or gtin; optional markdowns) and the batches' CSV;
         every problem is reported, each as file:line: column."""
-        try:
-            with open(path, newline="", encoding="utf-8") as f:
-                reader = csv.DictReader(f)
-                rows = list(reader)
-                columns = set(reader.fieldnames or [])
-        except (OSError, UnicodeDecodeError, csv.Error) as e:
-            raise CatalogError([f"{path}: cannot read the catalog: {e}"]) from None
+        rows, columns = read_table(path, "catalog", CatalogError)
         missing = {"sku", "name", "price_fen"} - columns
         if not columns & {"epc_prefix", "gtin"}:
             missing.add("epc_prefix or gtin")
@@ -132,11 +121,9 @@ class Catalog:
             raise CatalogError(problems)
         if batches is None:
             return cls(entries, gtins, tz=tz)
-        from .batches import BatchError
-
         try:
             return cls(entries, gtins, Batches.load(batches, set(gtins)), tz)
-        except BatchError as e:
+        except TableError as e:  # (the batch list's problems, as the catalog's: one error for the config to show)
             raise CatalogError(e.problems) from None
 
     def products(self) -> list[Product]:

@@ -98,6 +98,17 @@ class Chain:
         self.broker.stop()
 
 
+def fleet_page(browser, chain: Chain):
+    """The fleet page in chromium, logged in as the chain's chief operator."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(15_000)
+    page.goto(chain.url)
+    page.get_by_label("Operator").fill(CHIEF[0])
+    page.get_by_label("Password").fill(CHIEF[1])
+    page.get_by_role("button", name="Log in").click()
+    return page
+
+
 @pytest.fixture
 def chain(tmp_path):
     c = Chain(tmp_path)
@@ -128,12 +139,7 @@ def test_a_store_on_the_fleet_page_and_in_home_assistant_alarm_and_lockdown(chai
         pytest.fail(f"no chromium at {CHROMIUM}: `make setup` installs Debian's chromium package")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.set_default_timeout(15_000)
-        page.goto(chain.url)
-        page.get_by_label("Operator").fill(CHIEF[0])
-        page.get_by_label("Password").fill(CHIEF[1])
-        page.get_by_role("button", name="Log in").click()
+        page = fleet_page(browser, chain)
         expect(page.get_by_test_id("link")).to_have_text("live")
         stores = page.get_by_test_id("stores")
         expect(stores).to_contain_text(STORE)
@@ -380,12 +386,7 @@ def test_a_review_decided_on_the_store_screen_reaches_the_receipt_and_the_fleet(
     assert "exit_inventory" in kinds and app.account not in json.dumps(got)  # the evidence, nobody named
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        fleet = browser.new_page(viewport={"width": 1400, "height": 900})
-        fleet.set_default_timeout(15_000)
-        fleet.goto(chain.url)
-        fleet.get_by_label("Operator").fill(CHIEF[0])
-        fleet.get_by_label("Password").fill(CHIEF[1])
-        fleet.get_by_role("button", name="Log in").click()
+        fleet = fleet_page(browser, chain)
         fleet.get_by_role("button", name=f"Evidence of visit {visit} at {STORE}").click()
         expect(fleet.get_by_test_id("evidence")).to_contain_text("exit_inventory")
         expect(fleet.get_by_test_id("evidence")).to_contain_text("recovery")
