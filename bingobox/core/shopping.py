@@ -68,7 +68,7 @@ class Shopping:
                     for v in entered:
                         v.machine.fire("door_closed")
         elif ev.kind == "alarm" and ev.data.get("alarm") == "door_forced":
-            core.attribution.stranger_inside(ev.t, "possible_tailgater")  # someone came in without a code
+            core.attribution.stranger_inside(ev.t, "stranger_inside")  # someone came in without a code (no host)
 
     def passage_open(self, v: Visit, t: float) -> bool:
         """Is the entrance unlocked for ``v``'s next companion (granted, not yet used, within the door's window)?"""

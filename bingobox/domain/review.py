@@ -13,7 +13,7 @@ CAUSES: dict[str, str] = {
     "charge_failed": "charge_failed",  # the gateway refused the charge for good
     "attributed_not_seen": "items_not_seen",  # taken off a shelf, not seen leaving: not charged
     "tailgating": "tailgating",  # more people on a code than it let in
-    "possible_tailgater": "tailgating",  # the entrance forced open while they were inside
+    "possible_tailgater": "tailgating",  # the entrance forced open while they were inside (journals before 3a55433)
     "stranger_at_exit": "tailgating",  # someone who came in without a code was still inside when they left
     "exit_not_seen": "exit_unidentified",  # the exit opened for them and nobody saw them go
     "left_before_decision": "exit_unidentified",  # they walked out through an opening for nobody

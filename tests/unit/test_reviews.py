@@ -141,3 +141,36 @@ def test_a_refund_goes_through_the_gateway_once_then_the_review_is_decided(rig):
     assert rig.journal.review_of(v["id"])["decision"] == "refund"
     too_much = a.DecideReview(visit_id=v["id"], decision="refund", amount_fen=351, reason="x")
     assert Money(ok, rig.journal).resolve("alice", too_much)[0] is False  # decided already
+
+
+def test_a_shopper_beside_a_stranger_is_reviewed_only_if_the_stranger_is_still_inside_when_they_leave(rig):
+    """A forced entrance lets a stranger in: the shoppers inside are flagged (stranger_inside) and stop being alone.
+    One leaving while the stranger is still counted inside is reviewed (stranger_at_exit, cause tailgating); once the
+    stranger has gone out through an exit opened for nobody, the next one's exit is as certain as anyone's."""
+    from bingobox.devices.events import DeviceEvent
+
+    a, b = rig.enter("acc_1"), rig.enter("acc_2")
+    rig.core.handle(DeviceEvent("entrance", "alarm", {"alarm": "door_forced"}, rig.clock.t))
+    rig.run()
+    assert all("stranger_inside" in json.loads(rig.visit_of(acc)["flags"]) for acc in ("acc_1", "acc_2"))
+    assert rig.journal.all("SELECT * FROM reviews") == []  # (nobody is reviewed for being beside them)
+    shop_and_leave_visit(rig, a, epc(COLA, 5))
+    assert "stranger_at_exit" in json.loads(rig.visit_of("acc_1")["flags"])
+    rig.door("exit", "door_opened")  # the exit opens for nobody: the stranger goes out
+    rig.door("exit", "door_closed")
+    rig.at(2)
+    shop_and_leave_visit(rig, b, epc(CHIPS, 5))
+    assert "stranger_at_exit" not in json.loads(rig.visit_of("acc_2")["flags"])
+    causes = {r["visit_id"]: json.loads(r["causes"]) for r in rig.journal.all("SELECT * FROM reviews")}
+    assert causes == {a["id"]: ["tailgating"]}
+    assert [c["amount_fen"] for c in rig.client.charges] == [350, 650]  # (money as ever: the exit reader's)
+
+
+def shop_and_leave_visit(rig, v, item):
+    rig.at(2)
+    rig.reader.read(rig.clock.t - 0.3, item, n=20)
+    rig.core.handle(FaceDecided(FaceDecision(v["id"], 0.4, 0.2, "matched", v["id"]), rig.clock.t - 0.1, {}))
+    rig.run()
+    rig.send()
+    rig.door("exit", "door_opened")
+    rig.door("exit", "door_closed")
