@@ -17,8 +17,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def store(tmp_path):
+    # (no cabinets: their camera and boards are load these timed panel checks do not need)
     d = Demo(0, seed=6, faults=set(), run_dir=tmp_path / "store", testdata=ROOT / "tests/data", verbose=False,
-             overrides={"panels": {"language": "zh_Hans", "languages": {"exit": "en"}}})
+             overrides={"panels": {"language": "zh_Hans", "languages": {"exit": "en"}}}, cabinets=False)
     d.setup()
     yield d
     d.close()
