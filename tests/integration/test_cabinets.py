@@ -67,3 +67,15 @@ def test_cabinets_open_for_whom_they_may_and_say_why_not(store):
     wait_until(lambda: panel_key(d, "fridge-door") == "cabinet.refused.off_sale", 5, "told why")
     assert not d.wait_unlocked("fridge-door", 1.5)
     d.leave(minor)
+
+
+def test_a_setup_that_fails_part_way_leaves_no_process_running(tmp_path):
+    """A store config the controller's schema refuses, written after the gateway and the simulator started: both
+    are stopped (a failed fixture once left them running beside every later test)."""
+    import pydantic
+
+    d = Demo(0, seed=1, faults=set(), run_dir=tmp_path / "store", testdata=ROOT / "tests/data", verbose=False,
+             overrides={"visits": {"no_such_setting": 1}})
+    with pytest.raises(pydantic.ValidationError):
+        d.setup()
+    assert d.procs and all(p.p.poll() is not None for p in d.procs.values())

@@ -123,6 +123,14 @@ class Demo:
 
     # setting up the store --------------------------------------------------------------------------
     def setup(self) -> None:
+        """Start the store's processes; if any step fails, stop those already started (nothing left running)."""
+        try:
+            self._setup()
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self) -> None:
         d = self.dir
         if d.exists() and any(d.iterdir()):
             if not (d / "store.toml").exists():
