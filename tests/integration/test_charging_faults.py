@@ -5,7 +5,6 @@ terminal process is killed with SIGKILL at random points and restarted on the sa
 import json
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,12 @@ from collections import Counter
 import pytest
 
 from bingobox.journal import Journal
+from bingobox_devkit.harness.process import free_port
 from tests.drill_terminal import amount_for
 from tests.helpers import ROOT, STORE_ID, STORE_SECRET, Gateway
 
 pytestmark = pytest.mark.integration
 VISITS = 150
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_no_charge_lost_or_doubled_under_faults_and_kills(tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -12,6 +11,7 @@ import time
 from pathlib import Path
 
 from ..paths import repo
+from ..ports import free_port  # noqa: F401  (the harness's callers import it from here)
 
 try:
     ROOT = repo()  # (the checkout: the processes run there)
@@ -70,7 +70,3 @@ class Proc:
         self.log.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -19,6 +19,7 @@ import time
 
 from bingobox_devkit.sim import llrp_codec as L
 
+from ..ports import bind_listener
 from .config import SimLlrpReader, check_epc
 from .serial_device import SerialFaults
 
@@ -55,9 +56,7 @@ class VirtualLlrpReader:
     def plug(self) -> None:
         if self.plugged:
             return
-        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind(("127.0.0.1", self.port))
+        srv = bind_listener(self.port)
         self.port = srv.getsockname()[1]  # (the same port again after a replug)
         srv.listen(4)
         self._server, self.plugged = srv, True

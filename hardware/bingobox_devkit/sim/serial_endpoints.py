@@ -20,6 +20,8 @@ import tty
 from collections.abc import Callable
 from pathlib import Path
 
+from ..ports import bind_listener
+
 log = logging.getLogger(__name__)
 
 Receiver = Callable[[bytes, "Endpoint"], None]
@@ -174,9 +176,12 @@ class TcpEndpoint(Endpoint):
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind((self.host, self.port))
+        if self.host == "127.0.0.1":
+            srv = bind_listener(self.port)
+        else:
+            srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            srv.bind((self.host, self.port))
         srv.listen(2)
         self.port = srv.getsockname()[1]  # keep the same port across unplug/replug
         self.name = f"tcp:{self.port}"

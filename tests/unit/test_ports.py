@@ -1,0 +1,27 @@
+"""The devkit's free ports lie outside the kernel's ephemeral range, so no client socket can take one first."""
+
+import socket
+
+from bingobox_devkit.ports import _ephemeral_range, bind_listener, free_port
+
+
+def test_free_ports_are_outside_the_ephemeral_range_bindable_and_never_given_twice():
+    lo, hi = _ephemeral_range()
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
+    assert all(not lo <= p <= hi for p in ports)
+    for p in ports[:20]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", p))
+
+
+def test_a_listener_on_port_zero_gets_a_port_outside_the_range_and_can_be_bound_again_after_closing():
+    lo, hi = _ephemeral_range()
+    srv = bind_listener(0)
+    port = srv.getsockname()[1]
+    srv.listen(1)
+    assert not lo <= port <= hi
+    srv.close()
+    again = bind_listener(port)
+    assert again.getsockname()[1] == port
+    again.close()
