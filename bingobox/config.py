@@ -421,6 +421,11 @@ class VisitsConfig(Strict):
                                  "reader's rounds (a round misses a tag now and then: at 10 % a round, 5 rounds miss "
                                  "it once in 10^5 windows, 8 once in 10^8; only a window cut short by the exit "
                                  "closing just before, or by a restart, waits for more rounds after the frame)")
+    exit_settle_s: float = Field(0.0, ge=0, le=3, description="the exit window also holds the exit reader's rounds "
+                                 "until this long after the identifying frame. 0 suits a camera that sees shoppers "
+                                 "at the door, when their goods have been in the reader's field for a while. A camera "
+                                 "that identifies them as they step into the exit area needs the time their goods "
+                                 "take to be read (0.3 s for the simulated store); the walk to the door hides it")
     exit_inventory_timeout_s: float = Field(1.5, ge=0.1, le=10, description="wait this long for the exit reader to "
                                             "look after an identification, then charge the basket as it is")
     exit_unseen_close_s: float = Field(60, ge=5, le=3600, description="a granted exit whose door cycle was not seen "
@@ -436,6 +441,14 @@ class VisitsConfig(Strict):
                                       "it (or above the gateway's own limit in the card list) waits for an operator")
     card_list_every_s: float = Field(60, ge=5, le=3600, description="fetch the gateway's signed list of bound cards "
                                      "this often (a card removed in the app stops working within one fetch)")
+
+    @model_validator(mode="after")
+    def _settle_within_timeout(self) -> VisitsConfig:
+        if self.exit_settle_s + 0.5 > self.exit_inventory_timeout_s:
+            raise ValueError(f"exit_settle_s ({self.exit_settle_s}) must end at least 0.5 s before "
+                             f"exit_inventory_timeout_s ({self.exit_inventory_timeout_s}): the window would never "
+                             "close before the store gives up waiting for it")
+        return self
 
 
 class VisionConfig(Strict):

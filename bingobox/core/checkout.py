@@ -134,7 +134,7 @@ class Checkout:
             v.inventory_deadline = now + core.settings.exit_inventory_timeout_s
             core.face_billing.publish_candidates()
             assert core.exit_reader is not None  # (not ready: there is a reader to wait for)
-            core.exit_reader.when_ready(start, frame_t, core.settings.exit_min_rounds,
+            core.exit_reader.when_ready(start, frame_t + core.settings.exit_settle_s, core.settings.exit_min_rounds,
                                         lambda: core.post(InventoryReady(v.id)), core.settings.exit_inventory_timeout_s)
             self._checking(v)
         except CodeUsed:
@@ -170,7 +170,7 @@ class Checkout:
         try:
             if r is None or not r.online():
                 return True, None
-            epcs = r.window(start, frame_t, self.core.settings.exit_min_rounds)
+            epcs = r.window(start, frame_t + self.core.settings.exit_settle_s, self.core.settings.exit_min_rounds)
         except Exception:  # a failing reader is an absent one: the basket as attributed, flagged (never kept inside)
             log.exception("exit reader failed: charging what was attributed")
             return True, None

@@ -548,3 +548,39 @@ def test_a_people_counter_says_when_two_came_in_on_one_grant(rig):
     rig.door("entrance", "passage")
     rig.door("entrance", "passage")
     assert rig.alarms().count("tailgating") == 1
+
+
+@pytest.mark.parametrize("settle", [0.0, 0.3])
+def test_identified_on_approach_the_window_waits_for_the_goods_to_be_read(tmp_path, settle):
+    """The camera sees the shopper as they step into the exit area; their goods reach the reader's field with them.
+    Without ``exit_settle_s`` the window ends at the first round after the frame and misses the cola (not charged,
+    flagged ``attributed_not_seen``; the next shopper's window could read it); with it the cola is charged."""
+    rig = Rig(tmp_path / "store.db")
+    rig.cfg.visits = rig.cfg.visits.model_copy(update={"exit_settle_s": settle})
+    rig.restart()
+    a = rig.enter("acc_a")
+    rig.shelf("tag_gone", epc(COLA, 1))
+    rig.at(5)
+    t_face = rig.clock.t
+    rig.reader.read(t_face - 1.0, n=34)  # the empty exit area, rounds of 30 ms up to the frame
+    rig.reader.read(t_face + 0.01, n=1)  # the round in progress at the frame: the goods not yet in the field
+    rig.core.handle(FaceDecided(Decision(a["id"], 0.4, 0.2, "matched", a["id"]), t_face, {}))
+    rig.run()
+    rig.reader.read(t_face + 0.05, epc(COLA, 1), n=12)  # read from the next round on
+    for ready in rig.reader.waiting:
+        ready()
+    rig.run()
+    rig.send()
+    v = rig.visit_of("acc_a")
+    if settle:
+        assert json.loads(v["basket"]) == {epc(COLA, 1): "shelf:shelf-1"} and v["amount_fen"] == 350
+    else:
+        assert json.loads(v["basket"]) == {} and "attributed_not_seen" in json.loads(v["flags"])
+    rig.journal.close()
+
+
+def test_a_settle_time_the_inventory_timeout_cannot_cover_is_refused():
+    from bingobox.config import VisitsConfig
+    with pytest.raises(ValueError, match="exit_settle_s"):
+        VisitsConfig.model_validate({"exit_settle_s": 1.2, "exit_inventory_timeout_s": 1.5})
+    assert VisitsConfig.model_validate({"exit_settle_s": 0.3}).exit_settle_s == 0.3
