@@ -216,6 +216,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "the store lists and alarms it)")
     de.add_argument("--groups", action="store_true", help="about half the shoppers bring one or two companions on "
                     "their code (a door passage each; some leave first by the exit button)")
+    de.add_argument("--approach", action="store_true", help="the exit camera sees shoppers as they step into the "
+                    "exit area, with their goods, not at the door (the store sets exit_settle_s)")
+    de.add_argument("--repeat-faces", action="store_true", help="let a face be inside twice at once (the demo's "
+                    "photographed people are fewer than a crowd; by default a shopper whose face is inside waits)")
     de.add_argument("--json", action="store_true", help="one-line JSON summary")
     de.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     de.add_argument("--run-dir", help="where the processes keep their files (default run/demo-PID)")
@@ -255,6 +259,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--exits", type=int, default=100, help="store bench: drive at least this many exits")
     b.add_argument("--concurrency", type=int, default=3, help="store bench: shoppers in the store at once")
     b.add_argument("--seed", type=int, default=1, help="store bench: the scripted shoppers' seed")
+    b.add_argument("--approach", action="store_true", help="store bench: the exit camera sees shoppers as they "
+                   "step into the exit area (frame → acknowledged then includes the store's exit_settle_s)")
     b.add_argument("--testdata", default=testdata())
     b.set_defaults(fn=cmd_bench)
 

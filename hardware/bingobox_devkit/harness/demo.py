@@ -38,6 +38,7 @@ from .process import ROOT, Proc, free_port
 
 FAULTS = ("gateway_drop", "gateway_errors", "gateway_outage", "unplug", "junk", "kill", "dead_board")
 EXIT_WALK_S = 0.4  # from stepping into the exit area to reaching the exit door
+APPROACH_SETTLE_S = 0.25  # seen on approach: the exit reader's rounds this long after the frame join the window
 FAULT_AFTERMATH_S = 5.0  # a visit this close after a fault ended counts as touched by it (review rate per fault)
 STOCK = 24  # tags per product on its shelf
 CATALOG = ROOT / "config/catalog.csv"
@@ -78,12 +79,21 @@ class Demo:
                  concurrency: int = 3, verbose: bool = True, screen_port: int = 0, camera_fps: float = 15,
                  browse_s: float = 0.0, wiring: str = "own", shelves: str = "m100", mqtt: dict | None = None,
                  overrides: dict | None = None, controller_command: list[str] | None = None,
-                 groups: bool = False, take_expired: float = 0.0, cabinets: bool = True) -> None:
+                 groups: bool = False, take_expired: float = 0.0, cabinets: bool = True,
+                 approach: bool = False, repeat_faces: bool = False) -> None:
         """``mqtt``: the store's [mqtt] section (url, username, password_file, command_secret_file, …);
         ``overrides``: sections of the store's config to change (e.g. {"journal": {"keep_visits_days": 0.02}});
         ``controller_command``: how to run the controller's ``bingobox`` (another venv's: the product alone);
         ``take_expired``: how likely a shopper who reaches for an item of an expired lot keeps it (not charged;
-        0: they put it back and take another, so a test's one item is always one that is charged)."""
+        0: they put it back and take another, so a test's one item is always one that is charged);
+        ``approach``: the exit camera sees each shopper as they step into the exit area, with their goods, not at
+        the door; the store waits ``APPROACH_SETTLE_S`` after the frame for the goods to be read (``exit_settle_s``)
+        and the walk to the door hides it."""
+        self.approach = approach
+        # a person is inside once at a time: a shopper whose face is inside already waits (``repeat_faces``: not)
+        self.repeat_faces = repeat_faces
+        self.faces_inside: collections.Counter[Path] = collections.Counter()
+        self.most_of_one_face_inside = 0  # (reported: 1 unless repeat_faces)
         self.take_expired = take_expired
         self.fault_spans: list[tuple[str, float, float]] = []  # (fault, from, until): for the review rate per fault
         self.cabinets = cabinets  # the fridge's and the bar's locked doors (shoppers open them now and then)
@@ -96,6 +106,8 @@ class Demo:
         self.wiring = wiring
         self.mqtt = mqtt
         self.overrides = {**(overrides or {}), **({"mqtt": mqtt} if mqtt else {})}
+        if approach:
+            self.overrides["visits"] = {"exit_settle_s": APPROACH_SETTLE_S, **self.overrides.get("visits", {})}
         self.shelf_kind = shelves  # M100 readers, or the antennas of one LLRP reader
         self.screen_port = screen_port or free_port()  # fixed for the run: a restarted controller keeps the URL
         self.screen_url: str | None = None
@@ -375,14 +387,16 @@ class Demo:
             s.exit_zone_at = time.time()
             if epcs:
                 self.act("tags.add", reader="exit-area", epcs=epcs)
-            # walking through the exit area to the door, where the camera sees them. (Shown as they step into the
-            # area instead, the store's exit window can close before the reader has read what they carry: a round
-            # or two after the frame. The CI's all-faults demo charged one shopper's chips to the next. Until the
-            # window waits for rounds after the frame, the camera sees the shopper at the door.)
+            show = s.face[1] if s.face and face else None
+            if show and self.approach:  # seen as they step into the exit area, with their goods
+                self.act("camera.show", camera="exit-cam", image=str(show), scale=0.8)
+            # walking through the exit area to the door. (Seen at the door, the goods have been in the reader's
+            # field for the walk; seen on approach, the store waits ``exit_settle_s`` for them: without it the
+            # window can close before the reader has read them, and a CI demo once charged them to the next shopper.)
             time.sleep(EXIT_WALK_S)
             s.at_door_at = time.time()
-            if s.face and face:
-                self.act("camera.show", camera="exit-cam", image=str(s.face[1]), scale=0.8)
+            if show and not self.approach:
+                self.act("camera.show", camera="exit-cam", image=str(show), scale=0.8)
             opened = self.wait_unlocked("exit", 6 if s.face and face else 0.5)
             if not opened:  # not recognised (or no face billing): scan a fresh code
                 s.used_qr_at_exit = True
@@ -483,7 +497,7 @@ class Demo:
         shoppers = []
         for i in range(self.n):
             low = self.rng.random() < 0.1  # some wallets are nearly empty: declined, recorded as debt
-            # (a person comes back every len(faces) shoppers: never two of them inside at once below that concurrency)
+            # (a person comes back every len(faces) shoppers; never inside twice at once: see ``_next``)
             face = faces[i % len(faces)] if faces and self.rng.random() < 0.7 else None
             shoppers.append(self.new_shopper(i, 50 if low else 1_000_000, face))
             if self.groups and self.rng.random() < 0.5:
@@ -497,8 +511,10 @@ class Demo:
         while pending or running:
             running = [t for t in running if t.is_alive()]
             while pending and len(running) < self.concurrency:
-                s = pending.pop(0)
-                t = threading.Thread(target=self.shop, args=(s,), daemon=True)
+                s = self._next(pending)
+                if s is None:  # everyone waiting is someone inside already
+                    break
+                t = threading.Thread(target=self._shop_once, args=(s,), daemon=True)
                 t.start()
                 running.append(t)
                 time.sleep(0.5)
@@ -510,9 +526,30 @@ class Demo:
         baskets = self.basket_watch.stop()
         summary = self.settle_and_summarise(shoppers, time.monotonic() - t0)
         groups = [sh for sh in shoppers if sh.group > 1]
-        return {**summary, "basket_ms": baskets,
+        return {**summary, "basket_ms": baskets, "most_of_one_face_inside": self.most_of_one_face_inside,
                 "groups": {"groups": len(groups), "people": sum(sh.group for sh in groups),
                            "companions_left_first": self.companions_first}}
+
+    def _next(self, pending: list[Shopper]) -> Shopper | None:
+        """The first waiting shopper who is not inside already (the same face twice inside at once is the same
+        person twice, which the store rightly cannot tell apart); their face is marked inside."""
+        with self.shelf_lock:
+            for i, s in enumerate(pending):
+                key = s.face[1] if s.face else None
+                if key is None or self.repeat_faces or not self.faces_inside[key]:
+                    if key is not None:
+                        self.faces_inside[key] += 1
+                        self.most_of_one_face_inside = max(self.most_of_one_face_inside, self.faces_inside[key])
+                    return pending.pop(i)
+        return None
+
+    def _shop_once(self, s: Shopper) -> None:
+        try:
+            self.shop(s)
+        finally:
+            with self.shelf_lock:
+                if s.face:
+                    self.faces_inside[s.face[1]] -= 1
 
     def settle_and_summarise(self, shoppers: list[Shopper], seconds: float) -> dict:
         oracle.settle(self.dir / "store.db")
@@ -552,7 +589,7 @@ def main(args) -> int:
     demo = Demo(args.shoppers, args.seed, faults, run_dir, Path(args.testdata), args.concurrency,
                 verbose=not args.quiet, screen_port=args.screen_port, camera_fps=args.camera_fps,
                 browse_s=args.browse_s, wiring=args.wiring, shelves=args.shelves, mqtt=mqtt, groups=args.groups,
-                take_expired=args.take_expired)
+                take_expired=args.take_expired, approach=args.approach, repeat_faces=args.repeat_faces)
     try:
         summary = demo.run()
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
