@@ -1,5 +1,5 @@
-"""Faces with face_recognition (dlib): detection on a reduced frame, encoding of the face crop only, quality
-gates for enrolment, and the exit decision rule.
+"""Faces with face_recognition's models and calls (``dlib_models``: only the three it uses are loaded): detection on a
+reduced frame, encoding of the face crop only, quality gates for enrolment, and the exit decision rule.
 
 The decision rule (exit): match only against the shoppers currently inside; accept the nearest shopper only if
 its distance is at most ``threshold`` AND the second-nearest is at least ``margin`` farther; otherwise the answer
@@ -111,9 +111,9 @@ class FaceEngine:
     """Detection on a reduced frame (HOG, no upsampling) and encoding of the face crop in the full frame."""
 
     def __init__(self, detect_width: int = 320, upsample: int = 0, quality: Quality | None = None) -> None:
-        import face_recognition  # heavy: imported where faces are actually used
+        from .dlib_models import DlibFaces  # heavy: loaded where faces are actually used
 
-        self.fr = face_recognition
+        self.fr = DlibFaces()  # (face_recognition's calls, without the models the store never uses)
         self.detect_width = detect_width
         self.upsample = upsample
         self.quality = quality or Quality()

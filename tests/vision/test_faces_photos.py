@@ -229,3 +229,35 @@ def test_worker_process_enrols_matches_and_forgets(testdata):
             w.match([frame_with(testdata, "obama/2.jpg")], ["visit-b"])
     finally:
         w.stop()
+
+
+def test_the_lean_models_give_face_recognitions_own_results(testdata):
+    """``DlibFaces`` loads three of face_recognition's models and calls them as it does: on every photograph the
+    same boxes, landmarks and encodings, to the bit (it only leaves out the models the store never uses)."""
+    import face_recognition
+
+    from bingobox.vision.dlib_models import DlibFaces
+
+    lean = DlibFaces()
+    with open(testdata / "faces/manifest.csv") as f:
+        files = [r["file"] for r in csv.DictReader(f)]
+    found = 0
+    for name in files:
+        try:
+            rgb = read_rgb(str(testdata / "faces" / name))
+        except ImageReadError:
+            continue
+        f = 400 / rgb.shape[1]  # (the store detects on reduced frames too; whole photographs are slow)
+        rgb = np.ascontiguousarray(cv2.resize(rgb, (400, int(rgb.shape[0] * f)))) if f < 1 else rgb
+        for up in (0, 1) if name in files[:8] else (0,):
+            boxes = face_recognition.face_locations(rgb, number_of_times_to_upsample=up, model="hog")
+            assert lean.face_locations(rgb, number_of_times_to_upsample=up) == boxes, name
+        found += len(boxes)
+        if boxes:
+            assert lean.face_landmarks(rgb, boxes) == face_recognition.face_landmarks(rgb, boxes, model="small")
+            for a, b in zip(lean.face_encodings(rgb, boxes), face_recognition.face_encodings(rgb, boxes),
+                            strict=True):
+                assert np.array_equal(a, b)
+    assert found >= 80
+    with pytest.raises(ValueError):
+        lean.face_locations(rgb, model="cnn")
