@@ -43,7 +43,7 @@ lint: setup
 	$(BIN)/mypy
 
 test: setup lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 	$(BIN)/python .ci/product_alone.py
 
 # the product's wheel alone in a clean venv: its commands, the shipped configs, its import graph, a store run
