@@ -25,3 +25,12 @@ def test_a_listener_on_port_zero_gets_a_port_outside_the_range_and_can_be_bound_
     again = bind_listener(port)
     assert again.getsockname()[1] == port
     again.close()
+
+
+def test_with_no_room_outside_the_ephemeral_range_the_kernel_chooses(monkeypatch):
+    import bingobox_devkit.ports as ports
+
+    monkeypatch.setattr(ports, "_ephemeral_range", lambda: (1024, 65535))
+    port = free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
