@@ -425,7 +425,7 @@ class VisitsConfig(Strict):
                                  "until this long after the identifying frame. 0 suits a camera that sees shoppers "
                                  "at the door, when their goods have been in the reader's field for a while. A camera "
                                  "that identifies them as they step into the exit area needs the time their goods "
-                                 "take to be read (0.3 s for the simulated store); the walk to the door hides it")
+                                 "take to be read (0.25 s for the simulated store); the walk to the door hides it")
     exit_inventory_timeout_s: float = Field(1.5, ge=0.1, le=10, description="wait this long for the exit reader to "
                                             "look after an identification, then charge the basket as it is")
     exit_unseen_close_s: float = Field(60, ge=5, le=3600, description="a granted exit whose door cycle was not seen "

@@ -134,7 +134,7 @@ class Checkout:
             v.inventory_deadline = now + core.settings.exit_inventory_timeout_s
             core.face_billing.publish_candidates()
             assert core.exit_reader is not None  # (not ready: there is a reader to wait for)
-            core.exit_reader.when_ready(start, frame_t + core.settings.exit_settle_s, core.settings.exit_min_rounds,
+            core.exit_reader.when_ready(start, self._window_end(frame_t), core.settings.exit_min_rounds,
                                         lambda: core.post(InventoryReady(v.id)), core.settings.exit_inventory_timeout_s)
             self._checking(v)
         except CodeUsed:
@@ -164,13 +164,18 @@ class Checkout:
         log.warning("an exit code of an account with no open visit: recovery visit %s", vid)
         self.identify(v, frame_t, {"by": "qr", "recovery": True, "jti": c.jti}, stages, claims=c, new=True)
 
+    def _window_end(self, frame_t: float) -> float:
+        """The exit window holds the rounds up to the first that ended after this (``exit_settle_s`` past the frame:
+        a camera that sees shoppers before their goods are read)."""
+        return frame_t + self.core.settings.exit_settle_s
+
     def _window(self, start: float, frame_t: float) -> tuple[bool, set[str] | None]:
         """(ready, EPCs): ready with None when there is no exit reader to wait for (unconfigured or offline)."""
         r = self.core.exit_reader
         try:
             if r is None or not r.online():
                 return True, None
-            epcs = r.window(start, frame_t + self.core.settings.exit_settle_s, self.core.settings.exit_min_rounds)
+            epcs = r.window(start, self._window_end(frame_t), self.core.settings.exit_min_rounds)
         except Exception:  # a failing reader is an absent one: the basket as attributed, flagged (never kept inside)
             log.exception("exit reader failed: charging what was attributed")
             return True, None

@@ -93,6 +93,7 @@ class Demo:
         # a person is inside once at a time: a shopper whose face is inside already waits (``repeat_faces``: not)
         self.repeat_faces = repeat_faces
         self.faces_inside: collections.Counter[Path] = collections.Counter()
+        self.faces_lock = threading.Lock()
         self.most_of_one_face_inside = 0  # (reported: 1 unless repeat_faces)
         self.take_expired = take_expired
         self.fault_spans: list[tuple[str, float, float]] = []  # (fault, from, until): for the review rate per fault
@@ -533,7 +534,7 @@ class Demo:
     def _next(self, pending: list[Shopper]) -> Shopper | None:
         """The first waiting shopper who is not inside already (the same face twice inside at once is the same
         person twice, which the store rightly cannot tell apart); their face is marked inside."""
-        with self.shelf_lock:
+        with self.faces_lock:
             for i, s in enumerate(pending):
                 key = s.face[1] if s.face else None
                 if key is None or self.repeat_faces or not self.faces_inside[key]:
@@ -547,7 +548,7 @@ class Demo:
         try:
             self.shop(s)
         finally:
-            with self.shelf_lock:
+            with self.faces_lock:
                 if s.face:
                     self.faces_inside[s.face[1]] -= 1
 
