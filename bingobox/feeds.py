@@ -27,7 +27,7 @@ from .worker import Worker
 
 log = logging.getLogger(__name__)
 
-QR_RESCAN_S = 0.5  # an unchanged picture that looked like a code is scanned again this often (held still, failed once)
+QR_RESCAN_S = 0.5  # an unchanged picture holding a code, or something like one, is scanned again this often
 MAX_CODES_PER_FRAME = 4  # a frame full of codes is not a shopper: the first few are enough
 
 
@@ -50,8 +50,8 @@ def _fresh(cam: Camera, seq: int, max_age_s: float, timeout: float = 0.5) -> Fra
 
 def qr_scanner(cam: Camera, role: str, inbox: Inbox, stop: threading.Event, max_age_s: float = 1.0,
                timing: Histogram | None = None, budget_ms: float = 80.0) -> None:
-    """New frames → QR texts → CodeSeen. A frame is scanned when the picture changed since the last scan that found
-    nothing (``vision.motion``), when the last scan found a code, or every QR_RESCAN_S while the picture holds
+    """New frames → QR texts → CodeSeen. A frame is scanned when the picture changed since the last scan, or every
+    QR_RESCAN_S while the picture holds a code (it may have been replaced by one the gate cannot tell from it) or
     something code-like (finder patterns) that did not decode yet."""
     reader, seq, gate = QrReader(budget_ms=budget_ms), 0, MotionGate()
     found, last_scan, codelike = False, 0.0, False
@@ -67,7 +67,9 @@ def qr_scanner(cam: Camera, role: str, inbox: Inbox, stop: threading.Event, max_
             continue
         now = time.monotonic()
         moved, same = gate.moved(frame.image), gate.unchanged_since_look()
-        if same and found:  # the same code still held up: it is still there (no need to decode it again)
+        if same and found and now - last_scan < QR_RESCAN_S:  # the same code still held up: it is still there
+            # (decoded again every QR_RESCAN_S all the same: two codes of one account share most of their modules,
+            # so a fresh code shown in place of a refused one looks "unchanged" to the gate, and was never read)
             for text in texts[:MAX_CODES_PER_FRAME]:
                 inbox.offer(f"qr:{role}:{text}", CodeSeen(role, text, frame.t, {"decoded": time.time()}))
             continue
