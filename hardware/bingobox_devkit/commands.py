@@ -220,6 +220,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "exit area, with their goods, not at the door (the store sets exit_settle_s)")
     de.add_argument("--repeat-faces", action="store_true", help="let a face be inside twice at once (the demo's "
                     "photographed people are fewer than a crowd; by default a shopper whose face is inside waits)")
+    de.add_argument("--more-faces", action="store_true", help="shoppers' faces also from the 40 people of "
+                    "tests/data/faces/more.csv (a crowd with a face each; tests/data/SOURCES.md)")
     de.add_argument("--json", action="store_true", help="one-line JSON summary")
     de.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     de.add_argument("--run-dir", help="where the processes keep their files (default run/demo-PID)")

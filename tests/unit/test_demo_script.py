@@ -47,3 +47,53 @@ def test_the_face_is_free_again_even_when_the_visit_failed(tmp_path):
     with pytest.raises(RuntimeError):
         d._shop_once(a)
     assert d._next([Shopper(1, "a2", face(1))]) is not None
+
+
+def _journal(tmp_path, visits, enrolled):
+    import json
+    import sqlite3
+
+    db = tmp_path / "store.db"
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TABLE visits (id TEXT, account_id TEXT)")
+        c.execute("CREATE TABLE visit_events (id INTEGER PRIMARY KEY, visit_id TEXT, t REAL, kind TEXT, data TEXT)")
+        c.executemany("INSERT INTO visits VALUES (?, ?)", visits)
+        c.executemany("INSERT INTO visit_events (visit_id, t, kind, data) VALUES (?, 0, 'face_enrolment', ?)",
+                      [(v, json.dumps({"ok": ok})) for v, ok in enrolled])
+    return db
+
+
+def test_face_exits_count_only_enrolled_shoppers_and_bucket_them_by_who_was_inside(tmp_path):
+    from bingobox_devkit.harness.oracle import face_exits
+
+    db = _journal(tmp_path, [("v1", "a"), ("v2", "b"), ("v3", "c"), ("v4", "d"), ("v5", "e")],
+                  [("v1", True), ("v2", True), ("v3", False), ("v4", True)])
+    shoppers = [Shopper(0, "a", face(1), inside_at_exit=3), Shopper(1, "b", face(2), inside_at_exit=18),
+                Shopper(2, "c", face(3), inside_at_exit=2), Shopper(3, "d", face(4), inside_at_exit=25),
+                Shopper(4, "e", None, inside_at_exit=1), Shopper(5, "never-entered", face(5))]
+    shoppers[1].used_qr_at_exit = True  # b was not recognised; c (not enrolled) and e (no face) do not count
+    shoppers[2].used_qr_at_exit = shoppers[4].used_qr_at_exit = True
+    f = face_exits(db, shoppers)
+    assert (f["consented"], f["enrolled"], f["by_face"]) == (4, 3, 2)
+    assert f["enrolled_share"] == 0.75 and f["by_face_share"] == round(2 / 3, 4)
+    assert f["by_inside_at_exit"] == {"1-5": {"enrolled": 1, "by_face": 1, "by_face_share": 1.0},
+                                      "11-20": {"enrolled": 1, "by_face": 0, "by_face_share": 0.0},
+                                      "21-40": {"enrolled": 1, "by_face": 1, "by_face_share": 1.0}}
+    assert f["most_inside_at_exit"] == 25
+
+
+def test_more_faces_adds_the_crowds_people_after_the_stores_own(tmp_path):
+    from bingobox_devkit.harness.demo import _identities
+
+    (tmp_path / "faces").mkdir()
+    head = "file,category,identity,faces_detected_hog,width,height\n"
+    (tmp_path / "faces/manifest.csv").write_text(head + "z/1.jpg,identity,z,1,1,1\nz/2.jpg,identity,z,1,1,1\n"
+                                                 "y/1.jpg,identity,y,0,1,1\ny/2.jpg,identity,y,1,1,1\n")
+    with pytest.raises(FileNotFoundError):
+        _identities(tmp_path, more=True)
+    (tmp_path / "faces/more.csv").write_text(head + "a/1.png,identity,a,1,1,1\na/2.png,identity,a,1,1,1\n"
+                                             "a/3.png,identity,a,1,1,1\n")
+    assert [e.name for _, e in _identities(tmp_path)] == ["1.jpg"]  # y has one usable photo: not a shopper
+    ids = _identities(tmp_path, more=True)
+    assert [(str(e.parent.name), [w.name for w in walk]) for walk, e in ids] == [("z", ["2.jpg"]),
+                                                                                ("a", ["2.png", "3.png"])]

@@ -58,19 +58,26 @@ class Shopper:
     carried_first: list[str] = field(default_factory=list)  # a companion carried these out before the shopper left
     exit_zone_at: float | None = None  # when they stepped into the exit area (wall clock; the exit camera sees them)
     at_door_at: float | None = None  # … and when they reached the exit door
+    inside_at_exit: int = 0  # shoppers (groups) inside, them included, as they stepped into the exit area
 
 
-def _identities(testdata: Path) -> list[tuple[list[Path], Path]]:
+MORE_FACES = "faces/more.csv"  # more people than the store's own photographs (a crowd's worth: ``more_faces``)
+
+
+def _identities(testdata: Path, more: bool = False) -> list[tuple[list[Path], Path]]:
     """Per person: the photos they show walking in (up to three: their enrolment frames) and another one they show
-    at the exit."""
-    manifest = testdata / "faces/manifest.csv"
-    if not manifest.is_file():
-        return []
+    at the exit. ``more``: also the people of ``MORE_FACES`` (the store's own photographs come first either way)."""
     by_id = collections.defaultdict(list)
-    with open(manifest) as f:
-        for r in csv.DictReader(f):
-            if r["category"] == "identity" and r["faces_detected_hog"] == "1":
-                by_id[r["identity"]].append(testdata / "faces" / r["file"])
+    for name in ("faces/manifest.csv", *((MORE_FACES,) if more else ())):
+        manifest = testdata / name
+        if not manifest.is_file():
+            if name == MORE_FACES:
+                raise FileNotFoundError(f"{manifest}: no such manifest (the crowd's photographs)")
+            return []
+        with open(manifest) as f:
+            for r in csv.DictReader(f):
+                if r["category"] == "identity" and r["faces_detected_hog"] == "1":
+                    by_id[(name != "faces/manifest.csv", r["identity"])].append(testdata / "faces" / r["file"])
     return [(ps[1:4], ps[0]) for _, ps in sorted(by_id.items()) if len(ps) >= 2]
 
 
@@ -80,7 +87,7 @@ class Demo:
                  browse_s: float = 0.0, wiring: str = "own", shelves: str = "m100", mqtt: dict | None = None,
                  overrides: dict | None = None, controller_command: list[str] | None = None,
                  groups: bool = False, take_expired: float = 0.0, cabinets: bool = True,
-                 approach: bool = False, repeat_faces: bool = False) -> None:
+                 approach: bool = False, repeat_faces: bool = False, more_faces: bool = False) -> None:
         """``mqtt``: the store's [mqtt] section (url, username, password_file, command_secret_file, …);
         ``overrides``: sections of the store's config to change (e.g. {"journal": {"keep_visits_days": 0.02}});
         ``controller_command``: how to run the controller's ``bingobox`` (another venv's: the product alone);
@@ -88,8 +95,10 @@ class Demo:
         0: they put it back and take another, so a test's one item is always one that is charged);
         ``approach``: the exit camera sees each shopper as they step into the exit area, with their goods, not at
         the door; the store waits ``APPROACH_SETTLE_S`` after the frame for the goods to be read (``exit_settle_s``)
-        and the walk to the door hides it."""
+        and the walk to the door hides it; ``more_faces``: shoppers' faces also from ``MORE_FACES`` (a crowd with
+        a face each)."""
         self.approach = approach
+        self.more_faces = more_faces
         # a person is inside once at a time: a shopper whose face is inside already waits (``repeat_faces``: not)
         self.repeat_faces = repeat_faces
         self.faces_inside: collections.Counter[Path] = collections.Counter()
@@ -386,6 +395,7 @@ class Demo:
         with self.exit_lock:
             epcs = [e for _, e in s.took if e not in s.carried_first]
             s.exit_zone_at = time.time()
+            s.inside_at_exit = self.inside
             if epcs:
                 self.act("tags.add", reader="exit-area", epcs=epcs)
             show = s.face[1] if s.face and face else None
@@ -494,7 +504,7 @@ class Demo:
         self.basket_watch = BasketWatch(self.gw, self.admin).start()
         if after_setup is not None:
             after_setup()
-        faces = _identities(self.testdata)
+        faces = _identities(self.testdata, self.more_faces)
         shoppers = []
         for i in range(self.n):
             low = self.rng.random() < 0.1  # some wallets are nearly empty: declined, recorded as debt
@@ -528,6 +538,7 @@ class Demo:
         summary = self.settle_and_summarise(shoppers, time.monotonic() - t0)
         groups = [sh for sh in shoppers if sh.group > 1]
         return {**summary, "basket_ms": baskets, "most_of_one_face_inside": self.most_of_one_face_inside,
+                "faces": oracle.face_exits(self.dir / "store.db", shoppers),
                 "groups": {"groups": len(groups), "people": sum(sh.group for sh in groups),
                            "companions_left_first": self.companions_first}}
 
@@ -590,7 +601,8 @@ def main(args) -> int:
     demo = Demo(args.shoppers, args.seed, faults, run_dir, Path(args.testdata), args.concurrency,
                 verbose=not args.quiet, screen_port=args.screen_port, camera_fps=args.camera_fps,
                 browse_s=args.browse_s, wiring=args.wiring, shelves=args.shelves, mqtt=mqtt, groups=args.groups,
-                take_expired=args.take_expired, approach=args.approach, repeat_faces=args.repeat_faces)
+                take_expired=args.take_expired, approach=args.approach, repeat_faces=args.repeat_faces,
+                more_faces=args.more_faces)
     try:
         summary = demo.run()
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -114,6 +114,45 @@ def summarise(db: Path, ledger: list[dict], shoppers: Sequence[Shopper], status:
     return summary
 
 
+INSIDE_BUCKETS = ((1, 5), (6, 10), (11, 20), (21, 40))  # (``face_exits``: how many were inside)
+
+
+class FaceShopper(Shopper, Protocol):
+    @property
+    def face(self) -> object | None: ...  # (their photographs, if they consented to face billing)
+
+    @property
+    def inside_at_exit(self) -> int: ...
+
+
+def face_exits(db: Path, shoppers: Sequence[FaceShopper]) -> dict:
+    """Face billing as the shoppers met it: of those who consented, how many the store enrolled, and of those, how
+    many it recognised at the exit (the door opened without a code), overall and by how many were inside as they
+    stepped into the exit area (``inside_at_exit``, in ``INSIDE_BUCKETS``). The demo never has a face inside
+    twice (unless asked to), so each enrolled shopper's face is the only one of its person inside."""
+    by_account = {r["account_id"]: r["id"] for r in _rows(db, "SELECT id, account_id FROM visits")}
+    enrolled = {r["visit_id"] for r in _rows(db, "SELECT visit_id, data FROM visit_events WHERE kind='face_enrolment'")
+                if json.loads(r["data"]).get("ok")}
+    consented = [s for s in shoppers if s.face is not None and s.account in by_account]
+    known = [s for s in consented if by_account[s.account] in enrolled]
+    labels = [*(f"{lo}-{hi}" for lo, hi in INSIDE_BUCKETS), f"{INSIDE_BUCKETS[-1][1] + 1}+"]
+    buckets = {k: [0, 0] for k in labels}  # label → [enrolled, recognised]
+    for s in known:
+        label = next((f"{lo}-{hi}" for lo, hi in INSIDE_BUCKETS if s.inside_at_exit <= hi), labels[-1])
+        buckets[label][0] += 1
+        buckets[label][1] += not s.used_qr_at_exit
+
+    def share(n: int, of: int) -> float | None:
+        return round(n / of, 4) if of else None
+
+    by_face = sum(not s.used_qr_at_exit for s in known)
+    return {"consented": len(consented), "enrolled": len(known), "enrolled_share": share(len(known), len(consented)),
+            "by_face": by_face, "by_face_share": share(by_face, len(known)),
+            "by_inside_at_exit": {k: {"enrolled": n, "by_face": f, "by_face_share": share(f, n)}
+                                  for k, (n, f) in buckets.items() if n},
+            "most_inside_at_exit": max((s.inside_at_exit for s in known), default=0)}
+
+
 def reviews_by_fault(db: Path, spans: list[tuple[str, float, float]]) -> dict[str, dict]:
     """Per fault the demo injected: the visits that ended and were in the store while it was on (``spans``: fault,
     from, until), how many of them entered the review queue, and that rate. A visit under two faults counts for

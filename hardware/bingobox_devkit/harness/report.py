@@ -34,6 +34,16 @@ def _latency_rows(summary: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _faces_row(f: dict) -> str:
+    """Face billing as the shoppers met it (``oracle.face_exits``)."""
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.1f} %"
+
+    return (f"  {'faces':<14}consented {f['consented']}, enrolled {f['enrolled']} ({pct(f['enrolled_share'])}), "
+            f"recognised at the exit {f['by_face']} ({pct(f['by_face_share'])}); with inside: "
+            + ", ".join(f"{k} {b['by_face']}/{b['enrolled']}" for k, b in f["by_inside_at_exit"].items()))
+
+
 def human(summary: dict[str, Any], title: str) -> str:
     """A dozen lines: the verdict first, then money, the ways out, latency; where the JSON is."""
     s = summary
@@ -54,6 +64,7 @@ def human(summary: dict[str, Any], title: str) -> str:
         f"  {'ways out':<14}by QR code {s.get('fallback_qr', 0)} (the rest by face)   recovery visits "
         f"{s.get('recovery_visits', 0)}   entry retries {s.get('entry_retries', 0)}   inside at once "
         f"{s.get('max_inside', 0)}   alarms {s.get('alarms') or 0}",
+        *([_faces_row(s["faces"])] if (s.get("faces") or {}).get("consented") else []),
         f"  {'for review':<14}{rv.get('reviews', 0)} of {rv.get('visits', 0)} visits (review rate "
         f"{100 * (s.get('review_rate') or 0):.1f} %)"
         + "".join(f"   {k} {n}" for k, n in (rv.get("by_cause") or {}).items()),
