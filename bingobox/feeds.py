@@ -154,6 +154,7 @@ class FaceSide:
         recent: collections.deque[tuple[float, Any]] = collections.deque(maxlen=self.cfg.agree_frames)
         gate = MotionGate()
         nobody = True  # the last look found no face
+        matched = False  # the last look matched someone
         looked_for: list[str] = []  # whom the last look compared the picture with
         while not self._stop.is_set():
             inside = self._candidates
@@ -170,8 +171,11 @@ class FaceSide:
                 continue
             if not gate.moved(frame.image) and nobody:
                 continue  # an empty, unchanged exit area: no need to look for faces
-            if gate.unchanged_since_look() and inside == looked_for:
-                continue  # the same picture, the same shoppers inside: the same answer as last time
+            if gate.unchanged_since_look() and (inside == looked_for or matched):
+                # the same picture, the same shoppers inside: the same answer as last time. The same picture of
+                # someone it matched is still them whoever else is inside now: once they are out of the candidates
+                # (gone through the door, templates forgotten), it must not be matched to the nearest of the others
+                continue
             picked = time.time()
             recent.append((frame.t, cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)))
             if len(recent) < (recent.maxlen or 1):
@@ -188,7 +192,9 @@ class FaceSide:
             looked_for = inside
             self.match_ms.add((time.perf_counter() - t0) * 1000)
             self.stats["matches"] += 1
+            self.stats[f"decided_{d.reason}"] = self.stats.get(f"decided_{d.reason}", 0) + 1
             nobody = d.reason == "no_face"
+            matched = d.reason == "matched"
             if nobody:
                 gate.absorb(frame.image)  # what changed was not a person (light, a door, a trolley)
             else:

@@ -1,6 +1,7 @@
 """Face billing's side of the visits: a consenting shopper's enrolment outcome (two faces on one code: a tailgater),
-whom the exit matcher may recognise (the enrolled shoppers inside), templates forgotten when a visit ends or
-consent is withdrawn. The templates themselves never leave the face side (``ports.Faces``)."""
+whom the exit matcher may recognise (the enrolled shoppers inside, and those identified until they are out),
+templates forgotten when a visit ends or consent is withdrawn. The templates themselves never leave the face side
+(``ports.Faces``)."""
 
 from __future__ import annotations
 
@@ -51,9 +52,12 @@ class FaceBilling:
         self.publish_candidates()
 
     def publish_candidates(self) -> None:
-        """Tell the exit matcher whom it may recognise: the enrolled shoppers inside."""
+        """Tell the exit matcher whom it may recognise: the enrolled shoppers inside, and those identified at the exit
+        who are not out yet. The face in front of the exit camera is still theirs until they are through the door:
+        compared only with the others, it could pass the rule for a look-alike among them, who would be taken to
+        be leaving (a crowd demo did that once, with 33 inside). A match of someone leaving changes nothing."""
         if self.core.faces is not None:
-            self.core.faces.set_candidates([v.id for v in self.core.book if v.enrolled and v.inside])
+            self.core.faces.set_candidates([v.id for v in self.core.book if v.enrolled and (v.inside or v.leaving)])
 
     def consent_withdrawn(self, ev: ConsentWithdrawn) -> None:
         """The shopper withdrew face-billing consent: their visit in progress forgets their face at once (they scan

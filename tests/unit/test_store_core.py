@@ -504,6 +504,28 @@ def test_a_withdrawn_face_consent_drops_the_templates_of_the_visit_in_progress(r
     assert w["id"] in rig.faces.forgotten and w["id"] not in rig.faces.candidates
 
 
+def test_an_identified_shopper_stays_a_face_candidate_until_they_are_out(rig):
+    """Their face is still in front of the exit camera: compared only with the others it could pass the rule for a
+    look-alike among them (a crowd demo did that: the look-alike's visit was closed as if they had left)."""
+    a, b = rig.enter("acc_a", consent=True), rig.enter("acc_b", consent=True)
+    for v in (a, b):
+        rig.core.handle(Enrolled(v["id"], {"ok": True, "templates": 3}))
+    assert sorted(rig.faces.candidates) == sorted([a["id"], b["id"]])
+    rig.at(5)
+    rig.reader.read(rig.clock.t - 0.3, n=20)
+    rig.core.handle(FaceDecided(Decision(a["id"], 0.4, 0.2, "matched", a["id"]), rig.clock.t - 0.1, {}))
+    rig.run()
+    rig.send()
+    assert rig.visit_of("acc_a")["state"] != "inside" and sorted(rig.faces.candidates) == sorted([a["id"], b["id"]])
+    # the same face matched again (it is still a's) changes nothing; b stays inside
+    rig.core.handle(FaceDecided(Decision(a["id"], 0.4, 0.2, "matched", a["id"]), rig.clock.t, {}))
+    rig.run()
+    assert len(rig.doors["exit"].grants) == 1 and rig.visit_of("acc_b")["state"] == "inside"
+    rig.door("exit", "door_opened")
+    assert rig.visit_of("acc_a")["state"] == "left" and rig.faces.candidates == [b["id"]]
+    assert a["id"] in rig.faces.forgotten
+
+
 def test_a_tailgater_is_flagged_in_the_same_commit_as_the_enrolment(rig, monkeypatch):
     """The flag and "not alone" are durable with the enrolment record itself, whatever happens after it."""
     v = rig.enter("acc_1", consent=True)

@@ -135,6 +135,7 @@ class Demo:
         self.entry_retries = 0  # entrances that stayed shut on the first code (a fault): a fresh code was shown
         self.exit_lock = threading.Lock()
         self.shelf_lock = threading.Lock()
+        self.cabinet_locks = {str(c["name"]): threading.Lock() for c in storeconf.CABINETS}
         self.shelves: dict[str, list[str]] = {}
         # what is on the shelves and what each tag costs (the oracle's prices: fresh, marked-down, expired lots)
         self.goods = Goods(CATALOG, datetime.now(UTC).date())
@@ -325,7 +326,10 @@ class Demo:
     def from_cabinet(self, s: Shopper, name: str) -> bool:
         """``s`` asks at a cabinet — the fridge by its button, the age-restricted one by their code shown to its
         camera — and takes one of its goods if it opens; False if it stayed shut (off sale, not an adult…)."""
-        cab = next(c for c in storeconf.CABINETS if c["name"] == name)
+        with self.cabinet_locks[name]:  # one person at a cabinet's door at a time (it is one door)
+            return self._at_cabinet(s, next(c for c in storeconf.CABINETS if c["name"] == name))
+
+    def _at_cabinet(self, s: Shopper, cab: dict) -> bool:
         door = str(cab["door"])
         if cab.get("restricted"):
             self.act("camera.show", camera=storeconf.CABINET_CAM, qr=self.code(s))
