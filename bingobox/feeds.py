@@ -220,24 +220,32 @@ class FaceSide:
                     self.inbox.put(Enrolled(visit_id, {"ok": False, "reason": f"worker: {e}"}))
 
     def _enrol(self, visit_id: str) -> dict:
-        """Several frames of the shopper walking in (over ``enrol_window_s``), each assessed in the worker; the best
-        ones become the templates."""
+        """Frames of the shopper walking in, spread over ``enrol_window_s`` (one every ``enrol_window_s / (2 *
+        enrol_frames)``), each assessed in the worker; the best ones that differ become the templates. (The first
+        frames in a row were taken before: three near-copies of one pose, so a shopper whose first pose was their
+        least typical fell back to the code at every exit.)"""
         latest = self.entry_cam.latest()
         seq = latest.seq if latest else 0
         deadline = time.monotonic() + self.enrol_window_s
-        looked = 0
+        step = self.enrol_window_s / (2 * self.enrol_frames)
+        looked, next_at = 0, 0.0
         while looked < self.enrol_frames * 3 and time.monotonic() < deadline and not self._stop.is_set():
+            wait = min(next_at, deadline) - time.monotonic()
+            if wait > 0:
+                self._stop.wait(wait)
+                continue
             frame = _fresh(self.entry_cam, seq, self.cfg.max_frame_age_s, timeout=0.3)
             if frame is None or isinstance(frame, _Stale):
                 seq = frame.seq if frame is not None else seq
                 continue
             seq = frame.seq
             looked += 1
+            next_at = time.monotonic() + step
             r = self.worker.assess(visit_id, cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
             if r.get("reason") == "several_faces":
                 self.worker.discard(visit_id)
                 return {**r, "ok": False, "frames": looked}
-            if r.get("candidates", 0) >= self.enrol_frames:
+            if r.get("candidates", 0) >= 2 * self.enrol_frames:
                 break
         self.stats["enrolments"] += 1
         return {**self.worker.commit_enrolment(visit_id, keep=3), "frames": looked}

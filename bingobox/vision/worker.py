@@ -25,6 +25,7 @@ from .faces import Decision, FaceEngine, Quality, Rule, decide
 
 log = logging.getLogger(__name__)
 KEEP_CANDIDATES = 12  # while more frames come, the best dozen are kept
+SAME_POSE = 0.1  # two candidates nearer than this are one pose seen twice (photos of one person: 0.2–0.6 apart)
 
 
 class WorkerDown(RuntimeError):
@@ -34,6 +35,19 @@ class WorkerDown(RuntimeError):
 def _wipe(arrays: list[np.ndarray]) -> None:
     for a in arrays:
         a.fill(0.0)  # overwrite before the memory is released
+
+
+def distinct_best(best_first: list[np.ndarray], keep: int, apart: float = SAME_POSE) -> list[np.ndarray]:
+    """Up to ``keep`` templates from candidates ordered best first: the best, then the next best that differ from
+    those chosen by at least ``apart``; if too few differ, the best of the rest fill up."""
+    chosen: list[np.ndarray] = []
+    for enc in best_first:
+        if len(chosen) < keep and all(float(np.linalg.norm(enc - c)) >= apart for c in chosen):
+            chosen.append(enc)
+    for enc in best_first:
+        if len(chosen) < keep and not any(enc is c for c in chosen):
+            chosen.append(enc)
+    return chosen
 
 
 def _serve_matcher(conn: Any, from_enroller: Any, engine_kw: dict[str, Any], rule: Rule) -> None:
@@ -122,8 +136,8 @@ def _serve_enroller(conn, to_matcher, engine_kw: dict, quality: Quality) -> None
                          **{k: v for k, v in e.detail.items() if k != "score"}}
             elif op == "commit_enrolment":
                 cands = sorted(candidates.pop(kw["visit"], []), key=lambda c: -c[0])
-                keep = [enc for _, enc in cands[: kw.get("keep", 3)]]
-                _wipe([enc for _, enc in cands[kw.get("keep", 3):]])
+                keep = distinct_best([enc for _, enc in cands], kw.get("keep", 3))
+                _wipe([enc for _, enc in cands if not any(enc is k for k in keep)])
                 best = cands[0][0] if cands else None
                 n = hand_over(kw["visit"], keep, False, len(keep)) if keep else 0
                 reply = {"ok": bool(keep), "reason": "enrolled" if keep else kw.get("why", "no_usable_frame"),

@@ -224,6 +224,10 @@ def main(args) -> int:
             print(f"{testdata}: no faces/ folder (the vision bench needs the photographs of tests/data)")
             return 2
         result["vision"] = bench_vision(testdata, runs=args.runs)
+    if args.what in ("faces", "all"):
+        from .bench_crowd import bench_faces
+
+        result["faces"] = bench_faces(testdata, seed=args.seed)
     if args.what in ("rfid", "all"):
         result["rfid"] = bench_rfid()
     if args.what == "bus":

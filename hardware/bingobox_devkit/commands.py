@@ -252,7 +252,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     sm.set_defaults(fn=cmd_simulate)
 
     b = sub.add_parser("bench", help="measure speed (medians, p99, ratios against baselines in the same run)")
-    b.add_argument("what", choices=["vision", "rfid", "store", "bus", "llrp", "all"])
+    b.add_argument("what", choices=["vision", "faces", "rfid", "store", "bus", "llrp", "all"],
+                   help="faces: the exit rule with 10, 20 and 40 inside (--seed), on the store's photographs and "
+                   "tests/data/faces/more.csv")
     b.add_argument("--units", default="1,2,4,8", help="bus bench: boards on the line (comma list)")
     b.add_argument("--baud", type=int, default=38400, help="bus bench: the line's speed")
     b.add_argument("--tags", default="100,400,1600", help="llrp bench: tags in the reader's field (comma list)")
@@ -260,7 +262,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--shoppers", type=int, default=None, help="store bench: scripted shoppers (at least --exits)")
     b.add_argument("--exits", type=int, default=100, help="store bench: drive at least this many exits")
     b.add_argument("--concurrency", type=int, default=3, help="store bench: shoppers in the store at once")
-    b.add_argument("--seed", type=int, default=1, help="store bench: the scripted shoppers' seed")
+    b.add_argument("--seed", type=int, default=1, help="store bench: the scripted shoppers' seed; faces: the draws'")
     b.add_argument("--approach", action="store_true", help="store bench: the exit camera sees shoppers as they "
                    "step into the exit area (frame → acknowledged then includes the store's exit_settle_s)")
     b.add_argument("--testdata", default=testdata())

@@ -2,6 +2,7 @@
 identified a shopper, then looked again at the same frame once they left the candidates and matched a look-alike
 among the others (distance 0.52, margin 0.061: inside the rule), whose visit was closed as if they had left."""
 
+import itertools
 import threading
 import time
 
@@ -80,3 +81,53 @@ def test_a_picture_nobody_matched_is_looked_at_again_when_the_candidates_change(
     side = FaceSide(worker, Cam(None), Cam(shopper_at_the_exit()), inbox, VisionConfig())
     run(side, [(["v_c"], 0.6), (["v_c", "v_a"], 0.6)])
     assert inbox.decided[-1] == "v_a" and worker.calls[-1] == ["v_c", "v_a"]
+
+
+class Enroller:
+    """Every frame passes the gates; records when each assessed frame was taken."""
+
+    def __init__(self):
+        self.taken, self.kept = [], None
+
+    def assess(self, visit, frame):
+        self.taken.append(time.monotonic())
+        return {"ok": True, "candidates": len(self.taken)}
+
+    def commit_enrolment(self, visit, keep=3):
+        self.kept = keep
+        return {"ok": True, "templates": keep}
+
+
+class Walk:
+    """An entry camera at 15 fps: a new pose every 0.4 s (the demo shows three photos so)."""
+
+    def __init__(self):
+        self.seq = 0
+
+    def latest(self):
+        return None
+
+    def wait_frame(self, after_seq=0, timeout=1.0):
+        time.sleep(1 / 15)
+        self.seq += 1
+        return Frame(np.zeros((8, 8, 3), np.uint8), time.time(), self.seq)
+
+
+def test_enrolment_frames_are_spread_over_the_walk_in_not_its_first_frames():
+    worker = Enroller()
+    side = FaceSide(worker, Walk(), Cam(None), Inbox(), VisionConfig(), enrol_frames=3, enrol_window_s=2.0)
+    r = side._enrol("v_a")
+    assert r["ok"] and worker.kept == 3
+    gaps = [b - a for a, b in itertools.pairwise(worker.taken)]
+    assert len(worker.taken) >= 4 and min(gaps) >= 0.3  # one frame every 2.0 / (2 * 3) s
+    assert worker.taken[-1] - worker.taken[0] >= 1.0  # (the first three in a row spanned 0.13 s: one pose)
+
+
+def test_the_templates_kept_are_the_best_that_differ():
+    from bingobox.vision.worker import distinct_best
+
+    a, b, c = (np.eye(4)[i] for i in range(3))
+    near_a = a + np.array([0, 0, 0, 0.05])
+    assert [x.tolist() for x in distinct_best([a, near_a, a * 1.0, b, c], 3)] == [a.tolist(), b.tolist(), c.tolist()]
+    kept = distinct_best([a, near_a, b], 3)  # too few that differ: the best of the rest fill up
+    assert len(kept) == 3 and kept[2] is near_a

@@ -1,0 +1,89 @@
+"""``bingobox bench faces``: the exit's face rule with a crowd inside, on photographs seen through the simulated
+camera. Everyone with at least two usable photographs (the store's own, ``faces/manifest.csv``, and the crowd's,
+``faces/more.csv``) is enrolled from the photos they show walking in (as the demo does); their other photos are
+exit frames. Each trial puts ``n`` of them inside and decides two exits with ``faces.decide``:
+
+- a *genuine* exit: one of those inside, one of their exit photos — recognised, sent to the code (fallback) or
+  matched to someone else (wrong);
+- a *not-enrolled walker*: someone who is not among the candidates (no consent, an enrolment that failed) in front
+  of the exit camera — the exit camera sees everyone — matched to someone inside is a wrong person.
+
+Counts are split by where the exit photo comes from (``store`` or ``more``), so a figure of the store's own
+photographs is not diluted by the other set, nor the other way round.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import random
+from pathlib import Path
+
+import numpy as np
+
+from .harness.demo import MORE_FACES
+
+CROWDS = (10, 20, 40)
+
+
+def _people(testdata: Path) -> dict[tuple[str, str], list[Path]]:
+    """(set, identity) → usable photos, in manifest order (the demo's: the first is the exit photo, the next three
+    are walked in with)."""
+    out: dict[tuple[str, str], list[Path]] = collections.defaultdict(list)
+    for name, tag in (("faces/manifest.csv", "store"), (MORE_FACES, "more")):
+        with open(testdata / name) as f:
+            for r in csv.DictReader(f):
+                if r["category"] == "identity" and r["faces_detected_hog"] == "1":
+                    out[(tag, r["identity"])].append(testdata / "faces" / r["file"])
+    return {k: v for k, v in out.items() if len(v) >= 2}
+
+
+def bench_faces(testdata: Path, seed: int = 1, trials: int = 3000) -> dict:
+    from bingobox.vision.faces import FaceEngine, Rule, decide
+
+    from .bench import _held_up
+
+    engine, rule = FaceEngine(), Rule()
+    gallery: dict[tuple[str, str], list[np.ndarray]] = {}
+    probes: dict[tuple[str, str], list[np.ndarray]] = {}
+    for who, photos in _people(testdata).items():
+        walk, rest = photos[1:4], [photos[0], *photos[4:]]
+        temps = [e.encoding for e in (engine.enrol(_held_up(p)) for p in walk) if e.ok and e.encoding is not None]
+        if temps:
+            gallery[who] = temps
+        probes[who] = [enc for enc in (engine.probe(_held_up(p))[0] for p in rest) if enc is not None]
+    enrolled = sorted(gallery)
+    rng = random.Random(seed)
+    out: dict = {"rule": {"threshold": rule.threshold, "margin": rule.margin}, "seed": seed, "trials": trials,
+                 "people": {s: sum(k[0] == s for k in probes) for s in ("store", "more")},
+                 "enrolled_from_walk_in": {s: sum(k[0] == s for k in enrolled) for s in ("store", "more")},
+                 "exit_photos": {s: sum(len(v) for k, v in probes.items() if k[0] == s) for s in ("store", "more")}}
+    for n in CROWDS:
+        if n > len(enrolled) - 1:
+            continue
+        c: collections.Counter[str] = collections.Counter()
+        for _ in range(trials):
+            inside = rng.sample(enrolled, n)
+            g = {f"{k[0]}/{k[1]}": gallery[k] for k in inside}
+            who = rng.choice(inside)
+            if probes[who]:
+                d = decide(rng.choice(probes[who]), g, rule)
+                tag = who[0]
+                c[f"{tag}_genuine"] += 1
+                c[f"{tag}_" + ("recognised" if d.match == f"{who[0]}/{who[1]}" else "wrong" if d.match
+                               else "fallback")] += 1
+            outside = [k for k in probes if k not in inside and probes[k]]
+            x = rng.choice(outside)
+            d = decide(rng.choice(probes[x]), g, rule)
+            c[f"{x[0]}_walker"] += 1
+            c[f"{x[0]}_walker_matched"] += d.match is not None
+        row: dict = {}
+        for s in ("store", "more"):
+            gen, walkers = c[f"{s}_genuine"], c[f"{s}_walker"]
+            row[s] = {"genuine": gen, "recognised": c[f"{s}_recognised"], "fallback": c[f"{s}_fallback"],
+                      "wrong": c[f"{s}_wrong"],
+                      "fallback_share": round(c[f"{s}_fallback"] / gen, 4) if gen else None,
+                      "walkers": walkers, "walkers_matched": c[f"{s}_walker_matched"],
+                      "walkers_matched_share": round(c[f"{s}_walker_matched"] / walkers, 4) if walkers else None}
+        out[f"inside_{n}"] = row
+    return out
