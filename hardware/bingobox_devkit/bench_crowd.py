@@ -15,13 +15,12 @@ photographs is not diluted by the other set, nor the other way round.
 from __future__ import annotations
 
 import collections
-import csv
 import random
 from pathlib import Path
 
 import numpy as np
 
-from .harness.demo import MORE_FACES
+from .harness.demo import photos_by_person
 
 CROWDS = (10, 20, 40)
 
@@ -29,13 +28,8 @@ CROWDS = (10, 20, 40)
 def _people(testdata: Path) -> dict[tuple[str, str], list[Path]]:
     """(set, identity) → usable photos, in manifest order (the demo's: the first is the exit photo, the next three
     are walked in with)."""
-    out: dict[tuple[str, str], list[Path]] = collections.defaultdict(list)
-    for name, tag in (("faces/manifest.csv", "store"), (MORE_FACES, "more")):
-        with open(testdata / name) as f:
-            for r in csv.DictReader(f):
-                if r["category"] == "identity" and r["faces_detected_hog"] == "1":
-                    out[(tag, r["identity"])].append(testdata / "faces" / r["file"])
-    return {k: v for k, v in out.items() if len(v) >= 2}
+    return {("more" if more else "store", who): ps for (more, who), ps in photos_by_person(testdata, True).items()
+            if len(ps) >= 2}
 
 
 def bench_faces(testdata: Path, seed: int = 1, trials: int = 3000) -> dict:

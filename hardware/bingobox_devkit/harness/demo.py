@@ -64,21 +64,27 @@ class Shopper:
 MORE_FACES = "faces/more.csv"  # more people than the store's own photographs (a crowd's worth: ``more_faces``)
 
 
-def _identities(testdata: Path, more: bool = False) -> list[tuple[list[Path], Path]]:
-    """Per person: the photos they show walking in (up to three: their enrolment frames) and another one they show
-    at the exit. ``more``: also the people of ``MORE_FACES`` (the store's own photographs come first either way)."""
-    by_id = collections.defaultdict(list)
+def photos_by_person(testdata: Path, more: bool = False) -> dict[tuple[bool, str], list[Path]]:
+    """(from ``MORE_FACES``?, identity) → their photos with one face found, in manifest order; ``more``: also the
+    people of ``MORE_FACES``."""
+    by_id: dict[tuple[bool, str], list[Path]] = collections.defaultdict(list)
     for name in ("faces/manifest.csv", *((MORE_FACES,) if more else ())):
         manifest = testdata / name
         if not manifest.is_file():
             if name == MORE_FACES:
                 raise FileNotFoundError(f"{manifest}: no such manifest (the crowd's photographs)")
-            return []
+            return {}
         with open(manifest) as f:
             for r in csv.DictReader(f):
                 if r["category"] == "identity" and r["faces_detected_hog"] == "1":
-                    by_id[(name != "faces/manifest.csv", r["identity"])].append(testdata / "faces" / r["file"])
-    return [(ps[1:4], ps[0]) for _, ps in sorted(by_id.items()) if len(ps) >= 2]
+                    by_id[(name == MORE_FACES, r["identity"])].append(testdata / "faces" / r["file"])
+    return dict(by_id)
+
+
+def _identities(testdata: Path, more: bool = False) -> list[tuple[list[Path], Path]]:
+    """Per person: the photos they show walking in (up to three: their enrolment frames) and another one they show
+    at the exit. ``more``: also the people of ``MORE_FACES`` (the store's own photographs come first either way)."""
+    return [(ps[1:4], ps[0]) for _, ps in sorted(photos_by_person(testdata, more).items()) if len(ps) >= 2]
 
 
 class Demo:
