@@ -220,10 +220,10 @@ class FaceSide:
                     self.inbox.put(Enrolled(visit_id, {"ok": False, "reason": f"worker: {e}"}))
 
     def _enrol(self, visit_id: str) -> dict:
-        """Frames of the shopper walking in, spread over ``enrol_window_s`` (one every ``enrol_window_s / (2 *
-        enrol_frames)``), each assessed in the worker; the best ones that differ become the templates. (The first
-        frames in a row were taken before: three near-copies of one pose, so a shopper whose first pose was their
-        least typical fell back to the code at every exit.)"""
+        """Frames of the shopper walking in, one every ``enrol_window_s / (2 * enrol_frames)`` (within
+        ``enrol_window_s``), each assessed in the worker until ``enrol_frames`` + 1 pass the gates; the best ones that
+        differ become the templates. (The first frames in a row were taken before: three near-copies of one pose, so
+        a shopper whose first pose was their least typical fell back to the code at every exit.)"""
         latest = self.entry_cam.latest()
         seq = latest.seq if latest else 0
         deadline = time.monotonic() + self.enrol_window_s
@@ -245,7 +245,7 @@ class FaceSide:
             if r.get("reason") == "several_faces":
                 self.worker.discard(visit_id)
                 return {**r, "ok": False, "frames": looked}
-            if r.get("candidates", 0) >= 2 * self.enrol_frames:
+            if r.get("candidates", 0) > self.enrol_frames:  # one spare: a pose seen twice still leaves three
                 break
         self.stats["enrolments"] += 1
         return {**self.worker.commit_enrolment(visit_id, keep=3), "frames": looked}

@@ -120,7 +120,7 @@ def test_enrolment_frames_are_spread_over_the_walk_in_not_its_first_frames():
     assert r["ok"] and worker.kept == 3
     gaps = [b - a for a, b in itertools.pairwise(worker.taken)]
     assert len(worker.taken) >= 4 and min(gaps) >= 0.3  # one frame every 2.0 / (2 * 3) s
-    assert worker.taken[-1] - worker.taken[0] >= 1.0  # (the first three in a row spanned 0.13 s: one pose)
+    assert worker.taken[-1] - worker.taken[0] >= 0.9  # (the first three in a row spanned 0.13 s: one pose)
 
 
 def test_the_templates_kept_are_the_best_that_differ():
