@@ -97,3 +97,13 @@ def test_more_faces_adds_the_crowds_people_after_the_stores_own(tmp_path):
     ids = _identities(tmp_path, more=True)
     assert [(str(e.parent.name), [w.name for w in walk]) for walk, e in ids] == [("z", ["2.jpg"]),
                                                                                 ("a", ["2.png", "3.png"])]
+
+
+def test_more_faces_without_their_manifest_is_a_clear_error(tmp_path, capsys):
+    import argparse
+
+    from bingobox_devkit.harness.demo import main
+
+    (tmp_path / "faces").mkdir()
+    args = argparse.Namespace(faults="", wiring="own", more_faces=True, testdata=str(tmp_path))
+    assert main(args) == 2 and "faces/more.csv is missing" in capsys.readouterr().err

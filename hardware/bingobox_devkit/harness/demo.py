@@ -598,6 +598,9 @@ def main(args) -> int:
     if "dead_board" in faults and args.wiring != "bus":
         print("the dead_board fault needs --wiring bus (a third board on the shoppers' line)", file=sys.stderr)
         return 2
+    if args.more_faces and not (Path(args.testdata) / MORE_FACES).is_file():
+        print(f"--more-faces: {Path(args.testdata) / MORE_FACES} is missing (the crowd's photographs)", file=sys.stderr)
+        return 2
     run_dir = Path(args.run_dir or f"run/demo-{os.getpid()}").resolve()
     mqtt = None
     if args.mqtt:
