@@ -103,6 +103,7 @@ class FaceSide:
         self.cfg = cfg
         self.enrol_frames, self.enrol_window_s = enrol_frames, enrol_window_s
         self._candidates: list[str] = []
+        self._open = False  # someone inside is not a candidate: the exit's face may be none of theirs
         self._jobs: collections.deque[tuple[str, str]] = collections.deque()
         self._jobs_cv = threading.Condition()
         self._stop = threading.Event()
@@ -127,8 +128,8 @@ class FaceSide:
             self._jobs.appendleft(("forget", visit_id))  # templates go before anything else is done
             self._jobs_cv.notify()
 
-    def set_candidates(self, visit_ids: list[str]) -> None:
-        self._candidates = list(visit_ids)
+    def set_candidates(self, visit_ids: list[str], others: int = 0) -> None:
+        self._candidates, self._open = list(visit_ids), others > 0
 
     # lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -155,9 +156,9 @@ class FaceSide:
         gate = MotionGate()
         nobody = True  # the last look found no face
         matched = False  # the last look matched someone
-        looked_for: list[str] = []  # whom the last look compared the picture with
+        looked_for: tuple[list[str], bool] = ([], False)  # whom the last look compared the picture with, open set
         while not self._stop.is_set():
-            inside = self._candidates
+            inside, open_set = self._candidates, self._open
             if not inside:
                 recent.clear()
                 self._stop.wait(0.1)
@@ -171,7 +172,7 @@ class FaceSide:
                 continue
             if not gate.moved(frame.image) and nobody:
                 continue  # an empty, unchanged exit area: no need to look for faces
-            if gate.unchanged_since_look() and (inside == looked_for or matched):
+            if gate.unchanged_since_look() and ((inside, open_set) == looked_for or matched):
                 # the same picture, the same shoppers inside: the same answer as last time. The same picture of
                 # someone it matched is still them whoever else is inside now: once they are out of the candidates
                 # (gone through the door, templates forgotten), it must not be matched to the nearest of the others
@@ -182,14 +183,14 @@ class FaceSide:
                 continue
             t0 = time.perf_counter()
             try:
-                d = self.worker.match([img for _, img in recent], inside, roi=gate.box)
+                d = self.worker.match([img for _, img in recent], inside, roi=gate.box, open_set=open_set)
             except Exception as e:
                 log.warning("face match failed: %s", e)
                 self._stop.wait(0.5)
                 continue
             decided = time.time()
             gate.looked()
-            looked_for = inside
+            looked_for = (inside, open_set)
             self.match_ms.add((time.perf_counter() - t0) * 1000)
             self.stats["matches"] += 1
             self.stats[f"decided_{d.reason}"] = self.stats.get(f"decided_{d.reason}", 0) + 1

@@ -22,6 +22,7 @@ class FaceBilling:
         self.core = core
         core.on(Enrolled, self.enrolled)
         core.on(ConsentWithdrawn, self.consent_withdrawn)
+        core.every_tick(lambda _now: self.publish_candidates())  # (who is inside changes in many places)
 
     def enrol(self, v: Visit) -> None:
         """A consenting shopper was let in: enrol their face (an ``Enrolled`` event follows)."""
@@ -55,9 +56,19 @@ class FaceBilling:
         """Tell the exit matcher whom it may recognise: the enrolled shoppers inside, and those identified at the exit
         who are not out yet. The face in front of the exit camera is still theirs until they are through the door:
         compared only with the others, it could pass the rule for a look-alike among them, who would be taken to
-        be leaving (a crowd demo did that once, with 33 inside). A match of someone leaving changes nothing."""
-        if self.core.faces is not None:
-            self.core.faces.set_candidates([v.id for v in self.core.book if v.enrolled and (v.inside or v.leaving)])
+        be leaving (a crowd demo did that once, with 33 inside). A match of someone leaving changes nothing.
+
+        With them goes how many people inside or leaving are not candidates: shoppers without consent or whose
+        enrolment failed, companions, strangers (one at least when the doors were open to anyone). The face at the
+        exit may be one of theirs, and a look-alike of theirs among the candidates must not be taken for them: the
+        matcher is stricter then (``faces.decide``, the open set)."""
+        core = self.core
+        if core.faces is None:
+            return
+        here = [v for v in core.book if v.inside or v.leaving]
+        others = sum((0 if v.enrolled else 1) + v.companions_inside for v in here)
+        others += len(core.attribution.strangers) + (core.attribution.unwatched_at is not None)
+        core.faces.set_candidates([v.id for v in here if v.enrolled], others)
 
     def consent_withdrawn(self, ev: ConsentWithdrawn) -> None:
         """The shopper withdrew face-billing consent: their visit in progress forgets their face at once (they scan

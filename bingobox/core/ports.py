@@ -57,8 +57,9 @@ class Faces(Protocol):
 
     def forget(self, visit_id: str) -> None: ...
 
-    def set_candidates(self, visit_ids: list[str]) -> None:
-        """Whom the exit camera's faces may match: the enrolled shoppers inside."""
+    def set_candidates(self, visit_ids: list[str], others: int = 0) -> None:
+        """Whom the exit camera's faces may match: the enrolled shoppers inside; ``others``: how many people inside
+        or leaving are not candidates (the face at the exit may be theirs: the matcher is stricter)."""
         ...
 
 

@@ -67,7 +67,7 @@ REFUSALS: dict[str, str] = {
 }
 REFUSED_FALLBACK = "refused.other"
 # The exit camera's face decisions that mean "not sure who this is": ask for the code.
-ASK_FOR_CODE = frozenset({"unsure_distance", "unsure_margin", "nobody_inside", "frames_disagree"})
+ASK_FOR_CODE = frozenset({"unsure_distance", "unsure_margin", "unsure_open", "nobody_inside", "frames_disagree"})
 ONE_AT_A_TIME = frozenset({"several_faces"})
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .faces import Decision, FaceEngine, Quality, Rule, decide
+from .faces import Decision, FaceEngine, ImpostorScale, Quality, Rule, decide
 
 log = logging.getLogger(__name__)
 KEEP_CANDIDATES = 12  # while more frames come, the best dozen are kept
@@ -53,6 +53,7 @@ def distinct_best(best_first: list[np.ndarray], keep: int, apart: float = SAME_P
 def _serve_matcher(conn: Any, from_enroller: Any, engine_kw: dict[str, Any], rule: Rule) -> None:
     engine = FaceEngine(**engine_kw)
     templates: dict[str, list[np.ndarray]] = {}
+    scale = ImpostorScale()
     conn.send(("ready", None))
     sources: list[Any] = [conn, from_enroller]
     while True:
@@ -67,6 +68,7 @@ def _serve_matcher(conn: Any, from_enroller: Any, engine_kw: dict[str, Any], rul
                 continue
             if c is from_enroller:  # ("templates", {visit, encodings, append, keep})
                 old = templates.get(kw["visit"], [])
+                scale.enrolled(kw["encodings"], [t for v, t in templates.items() if v != kw["visit"]])
                 if kw.get("append"):
                     new = [*old, *kw["encodings"]]
                     _wipe(new[: -kw["keep"]])
@@ -82,7 +84,8 @@ def _serve_matcher(conn: Any, from_enroller: Any, engine_kw: dict[str, Any], rul
                     decisions = []
                     for frame in kw["frames"]:
                         enc, why, _faces = engine.probe(frame, kw.get("roi"))
-                        decisions.append(decide(enc, gallery, rule) if enc is not None
+                        decisions.append(decide(enc, gallery, rule, bool(kw.get("open")), scale.median())
+                                         if enc is not None
                                          else Decision(None, None, None, why))
                     reply = asdict(_agree(decisions, rule))
                 elif op == "forget":
@@ -90,7 +93,8 @@ def _serve_matcher(conn: Any, from_enroller: Any, engine_kw: dict[str, Any], rul
                     _wipe(temps)
                     reply = {"forgot": len(temps)}
                 elif op == "count":
-                    reply = {"visits": len(templates), "templates": sum(len(t) for t in templates.values())}
+                    reply = {"visits": len(templates), "templates": sum(len(t) for t in templates.values()),
+                             "impostor_pairs": len(scale.pairs), "impostor_median": round(scale.median(), 4)}
                 elif op == "stop":
                     conn.send(("ok", None))
                     return
@@ -273,9 +277,10 @@ class FaceWorker:
         self.enroller.call("discard", visit=visit)
 
     def match(self, frames_rgb: list[np.ndarray], visits: list[str],
-              roi: tuple[int, int, int, int] | None = None) -> Decision:
-        """The exit's decision on these frames against ``visits``' templates; ``roi``: where the picture changed."""
-        return Decision(**self.matcher.call("match", frames=frames_rgb, visits=visits, roi=roi))
+              roi: tuple[int, int, int, int] | None = None, open_set: bool = False) -> Decision:
+        """The exit's decision on these frames against ``visits``' templates; ``roi``: where the picture changed;
+        ``open_set``: someone inside is not among ``visits`` (``faces.decide``)."""
+        return Decision(**self.matcher.call("match", frames=frames_rgb, visits=visits, roi=roi, open=open_set))
 
     def forget(self, visit: str) -> int:
         if self.enroller.alive:

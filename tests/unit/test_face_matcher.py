@@ -29,11 +29,15 @@ class Cam:
 class Worker:
     """Matches the picture to the first candidate that is ``who``, else to ``look_alike`` if a candidate."""
 
-    def __init__(self, who, look_alike):
-        self.who, self.look_alike, self.calls = who, look_alike, []
+    def __init__(self, who, look_alike, unsure_when_open=False):
+        self.who, self.look_alike, self.calls, self.opens = who, look_alike, [], []
+        self.unsure_when_open = unsure_when_open
 
-    def match(self, frames, inside, roi=None):
+    def match(self, frames, inside, roi=None, open_set=False):
         self.calls.append(list(inside))
+        self.opens.append(open_set)
+        if open_set and self.unsure_when_open:
+            return Decision(None, 0.45, 0.1, "unsure_open", self.who)
         for v in (self.who, self.look_alike):
             if v in inside:
                 return Decision(v, 0.36 if v == self.who else 0.52, 0.1, "matched", v)
@@ -52,8 +56,9 @@ def run(side, steps):
     t = threading.Thread(target=side._matcher, daemon=True)
     t.start()
     try:
-        for candidates, wait_s in steps:
-            side.set_candidates(candidates)
+        for step in steps:
+            candidates, wait_s, *others = step
+            side.set_candidates(candidates, *others)
             time.sleep(wait_s)
     finally:
         side._stop.set()
@@ -81,6 +86,17 @@ def test_a_picture_nobody_matched_is_looked_at_again_when_the_candidates_change(
     side = FaceSide(worker, Cam(None), Cam(shopper_at_the_exit()), inbox, VisionConfig())
     run(side, [(["v_c"], 0.6), (["v_c", "v_a"], 0.6)])
     assert inbox.decided[-1] == "v_a" and worker.calls[-1] == ["v_c", "v_a"]
+
+
+def test_the_open_set_reaches_the_worker_and_a_picture_is_looked_at_again_when_it_closes():
+    """Someone inside who is not a candidate (``others``): the worker decides on the open set. The same unsure picture
+    is looked at again once everyone inside is a candidate (that someone went out)."""
+    worker, inbox = Worker("v_a", "nobody", unsure_when_open=True), Inbox()
+    side = FaceSide(worker, Cam(None), Cam(shopper_at_the_exit()), inbox, VisionConfig())
+    run(side, [(["v_a"], 0.6, 1), (["v_a"], 0.6, 0)])
+    assert worker.opens[0] is True and worker.opens[-1] is False
+    assert inbox.decided[0] is None and inbox.decided[-1] == "v_a"
+    assert worker.opens.count(True) == 1  # the unchanged picture, the same candidates, still open: no second look
 
 
 class Enroller:

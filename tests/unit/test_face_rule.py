@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from bingobox.vision.faces import Rule, decide
+from bingobox.vision.faces import ImpostorScale, Rule, decide
 
 
 def at(base: np.ndarray, distance: float, seed: int) -> np.ndarray:
@@ -22,6 +22,35 @@ def test_matched_only_within_threshold_and_margin():
     assert (far.match, far.reason, far.nearest) == (None, "unsure_distance", "a")
     close = decide(BASE, {"a": [at(BASE, 0.40, 4)], "b": [at(BASE, 0.43, 5)]}, rule)
     assert (close.match, close.reason, close.nearest) == (None, "unsure_margin", "a")
+
+
+def test_the_open_set_asks_the_face_to_be_much_nearer_its_match_than_the_others():
+    """A face 0.45 from one candidate and 0.75 from the others passes the rule; when someone inside is not a
+    candidate, it may be theirs (a look-alike of a candidate): it goes to the code unless it is at most
+    ``open_ratio`` times the others' median distance."""
+    rule = Rule()
+    gallery = {"a": [at(BASE, 0.45, 11)], **{k: [at(BASE, 0.75, 12 + i)] for i, k in enumerate("bcde")}}
+    assert decide(BASE, gallery, rule).reason == "matched"
+    d = decide(BASE, gallery, rule, open_set=True)
+    assert (d.match, d.reason, d.nearest) == (None, "unsure_open", "a")
+    near = {**gallery, "a": [at(BASE, 0.30, 16)]}  # 0.30 <= 0.55 x 0.75
+    assert decide(BASE, near, rule, open_set=True).match == "a"
+    # few others: the store's own scale stands for the missing ones
+    alone = {"a": [at(BASE, 0.45, 17)]}
+    assert decide(BASE, alone, rule, open_set=True, scale=0.86).match == "a"  # 0.45 <= 0.55 x 0.86
+    assert decide(BASE, alone, rule, open_set=True, scale=0.75).reason == "unsure_open"  # a softer camera
+
+
+def test_the_impostor_scale_learns_the_store_s_own_distances():
+    s = ImpostorScale(keep=50, min_pairs=3, prior=0.86)
+    assert s.median() == 0.86
+    a, b, c = [at(BASE, 0.0, 20)], [at(BASE, 0.7, 21)], [at(BASE, 0.7, 22)]
+    s.enrolled(b, [a])
+    s.enrolled(c, [a, b, []])
+    assert len(s.pairs) == 3 and abs(s.median() - 0.7) < 0.05  # (b-c ~ 0.99 : the median of 0.7, 0.7, 0.99)
+    for i in range(60):
+        s.enrolled([at(BASE, 0.5, 100 + i)], [[BASE]])
+    assert len(s.pairs) == 50 and abs(s.median() - 0.5) < 1e-6  # bounded; the newest stand
 
 
 def test_best_template_counts_and_nobody_inside():

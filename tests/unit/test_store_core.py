@@ -86,7 +86,7 @@ class Reader:
 
 class Faces:
     def __init__(self):
-        self.enrolled, self.forgotten, self.candidates = [], [], []
+        self.enrolled, self.forgotten, self.candidates, self.others = [], [], [], 0
 
     def enrol(self, vid):
         self.enrolled.append(vid)
@@ -94,8 +94,8 @@ class Faces:
     def forget(self, vid):
         self.forgotten.append(vid)
 
-    def set_candidates(self, ids):
-        self.candidates = list(ids)
+    def set_candidates(self, ids, others=0):
+        self.candidates, self.others = list(ids), others
 
 
 class Client:
@@ -524,6 +524,35 @@ def test_an_identified_shopper_stays_a_face_candidate_until_they_are_out(rig):
     rig.door("exit", "door_opened")
     assert rig.visit_of("acc_a")["state"] == "left" and rig.faces.candidates == [b["id"]]
     assert a["id"] in rig.faces.forgotten
+
+
+def test_the_matcher_is_told_how_many_inside_are_not_candidates(rig):
+    """Someone inside who is not a candidate (no consent, a failed enrolment, a companion, a stranger) may be the face
+    at the exit: the matcher must know, to be stricter (the open set)."""
+    a = rig.enter("acc_a", consent=True)
+    rig.core.handle(Enrolled(a["id"], {"ok": True, "templates": 3}))
+    assert (rig.faces.candidates, rig.faces.others) == ([a["id"]], 0)  # everyone inside is a candidate
+    rig.enter("acc_b", consent=False)
+    rig.core.tick()
+    assert (rig.faces.candidates, rig.faces.others) == ([a["id"]], 1)
+    c = rig.enter("acc_c", consent=True)
+    rig.core.handle(Enrolled(c["id"], {"ok": False, "reason": "no_face"}))
+    assert (rig.faces.candidates, rig.faces.others) == ([a["id"]], 2)
+    rig.core.attribution.stranger_inside(rig.clock.t, "tailgating")
+    rig.core.tick()
+    assert rig.faces.others == 3
+    # b leaves by their code: still in front of the exit camera until they are out
+    rig.at(5)
+    rig.reader.read(rig.clock.t - 0.3, n=20)
+    rig.show("exit", rig.code("acc_b"))
+    rig.send()
+    rig.run()
+    assert rig.visit_of("acc_b")["state"] != "inside"
+    rig.core.tick()
+    assert rig.faces.others == 3
+    rig.door("exit", "door_opened")
+    rig.core.tick()
+    assert rig.visit_of("acc_b")["state"] == "left" and rig.faces.others == 2
 
 
 def test_a_tailgater_is_flagged_in_the_same_commit_as_the_enrolment(rig, monkeypatch):

@@ -213,7 +213,11 @@ def test_worker_process_enrols_matches_and_forgets(testdata):
         assert d.match is None
         d = w.match([frame_with(testdata, "Tony_Blair/1.jpg")], ["visit-a", "visit-b"])
         assert d.match is None and d.reason.startswith("unsure")
-        assert w.count() == {"visits": 2, "templates": 2}
+        # someone inside who is not a candidate: the open set, decided in the worker (0.38 ≤ 0.55 x the others)
+        d = w.match([frame_with(testdata, "obama/2.jpg")], ["visit-a", "visit-b"], open_set=True)
+        assert (d.match, d.reason) == ("visit-a", "matched")
+        # one pair of different people seen (b enrolled while a was there): the prior stands for the store's scale
+        assert w.count() == {"visits": 2, "templates": 2, "impostor_pairs": 1, "impostor_median": 0.86}
         assert w.forget("visit-a") == 1 and w.count()["visits"] == 1
         # several walk-in frames, the best kept: matchable as soon as the enroller says so (the matcher has them)
         for photo in ("obama/1.jpg", "obama/4.jpg", "no_face/brick.png"):

@@ -38,6 +38,7 @@ from .process import ROOT, Proc, free_port
 
 FAULTS = ("gateway_drop", "gateway_errors", "gateway_outage", "unplug", "junk", "kill", "dead_board")
 EXIT_WALK_S = 0.4  # from stepping into the exit area to reaching the exit door
+WALKER_LOOK_S = 1.5  # a shopper without consent in front of the exit camera before they show their code
 APPROACH_SETTLE_S = 0.25  # seen on approach: the exit reader's rounds this long after the frame join the window
 FAULT_AFTERMATH_S = 5.0  # a visit this close after a fault ended counts as touched by it (review rate per fault)
 STOCK = 24  # tags per product on its shelf
@@ -59,6 +60,13 @@ class Shopper:
     exit_zone_at: float | None = None  # when they stepped into the exit area (wall clock; the exit camera sees them)
     at_door_at: float | None = None  # … and when they reached the exit door
     inside_at_exit: int = 0  # shoppers (groups) inside, them included, as they stepped into the exit area
+    walker_face: Path | None = None  # no consent: the photo the exit camera sees of them all the same
+    let_out_by_face: bool = False  # … and the exit opened for that face (someone else's look-alike): wrong
+
+    @property
+    def person(self) -> Path | None:
+        """Who they are (their exit photo), consenting or not: a person is never inside twice at once."""
+        return self.face[1] if self.face else self.walker_face
 
 
 MORE_FACES = "faces/more.csv"  # more people than the store's own photographs (a crowd's worth: ``more_faces``)
@@ -408,7 +416,7 @@ class Demo:
             s.inside_at_exit = self.inside
             if epcs:
                 self.act("tags.add", reader="exit-area", epcs=epcs)
-            show = s.face[1] if s.face and face else None
+            show = (s.face[1] if s.face else s.walker_face) if face else None
             if show and self.approach:  # seen as they step into the exit area, with their goods
                 self.act("camera.show", camera="exit-cam", image=str(show), scale=0.8)
             # walking through the exit area to the door. (Seen at the door, the goods have been in the reader's
@@ -418,7 +426,10 @@ class Demo:
             s.at_door_at = time.time()
             if show and not self.approach:
                 self.act("camera.show", camera="exit-cam", image=str(show), scale=0.8)
-            opened = self.wait_unlocked("exit", 6 if s.face and face else 0.5)
+            opened = self.wait_unlocked("exit", 6 if s.face and face else WALKER_LOOK_S if show else 0.5)
+            if opened and not s.face:  # no templates of theirs: the store took them for someone else
+                s.let_out_by_face = True
+                s.error = "let out by the face of someone without consent (a look-alike's visit identified)"
             if not opened:  # not recognised (or no face billing): scan a fresh code
                 s.used_qr_at_exit = True
                 self.act("camera.show", camera="exit-cam", qr=self.code(s))
@@ -518,9 +529,13 @@ class Demo:
         shoppers = []
         for i in range(self.n):
             low = self.rng.random() < 0.1  # some wallets are nearly empty: declined, recorded as debt
-            # (a person comes back every len(faces) shoppers; never inside twice at once: see ``_next``)
-            face = faces[i % len(faces)] if faces and self.rng.random() < 0.7 else None
+            # (a person comes back every len(faces) shoppers; never inside twice at once: see ``_next``). Those who
+            # do not consent have a face all the same: the exit camera sees it (the store must not take it for a
+            # look-alike's among the candidates)
+            person = faces[i % len(faces)] if faces else None
+            face = person if person and self.rng.random() < 0.7 else None
             shoppers.append(self.new_shopper(i, 50 if low else 1_000_000, face))
+            shoppers[-1].walker_face = person[1] if person and not face else None
             if self.groups and self.rng.random() < 0.5:
                 shoppers[-1].group = self.rng.randint(2, 3)
         stop = threading.Event()
@@ -557,7 +572,7 @@ class Demo:
         person twice, which the store rightly cannot tell apart); their face is marked inside."""
         with self.faces_lock:
             for i, s in enumerate(pending):
-                key = s.face[1] if s.face else None
+                key = s.person
                 if key is None or self.repeat_faces or not self.faces_inside[key]:
                     if key is not None:
                         self.faces_inside[key] += 1
@@ -570,8 +585,8 @@ class Demo:
             self.shop(s)
         finally:
             with self.faces_lock:
-                if s.face:
-                    self.faces_inside[s.face[1]] -= 1
+                if s.person is not None:
+                    self.faces_inside[s.person] -= 1
 
     def settle_and_summarise(self, shoppers: list[Shopper], seconds: float) -> dict:
         oracle.settle(self.dir / "store.db")

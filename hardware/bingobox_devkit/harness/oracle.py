@@ -124,6 +124,12 @@ class FaceShopper(Shopper, Protocol):
     @property
     def inside_at_exit(self) -> int: ...
 
+    @property
+    def walker_face(self) -> object | None: ...  # (no consent: the photo the exit camera saw of them)
+
+    @property
+    def let_out_by_face(self) -> bool: ...
+
 
 def face_exits(db: Path, shoppers: Sequence[FaceShopper]) -> dict:
     """Face billing as the shoppers met it: of those who consented, how many the store enrolled, and of those, how
@@ -150,7 +156,10 @@ def face_exits(db: Path, shoppers: Sequence[FaceShopper]) -> dict:
             "by_face": by_face, "by_face_share": share(by_face, len(known)),
             "by_inside_at_exit": {k: {"enrolled": n, "by_face": f, "by_face_share": share(f, n)}
                                   for k, (n, f) in buckets.items() if n},
-            "most_inside_at_exit": max((s.inside_at_exit for s in known), default=0)}
+            "most_inside_at_exit": max((s.inside_at_exit for s in known), default=0),
+            # shoppers without consent whose face the exit camera saw: the door must not open for it
+            "no_consent_seen_at_exit": sum(s.walker_face is not None for s in shoppers),
+            "no_consent_let_out_by_face": sum(s.let_out_by_face for s in shoppers)}
 
 
 def reviews_by_fault(db: Path, spans: list[tuple[str, float, float]]) -> dict[str, dict]:

@@ -245,7 +245,7 @@ class SimFaces:
     def forget(self, visit_id: str) -> None:
         self.templates.pop(visit_id, None)
 
-    def set_candidates(self, visit_ids: list[str]) -> None:
+    def set_candidates(self, visit_ids: list[str], others: int = 0) -> None:
         self.candidates = list(visit_ids)
 
     def look(self) -> None:
