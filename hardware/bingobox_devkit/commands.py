@@ -248,6 +248,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "campaigns before expiry dates and markdowns: their seeds replay as they were)")
     sm.add_argument("--groups", action="store_true", help="some shoppers bring one or two companions on their code "
                     "(their passages, their takes billed to the shopper, some leave first by the exit button)")
+    sm.add_argument("--exit-settle-s", type=float, default=0.0, help="the exit camera sees shoppers as they step "
+                    "into the exit area, and the store waits this long past the frame for their goods (its "
+                    "exit_settle_s; 0: seen at the door). The schedules are the same either way")
     sm.add_argument("--json", action="store_true", help="one JSON object (runs, crash_points, violations, …)")
     sm.set_defaults(fn=cmd_simulate)
 

@@ -30,6 +30,33 @@ def test_a_shopper_whose_face_is_inside_waits_and_others_go_first(tmp_path):
     assert d._next(pending) is a_again and d.most_of_one_face_inside == 1
 
 
+def test_a_person_without_consent_is_not_inside_twice_either(tmp_path):
+    """They show no face to enrol, but the exit camera sees it: the same person inside twice would be two walkers
+    with one face."""
+    d = script(tmp_path)
+    a, a_again = Shopper(0, "a", face(1)), Shopper(1, "a2", None, walker_face=face(1)[1])
+    pending = [a, a_again]
+    assert d._next(pending) is a and d._next(pending) is None
+    d.shop = lambda s: None
+    d._shop_once(a)
+    assert d._next(pending) is a_again and a_again.person == a.person
+
+
+def test_a_shopper_without_consent_let_out_by_a_face_fails_the_run(tmp_path):
+    from bingobox_devkit.harness.oracle import face_exits
+    from bingobox_devkit.harness.report import human, money_ok
+
+    db = _journal(tmp_path, [("v1", "a"), ("v2", "b")], [("v1", True)])
+    walker = Shopper(1, "b", None, walker_face=Path("exit2.jpg"))
+    f = face_exits(db, [Shopper(0, "a", face(1)), walker])
+    assert (f["no_consent_seen_at_exit"], f["no_consent_let_out_by_face"]) == (1, 0)
+    assert money_ok({"faces": f})
+    walker.let_out_by_face = True
+    f = face_exits(db, [Shopper(0, "a", face(1)), walker])
+    assert f["no_consent_let_out_by_face"] == 1 and not money_ok({"faces": f})
+    assert "let out by it 1" in human({"faces": f}, "demo")
+
+
 def test_asked_to_the_script_repeats_a_face_and_says_so(tmp_path):
     d = script(tmp_path, repeat=True)
     pending = [Shopper(0, "a", face(1)), Shopper(1, "a2", face(1))]

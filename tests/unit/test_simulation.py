@@ -38,6 +38,23 @@ def test_a_bounded_campaign_with_groups_finds_no_violation():
     assert sum(sp.get("group", 1) > 1 for p in plans for sp in p.shoppers) >= 3  # (the seeds do have groups)
 
 
+def test_shoppers_seen_on_approach_are_charged_right_and_a_store_that_did_not_wait_for_their_goods_is_caught(
+        monkeypatch):
+    """``--exit-settle-s``: the exit camera sees shoppers as they step into the exit area with their goods, and the
+    store waits that long past the frame for the exit reader to read them. A crash after every commit of a visit's
+    life, as at the door. A store that did not wait charges what the reader had not read yet to nobody, or to the
+    next shopper: the checker finds it (these seeds did, of 60 tried)."""
+    out = campaign(runs=3, seed=900, exit_settle_s=0.6)
+    assert out["crash_points"] > 20 and out["exit_settle_s"] == 0.6
+    assert out["violations"] == [], out["violations"][:5]
+    plan = run.replace(run.Plan.draw(905), exit_settle_s=0.6)
+    assert plan.shoppers == run.Plan.draw(905).shoppers  # the same schedule as seen at the door
+    seen_at_the_door = run.store_config
+    monkeypatch.setattr(run, "store_config", lambda settle=0.0: seen_at_the_door(0.0))  # does not wait
+    found = [v for seed in (905, 910, 942) for v in run.run_seed(seed, every_k=False, exit_settle_s=0.6)["violations"]]
+    assert {v["kind"] for v in found} & {"wrong_amount", "lost"}, found
+
+
 def test_batched_goods_are_charged_exactly_and_a_store_that_ignored_markdowns_would_be_caught(tmp_path,
                                                                                               monkeypatch):
     """Fresh, marked-down and expired lots on the shelves: the oracle prices each tag itself (goods.py); the store

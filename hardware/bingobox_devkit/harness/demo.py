@@ -38,7 +38,7 @@ from .process import ROOT, Proc, free_port
 
 FAULTS = ("gateway_drop", "gateway_errors", "gateway_outage", "unplug", "junk", "kill", "dead_board")
 EXIT_WALK_S = 0.4  # from stepping into the exit area to reaching the exit door
-WALKER_LOOK_S = 1.5  # a shopper without consent in front of the exit camera before they show their code
+WALKER_LOOK_S = 1.0  # a shopper without consent in front of the exit camera before they show their code
 APPROACH_SETTLE_S = 0.25  # seen on approach: the exit reader's rounds this long after the frame join the window
 FAULT_AFTERMATH_S = 5.0  # a visit this close after a fault ended counts as touched by it (review rate per fault)
 STOCK = 24  # tags per product on its shelf

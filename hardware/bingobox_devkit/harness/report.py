@@ -9,8 +9,10 @@ MONEY_CHECKS = ("lost", "doubled", "wrong_person", "wrong_amount")
 
 
 def money_ok(summary: dict[str, Any]) -> bool:
-    """Nothing lost, doubled, charged to the wrong person or in the wrong amount."""
-    return not any(summary.get(k) for k in MONEY_CHECKS)
+    """Nothing lost, doubled, charged to the wrong person or in the wrong amount, and nobody let out as someone else
+    (a shopper without consent whose face the exit took for a look-alike's: that visit closes as theirs)."""
+    return not any(summary.get(k) for k in MONEY_CHECKS) and \
+        not (summary.get("faces") or {}).get("no_consent_let_out_by_face")
 
 
 def _ms(v: Any) -> str:
@@ -41,7 +43,9 @@ def _faces_row(f: dict) -> str:
 
     return (f"  {'faces':<14}consented {f['consented']}, enrolled {f['enrolled']} ({pct(f['enrolled_share'])}), "
             f"recognised at the exit {f['by_face']} ({pct(f['by_face_share'])}); with inside: "
-            + ", ".join(f"{k} {b['by_face']}/{b['enrolled']}" for k, b in f["by_inside_at_exit"].items()))
+            + ", ".join(f"{k} {b['by_face']}/{b['enrolled']}" for k, b in f["by_inside_at_exit"].items())
+            + (f"; no consent, face seen at the exit {f['no_consent_seen_at_exit']}, let out by it "
+               f"{f['no_consent_let_out_by_face']}" if f.get("no_consent_seen_at_exit") else ""))
 
 
 def human(summary: dict[str, Any], title: str) -> str:

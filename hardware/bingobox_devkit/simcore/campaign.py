@@ -11,15 +11,16 @@ import logging
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 
 from . import run
 
 
-def _one(args: tuple[int, int, bool, int | None, bool, bool]) -> dict:
-    seed, shoppers, crashes, crash_at, groups, batches = args
+def _one(args: tuple[int, int, bool, int | None, bool, bool, float]) -> dict:
+    seed, shoppers, crashes, crash_at, groups, batches, settle = args
     logging.disable(logging.CRITICAL)  # the core logs every alarm; thousands of runs would drown the summary
     if crash_at is not None:
-        plan = run.Plan.draw(seed, shoppers, groups, batches)
+        plan = replace(run.Plan.draw(seed, shoppers, groups, batches), exit_settle_s=settle)
         workdir = run.workdir()
         try:
             p = run.play(plan, crash_at, workdir)
@@ -30,7 +31,7 @@ def _one(args: tuple[int, int, bool, int | None, bool, bool]) -> dict:
         return {"seed": seed, "shoppers": len(plan.shoppers), "commits": p.commits, "crash_points": 1,
                 "violations": [{**v, "seed": seed, "crash_at": crash_at} for v in p.violations],
                 "excused": p.stats["excused"], "seconds": 0.0}
-    return run.run_seed(seed, shoppers, every_k=crashes, groups=groups, batches=batches)
+    return run.run_seed(seed, shoppers, every_k=crashes, groups=groups, batches=batches, exit_settle_s=settle)
 
 
 def review_rates(runs: list[dict]) -> dict:
@@ -51,9 +52,10 @@ def review_rates(runs: list[dict]) -> dict:
 
 
 def campaign(runs: int, seed: int, shoppers: int = 6, crashes: bool = True, jobs: int = 1,
-             crash_at: int | None = None, progress=None, groups: bool = False, batches: bool = True) -> dict:
+             crash_at: int | None = None, progress=None, groups: bool = False, batches: bool = True,
+             exit_settle_s: float = 0.0) -> dict:
     t0 = time.perf_counter()
-    tasks = [(seed + i, shoppers, crashes, crash_at, groups, batches) for i in range(runs)]
+    tasks = [(seed + i, shoppers, crashes, crash_at, groups, batches, exit_settle_s) for i in range(runs)]
     results = []
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
@@ -75,7 +77,8 @@ def campaign(runs: int, seed: int, shoppers: int = 6, crashes: bool = True, jobs
             "violations": violations,
             "violations_by_kind": dict(collections.Counter(v["kind"] for v in violations)),
             "unbilled_for_review": len(excused), "review_rate": review["review_rate"], "review": review,
-            "groups": groups, "batches": batches, "seconds": round(time.perf_counter() - t0, 1)}
+            "groups": groups, "batches": batches, "exit_settle_s": exit_settle_s,
+            "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def main(args) -> int:
@@ -86,7 +89,8 @@ def main(args) -> int:
 
     out = campaign(args.runs, args.seed, args.shoppers, not args.no_crashes, args.jobs,
                    getattr(args, "crash_at", None), progress, groups=getattr(args, "groups", False),
-                   batches=not getattr(args, "plain_goods", False))
+                   batches=not getattr(args, "plain_goods", False),
+                   exit_settle_s=getattr(args, "exit_settle_s", 0.0))
     if args.json:
         print(json.dumps(out), flush=True)
     else:

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,9 @@ class SimCrash(BaseException):
     ``except Exception`` may swallow it)."""
 
 
-def store_config() -> StoreConfig:
+def store_config(exit_settle_s: float = 0.0) -> StoreConfig:
+    """The simulated store; ``exit_settle_s``: the exit camera sees shoppers as they step into the exit area, and
+    the store waits this long past the frame for their goods (0: seen at the door, as the campaigns always were)."""
     return StoreConfig.model_validate({
         "store": {"id": STORE_ID},
         "catalog": str(CATALOG),
@@ -65,7 +67,8 @@ def store_config() -> StoreConfig:
         "cameras": [{"name": n, "source": f"sim://{n}"} for n in ("door-cam", "exit-cam")],
         "layout": {"entry_door": "entrance", "exit_door": "exit", "entry_camera": "door-cam",
                    "exit_camera": "exit-cam", "exit_reader": "exit-area"},
-        "visits": {"exit_charge_wait_s": 3, "enter_within_s": 15, "max_inside_s": MAX_INSIDE_S},
+        "visits": {"exit_charge_wait_s": 3, "enter_within_s": 15, "max_inside_s": MAX_INSIDE_S,
+                   "exit_settle_s": exit_settle_s},
     })
 
 
@@ -82,6 +85,7 @@ class Plan:
     fire: tuple[float, float] | None
     batches: bool = False  # goods of batches (fresh, marked down, expired SGTIN-96 lots); False: plain tags (the
     # world of the campaigns before batches, so that their seeds replay as they were)
+    exit_settle_s: float = 0.0  # > 0: seen on approach (``store_config``); not drawn: the same schedule either way
 
     @classmethod
     def draw(cls, seed: int, max_shoppers: int = 6, groups: bool = False, batches: bool = False) -> Plan:
@@ -168,7 +172,7 @@ class Play:
 
     def __init__(self, plan: Plan, crash_at: int | None, workdir: Path, restart_s: float = 2.0) -> None:
         self.plan, self.seed, self.crash_at = plan, plan.seed, crash_at
-        self.cfg = store_config()
+        self.cfg = store_config(plan.exit_settle_s)
         # (the simulated store has no cabinet: no age-restricted goods on its shelves)
         goods = Goods(CATALOG, datetime.fromtimestamp(START, UTC).date(), batched=plan.batches,
                       exclude=set(RESTRICTED))
@@ -178,6 +182,7 @@ class Play:
         self.world = World(plan.seed, STORE_ID, goods, SHELVES)
         self.world.lag_max = plan.lag_max
         self.world.p_face_unsure = plan.p_face_unsure
+        self.world.approach = plan.exit_settle_s > 0
         self.journal_path = workdir / f"journal-{plan.seed}-{crash_at}.db"
         for stale in workdir.glob(f"{self.journal_path.name}*"):  # a fresh store (an earlier play's file, -wal, -shm)
             stale.unlink()
@@ -378,9 +383,9 @@ def workdir() -> Path:
 
 
 def run_seed(seed: int, max_shoppers: int = 6, every_k: bool = True, groups: bool = False,
-             batches: bool = False) -> dict:
+             batches: bool = False, exit_settle_s: float = 0.0) -> dict:
     """One run: the plan once without a crash, then a crash after each commit k in one visit's life."""
-    plan = Plan.draw(seed, max_shoppers, groups, batches)
+    plan = replace(Plan.draw(seed, max_shoppers, groups, batches), exit_settle_s=exit_settle_s)
     wd = workdir()
     try:
         t0 = time.perf_counter()

@@ -117,7 +117,9 @@ def leave(world: World, s: Shopper, ex) -> Process:
         return
     world.in_exit_area = s
     world.carry_into_exit_area(s)
-    yield 0.4  # walking through the exit area to the camera
+    if world.approach:  # seen as they step in, with their goods (the store waits ``exit_settle_s`` for them)
+        world.at_exit_camera = s
+    yield 0.4  # walking through the exit area to the door (and its camera)
     world.at_exit_camera = s
     t0, down_before = world.clock(), len(world.down_spans) + (not world.up)
     opened = yield until(lambda: ex.unlocked, 6 if s.face else 0.5)

@@ -92,6 +92,7 @@ class World:
         self.p_enrol_fail = 0.05
         self.p_face_unsure = 0.05
         self.lag_max = 0.0  # the control loop runs this far behind (a rush)
+        self.approach = False  # the exit camera sees shoppers as they step into the exit area (exit_settle_s > 0)
         self.exit_grants_nobody: list[float] = []
         self.fire_active = False
         self.start = self.clock()
