@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
@@ -105,7 +106,15 @@ def _serve_matcher(conn: Any, from_enroller: Any, engine_kw: dict[str, Any], rul
                 conn.send(("error", f"{type(e).__name__}: {e}"))
 
 
+ENROLLER_NICE = 10  # the enroller yields the cores to the exit's matcher (an exit is waited for; an enrolment has
+# the shopper's walk-in, about a second, and no one waits at the door for it)
+
+
 def _serve_enroller(conn, to_matcher, engine_kw: dict, quality: Quality) -> None:
+    try:
+        os.nice(ENROLLER_NICE)
+    except OSError:  # (not allowed here: it runs at the controller's priority)
+        pass
     engine = FaceEngine(quality=quality, **engine_kw)
     candidates: dict[str, list[tuple[float, np.ndarray]]] = {}  # visit → (quality, encoding) being enrolled
 

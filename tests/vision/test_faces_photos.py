@@ -5,6 +5,7 @@ and the worker process that keeps templates in its own memory."""
 import collections
 import csv
 import json
+import os
 import random
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from bingobox.vision.faces import FaceEngine, ImageReadError, Rule, decide, read_rgb
-from bingobox.vision.worker import FaceWorker, WorkerDown
+from bingobox.vision.worker import ENROLLER_NICE, FaceWorker, WorkerDown
 from bingobox_devkit.sim.camera_server import background
 from tests.helpers import ROOT
 
@@ -224,7 +225,9 @@ def test_worker_process_enrols_matches_and_forgets(testdata):
             w.assess("visit-d", frame_with(testdata, photo))
         assert w.commit_enrolment("visit-d")["templates"] == 2
         assert w.match([frame_with(testdata, "obama/2.jpg")], ["visit-d", "visit-b"]).match == "visit-d"
-        assert w.matcher.proc.pid != w.enroller.proc.pid  # an enrolment never holds up an exit
+        assert w.matcher.proc.pid != w.enroller.proc.pid  # an enrolment never holds up an exit …
+        nice = {side.name: os.getpriority(os.PRIO_PROCESS, side.proc.pid) for side in (w.matcher, w.enroller)}
+        assert nice["enroller"] == min(19, nice["matcher"] + ENROLLER_NICE)  # … nor takes the cores from one
         assert w.match([frame_with(testdata, "obama/2.jpg")], ["visit-a"]).reason == "nobody_inside"
         assert w.proc.pid != __import__("os").getpid()
         w.proc.kill()
