@@ -82,11 +82,12 @@ def _serve_matcher(conn: Any, from_enroller: Any, engine_kw: dict[str, Any], rul
             try:
                 if op == "match":
                     gallery = {v: templates[v] for v in kw["visits"] if templates.get(v)}
+                    open_set = bool(kw.get("open"))
+                    cohort_pad = scale.median() if open_set else scale.prior
                     decisions = []
                     for frame in kw["frames"]:
                         enc, why, _faces = engine.probe(frame, kw.get("roi"))
-                        decisions.append(decide(enc, gallery, rule, bool(kw.get("open")), scale.median())
-                                         if enc is not None
+                        decisions.append(decide(enc, gallery, rule, open_set, cohort_pad) if enc is not None
                                          else Decision(None, None, None, why))
                     reply = asdict(_agree(decisions, rule))
                 elif op == "forget":
