@@ -57,6 +57,22 @@ def test_a_shopper_without_consent_let_out_by_a_face_fails_the_run(tmp_path):
     assert "let out by it 1" in human({"faces": f}, "demo")
 
 
+def test_only_an_exit_opened_for_a_shown_face_counts_as_let_out_by_it(tmp_path, monkeypatch):
+    """A shopper without consent and without a photo (no faces in the test data) for whom the exit happens to open
+    showed no face: nobody took them for anyone (the count once said so, and failed the run)."""
+    from bingobox_devkit.harness import demo
+
+    monkeypatch.setattr(demo.time, "sleep", lambda s: None)
+    d = script(tmp_path)
+    d.act, d.wait_unlocked, d.code = (lambda *a, **k: {}), (lambda *a, **k: True), (lambda *a, **k: "code")
+    d.inside = 2
+    faceless, walker = Shopper(0, "a", None), Shopper(1, "b", None, walker_face=Path("exit1.jpg"))
+    for s in (faceless, walker):
+        d.leave(s)
+    assert not faceless.let_out_by_face and faceless.error is None
+    assert walker.let_out_by_face
+
+
 def test_asked_to_the_script_repeats_a_face_and_says_so(tmp_path):
     d = script(tmp_path, repeat=True)
     pending = [Shopper(0, "a", face(1)), Shopper(1, "a2", face(1))]

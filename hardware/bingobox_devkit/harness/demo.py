@@ -427,7 +427,7 @@ class Demo:
             if show and not self.approach:
                 self.act("camera.show", camera="exit-cam", image=str(show), scale=0.8)
             opened = self.wait_unlocked("exit", 6 if s.face and face else WALKER_LOOK_S if show else 0.5)
-            if opened and not s.face:  # no templates of theirs: the store took them for someone else
+            if opened and show and not s.face:  # their face, no templates of theirs: taken for someone else
                 s.let_out_by_face = True
                 s.error = "let out by the face of someone without consent (a look-alike's visit identified)"
             if not opened:  # not recognised (or no face billing): scan a fresh code
