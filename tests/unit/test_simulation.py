@@ -55,6 +55,17 @@ def test_shoppers_seen_on_approach_are_charged_right_and_a_store_that_did_not_wa
     assert {v["kind"] for v in found} & {"wrong_amount", "lost"}, found
 
 
+def test_an_exit_settle_the_store_would_refuse_is_a_clear_error(capsys):
+    import argparse
+
+    from bingobox_devkit.simcore.campaign import main
+
+    args = argparse.Namespace(runs=1, seed=1, shoppers=1, no_crashes=True, jobs=1, json=True, exit_settle_s=9.0)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--exit-settle-s 9.0" in err and "Traceback" not in err
+
+
 def test_batched_goods_are_charged_exactly_and_a_store_that_ignored_markdowns_would_be_caught(tmp_path,
                                                                                               monkeypatch):
     """Fresh, marked-down and expired lots on the shelves: the oracle prices each tag itself (goods.py); the store

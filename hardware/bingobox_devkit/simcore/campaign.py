@@ -87,10 +87,16 @@ def main(args) -> int:
             print(f"run {done}/{total} (seed {r['seed']}): {r['shoppers']} shoppers, {r['crash_points']} crash "
                   f"points, {len(r['violations'])} violations", file=sys.stderr, flush=True)
 
+    settle = getattr(args, "exit_settle_s", 0.0)
+    try:
+        run.store_config(settle)  # (the store's own bounds on it, checked once, not in every run)
+    except ValueError as e:
+        print(f"--exit-settle-s {settle}: not a store setting: {e}", file=sys.stderr)
+        return 2
     out = campaign(args.runs, args.seed, args.shoppers, not args.no_crashes, args.jobs,
                    getattr(args, "crash_at", None), progress, groups=getattr(args, "groups", False),
                    batches=not getattr(args, "plain_goods", False),
-                   exit_settle_s=getattr(args, "exit_settle_s", 0.0))
+                   exit_settle_s=settle)
     if args.json:
         print(json.dumps(out), flush=True)
     else:
