@@ -116,19 +116,19 @@ def test_a_tag_taken_is_gone_and_one_carried_to_another_antenna_moves_there(driv
 def test_a_silent_garbled_or_unplugged_reader_is_reconnected_and_nothing_goes_meanwhile(driver):
     sim, r, ev = driver
     sim.act("fault.silent", device="fx")  # connected, says nothing: no keepalive either
-    ev.wait_for(lambda e: e.device == "shelf-a" and e.kind == "disconnected", timeout=3)
+    ev.wait_for(lambda e: e.device == "shelf-a" and e.kind == "disconnected", timeout=8)
     assert not r.zones[1].online()
     time.sleep(1.0)
     assert not [e for e in ev.items if e.kind == "tag_gone"]  # an absent reader empties no shelf
     sim.act("fault.clear", device="fx")
-    ev.wait_for(lambda e: e.device == "shelf-a" and e.kind == "connected", timeout=5)
+    ev.wait_for(lambda e: e.device == "shelf-a" and e.kind == "connected", timeout=12)
     assert r.stats["silences"] >= 1
     mark = ev.mark()
     sim.act("fault.corrupt", device="fx", count=1)  # a header that is not LLRP: the stream is given up
     ev.wait_for(lambda e: e.device == "shelf-a" and e.kind == "connected", timeout=12, after=mark)
     mark = ev.mark()
     sim.act("fault.unplug", device="fx")
-    ev.wait_for(lambda e: e.device == "shelf-c" and e.kind == "disconnected", timeout=3, after=mark)
+    ev.wait_for(lambda e: e.device == "shelf-c" and e.kind == "disconnected", timeout=8, after=mark)
     time.sleep(0.5)
     sim.act("fault.replug", device="fx")
     ev.wait_for(lambda e: e.device == "shelf-c" and e.kind == "connected", timeout=12, after=mark)
