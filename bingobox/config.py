@@ -314,6 +314,10 @@ class CameraConfig(Strict):
     open_timeout_s: float = Field(3.0, ge=0.1, le=60)
     read_timeout_s: float = Field(3.0, ge=0.1, le=60)
     loop_files: bool = True
+    decode_on_demand: bool = Field(True, description="MJPEG streams: keep each frame's JPEG and decode it only when "
+                                   "something looks at it (the motion gates look at a 1/8-scale grey decode)")
+    max_pixels: int = Field(3840 * 2160, ge=16 * 16, le=7680 * 4320,
+                            description="frames that say they are larger are dropped before decoding")
 
 
 class WalletLimits(Strict):

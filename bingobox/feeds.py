@@ -56,7 +56,7 @@ def qr_scanner(cam: Camera, role: str, inbox: Inbox, stop: threading.Event, max_
     reader, seq, gate = QrReader(budget_ms=budget_ms), 0, MotionGate()
     found, last_scan, codelike = False, 0.0, False
     texts: list[str] = []
-    stats = {"stale": 0}
+    stats = {"stale": 0, "undecodable": 0}
     while not stop.is_set():
         frame = _fresh(cam, seq, max_age_s)
         if frame is None:
@@ -65,8 +65,12 @@ def qr_scanner(cam: Camera, role: str, inbox: Inbox, stop: threading.Event, max_
         if isinstance(frame, _Stale):
             stats["stale"] += 1
             continue
+        preview = frame.preview()
+        if preview is None:
+            stats["undecodable"] += 1
+            continue
         now = time.monotonic()
-        moved, same = gate.moved(frame.image), gate.unchanged_since_look()
+        moved, same = gate.moved(preview, frame.size), gate.unchanged_since_look()
         if same and found and now - last_scan < QR_RESCAN_S:  # the same code still held up: it is still there
             # (decoded again every QR_RESCAN_S all the same: two codes of one account share most of their modules,
             # so a fresh code shown in place of a refused one looks "unchanged" to the gate, and was never read)
@@ -79,14 +83,18 @@ def qr_scanner(cam: Camera, role: str, inbox: Inbox, stop: threading.Event, max_
         gate.looked()
         t0 = time.perf_counter()
         gated = reader.stats["gated_out"]
-        texts = reader.decode(frame.image)
+        gray = frame.gray()
+        if gray is None:
+            stats["undecodable"] += 1
+            continue
+        texts = reader.decode(gray)
         codelike = reader.stats["gated_out"] == gated  # finder-like shapes were there: worth another look
         decoded = time.time()
         if timing is not None:
             timing.add((time.perf_counter() - t0) * 1000)
         found = bool(texts)
         if not found:
-            gate.absorb(frame.image)  # the next scan waits for a change (or the rescan interval)
+            gate.absorb(preview)  # the next scan waits for a change (or the rescan interval)
         for text in texts[:MAX_CODES_PER_FRAME]:
             inbox.offer(f"qr:{role}:{text}", CodeSeen(role, text, frame.t, {"decoded": decoded}))
 
@@ -110,7 +118,8 @@ class FaceSide:
         self._workers = [Worker(f"faces-{fn.__name__.strip('_')}", fn, join_s=5, stopping=self._stop)
                          for fn in (self._matcher, self._enroller)]
         self.match_ms = Histogram()
-        self.stats = {"matches": 0, "stale": 0, "enrolments": 0, "enrol_dropped": 0, "forgotten": 0}
+        self.stats = {"matches": 0, "stale": 0, "undecodable": 0, "enrolments": 0, "enrol_dropped": 0,
+                      "forgotten": 0}
 
     # the port ------------------------------------------------------------------------------------------
     def enrol(self, visit_id: str) -> None:
@@ -170,7 +179,11 @@ class FaceSide:
             if isinstance(frame, _Stale):
                 self.stats["stale"] += 1
                 continue
-            if not gate.moved(frame.image) and nobody:
+            preview = frame.preview()
+            if preview is None:
+                self.stats["undecodable"] += 1
+                continue
+            if not gate.moved(preview, frame.size) and nobody:
                 continue  # an empty, unchanged exit area: no need to look for faces
             if gate.unchanged_since_look() and ((inside, open_set) == looked_for or matched):
                 # the same picture, the same shoppers inside: the same answer as last time. The same picture of
@@ -178,7 +191,11 @@ class FaceSide:
                 # (gone through the door, templates forgotten), it must not be matched to the nearest of the others
                 continue
             picked = time.time()
-            recent.append((frame.t, cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)))
+            image = frame.image
+            if image is None:
+                self.stats["undecodable"] += 1
+                continue
+            recent.append((frame.t, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
             if len(recent) < (recent.maxlen or 1):
                 continue
             t0 = time.perf_counter()
@@ -197,7 +214,7 @@ class FaceSide:
             nobody = d.reason == "no_face"
             matched = d.reason == "matched"
             if nobody:
-                gate.absorb(frame.image)  # what changed was not a person (light, a door, a trolley)
+                gate.absorb(preview)  # what changed was not a person (light, a door, a trolley)
             else:
                 self.inbox.offer("face", FaceDecided(d, recent[0][0], {"picked": picked, "decided": decided}))
 
@@ -240,9 +257,12 @@ class FaceSide:
                 seq = frame.seq if frame is not None else seq
                 continue
             seq = frame.seq
+            image = frame.image
+            if image is None:
+                continue
             looked += 1
             next_at = time.monotonic() + step
-            r = self.worker.assess(visit_id, cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
+            r = self.worker.assess(visit_id, cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
             if r.get("reason") == "several_faces":
                 self.worker.discard(visit_id)
                 return {**r, "ok": False, "frames": looked}

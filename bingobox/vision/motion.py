@@ -34,9 +34,12 @@ class MotionGate:
         small = cv2.resize(gray, (WIDTH, max(1, round(h * WIDTH / w))), interpolation=cv2.INTER_AREA)
         return cv2.GaussianBlur(small, (5, 5), 0).astype(np.float32)
 
-    def moved(self, bgr: np.ndarray) -> bool:
-        """Whether this frame differs from the background; quiet frames are blended into it."""
+    def moved(self, bgr: np.ndarray, size: tuple[int, int] | None = None) -> bool:
+        """Whether this frame differs from the background; quiet frames are blended into it. ``bgr`` may be a
+        smaller copy of the frame (colour or grey, e.g. ``Frame.preview()``); ``size``: the frame's (width, height)
+        then, for ``box``."""
         small = self._small(bgr)
+        width, height = size or (bgr.shape[1], bgr.shape[0])
         self._last = small
         self.frames += 1
         if self._bg is None or self._bg.shape != small.shape:
@@ -48,7 +51,7 @@ class MotionGate:
         changed = float(mask.mean())
         if changed >= self.area:
             self.moving += 1
-            self.box = _box(mask, bgr.shape[1], bgr.shape[0])
+            self.box = _box(mask, width, height)
             return True
         cv2.accumulateWeighted(small, self._bg, self.alpha)
         return False

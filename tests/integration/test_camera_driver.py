@@ -37,8 +37,45 @@ def test_newest_frame_follows_what_is_shown(fresh_sim, tmp_path):
         assert f3.seq > f2.seq and f3.t >= f2.t
         st = cam.status()
         assert st["online"] and st["size"] == (640, 480) and st["fps"] and st["fps"] > 5
+        assert st["decode_on_demand"] and f3.jpeg is not None and f3.preview().shape == (60, 80)
     finally:
         cam.stop()
+
+
+def test_decoding_in_the_capture_when_asked_or_when_the_stream_is_not_mjpeg(fresh_sim, tmp_path):
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    cam = Camera(CameraConfig(name="door-cam", source=fresh_sim.stream("door-cam"), decode_on_demand=False),
+                 Events())
+    cam.start()
+    try:
+        f = cam.wait_frame(0, timeout=10)
+        assert f is not None and f.jpeg is None and f.image.shape == (480, 640, 3) and f.preview() is f.image
+        assert not cam.status()["decode_on_demand"]
+    finally:
+        cam.stop()
+    clip = tmp_path / "clip.avi"  # MPEG-4 part 2 over HTTP: its packets are not JPEGs
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (160, 120))
+    for i in range(60):
+        w.write(np.full((120, 160, 3), i * 4, np.uint8))
+    w.release()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SimpleHTTPRequestHandler,
+                                                                      directory=str(tmp_path)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    cam = Camera(CameraConfig(name="ip-cam", source=f"http://127.0.0.1:{httpd.server_address[1]}/clip.avi"),
+                 Events(), backoff=(0.05, 0.2))
+    cam.start()
+    try:
+        wait_until(lambda: cam.latest() is not None, 10, "decoded frames after the fallback")
+        f = cam.latest()
+        assert f.jpeg is None and f.image.shape == (120, 160, 3)
+        assert cam._raw_refused and not cam.status()["decode_on_demand"]
+    finally:
+        cam.stop()
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def test_qr_is_composed_and_snapshot_served(fresh_sim):

@@ -48,3 +48,27 @@ def test_a_person_standing_still_is_looked_at_once_and_where_they_are():
     stepped = scene.copy()
     stepped[100:350, 300:500] = face  # they step aside
     assert gate.moved(noisy(stepped, rng)) and not gate.unchanged_since_look()
+
+
+def test_the_gate_decides_the_same_on_the_cameras_small_grey_decode_of_its_jpegs():
+    """An MJPEG camera's frames reach the gate as 1/8-scale grey decodes (``Frame.preview``): the same answers."""
+    from bingobox.devices.camera import Frame
+
+    def as_jpeg(img, seq):
+        _, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        return Frame(None, 0.0, seq, jpeg=buf, size=(img.shape[1], img.shape[0]))
+
+    rng = np.random.default_rng(3)
+    scene = background(640, 480, 4)
+    face = cv2.resize(cv2.imread(str(ROOT / "tests/data/faces/obama/1.jpg")), (200, 250))
+    person = scene.copy()
+    person[100:350, 220:420] = face
+    frames = [noisy(scene, rng, offset=0.3 * i) for i in range(30)] + [noisy(person, rng, offset=9)] * 3
+    full, small = MotionGate(), MotionGate()
+    for i, img in enumerate(frames):
+        f = as_jpeg(img, i + 1)
+        assert full.moved(img) == small.moved(f.preview(), f.size), i
+        assert f._image is None  # the gate never decoded the whole frame
+    x0, y0, x1, y1 = small.box
+    assert x0 <= 220 and x1 >= 420 and y0 <= 100 and y1 >= 350 and (x1 - x0) * (y1 - y0) < 0.5 * 640 * 480
+    assert full.moving == small.moving == 4
