@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cv2
+
 from . import feeds
 from .config import StoreConfig
 from .core.events import (
@@ -181,6 +183,9 @@ class StoreApp:
         """Run until SIGTERM/SIGINT (SIGHUP: the pinned keys again): the store, then its screen and its link; what
         listens where is ``say``-d. Returns the process's exit status."""
         signal.signal(signal.SIGHUP, lambda *_: self.reload_keys())  # `systemctl reload`: the pinned keys again
+        # OpenCV's own thread pool: its workers wake for every small resize or blur of the motion gates and spin
+        # before they sleep (0.013 of a core in an idle store on 2 cores); the store's threads are its parallelism
+        cv2.setNumThreads(1)
         stop = catch_stop_signals()  # (before "running": a stop right after it must find the handlers in place)
         self.start()
         try:

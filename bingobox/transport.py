@@ -42,7 +42,7 @@ class SerialLink:
         name: str,
         on_data: Callable[[bytes], None],
         on_state: Callable[[bool], None] | None = None,
-        read_timeout: float = 0.05,
+        read_timeout: float = 0.25,
         coalesce_s: float = 0.0,
         backoff: tuple[float, float] = (0.1, 5.0),
         ring_size: int = 64,
@@ -70,6 +70,13 @@ class SerialLink:
         self._worker.start()
 
     def stop(self) -> None:
+        self._stop.set()
+        port = self._port
+        if port is not None and hasattr(port, "cancel_read"):  # a blocked read returns now, not at its timeout
+            try:
+                port.cancel_read()
+            except Exception as e:  # (a port closed meanwhile: the reader is leaving anyway)
+                log.debug("%s: cancel read: %s", self.name, e)
         self._worker.stop()
         self._close()
 

@@ -20,6 +20,9 @@ from .tag_field import TagField
 
 log = logging.getLogger(__name__)
 
+SHELF_COALESCE_S = 0.05
+EXIT_COALESCE_S = 0.005
+
 
 class RfidReader(TagField):
     """One M100/R200 reader."""
@@ -34,7 +37,10 @@ class RfidReader(TagField):
         self._worker = Worker(f"rfid-{cfg.name}", self._run, join_s=2)
         self._stop = self._worker.stopping
         self._wake = threading.Event()
-        link_kw = {"coalesce_s": 0.005} if link_factory is SerialLink else {}  # notices in batches of a few
+        # notices in batches: a shelf's stream (a removal matters within a second) in 50 ms batches of about twenty
+        # notices, one wake-up each; the exit reader's rounds close the exit window, so 5 ms there
+        coalesce = SHELF_COALESCE_S if cfg.role == "shelf" else EXIT_COALESCE_S
+        link_kw = {"coalesce_s": coalesce} if link_factory is SerialLink else {}
         self.link = link_factory(cfg.port, baudrate=cfg.baudrate, name=cfg.name, on_data=self._on_data,
                                  on_state=self._on_link_state, **link_kw)
 
