@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 class Frame:
     """One grabbed frame: ``t`` the wall-clock time it was grabbed, ``seq`` its number. Either decoded already
-    (``image`` given) or a JPEG decoded on first use; ``image`` and ``preview()`` are None for a JPEG that does
-    not decode (counted by the camera's consumers, never passed on)."""
+    (``image`` given) or a JPEG decoded on first use; ``image``, ``gray()`` and ``preview()`` are None for a JPEG
+    that does not decode (counted by the camera's consumers, never passed on)."""
 
     __slots__ = ("_gray", "_image", "_lock", "_preview", "jpeg", "seq", "size", "t")
 
@@ -218,7 +218,7 @@ class Camera:
             return False
         try:
             return cap.getBackendName() == "FFMPEG" and bool(cap.set(cv2.CAP_PROP_FORMAT, -1))
-        except cv2.error:
+        except (cv2.error, AttributeError):  # (a capture without backends: decoded as it gives them)
             return False
 
     def _publish_jpeg(self, packet: np.ndarray) -> bool:
