@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import serial
+from serial.urlhandler.protocol_socket import Serial as SocketSerial
 
 from .worker import Backoff, Worker
 
@@ -114,6 +115,19 @@ class SerialLink:
                 "last_error": self.last_error, **self.stats}
 
     # internals -------------------------------------------------------------------------------------
+    def _read(self, port: Any) -> bytes:
+        """What has arrived: waits up to the read timeout for the first bytes, then takes all that are there.
+        (pyserial's socket handler says only whether something waits, 0 or 1: a read of one byte each time would
+        take a streaming reader's notices a byte per batch; its rest is taken by a read that does not wait.)"""
+        data = port.read(max(1, port.in_waiting))
+        if data and isinstance(port, SocketSerial):
+            port.timeout = 0
+            try:
+                data += port.read(1 << 16)
+            finally:
+                port.timeout = self._read_timeout
+        return data
+
     def _close(self) -> None:
         port, self._port = self._port, None
         if port is not None:
@@ -156,7 +170,7 @@ class SerialLink:
                     self._on_state(True)
             port = self._port
             try:
-                data = port.read(max(1, port.in_waiting)) if port is not None else b""
+                data = self._read(port) if port is not None else b""
             except (serial.SerialException, OSError, TypeError, AttributeError) as e:
                 # TypeError/AttributeError: pyserial's socket handler after a concurrent close
                 self._fail(f"read failed: {e}")

@@ -89,3 +89,33 @@ def test_exclusive_lock_on_device_paths(tmp_path):
         os.close(m)
         os.close(s)
     assert threading.active_count() < 50
+
+
+def test_a_streaming_device_behind_a_serial_server_is_read_in_batches_not_a_byte_per_batch():
+    """pyserial's socket:// handler says only whether something waits (0 or 1): each batch must still take all that
+    arrived (a shelf reader on a TCP serial server, read a byte per 50 ms batch, starved: a CI run found it)."""
+    import socket
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    calls: list[int] = []
+    got = bytearray()
+
+    def on_data(data: bytes) -> None:
+        calls.append(len(data))
+        got.extend(data)
+
+    link = SerialLink(f"socket://127.0.0.1:{srv.getsockname()[1]}", baudrate=115200, name="t", on_data=on_data,
+                      coalesce_s=0.05, read_timeout=0.25)
+    link.start()
+    conn, _ = srv.accept()
+    try:
+        wait_until(lambda: link.connected, 2)  # (pyserial empties the socket's input as it opens)
+        for _ in range(20):  # 4 KB in 20 bursts over about 0.2 s
+            conn.sendall(bytes(200))
+            time.sleep(0.01)
+        wait_until(lambda: len(got) == 4000, 3, "all the bytes")
+        assert len(calls) <= 10  # batches, not 4000 one-byte reads (a byte per 50 ms would take 200 s)
+    finally:
+        link.stop()
+        conn.close()
+        srv.close()
