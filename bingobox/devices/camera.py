@@ -196,8 +196,13 @@ class Camera:
                         self.last_error = "read failed"
                         break
                 if self.raw:
-                    if not self._publish_jpeg(image):
-                        break  # not an MJPEG stream after all: opened again, decoding in the capture
+                    if not self._publish_jpeg(image):  # not an MJPEG stream after all: opened again at once,
+                        cap.release()  # decoded by the capture (not a disconnection: nothing was lost)
+                        cap, self.raw = self._opener(self.cfg), False
+                        if not cap.isOpened():
+                            self.last_error = f"cannot open {_redact(self.cfg.source)}"
+                            break
+                        continue
                 else:
                     self._publish(image)
                 if pace:
@@ -233,7 +238,7 @@ class Camera:
                 return False
             self.stats["bad_frames"] += 1
             return True
-        size = jpeg.size(data[:65536].tobytes())
+        size = jpeg.size(data[:65536].data)
         if size is None or size[0] * size[1] > self.cfg.max_pixels:
             self.stats["bad_frames"] += 1
             self.last_error = f"bad frame (size {size})"

@@ -64,14 +64,22 @@ def test_decoding_in_the_capture_when_asked_or_when_the_stream_is_not_mjpeg(fres
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SimpleHTTPRequestHandler,
                                                                       directory=str(tmp_path)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    frames_at: list[int] = []  # frames published before each disconnection
+
+    def on_event(e):
+        if e.kind == "disconnected":
+            frames_at.append(cam.stats["frames"])
+
     cam = Camera(CameraConfig(name="ip-cam", source=f"http://127.0.0.1:{httpd.server_address[1]}/clip.avi"),
-                 Events(), backoff=(0.05, 0.2))
+                 on_event, backoff=(0.05, 0.2))
     cam.start()
     try:
         wait_until(lambda: cam.latest() is not None, 10, "decoded frames after the fallback")
         f = cam.latest()
         assert f.jpeg is None and f.image.shape == (120, 160, 3)
         assert cam._raw_refused and not cam.status()["decode_on_demand"]
+        wait_until(lambda: frames_at, 10, "the clip's end (a disconnection)")
+        assert frames_at[0] > 0  # the fallback itself opened again without a disconnection
     finally:
         cam.stop()
         httpd.shutdown()
