@@ -432,7 +432,7 @@ def _idle_shopper_cost(d, pid: int, seconds: float = 20.0) -> dict:
                              "v.account_id = ? AND e.kind = 'face_enrolment'", (s.account,)).fetchone() is not None
 
     deadline = time.monotonic() + 15
-    while not enrolled() and time.monotonic() < deadline:
+    while not (was_enrolled := enrolled()) and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(1.0)
 
@@ -448,7 +448,7 @@ def _idle_shopper_cost(d, pid: int, seconds: float = 20.0) -> dict:
     own, kids = (cpu() - c0) / el, (children() - k0) / el
     d.leave(s)
     return {"seconds": seconds, "cpu_share_of_one_core": round(own + kids, 3), "controller": round(own, 3),
-            "face_processes": round(kids, 3)}
+            "face_processes": round(kids, 3), "enrolment_recorded": was_enrolled}
 
 
 def _children(pid: int) -> list[int]:
