@@ -80,13 +80,13 @@ def qr_scanner(cam: Camera, role: str, inbox: Inbox, stop: threading.Event, max_
         if (same or not moved) and not found and (not codelike or now - last_scan < QR_RESCAN_S):
             continue  # nothing changed, and the last look found nothing like a code in it
         last_scan = now
+        gray = frame.gray()
+        if gray is None:  # (not looked at: the gate must not take it for seen)
+            stats["undecodable"] += 1
+            continue
         gate.looked()
         t0 = time.perf_counter()
         gated = reader.stats["gated_out"]
-        gray = frame.gray()
-        if gray is None:
-            stats["undecodable"] += 1
-            continue
         texts = reader.decode(gray)
         codelike = reader.stats["gated_out"] == gated  # finder-like shapes were there: worth another look
         decoded = time.time()

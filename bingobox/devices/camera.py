@@ -228,8 +228,13 @@ class Camera:
 
     def _publish_jpeg(self, packet: np.ndarray) -> bool:
         """Keep a packet that is a JPEG of an allowed size; False if the stream's packets are not JPEGs (an H.264
-        stream: decoded by the capture from the next connection on). A bad or oversized JPEG is dropped."""
+        stream: the caller opens it again, decoded by the capture). A bad or oversized JPEG is dropped: one that
+        says it is larger than ``max_pixels``, or whose bytes outnumber those of its pixels undecoded."""
         data = packet.reshape(-1)
+        if data.size > 3 * self.cfg.max_pixels:  # (no JPEG of an allowed size is that long: not copied, not kept)
+            self.stats["bad_frames"] += 1
+            self.last_error = f"bad frame ({data.size} bytes)"
+            return True
         if data.dtype != np.uint8 or bytes(data[:2]) != jpeg.SOI:
             if self.stats["frames"] == 0:
                 self._raw_refused = True

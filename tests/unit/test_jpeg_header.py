@@ -62,7 +62,9 @@ def test_the_camera_keeps_jpegs_decodes_on_first_look_and_drops_huge_or_broken_o
     assert f.image.shape == (480, 640, 3) and f.image is f.image  # decoded once
     assert cam._publish_jpeg(np.frombuffer(with_size(data, 8000, 8000), np.uint8))  # 64 MP: dropped undecoded
     assert cam._publish_jpeg(np.frombuffer(b"\xff\xd8\xff\xe0\x00", np.uint8))  # cut short
-    assert cam.latest() is f and cam.stats["bad_frames"] == 2
+    padded = data + bytes(3 * 1920 * 1080)  # a right header, more bytes than its allowed pixels could need
+    assert cam._publish_jpeg(np.frombuffer(padded, np.uint8))
+    assert cam.latest() is f and cam.stats["bad_frames"] == 3
     broken = Frame(None, 0.0, 9, jpeg=np.frombuffer(data[:200], np.uint8), size=(640, 480))
     assert broken.image is None and broken.preview() is None and broken.gray() is None  # counted, skipped
 
