@@ -4,21 +4,31 @@ ResNet face encoder — with face_recognition's own calls (same models, same ari
 ``import face_recognition`` loads every model it ships at import time, among them the 68-point predictor (about
 95 MiB in memory) and the CNN detector, which the store never uses; each of the two face processes paid for them
 (189 MiB each, measured by ``bingobox bench store``). Loaded here, a face process holds about 95 MiB.
+
+dlib's encoder multiplies its matrices with OpenBLAS, whose threads (one per core by default) spin for a while after
+each call: a face encoded every frame cost three times its own time in CPU on a 2-core box (``probe`` p50 51 ms wall,
+152 ms CPU), taken from the other processes of the store. ``BLAS_THREADS`` (one) is set before dlib loads, unless
+``OPENBLAS_NUM_THREADS`` is set already (docs/performance.md, "OpenBLAS's threads").
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import numpy as np
 
 Css = tuple[int, int, int, int]  # (top, right, bottom, left), face_recognition's order
+BLAS_THREADS = 1  # the face processes run beside the store's others: one thread each, no spinning helpers
 
 
 class DlibFaces:
     """``face_locations`` (HOG), ``face_encodings`` and ``face_landmarks`` (5-point model only)."""
 
     def __init__(self) -> None:
+        if "dlib" not in sys.modules:  # (OpenBLAS reads it once, as dlib loads it)
+            os.environ.setdefault("OPENBLAS_NUM_THREADS", str(BLAS_THREADS))
         import dlib  # heavy: loaded in the face processes only
         import face_recognition_models as models
 

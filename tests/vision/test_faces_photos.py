@@ -268,3 +268,34 @@ def test_the_lean_models_give_face_recognitions_own_results(testdata):
     assert found >= 80
     with pytest.raises(ValueError):
         lean.face_locations(rgb, model="cnn")
+
+
+_BLAS_PROBE = """
+import os, sys
+from bingobox.vision.dlib_models import DlibFaces
+from bingobox.vision.faces import read_rgb
+before = len(os.listdir('/proc/self/task'))
+fr = DlibFaces()
+rgb = read_rgb(sys.argv[1])
+boxes = fr.face_locations(rgb, 0)
+fr.face_encodings(rgb, boxes)  # (OpenBLAS works, and would start its helpers, here)
+print(os.environ.get('OPENBLAS_NUM_THREADS'), len(os.listdir('/proc/self/task')) - before, len(boxes))
+"""
+
+
+@pytest.mark.parametrize("preset", [None, "2"])
+def test_a_face_process_runs_openblas_on_one_thread_unless_told_otherwise(testdata, preset):
+    """OpenBLAS's helper threads spin after each call (three times the encoder's own CPU on a 2-core box): a face
+    process loads dlib with one BLAS thread, and starts no thread of its own for it; an operator's
+    ``OPENBLAS_NUM_THREADS`` is kept."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    photo = next(p for p in sorted((testdata / "faces").glob("*/*.jpg")) if p.parent.name != "no_face")
+    out = subprocess.run([sys.executable, "-c", _BLAS_PROBE, str(photo)], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, check=True).stdout.split()
+    assert int(out[2]) >= 1  # a face was encoded
+    if preset is None:
+        assert out[:2] == ["1", "0"], out
+    else:
+        assert out[0] == preset
