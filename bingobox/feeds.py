@@ -183,8 +183,14 @@ class FaceSide:
             if preview is None:
                 self.stats["undecodable"] += 1
                 continue
-            if not gate.moved(preview, frame.size) and nobody:
-                continue  # an empty, unchanged exit area: no need to look for faces
+            if not gate.moved(preview, frame.size):
+                if nobody:
+                    continue  # an empty, unchanged exit area: no need to look for faces
+                if gate.background_empty:  # the exit area as a look found it empty: whoever was here has left
+                    nobody, matched = True, False
+                    recent.clear()
+                    gate.looked()  # (decided on: nobody; the next shopper's picture is a change from it)
+                    continue
             if gate.unchanged_since_look() and ((inside, open_set) == looked_for or matched):
                 # the same picture, the same shoppers inside: the same answer as last time. The same picture of
                 # someone it matched is still them whoever else is inside now: once they are out of the candidates

@@ -3,9 +3,12 @@
 Face detection costs ~25 ms of a core per frame; at 15 fps that is most of a core for as long as an enrolled
 shopper is inside, while the exit area is empty most of that time. The gate compares a small blurred grayscale
 copy of each frame (64 px wide, < 0.2 ms) with a slowly adapting background and says whether enough of it changed.
-The face matcher skips frames only while nothing moves *and* its last look found no face, so a shopper who walks
-up is seen in the first frame that shows them, and one who stands still keeps being looked at. ``box`` says where
-the frame changed: the face detector's finer (costlier) passes look only there.
+The face matcher skips frames while nothing moves and its last look found no face, so a shopper who walks up is
+seen in the first frame that shows them, and one who stands still keeps being looked at. Once a look has found the
+exit area empty (``background_empty``), a frame that does not differ from that background is skipped whatever the
+last look found: whoever was looked at has left (looking at the empty area cost the matcher up to three detection
+passes, ~180 ms, after every exit). ``box`` says where the frame changed: the face detector's finer (costlier)
+passes look only there.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class MotionGate:
         self.box: tuple[int, int, int, int] | None = None  # where the last moving frame changed (x0, y0, x1, y1)
         self._last: np.ndarray | None = None  # the last frame given to moved() (small)
         self._look: np.ndarray | None = None  # the frame the caller last looked at (decoded, matched)
+        self.background_empty = False  # the background was taken from a frame a look found nobody in (absorb)
 
     def _small(self, bgr: np.ndarray) -> np.ndarray:
         h, w = bgr.shape[:2]
@@ -43,7 +47,7 @@ class MotionGate:
         self._last = small
         self.frames += 1
         if self._bg is None or self._bg.shape != small.shape:
-            self._bg = small
+            self._bg, self.background_empty = small, False  # (a first frame: someone may be in it)
             self.moving += 1
             self.box = None  # (no background yet: anywhere)
             return True
@@ -69,7 +73,7 @@ class MotionGate:
 
     def absorb(self, bgr: np.ndarray) -> None:
         """Take this frame as the background now (after a look that found nobody: the change was not a person)."""
-        self._bg = self._small(bgr)
+        self._bg, self.background_empty = self._small(bgr), True
 
 
 def _box(mask: np.ndarray, width: int, height: int, grow: float = 0.15) -> tuple[int, int, int, int]:

@@ -99,6 +99,53 @@ def test_the_open_set_reaches_the_worker_and_a_picture_is_looked_at_again_when_i
     assert worker.opens.count(True) == 1  # the unchanged picture, the same candidates, still open: no second look
 
 
+class Seen:
+    """Finds no face in an empty picture (all black), else matches ``who`` if a candidate; counts its looks."""
+
+    def __init__(self, who):
+        self.who, self.looks = who, []
+
+    def match(self, frames, inside, roi=None, open_set=False):
+        empty = not frames[-1].any()
+        self.looks.append("empty" if empty else "shopper")
+        if empty:
+            return Decision(None, None, None, "no_face")
+        if self.who not in inside:
+            return Decision(None, 0.7, None, "unsure_distance", None)
+        return Decision(self.who, 0.36, 0.1, "matched", self.who)
+
+
+def test_once_the_exit_was_seen_empty_the_empty_picture_is_not_looked_at_after_a_shopper_leaves():
+    """Looking at the empty exit area after each shopper left cost up to three detection passes (~180 ms) that the
+    next shopper's frames waited behind: the picture the gate learnt empty is not looked at again."""
+    worker, inbox = Seen("v_a"), Inbox()
+    empty = np.zeros((240, 320, 3), np.uint8)
+    cam = Cam(empty)
+    side = FaceSide(worker, Cam(None), cam, inbox, VisionConfig())
+    t = threading.Thread(target=side._matcher, daemon=True)
+    side.set_candidates(["v_a", "v_b"])
+    t.start()
+    try:
+        for image in (empty, shopper_at_the_exit(), empty, shopper_at_the_exit(), empty):
+            cam.image = image
+            time.sleep(0.5)
+    finally:
+        side._stop.set()
+        t.join(2)
+    assert worker.looks == ["empty", "shopper", "shopper"]  # (the first frame: the gate did not know it was empty)
+    assert inbox.decided == ["v_a", "v_a"]
+
+
+def test_a_first_picture_with_someone_in_it_is_not_taken_for_the_empty_exit():
+    """The gate's first background is whatever the camera showed first, a shopper maybe: until a look finds the exit
+    empty, a picture like it is still looked at when the candidates change."""
+    worker, inbox = Seen("v_a"), Inbox()
+    side = FaceSide(worker, Cam(None), Cam(shopper_at_the_exit()), inbox, VisionConfig())
+    run(side, [(["v_c"], 0.5), (["v_c", "v_a"], 0.5)])
+    assert worker.looks == ["shopper", "shopper"]  # looked at again with a among the candidates
+    assert inbox.decided == [None, "v_a"]
+
+
 class Enroller:
     """Every frame passes the gates; records when each assessed frame was taken."""
 

@@ -72,3 +72,14 @@ def test_the_gate_decides_the_same_on_the_cameras_small_grey_decode_of_its_jpegs
     x0, y0, x1, y1 = small.box
     assert x0 <= 220 and x1 >= 420 and y0 <= 100 and y1 >= 350 and (x1 - x0) * (y1 - y0) < 0.5 * 640 * 480
     assert full.moving == small.moving == 4
+
+
+def test_the_background_is_known_empty_only_once_absorbed():
+    gate = MotionGate()
+    img = np.full((240, 320), 90, np.uint8)
+    gate.moved(img)
+    assert not gate.background_empty  # a first frame: someone may be in it
+    gate.absorb(img)
+    assert gate.background_empty
+    gate.moved(np.full((100, 320), 90, np.uint8))  # another shape: a new background, unknown again
+    assert not gate.background_empty
