@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import cv2
+import numpy as np
 
 from .config import VisionConfig
 from .core.events import CodeSeen, Enrolled, FaceDecided
@@ -97,6 +98,15 @@ def qr_scanner(cam: Camera, role: str, inbox: Inbox, stop: threading.Event, max_
             gate.absorb(preview)  # the next scan waits for a change (or the rescan interval)
         for text in texts[:MAX_CODES_PER_FRAME]:
             inbox.offer(f"qr:{role}:{text}", CodeSeen(role, text, frame.t, {"decoded": decoded}))
+
+
+def _for_faces(frame: Frame) -> np.ndarray | None:
+    """What a face process is sent of a frame: the camera's JPEG as it came (decoded there, in colour), or the
+    decoded frame in RGB; None if it does not decode."""
+    if frame.jpeg is not None:
+        return frame.jpeg
+    image = frame.image
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 class FaceSide:
@@ -197,11 +207,11 @@ class FaceSide:
                 # (gone through the door, templates forgotten), it must not be matched to the nearest of the others
                 continue
             picked = time.time()
-            image = frame.image
-            if image is None:
+            picture = _for_faces(frame)
+            if picture is None:
                 self.stats["undecodable"] += 1
                 continue
-            recent.append((frame.t, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
+            recent.append((frame.t, picture))
             if len(recent) < (recent.maxlen or 1):
                 continue
             t0 = time.perf_counter()
@@ -263,12 +273,12 @@ class FaceSide:
                 seq = frame.seq if frame is not None else seq
                 continue
             seq = frame.seq
-            image = frame.image
-            if image is None:
+            picture = _for_faces(frame)
+            if picture is None:
                 continue
             looked += 1
             next_at = time.monotonic() + step
-            r = self.worker.assess(visit_id, cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+            r = self.worker.assess(visit_id, picture)
             if r.get("reason") == "several_faces":
                 self.worker.discard(visit_id)
                 return {**r, "ok": False, "frames": looked}

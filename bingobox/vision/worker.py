@@ -20,6 +20,7 @@ from dataclasses import asdict
 from multiprocessing.connection import wait
 from typing import Any
 
+import cv2
 import numpy as np
 
 from .faces import Decision, FaceEngine, ImpostorScale, Quality, Rule, decide
@@ -31,6 +32,20 @@ SAME_POSE = 0.1  # two candidates nearer than this are one pose seen twice (phot
 
 class WorkerDown(RuntimeError):
     pass
+
+
+Picture = np.ndarray  # a frame for a face process: RGB (h, w, 3), or a camera's JPEG as it came (1-D bytes)
+
+
+def _rgb(picture: Picture) -> np.ndarray:
+    """An RGB frame from what the store sent: a JPEG is decoded here, in the face process (the controller then
+    neither decodes it in colour nor pipes 0.9 MB for a 640x480 frame: 30-60 KB)."""
+    if picture.ndim != 1:
+        return picture
+    bgr = cv2.imdecode(picture, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("the frame does not decode")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def _wipe(arrays: list[np.ndarray]) -> None:
@@ -86,7 +101,7 @@ def _serve_matcher(conn: Any, from_enroller: Any, engine_kw: dict[str, Any], rul
                     cohort_pad = scale.median() if open_set else scale.prior
                     decisions = []
                     for frame in kw["frames"]:
-                        enc, why, _faces = engine.probe(frame, kw.get("roi"))
+                        enc, why, _faces = engine.probe(_rgb(frame), kw.get("roi"))
                         decisions.append(decide(enc, gallery, rule, open_set, cohort_pad) if enc is not None
                                          else Decision(None, None, None, why))
                     reply = asdict(_agree(decisions, rule))
@@ -132,13 +147,13 @@ def _serve_enroller(conn, to_matcher, engine_kw: dict, quality: Quality) -> None
             return
         try:
             if op == "enrol":  # one frame, at once: a template if it passes the gates
-                e = engine.enrol(kw["frame"])
+                e = engine.enrol(_rgb(kw["frame"]))
                 n = hand_over(kw["visit"], [e.encoding], True, kw.get("keep", 3)) \
                     if e.ok and e.encoding is not None else 0
                 reply = {"ok": e.ok, "reason": e.reason, "templates": n,
                          **{k: v for k, v in e.detail.items() if k != "score"}}
             elif op == "assess":
-                e = engine.enrol(kw["frame"], kw.get("roi"))
+                e = engine.enrol(_rgb(kw["frame"]), kw.get("roi"))
                 if e.ok and e.encoding is not None:
                     cands = candidates.setdefault(kw["visit"], [])
                     cands.append((e.detail["score"], e.encoding))
@@ -275,9 +290,10 @@ class FaceWorker:
         """Enrol from one frame at once (a template if it passes the gates)."""
         return self.enroller.call("enrol", visit=visit, frame=frame_rgb)
 
-    def assess(self, visit: str, frame_rgb: np.ndarray, roi: tuple[int, int, int, int] | None = None) -> dict:
-        """One frame of a shopper being enrolled: a candidate template if it passes the quality gates."""
-        return self.enroller.call("assess", visit=visit, frame=frame_rgb, roi=roi)
+    def assess(self, visit: str, frame: Picture, roi: tuple[int, int, int, int] | None = None) -> dict:
+        """One frame of a shopper being enrolled (RGB, or the camera's JPEG): a candidate template if it passes the
+        quality gates."""
+        return self.enroller.call("assess", visit=visit, frame=frame, roi=roi)
 
     def commit_enrolment(self, visit: str, keep: int = 3) -> dict:
         """The best ``keep`` candidates become the visit's templates (in the matcher); the rest are wiped."""
@@ -286,11 +302,11 @@ class FaceWorker:
     def discard(self, visit: str) -> None:
         self.enroller.call("discard", visit=visit)
 
-    def match(self, frames_rgb: list[np.ndarray], visits: list[str],
+    def match(self, frames: list[Picture], visits: list[str],
               roi: tuple[int, int, int, int] | None = None, open_set: bool = False) -> Decision:
-        """The exit's decision on these frames against ``visits``' templates; ``roi``: where the picture changed;
-        ``open_set``: someone inside is not among ``visits`` (``faces.decide``)."""
-        return Decision(**self.matcher.call("match", frames=frames_rgb, visits=visits, roi=roi, open=open_set))
+        """The exit's decision on these frames (RGB, or the camera's JPEGs) against ``visits``' templates; ``roi``:
+        where the picture changed; ``open_set``: someone inside is not among ``visits`` (``faces.decide``)."""
+        return Decision(**self.matcher.call("match", frames=frames, visits=visits, roi=roi, open=open_set))
 
     def forget(self, visit: str) -> int:
         if self.enroller.alive:

@@ -225,6 +225,16 @@ def test_worker_process_enrols_matches_and_forgets(testdata):
             w.assess("visit-d", frame_with(testdata, photo))
         assert w.commit_enrolment("visit-d")["templates"] == 2
         assert w.match([frame_with(testdata, "obama/2.jpg")], ["visit-d", "visit-b"]).match == "visit-d"
+        # a camera's JPEG as it came is decoded in the face process: the decision of its decoded picture
+        jpeg = np.frombuffer(cv2.imencode(".jpg", cv2.cvtColor(frame_with(testdata, "obama/2.jpg"),
+                                                               cv2.COLOR_RGB2BGR))[1].tobytes(), np.uint8)
+        rgb = cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        assert w.match([jpeg], ["visit-d", "visit-b"]) == w.match([rgb], ["visit-d", "visit-b"])
+        assert w.match([jpeg], ["visit-d", "visit-b"]).match == "visit-d"
+        assert w.assess("visit-e", jpeg)["ok"]
+        with pytest.raises(ValueError, match="does not decode"):  # (and the process goes on)
+            w.match([np.frombuffer(b"\xff\xd8 not really a jpeg", np.uint8)], ["visit-d"])
+        w.discard("visit-e")
         assert w.matcher.proc.pid != w.enroller.proc.pid  # an enrolment never holds up an exit …
         nice = {side.name: os.getpriority(os.PRIO_PROCESS, side.proc.pid) for side in (w.matcher, w.enroller)}
         assert nice["enroller"] == min(19, nice["matcher"] + ENROLLER_NICE)  # … nor takes the cores from one
