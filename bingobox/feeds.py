@@ -24,6 +24,7 @@ from .loop import Inbox
 from .metrics import Histogram
 from .vision.motion import MotionGate
 from .vision.qr import QrReader
+from .vision.worker import UndecodableFrame
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,10 @@ class FaceSide:
             t0 = time.perf_counter()
             try:
                 d = self.worker.match([img for _, img in recent], inside, roi=gate.box, open_set=open_set)
+            except UndecodableFrame:  # (its preview decoded, its colour did not: that frame alone is skipped)
+                self.stats["undecodable"] += 1
+                recent.clear()
+                continue
             except Exception as e:
                 log.warning("face match failed: %s", e)
                 self._stop.wait(0.5)
@@ -278,7 +283,10 @@ class FaceSide:
                 continue
             looked += 1
             next_at = time.monotonic() + step
-            r = self.worker.assess(visit_id, picture)
+            try:
+                r = self.worker.assess(visit_id, picture)
+            except UndecodableFrame:  # (the walk-in's other frames are still assessed)
+                continue
             if r.get("reason") == "several_faces":
                 self.worker.discard(visit_id)
                 return {**r, "ok": False, "frames": looked}

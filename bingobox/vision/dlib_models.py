@@ -8,7 +8,7 @@ ResNet face encoder — with face_recognition's own calls (same models, same ari
 dlib's encoder multiplies its matrices with OpenBLAS, whose threads (one per core by default) spin for a while after
 each call: a face encoded every frame cost three times its own time in CPU on a 2-core box (``probe`` p50 51 ms wall,
 152 ms CPU), taken from the other processes of the store. ``BLAS_THREADS`` (one) is set before dlib loads, unless
-``OPENBLAS_NUM_THREADS`` is set already (docs/performance.md, "OpenBLAS's threads").
+``OPENBLAS_NUM_THREADS`` is set already (docs/performance.md, "What the face processes spend their time on").
 """
 
 from __future__ import annotations

@@ -34,6 +34,10 @@ class WorkerDown(RuntimeError):
     pass
 
 
+class UndecodableFrame(ValueError):
+    """A JPEG sent to a face process that does not decode: that frame is skipped, nothing else."""
+
+
 Picture = np.ndarray  # a frame for a face process: RGB (h, w, 3), or a camera's JPEG as it came (1-D bytes)
 
 
@@ -44,7 +48,7 @@ def _rgb(picture: Picture) -> np.ndarray:
         return picture
     bgr = cv2.imdecode(picture, cv2.IMREAD_COLOR)
     if bgr is None:
-        raise ValueError("the frame does not decode")
+        raise UndecodableFrame("the frame does not decode")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -231,7 +235,7 @@ class _Side:
             except (EOFError, OSError, BrokenPipeError) as e:
                 raise WorkerDown(f"face {self.name} died: {e}") from None
         if status == "error":
-            raise ValueError(reply)
+            raise UndecodableFrame(reply) if reply.startswith(f"{UndecodableFrame.__name__}:") else ValueError(reply)
         return reply
 
     def stop(self) -> None:

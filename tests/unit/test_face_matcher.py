@@ -12,6 +12,7 @@ from bingobox.config import VisionConfig
 from bingobox.devices.camera import Frame
 from bingobox.feeds import FaceSide
 from bingobox.vision.faces import Decision
+from bingobox.vision.worker import UndecodableFrame
 
 
 class Cam:
@@ -194,3 +195,52 @@ def test_the_templates_kept_are_the_best_that_differ():
     assert [x.tolist() for x in distinct_best([a, near_a, a * 1.0, b, c], 3)] == [a.tolist(), b.tolist(), c.tolist()]
     kept = distinct_best([a, near_a, b], 3)  # too few that differ: the best of the rest fill up
     assert len(kept) == 3 and kept[2] is near_a
+
+
+class Garbled(Seen):
+    """``Seen``, except that the first ``bad`` pictures do not decode in the face process."""
+
+    def __init__(self, who, bad=1):
+        super().__init__(who)
+        self.bad = bad
+
+    def match(self, frames, inside, roi=None, open_set=False):
+        if self.bad and frames[-1].any():
+            self.bad -= 1
+            self.looks.append("garbled")
+            raise UndecodableFrame("UndecodableFrame: the frame does not decode")
+        return super().match(frames, inside, roi, open_set)
+
+    def assess(self, visit, frame):
+        self.looks.append("assessed")
+        self.match([np.ones((8, 8, 3), np.uint8)], [visit])
+        return {"ok": True, "candidates": self.looks.count("shopper")}
+
+    def commit_enrolment(self, visit, keep=3):
+        return {"ok": True, "templates": keep}
+
+
+def test_a_frame_the_face_process_cannot_decode_costs_only_itself(caplog):
+    """At the exit the next frame is looked at at once (a worker's failure is logged and pauses the matcher 0.5 s); a
+    walk-in goes on being assessed (an error there failed the enrolment)."""
+    worker, inbox = Garbled("v_a"), Inbox()
+    cam = Cam(np.zeros((240, 320, 3), np.uint8))
+    side = FaceSide(worker, Cam(None), cam, inbox, VisionConfig())
+    side.set_candidates(["v_a"])
+    t = threading.Thread(target=side._matcher, daemon=True)
+    t.start()
+    try:
+        time.sleep(0.3)
+        cam.image = shopper_at_the_exit()
+        shown = time.monotonic()
+        while not inbox.decided and time.monotonic() - shown < 2:
+            time.sleep(0.01)
+    finally:
+        side._stop.set()
+        t.join(2)
+    assert worker.looks[:3] == ["empty", "garbled", "shopper"] and inbox.decided == ["v_a"]
+    assert side.stats["undecodable"] == 1 and "face match failed" not in caplog.text
+    entry = Garbled("v_a", bad=2)
+    side = FaceSide(entry, Walk(), Cam(None), Inbox(), VisionConfig(), enrol_frames=2, enrol_window_s=1.0)
+    r = side._enrol("v_a")
+    assert r["ok"] and entry.looks[:3] == ["assessed", "garbled", "assessed"]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from bingobox.vision.faces import FaceEngine, ImageReadError, Rule, decide, read_rgb
-from bingobox.vision.worker import ENROLLER_NICE, FaceWorker, WorkerDown
+from bingobox.vision.worker import ENROLLER_NICE, FaceWorker, UndecodableFrame, WorkerDown
 from bingobox_devkit.sim.camera_server import background
 from tests.helpers import ROOT
 
@@ -232,7 +232,7 @@ def test_worker_process_enrols_matches_and_forgets(testdata):
         assert w.match([jpeg], ["visit-d", "visit-b"]) == w.match([rgb], ["visit-d", "visit-b"])
         assert w.match([jpeg], ["visit-d", "visit-b"]).match == "visit-d"
         assert w.assess("visit-e", jpeg)["ok"]
-        with pytest.raises(ValueError, match="does not decode"):  # (and the process goes on)
+        with pytest.raises(UndecodableFrame, match="does not decode"):  # (and the process goes on)
             w.match([np.frombuffer(b"\xff\xd8 not really a jpeg", np.uint8)], ["visit-d"])
         w.discard("visit-e")
         assert w.matcher.proc.pid != w.enroller.proc.pid  # an enrolment never holds up an exit …
@@ -284,9 +284,9 @@ _BLAS_PROBE = """
 import os, sys
 from bingobox.vision.dlib_models import DlibFaces
 from bingobox.vision.faces import read_rgb
+rgb = read_rgb(sys.argv[1])  # (before counting: OpenCV may start threads of its own)
 before = len(os.listdir('/proc/self/task'))
 fr = DlibFaces()
-rgb = read_rgb(sys.argv[1])
 boxes = fr.face_locations(rgb, 0)
 fr.face_encodings(rgb, boxes)  # (OpenBLAS works, and would start its helpers, here)
 print(os.environ.get('OPENBLAS_NUM_THREADS'), len(os.listdir('/proc/self/task')) - before, len(boxes))
