@@ -122,6 +122,8 @@ def _serve_matcher(conn: Any, from_enroller: Any, engine_kw: dict[str, Any], rul
                 else:
                     reply = {"error": f"unknown op {op}"}
                 conn.send(("ok", reply))
+            except UndecodableFrame as e:
+                conn.send(("undecodable", str(e)))
             except Exception as e:  # a bad frame must not kill the worker
                 conn.send(("error", f"{type(e).__name__}: {e}"))
 
@@ -184,6 +186,8 @@ def _serve_enroller(conn, to_matcher, engine_kw: dict, quality: Quality) -> None
             else:
                 reply = {"error": f"unknown op {op}"}
             conn.send(("ok", reply))
+        except UndecodableFrame as e:
+            conn.send(("undecodable", str(e)))
         except Exception as e:
             conn.send(("error", f"{type(e).__name__}: {e}"))
 
@@ -234,8 +238,10 @@ class _Side:
                 status, reply = self.conn.recv()
             except (EOFError, OSError, BrokenPipeError) as e:
                 raise WorkerDown(f"face {self.name} died: {e}") from None
+        if status == "undecodable":
+            raise UndecodableFrame(reply)
         if status == "error":
-            raise UndecodableFrame(reply) if reply.startswith(f"{UndecodableFrame.__name__}:") else ValueError(reply)
+            raise ValueError(reply)
         return reply
 
     def stop(self) -> None:

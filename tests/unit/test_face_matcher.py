@@ -208,7 +208,7 @@ class Garbled(Seen):
         if self.bad and frames[-1].any():
             self.bad -= 1
             self.looks.append("garbled")
-            raise UndecodableFrame("UndecodableFrame: the frame does not decode")
+            raise UndecodableFrame("the frame does not decode")
         return super().match(frames, inside, roi, open_set)
 
     def assess(self, visit, frame):
