@@ -169,8 +169,8 @@ class FaceEngine:
         Measured on 210 photographs held up to the simulator's 640x480 camera, the first pass over the whole frame
         missed 8 (each then cost 39-98 ms of passes), over the changed region at the same pixel cost 5."""
         h, w = rgb.shape[:2]
-        x0, y0, x1, y1 = (0, 0, w, h) if roi is None else (max(0, roi[0]), max(0, roi[1]), min(w, roi[2]),
-                                                             min(h, roi[3]))
+        x0, y0, x1, y1 = (0, 0, w, h) if roi is None else (max(0, int(roi[0])), max(0, int(roi[1])),
+                                                             min(w, int(roi[2])), min(h, int(roi[3])))
         if x1 - x0 < 32 or y1 - y0 < 32:
             x0, y0, x1, y1 = 0, 0, w, h  # (too small to hold a face HOG can find: the whole frame)
         base = self.detect_width / w  # the whole frame's first pass

@@ -66,3 +66,6 @@ def test_a_region_outside_the_frame_or_too_small_to_hold_a_face_is_not_trusted()
     hog = _Hog()
     _engine(hog).locate(FRAME, (10, 10, 30, 400))  # 20 px wide: the whole frame
     assert hog.sizes[0] == (320, 240)
+    hog = _Hog()
+    _engine(hog).locate(FRAME, (160.7, 0.2, 480.9, 480.0))  # (it comes from another process: whole pixels)
+    assert hog.sizes[1] == (320, 480)
