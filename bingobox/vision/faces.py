@@ -43,6 +43,9 @@ THRESHOLD = 0.56
 MARGIN = 0.06
 OPEN_RATIO = 0.55
 COHORT_MIN = 3
+MIN_STEP = 1.7  # a finer detection pass is made only this much finer than the one before, or else the finest: the
+# faces the first pass missed on 210 held-up photographs needed 1.2-1.67 times its scale (each just below HOG's 80 px
+# window), and a second pass nearer the first (a region's first pass is finer) found few of them and then cost a third
 IMPOSTOR_MEDIAN = 0.86  # different people on tests/data/faces (median of 4237 pairs): the prior of ImpostorScale
 
 
@@ -164,8 +167,8 @@ class FaceEngine:
     def locate(self, rgb: np.ndarray, roi: tuple[int, int, int, int] | None = None) -> list[FaceBox]:
         """Faces, largest first. A first HOG pass with the pixels of the whole frame reduced to ``detect_width``,
         spent where the picture changed (``roi``: x0, y0, x1, y1, from the motion gate) when that is given: the smaller
-        the region, the finer the pass; if it finds none, the region at twice ``detect_width``'s scale and last at
-        2.5 times (HOG misses faces too small for a pass, and some faces at one scale that it finds at another).
+        the region, the finer the pass; if it finds none, the region at twice ``detect_width``'s scale (if that is
+        ``MIN_STEP`` finer) and last at 2.5 times, the finest (HOG misses faces too small for a pass: below its window).
         Measured on 210 photographs held up to the simulator's 640x480 camera, the first pass over the whole frame
         missed 8 (each then cost 39-98 ms of passes), over the changed region at the same pixel cost 5."""
         h, w = rgb.shape[:2]
@@ -175,15 +178,18 @@ class FaceEngine:
             x0, y0, x1, y1 = 0, 0, w, h  # (too small to hold a face HOG can find: the whole frame)
         base = self.detect_width / w  # the whole frame's first pass
         first = min(2.0 * base, base * ((w * h) / ((x1 - x0) * (y1 - y0))) ** 0.5)  # the same pixels on the region
+        part = rgb[y0:y1, x0:x1]
+        part = cv2.cvtColor(part, cv2.COLOR_RGB2GRAY) if part.ndim == 3 else part  # (HOG on one channel, not three:
+        # 12 % less time, the same 210 of 210 faces found)
         boxes: list = []
         tried = 0.0
-        for k, f in enumerate((first, 2.0 * base, 2.5 * base)):
-            if k and f <= tried * 1.001:
-                continue  # (the first pass looked at this scale already: a small region)
+        finest = 2.5 * base
+        for k, f in enumerate((first, 2.0 * base, finest)):
+            if k and (f <= tried * 1.001 or (f < finest and f < MIN_STEP * tried)):
+                continue  # (looked at already, or too near the pass before to find what it missed: the finest)
             if k and (f > 1.6 or min(h, w) * f > 800):
                 break  # large enough already: the face is not there to be found by size
             tried = f
-            part = rgb[y0:y1, x0:x1]
             ph, pw = part.shape[:2]
             img = cv2.resize(part, (max(1, int(pw * f)), max(1, int(ph * f))), interpolation=cv2.INTER_AREA if f < 1
                              else cv2.INTER_LINEAR) if abs(f - 1.0) > 1e-3 else part
