@@ -184,9 +184,6 @@ class Demo:
                                                  "--store", f"{self.store_id}=@{d / 'store-secret'}",
                                                  "--seed", str(self.seed)],
                                      d / "gateway.log", env={"BINGOBOX_GATEWAY_ADMIN_TOKEN": self.admin})
-        self.procs["gateway"].wait_line("ready")
-        self.gw = f"http://127.0.0.1:{gport}"
-        self.http = requests.Session()
         # a shelf holds what a real one would (STOCK per product; one reader reads ~150 tags in a third of a second);
         # staff put new ones out when a product runs low (restock)
         for i in range(len(self.goods.products)):
@@ -197,7 +194,10 @@ class Demo:
                                                                        (Path(self.testdata), d / "shown"),
                                                                        self.wiring, self.shelf_kind, self.cabinets))
         self.procs["sim"] = Proc("sim", ["sim", "--config", str(sim_cfg), "--run-dir", str(d / "sim"),
-                                         "--control-port", "0"], d / "sim.log")
+                                         "--control-port", "0"], d / "sim.log")  # (starts while the gateway does)
+        self.procs["gateway"].wait_line("ready")
+        self.gw = f"http://127.0.0.1:{gport}"
+        self.http = requests.Session()
         self.procs["sim"].wait_line("ready")
         self.manifest = json.loads((d / "sim" / "sim.json").read_text())
         self.sim = self.manifest["control"]
