@@ -45,7 +45,8 @@ OPEN_RATIO = 0.55
 COHORT_MIN = 3
 MIN_STEP = 1.7  # a finer detection pass is made only this much finer than the one before, or else the finest: the
 # faces the first pass missed on 210 held-up photographs needed 1.2-1.67 times its scale (each just below HOG's 80 px
-# window), and a second pass nearer the first (a region's first pass is finer) found few of them and then cost a third
+# window); of the three whose second pass was less than 1.7 times finer than the first (a region's first pass is
+# finer than the whole frame's), it found one, and the other two cost a third pass
 IMPOSTOR_MEDIAN = 0.86  # different people on tests/data/faces (median of 4237 pairs): the prior of ImpostorScale
 
 
