@@ -60,48 +60,59 @@ def _held_up(photo: Path) -> np.ndarray:
     return cv2.cvtColor(cam.compose(1), cv2.COLOR_BGR2RGB)
 
 
+class PassCounter:
+    """Stands in for a ``FaceEngine``'s detector (``engine.fr``): the pixels of each HOG pass it is given."""
+
+    def __init__(self, fr) -> None:
+        self.fr = fr
+        self.sizes: list[int] = []
+
+    def face_locations(self, img, number_of_times_to_upsample=0, model="hog"):
+        self.sizes.append(img.shape[0] * img.shape[1])
+        return self.fr.face_locations(img, number_of_times_to_upsample, model)
+
+
+def exit_looks(photos: list[Path]):
+    """Each photograph held up to the simulator's exit camera (as the demo shows it) after the empty exit, as the
+    matcher gets it: (photo, the RGB frame, the motion gate's box; None if the gate saw no change)."""
+    from bingobox.vision.motion import MotionGate
+    from bingobox_devkit.sim.camera_server import VirtualCamera
+    from bingobox_devkit.sim.config import SimCamera
+
+    cam = VirtualCamera(SimCamera(name="exit-cam"), seed=3)
+    empty = cam.compose(1)
+    for p in photos:
+        cam.show(load_image(p), p.name, scale=0.8)
+        shown = cam.compose(2)
+        gate = MotionGate()
+        gate.moved(empty)
+        gate.absorb(empty)
+        moved = gate.moved(shown)
+        yield p, cv2.cvtColor(shown, cv2.COLOR_BGR2RGB), gate.box if moved else None
+
+
 def _first_pass(testdata: Path, engine) -> dict:
     """The exit's first detection pass over the whole frame (the baseline) and over where the picture changed (the
     motion gate's box, the same pixels: what the store does), in the same process: every photograph of the demo's
     people (``MORE_FACES`` too) held up to the simulator's exit camera as the demo shows it; how many faces each
     finds in its first pass, in a finer one, or not at all, and the detection's time over all its passes."""
     from bingobox.metrics import percentiles
-    from bingobox.vision.motion import MotionGate
     from bingobox_devkit.harness.demo import MORE_FACES, _identities
-    from bingobox_devkit.sim.camera_server import VirtualCamera
-    from bingobox_devkit.sim.config import SimCamera
 
-    class Counting:  # (how many passes a look took)
-        def __init__(self, fr) -> None:
-            self.fr, self.passes = fr, 0
-
-        def face_locations(self, img, number_of_times_to_upsample=0, model="hog"):
-            self.passes += 1
-            return self.fr.face_locations(img, number_of_times_to_upsample, model)
-
-    cam = VirtualCamera(SimCamera(name="exit-cam"), seed=3)
-    empty = cam.compose(1)
     more = (testdata / MORE_FACES).is_file()  # (another copy of the photographs may not have the crowd's)
     photos = [p for walk, shown in _identities(testdata, more) for p in (shown, *walk)]
     out: dict[str, dict] = {k: {"first_pass": 0, "finer_pass": 0, "none": 0} for k in ("whole_frame", "changed_region")}
     ms: dict[str, list[float]] = {k: [] for k in out}
-    plain, counting = engine.fr, Counting(engine.fr)
+    plain, counting = engine.fr, PassCounter(engine.fr)
     try:
         engine.fr = counting
-        for p in photos:
-            cam.show(load_image(p), p.name, scale=0.8)
-            shown = cam.compose(2)
-            gate = MotionGate()
-            gate.moved(empty)
-            gate.absorb(empty)
-            gate.moved(shown)
-            rgb = cv2.cvtColor(shown, cv2.COLOR_BGR2RGB)
-            for key, roi in (("whole_frame", None), ("changed_region", gate.box)):
-                counting.passes = 0
+        for _p, rgb, box in exit_looks(photos):
+            for key, roi in (("whole_frame", None), ("changed_region", box)):
+                counting.sizes.clear()
                 t0 = time.perf_counter()
                 found = engine.locate(rgb, roi)
                 ms[key].append((time.perf_counter() - t0) * 1000)
-                out[key]["none" if not found else "first_pass" if counting.passes == 1 else "finer_pass"] += 1
+                out[key]["none" if not found else "first_pass" if len(counting.sizes) == 1 else "finer_pass"] += 1
     finally:
         engine.fr = plain
     for k, o in out.items():
