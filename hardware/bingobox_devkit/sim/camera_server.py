@@ -17,6 +17,7 @@ import numpy as np
 
 from bingobox.simcheck import SIM_HEADER  # on every answer: a controller not set up for the simulator refuses it
 
+from . import SHUTDOWN_POLL_S
 from .config import SimCamera
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,8 @@ class VirtualCamera:
         self._stop.clear()
         self._server = _server(self, self.port)
         self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, name=f"{self.name}-http", daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(SHUTDOWN_POLL_S,), name=f"{self.name}-http",
+                         daemon=True).start()
         self._producer = threading.Thread(target=self._produce, name=f"{self.name}-frames", daemon=True)
         self._producer.start()
         self.plugged = True

@@ -20,6 +20,7 @@ from typing import Any
 
 import requests
 
+from . import SHUTDOWN_POLL_S
 from .store import ActionError, VirtualStore
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,8 @@ def serve_control(store: VirtualStore, port: int) -> ThreadingHTTPServer:
 
     srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, name="sim-control", daemon=True).start()
+    # (shutdown waits for the next poll: 0.05 s, not the default 0.5 s, so a stopped simulator ends at once)
+    threading.Thread(target=srv.serve_forever, args=(SHUTDOWN_POLL_S,), name="sim-control", daemon=True).start()
     return srv
 
 
