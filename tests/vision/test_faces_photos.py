@@ -102,18 +102,11 @@ def test_shoppers_enrolled_from_several_frames_walking_in(walk_in, kind, goal):
 
 
 @pytest.fixture(scope="module")
-def photos(testdata, engine):
-    """identity → [(file, enrolable?, encoding)] computed with the exit's own detection and encoding path."""
-    out = collections.defaultdict(list)
-    with open(testdata / "faces/manifest.csv") as f:
-        rows = [r for r in csv.DictReader(f) if r["category"] == "identity"]
-    for r in rows:
-        rgb = read_rgb(str(testdata / "faces" / r["file"]))
-        enc, _why, _ = engine.probe(rgb)
-        if enc is None:
-            continue
-        out[r["identity"]].append((r["file"], engine.enrol(rgb).ok, enc))
-    return out
+def photos(walk_in):
+    """identity → [(file, enrolable?, encoding)] computed with the exit's own detection and encoding path (the
+    photographs themselves: ``walk_in``'s raw kind, not computed twice); photos without a face found left out."""
+    out = {i: [(f, e.ok, enc) for f, e, enc in seen if enc is not None] for i, seen in walk_in["raw"].items()}
+    return {i: kept for i, kept in out.items() if kept}
 
 
 def simulate(photos, rule, draws, seed):
