@@ -34,7 +34,7 @@ from ..gateway import resident_id
 from ..goods import Goods
 from . import oracle, report, storeconf
 from .basket_watch import BasketWatch
-from .process import ROOT, Proc, free_port
+from .process import ROOT, Proc, free_port, stop_together
 
 FAULTS = ("gateway_drop", "gateway_errors", "gateway_outage", "unplug", "junk", "kill", "dead_board")
 EXIT_WALK_S = 0.4  # from stepping into the exit area to reaching the exit door
@@ -599,9 +599,11 @@ class Demo:
                 "seconds": round(seconds, 1), "run_dir": str(self.dir)}
 
     def close(self) -> None:
-        for name in ("controller", "sim", "gateway"):
-            if name in self.procs:
-                self.procs[name].stop()
+        """The controller first (it may still talk to its devices and the gateway as it stops), then those two at
+        once."""
+        if "controller" in self.procs:
+            self.procs["controller"].stop()
+        stop_together([self.procs[name] for name in ("sim", "gateway") if name in self.procs])
 
 
 def main(args) -> int:

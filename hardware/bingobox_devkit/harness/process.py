@@ -58,15 +58,31 @@ class Proc:
         return self.p.poll()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        self.send_stop(sig)
+        self.reap()
+
+    def send_stop(self, sig: int = signal.SIGTERM) -> None:
+        """Ask it to stop (``reap`` waits for it): several processes stop together this way."""
+        if not self.log.closed and self.p.poll() is None:
+            self.p.send_signal(sig)
+
+    def reap(self) -> None:
+        """Wait for it to end (killed after 20 s) and close its log."""
         if self.log.closed:
             return
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-            try:
-                self.p.wait(20)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(5)
+        try:
+            self.p.wait(20)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait(5)
         self.log.close()
+
+
+def stop_together(procs: list[Proc]) -> None:
+    """Stop processes that do not need one another to stop: each signalled, then each waited for."""
+    for p in procs:
+        p.send_stop()
+    for p in procs:
+        p.reap()
 
 
