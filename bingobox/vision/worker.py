@@ -15,6 +15,7 @@ import logging
 import multiprocessing as mp
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from multiprocessing.connection import wait
@@ -214,14 +215,20 @@ class _Side:
         self.conn: Any = None  # (a multiprocessing Connection once started)
         self.proc: Any = None  # (a multiprocessing Process once started)
 
-    def start(self, ctx: Any, target: Callable[..., None], args: tuple[Any, ...], timeout_s: float) -> None:
+    def launch(self, ctx: Any, target: Callable[..., None], args: tuple[Any, ...]) -> None:
+        """Start the process (``ready`` waits until it has loaded its models)."""
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=target, args=(child, *args), name=f"bingobox-{self.name}", daemon=True)
         self.proc.start()
         child.close()
-        if not self.conn.poll(timeout_s):
-            raise WorkerDown(f"face {self.name} did not start")
-        self.conn.recv()
+
+    def ready(self, timeout_s: float) -> None:
+        try:
+            if not self.conn.poll(timeout_s):
+                raise WorkerDown(f"face {self.name} did not start")
+            self.conn.recv()
+        except (EOFError, OSError) as e:
+            raise WorkerDown(f"face {self.name} died as it started: {e}") from None
 
     @property
     def alive(self) -> bool:
@@ -273,9 +280,12 @@ class FaceWorker:
     def start(self, timeout_s: float = 60.0) -> None:
         ctx = mp.get_context("spawn")  # no fork of a threaded controller
         a, b = ctx.Pipe()  # enroller → matcher: templates, and the matcher's acknowledgement
-        try:
-            self.matcher.start(ctx, _serve_matcher, (a, self._engine_kw, self.rule), timeout_s)
-            self.enroller.start(ctx, _serve_enroller, (b, self._engine_kw, self.quality), timeout_s)
+        try:  # both load their models at once (a store restarts sooner: one load's time, not two)
+            self.matcher.launch(ctx, _serve_matcher, (a, self._engine_kw, self.rule))
+            self.enroller.launch(ctx, _serve_enroller, (b, self._engine_kw, self.quality))
+            deadline = time.monotonic() + timeout_s
+            self.matcher.ready(timeout_s)
+            self.enroller.ready(max(0.0, deadline - time.monotonic()))
         except WorkerDown:
             self.stop()
             raise

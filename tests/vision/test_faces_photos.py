@@ -204,6 +204,16 @@ def frame_with(testdata, rel: str) -> np.ndarray:
     return cv2.cvtColor(bg, cv2.COLOR_BGR2RGB)
 
 
+def test_face_processes_start_together_and_one_dying_as_it_starts_leaves_nothing_running():
+    """Both face processes load their models at once; one that dies doing so is ``WorkerDown`` (the store then asks
+    for the QR code at the exit), and neither is left running."""
+    w = FaceWorker()
+    w._engine_kw = {**w._engine_kw, "no_such_option": 1}  # FaceEngine(**kw) raises in both processes
+    with pytest.raises(WorkerDown, match="died as it started"):
+        w.start(timeout_s=60)
+    assert w.matcher.proc is None and w.enroller.proc is None and not w.alive
+
+
 def test_worker_process_enrols_matches_and_forgets(testdata):
     w = FaceWorker()
     w.start()
