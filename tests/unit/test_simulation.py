@@ -23,7 +23,7 @@ def quiet():
 
 
 def test_a_bounded_campaign_finds_no_violation():
-    out = campaign(runs=6, seed=1000)
+    out = campaign(runs=6, seed=1000, jobs=2)  # (the same runs in two processes: results do not depend on it)
     assert out["crash_points"] > 60 and out["plays"] == out["runs"] + out["crash_points"]
     assert out["violations"] == [], out["violations"][:5]
 
@@ -31,7 +31,7 @@ def test_a_bounded_campaign_finds_no_violation():
 def test_a_bounded_campaign_with_groups_finds_no_violation():
     """Groups on: companions' passages, their takes billed to the shopper, some leaving first by the exit button;
     a crash after every commit of one visit's life, as without."""
-    out = campaign(runs=8, seed=2000, groups=True)
+    out = campaign(runs=8, seed=2000, groups=True, jobs=2)
     assert out["crash_points"] > 60 and out["groups"] is True
     assert out["violations"] == [], out["violations"][:5]
     plans = [run.Plan.draw(seed, 6, groups=True) for seed in range(2000, 2008)]
@@ -44,7 +44,7 @@ def test_shoppers_seen_on_approach_are_charged_right_and_a_store_that_did_not_wa
     store waits that long past the frame for the exit reader to read them. A crash after every commit of a visit's
     life, as at the door. A store that did not wait charges what the reader had not read yet to nobody, or to the
     next shopper: the checker finds it (these seeds did, of 60 tried)."""
-    out = campaign(runs=3, seed=900, exit_settle_s=0.6)
+    out = campaign(runs=3, seed=900, exit_settle_s=0.6, jobs=2)
     assert out["crash_points"] > 20 and out["exit_settle_s"] == 0.6
     assert out["violations"] == [], out["violations"][:5]
     plan = run.replace(run.Plan.draw(905), exit_settle_s=0.6)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import multiprocessing
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -58,8 +59,10 @@ def campaign(runs: int, seed: int, shoppers: int = 6, crashes: bool = True, jobs
     tasks = [(seed + i, shoppers, crashes, crash_at, groups, batches, exit_settle_s) for i in range(runs)]
     results = []
     if jobs > 1:
-        with ProcessPoolExecutor(jobs) as pool:
-            for r in pool.map(_one, tasks, chunksize=4):
+        # spawned, not forked: a caller with threads of its own (a test run) must not fork their locks; a few
+        # runs are spread one at a time, thousands four at a time
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for r in pool.map(_one, tasks, chunksize=max(1, min(4, runs // (4 * jobs)))):
                 results.append(r)
                 if progress:
                     progress(r, len(results), runs)
