@@ -204,9 +204,9 @@ def frame_with(testdata, rel: str) -> np.ndarray:
     return cv2.cvtColor(bg, cv2.COLOR_BGR2RGB)
 
 
-def test_face_processes_start_together_and_one_dying_as_it_starts_leaves_nothing_running():
-    """Both face processes load their models at once; one that dies doing so is ``WorkerDown`` (the store then asks
-    for the QR code at the exit), and neither is left running."""
+def test_a_face_process_dying_as_it_starts_is_worker_down_and_leaves_nothing_running():
+    """The two face processes are launched together, then waited for; one that dies loading its models is
+    ``WorkerDown`` (the store then asks for the QR code at the exit), and neither is left running."""
     w = FaceWorker()
     w._engine_kw = {**w._engine_kw, "no_such_option": 1}  # FaceEngine(**kw) raises in both processes
     with pytest.raises(WorkerDown, match="died as it started"):
