@@ -1,4 +1,7 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 from hypothesis import settings
@@ -9,6 +12,13 @@ from tests.helpers import Sim
 settings.register_profile("ci", max_examples=150, deadline=None, database=None, derandomize=False)
 settings.register_profile("fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", "20000")), deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# The face processes keep dlib's face detector in the box's cache (bingobox/vision/dlib_models.py): the suite keeps
+# one of its own, built by its first face process, not the user's
+_CACHE = tempfile.mkdtemp(prefix="bingobox-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE
+os.environ.pop("CACHE_DIRECTORY", None)
+atexit.register(shutil.rmtree, _CACHE, True)
 
 
 @pytest.fixture(scope="module")
