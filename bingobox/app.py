@@ -72,16 +72,13 @@ REVIEW_STATS_EVERY_S = 10.0  # the review rate counted again
 
 class StoreApp:
     @classmethod
-    def build(cls, cfg: StoreConfig, status_path: Path | None = None) -> StoreApp:
-        """The store of ``cfg`` with its face worker (if face billing is on), its screen (with the money actions)
-        and its MQTT link. Raises ValueError/OSError/ConfigError saying what in the config is wrong."""
-        worker = None
-        if cfg.vision.faces:
-            from .vision.faces import Rule
-            from .vision.worker import FaceWorker
+    def build(cls, cfg: StoreConfig, status_path: Path | None = None, face_worker: Any = None) -> StoreApp:
+        """The store of ``cfg`` with its face worker (if face billing is on: ``face_worker`` if given, launched
+        already by ``bingobox run``), its screen (with the money actions) and its MQTT link. Raises
+        ValueError/OSError/ConfigError saying what in the config is wrong."""
+        from .vision.worker import face_worker_for
 
-            vc = cfg.vision
-            worker = FaceWorker(Rule(vc.face_threshold, vc.face_margin, vc.agree_frames), detect_width=vc.detect_width)
+        worker = face_worker if face_worker is not None else face_worker_for(cfg.vision)
         app = cls(cfg, face_worker=worker, status_path=status_path)
         w = cfg.wallet
         assert w is not None  # (checked in __init__)

@@ -57,8 +57,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the store: the app against whatever the config points at. SIGTERM stops it cleanly."""
-    from ..app import StoreApp
     from ..simcheck import refuse_unmarked
+    from ..vision.worker import face_worker_for
 
     cfg = load(load_store_config, args.config)
     if cfg is None:
@@ -70,14 +70,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     if unmarked:
         print("\n".join(f"{args.config}: {p}" for p in unmarked), file=sys.stderr)
         return 2
+    faces = face_worker_for(cfg.vision)
+    if faces is not None:  # their models load while the app is imported and built (the store is up ~0.3 s sooner)
+        faces.launch()
     try:
-        app = StoreApp.build(cfg, status_path=Path(args.status_file) if args.status_file else None)
-    except ConfigError as e:
-        print("\n".join(e.problems), file=sys.stderr)
-        return 2
-    except (ValueError, OSError) as e:
-        print(f"{args.config}: cannot run the store: {e}", file=sys.stderr)
-        return 2
+        from ..app import StoreApp
+
+        app = StoreApp.build(cfg, status_path=Path(args.status_file) if args.status_file else None,
+                             face_worker=faces)
+    except BaseException as e:
+        if faces is not None:
+            faces.stop()
+        if isinstance(e, ConfigError):
+            print("\n".join(e.problems), file=sys.stderr)
+            return 2
+        if isinstance(e, (ValueError, OSError)):
+            print(f"{args.config}: cannot run the store: {e}", file=sys.stderr)
+            return 2
+        raise
     return app.run(lambda line: print(line, flush=True), lambda line: print(line, file=sys.stderr, flush=True))
 
 

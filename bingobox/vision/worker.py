@@ -19,16 +19,26 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from multiprocessing.connection import wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from .faces import Decision, FaceEngine, ImpostorScale, Quality, Rule, decide
 
+if TYPE_CHECKING:
+    from ..config import VisionConfig
+
 log = logging.getLogger(__name__)
 KEEP_CANDIDATES = 12  # while more frames come, the best dozen are kept
 SAME_POSE = 0.1  # two candidates nearer than this are one pose seen twice (photos of one person: 0.2–0.6 apart)
+
+
+def face_worker_for(vc: VisionConfig) -> FaceWorker | None:
+    """The face processes a store's ``[vision]`` asks for (None with face billing off), not launched yet."""
+    if not vc.faces:
+        return None
+    return FaceWorker(Rule(vc.face_threshold, vc.face_margin, vc.agree_frames), detect_width=vc.detect_width)
 
 
 class WorkerDown(RuntimeError):
@@ -218,9 +228,15 @@ class _Side:
     def launch(self, ctx: Any, target: Callable[..., None], args: tuple[Any, ...]) -> None:
         """Start the process (``ready`` waits until it has loaded its models)."""
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=target, args=(child, *args), name=f"bingobox-{self.name}", daemon=True)
-        self.proc.start()
-        child.close()
+        proc = ctx.Process(target=target, args=(child, *args), name=f"bingobox-{self.name}", daemon=True)
+        try:
+            proc.start()
+        except BaseException:
+            self.conn.close()
+            raise
+        finally:
+            child.close()
+        self.proc = proc
 
     def ready(self, timeout_s: float) -> None:
         try:
@@ -276,26 +292,43 @@ class FaceWorker:
         self._engine_kw = {"detect_width": detect_width, "upsample": upsample}
         self.matcher = _Side("matcher", timeout_s)
         self.enroller = _Side("enroller", timeout_s)
+        self._launched: WorkerDown | bool = False  # (or why the processes could not be started)
 
-    def start(self, timeout_s: float = 60.0) -> None:
+    def launch(self) -> None:
+        """Start both processes without waiting for them (``start`` waits): they load their models at once, and
+        while the rest of the store starts (``bingobox run`` launches them before it imports the app)."""
+        if self._launched:
+            return
         ctx = mp.get_context("spawn")  # no fork of a threaded controller
         a, b = ctx.Pipe()  # enroller → matcher: templates, and the matcher's acknowledgement
-        try:  # both load their models at once (a store restarts sooner: one load's time, not two)
+        try:  # (each child has its end once started: the parent's copies are closed below)
             self.matcher.launch(ctx, _serve_matcher, (a, self._engine_kw, self.rule))
             self.enroller.launch(ctx, _serve_enroller, (b, self._engine_kw, self.quality))
-            deadline = time.monotonic() + timeout_s
+            self._launched = True
+        except (OSError, ValueError, RuntimeError) as e:  # (no processes to be had: said by ``start``)
+            self.stop()
+            self._launched = WorkerDown(f"face processes could not be started: {e}")
+        finally:
+            a.close()
+            b.close()
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        """Launched (if not yet) and both ready, or ``WorkerDown`` with neither left running."""
+        self.launch()
+        if isinstance(self._launched, WorkerDown):
+            raise self._launched
+        deadline = time.monotonic() + timeout_s
+        try:
             self.matcher.ready(timeout_s)
             self.enroller.ready(max(0.0, deadline - time.monotonic()))
         except WorkerDown:
             self.stop()
             raise
-        finally:
-            a.close()
-            b.close()
 
     def stop(self) -> None:
         self.enroller.stop()
         self.matcher.stop()
+        self._launched = False  # (``start`` launches them again)
 
     @property
     def alive(self) -> bool:

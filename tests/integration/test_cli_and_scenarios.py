@@ -1,6 +1,7 @@
 """The CLI an integrator uses: sim-ctl, scenarios, and `bingobox devices` against a running simulator."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -142,3 +143,25 @@ def _check_unmarked(tmp_path, sim):
     assert r.returncode == 2 and "must say `sim = true`" in r.stderr  # before: it drove the simulator unasked
     cfg["store"]["sim"] = True
     assert refuse_unmarked(StoreConfig.model_validate(cfg)) == []
+    # a store that cannot be built after its face processes were launched (they load while the app is built; here
+    # the gateway's keys file holds none): it says why, and leaves none of them running
+    (tmp_path / "secret").chmod(0o600)
+    storeconf.write(tmp_path / "store.toml", cfg)
+    mark = f"bingobox-test-{time.monotonic_ns()}"
+    r = bb("run", "--config", str(tmp_path / "store.toml"), env={**os.environ, "BINGOBOX_TEST_MARK": mark})
+    assert r.returncode == 2 and "cannot run the store:" in r.stderr and "holds no Ed25519 keys" in r.stderr
+    assert "Traceback" not in r.stderr
+    time.sleep(0.2)
+    assert not marked(mark), "a face process outlived the controller"
+
+
+def marked(mark: str) -> list[int]:
+    """Processes whose environment carries ``mark`` (a child outliving its parent keeps it)."""
+    found = []
+    for env in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"BINGOBOX_TEST_MARK={mark}".encode() in env.read_bytes().split(b"\0"):
+                found.append(int(env.parent.name))
+        except OSError:  # (gone meanwhile, or not ours to read)
+            pass
+    return found

@@ -214,6 +214,37 @@ def test_a_face_process_dying_as_it_starts_is_worker_down_and_leaves_nothing_run
     assert w.matcher.proc is None and w.enroller.proc is None and not w.alive
 
 
+def test_face_processes_launched_early_are_stopped_cleanly_and_a_launch_that_fails_is_worker_down(monkeypatch):
+    """``bingobox run`` launches the face processes before it builds the store: stopped before anyone waited for
+    them (the store could not be built), neither is left; processes that cannot be had at all are ``WorkerDown`` at
+    ``start`` (the store then asks for the QR code at the exit), with nothing left running."""
+    w = FaceWorker()
+    w.launch()
+    procs = [w.matcher.proc, w.enroller.proc]
+    assert all(p.is_alive() for p in procs)
+    w.stop()
+    assert not any(p.is_alive() for p in procs) and w.matcher.proc is None and w.enroller.proc is None
+
+    import multiprocessing.context
+
+    calls = []
+
+    def no_process(self):
+        calls.append(self)
+        if len(calls) == 2:  # (the matcher started; the enroller cannot be)
+            raise OSError("Resource temporarily unavailable")
+        return real_start(self)
+
+    real_start = multiprocessing.context.SpawnProcess.start
+    monkeypatch.setattr(multiprocessing.context.SpawnProcess, "start", no_process)
+    w = FaceWorker()
+    w.launch()  # (the matcher's process is stopped at once: a store never runs with one face process)
+    with pytest.raises(WorkerDown, match="could not be started: Resource temporarily unavailable"):
+        w.start(timeout_s=60)
+    assert [p.name for p in calls] == ["bingobox-matcher", "bingobox-enroller"]
+    assert not calls[0].is_alive() and not w.alive and w.matcher.proc is None
+
+
 def test_worker_process_enrols_matches_and_forgets(testdata):
     w = FaceWorker()
     w.start()
