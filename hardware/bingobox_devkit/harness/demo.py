@@ -10,6 +10,7 @@ face to the exit camera (or, if not recognised in time, a fresh code) and walks 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import csv
 import json
 import os
@@ -177,6 +178,11 @@ class Demo:
             shutil.rmtree(d)  # a fresh store each run
         d.mkdir(parents=True, exist_ok=True)
         self.store_id, self.secret, self.admin = "demo-store", secrets.token_urlsafe(24), secrets.token_urlsafe(16)
+        # the operator's scrypt hash (~0.45 s; hashlib lets go of the GIL) is made while the gateway and the
+        # simulator start
+        hashing = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="operator-hash")
+        operator_hash = hashing.submit(hash_password, self.operator[1])
+        hashing.shutdown(wait=False)
         gport = free_port()
         # secrets go by environment and owner-only files: not in `ps`
         write_secret(d / "store-secret", self.secret)
@@ -209,7 +215,7 @@ class Demo:
         (d / "keys.json").write_text(json.dumps(keys))
         storeconf.write(d / "store.toml", storeconf.store_config(
             self.store_id, self.manifest["devices"], CATALOG, self.gw, d / "store-secret", d / "keys.json",
-            d / "store.db", self.screen_port, (self.operator[0], hash_password(self.operator[1])), self.wiring,
+            d / "store.db", self.screen_port, (self.operator[0], operator_hash.result()), self.wiring,
             self.shelf_kind, self.overrides, batches=self.goods.write_batches(d / "batches.csv"),
             cabinets=self.cabinets))
         self.start_controller()
