@@ -21,14 +21,30 @@ def _ephemeral_range() -> tuple[int, int]:
 
 
 def free_port() -> int:
-    """A loopback port nobody listens on, chosen **outside** the kernel's ephemeral range.
+    """A loopback port nobody listens on, chosen **outside** the kernel's ephemeral range, for a server that another
+    process will start (the gateway, a store's status screen, a broker).
 
     A port the kernel picked for ``bind(0)`` lies in the range it also gives to outgoing connections, so between
     this call and the server's ``listen`` a client socket (a request to the gateway, a broker connection) could take
     it: a CI run failed on exactly that (``address already in use`` on the status screen's port). Ports below the
-    range are never handed to clients; each is checked bindable and never given twice by this process."""
+    range are never handed to clients; each is checked bindable and never given twice by this process. They come
+    from the upper half of what lies below the range; the simulator's own listeners (``bind_listener``) from the
+    lower: a simulator starting in that window once took the port a store's screen had been promised."""
+    low, high = _below_range()
+    return _pick((low + high) // 2 + 1, high) if high - low >= 200 else _pick(low, high)
+
+
+def _below_range() -> tuple[int, int]:
     lo, hi = _ephemeral_range()
-    low, high = (_LOW, min(_HIGH, lo - 1)) if lo - 1 - _LOW >= 1000 else (max(hi + 1, 1024), 65535)
+    return (_LOW, min(_HIGH, lo - 1)) if lo - 1 - _LOW >= 1000 else (max(hi + 1, 1024), 65535)
+
+
+def _own_half() -> tuple[int, int]:
+    low, high = _below_range()
+    return (low, (low + high) // 2) if high - low >= 200 else (low, high)
+
+
+def _pick(low: int, high: int) -> int:
     rng = random.Random(os.getpid() ^ time.monotonic_ns())
     for _ in range(200 if high - low >= 100 else 0):  # (no room outside the range: the kernel chooses)
         port = rng.randint(low, high)
@@ -47,7 +63,8 @@ def free_port() -> int:
 
 
 def bind_listener(port: int) -> socket.socket:
-    """A listening loopback socket on ``port`` (0: a :func:`free_port`), SO_REUSEADDR set.
+    """A listening loopback socket on ``port`` (0: one outside the ephemeral range, from the lower half of what lies
+    below it, bound at once), SO_REUSEADDR set.
 
     A simulated device keeps its port across unplug/replug; one in the ephemeral range could meanwhile be taken by a
     client's own reconnect attempts (a loopback connect to a closed ephemeral port can even connect to itself)."""
@@ -55,7 +72,7 @@ def bind_listener(port: int) -> socket.socket:
         srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            srv.bind(("127.0.0.1", port or free_port()))
+            srv.bind(("127.0.0.1", port or _pick(*_own_half())))
         except OSError:
             srv.close()
             if port or attempt == 19:

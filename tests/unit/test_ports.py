@@ -15,6 +15,19 @@ def test_free_ports_are_outside_the_ephemeral_range_bindable_and_never_given_twi
             s.bind(("127.0.0.1", p))
 
 
+def test_ports_promised_to_a_server_and_a_simulator_s_own_listeners_come_from_apart():
+    """A port the harness promises to a server not yet listening (the store's screen) is never one a simulator
+    starting meanwhile picks for its own listeners: free ports from the upper half below the range, theirs from the
+    lower."""
+    promised = [free_port() for _ in range(100)]
+    listeners = [bind_listener(0) for _ in range(100)]
+    try:
+        assert max(s.getsockname()[1] for s in listeners) < min(promised)
+    finally:
+        for s in listeners:
+            s.close()
+
+
 def test_a_listener_on_port_zero_gets_a_port_outside_the_range_and_can_be_bound_again_after_closing():
     lo, hi = _ephemeral_range()
     srv = bind_listener(0)
