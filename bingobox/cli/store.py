@@ -71,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("\n".join(f"{args.config}: {p}" for p in unmarked), file=sys.stderr)
         return 2
     faces = face_worker_for(cfg.vision)
-    if faces is not None:  # their models load while the app is imported and built (the store is up ~0.3 s sooner)
+    if faces is not None:  # (their models load while the app is imported and built)
         faces.launch()
     try:
         from ..app import StoreApp

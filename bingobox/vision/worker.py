@@ -292,12 +292,13 @@ class FaceWorker:
         self._engine_kw = {"detect_width": detect_width, "upsample": upsample}
         self.matcher = _Side("matcher", timeout_s)
         self.enroller = _Side("enroller", timeout_s)
-        self._launched: WorkerDown | bool = False  # (or why the processes could not be started)
+        self._launched = False
+        self._unlaunchable: WorkerDown | None = None  # (why the processes could not be started)
 
     def launch(self) -> None:
         """Start both processes without waiting for them (``start`` waits): they load their models at once, and
         while the rest of the store starts (``bingobox run`` launches them before it imports the app)."""
-        if self._launched:
+        if self._launched or self._unlaunchable:
             return
         ctx = mp.get_context("spawn")  # no fork of a threaded controller
         a, b = ctx.Pipe()  # enroller → matcher: templates, and the matcher's acknowledgement
@@ -307,7 +308,7 @@ class FaceWorker:
             self._launched = True
         except (OSError, ValueError, RuntimeError) as e:  # (no processes to be had: said by ``start``)
             self.stop()
-            self._launched = WorkerDown(f"face processes could not be started: {e}")
+            self._unlaunchable = WorkerDown(f"face processes could not be started: {e}")
         finally:
             a.close()
             b.close()
@@ -315,8 +316,8 @@ class FaceWorker:
     def start(self, timeout_s: float = 60.0) -> None:
         """Launched (if not yet) and both ready, or ``WorkerDown`` with neither left running."""
         self.launch()
-        if isinstance(self._launched, WorkerDown):
-            raise self._launched
+        if self._unlaunchable:
+            raise self._unlaunchable
         deadline = time.monotonic() + timeout_s
         try:
             self.matcher.ready(timeout_s)

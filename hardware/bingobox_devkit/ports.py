@@ -30,18 +30,18 @@ def free_port() -> int:
     range are never handed to clients; each is checked bindable and never given twice by this process. They come
     from the upper half of what lies below the range; the simulator's own listeners (``bind_listener``) from the
     lower: a simulator starting in that window once took the port a store's screen had been promised."""
-    low, high = _below_range()
-    return _pick((low + high) // 2 + 1, high) if high - low >= 200 else _pick(low, high)
+    return _pick(*_below_range(promised=True))
 
 
-def _below_range() -> tuple[int, int]:
+def _below_range(promised: bool) -> tuple[int, int]:
+    """Ports below the ephemeral range (above it when there is no room below): the upper half for ports promised to
+    a server another process will start, the lower for listeners bound at once (all of it when too few to split)."""
     lo, hi = _ephemeral_range()
-    return (_LOW, min(_HIGH, lo - 1)) if lo - 1 - _LOW >= 1000 else (max(hi + 1, 1024), 65535)
-
-
-def _own_half() -> tuple[int, int]:
-    low, high = _below_range()
-    return (low, (low + high) // 2) if high - low >= 200 else (low, high)
+    low, high = (_LOW, min(_HIGH, lo - 1)) if lo - 1 - _LOW >= 1000 else (max(hi + 1, 1024), 65535)
+    if high - low < 200:
+        return low, high
+    mid = (low + high) // 2
+    return (mid + 1, high) if promised else (low, mid)
 
 
 def _pick(low: int, high: int) -> int:
@@ -72,7 +72,7 @@ def bind_listener(port: int) -> socket.socket:
         srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            srv.bind(("127.0.0.1", port or _pick(*_own_half())))
+            srv.bind(("127.0.0.1", port or _pick(*_below_range(promised=False))))
         except OSError:
             srv.close()
             if port or attempt == 19:
