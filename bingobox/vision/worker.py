@@ -144,11 +144,12 @@ ENROLLER_NICE = 10  # the enroller yields the cores to the exit's matcher (an ex
 
 
 def _serve_enroller(conn, to_matcher, engine_kw: dict, quality: Quality) -> None:
-    try:
+    engine = FaceEngine(quality=quality, **engine_kw)
+    try:  # (once its models are loaded: at nice 10 on a busy box its start took ten times as long, and the store
+        # waits for it)
         os.nice(ENROLLER_NICE)
     except OSError:  # (not allowed here: it runs at the controller's priority)
         pass
-    engine = FaceEngine(quality=quality, **engine_kw)
     candidates: dict[str, list[tuple[float, np.ndarray]]] = {}  # visit → (quality, encoding) being enrolled
 
     def hand_over(visit: str, encodings: list[np.ndarray], append: bool, keep: int) -> int:
