@@ -293,20 +293,18 @@ class FaceWorker:
         self._engine_kw = {"detect_width": detect_width, "upsample": upsample}
         self.matcher = _Side("matcher", timeout_s)
         self.enroller = _Side("enroller", timeout_s)
-        self._launched = False
         self._unlaunchable: WorkerDown | None = None  # (why the processes could not be started)
 
     def launch(self) -> None:
         """Start both processes without waiting for them (``start`` waits): they load their models at once, and
         while the rest of the store starts (``bingobox run`` launches them before it imports the app)."""
-        if self._launched or self._unlaunchable:
-            return
+        if self.matcher.proc is not None or self._unlaunchable:
+            return  # (launched already, or they cannot be)
         ctx = mp.get_context("spawn")  # no fork of a threaded controller
         a, b = ctx.Pipe()  # enroller → matcher: templates, and the matcher's acknowledgement
         try:  # (each child has its end once started: the parent's copies are closed below)
             self.matcher.launch(ctx, _serve_matcher, (a, self._engine_kw, self.rule))
             self.enroller.launch(ctx, _serve_enroller, (b, self._engine_kw, self.quality))
-            self._launched = True
         except (OSError, ValueError, RuntimeError) as e:  # (no processes to be had: said by ``start``)
             self.stop()
             self._unlaunchable = WorkerDown(f"face processes could not be started: {e}")
@@ -329,8 +327,7 @@ class FaceWorker:
 
     def stop(self) -> None:
         self.enroller.stop()
-        self.matcher.stop()
-        self._launched = False  # (``start`` launches them again)
+        self.matcher.stop()  # (``start`` launches them again)
 
     @property
     def alive(self) -> bool:

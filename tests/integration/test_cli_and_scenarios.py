@@ -153,6 +153,14 @@ def _check_unmarked(tmp_path, sim):
     assert "Traceback" not in r.stderr
     time.sleep(0.2)
     assert not marked(mark), "a face process outlived the controller"
+    # the same in this process, which goes on: the failed build stops them itself (not the interpreter's exit)
+    import argparse
+    import multiprocessing
+
+    from bingobox.cli.store import cmd_run
+
+    assert cmd_run(argparse.Namespace(config=str(tmp_path / "store.toml"), status_file=None)) == 2
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("bingobox-")]
 
 
 def marked(mark: str) -> list[int]:
