@@ -5,12 +5,16 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.setup-stamp
-# libzbar0: pyzbar's library. cmake + OpenBLAS/LAPACK: dlib is built from source with BLAS (see below).
+# libzbar0: pyzbar's library. g++, python3-dev, cmake + OpenBLAS/LAPACK: dlib is built from source with BLAS for
+# this machine's processor (see below).
 # chromium: the real browser the status screen's tests drive (Playwright with executablePath, no download).
 # mosquitto (+ clients): the MQTT broker the fleet tests run; postgresql: the fleet service's other database (both
 # Debian's, started on free ports in temp dirs by the tests).
-APT_PKGS := libzbar0 cmake libopenblas-dev liblapack-dev chromium mosquitto mosquitto-clients postgresql
+APT_PKGS := libzbar0 g++ python3-dev cmake libopenblas-dev liblapack-dev chromium mosquitto mosquitto-clients postgresql
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DLIB    := dlib==20.0.1
+# Our dlib wheels, one folder per processor: what -march=native means to this box's compiler (asked when it is there).
+DLIB_WHEELS = $(HOME)/.cache/bingobox/dlib-wheels/$$(uname -m)-$$(gcc -march=native -Q --help=target | md5sum | cut -c1-12)
 
 .PHONY: setup test unit integration lint fuzz product-alone demo store devices-demo sim clean
 
@@ -25,12 +29,18 @@ $(STAMP): pyproject.toml hardware/pyproject.toml Makefile
 	@[ -x $(BIN)/python ] || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e . -e './hardware[test]'
 	@# dlib has no wheels. We build it from source against OpenBLAS: face encoding on the exit's critical
-	@# path is 4.6x faster than with the dlib-bin wheel (bingobox bench vision; README "Vision stack").
-	@# The build takes ~8 min once; pip caches the wheel, so later setups take seconds.
+	@# path is 4.6x faster than with the dlib-bin wheel (bingobox bench vision; docs/vision.md).
+	@# And for this processor (-march=native): dlib's default x86 flags stop at AVX, where its HOG face detector's
+	@# 8-wide integer steps are emulated; with AVX2 it detects 2.8x faster (docs/vision.md). The build takes
+	@# ~8 min once per processor (its wheel kept in DLIB_WHEELS, not pip's cache, which knows nothing of flags).
 	@$(BIN)/python -m pip uninstall -q -y dlib-bin 2>/dev/null || true
-	@$(BIN)/python -c 'import dlib, sys; sys.exit(0 if dlib.DLIB_USE_BLAS else 1)' 2>/dev/null || \
-	  { echo "building dlib with OpenBLAS (about 8 minutes the first time)"; \
-	    $(BIN)/python -m pip install -q --disable-pip-version-check --no-binary dlib 'dlib==20.0.1'; }
+	@[ -f $(VENV)/.dlib-native ] && $(BIN)/python -c 'import dlib, sys; sys.exit(0 if dlib.DLIB_USE_BLAS else 1)' \
+	  2>/dev/null || { w=$(DLIB_WHEELS); ls $$w/dlib-*.whl >/dev/null 2>&1 || { \
+	    echo "building dlib with OpenBLAS for this processor (about 8 minutes the first time)"; \
+	    CFLAGS=-march=native CXXFLAGS=-march=native $(BIN)/python -m pip wheel -q --disable-pip-version-check \
+	      --no-cache-dir --no-deps --no-binary dlib -w $$w '$(DLIB)'; }; \
+	    $(BIN)/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps --no-index \
+	      --find-links $$w '$(DLIB)' && touch $(VENV)/.dlib-native; }
 	$(BIN)/python -m pip install -q --disable-pip-version-check face_recognition_models Pillow Click
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps face_recognition
 	@touch $(STAMP)
