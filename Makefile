@@ -37,8 +37,9 @@ $(STAMP): pyproject.toml hardware/pyproject.toml Makefile
 	@[ -f $(VENV)/.dlib-native ] && $(BIN)/python -c 'import dlib, sys; sys.exit(0 if dlib.DLIB_USE_BLAS else 1)' \
 	  2>/dev/null || { w=$(DLIB_WHEELS); ls $$w/dlib-*.whl >/dev/null 2>&1 || { \
 	    echo "building dlib with OpenBLAS for this processor (about 8 minutes the first time)"; \
-	    CFLAGS=-march=native CXXFLAGS=-march=native $(BIN)/python -m pip wheel -q --disable-pip-version-check \
-	      --no-cache-dir --no-deps --no-binary dlib -w $$w '$(DLIB)'; }; \
+	    rm -rf $$w.part && CFLAGS=-march=native CXXFLAGS=-march=native $(BIN)/python -m pip wheel -q \
+	      --disable-pip-version-check --no-cache-dir --no-deps --no-binary dlib -w $$w.part '$(DLIB)' && \
+	    mkdir -p $$w && mv $$w.part/dlib-*.whl $$w/ && rm -rf $$w.part; }; \
 	    $(BIN)/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps --no-index \
 	      --find-links $$w '$(DLIB)' && touch $(VENV)/.dlib-native; }
 	$(BIN)/python -m pip install -q --disable-pip-version-check face_recognition_models Pillow Click
