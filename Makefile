@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml hardware/pyproject.toml Makefile
 	@# dlib has no wheels. We build it from source against OpenBLAS: face encoding on the exit's critical
 	@# path is 4.6x faster than with the dlib-bin wheel (bingobox bench vision; docs/vision.md).
 	@# And for this processor (-march=native): dlib's default x86 flags stop at AVX, where its HOG face detector's
-	@# 8-wide integer steps are emulated; with AVX2 it detects 2.8x faster (docs/vision.md). The build takes
+	@# 8-wide integer steps are emulated; with AVX2 it detects 1.7-2.6x faster (docs/vision.md). The build takes
 	@# ~8 min once per processor (its wheel kept in DLIB_WHEELS, not pip's cache, which knows nothing of flags).
 	@$(BIN)/python -m pip uninstall -q -y dlib-bin 2>/dev/null || true
 	@[ -f $(VENV)/.dlib-native ] && $(BIN)/python -c 'import dlib, sys; sys.exit(0 if dlib.DLIB_USE_BLAS else 1)' \
