@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml hardware/pyproject.toml Makefile
 	    echo "building dlib with OpenBLAS for this processor (about 8 minutes the first time)"; \
 	    rm -rf $$w.part && CFLAGS=-march=native CXXFLAGS=-march=native $(BIN)/python -m pip wheel -q \
 	      --disable-pip-version-check --no-cache-dir --no-deps --no-binary dlib -w $$w.part '$(DLIB)' && \
-	    mkdir -p $$w && mv $$w.part/dlib-*.whl $$w/ && rm -rf $$w.part; }; \
+	    mkdir -p $$w && mv $$w.part/dlib-*.whl $$w/ && rm -rf $$w.part || { echo "dlib's build failed (above)"; exit 1; }; }; \
 	    $(BIN)/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps --no-index \
 	      --find-links $$w '$(DLIB)' && touch $(VENV)/.dlib-native; }
 	$(BIN)/python -m pip install -q --disable-pip-version-check face_recognition_models Pillow Click
