@@ -177,6 +177,9 @@ class FaceSide:
         nobody = True  # the last look found no face
         matched = False  # the last look matched someone
         looked_for: tuple[list[str], bool] = ([], False)  # whom the last look compared the picture with, open set
+        # looks at a face since the last look that found none, that decided nothing: (picked, the nearest shopper or
+        # None, why: unsure_open, several_faces …)
+        undecided: collections.deque[tuple[float, str | None, str]] = collections.deque(maxlen=64)
         while not self._stop.is_set():
             inside, open_set = self._candidates, self._open
             if not inside:
@@ -200,6 +203,7 @@ class FaceSide:
                 if gate.background_empty:  # the exit area as a look found it empty: whoever was here has left
                     nobody, matched = True, False
                     recent.clear()
+                    undecided.clear()
                     gate.looked()  # (decided on: nobody; the next shopper's picture is a change from it)
                     continue
             if gate.unchanged_since_look() and ((inside, open_set) == looked_for or matched):
@@ -234,10 +238,18 @@ class FaceSide:
             self.stats[f"decided_{d.reason}"] = self.stats.get(f"decided_{d.reason}", 0) + 1
             nobody = d.reason == "no_face"
             matched = d.reason == "matched"
-            if nobody:
-                gate.absorb(preview)  # what changed was not a person (light, a door, a trolley)
+            if nobody:  # what changed was not a person (light, a door, a trolley), or not one seen yet: a look
+                gate.absorb(preview)  # that found no face may be at the empty area before them, not counted
+                undecided.clear()
             else:
-                self.inbox.offer("face", FaceDecided(d, recent[0][0], {"picked": picked, "decided": decided}))
+                before = [(t, why) for t, near, why in undecided if matched and near in (d.match, None)]
+                self.inbox.offer("face", FaceDecided(d, recent[0][0], {"picked": picked, "decided": decided},
+                                                     dict(collections.Counter(why for _, why in before)),
+                                                     before[0][0] if before else None))
+            if matched:  # (their looks are told; the next shopper's count afresh)
+                undecided = collections.deque((u for u in undecided if u[1] not in (d.match, None)), maxlen=64)
+            elif not nobody:
+                undecided.append((picked, d.nearest, d.reason))
 
     def _enroller(self) -> None:
         while not self._stop.is_set():

@@ -45,8 +45,10 @@ class Checkout:
         if d.reason == "matched":
             v = core.book.get(d.match)
             if v is not None and v.inside:
-                self.identify(v, ev.frame_t, {"by": "face", "distance": d.distance, "margin": d.margin},
-                              {**ev.stages, "captured": ev.frame_t})
+                how: dict[str, Any] = {"by": "face", "distance": d.distance, "margin": d.margin}
+                if ev.undecided:  # why the door opened later than the first look at them
+                    how |= {"undecided_looks": ev.undecided, "first_look": ev.first_look}
+                self.identify(v, ev.frame_t, how, {**ev.stages, "captured": ev.frame_t})
             return
         v = core.book.get(d.nearest)
         if d.reason == "unsure_margin" and v is not None and v.machine.can("not_sure"):

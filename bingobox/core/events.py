@@ -67,11 +67,15 @@ class CardPaired:
 
 @dataclass(frozen=True, slots=True)
 class FaceDecided:
-    """The exit camera's face decision (matched / unsure / no_face …) for the frame taken at ``frame_t``."""
+    """The exit camera's face decision (matched / unsure / no_face …) for the frame taken at ``frame_t``;
+    ``undecided``: the reasons of the looks at this shopper that decided nothing before it (``unsure_open`` …: why a
+    door opened late), ``first_look``: when the first of them was made."""
 
     decision: FaceDecision
     frame_t: float
     stages: dict[str, float] = field(default_factory=dict)
+    undecided: dict[str, int] = field(default_factory=dict)
+    first_look: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,10 +47,11 @@ class Worker:
 
 class Inbox:
     def __init__(self):
-        self.decided = []
+        self.decided, self.events = [], []
 
     def offer(self, key, ev):
         self.decided.append(ev.decision.match)
+        self.events.append(ev)
 
 
 def run(side, steps):
@@ -98,6 +99,55 @@ def test_the_open_set_reaches_the_worker_and_a_picture_is_looked_at_again_when_i
     assert worker.opens[0] is True and worker.opens[-1] is False
     assert inbox.decided[0] is None and inbox.decided[-1] == "v_a"
     assert worker.opens.count(True) == 1  # the unchanged picture, the same candidates, still open: no second look
+
+
+def test_a_match_tells_the_looks_at_them_that_decided_nothing_before_it():
+    """Why a door opened late: the looks at the shopper that were unsure (a stranger inside) come with the match, and
+    when the first of them was made; the next match starts counting afresh."""
+    worker, inbox = Worker("v_a", "nobody", unsure_when_open=True), Inbox()
+    side = FaceSide(worker, Cam(None), Cam(shopper_at_the_exit()), inbox, VisionConfig())
+    t0 = time.time()
+    run(side, [(["v_a"], 0.5, 1), (["v_a", "v_c"], 0.5, 1), (["v_a", "v_c"], 0.5, 0)])
+    unsure, _, match = inbox.events
+    assert [e.decision.reason for e in inbox.events] == ["unsure_open", "unsure_open", "matched"]
+    assert unsure.undecided == {} and unsure.first_look is None  # (told with a match only)
+    assert match.undecided == {"unsure_open": 2}
+    assert t0 < match.first_look <= unsure.stages["picked"] < match.stages["picked"] - 0.5
+
+
+class Walking:
+    """The shopper walking up: a new picture every frame (the face growing); no face found in the first."""
+
+    def __init__(self):
+        self.seq = 0
+
+    def wait_frame(self, after_seq=0, timeout=1.0):
+        time.sleep(1 / 15)
+        self.seq += 1
+        img = np.zeros((240, 320, 3), np.uint8)
+        img[40:200, 100 + 10 * min(self.seq, 8) : 220] = 200
+        return Frame(img, time.time(), self.seq)
+
+
+class FoundLate:
+    def __init__(self, who):
+        self.who, self.looks = who, []
+
+    def match(self, frames, inside, roi=None, open_set=False):
+        self.looks.append("shopper")
+        if len(self.looks) == 1:
+            return Decision(None, None, None, "no_face")
+        return Decision(self.who, 0.36, 0.1, "matched", self.who)
+
+
+def test_looks_that_found_no_face_are_not_told_with_the_match():
+    """A look that found no face may have been at the empty exit area just before the shopper stepped in (a demo's
+    exits were told of a look at the area the previous shopper had just left): only looks at a face are told."""
+    worker, inbox = FoundLate("v_a"), Inbox()
+    side = FaceSide(worker, Cam(None), Walking(), inbox, VisionConfig())
+    run(side, [(["v_a"], 0.6)])
+    assert worker.looks[:2] == ["shopper", "shopper"]  # (the first found no face)
+    assert inbox.events[0].decision.reason == "matched" and all(e.undecided == {} for e in inbox.events)
 
 
 class Seen:

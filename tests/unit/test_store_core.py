@@ -262,6 +262,18 @@ def test_alone_the_shelf_attributes_and_the_exit_charges_once_after_the_intent(r
     assert rig.visit_of("acc_1")["state"] == "left" and [c["amount_fen"] for c in rig.client.charges] == [350]
     kinds = [k for k, _ in rig.events(v["id"])]
     assert kinds.index("identified") < kinds.index("basket") < kinds.index("charge_succeeded") < kinds.index("receipt")
+    assert "undecided_looks" not in dict(rig.events(v["id"]))["identified"]  # (decided at the first look)
+
+
+def test_the_looks_that_decided_nothing_before_a_face_match_are_in_its_record(rig):
+    v = rig.enter("acc_1")
+    rig.at(5)
+    rig.core.handle(FaceDecided(Decision(v["id"], 0.4, 0.2, "matched", v["id"]), rig.clock.t - 0.1, {},
+                                {"unsure_open": 3}, rig.clock.t - 1.4))
+    rig.run()
+    how = dict(rig.events(v["id"]))["identified"]
+    assert how["by"] == "face" and how["undecided_looks"] == {"unsure_open": 3}
+    assert how["first_look"] == rig.clock.t - 1.4
 
 
 def test_several_inside_the_exit_reader_decides_within_the_window_of_the_identification(rig):
