@@ -394,26 +394,48 @@ def bench_store(exits: int, testdata: Path, concurrency: int = 3, seed: int = 1,
 def _from_zone(d) -> dict:
     """Face exits timed from the shopper's side: from stepping into the exit area (the camera sees them) to the
     unlock acknowledged (``exit_from_zone_ms``), and from reaching the door (``EXIT_WALK_S`` later) to it
-    (``door_wait_ms``; 0 when the door was unlocked before they got there: they did not stop)."""
+    (``door_wait_ms``; 0 when the door was unlocked before they got there: they did not stop). And the face exits
+    whose match came after looks at them that decided nothing (``after_undecided_looks``: how many, why, and their
+    waits at the door): a long wait is the rule's, not the pipeline's, when it is among them; when the identifying
+    frame was taken (``identifying_frame_after_zone_ms``), and the longest waits at the door with both."""
+    import collections
     import json as _json
     import sqlite3
 
     from bingobox.metrics import percentiles
 
+    def rows(kind: str, like: str = "%") -> dict:
+        return {r["account_id"]: _json.loads(r["data"]) for r in c.execute(
+            "SELECT v.account_id, e.data FROM visit_events e JOIN visits v ON v.id = e.visit_id "
+            "WHERE e.kind=? AND e.data LIKE ?", (kind, like))}
+
     with sqlite3.connect(f"file:{d.dir / 'store.db'}?mode=ro", uri=True) as c:
         c.row_factory = sqlite3.Row
-        acked = {r["account_id"]: _json.loads(r["data"]).get("acked") for r in c.execute(
-            "SELECT v.account_id, e.data FROM visit_events e JOIN visits v ON v.id = e.visit_id "
-            "WHERE e.kind='stages' AND e.data LIKE '%\"path\": \"exit\"%'")}
-    zone, wait = [], []
+        acked = {a: r.get("acked") for a, r in rows("stages", '%"path": "exit"%').items()}
+        how = rows("identified")
+    zone, wait, seen, late, why, waited = [], [], [], [], collections.Counter[str](), []
     for s in d.shoppers:
         t = acked.get(s.account)
         if t is None or s.used_qr_at_exit or not s.face or s.exit_zone_at is None or s.at_door_at is None:
             continue
         zone.append((t - s.exit_zone_at) * 1000)
         wait.append(max(0.0, t - s.at_door_at) * 1000)
+        ident = how.get(s.account, {})
+        if ident.get("frame_t") is not None:
+            seen.append((ident["frame_t"] - s.exit_zone_at) * 1000)
+        undecided = ident.get("undecided_looks")
+        if undecided:
+            late.append(wait[-1])
+            why.update(undecided)
+        if wait[-1] > 0:
+            waited.append({"door_wait_ms": round(wait[-1], 1), "undecided_looks": undecided or {},
+                           "frame_after_zone_ms": round(seen[-1], 1) if ident.get("frame_t") else None})
+    waited.sort(key=lambda w: -w["door_wait_ms"])
     return {"exit_from_zone_ms": percentiles(zone), "door_wait_ms": percentiles(wait),
-            "door_open_before_arrival": sum(w == 0 for w in wait)}
+            "door_open_before_arrival": sum(w == 0 for w in wait),
+            "identifying_frame_after_zone_ms": percentiles(seen),
+            "after_undecided_looks": {"exits": len(late), "looks": dict(why), "door_wait_ms": percentiles(late)},
+            "longest_door_waits": waited[:10]}
 
 
 def _p50_p99(stages: dict) -> dict:
