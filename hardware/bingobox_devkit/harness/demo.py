@@ -41,6 +41,7 @@ FAULTS = ("gateway_drop", "gateway_errors", "gateway_outage", "unplug", "junk", 
 EXIT_WALK_S = 0.4  # from stepping into the exit area to reaching the exit door
 WALKER_LOOK_S = 1.0  # a shopper without consent in front of the exit camera before they show their code
 APPROACH_SETTLE_S = 0.25  # seen on approach: the exit reader's rounds this long after the frame join the window
+APPROACH_FROM = 0.5  # seen on approach, they walk towards the camera: their face from half its size at the door
 FAULT_AFTERMATH_S = 5.0  # a visit this close after a fault ended counts as touched by it (review rate per fault)
 STOCK = 24  # tags per product on its shelf
 CATALOG = ROOT / "config/catalog.csv"
@@ -109,9 +110,9 @@ class Demo:
         ``take_expired``: how likely a shopper who reaches for an item of an expired lot keeps it (not charged;
         0: they put it back and take another, so a test's one item is always one that is charged);
         ``approach``: the exit camera sees each shopper as they step into the exit area, with their goods, not at
-        the door; the store waits ``APPROACH_SETTLE_S`` after the frame for the goods to be read (``exit_settle_s``)
-        and the walk to the door hides it; ``more_faces``: shoppers' faces also from ``MORE_FACES`` (a crowd with
-        a face each)."""
+        the door, and as they walk to it (their face growing from ``APPROACH_FROM`` of its size there); the store
+        waits ``APPROACH_SETTLE_S`` after the frame for the goods to be read (``exit_settle_s``) and the walk to the
+        door hides it; ``more_faces``: shoppers' faces also from ``MORE_FACES`` (a crowd with a face each)."""
         self.approach = approach
         self.more_faces = more_faces
         # a person is inside once at a time: a shopper whose face is inside already waits (``repeat_faces``: not)
@@ -423,8 +424,9 @@ class Demo:
             if epcs:
                 self.act("tags.add", reader="exit-area", epcs=epcs)
             show = (s.face[1] if s.face else s.walker_face) if face else None
-            if show and self.approach:  # seen as they step into the exit area, with their goods
-                self.act("camera.show", camera="exit-cam", image=str(show), scale=0.8)
+            if show and self.approach:  # seen as they step into the exit area, with their goods, walking closer
+                self.act("camera.show", camera="exit-cam", image=str(show), scale=0.8, walk_from=APPROACH_FROM,
+                         walk_s=EXIT_WALK_S)
             # walking through the exit area to the door. (Seen at the door, the goods have been in the reader's
             # field for the walk; seen on approach, the store waits ``exit_settle_s`` for them: without it the
             # window can close before the reader has read them, and a CI demo once charged them to the next shopper.)

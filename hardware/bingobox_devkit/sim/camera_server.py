@@ -121,6 +121,7 @@ class VirtualCamera:
         self._shown: np.ndarray | None = None
         self._shown_what: str | None = None
         self._scale = 0.6
+        self._walk: tuple[float, float, float] | None = None  # (from scale, over seconds, since monotonic)
         self._jpeg: bytes = b""
         self._seq = 0
         self._cond = threading.Condition()
@@ -131,24 +132,44 @@ class VirtualCamera:
         self.stats = {"frames": 0, "clients": 0, "served_frames": 0}
 
     # the physical world ----------------------------------------------------------------------------
-    def show(self, image: np.ndarray, what: str, scale: float = 0.6) -> None:
-        if not 0.05 <= scale <= 1.0:
-            raise ValueError("scale must be within 0.05..1.0 of the frame height")
-        self._shown, self._shown_what, self._scale = image, what, scale
+    def show(self, image: np.ndarray, what: str, scale: float = 0.6, walk_from: float | None = None,
+             walk_s: float = 0.0) -> None:
+        """``image`` at ``scale`` of the frame's height, centred; with ``walk_from``: someone walking towards the
+        camera, first at that scale and low in the frame's left half, growing to ``scale`` at the centre over
+        ``walk_s`` seconds (each frame of the walk differs, as a camera's would)."""
+        for x in (scale, walk_from if walk_from is not None else scale):
+            if not 0.05 <= x <= 1.0:
+                raise ValueError("scale must be within 0.05..1.0 of the frame height")
+        if walk_from is not None and not 0 < walk_s <= 10:
+            raise ValueError("walk_s must be within 0..10 s")
+        walk = (walk_from, walk_s, time.monotonic()) if walk_from is not None else None
+        self._shown, self._shown_what, self._scale, self._walk = image, what, scale, walk
 
     def clear(self) -> None:
         self._shown, self._shown_what = None, None
+
+    def _where(self) -> tuple[float, float]:
+        """(scale, how far along the walk: 0 at its start, 1 at the end or without a walk)."""
+        walk = self._walk
+        if walk is None:
+            return self._scale, 1.0
+        start, over, since = walk
+        done = min(1.0, (time.monotonic() - since) / over)
+        return start + (self._scale - start) * done, done
 
     def compose(self, seq: int) -> np.ndarray:
         frame = self._bg.copy()
         img = self._shown
         if img is not None:
             h, w = frame.shape[:2]
-            target_h = int(h * self._scale)
+            scale, done = self._where()
+            target_h = int(h * scale)
             f = min(target_h / img.shape[0], (w * 0.9) / img.shape[1])
             small = cv2.resize(img, (max(1, int(img.shape[1] * f)), max(1, int(img.shape[0] * f))),
                                interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
             y0, x0 = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
+            x0 = int(x0 * (0.5 + 0.5 * done))  # (walking in from the left: the centre at the door)
+            y0 = int(y0 + (h - small.shape[0] - y0) * 0.5 * (1 - done))
             frame[y0 : y0 + small.shape[0], x0 : x0 + small.shape[1]] = small
         cv2.putText(frame, f"{self.name} #{seq}", (8, frame.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                     (255, 255, 255), 1, cv2.LINE_AA)

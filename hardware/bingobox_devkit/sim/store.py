@@ -179,7 +179,8 @@ class VirtualStore:
         return {"tags": r.set_tags(_as_list(epcs), **at)}
 
     def _camera_show(self, camera: str, image: str | None = None, qr: str | None = None,
-                     scale: float = 0.6) -> dict:
+                     scale: float = 0.6, walk_from: float | None = None, walk_s: float = 0.0) -> dict:
+        """``walk_from``: the image walks towards the camera from that scale to ``scale`` over ``walk_s`` s."""
         cam = self._get(self.cameras, camera, "camera")
         if (image is None) == (qr is None):
             raise ActionError("camera.show needs exactly one of image=PATH or qr=TEXT")
@@ -188,7 +189,11 @@ class VirtualStore:
             if not any(path.is_relative_to(d) for d in self.image_dirs):
                 raise ActionError(f"camera.show: {image} is not in an image folder the simulator serves from "
                                   f"(sim.image_dirs: {', '.join(map(str, self.image_dirs)) or 'none'})", 403)
-            cam.show(load_image(path), f"image:{path.name}", float(scale))
+            try:
+                cam.show(load_image(path), f"image:{path.name}", float(scale),
+                         None if walk_from is None else float(walk_from), float(walk_s))
+            except ValueError as e:
+                raise ActionError(f"camera.show: {e}") from None
         else:
             cam.show(qr_image(str(qr)), "qr", float(scale))
         return {}
