@@ -18,7 +18,8 @@ def _exit(c, vid, account, zone, frame_after, acked_after, undecided=None):
     if undecided:
         how |= {"undecided_looks": undecided, "first_look": zone}
     for kind, data in (("identified", how), ("stages", {"path": "exit", "acked": zone + acked_after / 1000})):
-        c.execute("INSERT INTO visit_events (visit_id, t, kind, data) VALUES (?, 0, ?, ?)", (vid, kind, json.dumps(data)))
+        c.execute("INSERT INTO visit_events (visit_id, t, kind, data) VALUES (?, 0, ?, ?)",
+                  (vid, kind, json.dumps(data)))
 
 
 def test_waits_at_the_door_say_when_the_face_was_identified_and_after_what(tmp_path: Path):
