@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import serial
@@ -132,6 +133,13 @@ def test_control_api_rejects_bad_requests(sim):
     r = http.post(f"{url}/action", json={"action": "camera.show", "camera": "door-cam",
                                          "image": str(sim.dir / "nope.jpg")}, timeout=5)
     assert r.status_code == 400 and "no such image" in r.json()["error"]["message"]
+    from bingobox_devkit.paths import testdata
+
+    photo = str(Path(testdata()) / "faces/obama/1.jpg")
+    for walk, what in (({"walk_from": 0.0, "walk_s": 0.4}, "scale"), ({"walk_from": 0.5, "walk_s": -1}, "walk_s")):
+        r = http.post(f"{url}/action", json={"action": "camera.show", "camera": "door-cam", "image": photo, **walk},
+                      timeout=5)
+        assert r.status_code == 400 and what in r.json()["error"]["message"]  # a walk out of range: refused
     # what a page in a browser on the box could send: no token, a rebound Host, a form's content type
     door = {"action": "door.open", "door": "entrance"}
     assert requests.post(f"{url}/action", json=door, timeout=5).status_code == 401

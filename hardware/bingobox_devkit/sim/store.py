@@ -189,11 +189,8 @@ class VirtualStore:
             if not any(path.is_relative_to(d) for d in self.image_dirs):
                 raise ActionError(f"camera.show: {image} is not in an image folder the simulator serves from "
                                   f"(sim.image_dirs: {', '.join(map(str, self.image_dirs)) or 'none'})", 403)
-            try:
-                cam.show(load_image(path), f"image:{path.name}", float(scale),
-                         None if walk_from is None else float(walk_from), float(walk_s))
-            except ValueError as e:
-                raise ActionError(f"camera.show: {e}") from None
+            cam.show(load_image(path), f"image:{path.name}", float(scale),  # (a bad walk: ``act``'s ActionError)
+                     None if walk_from is None else float(walk_from), float(walk_s))
         else:
             cam.show(qr_image(str(qr)), "qr", float(scale))
         return {}
