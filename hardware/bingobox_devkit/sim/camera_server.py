@@ -9,6 +9,7 @@ import io
 import logging
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -113,15 +114,16 @@ class VirtualCamera:
 
     kind = "camera"
 
-    def __init__(self, cfg: SimCamera, seed: int = 0) -> None:
+    def __init__(self, cfg: SimCamera, seed: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
+        self._clock = clock  # (a walk's progress: the tests set it)
         self.name = cfg.name
         self.port = cfg.port
         self._bg = background(cfg.width, cfg.height, seed)
         self._shown: np.ndarray | None = None
         self._shown_what: str | None = None
         self._scale = 0.6
-        self._walk: tuple[float, float, float] | None = None  # (from scale, over seconds, since monotonic)
+        self._walk: tuple[float, float, float] | None = None  # (from scale, over seconds, since: the clock)
         self._jpeg: bytes = b""
         self._seq = 0
         self._cond = threading.Condition()
@@ -142,7 +144,7 @@ class VirtualCamera:
                 raise ValueError("scale must be within 0.05..1.0 of the frame height")
         if walk_from is not None and not 0 < walk_s <= 10:
             raise ValueError("walk_s must be within 0..10 s")
-        walk = (walk_from, walk_s, time.monotonic()) if walk_from is not None else None
+        walk = (walk_from, walk_s, self._clock()) if walk_from is not None else None
         self._shown, self._shown_what, self._scale, self._walk = image, what, scale, walk
 
     def clear(self) -> None:
@@ -154,7 +156,7 @@ class VirtualCamera:
         if walk is None:
             return self._scale, 1.0
         start, over, since = walk
-        done = min(1.0, (time.monotonic() - since) / over)
+        done = min(1.0, (self._clock() - since) / over)
         return start + (self._scale - start) * done, done
 
     def compose(self, seq: int) -> np.ndarray:
